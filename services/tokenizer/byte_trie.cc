@@ -1,7 +1,6 @@
 #include "services/tokenizer/byte_trie.h"
 
 #include <algorithm>
-#include <numeric>
 
 namespace skein::tokenizer {
 
@@ -16,13 +15,26 @@ class ByteTrieBuilder {
     std::vector<uint32_t> order;
     order.reserve(keys_.size());
     for (uint32_t i = 0; i < keys_.size(); ++i) {
-      if (!keys_[i].bytes.empty() && keys_[i].value != 0) order.push_back(i);
+      const ByteTrie::Key& key = keys_[i];
+      if (!key.bytes.empty() && key.value != 0) {
+        order.push_back(i);
+      }
     }
-    // Stable, so that among equal keys the earliest one is met first and wins.
-    std::stable_sort(order.begin(), order.end(),
-                     [this](uint32_t a, uint32_t b) { return keys_[a].bytes < keys_[b].bytes; });
-
-    Grow(1024);
+    SortKeys(order);
+    // One cell per state (one per distinct prefix) plus some slack for the gaps.
+    size_t states = 1;
+    for (size_t i = 0; i < order.size(); ++i) {
+      const absl::string_view key = Bytes(order, i);
+      size_t shared = 0;
+      if (i > 0) {
+        const absl::string_view prev = Bytes(order, i - 1);
+        while (shared < key.size() && shared < prev.size() && key[shared] == prev[shared]) {
+          ++shared;
+        }
+      }
+      states += key.size() - shared;
+    }
+    Grow(states + states / 8 + 1024);
     Use(ByteTrie::kRoot);
     std::vector<Task> stack = {{ByteTrie::kRoot, 0, static_cast<uint32_t>(order.size()), 0}};
     std::vector<uint8_t> labels;
@@ -32,10 +44,12 @@ class ByteTrieBuilder {
       stack.pop_back();
       uint32_t i = task.lo;
       for (; i < task.hi && Bytes(order, i).size() == task.depth; ++i) {
-        uint32_t& value = trie_.cells_[task.state].value;
-        if (value == 0) value = keys_[order[i]].value;
+        if (trie_.values_[task.cell] == 0) {
+          trie_.values_[task.cell] = keys_[order[i]].value;
+          trie_.cells_[task.cell].base_and_end |= 1;
+        }
       }
-      if (i == task.hi) continue;  // a leaf: base stays 0
+      if (i == task.hi) continue;  // no children: base stays 0
 
       labels.clear();
       children.clear();
@@ -48,28 +62,55 @@ class ByteTrieBuilder {
         i = j;
       }
       const uint32_t base = FindBase(labels);
-      trie_.cells_[task.state].base = base;
+      trie_.cells_[task.cell].base_and_end |= base << 1;
       for (size_t k = 0; k < labels.size(); ++k) {
         const uint32_t child = base + labels[k];
         Use(child);
-        trie_.cells_[child].check = task.state;
-        children[k].state = child;
+        trie_.cells_[child].check = base;
+        children[k].cell = child;
       }
       // Reverse, so the smallest label is expanded first.
       stack.insert(stack.end(), children.rbegin(), children.rend());
     }
     Trim();
+    trie_.covers_all_bytes_ = CoversAllBytes();
     return std::move(trie_);
   }
 
  private:
   struct Task {
-    uint32_t state;
-    uint32_t lo, hi;  // range of `order` whose keys all pass through `state`
-    uint32_t depth;   // length of the prefix that leads to `state`
+    uint32_t cell;    // where the state lives
+    uint32_t lo, hi;  // range of `order` whose keys all pass through the state
+    uint32_t depth;   // length of the prefix that leads to the state
   };
 
-  absl::string_view Bytes(const std::vector<uint32_t>& order, uint32_t i) const {
+  // Orders key indices by their bytes; equal keys keep their input order, so the earliest is
+  // met first and wins. Comparing the first 8 bytes as one big-endian number settles most
+  // comparisons without touching the strings.
+  void SortKeys(std::vector<uint32_t>& order) const {
+    struct Item {
+      uint64_t prefix;
+      uint32_t index;
+    };
+    std::vector<Item> items;
+    items.reserve(order.size());
+    for (uint32_t index : order) {
+      const absl::string_view key = keys_[index].bytes;
+      uint64_t prefix = 0;
+      for (size_t i = 0; i < 8; ++i) {
+        prefix = prefix << 8 | (i < key.size() ? static_cast<uint8_t>(key[i]) : 0);
+      }
+      items.push_back({prefix, index});
+    }
+    std::sort(items.begin(), items.end(), [this](const Item& a, const Item& b) {
+      if (a.prefix != b.prefix) return a.prefix < b.prefix;
+      const int c = keys_[a.index].bytes.compare(keys_[b.index].bytes);
+      return c != 0 ? c < 0 : a.index < b.index;
+    });
+    for (size_t i = 0; i < items.size(); ++i) order[i] = items[i].index;
+  }
+
+  absl::string_view Bytes(const std::vector<uint32_t>& order, size_t i) const {
     return keys_[order[i]].bytes;
   }
   uint8_t Label(const std::vector<uint32_t>& order, uint32_t i, uint32_t depth) const {
@@ -81,7 +122,10 @@ class ByteTrieBuilder {
     const uint32_t old_size = static_cast<uint32_t>(trie_.cells_.size());
     const uint32_t new_size = old_size + static_cast<uint32_t>(count);
     trie_.cells_.resize(new_size);
+    trie_.values_.resize(new_size, 0);
     used_.resize(new_size, 0);
+    base_taken_.resize(new_size, 0);
+    failures_.resize(new_size, 0);
     next_.resize(new_size);
     prev_.resize(new_size);
     for (uint32_t c = old_size; c < new_size; ++c) {
@@ -108,47 +152,78 @@ class ByteTrieBuilder {
     used_[c] = 1;
     max_used_ = std::max(max_used_, c);
     if (next_[c] == c) {
-      head_ = kNone;
+      head_ = scan_start_ = kNone;
       return;
     }
+    // Past the tail, the search restarts from the first free cell.
+    if (scan_start_ == c) scan_start_ = next_[c] == head_ ? kNone : next_[c];
     next_[prev_[c]] = next_[c];
     prev_[next_[c]] = prev_[c];
     if (head_ == c) head_ = next_[c];
   }
 
-  // The smallest-found base >= 1 at which every label's cell is free.
+  // A base >= 1, not yet any state's, at which every label's cell is free. A state with
+  // one child fits at almost any free cell, so its search starts at the first one; for more
+  // children it starts at scan_start_, which moves past free cells that have failed
+  // kMaxFailures searches (holes in a densely filled region would otherwise be re-examined by
+  // every later search). After kMaxProbes candidates the children go past the last used cell,
+  // where everything is free, so a search never costs more than that.
   uint32_t FindBase(const std::vector<uint8_t>& labels) {
+    const bool many = labels.size() > 1;
     if (head_ == kNone) Grow(trie_.cells_.size() / 2);
-    uint32_t cell = head_;
-    while (true) {
+    if (many && scan_start_ == kNone) scan_start_ = head_;
+    uint32_t cell = many ? scan_start_ : head_;
+    for (int probe = 0; probe < kMaxProbes; ++probe) {
       if (cell > labels[0]) {
         const uint32_t base = cell - labels[0];
         EnsureSize(static_cast<size_t>(base) + 256);
-        bool fits = true;
+        bool fits = !base_taken_[base];
         for (size_t k = 1; k < labels.size() && fits; ++k) fits = !used_[base + labels[k]];
-        if (fits) {
-          max_base_ = std::max(max_base_, base);
-          return base;
-        }
+        if (fits) return TakeBase(base);
       }
-      if (next_[cell] == head_) Grow(trie_.cells_.size() / 2);  // `cell` is the tail
-      cell = next_[cell];
+      const uint32_t next = next_[cell];
+      if (next == head_) break;  // `cell` is the last free cell
+      if (many && cell == scan_start_ && ++failures_[cell] >= kMaxFailures) scan_start_ = next;
+      cell = next;
     }
+    uint32_t base = std::max<uint32_t>(max_used_ + 1 - std::min<uint32_t>(max_used_, labels[0]), 1);
+    while (base_taken_.size() > base && base_taken_[base]) ++base;
+    EnsureSize(static_cast<size_t>(base) + 256);
+    return TakeBase(base);
+  }
+
+  uint32_t TakeBase(uint32_t base) {
+    base_taken_[base] = 1;
+    max_base_ = std::max(max_base_, base);
+    return base;
+  }
+
+  bool CoversAllBytes() const {
+    for (int byte = 0; byte < 256; ++byte) {
+      const char c = static_cast<char>(byte);
+      if (trie_.LongestPrefix(absl::string_view(&c, 1)).length != 1) return false;
+    }
+    return true;
   }
 
   // Drops unused cells past the last one a lookup can reach.
   void Trim() {
     const size_t keep = std::max<size_t>(max_used_ + 1, static_cast<size_t>(max_base_) + 256);
     trie_.cells_.resize(keep);
-    trie_.cells_.shrink_to_fit();
+    trie_.values_.resize(keep);
   }
 
   static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr uint8_t kMaxFailures = 16;
+  static constexpr int kMaxProbes = 256;
   absl::Span<const ByteTrie::Key> keys_;
   ByteTrie trie_;
-  std::vector<uint8_t> used_;
+  std::vector<uint8_t> used_;          // cell holds a state
+  std::vector<uint8_t> base_taken_;    // some state has this base
   std::vector<uint32_t> next_, prev_;  // the ring of free cells
-  uint32_t head_ = kNone;
+  std::vector<uint8_t> failures_;      // searches that started at this free cell and failed
+  uint32_t head_ = kNone;              // the first free cell
+  uint32_t scan_start_ = kNone;        // where searches for several children start
   uint32_t max_used_ = 0;
   uint32_t max_base_ = 0;
 };

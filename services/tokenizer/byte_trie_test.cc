@@ -1,7 +1,9 @@
 #include "services/tokenizer/byte_trie.h"
 
 #include <random>
+#include <algorithm>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -102,6 +104,47 @@ TEST(ByteTrieTest, MatchesBruteForceOnRandomKeys) {
         }
       }
       ASSERT_EQ(got.value, first_value) << "seed " << seed;
+    }
+  }
+}
+
+// Large key sets fill the double array densely, which exercises every way the builder finds
+// room for a state's children.
+TEST(ByteTrieTest, ManyKeysMatchAHashMapReference) {
+  for (uint32_t seed = 0; seed < 4; ++seed) {
+    std::mt19937 rng(1000 + seed);
+    const int alphabet = seed % 2 == 0 ? 5 : 256;
+    std::vector<std::string> storage;
+    std::unordered_map<std::string, uint32_t> first_value;
+    size_t max_length = 0;
+    for (int i = 0; i < 30000; ++i) {
+      std::string key(1 + rng() % (seed < 2 ? 8 : 40), '\0');
+      for (char& c : key) c = static_cast<char>(rng() % alphabet);
+      storage.push_back(key);
+      first_value.emplace(key, i + 1);
+      max_length = std::max(max_length, key.size());
+    }
+    std::vector<ByteTrie::Key> keys;
+    for (size_t i = 0; i < storage.size(); ++i) {
+      keys.push_back({storage[i], static_cast<uint32_t>(i + 1)});
+    }
+    const ByteTrie trie = ByteTrie::Build(keys);
+    for (int probe = 0; probe < 3000; ++probe) {
+      // Half the probes extend a stored key, so that long matches are common.
+      std::string text = probe % 2 == 0 ? storage[rng() % storage.size()] : std::string();
+      const size_t extra = rng() % 12;
+      for (size_t i = 0; i < extra; ++i) text.push_back(static_cast<char>(rng() % alphabet));
+      ByteTrie::Match want{0, 0};
+      for (size_t len = std::min(max_length, text.size()); len > 0; --len) {
+        auto it = first_value.find(text.substr(0, len));
+        if (it != first_value.end()) {
+          want = {it->second, len};
+          break;
+        }
+      }
+      const ByteTrie::Match got = trie.LongestPrefix(text);
+      ASSERT_EQ(got.length, want.length) << "seed " << seed;
+      ASSERT_EQ(got.value, want.value) << "seed " << seed;
     }
   }
 }

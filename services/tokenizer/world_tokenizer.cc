@@ -113,7 +113,7 @@ absl::StatusOr<WorldTokenizer> WorldTokenizer::FromEntries(absl::Span<const Voca
   t.token_count_ = static_cast<uint32_t>(by_id.size());
 
   t.trie_ = ByteTrie::Build(keys);
-  for (int byte = 0; byte < 256; ++byte) {
+  for (int byte = 0; byte < 256 && !t.trie_.covers_all_bytes(); ++byte) {
     const char c = static_cast<char>(byte);
     if (t.trie_.LongestPrefix(absl::string_view(&c, 1)).length != 1) {
       return absl::InvalidArgumentError(absl::StrFormat(
@@ -135,8 +135,10 @@ void WorldTokenizer::EncodeAppend(absl::string_view bytes, std::vector<uint32_t>
   // Most tokens are several bytes long; this usually avoids regrowing.
   ids->reserve(ids->size() + bytes.size() / 3 + 16);
   while (!bytes.empty()) {
-    // Every single byte is a token (checked at construction), so the match is never empty.
+    // Every single byte is a token (checked at construction), so a match is never empty;
+    // only a moved-from tokenizer matches nothing, and then encodes nothing.
     const ByteTrie::Match m = trie_.LongestPrefix(bytes);
+    if (m.length == 0) break;
     ids->push_back(m.value);
     bytes.remove_prefix(m.length);
   }
@@ -145,7 +147,9 @@ void WorldTokenizer::EncodeAppend(absl::string_view bytes, std::vector<uint32_t>
 size_t WorldTokenizer::CountTokens(absl::string_view bytes) const {
   size_t count = 0;
   while (!bytes.empty()) {
-    bytes.remove_prefix(trie_.LongestPrefix(bytes).length);
+    const size_t length = trie_.LongestPrefix(bytes).length;
+    if (length == 0) break;
+    bytes.remove_prefix(length);
     ++count;
   }
   return count;
