@@ -16,7 +16,7 @@
 // such pair.)
 //
 // Thread-safety: immutable once built; every method is const and may be called from any
-// number of threads at once. Movable, not copyable (about 2.5 MB of tables for World).
+// number of threads at once. Movable, not copyable (about 2 MB of tables for World).
 #ifndef SKEIN_SERVICES_TOKENIZER_WORLD_TOKENIZER_H_
 #define SKEIN_SERVICES_TOKENIZER_WORLD_TOKENIZER_H_
 
