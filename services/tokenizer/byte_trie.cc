@@ -46,7 +46,7 @@ class ByteTrieBuilder {
       for (; i < task.hi && Bytes(order, i).size() == task.depth; ++i) {
         if (trie_.values_[task.cell] == 0) {
           trie_.values_[task.cell] = keys_[order[i]].value;
-          trie_.cells_[task.cell].base_and_end |= 1;
+          trie_.cells_[task.cell].check_and_end |= 1u << 31;
         }
       }
       if (i == task.hi) continue;  // no children: base stays 0
@@ -62,11 +62,11 @@ class ByteTrieBuilder {
         i = j;
       }
       const uint32_t base = FindBase(labels);
-      trie_.cells_[task.cell].base_and_end |= base << 1;
+      trie_.cells_[task.cell].base = base;
       for (size_t k = 0; k < labels.size(); ++k) {
         const uint32_t child = base + labels[k];
         Use(child);
-        trie_.cells_[child].check = base;
+        trie_.cells_[child].check_and_end = base;
         children[k].cell = child;
       }
       // Reverse, so the smallest label is expanded first.

@@ -2,12 +2,12 @@
 // is a prefix of a text. This is the World tokenizer's matcher.
 //
 // Layout: every state that has children owns a distinct `base`, and its child on byte c is
-// the cell base + c, which belongs to it iff that cell's `check` equals base. A cell is 8
-// bytes (its state's own base, shifted left by one, with the low bit set when a key ends
-// there; and the check), so each step of a walk is one load that depends on the previous
-// one, and a state without children ends the walk without a further probe. The values of
-// keys sit in a separate array indexed by cell and are read only where a key ends. The whole
-// World vocabulary takes about 1.4 MB.
+// the cell base + c, which belongs to it iff that cell's check equals base. A cell is 8 bytes:
+// its state's own base, and the check with a flag for "a key ends here" in the top bit. So
+// each step of a walk is an add and one load that depends on the previous step (the check is
+// off that chain), and a state without children ends the walk without a further probe. The
+// values of keys sit in a separate array indexed by cell and are read only where a key ends.
+// The whole World vocabulary takes about 1.4 MB.
 //
 // Immutable after Build(); safe for concurrent use from any number of threads.
 #ifndef SKEIN_SERVICES_TOKENIZER_BYTE_TRIE_H_
@@ -48,13 +48,13 @@ class ByteTrie {
     if (cells_.empty()) return best;
     const auto* p = reinterpret_cast<const uint8_t*>(text.data());
     const Cell* cells = cells_.data();
-    uint32_t base = cells[kRoot].base();
+    uint32_t base = cells[kRoot].base;
     for (size_t i = 0; i < text.size() && base != 0; ++i) {
       const uint32_t index = base + p[i];
       const Cell cell = cells[index];
-      if (cell.check != base) break;
+      if (cell.parent_base() != base) break;
       if (cell.ends_key()) best = {values_[index], i + 1};
-      base = cell.base();
+      base = cell.base;
     }
     return best;
   }
@@ -69,10 +69,10 @@ class ByteTrie {
 
   // One slot of the double array. Every non-zero base b has b + 255 < cells_.size().
   struct Cell {
-    uint32_t base_and_end = 0;  // base << 1 | (a key ends here); base 0: no children
-    uint32_t check = 0;         // the parent's base; 0 (no base is 0) for an unused cell
-    uint32_t base() const { return base_and_end >> 1; }
-    bool ends_key() const { return (base_and_end & 1) != 0; }
+    uint32_t base = 0;           // children at base + byte; 0 for a state without children
+    uint32_t check_and_end = 0;  // (a key ends here) << 31 | the parent's base; 0: unused
+    uint32_t parent_base() const { return check_and_end & 0x7FFFFFFF; }
+    bool ends_key() const { return (check_and_end >> 31) != 0; }
   };
   static constexpr uint32_t kRoot = 0;  // the root's cell
 
