@@ -64,8 +64,7 @@ std::vector<ServiceCase> Cases() {
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
          v1::StageInfo out;
-         return v1::WorkerService::NewStub(ch)->GetStageInfo(&ctx, v1::GetStageInfoRequest(),
-                                                             &out);
+         return v1::WorkerService::NewStub(ch)->GetStageInfo(&ctx, v1::GetStageInfoRequest(), &out);
        }},
       {"services/state_store/skein-state-store", "skein.v1.StateStoreService",
        "/skein.v1.StateStoreService/Stat",
@@ -106,9 +105,9 @@ class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
     Running r;
     std::string dir = testing::MakeTempDir("svc");
     std::string ready = dir + "/ready.json";
-    std::vector<std::string> argv = {Binary(),      "--listen",      "127.0.0.1:0",
-                                     "--metrics-port", "0",          "--ready-file",
-                                     ready,         "--drain-seconds", "2"};
+    std::vector<std::string> argv = {Binary(), "--listen",     "127.0.0.1:0", "--metrics-port",
+                                     "0",      "--ready-file", ready,         "--drain-seconds",
+                                     "2"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     r.process = std::make_unique<ChildProcess>(argv);
     std::string content = testing::WaitForFile(ready, 20s);
@@ -152,8 +151,7 @@ TEST_P(ServiceProcessTest, ServesHealthReflectionAndMetricsThenDrainsOnSigterm) 
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 5s);
     auto stream =
-        grpc::reflection::v1alpha::ServerReflection::NewStub(r.channel)->ServerReflectionInfo(
-            &ctx);
+        grpc::reflection::v1alpha::ServerReflection::NewStub(r.channel)->ServerReflectionInfo(&ctx);
     grpc::reflection::v1alpha::ServerReflectionRequest req;
     req.set_list_services("");
     ASSERT_TRUE(stream->Write(req));
@@ -256,13 +254,12 @@ TEST_P(ServiceProcessTest, PortInUseFailsWithOneLine) {
   ExpectOneLineFailure(second, "Address already in use");
 
   int metrics_port = first.metrics_port;
-  ChildProcess third({Binary(), "--listen", "127.0.0.1:0", "--metrics-port",
-                      std::to_string(metrics_port)});
+  ChildProcess third(
+      {Binary(), "--listen", "127.0.0.1:0", "--metrics-port", std::to_string(metrics_port)});
   ExpectOneLineFailure(third, "cannot serve metrics");
 }
 
-INSTANTIATE_TEST_SUITE_P(AllServices, ServiceProcessTest, ::testing::ValuesIn(Cases()),
-                         PrintCase);
+INSTANTIATE_TEST_SUITE_P(AllServices, ServiceProcessTest, ::testing::ValuesIn(Cases()), PrintCase);
 
 }  // namespace
 }  // namespace skein

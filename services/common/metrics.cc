@@ -13,9 +13,7 @@ namespace {
 class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  public:
   RpcMetricsInterceptor(Metrics* metrics, std::string method)
-      : metrics_(metrics),
-        method_(std::move(method)),
-        start_(std::chrono::steady_clock::now()) {
+      : metrics_(metrics), method_(std::move(method)), start_(std::chrono::steady_clock::now()) {
     metrics_->RpcStarted(method_);
   }
 
@@ -47,8 +45,7 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
   bool status_seen_ = false;
 };
 
-class RpcMetricsInterceptorFactory
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class RpcMetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   RpcMetricsInterceptorFactory(Metrics* metrics, std::set<std::string> known)
       : metrics_(metrics), known_(std::move(known)) {}
@@ -69,13 +66,12 @@ class RpcMetricsInterceptorFactory
 
 const prometheus::Histogram::BucketBoundaries& RpcLatencyBuckets() {
   static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-      0.1,    0.25,    0.5,    1,     2.5,    5,     10,   25,    50,   100};
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+      0.25,   0.5,     1,      2.5,   5,      10,    25,   50,    100};
   return *buckets;
 }
 
-Metrics::Metrics(std::string service_name)
-    : registry_(std::make_shared<prometheus::Registry>()) {
+Metrics::Metrics(std::string service_name) : registry_(std::make_shared<prometheus::Registry>()) {
   started_ = &prometheus::BuildCounter()
                   .Name("skein_grpc_server_started_total")
                   .Help("RPCs started on the server, by method.")
@@ -118,8 +114,8 @@ void Metrics::DeclareMethods(const std::set<std::string>& methods) {
   }
 }
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-Metrics::InterceptorFactory(std::set<std::string> known_methods) {
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> Metrics::InterceptorFactory(
+    std::set<std::string> known_methods) {
   return std::make_unique<RpcMetricsInterceptorFactory>(this, std::move(known_methods));
 }
 

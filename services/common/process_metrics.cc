@@ -45,8 +45,7 @@ int CountOpenFds() {
 
 ProcessMetricsCollector::ProcessMetricsCollector() {
   start_time_seconds_ =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::vector<prometheus::MetricFamily> ProcessMetricsCollector::Collect() const {
@@ -74,8 +73,8 @@ std::vector<prometheus::MetricFamily> ProcessMetricsCollector::Collect() const {
 
   int fds = CountOpenFds();
   if (fds >= 0) {
-    out.push_back(Single("process_open_fds", "Number of open file descriptors.",
-                         MetricType::Gauge, fds));
+    out.push_back(
+        Single("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, fds));
   }
   rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {

@@ -53,8 +53,7 @@ std::optional<int> ParseCommandLine(CLI::App& app, const std::string& binary, in
 absl::Status SplitHostPort(const std::string& address, std::string* host, int* port) {
   size_t colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("address \"", address, "\" is not HOST:PORT"));
+    return absl::InvalidArgumentError(absl::StrCat("address \"", address, "\" is not HOST:PORT"));
   }
   *host = address.substr(0, colon);
   if (host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);

@@ -31,9 +31,9 @@ void RouteGrpcLog(gpr_log_func_args* args) {
   log::Level level = log::Level::kDebug;
   if (args->severity == GPR_LOG_SEVERITY_INFO) level = log::Level::kDebug;
   if (args->severity == GPR_LOG_SEVERITY_ERROR) level = log::Level::kWarning;
-  log::Write(level, args->message,
-             {{"source", "grpc"},
-              {"file", absl::StrCat(args->file ? args->file : "?", ":", args->line)}});
+  log::Write(
+      level, args->message,
+      {{"source", "grpc"}, {"file", absl::StrCat(args->file ? args->file : "?", ":", args->line)}});
 }
 
 sigset_t TerminationSignals() {
@@ -73,9 +73,7 @@ void ServiceHost::AddService(grpc::Service* service, const std::string& full_nam
   services_.emplace_back(service, full_name);
 }
 
-int ServiceHost::metrics_port() const {
-  return metrics_server_ ? metrics_server_->port() : 0;
-}
+int ServiceHost::metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
 
 absl::Status ServiceHost::CheckBindable(const std::string& host, int port) const {
   // gRPC reports a failed bind only as a null server; binding once ourselves first gives the
@@ -97,8 +95,8 @@ absl::Status ServiceHost::CheckBindable(const std::string& host, int port) const
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, result->ai_addr, result->ai_addrlen) != 0) {
-      status = absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port, ": ",
-                                                   std::strerror(errno)));
+      status = absl::UnavailableError(
+          absl::StrCat("cannot listen on ", host, ":", port, ": ", std::strerror(errno)));
     }
     close(fd);
   }
@@ -114,8 +112,7 @@ absl::Status ServiceHost::Start() {
   }
   if (absl::Status s = CheckBindable(host_, requested_port); !s.ok()) return s;
 
-  std::set<std::string> known = {"/grpc.health.v1.Health/Check",
-                                 "/grpc.health.v1.Health/Watch",
+  std::set<std::string> known = {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
                                  "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
   for (const auto& [service, name] : services_) {
     std::set<std::string> methods = MethodNamesOf(name);
@@ -132,8 +129,7 @@ absl::Status ServiceHost::Start() {
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &grpc_port_);
   for (const auto& [service, name] : services_) builder.RegisterService(service);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(metrics_.InterceptorFactory(known));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server_ = builder.BuildAndStart();
@@ -142,9 +138,8 @@ absl::Status ServiceHost::Start() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
   }
 
-  auto metrics_server = MetricsServer::Start(host_, options_.metrics_port,
-                                             metrics_.shared_registry(),
-                                             metrics_.process_collector());
+  auto metrics_server = MetricsServer::Start(
+      host_, options_.metrics_port, metrics_.shared_registry(), metrics_.process_collector());
   if (!metrics_server.ok()) {
     server_->Shutdown();
     server_.reset();

@@ -2,9 +2,9 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
-#include "skein/v1/router.grpc.pb.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
+#include "skein/v1/router.grpc.pb.h"
 
 int main(int argc, char** argv) {
   skein::ServerOptions options;

@@ -2,9 +2,9 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
-#include "skein/v1/state_store.grpc.pb.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
+#include "skein/v1/state_store.grpc.pb.h"
 
 int main(int argc, char** argv) {
   skein::ServerOptions options;
@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
   options.listen = "127.0.0.1:7720";
   options.metrics_port = 9720;
 
-  CLI::App app{"skein-state-store: durable, checksummed session-state snapshots", "skein-state-store"};
+  CLI::App app{"skein-state-store: durable, checksummed session-state snapshots",
+               "skein-state-store"};
   skein::AddServerFlags(app, &options);
   if (auto exit_code = skein::ParseCommandLine(app, options.service_name, argc, argv)) {
     return *exit_code;
