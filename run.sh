@@ -4,5 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ./tools/setup/install_deps.sh
-bazel build //services/... //tools:skein
+bazel build //services/router:skein-router //services/tokenizer:skein-tokenizer \
+  //services/state_store:skein-state-store //services/worker:skein-worker //tools:skein
+SKEIN_VOCAB=$(tools/setup/find_vocab.sh)
+export SKEIN_VOCAB
 exec deploy/local/launch.sh "$(bazel info bazel-bin 2>/dev/null)" "${SKEIN_RUN_DIR:-}"

@@ -18,11 +18,13 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "services/common/status.h"
 #include "skein/v1/router.grpc.pb.h"
 #include "skein/v1/state_store.grpc.pb.h"
 #include "skein/v1/tokenizer.grpc.pb.h"
 #include "skein/v1/worker.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/test_data.h"
 
 namespace skein {
 namespace {
@@ -36,9 +38,14 @@ using namespace std::chrono_literals;
 struct ServiceCase {
   std::string binary;        // workspace-relative path
   std::string service_name;  // proto full name
-  std::string unimplemented_method;
-  // Calls `unimplemented_method` and returns its status.
+  // A method to call, and the code it must answer with the binary's default setup:
+  // UNIMPLEMENTED while the service's logic has not landed.
+  std::string method;
+  grpc::StatusCode expected_code;
   std::function<grpc::Status(std::shared_ptr<grpc::Channel>)> call;
+  // Test data the binary needs, passed as `--flag PATH` (empty: none).
+  std::string data_flag = "";
+  std::string data_path = "";
 };
 
 std::string PrintCase(const ::testing::TestParamInfo<ServiceCase>& info) {
@@ -52,22 +59,24 @@ std::string PrintCase(const ::testing::TestParamInfo<ServiceCase>& info) {
 std::vector<ServiceCase> Cases() {
   return {
       {"services/tokenizer/skein-tokenizer", "skein.v1.TokenizerService",
-       "/skein.v1.TokenizerService/GetVocabularyInfo",
+       "/skein.v1.TokenizerService/Decode", grpc::StatusCode::INVALID_ARGUMENT,
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
-         v1::VocabularyInfo out;
-         return v1::TokenizerService::NewStub(ch)->GetVocabularyInfo(
-             &ctx, v1::GetVocabularyInfoRequest(), &out);
-       }},
+         v1::DecodeRequest req;
+         req.add_ids(1000000);
+         v1::DecodeResponse out;
+         return v1::TokenizerService::NewStub(ch)->Decode(&ctx, req, &out);
+       },
+       "--vocab", "data/rwkv_vocab_v20230424.txt"},
       {"services/worker/skein-worker", "skein.v1.WorkerService",
-       "/skein.v1.WorkerService/GetStageInfo",
+       "/skein.v1.WorkerService/GetStageInfo", grpc::StatusCode::UNIMPLEMENTED,
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
          v1::StageInfo out;
          return v1::WorkerService::NewStub(ch)->GetStageInfo(&ctx, v1::GetStageInfoRequest(), &out);
        }},
       {"services/state_store/skein-state-store", "skein.v1.StateStoreService",
-       "/skein.v1.StateStoreService/Stat",
+       "/skein.v1.StateStoreService/Stat", grpc::StatusCode::UNIMPLEMENTED,
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
          v1::StatRequest req;
@@ -76,7 +85,7 @@ std::vector<ServiceCase> Cases() {
          return v1::StateStoreService::NewStub(ch)->Stat(&ctx, req, &out);
        }},
       {"services/router/skein-router", "skein.v1.RouterService",
-       "/skein.v1.RouterService/ListModels",
+       "/skein.v1.RouterService/ListModels", grpc::StatusCode::UNIMPLEMENTED,
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
          v1::ListModelsResponse out;
@@ -95,19 +104,39 @@ struct Running {
 
 class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
  protected:
+  void SetUp() override {
+    if (!GetParam().data_flag.empty()) {
+      std::string why;
+      data_path_ = testing::FindTestData(GetParam().data_path, &why);
+      if (data_path_.empty()) GTEST_SKIP() << "test data not found: " << why;
+    }
+  }
+
   std::string Binary() {
     std::string path = testing::RunfilePath(GetParam().binary);
     EXPECT_FALSE(path.empty()) << GetParam().binary << " not in runfiles";
     return path;
   }
 
+  // The binary and the flags it needs to start at all.
+  std::vector<std::string> Command(std::vector<std::string> args) {
+    std::vector<std::string> argv = {Binary()};
+    if (!GetParam().data_flag.empty()) {
+      argv.push_back(GetParam().data_flag);
+      argv.push_back(data_path_);
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+
+  std::string data_path_;
+
   Running Start(std::vector<std::string> extra_args = {}) {
     Running r;
     std::string dir = testing::MakeTempDir("svc");
     std::string ready = dir + "/ready.json";
-    std::vector<std::string> argv = {Binary(), "--listen",     "127.0.0.1:0", "--metrics-port",
-                                     "0",      "--ready-file", ready,         "--drain-seconds",
-                                     "2"};
+    std::vector<std::string> argv = Command({"--listen", "127.0.0.1:0", "--metrics-port", "0",
+                                             "--ready-file", ready, "--drain-seconds", "2"});
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     r.process = std::make_unique<ChildProcess>(argv);
     std::string content = testing::WaitForFile(ready, 20s);
@@ -165,25 +194,25 @@ TEST_P(ServiceProcessTest, ServesHealthReflectionAndMetricsThenDrainsOnSigterm) 
     EXPECT_TRUE(stream->Finish().ok());
   }
 
-  // Not built yet: the honest answer.
-  EXPECT_EQ(GetParam().call(r.channel).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(GetParam().call(r.channel).error_code(), GetParam().expected_code);
 
   auto body = testing::HttpGet(r.metrics_port, "/metrics");
   ASSERT_TRUE(body.has_value());
   EXPECT_THAT(*body, HasSubstr("method=\"/grpc.health.v1.Health/Check\"} 2"));
   EXPECT_THAT(*body, HasSubstr("skein_grpc_server_handled_total{"));
-  // The unimplemented call is counted under its method and code.
+  // The call is counted under its method and code.
   std::string line_start = "skein_grpc_server_handled_total{";
-  bool found_unimplemented = false;
+  bool found_call = false;
   std::istringstream lines(*body);
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind(line_start, 0) == 0 &&
-        line.find("code=\"UNIMPLEMENTED\"") != std::string::npos &&
-        line.find("method=\"" + GetParam().unimplemented_method + "\"") != std::string::npos) {
-      found_unimplemented = line.substr(line.rfind(' ') + 1) == "1";
+        line.find("code=\"" + std::string(GrpcCodeName(GetParam().expected_code)) + "\"") !=
+            std::string::npos &&
+        line.find("method=\"" + GetParam().method + "\"") != std::string::npos) {
+      found_call = line.substr(line.rfind(' ') + 1) == "1";
     }
   }
-  EXPECT_TRUE(found_unimplemented) << *body;
+  EXPECT_TRUE(found_call) << *body;
   EXPECT_THAT(*body, HasSubstr("skein_grpc_server_handling_seconds_bucket{"));
   EXPECT_THAT(*body, HasSubstr("process_cpu_seconds_total"));
   EXPECT_THAT(*body, HasSubstr("process_resident_memory_bytes"));
@@ -212,7 +241,7 @@ TEST_P(ServiceProcessTest, ReadsFlagsFromConfigFile) {
   std::string config = dir + "/service.toml";
   std::ofstream(config) << "listen = \"127.0.0.1:" << port << "\"\nlog-level = \"warning\"\n";
   std::string ready = dir + "/ready.json";
-  ChildProcess p({Binary(), "--config", config, "--metrics-port", "0", "--ready-file", ready});
+  ChildProcess p(Command({"--config", config, "--metrics-port", "0", "--ready-file", ready}));
   std::string content = testing::WaitForFile(ready, 20s);
   ASSERT_FALSE(content.empty()) << p.Stderr();
   EXPECT_EQ(nlohmann::json::parse(content)["grpc"], "127.0.0.1:" + std::to_string(port));
@@ -222,40 +251,46 @@ TEST_P(ServiceProcessTest, ReadsFlagsFromConfigFile) {
   EXPECT_THAT(p.Stderr(), ::testing::Not(HasSubstr("\"msg\":\"serving\"")));
 }
 
-// The whole of stderr is one line that contains `reason`.
+// The process fails with the reason on one plain line ("BINARY: error: REASON"); anything
+// else it wrote before is structured log lines.
 void ExpectOneLineFailure(ChildProcess& p, const std::string& reason) {
   auto code = p.Wait(20s);
   ASSERT_TRUE(code.has_value());
   EXPECT_NE(*code, 0);
-  std::string err = p.Stderr();
-  EXPECT_THAT(err, HasSubstr(reason));
-  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  std::istringstream lines(p.Stderr());
+  std::vector<std::string> plain;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line.front() != '{') plain.push_back(line);
+  }
+  ASSERT_EQ(plain.size(), 1u) << p.Stderr();
+  EXPECT_THAT(plain[0], HasSubstr(": error: "));
+  EXPECT_THAT(plain[0], HasSubstr(reason));
 }
 
 TEST_P(ServiceProcessTest, UnknownFlagFailsWithOneLine) {
-  ChildProcess p({Binary(), "--no-such-flag"});
+  ChildProcess p(Command({"--no-such-flag"}));
   ExpectOneLineFailure(p, "--no-such-flag");
 }
 
 TEST_P(ServiceProcessTest, UnreadableConfigFailsWithOneLine) {
-  ChildProcess p({Binary(), "--config", "/nonexistent/skein.toml"});
+  ChildProcess p(Command({"--config", "/nonexistent/skein.toml"}));
   ExpectOneLineFailure(p, "/nonexistent/skein.toml");
 }
 
 TEST_P(ServiceProcessTest, MalformedListenAddressFailsWithOneLine) {
-  ChildProcess p({Binary(), "--listen", "localhost", "--metrics-port", "0"});
+  ChildProcess p(Command({"--listen", "localhost", "--metrics-port", "0"}));
   ExpectOneLineFailure(p, "HOST:PORT");
 }
 
 TEST_P(ServiceProcessTest, PortInUseFailsWithOneLine) {
   Running first = Start();
   ASSERT_TRUE(first.channel);
-  ChildProcess second({Binary(), "--listen", first.grpc_address, "--metrics-port", "0"});
+  ChildProcess second(Command({"--listen", first.grpc_address, "--metrics-port", "0"}));
   ExpectOneLineFailure(second, "Address already in use");
 
   int metrics_port = first.metrics_port;
   ChildProcess third(
-      {Binary(), "--listen", "127.0.0.1:0", "--metrics-port", std::to_string(metrics_port)});
+      Command({"--listen", "127.0.0.1:0", "--metrics-port", std::to_string(metrics_port)}));
   ExpectOneLineFailure(third, "cannot serve metrics");
 }
 

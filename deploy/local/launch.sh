@@ -7,6 +7,8 @@
 # BIN_DIR holds services/*/skein-* and tools/skein (e.g. bazel-bin). Ports come from the
 # environment: SKEIN_ROUTER_PORT (7700), SKEIN_TOKENIZER_PORT (7710),
 # SKEIN_STATE_STORE_PORT (7720), SKEIN_WORKER_PORT (7730); metrics ports are those plus 2000.
+# SKEIN_VOCAB is the World vocabulary file for the tokenizer (tools/setup/find_vocab.sh
+# finds one).
 set -euo pipefail
 
 bin=${1:?usage: launch.sh BIN_DIR [RUN_DIR]}
@@ -18,6 +20,12 @@ declare -A port=(
   [tokenizer]=${SKEIN_TOKENIZER_PORT:-7710}
   [state_store]=${SKEIN_STATE_STORE_PORT:-7720}
   [worker]=${SKEIN_WORKER_PORT:-7730}
+)
+declare -A args=(
+  [router]=""
+  [tokenizer]="--vocab ${SKEIN_VOCAB:?set SKEIN_VOCAB to the vocabulary file}"
+  [state_store]=""
+  [worker]=""
 )
 order=(state_store tokenizer worker router)
 pids=()
@@ -34,8 +42,9 @@ for svc in "${order[@]}"; do
   name=skein-${svc//_/-}
   p=${port[$svc]}
   rm -f "$run/$svc.ready"
+  # shellcheck disable=SC2086  # args holds separate words on purpose
   "$bin/services/$svc/$name" --listen "127.0.0.1:$p" --metrics-port $((p + 2000)) \
-    --ready-file "$run/$svc.ready" 2>>"$run/$svc.log" &
+    --ready-file "$run/$svc.ready" ${args[$svc]} 2>>"$run/$svc.log" &
   pids+=($!)
 done
 

@@ -138,6 +138,11 @@ absl::Status ServiceHost::Start() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
   }
 
+  if (absl::Status s = CheckBindable(host_, options_.metrics_port); !s.ok()) {
+    server_->Shutdown();
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics: ", s.message()));
+  }
   auto metrics_server = MetricsServer::Start(
       host_, options_.metrics_port, metrics_.shared_registry(), metrics_.process_collector());
   if (!metrics_server.ok()) {
