@@ -18,6 +18,11 @@ namespace {
 // 20 per tensor.
 constexpr size_t kMaxObjects = size_t{4} << 20;
 constexpr size_t kMaxDims = 32;
+// Storage names are short ("0", "cpu", "BFloat16Storage"); capping them keeps a hostile pickle
+// from multiplying one huge string into every tensor.
+constexpr size_t kMaxStorageField = 256;
+// Non-tensor values are kept as metadata text up to this length.
+constexpr size_t kMaxScalarText = 4096;
 
 struct Obj {
   enum class Kind : uint8_t {
@@ -40,7 +45,8 @@ struct Obj {
   double f = 0;
   std::string s;            // str, bytes, global "module.name"
   std::vector<Obj*> items;  // tuple, list; dict as key, value, key, value...
-  std::unique_ptr<absl::flat_hash_map<std::string, size_t>> str_keys;  // dict: key -> items idx
+  // dict: key -> index in items. Views into the key objects' strings, which never change.
+  std::unique_ptr<absl::flat_hash_map<absl::string_view, size_t>> str_keys;
   std::unique_ptr<PickledTensor> tensor;                               // storage and tensor
 };
 
@@ -291,8 +297,10 @@ absl::Status Machine::SetItems(Obj* dict, const std::vector<Obj*>& kv) {
     Obj* key = kv[i];
     Obj* value = kv[i + 1];
     if (key->kind == Obj::Kind::kStr) {
-      if (!dict->str_keys) dict->str_keys = std::make_unique<absl::flat_hash_map<std::string, size_t>>();
-      auto [it, inserted] = dict->str_keys->emplace(key->s, dict->items.size());
+      if (!dict->str_keys) {
+        dict->str_keys = std::make_unique<absl::flat_hash_map<absl::string_view, size_t>>();
+      }
+      auto [it, inserted] = dict->str_keys->emplace(absl::string_view(key->s), dict->items.size());
       if (!inserted) {  // Python keeps the first position and the last value.
         dict->items[it->second + 1] = value;
         continue;
@@ -317,6 +325,10 @@ absl::StatusOr<Obj*> Machine::PersistentLoad(Obj* pid) {
   if (type->kind != Obj::Kind::kGlobal || key->kind != Obj::Kind::kStr ||
       location->kind != Obj::Kind::kStr || numel->kind != Obj::Kind::kInt || numel->i < 0) {
     return Error("malformed storage persistent id");
+  }
+  if (type->s.size() > kMaxStorageField || key->s.size() > kMaxStorageField ||
+      location->s.size() > kMaxStorageField) {
+    return Error("storage persistent id has an overlong field");
   }
   std::string_view type_name = type->s;
   if (type_name.substr(0, 6) != "torch.") {
@@ -682,7 +694,7 @@ absl::StatusOr<std::vector<PickledEntry>> Machine::Entries(Obj* top) {
         break;
       case Obj::Kind::kStr:
         e.kind = PickledEntry::Kind::kScalar;
-        e.scalar_text = value->s;
+        e.scalar_text = value->s.substr(0, kMaxScalarText);
         break;
       case Obj::Kind::kInt:
         e.kind = PickledEntry::Kind::kScalar;

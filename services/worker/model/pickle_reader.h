@@ -40,7 +40,7 @@ struct PickledEntry {
   std::string key;
   Kind kind = Kind::kOther;
   PickledTensor tensor;     // kTensor
-  std::string scalar_text;  // kScalar: str/int/float/bool/None rendered as text
+  std::string scalar_text;  // kScalar: str/int/float/bool/None as text (first 4 KiB)
   std::string other_kind;   // kOther: "list", "dict", "tuple", ...
 };
 
