@@ -48,8 +48,8 @@ CliRun Skein(const std::string& args) {
   // The binary is a data dependency, so it sits in the runfiles tree.
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* workspace = std::getenv("TEST_WORKSPACE");
-  const std::string binary = std::string(srcdir ? srcdir : ".") + "/" +
-                             (workspace ? workspace : "skein") + "/tools/skein";
+  const std::string binary =
+      std::string(srcdir ? srcdir : ".") + "/" + (workspace ? workspace : "skein") + "/tools/skein";
   const std::string out = Temp("stdout"), err = Temp("stderr");
   const std::string cmd = "'" + binary + "' " + args + " >'" + out + "' 2>'" + err + "' </dev/null";
   int status = std::system(cmd.c_str());
@@ -194,7 +194,7 @@ TEST(Convert, Failures) {
 TEST(MakeModel, WritesLoadableModelsInBothFormats) {
   const std::string pth = Temp("made.pth"), st = Temp("made.safetensors");
   CliRun r = Skein("make-model --layers 2 --embd 128 --vocab 50 --seed 4 --out '" + pth +
-                "' --lora 16,16,8,32 --ffn 256 --layer0-v");
+                   "' --lora 16,16,8,32 --ffn 256 --layer0-v");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;
   EXPECT_THAT(r.out, HasSubstr(pth));
@@ -253,8 +253,9 @@ TEST(MakeModel, BadArgumentsFailWithOneLine) {
       Skein("make-model --layers 1 --embd 64 --vocab 8 --lora 1,2 --out " + Temp("b.pth")), "lora");
   ExpectOneLineError(Skein("make-model --layers 1 --embd 64 --vocab 8 --out " + Temp("c.bin")),
                      ".bin");
-  ExpectOneLineError(Skein("make-model --layers 1 --embd 64 --vocab 8 --out /nonexistent-dir/m.pth"),
-                     "/nonexistent-dir/m.pth");
+  ExpectOneLineError(
+      Skein("make-model --layers 1 --embd 64 --vocab 8 --out /nonexistent-dir/m.pth"),
+      "/nonexistent-dir/m.pth");
 }
 
 }  // namespace

@@ -81,7 +81,8 @@ void Convert(const ConvertArgs& args) {
       progress.Update(done, total);
     }
   }
-  if (absl::Status s = (*writer)->Finish(); !s.ok()) throw CommandError(1, std::string(s.message()));
+  if (absl::Status s = (*writer)->Finish(); !s.ok())
+    throw CommandError(1, std::string(s.message()));
   std::printf("wrote %s: %zu tensors, %llu bytes of tensor data\n", args.out.c_str(),
               a.tensors().size(), static_cast<unsigned long long>(total));
 }

@@ -93,8 +93,7 @@ SKEIN_REGISTER_COMMAND(make_model, [](CLI::App& app) {
   cmd->add_option("--out", a->out, "Output file (.pth or .safetensors)")->required();
   cmd->add_option("--head-size", a->head_size, "Head size N (default 64)");
   cmd->add_option("--ffn", a->ffn, "FFN width F (default 4C)");
-  cmd->add_option("--lora", a->lora,
-                  "LoRA ranks w,a,v,g (default: RWKV-LM's formula for C)");
+  cmd->add_option("--lora", a->lora, "LoRA ranks w,a,v,g (default: RWKV-LM's formula for C)");
   cmd->add_option("--dtype", a->dtype, "bf16 (default), fp16 or fp32")
       ->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
   cmd->add_flag("--layer0-v", a->layer0_v, "Also write the unused blocks.0.att.v0/v1/v2");

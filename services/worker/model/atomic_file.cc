@@ -23,8 +23,8 @@ absl::StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string
   if (p.filename().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("output path '", path, "' names no file"));
   }
-  std::string temp = (p.parent_path() / absl::StrCat(".", p.filename().string(), ".tmp-",
-                                                      getpid(), "-", temp_counter++))
+  std::string temp = (p.parent_path() / absl::StrCat(".", p.filename().string(), ".tmp-", getpid(),
+                                                     "-", temp_counter++))
                          .string();
   int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {

@@ -25,7 +25,8 @@ class MappedFile : public ByteSource {
   MappedFile& operator=(const MappedFile&) = delete;
 
   std::string_view bytes() const override {
-    return addr_ == nullptr ? std::string_view() : std::string_view(static_cast<const char*>(addr_), size_);
+    return addr_ == nullptr ? std::string_view()
+                            : std::string_view(static_cast<const char*>(addr_), size_);
   }
 
  private:

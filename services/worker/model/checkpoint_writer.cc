@@ -11,8 +11,8 @@ absl::StatusOr<CheckpointFormat> CheckpointFormatForPath(const std::string& path
   const std::string ext = std::filesystem::path(path).extension().string();
   if (ext == ".safetensors") return CheckpointFormat::kSafetensors;
   if (ext == ".pth" || ext == ".pt") return CheckpointFormat::kPth;
-  return absl::InvalidArgumentError(absl::StrCat(
-      path, ": unknown checkpoint extension '", ext, "' (use .pth or .safetensors)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": unknown checkpoint extension '", ext, "' (use .pth or .safetensors)"));
 }
 
 absl::StatusOr<std::unique_ptr<TensorWriter>> CreateCheckpointWriter(

@@ -58,7 +58,8 @@ float BF16ToFloat(uint16_t bits) { return BitsFloat(uint32_t{bits} << 16); }
 
 uint16_t FloatToBF16(float f) {
   uint32_t b = FloatBits(f);
-  if ((b & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((b >> 16) | 0x0040u);  // quiet NaN
+  if ((b & 0x7FFFFFFFu) > 0x7F800000u)
+    return static_cast<uint16_t>((b >> 16) | 0x0040u);  // quiet NaN
   uint32_t rounding = 0x7FFFu + ((b >> 16) & 1u);
   return static_cast<uint16_t>((b + rounding) >> 16);
 }
@@ -80,7 +81,7 @@ uint16_t FloatToF16(float f) {
   uint32_t b = FloatBits(f);
   uint16_t sign = static_cast<uint16_t>((b >> 16) & 0x8000u);
   uint32_t abs = b & 0x7FFFFFFFu;
-  if (abs > 0x7F800000u) return sign | 0x7E00u;  // NaN
+  if (abs > 0x7F800000u) return sign | 0x7E00u;   // NaN
   if (abs >= 0x477FF000u) return sign | 0x7C00u;  // rounds to >= 65520: infinity
   if (abs < 0x38800000u) {
     // Below the smallest normal half (2^-14): a subnormal, in units of 2^-24. The float

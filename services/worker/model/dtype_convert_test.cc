@@ -57,7 +57,7 @@ TEST(DTypeConvert, F16RoundsToNearestEven) {
   EXPECT_EQ(FloatToF16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie, odd: up
   EXPECT_EQ(FloatToF16(std::ldexp(1.0f, -25)), 0x0000);             // tie with zero: even
   EXPECT_EQ(FloatToF16(std::ldexp(1.5f, -25)), 0x0001);
-  EXPECT_EQ(FloatToF16(std::ldexp(3.0f, -25)), 0x0002);             // 1.5 units: tie to 2
+  EXPECT_EQ(FloatToF16(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 units: tie to 2
   EXPECT_EQ(FloatToF16(std::ldexp(1.0f, -30)), 0x0000);
   EXPECT_EQ(FloatToF16(-0.0f), 0x8000);
   EXPECT_EQ(FloatToF16(std::ldexp(1023.5f, -24)), 0x0400);  // rounds up into the normals

@@ -47,7 +47,7 @@ struct Obj {
   std::vector<Obj*> items;  // tuple, list; dict as key, value, key, value...
   // dict: key -> index in items. Views into the key objects' strings, which never change.
   std::unique_ptr<absl::flat_hash_map<absl::string_view, size_t>> str_keys;
-  std::unique_ptr<PickledTensor> tensor;                               // storage and tensor
+  std::unique_ptr<PickledTensor> tensor;  // storage and tensor
 };
 
 absl::string_view KindName(Obj::Kind k) {
@@ -161,8 +161,7 @@ class Machine {
   };
 
   absl::Status Error(absl::string_view what) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where_, " byte ", op_pos_, ": ", what));
+    return absl::InvalidArgumentError(absl::StrCat(where_, " byte ", op_pos_, ": ", what));
   }
   absl::Status Truncated() const {
     return absl::DataLossError(
@@ -349,15 +348,15 @@ absl::StatusOr<Obj*> Machine::PersistentLoad(Obj* pid) {
 
 absl::StatusOr<Obj*> Machine::RebuildTensor(const std::vector<Obj*>& args) {
   // (storage, storage_offset, size, stride[, requires_grad, backward_hooks[, metadata]])
-  if (args.size() < 4 || args[0]->kind != Obj::Kind::kStorage ||
-      args[1]->kind != Obj::Kind::kInt || args[2]->kind != Obj::Kind::kTuple ||
-      args[3]->kind != Obj::Kind::kTuple) {
+  if (args.size() < 4 || args[0]->kind != Obj::Kind::kStorage || args[1]->kind != Obj::Kind::kInt ||
+      args[2]->kind != Obj::Kind::kTuple || args[3]->kind != Obj::Kind::kTuple) {
     return Error("_rebuild_tensor arguments are not (storage, offset, size, stride, ...)");
   }
   const std::vector<Obj*>& size = args[2]->items;
   const std::vector<Obj*>& stride = args[3]->items;
   if (size.size() != stride.size()) return Error("tensor size and stride differ in length");
-  if (size.size() > kMaxDims) return Error(absl::StrCat("tensor has more than ", kMaxDims, " dims"));
+  if (size.size() > kMaxDims)
+    return Error(absl::StrCat("tensor has more than ", kMaxDims, " dims"));
   if (args[1]->i < 0) return Error("negative storage offset");
   absl::StatusOr<Obj*> o = New(Obj::Kind::kTensor);
   if (!o.ok()) return o;
@@ -365,8 +364,8 @@ absl::StatusOr<Obj*> Machine::RebuildTensor(const std::vector<Obj*>& args) {
   t->storage = args[0]->tensor->storage;
   t->offset = args[1]->i;
   for (size_t d = 0; d < size.size(); ++d) {
-    if (size[d]->kind != Obj::Kind::kInt || stride[d]->kind != Obj::Kind::kInt ||
-        size[d]->i < 0 || stride[d]->i < 0) {
+    if (size[d]->kind != Obj::Kind::kInt || stride[d]->kind != Obj::Kind::kInt || size[d]->i < 0 ||
+        stride[d]->i < 0) {
       return Error("tensor size and stride must be non-negative integers");
     }
     t->size.push_back(size[d]->i);
@@ -579,7 +578,8 @@ absl::Status Machine::Step(uint8_t op) {
       if (!items.ok()) return items.status();
       absl::StatusOr<Obj*> target = Top();
       if (!target.ok()) return target.status();
-      if ((*target)->kind != Obj::Kind::kList) return Error("APPENDS to something that is not a list");
+      if ((*target)->kind != Obj::Kind::kList)
+        return Error("APPENDS to something that is not a list");
       std::vector<Obj*>& list = (*target)->items;
       list.insert(list.end(), items->begin(), items->end());
       return absl::OkStatus();
@@ -630,7 +630,8 @@ absl::Status Machine::Step(uint8_t op) {
       if (!module.ok()) return module.status();
       absl::StatusOr<std::string_view> name = ReadLine();
       if (!name.ok()) return name.status();
-      return Push(MakeString(Obj::Kind::kGlobal, absl::StrCat(ToAbsl(*module), ".", ToAbsl(*name))));
+      return Push(
+          MakeString(Obj::Kind::kGlobal, absl::StrCat(ToAbsl(*module), ".", ToAbsl(*name))));
     }
     case kStackGlobal: {
       absl::StatusOr<Obj*> name = Pop();
@@ -663,8 +664,9 @@ absl::Status Machine::Step(uint8_t op) {
     }
     default:
       if (op >= 0x20 && op < 0x7f) {
-        return Error(absl::StrCat("unsupported pickle opcode '", std::string(1, static_cast<char>(op)),
-                                  "' (0x", absl::Hex(op), ")"));
+        return Error(absl::StrCat("unsupported pickle opcode '",
+                                  std::string(1, static_cast<char>(op)), "' (0x", absl::Hex(op),
+                                  ")"));
       }
       return Error(absl::StrCat("unsupported pickle opcode 0x", absl::Hex(op)));
   }
@@ -672,8 +674,8 @@ absl::Status Machine::Step(uint8_t op) {
 
 absl::StatusOr<std::vector<PickledEntry>> Machine::Entries(Obj* top) {
   if (top->kind != Obj::Kind::kDict) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where_, ": the pickled object is a ", KindName(top->kind), ", not a dict of tensors"));
+    return absl::InvalidArgumentError(absl::StrCat(where_, ": the pickled object is a ",
+                                                   KindName(top->kind), ", not a dict of tensors"));
   }
   std::vector<PickledEntry> entries;
   entries.reserve(top->items.size() / 2);
@@ -681,9 +683,8 @@ absl::StatusOr<std::vector<PickledEntry>> Machine::Entries(Obj* top) {
     Obj* key = top->items[i];
     Obj* value = top->items[i + 1];
     if (key->kind != Obj::Kind::kStr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where_, ": dict key ", i / 2, " is a ", KindName(key->kind),
-                       ", not a string"));
+      return absl::InvalidArgumentError(absl::StrCat(where_, ": dict key ", i / 2, " is a ",
+                                                     KindName(key->kind), ", not a string"));
     }
     PickledEntry e;
     e.key = key->s;

@@ -43,20 +43,24 @@ absl::StatusOr<const ZipEntry*> FindPickle(const ZipReader& zip, const std::stri
     }
   }
   if (found.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": zip archive has no data.pkl record (not a PyTorch checkpoint)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": zip archive has no data.pkl record (not a PyTorch checkpoint)"));
   }
   if (found.size() > 1) {
     std::vector<std::string> names;
     for (const ZipEntry* e : found) names.push_back(e->name);
-    return absl::InvalidArgumentError(absl::StrCat(path, ": zip archive has several data.pkl records (",
-                                                   absl::StrJoin(names, ", "), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": zip archive has several data.pkl records (", absl::StrJoin(names, ", "), ")"));
   }
   return found[0];
 }
 
-bool MulOverflow(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
-bool AddOverflow(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_add_overflow(a, b, out); }
+bool MulOverflow(uint64_t a, uint64_t b, uint64_t* out) {
+  return __builtin_mul_overflow(a, b, out);
+}
+bool AddOverflow(uint64_t a, uint64_t b, uint64_t* out) {
+  return __builtin_add_overflow(a, b, out);
+}
 
 // Copies a strided view into a contiguous row-major buffer.
 void CopyStrided(const char* storage, size_t esize, const PickledTensor& t, char* out) {
@@ -115,30 +119,29 @@ std::string PthLoader::Hint() const {
 absl::Status PthLoader::AddTensor(const std::string& name, const PickledTensor& t) {
   DType dtype;
   if (!StorageDType(t.storage.type_name, &dtype)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path_, ": tensor '", name, "' has unsupported dtype ", t.storage.type_name,
-        " (supported: BFloat16Storage, HalfStorage, FloatStorage)", Hint()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": tensor '", name, "' has unsupported dtype ", t.storage.type_name,
+                     " (supported: BFloat16Storage, HalfStorage, FloatStorage)", Hint()));
   }
   const uint64_t esize = DTypeSize(dtype);
   const std::string record = absl::StrCat(prefix_, "data/", t.storage.key);
   const ZipEntry* entry = zip_->Find(record);
   if (entry == nullptr) {
-    return absl::DataLossError(absl::StrCat(path_, ": storage record '", record, "' of tensor '",
-                                            name, "' is missing"));
+    return absl::DataLossError(
+        absl::StrCat(path_, ": storage record '", record, "' of tensor '", name, "' is missing"));
   }
   if (entry->method != ZipReader::kStored) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path_, ": storage record '", record, "' of tensor '", name,
-                     "' is compressed (method ", entry->method,
-                     "); PyTorch stores tensor data uncompressed"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path_, ": storage record '", record, "' of tensor '", name, "' is compressed (method ",
+        entry->method, "); PyTorch stores tensor data uncompressed"));
   }
   uint64_t storage_bytes;
   if (MulOverflow(static_cast<uint64_t>(t.storage.numel), esize, &storage_bytes) ||
       storage_bytes > entry->uncompressed_size) {
-    return absl::DataLossError(absl::StrCat(
-        path_, ": storage record '", record, "' of tensor '", name, "' holds ",
-        entry->uncompressed_size, " bytes, less than its ", t.storage.numel, " ",
-        ToAbsl(DTypeName(dtype)), " elements need"));
+    return absl::DataLossError(absl::StrCat(path_, ": storage record '", record, "' of tensor '",
+                                            name, "' holds ", entry->uncompressed_size,
+                                            " bytes, less than its ", t.storage.numel, " ",
+                                            ToAbsl(DTypeName(dtype)), " elements need"));
   }
 
   TensorView view;
@@ -172,9 +175,9 @@ absl::Status PthLoader::AddTensor(const std::string& name, const PickledTensor& 
     return archive_->AddInPlace(std::move(view));
   }
   if (last >= static_cast<uint64_t>(t.storage.numel)) {
-    return absl::DataLossError(absl::StrCat(
-        path_, ": tensor '", name, "' reaches element ", last, " of its storage '", record,
-        "', which has only ", t.storage.numel, " elements"));
+    return absl::DataLossError(absl::StrCat(path_, ": tensor '", name, "' reaches element ", last,
+                                            " of its storage '", record, "', which has only ",
+                                            t.storage.numel, " elements"));
   }
   absl::StatusOr<std::string_view> data = zip_->StoredData(*entry);
   if (!data.ok()) return data.status();

@@ -18,8 +18,8 @@ namespace skein::model {
 namespace {
 
 using ::testing::AnyOf;
-using ::testing::HasSubstr;
 using testing::BuildZip;
+using ::testing::HasSubstr;
 using testing::ZipRecord;
 
 // Hand-written pickles (protocol 2) for cases torch.save would not produce.
@@ -101,7 +101,12 @@ std::vector<ZipRecord> SimpleRecords(const std::string& pickle) {
 }
 
 std::string SimplePickle(const std::string& storage_type = "FloatStorage", int64_t numel = 12) {
-  return Pickle().Op('}').Op('(').Tensor("w", storage_type, "0", numel, 0, {3, 4}, {4, 1}).Op('u').Done();
+  return Pickle()
+      .Op('}')
+      .Op('(')
+      .Tensor("w", storage_type, "0", numel, 0, {3, 4}, {4, 1})
+      .Op('u')
+      .Done();
 }
 
 // ----------------------------------------------------------------------------- goldens
@@ -236,7 +241,14 @@ TEST(PthReader, OrderedDictWithMetadataAndParameters) {
   p.Global("torch._utils", "_rebuild_parameter");
   p.Op('(');
   p.Global("torch._utils", "_rebuild_tensor_v2").Op('(');
-  p.Op('(').Str("storage").Global("torch", "FloatStorage").Str("0").Str("cpu").Int(12).Op('t').Op('Q');
+  p.Op('(')
+      .Str("storage")
+      .Global("torch", "FloatStorage")
+      .Str("0")
+      .Str("cpu")
+      .Int(12)
+      .Op('t')
+      .Op('Q');
   p.Int(0).Tuple({12}).Tuple({1}).Op('\x88').Global("collections", "OrderedDict").Op(')').Op('R');
   p.Op('t').Op('R');
   p.Op('\x88').Global("collections", "OrderedDict").Op(')').Op('R').Op('t').Op('R');
@@ -318,8 +330,12 @@ TEST(PthReader, StorageShorterThanDeclared) {
 }
 
 TEST(PthReader, ViewLargerThanItsStorage) {
-  std::string pickle =
-      Pickle().Op('}').Op('(').Tensor("w", "FloatStorage", "0", 12, 1, {3, 4}, {4, 1}).Op('u').Done();
+  std::string pickle = Pickle()
+                           .Op('}')
+                           .Op('(')
+                           .Tensor("w", "FloatStorage", "0", 12, 1, {3, 4}, {4, 1})
+                           .Op('u')
+                           .Done();
   auto archive = OpenBytes(BuildZip(SimpleRecords(pickle)));
   EXPECT_EQ(archive.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(archive.status().message(), HasSubstr("tensor 'w'"));
@@ -383,14 +399,14 @@ TEST(PthReader, TruncatedPickle) {
 
 TEST(PthReader, MalformedPickles) {
   const std::vector<std::string> pickles = {
-      Pickle().Op('l').Done(),                              // LIST without MARK
-      Pickle().Op(']').Done(),                              // a list, not a dict
-      Pickle().Op('}').Op('(').Str("x").Op('u').Done(),     // odd SETITEMS
-      Pickle().Op('}').Op('h').Raw("\x05").Done(),          // unset memo
-      Pickle().Op('}').Op('(').Op('0').Done(),              // POP below MARK
-      Pickle().Op('}').Op('(').Int(1).Op(']').Op('u').Done(),  // non-string key
-      Pickle().Op('}').Op('(').Str("x").Op('}').Op('u').Done(),  // nested dict value
-      Pickle().Op('(').Str("storage").Op('t').Op('Q').Done(),     // short persistent id
+      Pickle().Op('l').Done(),                                      // LIST without MARK
+      Pickle().Op(']').Done(),                                      // a list, not a dict
+      Pickle().Op('}').Op('(').Str("x").Op('u').Done(),             // odd SETITEMS
+      Pickle().Op('}').Op('h').Raw("\x05").Done(),                  // unset memo
+      Pickle().Op('}').Op('(').Op('0').Done(),                      // POP below MARK
+      Pickle().Op('}').Op('(').Int(1).Op(']').Op('u').Done(),       // non-string key
+      Pickle().Op('}').Op('(').Str("x").Op('}').Op('u').Done(),     // nested dict value
+      Pickle().Op('(').Str("storage").Op('t').Op('Q').Done(),       // short persistent id
       Pickle().Raw("\x8a\x09").Raw(std::string(9, '\x7f')).Done(),  // int beyond 64 bits
   };
   for (size_t i = 0; i < pickles.size(); ++i) {
@@ -415,8 +431,7 @@ TEST(PthReader, NotAPytorchArchive) {
   EXPECT_EQ(archive.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(archive.status().message(), HasSubstr("data.pkl"));
   EXPECT_EQ(OpenBytes("").status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(OpenPth(testing::TempPath("missing.pth")).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(OpenPth(testing::TempPath("missing.pth")).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(PthReader, CrcMismatchInPickle) {

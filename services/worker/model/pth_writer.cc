@@ -106,14 +106,18 @@ class PickleWriter {
   }
 
   // A string or global written once and fetched from the memo afterwards.
-  void MemoString(std::string_view s) { Memoized(absl::StrCat("s:", ToView(s)), [&] { String(s); }); }
+  void MemoString(std::string_view s) {
+    Memoized(absl::StrCat("s:", ToView(s)), [&] { String(s); });
+  }
   void Global(std::string_view module, std::string_view name) {
     std::string text = absl::StrCat(ToView(module), "\n", ToView(name), "\n");
     Memoized(absl::StrCat("g:", text), [&] { out_ += 'c' + text; });
   }
 
  private:
-  static absl::string_view ToView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+  static absl::string_view ToView(std::string_view s) {
+    return absl::string_view(s.data(), s.size());
+  }
 
   template <typename EmitFn>
   void Memoized(const std::string& key, EmitFn emit) {
@@ -180,7 +184,7 @@ std::string StateDictPickle(const std::vector<TensorSpec>& specs) {
       p.Int(0);  // storage offset
       p.Tuple(s.shape);
       p.Tuple(ContiguousStrides(s.shape));
-      p.NewFalse();  // requires_grad
+      p.NewFalse();                            // requires_grad
       p.Global("collections", "OrderedDict");  // backward hooks: OrderedDict()
       p.EmptyTuple();
       p.Reduce();
@@ -243,8 +247,8 @@ class PthWriter : public TensorWriter {
     while (tensor_ < tensor_sizes_.size() || in_tensor_) {
       if (!in_tensor_) {
         if (tensor_sizes_[tensor_] != 0) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              file_->path(), ": tensor ", tensor_, " and later ones were not written"));
+          return absl::FailedPreconditionError(absl::StrCat(file_->path(), ": tensor ", tensor_,
+                                                            " and later ones were not written"));
         }
         if (absl::Status s = StartNextTensor(); !s.ok()) return s;
       } else if (tensor_written_ != tensor_sizes_[tensor_]) {
@@ -267,7 +271,8 @@ class PthWriter : public TensorWriter {
     }
     in_tensor_ = true;
     tensor_written_ = 0;
-    if (absl::Status s = BeginRecord(absl::StrCat(prefix_, "data/", tensor_), tensor_sizes_[tensor_]);
+    if (absl::Status s =
+            BeginRecord(absl::StrCat(prefix_, "data/", tensor_), tensor_sizes_[tensor_]);
         !s.ok()) {
       return s;
     }

@@ -155,7 +155,8 @@ TEST(PthWriter, IncompleteOrExcessDataFailsAndLeavesNoFile) {
   }
   EXPECT_FALSE(std::filesystem::exists(path));
   // Nothing but the (absent) output in the directory: the temporary file is gone too.
-  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path())) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(path).parent_path())) {
     EXPECT_EQ(entry.path().filename().string().find(".incomplete"), std::string::npos)
         << entry.path();
   }

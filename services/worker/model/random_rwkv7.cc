@@ -44,7 +44,9 @@ Range RangeFor(const TensorSpec& spec) {
   auto ends = [&](std::string_view s) {
     return name.size() >= s.size() && name.substr(name.size() - s.size()) == s;
   };
-  auto inv_sqrt = [](int64_t n) { return 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(n, 1))); };
+  auto inv_sqrt = [](int64_t n) {
+    return 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(n, 1)));
+  };
   const auto& shape = spec.shape;
   if (name == "emb.weight") return {-0.5, 0.5};
   if (ends("ln_x.weight")) return {0.9, 1.1};
@@ -70,12 +72,12 @@ Range RangeFor(const TensorSpec& spec) {
 
 absl::StatusOr<Rwkv7Shape> ResolveRwkv7Shape(Rwkv7Shape s) {
   if (s.n_layer <= 0 || s.n_embd <= 0 || s.vocab <= 0 || s.head_size <= 0 || s.ffn < 0) {
-    return absl::InvalidArgumentError("layers, embedding width, vocabulary and head size must be positive");
+    return absl::InvalidArgumentError(
+        "layers, embedding width, vocabulary and head size must be positive");
   }
   if (s.n_embd % s.head_size != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("embedding width ", s.n_embd,
-                                                   " is not a multiple of the head size ",
-                                                   s.head_size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "embedding width ", s.n_embd, " is not a multiple of the head size ", s.head_size));
   }
   if (s.ffn == 0) s.ffn = 4 * s.n_embd;
   Rwkv7LoraRanks d = DefaultRwkv7LoraRanks(s.n_embd);

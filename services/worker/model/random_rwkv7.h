@@ -26,8 +26,8 @@ struct Rwkv7Shape {
   int64_t n_embd = 0;
   int64_t vocab = 0;
   int64_t head_size = 64;
-  int64_t ffn = 0;              // 0: 4 * n_embd
-  Rwkv7LoraRanks lora;          // zeros: DefaultRwkv7LoraRanks(n_embd)
+  int64_t ffn = 0;                 // 0: 4 * n_embd
+  Rwkv7LoraRanks lora;             // zeros: DefaultRwkv7LoraRanks(n_embd)
   bool layer0_value_lora = false;  // write the (unused) blocks.0.att.v0/v1/v2
 };
 

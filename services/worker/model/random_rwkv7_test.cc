@@ -126,7 +126,7 @@ TEST(RandomRwkv7, ScalesKeepTheForwardPassSane) {
   auto [k_lo, k_hi] = range("blocks.1.att.key.weight");
   EXPECT_GE(k_lo, -bound);
   EXPECT_LE(k_hi, bound);
-  EXPECT_GT(k_hi - k_lo, bound);  // actually spread out, not constant
+  EXPECT_GT(k_hi - k_lo, bound);                           // actually spread out, not constant
   auto [f_lo, f_hi] = range("blocks.1.ffn.value.weight");  // [C, F]: in = F = 512
   EXPECT_GE(f_lo, -1.0f / std::sqrt(512.0f));
   EXPECT_LE(f_hi, 1.0f / std::sqrt(512.0f));

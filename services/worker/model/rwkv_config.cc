@@ -98,30 +98,30 @@ absl::Status Unsupported(const TensorArchive& archive, RwkvVersion version) {
           absl::StrCat(path, ": RWKV-5 (x052) is not supported yet; only RWKV-7 (x070) is"));
     case RwkvVersion::kV5_1:
     case RwkvVersion::kV5_0:
-      return absl::UnimplementedError(absl::StrCat(
-          path, ": RWKV-5 preview (", ToAbsl(RwkvVersionName(version)),
-          ") is not supported; only RWKV-7 (x070) is"));
+      return absl::UnimplementedError(absl::StrCat(path, ": RWKV-5 preview (",
+                                                   ToAbsl(RwkvVersionName(version)),
+                                                   ") is not supported; only RWKV-7 (x070) is"));
     case RwkvVersion::kV4:
       return absl::UnimplementedError(
           absl::StrCat(path, ": RWKV-4 is not supported yet; only RWKV-7 (x070) is"));
     case RwkvVersion::kV7DeepEmbed: {
       const TensorView* t = FirstBlockTensor(archive, IsDeepEmbedPart);
-      return absl::UnimplementedError(absl::StrCat(
-          path, ": RWKV-7 with DeepEmbed (tensor '", t ? t->name : "?",
-          "') is not supported; its FFN differs from plain x070"));
+      return absl::UnimplementedError(
+          absl::StrCat(path, ": RWKV-7 with DeepEmbed (tensor '", t ? t->name : "?",
+                       "') is not supported; its FFN differs from plain x070"));
     }
     case RwkvVersion::kV8: {
       const TensorView* t = FirstBlockTensor(
           archive, [](std::string_view r) { return r.substr(0, 8) == "ffn.enn."; });
-      return absl::UnimplementedError(absl::StrCat(
-          path, ": RWKV-8 (tensor '", t ? t->name : "?", "') is not supported"));
+      return absl::UnimplementedError(
+          absl::StrCat(path, ": RWKV-8 (tensor '", t ? t->name : "?", "') is not supported"));
     }
     case RwkvVersion::kChatRwkvConverted: {
       auto it = archive.metadata().find("_strategy");
       std::string strategy = it == archive.metadata().end() ? "" : it->second;
-      return absl::FailedPreconditionError(absl::StrCat(
-          path, ": was pre-processed by ChatRWKV's converter (strategy '", strategy,
-          "'); use the original checkpoint"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, ": was pre-processed by ChatRWKV's converter (strategy '", strategy,
+                       "'); use the original checkpoint"));
     }
     case RwkvVersion::kUnknown:
       return absl::InvalidArgumentError(absl::StrCat(
@@ -182,8 +182,8 @@ RwkvVersion DetectRwkvVersion(const TensorArchive& archive) {
   if (any("att.time_maa_x")) return RwkvVersion::kV6;
   if (any("att.ln_x.weight")) {
     if (!any("att.gate.weight")) return RwkvVersion::kV5_0;
-    const TensorView* decay = FirstBlockTensor(
-        archive, [](std::string_view r) { return r == "att.time_decay"; });
+    const TensorView* decay =
+        FirstBlockTensor(archive, [](std::string_view r) { return r == "att.time_decay"; });
     if (decay != nullptr && decay->shape.size() >= 2 && decay->shape.back() > 1) {
       return RwkvVersion::kV5_2;
     }
@@ -256,9 +256,9 @@ absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
   c.n_head = (*r_k)->shape[0];
   c.head_size = (*r_k)->shape[1];
   if (c.n_head * c.head_size != c.n_embd) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": tensor 'blocks.0.att.r_k' has shape ", ShapeText((*r_k)->shape),
-        ", but heads x head size must equal n_embd ", c.n_embd, " (from emb.weight)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": tensor 'blocks.0.att.r_k' has shape ", ShapeText((*r_k)->shape),
+                     ", but heads x head size must equal n_embd ", c.n_embd, " (from emb.weight)"));
   }
 
   // Blocks must be exactly 0..L-1.
@@ -266,9 +266,9 @@ absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
   int64_t next = 0;
   for (int64_t l : layers) {
     if (l != next) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": block ", next,
-                                                     " is missing (blocks are not contiguous: ",
-                                                     "block ", l, " exists)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": block ", next, " is missing (blocks are not contiguous: ", "block ",
+                       l, " exists)"));
     }
     ++next;
   }
@@ -357,8 +357,7 @@ absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
       return missing(e.name);
     }
     if (e.optional) ++layer0_value_present;
-    bool ok = t->shape == e.shape ||
-              (e.vector && t->shape == std::vector<int64_t>{e.shape.back()});
+    bool ok = t->shape == e.shape || (e.vector && t->shape == std::vector<int64_t>{e.shape.back()});
     if (!ok) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", e.name, "' has shape ",
                                                      ShapeText(t->shape), ", expected ",

@@ -38,9 +38,9 @@ RwkvVersion DetectRwkvVersion(const TensorArchive& archive);
 // Dimensions shared by every version, read where they exist (0 when not).
 struct RwkvBasics {
   RwkvVersion version = RwkvVersion::kUnknown;
-  int64_t n_layer = 0;  // 1 + largest block index
-  int64_t n_embd = 0;   // C, from emb.weight
-  int64_t vocab = 0;    // V, from emb.weight
+  int64_t n_layer = 0;     // 1 + largest block index
+  int64_t n_embd = 0;      // C, from emb.weight
+  int64_t vocab = 0;       // V, from emb.weight
   int64_t parameters = 0;  // elements of every tensor in the file
   std::string dtype;       // "bf16" / "fp16" / "fp32", or "mixed"
 };
@@ -48,16 +48,16 @@ RwkvBasics DescribeRwkvBasics(const TensorArchive& archive);
 
 // A validated RWKV-7 model description.
 struct Rwkv7Config {
-  int64_t vocab = 0;      // V
-  int64_t n_embd = 0;     // C = n_head * head_size
-  int64_t n_head = 0;     // H
-  int64_t head_size = 0;  // N
-  int64_t n_layer = 0;    // L
-  int64_t ffn = 0;        // F
-  int64_t d_decay = 0;    // D_w (att.w1 second dim)
-  int64_t d_iclr = 0;     // D_a (att.a1)
-  int64_t d_value = 0;    // D_v (att.v1 of a layer >= 1; layer 0's when L == 1)
-  int64_t d_gate = 0;     // D_g (att.g1)
+  int64_t vocab = 0;               // V
+  int64_t n_embd = 0;              // C = n_head * head_size
+  int64_t n_head = 0;              // H
+  int64_t head_size = 0;           // N
+  int64_t n_layer = 0;             // L
+  int64_t ffn = 0;                 // F
+  int64_t d_decay = 0;             // D_w (att.w1 second dim)
+  int64_t d_iclr = 0;              // D_a (att.a1)
+  int64_t d_value = 0;             // D_v (att.v1 of a layer >= 1; layer 0's when L == 1)
+  int64_t d_gate = 0;              // D_g (att.g1)
   bool layer0_value_lora = false;  // blocks.0.att.v0/v1/v2 are all present (never used)
   int64_t parameters = 0;          // elements of every tensor in the file
   std::string dtype;               // common dtype name, or "mixed"

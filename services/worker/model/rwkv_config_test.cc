@@ -141,10 +141,10 @@ TEST(RwkvConfig, OtherVersionsAreDetectedAndRejected) {
     RwkvVersion version;
     const char* says;
   };
-  for (const Want& w : {Want{"golden/multiversion/tiny-v6.pth", RwkvVersion::kV6, "RWKV-6 (x060)"},
-                        Want{"golden/multiversion/tiny-v5.2.pth", RwkvVersion::kV5_2,
-                             "RWKV-5 (x052)"},
-                        Want{"golden/multiversion/tiny-v4.pth", RwkvVersion::kV4, "RWKV-4"}}) {
+  for (const Want& w :
+       {Want{"golden/multiversion/tiny-v6.pth", RwkvVersion::kV6, "RWKV-6 (x060)"},
+        Want{"golden/multiversion/tiny-v5.2.pth", RwkvVersion::kV5_2, "RWKV-5 (x052)"},
+        Want{"golden/multiversion/tiny-v4.pth", RwkvVersion::kV4, "RWKV-4"}}) {
     SKEIN_REQUIRE_TEST_DATA(path, w.path);
     auto archive = OpenPth(path);
     ASSERT_TRUE(archive.ok()) << archive.status();
@@ -215,10 +215,10 @@ TEST(RwkvConfig, UnexpectedTensor) {
 
 TEST(RwkvConfig, WrongShape) {
   const std::vector<std::pair<std::string, std::vector<int64_t>>> cases = {
-      {"blocks.1.att.w1", {128, 17}},   {"blocks.2.att.w2", {16, 127}},
-      {"blocks.1.att.x_r", {1, 128}},   {"blocks.0.ln1.weight", {1, 1, 128}},
-      {"head.weight", {301, 128}},      {"blocks.2.ffn.value.weight", {128, 511}},
-      {"blocks.1.att.r_k", {4, 32}},    {"blocks.0.att.v1", {128, 8}},
+      {"blocks.1.att.w1", {128, 17}},       {"blocks.2.att.w2", {16, 127}},
+      {"blocks.1.att.x_r", {1, 128}},       {"blocks.0.ln1.weight", {1, 1, 128}},
+      {"head.weight", {301, 128}},          {"blocks.2.ffn.value.weight", {128, 511}},
+      {"blocks.1.att.r_k", {4, 32}},        {"blocks.0.att.v1", {128, 8}},
       {"blocks.1.att.value.weight", {128}},
   };
   for (const auto& [name, shape] : cases) {

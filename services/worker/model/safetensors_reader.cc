@@ -62,14 +62,14 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> OpenSafetensorsFromSource(
   }
   const uint64_t header_len = LoadLE<uint64_t>(bytes.data());
   if (header_len > kSafetensorsMaxHeaderBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": safetensors header length ",
-                                                   header_len, " exceeds the limit of ",
+    return absl::InvalidArgumentError(absl::StrCat(path, ": safetensors header length ", header_len,
+                                                   " exceeds the limit of ",
                                                    kSafetensorsMaxHeaderBytes, " bytes"));
   }
   if (header_len > bytes.size() - 8) {
     return absl::DataLossError(absl::StrCat(path, ": safetensors header (", header_len,
-                                            " bytes) runs past the end of the file (",
-                                            bytes.size(), " bytes)"));
+                                            " bytes) runs past the end of the file (", bytes.size(),
+                                            " bytes)"));
   }
   const std::string_view header = bytes.substr(8, header_len);
   const std::string_view buffer = bytes.substr(8 + header_len);
@@ -77,9 +77,8 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> OpenSafetensorsFromSource(
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": safetensors header nests deeper than ", kMaxJsonDepth, " levels"));
   }
-  nlohmann::ordered_json json =
-      nlohmann::ordered_json::parse(header.begin(), header.end(), nullptr,
-                                    /*allow_exceptions=*/false);
+  nlohmann::ordered_json json = nlohmann::ordered_json::parse(header.begin(), header.end(), nullptr,
+                                                              /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": safetensors header is not a JSON object"));
@@ -97,8 +96,8 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> OpenSafetensorsFromSource(
       }
       for (auto m = value.begin(); m != value.end(); ++m) {
         if (!m.value().is_string()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              path, ": safetensors __metadata__ value '", m.key(), "' is not a string"));
+          return absl::InvalidArgumentError(absl::StrCat(path, ": safetensors __metadata__ value '",
+                                                         m.key(), "' is not a string"));
         }
         archive->mutable_metadata()[m.key()] = m.value().get<std::string>();
       }
@@ -145,9 +144,9 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> OpenSafetensorsFromSource(
                               nbytes, " bytes"));
     }
     if (p.end > buffer.size()) {
-      return absl::DataLossError(absl::StrCat(path, ": tensor '", name, "' data [", p.begin, ", ",
-                                              p.end, ") runs past the end of the file (data area is ",
-                                              buffer.size(), " bytes)"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": tensor '", name, "' data [", p.begin, ", ", p.end,
+                       ") runs past the end of the file (data area is ", buffer.size(), " bytes)"));
     }
     p.view.nbytes = nbytes;
     p.view.data = nbytes == 0 ? nullptr : buffer.data() + p.begin;
@@ -169,8 +168,8 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> OpenSafetensorsFromSource(
   }
   if (cursor != buffer.size()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": safetensors data area has ",
-                                            buffer.size() - cursor,
-                                            " bytes after the last tensor"));
+                                                   buffer.size() - cursor,
+                                                   " bytes after the last tensor"));
   }
   for (Pending& p : pending) {
     if (absl::Status s = archive->AddInPlace(std::move(p.view)); !s.ok()) return s;

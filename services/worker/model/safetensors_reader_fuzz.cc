@@ -8,8 +8,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto archive = skein::model::OpenSafetensorsFromSource(
-      "fuzz.safetensors", skein::model::ByteSourceFromString(
-                              std::string(reinterpret_cast<const char*>(data), size)));
+      "fuzz.safetensors",
+      skein::model::ByteSourceFromString(std::string(reinterpret_cast<const char*>(data), size)));
   if (archive.ok()) skein::model::CheckArchive(**archive);
   return 0;
 }

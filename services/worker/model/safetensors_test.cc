@@ -66,9 +66,8 @@ TEST(Safetensors, RoundTripKeepsOrderDataAndMetadata) {
 
 TEST(Safetensors, MisalignedDataIsCopied) {
   // A 2-byte bf16 tensor first puts the f32 tensor at an odd 2 (mod 4) offset.
-  std::string json =
-      R"({"h":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]},)"
-      R"("f":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}})";
+  std::string json = R"({"h":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]},)"
+                     R"("f":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}})";
   std::string data(10, '\0');
   float f[2] = {1.25f, -3.5f};
   std::memcpy(&data[2], f, 8);
@@ -149,9 +148,9 @@ TEST(Safetensors, WriterRejectsBadInput) {
                              {{"a", DType::kF32, {2}, a.data(), 4}}, {})
                 .code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(WriteSafetensors("/nonexistent-dir/x.safetensors",
-                                {{"a", DType::kF32, {1}, a.data(), 4}}, {})
-                   .ok());
+  EXPECT_FALSE(
+      WriteSafetensors("/nonexistent-dir/x.safetensors", {{"a", DType::kF32, {1}, a.data(), 4}}, {})
+          .ok());
 }
 
 }  // namespace

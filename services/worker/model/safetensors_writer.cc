@@ -22,17 +22,17 @@ class SafetensorsWriter : public TensorWriter {
 
   absl::Status Append(std::string_view bytes) override {
     if (bytes.size() > data_end_ - file_->size()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          file_->path(), ": more tensor bytes than the declared tensors hold"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(file_->path(), ": more tensor bytes than the declared tensors hold"));
     }
     return file_->Append(bytes);
   }
 
   absl::Status Finish() override {
     if (file_->size() != data_end_) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(file_->path(), ": ", data_end_ - file_->size(),
-                       " declared tensor bytes were not written"));
+      return absl::FailedPreconditionError(absl::StrCat(file_->path(), ": ",
+                                                        data_end_ - file_->size(),
+                                                        " declared tensor bytes were not written"));
     }
     return file_->Commit();
   }

@@ -3,7 +3,8 @@
 // A TensorArchive is immutable after Open and safe to share between threads. Tensor data
 // points into the mapped file where the stored layout is already contiguous little-endian;
 // otherwise (a strided or offset view in a .pth) the archive holds a contiguous copy. Either
-// way the pointers stay valid for the archive's lifetime.
+// way the pointers stay valid for the archive's lifetime, and every tensor's data is aligned to
+// at least its element size (misaligned stored bytes are copied too).
 #ifndef SKEIN_SERVICES_WORKER_MODEL_TENSOR_ARCHIVE_H_
 #define SKEIN_SERVICES_WORKER_MODEL_TENSOR_ARCHIVE_H_
 
@@ -51,8 +52,9 @@ class TensorArchive {
   virtual const std::map<std::string, std::string>& metadata() const = 0;
 };
 
-// Opens a PyTorch zip checkpoint (torch.save format). Errors (INVALID_ARGUMENT or DATA_LOSS)
-// name the file and, where it applies, the tensor.
+// Opens a PyTorch zip checkpoint (torch.save format). Errors (INVALID_ARGUMENT or DATA_LOSS;
+// NOT_FOUND for a missing file, UNIMPLEMENTED for a big-endian one) name the file and, where
+// it applies, the tensor.
 absl::StatusOr<std::unique_ptr<TensorArchive>> OpenPth(const std::string& path);
 
 // Opens a .safetensors file.

@@ -36,8 +36,8 @@ absl::Status AppendTensors(TensorWriter& writer, const std::vector<TensorView>& 
       return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' has no data"));
     }
     if (t.nbytes != static_cast<uint64_t>(t.numel()) * DTypeSize(t.dtype)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor '", t.name, "' holds ", t.nbytes, " bytes, which does not match its shape"));
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' holds ", t.nbytes,
+                                                     " bytes, which does not match its shape"));
     }
     if (t.nbytes == 0) continue;
     absl::Status s = writer.Append(std::string_view(static_cast<const char*>(t.data), t.nbytes));

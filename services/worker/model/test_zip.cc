@@ -20,7 +20,8 @@ namespace {
 
 std::string RawDeflate(const std::string& in) {
   z_stream zs{};
-  if (deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) Die("deflateInit2");
+  if (deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    Die("deflateInit2");
   std::string out(deflateBound(&zs, in.size()) + 16, '\0');
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   zs.avail_in = static_cast<uInt>(in.size());

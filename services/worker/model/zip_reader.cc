@@ -50,16 +50,15 @@ absl::Status ZipReader::Parse() {
     return absl::DataLossError(absl::StrCat(path_, ": corrupt zip archive: ", what));
   };
   if (size < kEndOfCentralDirSize) {
-    return absl::DataLossError(absl::StrCat(path_, ": too short to be a zip archive (",
-                                            size, " bytes)"));
+    return absl::DataLossError(
+        absl::StrCat(path_, ": too short to be a zip archive (", size, " bytes)"));
   }
 
   // The end-of-central-directory record sits in the last 22 + 65535 bytes; scan backwards for
   // a signature whose comment length reaches exactly to the end of the file.
   uint64_t eocd = UINT64_MAX;
-  const uint64_t lowest = size > kEndOfCentralDirSize + 0xFFFF
-                              ? size - kEndOfCentralDirSize - 0xFFFF
-                              : 0;
+  const uint64_t lowest =
+      size > kEndOfCentralDirSize + 0xFFFF ? size - kEndOfCentralDirSize - 0xFFFF : 0;
   for (uint64_t pos = size - kEndOfCentralDirSize + 1; pos-- > lowest;) {
     if (LoadLE<uint32_t>(base + pos) != kEndOfCentralDirSig) continue;
     uint16_t comment_len = LoadLE<uint16_t>(base + pos + 20);
@@ -105,8 +104,8 @@ absl::Status ZipReader::Parse() {
                                 " bytes) lies outside the file (", size, " bytes)"));
   }
   if (count > cd_size / kCentralHeaderSize) {
-    return corrupt(absl::StrCat(count, " entries cannot fit in a central directory of ",
-                                cd_size, " bytes"));
+    return corrupt(
+        absl::StrCat(count, " entries cannot fit in a central directory of ", cd_size, " bytes"));
   }
 
   entries_.reserve(count);
@@ -202,19 +201,18 @@ absl::Status ZipReader::LocateData(ZipEntry& entry) const {
                                             " bytes) runs past the end of the file"));
   }
   if (entry.method == ZipReader::kStored && entry.compressed_size != entry.uncompressed_size) {
-    return absl::DataLossError(absl::StrCat(path_, ": corrupt zip archive: stored entry '",
-                                            entry.name, "' has different stored (",
-                                            entry.compressed_size, ") and real (",
-                                            entry.uncompressed_size, ") sizes"));
+    return absl::DataLossError(absl::StrCat(
+        path_, ": corrupt zip archive: stored entry '", entry.name, "' has different stored (",
+        entry.compressed_size, ") and real (", entry.uncompressed_size, ") sizes"));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string_view> ZipReader::StoredData(const ZipEntry& entry) const {
   if (entry.method != kStored) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path_, ": zip entry '", entry.name, "' is compressed (method ",
-                     entry.method, "); tensor data must be stored uncompressed"));
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": zip entry '", entry.name,
+                                                   "' is compressed (method ", entry.method,
+                                                   "); tensor data must be stored uncompressed"));
   }
   return bytes_.substr(entry.data_offset, entry.compressed_size);
 }
