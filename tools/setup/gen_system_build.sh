@@ -48,6 +48,7 @@ emit hiredis "" hiredis
 emit zstd "" libzstd
 emit xxhash "" libxxhash
 emit crypto "" libcrypto
+emit zlib "" zlib
 
 cat >>"$out" <<'TAIL'
 # Header-only libraries: nothing to link.

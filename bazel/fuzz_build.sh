@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Compiles a libFuzzer target with clang++ (see bazel/fuzz.bzl).
+# Usage: fuzz_build.sh OUTPUT "PKG-CONFIG PACKAGES" "LINKOPTS" SOURCE...
+# Runs from the execution root, where sources sit at their repository paths.
+set -euo pipefail
+out="$1"
+pkgs="$2"
+linkopts="$3"
+shift 3
+
+cxx=""
+for c in clang++ clang++-14; do
+  if command -v "$c" >/dev/null 2>&1; then cxx="$c"; break; fi
+done
+if [[ -z "$cxx" ]]; then
+  printf '#!/bin/sh\necho "no clang++ when this was built; not fuzzing (install clang and libclang-rt-14-dev)"\n' >"$out"
+  chmod +x "$out"
+  exit 0
+fi
+
+flags=(-std=c++20 -O1 -gline-tables-only -fno-omit-frame-pointer
+       -fsanitize=address,undefined -fno-sanitize-recover=all -I.)
+objdir="$(mktemp -d)"
+trap 'rm -rf "$objdir"' EXIT
+# Compile in parallel; the fuzzer instrumentation is added per object, libFuzzer's main at link.
+pids=()
+objs=()
+jobs=$(nproc 2>/dev/null || echo 2)
+for src in "$@"; do
+  obj="$objdir/$(echo "$src" | tr '/' '_').o"
+  objs+=("$obj")
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj" &
+  pids+=($!)
+  while (($(jobs -rp | wc -l) >= jobs)); do wait -n; done
+done
+for p in "${pids[@]}"; do wait "$p"; done
+pkg_flags=()
+if [[ -n "$pkgs" ]]; then read -r -a pkg_flags <<<"$(pkg-config --libs $pkgs)"; fi
+read -r -a extra <<<"$linkopts"
+"$cxx" "${flags[@]}" -fsanitize=fuzzer "${objs[@]}" -o "$out" "${pkg_flags[@]}" "${extra[@]}"
