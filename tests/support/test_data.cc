@@ -38,8 +38,8 @@ std::string TryDownload(const std::string& relative, const fs::path& cache_root)
     std::error_code ec;
     fs::create_directories(target.parent_path(), ec);
     std::string cmd = "curl -fsSL --max-time 30 -o '" + target.string() + ".part' '" + d.url +
-                      "' 2>/dev/null && mv '" + target.string() + ".part' '" +
-                      target.string() + "'";
+                      "' 2>/dev/null && mv '" + target.string() + ".part' '" + target.string() +
+                      "'";
     if (std::system(cmd.c_str()) == 0 && IsFile(target)) return target.string();
   }
   return "";

@@ -35,7 +35,10 @@ package(default_visibility = ["//visibility:public"])
 HDR
 emit absl "" absl_status absl_statusor absl_strings absl_str_format absl_synchronization absl_time absl_hash absl_raw_hash_set absl_flags absl_flags_parse absl_random_random
 emit protobuf "" protobuf
-emit grpc "-lgrpc++_reflection" grpc++ protobuf
+emit grpc "" grpc++ protobuf
+# Servers only: the reflection plugin registers its own copy of reflection.proto, which
+# clashes with a client-side copy in the same binary.
+emit grpc_reflection "-lgrpc++_reflection" grpc++ protobuf
 emit prometheus "" prometheus-cpp-pull prometheus-cpp-core
 emit gtest "" gtest gmock
 emit gtest_main "" gtest_main gmock gtest
@@ -45,6 +48,7 @@ emit hiredis "" hiredis
 emit zstd "" libzstd
 emit xxhash "" libxxhash
 emit crypto "" libcrypto
+emit zlib "" zlib
 
 cat >>"$out" <<'TAIL'
 # Header-only libraries: nothing to link.

@@ -3,7 +3,8 @@
 // A TensorArchive is immutable after Open and safe to share between threads. Tensor data
 // points into the mapped file where the stored layout is already contiguous little-endian;
 // otherwise (a strided or offset view in a .pth) the archive holds a contiguous copy. Either
-// way the pointers stay valid for the archive's lifetime.
+// way the pointers stay valid for the archive's lifetime, and every tensor's data is aligned to
+// at least its element size (misaligned stored bytes are copied too).
 #ifndef SKEIN_SERVICES_WORKER_MODEL_TENSOR_ARCHIVE_H_
 #define SKEIN_SERVICES_WORKER_MODEL_TENSOR_ARCHIVE_H_
 
@@ -46,12 +47,14 @@ class TensorArchive {
   virtual const TensorView* Find(std::string_view name) const = 0;
   // The file this archive was read from.
   virtual const std::string& path() const = 0;
-  // Free-form string metadata (safetensors "__metadata__"; empty for .pth).
+  // Free-form string metadata: safetensors "__metadata__"; for .pth, the non-tensor entries of
+  // the pickled dict (e.g. ChatRWKV's "_strategy"), as text, usually none.
   virtual const std::map<std::string, std::string>& metadata() const = 0;
 };
 
-// Opens a PyTorch zip checkpoint (torch.save format). Errors (INVALID_ARGUMENT or DATA_LOSS)
-// name the file and, where it applies, the tensor.
+// Opens a PyTorch zip checkpoint (torch.save format). Errors (INVALID_ARGUMENT or DATA_LOSS;
+// NOT_FOUND for a missing file, UNIMPLEMENTED for a big-endian one) name the file and, where
+// it applies, the tensor.
 absl::StatusOr<std::unique_ptr<TensorArchive>> OpenPth(const std::string& path);
 
 // Opens a .safetensors file.
@@ -59,6 +62,12 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> OpenSafetensors(const std::string
 
 // Opens either format, chosen by the file's leading bytes (zip magic vs safetensors header).
 absl::StatusOr<std::unique_ptr<TensorArchive>> OpenCheckpoint(const std::string& path);
+
+enum class CheckpointFormat { kPth, kSafetensors };
+
+// The format of a checkpoint file, from its leading bytes. NOT_FOUND if it does not exist,
+// INVALID_ARGUMENT if it is neither format.
+absl::StatusOr<CheckpointFormat> DetectCheckpointFormat(const std::string& path);
 
 // Writes tensors (in the given order) and string metadata as .safetensors, atomically (a
 // temporary file renamed into place).

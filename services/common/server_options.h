@@ -1,0 +1,51 @@
+// Flags every Skein service takes, and their parsing from the command line and an optional
+// config file. The config file uses the same names as the flags without the leading dashes,
+// in TOML/INI form (`listen = "127.0.0.1:7710"`); command-line flags override it.
+#ifndef SKEIN_SERVICES_COMMON_SERVER_OPTIONS_H_
+#define SKEIN_SERVICES_COMMON_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+
+namespace skein {
+
+struct ServerOptions {
+  // Binary name used in logs and metric labels, e.g. "skein-tokenizer".
+  std::string service_name;
+  // gRPC address HOST:PORT; port 0 picks a free port.
+  std::string listen;
+  // Port of the /metrics HTTP endpoint, on the same host as `listen`; 0 picks a free port.
+  int metrics_port = 0;
+  // Seconds in-flight RPCs may run after SIGTERM before they are cancelled.
+  double drain_seconds = 10;
+  // If set, a JSON file written once serving: {"grpc":"HOST:PORT","metrics_port":N,"pid":P}.
+  std::string ready_file;
+  std::string log_level = "info";
+  // Largest request or response message in bytes.
+  int max_message_bytes = 64 << 20;
+};
+
+// Registers the common flags (--listen, --metrics-port, --config, --drain-seconds,
+// --ready-file, --log-level, --max-message-bytes) on `app`, with the service's defaults taken
+// from `*options`.
+void AddServerFlags(CLI::App& app, ServerOptions* options);
+
+// Parses argv into the flags registered on `app`. Returns the exit code to end the process
+// with (0 after --help, non-zero after an error, having printed one line to stderr naming the
+// binary and the reason), or nullopt to go on.
+std::optional<int> ParseCommandLine(CLI::App& app, const std::string& binary, int argc,
+                                    char** argv);
+
+// Checks values that the flag parser cannot (address form, port range, positive limits).
+absl::Status ValidateServerOptions(const ServerOptions& options);
+
+// Splits "HOST:PORT" (HOST may be "[v6]"); errors on a missing or out-of-range port.
+absl::Status SplitHostPort(const std::string& address, std::string* host, int* port);
+
+}  // namespace skein
+
+#endif  // SKEIN_SERVICES_COMMON_SERVER_OPTIONS_H_

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what is missing (idempotent), builds everything and runs every test. Prints a
+# final line "N passed, M failed" (test cases, from the test reports) and exits non-zero on
+# any failure.
+set -uo pipefail
+cd "$(dirname "$0")"
+./tools/setup/install_deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+# Reference data beside the checkout (CI has ../shared); tests skip with a reason without it.
+if [[ -z "${SKEIN_SHARED_DIR:-}" && -d ../shared ]]; then
+  export SKEIN_SHARED_DIR=$(cd ../shared && pwd)
+fi
+
+bazel test //... "$@"
+bazel_rc=$?
+
+python3 tools/setup/summarize_tests.py "$(bazel info bazel-testlogs 2>/dev/null)" $bazel_rc

@@ -1,0 +1,262 @@
+// Runs the real `skein` binary: inspect, convert and make-model, including failures.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/worker/model/dtype_convert.h"
+#include "services/worker/model/rwkv_config.h"
+#include "services/worker/model/tensor_archive.h"
+#include "tests/support/test_data.h"
+
+namespace skein::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string Temp(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  static int counter = 0;
+  return std::string(dir ? dir : "/tmp") + "/cli-" + std::to_string(counter++) + "-" + name;
+}
+
+std::string Slurp(const std::string& path) {
+  std::string s;
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
+    std::fclose(f);
+  }
+  return s;
+}
+
+CliRun Skein(const std::string& args) {
+  // The binary is a data dependency, so it sits in the runfiles tree.
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  const std::string binary =
+      std::string(srcdir ? srcdir : ".") + "/" + (workspace ? workspace : "skein") + "/tools/skein";
+  const std::string out = Temp("stdout"), err = Temp("stderr");
+  const std::string cmd = "'" + binary + "' " + args + " >'" + out + "' 2>'" + err + "' </dev/null";
+  int status = std::system(cmd.c_str());
+  CliRun r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = Slurp(out);
+  r.err = Slurp(err);
+  return r;
+}
+
+// A failure is reported as exactly one line on stderr.
+void ExpectOneLineError(const CliRun& r, const std::string& mentions) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, StartsWith("skein: "));
+  EXPECT_THAT(r.err, HasSubstr(mentions));
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+}
+
+TEST(Inspect, DescribesAnRwkv7Checkpoint) {
+  SKEIN_REQUIRE_TEST_DATA(path, "golden/multiversion/tiny-v7.pth");
+  CliRun r = Skein("inspect --model '" + path + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("format: pth\n"));
+  EXPECT_THAT(r.out, HasSubstr("version: x070 (RWKV-7)\n"));
+  EXPECT_THAT(r.out, HasSubstr("supported: yes\n"));
+  EXPECT_THAT(r.out, HasSubstr("layers: 3\n"));
+  EXPECT_THAT(r.out, HasSubstr("n_embd: 128\n"));
+  EXPECT_THAT(r.out, HasSubstr("heads: 2 x 64\n"));
+  EXPECT_THAT(r.out, HasSubstr("vocab: 300\n"));
+  EXPECT_THAT(r.out, HasSubstr("ffn: 512\n"));
+  EXPECT_THAT(r.out, HasSubstr("lora (w/a/v/g): 16/16/8/32\n"));
+  EXPECT_THAT(r.out, HasSubstr("dtype: bf16\n"));
+  // Spec §10's formula (it counts the layer-0 v0/v1/v2 this file has).
+  const int64_t C = 128, V = 300, L = 3;
+  const int64_t params = 2 * V * C + 4 * C + L * (19 * C + 12 * C * C + 2 * C * (16 + 16 + 8 + 32));
+  EXPECT_THAT(r.out, HasSubstr("parameters: " + std::to_string(params) + "\n"));
+  const int64_t state_bytes = 4 * L * (2 * C + 2 * 64 * 64);
+  EXPECT_THAT(r.out, HasSubstr("state: " + std::to_string(state_bytes) + " bytes"));
+  EXPECT_THAT(r.out, HasSubstr("MiB"));
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST(Inspect, ExplainsUnsupportedVersions) {
+  SKEIN_REQUIRE_TEST_DATA(path, "golden/multiversion/tiny-v6.pth");
+  CliRun r = Skein("inspect --model '" + path + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("version: x060 (RWKV-6)\n"));
+  EXPECT_THAT(r.out, HasSubstr("supported: no (RWKV-6 (x060) is not supported yet"));
+  EXPECT_THAT(r.out, HasSubstr("layers: 3\n"));
+  EXPECT_THAT(r.out, HasSubstr("parameters: "));
+}
+
+TEST(Inspect, BadPathsFailWithOneLine) {
+  const std::string missing = Temp("missing.pth");
+  ExpectOneLineError(Skein("inspect --model '" + missing + "'"), missing);
+  const std::string junk = Temp("junk.pth");
+  FILE* f = std::fopen(junk.c_str(), "wb");
+  std::fputs("not a model", f);
+  std::fclose(f);
+  ExpectOneLineError(Skein("inspect --model '" + junk + "'"), junk);
+}
+
+std::unique_ptr<model::TensorArchive> Open(const std::string& path) {
+  auto a = model::OpenCheckpoint(path);
+  EXPECT_TRUE(a.ok()) << a.status();
+  return a.ok() ? *std::move(a) : nullptr;
+}
+
+std::vector<float> Floats(const model::TensorView& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  model::ConvertElements(t.dtype, t.data, model::DType::kF32, v.data(), v.size());
+  return v;
+}
+
+TEST(Convert, PthToSafetensorsKeepsEverything) {
+  SKEIN_REQUIRE_TEST_DATA(path, "golden/rwkv7/tiny-l2-c128-v256.pth");
+  const std::string out = Temp("tiny.safetensors");
+  CliRun r = Skein("convert --in '" + path + "' --out '" + out + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;  // no progress output when stderr is not a terminal
+  auto src = Open(path);
+  auto dst = Open(out);
+  ASSERT_TRUE(src && dst);
+  ASSERT_EQ(src->tensors().size(), dst->tensors().size());
+  for (size_t i = 0; i < src->tensors().size(); ++i) {
+    const model::TensorView& a = src->tensors()[i];
+    const model::TensorView& b = dst->tensors()[i];
+    ASSERT_EQ(a.name, b.name);
+    EXPECT_EQ(a.shape, b.shape);
+    EXPECT_EQ(b.dtype, model::DType::kBF16);
+    ASSERT_EQ(a.nbytes, b.nbytes);
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << a.name;
+  }
+  EXPECT_EQ(dst->metadata().at("source_format"), "pth");
+  EXPECT_EQ(dst->metadata().at("rwkv_version"), "x070");
+  EXPECT_EQ(dst->metadata().at("format"), "pt");
+  EXPECT_TRUE(model::LoadRwkv7Config(*dst).ok());
+}
+
+TEST(Convert, DtypeChangesRoundTrip) {
+  SKEIN_REQUIRE_TEST_DATA(path, "golden/multiversion/tiny-v7-no-l0-v012.pth");
+  const std::string f32 = Temp("f32.safetensors"), back = Temp("back.pth"),
+                    f16 = Temp("f16.safetensors");
+  ASSERT_EQ(Skein("convert --in '" + path + "' --out '" + f32 + "' --dtype fp32").exit_code, 0);
+  ASSERT_EQ(Skein("convert --in '" + f32 + "' --out '" + back + "' --dtype bf16").exit_code, 0);
+  ASSERT_EQ(Skein("convert --in '" + path + "' --out '" + f16 + "' --dtype fp16").exit_code, 0);
+  auto src = Open(path);
+  auto a = Open(f32);
+  auto b = Open(back);
+  auto c = Open(f16);
+  ASSERT_TRUE(src && a && b && c);
+  EXPECT_EQ(a->metadata().at("source_format"), "pth");
+  for (const model::TensorView& t : src->tensors()) {
+    SCOPED_TRACE(t.name);
+    const model::TensorView* x = a->Find(t.name);
+    const model::TensorView* y = b->Find(t.name);
+    const model::TensorView* z = c->Find(t.name);
+    ASSERT_TRUE(x && y && z);
+    EXPECT_EQ(x->dtype, model::DType::kF32);
+    EXPECT_EQ(z->dtype, model::DType::kF16);
+    EXPECT_EQ(Floats(*x), Floats(t));  // widening is exact
+    ASSERT_EQ(y->nbytes, t.nbytes);
+    EXPECT_EQ(std::memcmp(y->data, t.data, t.nbytes), 0);  // and narrowing back is too
+    std::vector<float> want = Floats(t);
+    const auto* h = static_cast<const uint16_t*>(z->data);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(h[i], model::FloatToF16(want[i]));
+  }
+}
+
+TEST(Convert, Failures) {
+  SKEIN_REQUIRE_TEST_DATA(path, "golden/rwkv7/tiny-l2-c128-v256.pth");
+  ExpectOneLineError(Skein("convert --in '" + path + "' --out '" + Temp("x.txt") + "'"), ".txt");
+  const std::string missing = Temp("missing.pth");
+  ExpectOneLineError(Skein("convert --in '" + missing + "' --out '" + Temp("y.safetensors") + "'"),
+                     missing);
+  ExpectOneLineError(Skein("convert --in '" + path + "' --out /nonexistent-dir/z.safetensors"),
+                     "/nonexistent-dir/z.safetensors");
+  EXPECT_NE(Skein("convert --in '" + path + "' --out a.safetensors --dtype int8").exit_code, 0);
+}
+
+TEST(MakeModel, WritesLoadableModelsInBothFormats) {
+  const std::string pth = Temp("made.pth"), st = Temp("made.safetensors");
+  CliRun r = Skein("make-model --layers 2 --embd 128 --vocab 50 --seed 4 --out '" + pth +
+                   "' --lora 16,16,8,32 --ffn 256 --layer0-v");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(pth));
+  r = Skein("make-model --layers 1 --embd 64 --vocab 10 --head-size 32 --dtype fp32 --out '" + st +
+            "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  auto a = Open(pth);
+  ASSERT_TRUE(a);
+  auto ca = model::LoadRwkv7Config(*a);
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  EXPECT_EQ(ca->n_layer, 2);
+  EXPECT_EQ(ca->n_embd, 128);
+  EXPECT_EQ(ca->vocab, 50);
+  EXPECT_EQ(ca->ffn, 256);
+  EXPECT_EQ(ca->d_decay, 16);
+  EXPECT_EQ(ca->d_value, 8);
+  EXPECT_EQ(ca->d_gate, 32);
+  EXPECT_TRUE(ca->layer0_value_lora);
+  EXPECT_EQ(ca->dtype, "bf16");
+
+  auto b = Open(st);
+  ASSERT_TRUE(b);
+  auto cb = model::LoadRwkv7Config(*b);
+  ASSERT_TRUE(cb.ok()) << cb.status();
+  EXPECT_EQ(cb->n_head, 2);
+  EXPECT_EQ(cb->head_size, 32);
+  EXPECT_EQ(cb->ffn, 256);
+  EXPECT_EQ(cb->dtype, "fp32");
+  model::Rwkv7LoraRanks d = model::DefaultRwkv7LoraRanks(64);
+  EXPECT_EQ(cb->d_decay, d.decay);
+  EXPECT_EQ(cb->d_gate, d.gate);
+
+  CliRun inspect = Skein("inspect --model '" + pth + "'");
+  ASSERT_EQ(inspect.exit_code, 0);
+  EXPECT_THAT(inspect.out, HasSubstr("parameters: " + std::to_string(ca->parameters) + "\n"));
+  EXPECT_THAT(inspect.out, HasSubstr("layer-0 v0/v1/v2: present"));
+}
+
+TEST(MakeModel, SameSeedSameFile) {
+  const std::string d1 = Temp("d1"), d2 = Temp("d2");
+  std::filesystem::create_directories(d1);
+  std::filesystem::create_directories(d2);
+  for (const std::string& d : {d1, d2}) {
+    ASSERT_EQ(Skein("make-model --layers 1 --embd 64 --vocab 16 --seed 9 --out '" + d + "/m.pth'")
+                  .exit_code,
+              0);
+  }
+  EXPECT_TRUE(Slurp(d1 + "/m.pth") == Slurp(d2 + "/m.pth"));
+}
+
+TEST(MakeModel, BadArgumentsFailWithOneLine) {
+  ExpectOneLineError(Skein("make-model --layers 1 --embd 100 --vocab 8 --out " + Temp("a.pth")),
+                     "head size");
+  ExpectOneLineError(
+      Skein("make-model --layers 1 --embd 64 --vocab 8 --lora 1,2 --out " + Temp("b.pth")), "lora");
+  ExpectOneLineError(Skein("make-model --layers 1 --embd 64 --vocab 8 --out " + Temp("c.bin")),
+                     ".bin");
+  ExpectOneLineError(
+      Skein("make-model --layers 1 --embd 64 --vocab 8 --out /nonexistent-dir/m.pth"),
+      "/nonexistent-dir/m.pth");
+}
+
+}  // namespace
+}  // namespace skein::cli
