@@ -1,7 +1,7 @@
 #include "services/tokenizer/byte_trie.h"
 
-#include <random>
 #include <algorithm>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>

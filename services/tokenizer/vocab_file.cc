@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
+#include <system_error>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -14,9 +14,12 @@
 namespace skein::tokenizer {
 namespace {
 
+// strerror's text, thread-safely.
+std::string ErrorText(int error) { return std::generic_category().message(error); }
+
 absl::Status OpenError(const std::string& path, int error) {
   const std::string what =
-      absl::StrCat("cannot open vocabulary file '", path, "': ", std::strerror(error));
+      absl::StrCat("cannot open vocabulary file '", path, "': ", ErrorText(error));
   if (error == ENOENT || error == ENOTDIR) return absl::NotFoundError(what);
   if (error == EACCES || error == EPERM) return absl::PermissionDeniedError(what);
   return absl::UnavailableError(what);
@@ -45,7 +48,7 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       return absl::DataLossError(
-          absl::StrCat("error reading vocabulary file '", path, "': ", std::strerror(errno)));
+          absl::StrCat("error reading vocabulary file '", path, "': ", ErrorText(errno)));
     }
     if (n == 0) break;
     done += static_cast<size_t>(n);
@@ -61,7 +64,7 @@ absl::StatusOr<VocabFile> ReadVocabFile(absl::string_view path, const VocabFileO
     return absl::NotFoundError("no vocabulary file given (pass its path, e.g. --vocab PATH)");
   }
   VocabFile file;
-  file.path = std::string(path);
+  file.path.assign(path.data(), path.size());
   absl::StatusOr<std::string> contents = ReadWholeFile(file.path);
   if (!contents.ok()) return contents.status();
   file.contents = *std::move(contents);

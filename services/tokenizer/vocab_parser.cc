@@ -33,7 +33,7 @@ absl::Status LineError(int line, absl::string_view what) {
 // Shows a field in an error message without flooding it.
 std::string Excerpt(absl::string_view text) {
   constexpr size_t kMax = 40;
-  if (text.size() <= kMax) return std::string(text);
+  if (text.size() <= kMax) return std::string(text.data(), text.size());
   return absl::StrCat(text.substr(0, kMax), "...");
 }
 

@@ -85,7 +85,8 @@ TEST_F(TokenizerCommandsTest, TokenizeMatchesGoldens) {
 }
 
 TEST_F(TokenizerCommandsTest, RawBytesRoundTripThroughBothCommands) {
-  std::string bytes("\0\xFF\xC3(caf\xC3\xA9\n\n\xF0\x9F\x98 end", 20);
+  static constexpr char kBytes[] = "\0\xFF\xC3(caf\xC3\xA9\n\n\xF0\x9F\x98 end";
+  const std::string bytes(kBytes, sizeof(kBytes) - 1);
   const Result encoded = RunSkein("tokenize --vocab '" + vocab_ + "'", bytes);
   ASSERT_EQ(encoded.exit_code, 0) << encoded.err;
   const Result decoded = RunSkein("detokenize --vocab '" + vocab_ + "'", encoded.out);

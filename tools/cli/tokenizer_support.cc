@@ -2,7 +2,7 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "tools/cli/command_registry.h"
@@ -36,7 +36,8 @@ std::string ReadStdinOrThrow() {
     if (n < sizeof(buffer)) break;
   }
   if (std::ferror(stdin)) {
-    throw CommandError(1, absl::StrCat("cannot read stdin: ", std::strerror(errno)));
+    throw CommandError(1,
+                       absl::StrCat("cannot read stdin: ", std::generic_category().message(errno)));
   }
   return data;
 }
@@ -44,7 +45,8 @@ std::string ReadStdinOrThrow() {
 void WriteStdoutOrThrow(absl::string_view bytes) {
   if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size() ||
       std::fflush(stdout) != 0) {
-    throw CommandError(1, absl::StrCat("cannot write stdout: ", std::strerror(errno)));
+    throw CommandError(
+        1, absl::StrCat("cannot write stdout: ", std::generic_category().message(errno)));
   }
 }
 
