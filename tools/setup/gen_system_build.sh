@@ -44,6 +44,7 @@ emit rocksdb "" rocksdb
 emit hiredis "" hiredis
 emit zstd "" libzstd
 emit xxhash "" libxxhash
+emit zlib "" zlib
 
 cat >>"$out" <<'TAIL'
 # Header-only libraries: nothing to link.
