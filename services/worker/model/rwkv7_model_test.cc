@@ -27,6 +27,7 @@
 #include "services/worker/model/rwkv7_reference.h"
 #include "services/worker/model/rwkv7_test_util.h"
 #include "services/worker/model/rwkv7_weights.h"
+#include "services/worker/model/sampler.h"
 #include "services/worker/model/state.h"
 #include "services/worker/model/state_blob.h"
 #include "tests/support/test_data.h"
@@ -311,6 +312,34 @@ TEST(ReferenceTest, Float64ReferenceAgreesWithGoldens) {
     }
     std::printf("%s: float64 reference vs golden, worst %.3g std\n", c.name, worst);
     EXPECT_LE(worst, 2.5e-4f) << c.name;
+  }
+}
+
+// The reference's greedy continuation of a prompt, reproduced token for token (prefill in one
+// step, then one token per step), in fp32 and bf16.
+TEST(GreedyTest, ReproducesReferenceContinuation) {
+  SKEIN_REQUIRE_TEST_DATA(json_path, "golden/rwkv7/small-l4-c256-v1024.greedy.json");
+  SKEIN_REQUIRE_TEST_DATA(checkpoint, "golden/rwkv7/small-l4-c256-v1024.pth");
+  std::vector<int32_t> prompt, greedy;
+  ASSERT_TRUE(testing::ReadGreedyGolden(json_path, &prompt, &greedy).ok());
+  ASSERT_FALSE(greedy.empty());
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    absl::StatusOr<std::shared_ptr<const Rwkv7Weights>> w = testing::LoadWeights(checkpoint, dtype);
+    ASSERT_TRUE(w.ok()) << w.status();
+    Rwkv7Model model(*w, &Pool());
+    Rwkv7State state = model.NewState();
+    absl::StatusOr<Sampler> sampler = Sampler::Create(SamplerOptions{}, (*w)->dims().vocab);
+    ASSERT_TRUE(sampler.ok());
+    std::vector<int32_t> generated;
+    absl::StatusOr<StepResult> r = StepOne(model, state, prompt);
+    for (size_t i = 0; i < greedy.size(); ++i) {
+      ASSERT_TRUE(r.ok()) << r.status();
+      absl::StatusOr<int32_t> next = sampler->Sample(r->logits);
+      ASSERT_TRUE(next.ok());
+      generated.push_back(*next);
+      r = StepOne(model, state, {&generated.back(), 1});
+    }
+    EXPECT_EQ(generated, greedy) << DTypeName(dtype);
   }
 }
 

@@ -59,6 +59,19 @@ absl::StatusOr<Golden> ReadMultiversionGolden(const std::string& json_path,
   return FromJson((*j)["tokens"], m["logits_after_each_token"], m["final_state"], "wkv");
 }
 
+absl::Status ReadGreedyGolden(const std::string& json_path, std::vector<int32_t>* prompt,
+                              std::vector<int32_t>* greedy) {
+  absl::StatusOr<nlohmann::json> j = ReadJson(json_path);
+  if (!j.ok()) return j.status();
+  try {
+    *prompt = j->at("prompt").get<std::vector<int32_t>>();
+    *greedy = j->at("greedy").get<std::vector<int32_t>>();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(json_path, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<const Rwkv7Weights>> LoadWeights(const std::string& path,
                                                                  DType dtype, int first_layer,
                                                                  int last_layer) {

@@ -32,6 +32,10 @@ absl::StatusOr<Golden> ReadRwkv7Golden(const std::string& json_path);
 absl::StatusOr<Golden> ReadMultiversionGolden(const std::string& json_path,
                                               const std::string& model);
 
+// golden/rwkv7/NAME.greedy.json: the prompt and the reference's greedy continuation.
+absl::Status ReadGreedyGolden(const std::string& json_path, std::vector<int32_t>* prompt,
+                              std::vector<int32_t>* greedy);
+
 absl::StatusOr<std::shared_ptr<const Rwkv7Weights>> LoadWeights(const std::string& path,
                                                                  DType dtype = DType::kF32,
                                                                  int first_layer = 0,
