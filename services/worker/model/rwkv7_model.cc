@@ -50,16 +50,16 @@ struct Rwkv7Model::Scratch {
   Buffer x, v_first, xa, xr, xw, xk, xv, xa_mix, xg, r, k, v, lora_w, lora_a, lora_v, lora_g,
       decay, alpha, v_gate, gate, kappa, a_in, b_in, y, xf, ffn_hidden, head_in;
 
-  void Resize(int64_t t, const Rwkv7Dims& d) {
+  void Resize(int64_t t, const Rwkv7Config& d) {
     rows = t;
     for (Buffer* b : {&x, &v_first, &xa, &xr, &xw, &xk, &xv, &xa_mix, &xg, &r, &k, &v, &decay,
                       &alpha, &v_gate, &gate, &kappa, &a_in, &b_in, &y, &xf}) {
-      b->Resize(t, d.embd);
+      b->Resize(t, d.n_embd);
     }
-    lora_w.Resize(t, d.lora_w);
-    lora_a.Resize(t, d.lora_a);
-    lora_v.Resize(t, std::max<int64_t>(d.lora_v, 1));
-    lora_g.Resize(t, d.lora_g);
+    lora_w.Resize(t, d.d_decay);
+    lora_a.Resize(t, d.d_iclr);
+    lora_v.Resize(t, std::max<int64_t>(d.d_value, 1));
+    lora_g.Resize(t, d.d_gate);
     ffn_hidden.Resize(t, d.ffn);
   }
 };
@@ -72,7 +72,7 @@ Rwkv7Model::~Rwkv7Model() = default;
 absl::Status Rwkv7Model::Validate(absl::Span<const SequenceStep> sequences,
                                   const StageActivations* input) const {
   const Rwkv7Weights& w = *weights_;
-  const Rwkv7Dims& d = w.dims();
+  const Rwkv7Config& d = w.config();
   if (w.has_embedding() && input != nullptr) {
     return absl::InvalidArgumentError("the first stage takes token ids, not activations");
   }
@@ -92,7 +92,7 @@ absl::Status Rwkv7Model::Validate(absl::Span<const SequenceStep> sequences,
       return absl::InvalidArgumentError(absl::StrCat(
           "sequence ", s, ": state for layers [", sh.first_layer, ", ", sh.last_layer, ") C=",
           sh.embd, " does not fit this stage (layers [", w.first_layer(), ", ", w.last_layer(),
-          ") C=", d.embd, ")"));
+          ") C=", d.n_embd, ")"));
     }
     if (!seen.insert(seq.state).second) {
       return absl::InvalidArgumentError(
@@ -122,13 +122,13 @@ absl::Status Rwkv7Model::Validate(absl::Span<const SequenceStep> sequences,
     }
   }
   if (input != nullptr) {
-    const size_t want = static_cast<size_t>(rows * d.embd);
-    if (input->rows != rows || input->width != d.embd || input->hidden.size() != want ||
+    const size_t want = static_cast<size_t>(rows * d.n_embd);
+    if (input->rows != rows || input->width != d.n_embd || input->hidden.size() != want ||
         input->v_first.size() != want) {
       return absl::InvalidArgumentError(absl::StrCat(
           "activations hold ", input->rows, " rows of width ", input->width, " (",
           input->hidden.size(), " hidden and ", input->v_first.size(),
-          " v_first values); the sequences need ", rows, " rows of width ", d.embd));
+          " v_first values); the sequences need ", rows, " rows of width ", d.n_embd));
     }
   }
   return absl::OkStatus();
@@ -139,8 +139,8 @@ absl::StatusOr<StepResult> Rwkv7Model::Step(absl::Span<const SequenceStep> seque
   if (absl::Status s = Validate(sequences, input); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mutex_);
   const Rwkv7Weights& w = *weights_;
-  const Rwkv7Dims& d = w.dims();
-  const int64_t C = d.embd;
+  const Rwkv7Config& d = w.config();
+  const int64_t C = d.n_embd;
 
   // Row offsets of each sequence in the step.
   std::vector<int64_t> offsets(sequences.size() + 1, 0);
@@ -215,12 +215,12 @@ absl::StatusOr<StepResult> Rwkv7Model::Step(absl::Span<const SequenceStep> seque
 void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
                           absl::Span<const int64_t> offsets) {
   const Rwkv7Weights& w = *weights_;
-  const Rwkv7Dims& d = w.dims();
+  const Rwkv7Config& d = w.config();
   const Rwkv7LayerWeights& lw = w.layer(layer);
   Scratch& sc = *scratch_;
   const int64_t T = sc.rows;
-  const int64_t C = d.embd;
-  const int64_t H = d.heads;
+  const int64_t C = d.n_embd;
+  const int64_t H = d.n_head;
   const int64_t N = d.head_size;
   const bool value_residual = layer > 0;
 
@@ -285,9 +285,9 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
   }
   parallel_rows(8, [&](int64_t r) {
     float* lwr = sc.lora_w.row(r);
-    for (int64_t i = 0; i < d.lora_w; ++i) lwr[i] = std::tanh(lwr[i]);
+    for (int64_t i = 0; i < d.d_decay; ++i) lwr[i] = std::tanh(lwr[i]);
     float* lgr = sc.lora_g.row(r);
-    for (int64_t i = 0; i < d.lora_g; ++i) lgr[i] = Sigmoid(lgr[i]);
+    for (int64_t i = 0; i < d.d_gate; ++i) lgr[i] = Sigmoid(lgr[i]);
   });
   {
     std::vector<MatMulJob> jobs = {Job(sc.lora_w, lw.w2, sc.decay, T),

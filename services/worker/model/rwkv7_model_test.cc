@@ -23,7 +23,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/archive_impl.h"
-#include "services/worker/model/random_rwkv7.h"
+#include "services/worker/model/random_rwkv7_archive.h"
 #include "services/worker/model/rwkv7_reference.h"
 #include "services/worker/model/rwkv7_test_util.h"
 #include "services/worker/model/rwkv7_weights.h"
@@ -328,7 +328,7 @@ TEST(GreedyTest, ReproducesReferenceContinuation) {
     ASSERT_TRUE(w.ok()) << w.status();
     Rwkv7Model model(*w, &Pool());
     Rwkv7State state = model.NewState();
-    absl::StatusOr<Sampler> sampler = Sampler::Create(SamplerOptions{}, (*w)->dims().vocab);
+    absl::StatusOr<Sampler> sampler = Sampler::Create(SamplerOptions{}, (*w)->config().vocab);
     ASSERT_TRUE(sampler.ok());
     std::vector<int32_t> generated;
     absl::StatusOr<StepResult> r = StepOne(model, state, prompt);
@@ -346,24 +346,20 @@ TEST(GreedyTest, ReproducesReferenceContinuation) {
 // ---------------------------------------------------------------------------------------
 // Random models: any shape, checked against the float64 reference.
 
-Rwkv7Dims SmallDims(int layers = 3) {
-  Rwkv7Dims d;
-  d.layers = layers;
-  d.embd = 128;
-  d.heads = 2;
+Rwkv7Shape SmallShape(int layers = 3) {
+  Rwkv7Shape d;
+  d.n_layer = layers;
+  d.n_embd = 128;
   d.head_size = 64;
   d.vocab = 300;
   d.ffn = 320;
-  d.lora_w = 16;
-  d.lora_a = 24;
-  d.lora_v = 8;
-  d.lora_g = 32;
+  d.lora = {16, 24, 8, 32};
   return d;
 }
 
-std::shared_ptr<const TensorArchive> RandomArchive(const Rwkv7Dims& d, uint64_t seed,
+std::shared_ptr<const TensorArchive> RandomArchive(const Rwkv7Shape& d, uint64_t seed,
                                                    DType dtype = DType::kF32) {
-  absl::StatusOr<std::unique_ptr<TensorArchive>> a = MakeRandomRwkv7(d, seed, dtype);
+  absl::StatusOr<std::unique_ptr<TensorArchive>> a = MakeRandomRwkv7Archive(d, seed, dtype);
   EXPECT_TRUE(a.ok()) << a.status();
   return std::shared_ptr<const TensorArchive>(*std::move(a));
 }
@@ -387,18 +383,14 @@ std::vector<int32_t> SomeTokens(int n, int vocab, int salt) {
 
 TEST(RandomModelTest, MatchesFloat64ReferenceAtOddShapes) {
   // An odd width (3 heads of 32), ranks that leave SIMD tails, FFN not a multiple of 16.
-  Rwkv7Dims d = SmallDims(2);
-  d.heads = 3;
+  Rwkv7Shape d = SmallShape(2);
   d.head_size = 32;
-  d.embd = 96;
+  d.n_embd = 96;
   d.ffn = 200;
-  d.lora_w = 9;
-  d.lora_a = 13;
-  d.lora_v = 5;
-  d.lora_g = 17;
+  d.lora = {9, 13, 5, 17};
   d.vocab = 77;
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 11);
-  Rwkv7Model model(LoadRange(archive, 0, d.layers), &Pool());
+  Rwkv7Model model(LoadRange(archive, 0, d.n_layer), &Pool());
   const std::vector<int32_t> tokens = SomeTokens(9, d.vocab, 1);
   Reference ref = RunReference(*archive, tokens);
   Rwkv7State state = model.NewState();
@@ -414,8 +406,8 @@ TEST(RandomModelTest, MatchesFloat64ReferenceAtOddShapes) {
 // Sessions with different histories and positions, fed different numbers of tokens in one
 // step, end exactly where each would alone.
 TEST(RandomModelTest, BatchOfSessionsEqualsEachAlone) {
-  const Rwkv7Dims d = SmallDims();
-  std::shared_ptr<const Rwkv7Weights> w = LoadRange(RandomArchive(d, 3), 0, d.layers);
+  const Rwkv7Shape d = SmallShape();
+  std::shared_ptr<const Rwkv7Weights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
   Rwkv7Model model(w, &Pool());
   const std::vector<int> history = {0, 3, 7, 1, 0};
   const std::vector<int> feed = {1, 5, 2, 1, 9};
@@ -455,7 +447,7 @@ TEST(RandomModelTest, BatchOfSessionsEqualsEachAlone) {
 // A three-stage pipeline ([0,1), [1,3), [3,4)) with a batch of two sessions equals the whole
 // model; v_first travels with the hidden state.
 TEST(RandomModelTest, ThreeStagePipelineEqualsWholeModel) {
-  const Rwkv7Dims d = SmallDims(4);
+  const Rwkv7Shape d = SmallShape(4);
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 5, DType::kBF16);
   Rwkv7Model whole(LoadRange(archive, 0, 4), &Pool());
   std::vector<Rwkv7Model*> stages;
@@ -488,15 +480,15 @@ TEST(RandomModelTest, ThreeStagePipelineEqualsWholeModel) {
 // half-precision weight paths (rwkv7_weights.h): measured 1.0e-2 std (bf16) and 1.4e-3 std
 // (fp16) on this random fp32 model; the bounds leave room for other seeds.
 TEST(RandomModelTest, HalfPrecisionWeightPathsStayClose) {
-  const Rwkv7Dims d = SmallDims();
+  const Rwkv7Shape d = SmallShape();
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 9, DType::kF32);
   const std::vector<int32_t> tokens = SomeTokens(12, d.vocab, 4);
-  Rwkv7Model exact(LoadRange(archive, 0, d.layers), &Pool());
+  Rwkv7Model exact(LoadRange(archive, 0, d.n_layer), &Pool());
   Rwkv7State es = exact.NewState();
   absl::StatusOr<StepResult> want = StepOne(exact, es, tokens, true);
   ASSERT_TRUE(want.ok());
   for (auto [dtype, bound] : {std::pair{DType::kBF16, 3e-2f}, std::pair{DType::kF16, 5e-3f}}) {
-    Rwkv7Model model(LoadRange(archive, 0, d.layers, dtype), &Pool());
+    Rwkv7Model model(LoadRange(archive, 0, d.n_layer, dtype), &Pool());
     Rwkv7State s = model.NewState();
     absl::StatusOr<StepResult> got = StepOne(model, s, tokens, true);
     ASSERT_TRUE(got.ok());
@@ -512,7 +504,7 @@ TEST(RandomModelTest, HalfPrecisionWeightPathsStayClose) {
 // Malformed requests and checkpoints.
 
 TEST(ValidationTest, RejectsMalformedSteps) {
-  const Rwkv7Dims d = SmallDims(2);
+  const Rwkv7Shape d = SmallShape(2);
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 1);
   Rwkv7Model model(LoadRange(archive, 0, 2), &Pool());
   Rwkv7Model back(LoadRange(archive, 1, 2), &Pool());
@@ -535,7 +527,7 @@ TEST(ValidationTest, RejectsMalformedSteps) {
   SequenceStep later{&back_state, {}, 2};
   EXPECT_EQ(back.Step({&later, 1}).status().code(), absl::StatusCode::kInvalidArgument)
       << "a later stage needs activations";
-  StageActivations short_input{1, d.embd, std::vector<float>(d.embd), std::vector<float>(d.embd)};
+  StageActivations short_input{1, d.n_embd, std::vector<float>(d.n_embd), std::vector<float>(d.n_embd)};
   EXPECT_EQ(back.Step({&later, 1}, &short_input).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(back_state.position(), 0);
@@ -558,16 +550,16 @@ std::shared_ptr<const TensorArchive> Edited(const TensorArchive& source, const s
 }
 
 TEST(WeightsTest, RejectsBadCheckpointsAndRanges) {
-  const Rwkv7Dims d = SmallDims(2);
+  const Rwkv7Shape d = SmallShape(2);
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 1);
   absl::Status missing =
       Rwkv7Weights::Load(Edited(*archive, "blocks.1.att.k_a", ""), {}).status();
   EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(missing.message().find("blocks.1.att.k_a"), std::string::npos) << missing;
   absl::Status unknown =
-      Rwkv7Weights::Load(Edited(*archive, "", "blocks.1.ffn.s_emb.weight"), {}).status();
+      Rwkv7Weights::Load(Edited(*archive, "", "blocks.1.att.extra"), {}).status();
   EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(unknown.message().find("s_emb"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.message().find("blocks.1.att.extra"), std::string::npos) << unknown;
   // Layer 0's v0/v1/v2 are optional; layer 1's are not.
   EXPECT_EQ(Rwkv7Weights::Load(Edited(*archive, "blocks.1.att.v0", ""), {}).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -581,7 +573,7 @@ TEST(WeightsTest, RejectsBadCheckpointsAndRanges) {
 }
 
 TEST(WeightsTest, StageHoldsOnlyItsPartsAndFingerprintIdentifiesTheModel) {
-  const Rwkv7Dims d = SmallDims(3);
+  const Rwkv7Shape d = SmallShape(3);
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 1, DType::kBF16);
   std::shared_ptr<const Rwkv7Weights> whole = LoadRange(archive, 0, 3, DType::kBF16);
   std::shared_ptr<const Rwkv7Weights> middle = LoadRange(archive, 1, 2, DType::kF32);
@@ -595,8 +587,8 @@ TEST(WeightsTest, StageHoldsOnlyItsPartsAndFingerprintIdentifiesTheModel) {
   // A bf16 run of a bf16 checkpoint uses the mapped matrices in place.
   EXPECT_EQ(whole->layer(1).key.data, archive->Find("blocks.1.att.key.weight")->data);
   // LoRAs are transposed to [out, in].
-  EXPECT_EQ(whole->layer(0).w1.rows, d.lora_w);
-  EXPECT_EQ(whole->layer(0).w1.cols, d.embd);
+  EXPECT_EQ(whole->layer(0).w1.rows, d.lora.decay);
+  EXPECT_EQ(whole->layer(0).w1.cols, d.n_embd);
 }
 
 }  // namespace

@@ -46,11 +46,11 @@ double Sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 }  // namespace
 
 Rwkv7Reference::Rwkv7Reference(const TensorArchive& archive) : archive_(archive) {
-  dims_ = *ReadRwkv7Dims(archive);
-  const int64_t C = dims_.embd, H = dims_.heads, N = dims_.head_size;
-  att_x_prev_.assign(dims_.layers, Vec(C, 0.0));
-  ffn_x_prev_.assign(dims_.layers, Vec(C, 0.0));
-  att_kv_.assign(dims_.layers, Vec(H * N * N, 0.0));
+  config_ = *LoadRwkv7Config(archive);
+  const int64_t C = config_.n_embd, H = config_.n_head, N = config_.head_size;
+  att_x_prev_.assign(config_.n_layer, Vec(C, 0.0));
+  ffn_x_prev_.assign(config_.n_layer, Vec(C, 0.0));
+  att_kv_.assign(config_.n_layer, Vec(H * N * N, 0.0));
 }
 
 Vec Rwkv7Reference::Get(const std::string& name) const {
@@ -72,12 +72,12 @@ Vec Rwkv7Reference::Get(const std::string& name) const {
 }
 
 std::vector<double> Rwkv7Reference::Forward(int64_t token) {
-  const int64_t C = dims_.embd, H = dims_.heads, N = dims_.head_size;
+  const int64_t C = config_.n_embd, H = config_.n_head, N = config_.head_size;
   const Vec emb = Get("emb.weight");
   Vec x(emb.begin() + token * C, emb.begin() + (token + 1) * C);
   x = LayerNorm(x, Get("blocks.0.ln0.weight"), Get("blocks.0.ln0.bias"), 1e-5);
   Vec v_first;
-  for (int l = 0; l < dims_.layers; ++l) {
+  for (int l = 0; l < config_.n_layer; ++l) {
     const std::string p = absl::StrCat("blocks.", l, ".");
     auto P = [&](const char* name) { return Get(p + name); };
     // Time mix.

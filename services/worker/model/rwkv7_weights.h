@@ -29,29 +29,11 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "kernels/cpu/kernels.h"
+#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/state.h"
 #include "services/worker/model/tensor_archive.h"
 
 namespace skein::model {
-
-// Hyper-parameters, all read from tensor shapes (spec §2.1).
-struct Rwkv7Dims {
-  int layers = 0;          // L
-  int64_t embd = 0;        // C
-  int64_t heads = 0;       // H
-  int64_t head_size = 0;   // N
-  int64_t vocab = 0;       // V
-  int64_t ffn = 0;         // F
-  int64_t lora_w = 0;      // D_w
-  int64_t lora_a = 0;      // D_a
-  int64_t lora_v = 0;      // D_v (0 when the model has a single layer)
-  int64_t lora_g = 0;      // D_g
-};
-
-// Reads and checks the dimensions of an x070 checkpoint: every expected tensor present with
-// a consistent shape, and no tensor that x070 does not have. INVALID_ARGUMENT naming the file
-// and tensor otherwise.
-absl::StatusOr<Rwkv7Dims> ReadRwkv7Dims(const TensorArchive& archive);
 
 struct Rwkv7LoadOptions {
   DType run_dtype = DType::kF32;  // for the big matrices
@@ -92,15 +74,16 @@ class Rwkv7Weights {
  public:
   // Loads layers [first_layer, last_layer) of an x070 checkpoint; the embedding if
   // first_layer == 0; ln_out and head if last_layer == L. INVALID_ARGUMENT for a bad layer
-  // range or a checkpoint that is not a well-formed x070 model.
+  // range; otherwise the errors of LoadRwkv7Config for a checkpoint that is not a well-formed
+  // x070 model.
   static absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Load(
       std::shared_ptr<const TensorArchive> archive, const Rwkv7LoadOptions& options);
 
-  const Rwkv7Dims& dims() const { return dims_; }
+  const Rwkv7Config& config() const { return config_; }
   int first_layer() const { return first_layer_; }
   int last_layer() const { return last_layer_; }
   bool has_embedding() const { return first_layer_ == 0; }
-  bool has_head() const { return last_layer_ == dims_.layers; }
+  bool has_head() const { return last_layer_ == config_.n_layer; }
   DType run_dtype() const { return run_dtype_; }
   StateShape state_shape() const;
 
@@ -129,7 +112,7 @@ class Rwkv7Weights {
   Rwkv7Weights() = default;
 
   std::shared_ptr<const TensorArchive> archive_;
-  Rwkv7Dims dims_;
+  Rwkv7Config config_;
   int first_layer_ = 0;
   int last_layer_ = 0;
   DType run_dtype_ = DType::kF32;

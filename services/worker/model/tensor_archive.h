@@ -46,7 +46,8 @@ class TensorArchive {
   virtual const TensorView* Find(std::string_view name) const = 0;
   // The file this archive was read from.
   virtual const std::string& path() const = 0;
-  // Free-form string metadata (safetensors "__metadata__"; empty for .pth).
+  // Free-form string metadata: safetensors "__metadata__"; for .pth, the non-tensor entries of
+  // the pickled dict (e.g. ChatRWKV's "_strategy"), as text, usually none.
   virtual const std::map<std::string, std::string>& metadata() const = 0;
 };
 
@@ -59,6 +60,12 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> OpenSafetensors(const std::string
 
 // Opens either format, chosen by the file's leading bytes (zip magic vs safetensors header).
 absl::StatusOr<std::unique_ptr<TensorArchive>> OpenCheckpoint(const std::string& path);
+
+enum class CheckpointFormat { kPth, kSafetensors };
+
+// The format of a checkpoint file, from its leading bytes. NOT_FOUND if it does not exist,
+// INVALID_ARGUMENT if it is neither format.
+absl::StatusOr<CheckpointFormat> DetectCheckpointFormat(const std::string& path);
 
 // Writes tensors (in the given order) and string metadata as .safetensors, atomically (a
 // temporary file renamed into place).

@@ -1,0 +1,380 @@
+#include "services/worker/model/rwkv_config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "services/worker/model/string_compat.h"
+
+namespace skein::model {
+namespace {
+
+constexpr std::string_view kBlocksPrefix = "blocks.";
+
+// Splits "blocks.<l>.<rest>" into l and rest. False for any other name, including indices
+// with a sign, leading zeros or more than 9 digits.
+bool SplitBlockName(std::string_view name, int64_t* layer, std::string_view* rest) {
+  if (name.substr(0, kBlocksPrefix.size()) != kBlocksPrefix) return false;
+  std::string_view tail = name.substr(kBlocksPrefix.size());
+  size_t dot = tail.find('.');
+  if (dot == 0 || dot == std::string_view::npos || dot > 9) return false;
+  std::string_view digits = tail.substr(0, dot);
+  if (digits.size() > 1 && digits[0] == '0') return false;
+  int64_t v = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *layer = v;
+  *rest = tail.substr(dot + 1);
+  return true;
+}
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+// The first tensor whose per-block part (after "blocks.<l>.") satisfies `pred`, or null.
+template <typename Pred>
+const TensorView* FirstBlockTensor(const TensorArchive& archive, Pred pred) {
+  for (const TensorView& t : archive.tensors()) {
+    int64_t layer;
+    std::string_view rest;
+    if (SplitBlockName(t.name, &layer, &rest) && pred(rest)) return &t;
+  }
+  return nullptr;
+}
+
+bool IsDeepEmbedPart(std::string_view rest) {
+  return rest.substr(0, 10) == "ffn.s_emb." || rest == "ffn.s0" || rest == "ffn.s1" ||
+         rest == "ffn.s2" || rest.substr(0, 7) == "ffn.s0." || rest.substr(0, 7) == "ffn.s1." ||
+         rest.substr(0, 7) == "ffn.s2.";
+}
+
+std::string Common(const TensorArchive& archive) {
+  std::string dtype;
+  for (const TensorView& t : archive.tensors()) {
+    std::string name(DTypeName(t.dtype));
+    if (dtype.empty()) {
+      dtype = name;
+    } else if (dtype != name) {
+      return "mixed";
+    }
+  }
+  return dtype.empty() ? "none" : dtype;
+}
+
+int64_t CountParameters(const TensorArchive& archive) {
+  int64_t n = 0;
+  for (const TensorView& t : archive.tensors()) n += t.numel();
+  return n;
+}
+
+// Block indices present in tensor names, sorted.
+std::set<int64_t> BlockIndices(const TensorArchive& archive) {
+  std::set<int64_t> layers;
+  for (const TensorView& t : archive.tensors()) {
+    int64_t layer;
+    std::string_view rest;
+    if (SplitBlockName(t.name, &layer, &rest)) layers.insert(layer);
+  }
+  return layers;
+}
+
+absl::Status Unsupported(const TensorArchive& archive, RwkvVersion version) {
+  const std::string& path = archive.path();
+  switch (version) {
+    case RwkvVersion::kV6:
+      return absl::UnimplementedError(
+          absl::StrCat(path, ": RWKV-6 (x060) is not supported yet; only RWKV-7 (x070) is"));
+    case RwkvVersion::kV5_2:
+      return absl::UnimplementedError(
+          absl::StrCat(path, ": RWKV-5 (x052) is not supported yet; only RWKV-7 (x070) is"));
+    case RwkvVersion::kV5_1:
+    case RwkvVersion::kV5_0:
+      return absl::UnimplementedError(absl::StrCat(
+          path, ": RWKV-5 preview (", ToAbsl(RwkvVersionName(version)),
+          ") is not supported; only RWKV-7 (x070) is"));
+    case RwkvVersion::kV4:
+      return absl::UnimplementedError(
+          absl::StrCat(path, ": RWKV-4 is not supported yet; only RWKV-7 (x070) is"));
+    case RwkvVersion::kV7DeepEmbed: {
+      const TensorView* t = FirstBlockTensor(archive, IsDeepEmbedPart);
+      return absl::UnimplementedError(absl::StrCat(
+          path, ": RWKV-7 with DeepEmbed (tensor '", t ? t->name : "?",
+          "') is not supported; its FFN differs from plain x070"));
+    }
+    case RwkvVersion::kV8: {
+      const TensorView* t = FirstBlockTensor(
+          archive, [](std::string_view r) { return r.substr(0, 8) == "ffn.enn."; });
+      return absl::UnimplementedError(absl::StrCat(
+          path, ": RWKV-8 (tensor '", t ? t->name : "?", "') is not supported"));
+    }
+    case RwkvVersion::kChatRwkvConverted: {
+      auto it = archive.metadata().find("_strategy");
+      std::string strategy = it == archive.metadata().end() ? "" : it->second;
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, ": was pre-processed by ChatRWKV's converter (strategy '", strategy,
+          "'); use the original checkpoint"));
+    }
+    case RwkvVersion::kUnknown:
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": not an RWKV checkpoint (no blocks.<l>.att.* tensors of any known version)"));
+    case RwkvVersion::kV7:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+// One tensor the x070 layout has, with its exact shape.
+struct Expected {
+  std::string name;
+  std::vector<int64_t> shape;
+  bool vector = false;  // [1,1,C] may also be stored as [C]
+  bool optional = false;
+};
+
+}  // namespace
+
+std::string_view RwkvVersionName(RwkvVersion v) {
+  switch (v) {
+    case RwkvVersion::kUnknown:
+      return "unknown";
+    case RwkvVersion::kV4:
+      return "v4";
+    case RwkvVersion::kV5_0:
+      return "v5.0";
+    case RwkvVersion::kV5_1:
+      return "v5.1";
+    case RwkvVersion::kV5_2:
+      return "x052";
+    case RwkvVersion::kV6:
+      return "x060";
+    case RwkvVersion::kV7:
+      return "x070";
+    case RwkvVersion::kV7DeepEmbed:
+      return "x070+DeepEmbed";
+    case RwkvVersion::kV8:
+      return "rwkv8";
+    case RwkvVersion::kChatRwkvConverted:
+      return "chatrwkv-converted";
+  }
+  return "unknown";
+}
+
+RwkvVersion DetectRwkvVersion(const TensorArchive& archive) {
+  const auto& meta = archive.metadata();
+  if (meta.count("_strategy") || meta.count("_version")) return RwkvVersion::kChatRwkvConverted;
+  auto any = [&](std::string_view part) {
+    return FirstBlockTensor(archive, [&](std::string_view r) { return r == part; }) != nullptr;
+  };
+  if (FirstBlockTensor(archive, [](std::string_view r) { return r.substr(0, 8) == "ffn.enn."; })) {
+    return RwkvVersion::kV8;
+  }
+  if (FirstBlockTensor(archive, IsDeepEmbedPart)) return RwkvVersion::kV7DeepEmbed;
+  if (any("att.r_k") || any("att.k_k") || any("att.w0")) return RwkvVersion::kV7;
+  if (any("att.time_maa_x")) return RwkvVersion::kV6;
+  if (any("att.ln_x.weight")) {
+    if (!any("att.gate.weight")) return RwkvVersion::kV5_0;
+    const TensorView* decay = FirstBlockTensor(
+        archive, [](std::string_view r) { return r == "att.time_decay"; });
+    if (decay != nullptr && decay->shape.size() >= 2 && decay->shape.back() > 1) {
+      return RwkvVersion::kV5_2;
+    }
+    return RwkvVersion::kV5_1;
+  }
+  if (any("att.time_first") || any("att.time_mix_k") || any("att.time_decay")) {
+    return RwkvVersion::kV4;
+  }
+  return RwkvVersion::kUnknown;
+}
+
+RwkvBasics DescribeRwkvBasics(const TensorArchive& archive) {
+  RwkvBasics b;
+  b.version = DetectRwkvVersion(archive);
+  std::set<int64_t> layers = BlockIndices(archive);
+  b.n_layer = layers.empty() ? 0 : *layers.rbegin() + 1;
+  if (const TensorView* emb = archive.Find("emb.weight"); emb && emb->shape.size() == 2) {
+    b.vocab = emb->shape[0];
+    b.n_embd = emb->shape[1];
+  }
+  b.parameters = CountParameters(archive);
+  b.dtype = Common(archive);
+  return b;
+}
+
+Rwkv7LoraRanks DefaultRwkv7LoraRanks(int64_t n_embd) {
+  const double c = static_cast<double>(n_embd);
+  auto rank = [](double x) {
+    return std::max<int64_t>(32, static_cast<int64_t>(std::nearbyint(x / 32)) * 32);
+  };
+  Rwkv7LoraRanks r;
+  r.decay = rank(1.8 * std::pow(c, 0.5));
+  r.iclr = rank(1.8 * std::pow(c, 0.5));
+  r.value = rank(1.3 * std::pow(c, 0.5));
+  r.gate = rank(0.6 * std::pow(c, 0.8));
+  return r;
+}
+
+absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
+  const std::string& path = archive.path();
+  const RwkvVersion version = DetectRwkvVersion(archive);
+  if (version != RwkvVersion::kV7) return Unsupported(archive, version);
+
+  auto missing = [&](std::string_view name) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": RWKV-7 tensor '", ToAbsl(name), "' is missing"));
+  };
+  auto bad_rank = [&](const TensorView& t, size_t rank) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", t.name, "' has shape ",
+                                                   ShapeText(t.shape), ", expected ", rank,
+                                                   " dimensions"));
+  };
+  auto positive = [](const TensorView& t) {
+    return std::all_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d > 0; });
+  };
+  auto matrix = [&](std::string_view name) -> absl::StatusOr<const TensorView*> {
+    const TensorView* t = archive.Find(name);
+    if (t == nullptr) return missing(name);
+    if (t->shape.size() != 2 || !positive(*t)) return bad_rank(*t, 2);
+    return t;
+  };
+
+  Rwkv7Config c;
+  absl::StatusOr<const TensorView*> emb = matrix("emb.weight");
+  if (!emb.ok()) return emb.status();
+  c.vocab = (*emb)->shape[0];
+  c.n_embd = (*emb)->shape[1];
+  absl::StatusOr<const TensorView*> r_k = matrix("blocks.0.att.r_k");
+  if (!r_k.ok()) return r_k.status();
+  c.n_head = (*r_k)->shape[0];
+  c.head_size = (*r_k)->shape[1];
+  if (c.n_head * c.head_size != c.n_embd) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": tensor 'blocks.0.att.r_k' has shape ", ShapeText((*r_k)->shape),
+        ", but heads x head size must equal n_embd ", c.n_embd, " (from emb.weight)"));
+  }
+
+  // Blocks must be exactly 0..L-1.
+  std::set<int64_t> layers = BlockIndices(archive);
+  int64_t next = 0;
+  for (int64_t l : layers) {
+    if (l != next) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": block ", next,
+                                                     " is missing (blocks are not contiguous: ",
+                                                     "block ", l, " exists)"));
+    }
+    ++next;
+  }
+  c.n_layer = next;
+
+  absl::StatusOr<const TensorView*> ffn_key = matrix("blocks.0.ffn.key.weight");
+  if (!ffn_key.ok()) return ffn_key.status();
+  c.ffn = (*ffn_key)->shape[0];
+  auto rank_of = [&](std::string_view name, int64_t* out) -> absl::Status {
+    absl::StatusOr<const TensorView*> t = matrix(name);
+    if (!t.ok()) return t.status();
+    *out = (*t)->shape[1];
+    return absl::OkStatus();
+  };
+  if (absl::Status s = rank_of("blocks.0.att.w1", &c.d_decay); !s.ok()) return s;
+  if (absl::Status s = rank_of("blocks.0.att.a1", &c.d_iclr); !s.ok()) return s;
+  if (absl::Status s = rank_of("blocks.0.att.g1", &c.d_gate); !s.ok()) return s;
+  // Layer 0's value LoRA is unused and may be absent, so D_v comes from layer 1.
+  if (c.n_layer > 1) {
+    if (absl::Status s = rank_of("blocks.1.att.v1", &c.d_value); !s.ok()) return s;
+  } else if (archive.Find("blocks.0.att.v1") != nullptr) {
+    if (absl::Status s = rank_of("blocks.0.att.v1", &c.d_value); !s.ok()) return s;
+  }
+  int64_t d_value0 = c.d_value;
+  if (const TensorView* v1 = archive.Find("blocks.0.att.v1");
+      v1 != nullptr && v1->shape.size() == 2 && v1->shape[1] > 0) {
+    d_value0 = v1->shape[1];
+  }
+
+  const int64_t C = c.n_embd, V = c.vocab, F = c.ffn;
+  std::vector<Expected> expected = {
+      {"emb.weight", {V, C}},
+      {"blocks.0.ln0.weight", {C}},
+      {"blocks.0.ln0.bias", {C}},
+  };
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string b = absl::StrCat("blocks.", l, ".");
+    auto add = [&](std::string_view part, std::vector<int64_t> shape, bool vec = false,
+                   bool optional = false) {
+      expected.push_back({absl::StrCat(b, ToAbsl(part)), std::move(shape), vec, optional});
+    };
+    const bool l0 = l == 0;
+    const int64_t dv = l0 ? d_value0 : c.d_value;
+    add("ln1.weight", {C});
+    add("ln1.bias", {C});
+    add("ln2.weight", {C});
+    add("ln2.bias", {C});
+    for (const char* mix : {"att.x_r", "att.x_w", "att.x_k", "att.x_v", "att.x_a", "att.x_g"}) {
+      add(mix, {1, 1, C}, true);
+    }
+    add("att.w0", {1, 1, C}, true);
+    add("att.w1", {C, c.d_decay});
+    add("att.w2", {c.d_decay, C});
+    add("att.a0", {1, 1, C}, true);
+    add("att.a1", {C, c.d_iclr});
+    add("att.a2", {c.d_iclr, C});
+    add("att.v0", {1, 1, C}, true, l0);
+    add("att.v1", {C, dv}, false, l0);
+    add("att.v2", {dv, C}, false, l0);
+    add("att.g1", {C, c.d_gate});
+    add("att.g2", {c.d_gate, C});
+    add("att.k_k", {1, 1, C}, true);
+    add("att.k_a", {1, 1, C}, true);
+    add("att.r_k", {c.n_head, c.head_size});
+    add("att.receptance.weight", {C, C});
+    add("att.key.weight", {C, C});
+    add("att.value.weight", {C, C});
+    add("att.output.weight", {C, C});
+    add("att.ln_x.weight", {C});
+    add("att.ln_x.bias", {C});
+    add("ffn.x_k", {1, 1, C}, true);
+    add("ffn.key.weight", {F, C});
+    add("ffn.value.weight", {C, F});
+  }
+  expected.push_back({"ln_out.weight", {C}});
+  expected.push_back({"ln_out.bias", {C}});
+  expected.push_back({"head.weight", {V, C}});
+
+  absl::flat_hash_set<std::string> known;
+  int layer0_value_present = 0;
+  for (const Expected& e : expected) {
+    known.insert(e.name);
+    const TensorView* t = archive.Find(e.name);
+    if (t == nullptr) {
+      if (e.optional) continue;
+      return missing(e.name);
+    }
+    if (e.optional) ++layer0_value_present;
+    bool ok = t->shape == e.shape ||
+              (e.vector && t->shape == std::vector<int64_t>{e.shape.back()});
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", e.name, "' has shape ",
+                                                     ShapeText(t->shape), ", expected ",
+                                                     ShapeText(e.shape)));
+    }
+  }
+  for (const TensorView& t : archive.tensors()) {
+    if (!known.contains(t.name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": unexpected tensor '", t.name, "' for RWKV-7 (x070)"));
+    }
+  }
+  c.layer0_value_lora = layer0_value_present == 3;
+  c.parameters = CountParameters(archive);
+  c.dtype = Common(archive);
+  return c;
+}
+
+}  // namespace skein::model

@@ -1,0 +1,88 @@
+// What an RWKV checkpoint is: its architecture version (spec §6) and, for RWKV-7 (x070), every
+// hyper-parameter read from the tensor shapes (spec §2.1), checked against the full list of
+// tensors the forward pass needs (spec §2.2).
+//
+// Pure functions over an archive; safe to call from several threads.
+#ifndef SKEIN_SERVICES_WORKER_MODEL_RWKV_CONFIG_H_
+#define SKEIN_SERVICES_WORKER_MODEL_RWKV_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "services/worker/model/tensor_archive.h"
+
+namespace skein::model {
+
+enum class RwkvVersion {
+  kUnknown,            // no RWKV block keys
+  kV4,                 // RWKV-4
+  kV5_0,               // RWKV-5 preview, ChatRWKV's "5.0" (ln_x, no gate)
+  kV5_1,               // ChatRWKV's "5.1" (gate, per-head decay)
+  kV5_2,               // x052, the released RWKV-5 World models
+  kV6,                 // x060
+  kV7,                 // x070 "Goose": the only version this engine runs
+  kV7DeepEmbed,        // x070 with DeepEmbed FFN tensors (ffn.s_emb / s0 / s1 / s2)
+  kV8,                 // RWKV-8 "rc00" (ffn.enn)
+  kChatRwkvConverted,  // pre-processed by ChatRWKV's converter (_strategy / _version keys)
+};
+
+// "x070", "x060", "x052", "v5.1", "v5.0", "v4", "x070+DeepEmbed", "rwkv8", "chatrwkv-converted",
+// "unknown".
+std::string_view RwkvVersionName(RwkvVersion v);
+
+// Detects the version from the tensor names (and shapes where §6 needs them). Never fails.
+RwkvVersion DetectRwkvVersion(const TensorArchive& archive);
+
+// Dimensions shared by every version, read where they exist (0 when not).
+struct RwkvBasics {
+  RwkvVersion version = RwkvVersion::kUnknown;
+  int64_t n_layer = 0;  // 1 + largest block index
+  int64_t n_embd = 0;   // C, from emb.weight
+  int64_t vocab = 0;    // V, from emb.weight
+  int64_t parameters = 0;  // elements of every tensor in the file
+  std::string dtype;       // "bf16" / "fp16" / "fp32", or "mixed"
+};
+RwkvBasics DescribeRwkvBasics(const TensorArchive& archive);
+
+// A validated RWKV-7 model description.
+struct Rwkv7Config {
+  int64_t vocab = 0;      // V
+  int64_t n_embd = 0;     // C = n_head * head_size
+  int64_t n_head = 0;     // H
+  int64_t head_size = 0;  // N
+  int64_t n_layer = 0;    // L
+  int64_t ffn = 0;        // F
+  int64_t d_decay = 0;    // D_w (att.w1 second dim)
+  int64_t d_iclr = 0;     // D_a (att.a1)
+  int64_t d_value = 0;    // D_v (att.v1 of a layer >= 1; layer 0's when L == 1)
+  int64_t d_gate = 0;     // D_g (att.g1)
+  bool layer0_value_lora = false;  // blocks.0.att.v0/v1/v2 are all present (never used)
+  int64_t parameters = 0;          // elements of every tensor in the file
+  std::string dtype;               // common dtype name, or "mixed"
+
+  // Recurrent state per sequence: L * (2C + H*N*N) floats (spec §2.6).
+  int64_t state_floats() const { return n_layer * (2 * n_embd + n_head * head_size * head_size); }
+  int64_t state_bytes() const { return state_floats() * 4; }
+};
+
+// Validates the archive as an RWKV-7 checkpoint and returns its description.
+//  - UNIMPLEMENTED for recognised but unsupported versions ("RWKV-6 (x060) is not supported
+//    yet"), FAILED_PRECONDITION for ChatRWKV-converted files;
+//  - INVALID_ARGUMENT for a missing tensor, a tensor of the wrong shape or rank, an unexpected
+//    tensor, missing blocks, or a file that is not RWKV at all.
+// Every error names the file and, where it applies, the tensor.
+absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive);
+
+// The LoRA ranks RWKV-LM's x070 training code picks for width C (spec §2.1):
+// max(32, round(k * C^p / 32) * 32), with (k, p) = (1.8, 0.5) for decay and ICLR, (1.3, 0.5)
+// for value, (0.6, 0.8) for gate; ties round to even as Python's round() does.
+struct Rwkv7LoraRanks {
+  int64_t decay = 0, iclr = 0, value = 0, gate = 0;
+};
+Rwkv7LoraRanks DefaultRwkv7LoraRanks(int64_t n_embd);
+
+}  // namespace skein::model
+
+#endif  // SKEIN_SERVICES_WORKER_MODEL_RWKV_CONFIG_H_

@@ -1,0 +1,98 @@
+// `skein inspect --model PATH`: what a checkpoint is (RWKV version, shapes, dtype, parameter
+// count, recurrent state size), or why this engine cannot run it.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "services/worker/model/rwkv_config.h"
+#include "services/worker/model/tensor_archive.h"
+#include "tools/cli/command_registry.h"
+
+namespace skein::cli {
+namespace {
+
+using model::RwkvVersion;
+
+std::string StripPath(const std::string& message, const std::string& path) {
+  const std::string prefix = path + ": ";
+  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+}
+
+std::string_view Family(RwkvVersion v) {
+  switch (v) {
+    case RwkvVersion::kV4:
+      return "RWKV-4";
+    case RwkvVersion::kV5_0:
+    case RwkvVersion::kV5_1:
+    case RwkvVersion::kV5_2:
+      return "RWKV-5";
+    case RwkvVersion::kV6:
+      return "RWKV-6";
+    case RwkvVersion::kV7:
+    case RwkvVersion::kV7DeepEmbed:
+      return "RWKV-7";
+    case RwkvVersion::kV8:
+      return "RWKV-8";
+    default:
+      return "";
+  }
+}
+
+void Inspect(const std::string& path) {
+  auto format = model::DetectCheckpointFormat(path);
+  if (!format.ok()) throw CommandError(1, std::string(format.status().message()));
+  auto archive = model::OpenCheckpoint(path);
+  if (!archive.ok()) throw CommandError(1, std::string(archive.status().message()));
+  const model::TensorArchive& a = **archive;
+  const model::RwkvBasics basics = model::DescribeRwkvBasics(a);
+  const std::string version(model::RwkvVersionName(basics.version));
+  const std::string family(Family(basics.version));
+
+  std::printf("file: %s\n", path.c_str());
+  std::printf("format: %s\n", *format == model::CheckpointFormat::kPth ? "pth" : "safetensors");
+  std::printf("version: %s%s\n", version.c_str(),
+              family.empty() ? "" : (" (" + family + ")").c_str());
+  std::printf("tensors: %zu\n", a.tensors().size());
+  if (basics.version != RwkvVersion::kV7) {
+    auto config = model::LoadRwkv7Config(a);  // gives the reason
+    std::printf("supported: no (%s)\n",
+                StripPath(std::string(config.status().message()), path).c_str());
+    std::printf("layers: %lld\n", static_cast<long long>(basics.n_layer));
+    std::printf("n_embd: %lld\n", static_cast<long long>(basics.n_embd));
+    std::printf("vocab: %lld\n", static_cast<long long>(basics.vocab));
+    std::printf("dtype: %s\n", basics.dtype.c_str());
+    std::printf("parameters: %lld\n", static_cast<long long>(basics.parameters));
+    return;
+  }
+  auto config = model::LoadRwkv7Config(a);
+  if (!config.ok()) throw CommandError(1, std::string(config.status().message()));
+  const model::Rwkv7Config& c = *config;
+  std::printf("supported: yes\n");
+  std::printf("layers: %lld\n", static_cast<long long>(c.n_layer));
+  std::printf("n_embd: %lld\n", static_cast<long long>(c.n_embd));
+  std::printf("heads: %lld x %lld\n", static_cast<long long>(c.n_head),
+              static_cast<long long>(c.head_size));
+  std::printf("vocab: %lld\n", static_cast<long long>(c.vocab));
+  std::printf("ffn: %lld\n", static_cast<long long>(c.ffn));
+  std::printf("lora (w/a/v/g): %lld/%lld/%lld/%lld\n", static_cast<long long>(c.d_decay),
+              static_cast<long long>(c.d_iclr), static_cast<long long>(c.d_value),
+              static_cast<long long>(c.d_gate));
+  std::printf("layer-0 v0/v1/v2: %s\n", c.layer0_value_lora ? "present (unused)" : "absent");
+  std::printf("dtype: %s\n", c.dtype.c_str());
+  std::printf("parameters: %lld\n", static_cast<long long>(c.parameters));
+  std::printf("state: %lld bytes (%.2f MiB) per sequence, %lld fp32 values\n",
+              static_cast<long long>(c.state_bytes()),
+              static_cast<double>(c.state_bytes()) / (1 << 20),
+              static_cast<long long>(c.state_floats()));
+}
+
+}  // namespace
+}  // namespace skein::cli
+
+SKEIN_REGISTER_COMMAND(inspect, [](CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "inspect", "Describe a checkpoint: RWKV version, shapes, dtype, parameters, state size");
+  auto path = std::make_shared<std::string>();
+  cmd->add_option("--model", *path, "Checkpoint file (.pth or .safetensors)")->required();
+  cmd->callback([path] { skein::cli::Inspect(*path); });
+});
