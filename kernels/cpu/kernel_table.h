@@ -24,6 +24,9 @@ struct KernelTable {
                      float eps, float* y);
   void (*l2_normalize)(const float* x, int64_t n, float min_norm, float* y);
   void (*wkv7_head)(const Wkv7HeadArgs& args);
+  void (*exp)(const float* x, float* y, int64_t n);
+  void (*sigmoid)(const float* x, float* y, int64_t n);
+  void (*tanh)(const float* x, float* y, int64_t n);
 };
 
 // Null where this build or CPU has no such variant.

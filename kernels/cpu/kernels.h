@@ -68,6 +68,13 @@ void GroupNorm(const float* x, const float* gamma, const float* beta, int64_t gr
 void L2NormalizeGroups(const float* x, int64_t groups, int64_t group_size, float min_norm,
                        float* y);
 
+// Element-wise transcendental functions over n values; `y` may equal `x`. The SIMD versions
+// are within a few units in the last place of the correctly rounded result (exp, sigmoid) and
+// within 1e-7 absolute of it (tanh, computed as 1 − 2/(e^{2x} + 1)).
+void Exp(const float* x, float* y, int64_t n);
+void Sigmoid(const float* x, float* y, int64_t n);  // 1 / (1 + e^{−x})
+void Tanh(const float* x, float* y, int64_t n);
+
 // The inputs of the WKV-7 state update for one head over `tokens` tokens. Token t's vectors
 // (n values each) start at ptr + t·stride; y is written at y + t·y_stride.
 struct Wkv7HeadArgs {

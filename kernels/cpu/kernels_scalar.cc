@@ -83,8 +83,21 @@ void Wkv7HeadScalar(const Wkv7HeadArgs& p) {
   }
 }
 
+void ExpScalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
+void SigmoidScalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + std::exp(-x[i]));
+}
+
+void TanhScalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
 constexpr KernelTable kScalarTable = {
     IsaLevel::kScalar, &MatMulScalar, &LayerNormScalar, &L2NormalizeScalar, &Wkv7HeadScalar,
+    &ExpScalar,        &SigmoidScalar, &TanhScalar,
 };
 
 }  // namespace

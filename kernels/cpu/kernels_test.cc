@@ -243,7 +243,7 @@ TEST(Wkv7Test, MatchesReferenceOverSeveralTokens) {
   std::mt19937 rng(6);
   for (IsaLevel level : FastLevels()) {
     for (int64_t n : {1, 7, 20, 33, 64}) {
-      for (int64_t tokens : {1, 4}) {
+      for (int64_t tokens : {1, 4, 12}) {  // 12: the key-major path (n = 64)
         const int64_t stride = n * 3 + 1;
         auto make = [&](float lo, float hi) { return RandomVector(rng, tokens * stride, lo, hi); };
         std::vector<float> r = make(-1, 1), w = make(0.5f, 1.0f), k = make(-1, 1),
@@ -289,6 +289,77 @@ TEST(Wkv7Test, ReferenceFollowsTheSpecFormula) {
   EXPECT_FLOAT_EQ(state[2], 4.6f);
   EXPECT_FLOAT_EQ(state[3], 6.2f);
   EXPECT_FLOAT_EQ(y[1], 4.6f - 6.2f);
+}
+
+}  // namespace
+}  // namespace skein::kernels
+
+namespace skein::kernels {
+namespace {
+
+TEST(MathTest, ExpSigmoidTanhMatchTheLibrary) {
+  // A spread of magnitudes, both signs, plus the ends of the range.
+  std::vector<float> x;
+  for (float v = -90.0f; v <= 90.0f; v += 0.0173f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-8f, -1e-8f, 1e-3f, 87.0f, -87.0f}) x.push_back(v);
+  const int64_t n = static_cast<int64_t>(x.size());  // not a multiple of 16: a tail
+  for (IsaLevel level : FastLevels()) {
+    const KernelTable& t = *KernelsFor(level);
+    std::vector<float> y(n);
+    t.exp(x.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = std::exp(static_cast<double>(x[i]));
+      if (std::fabs(x[i]) > 86.0f) continue;  // AVX2 saturates beyond ±87 by design
+      ASSERT_NEAR(y[i], want, 4e-7 * want) << IsaLevelName(level) << " exp(" << x[i] << ")";
+    }
+    t.sigmoid(x.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = 1.0 / (1.0 + std::exp(-static_cast<double>(x[i])));
+      ASSERT_NEAR(y[i], want, 4e-7 * want + 1e-37) << IsaLevelName(level) << " sigmoid(" << x[i] << ")";
+    }
+    t.tanh(x.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_NEAR(y[i], std::tanh(static_cast<double>(x[i])), 2e-7)
+          << IsaLevelName(level) << " tanh(" << x[i] << ")";
+    }
+    // In place, as the model uses them.
+    std::vector<float> z = x;
+    t.sigmoid(z.data(), z.data(), n);
+    t.sigmoid(x.data(), y.data(), n);
+    EXPECT_EQ(z, y);
+  }
+}
+
+}  // namespace
+}  // namespace skein::kernels
+
+namespace skein::kernels {
+namespace {
+
+// Batches large enough for the packed GEMM, with every kind of edge: batch not a multiple of
+// the register tile, outputs not a multiple of the panel, K not a multiple of the block.
+TEST(MatMulTest, PackedGemmMatchesExactSums) {
+  std::mt19937 rng(12);
+  for (IsaLevel level : FastLevels()) {
+    for (ElementType type : {ElementType::kF32, ElementType::kBF16, ElementType::kF16}) {
+      for (int64_t batch : {16, 29, 64}) {
+        for (auto [rows, cols] : {std::pair<int64_t, int64_t>{50, 77}, {97, 300}, {16, 129}}) {
+          CheckMatMul(*KernelsFor(level), type, batch, rows, cols, batch == 29, rng);
+        }
+      }
+    }
+  }
+}
+
+TEST(MatMulTest, ThreadedPackedEqualsSingleThread) {
+  std::mt19937 rng(13);
+  ThreadPool pool(2);
+  TestWeights w = MakeWeights(rng, ElementType::kBF16, 200, 140, 140);
+  const int64_t batch = 40;
+  std::vector<float> x = RandomVector(rng, batch * 140), a(batch * 200), b(batch * 200);
+  MatMul({x.data(), 140, w.matrix, a.data(), 200, batch, false}, &pool);
+  MatMul({x.data(), 140, w.matrix, b.data(), 200, batch, false}, nullptr);
+  EXPECT_EQ(a, b);
 }
 
 }  // namespace

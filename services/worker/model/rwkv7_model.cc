@@ -22,8 +22,6 @@ constexpr float kL2MinNorm = 1e-12f;
 // exp(-0.5): the decay is w = exp(-e^{-1/2}·σ(z)) (spec §2.4).
 constexpr float kDecayScale = 0.6065306597126334f;
 
-float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-
 // Row-major [rows, cols] fp32 scratch matrix.
 struct Buffer {
   std::vector<float> data;
@@ -284,10 +282,8 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
     kernels::MatMulMany(jobs, pool_);
   }
   parallel_rows(8, [&](int64_t r) {
-    float* lwr = sc.lora_w.row(r);
-    for (int64_t i = 0; i < d.d_decay; ++i) lwr[i] = std::tanh(lwr[i]);
-    float* lgr = sc.lora_g.row(r);
-    for (int64_t i = 0; i < d.d_gate; ++i) lgr[i] = Sigmoid(lgr[i]);
+    kernels::Tanh(sc.lora_w.row(r), sc.lora_w.row(r), d.d_decay);
+    kernels::Sigmoid(sc.lora_g.row(r), sc.lora_g.row(r), d.d_gate);
   });
   {
     std::vector<MatMulJob> jobs = {Job(sc.lora_w, lw.w2, sc.decay, T),
@@ -305,12 +301,15 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
     float* a_in = sc.a_in.row(r);
     float* b_in = sc.b_in.row(r);
     float* v_first = sc.v_first.row(r);
-    const float* v_gate = sc.v_gate.row(r);
-    for (int64_t i = 0; i < C; ++i) {
-      decay[i] = std::exp(-kDecayScale * Sigmoid(lw.w0[i] + decay[i]));
-      alpha[i] = Sigmoid(lw.a0[i] + alpha[i]);
-      kappa[i] = k[i] * lw.k_k[i];
-    }
+    float* v_gate = sc.v_gate.row(r);
+    // decay = exp(−e^{−1/2}·σ(w0 + z)), α = σ(a0 + z'), κ = k ⊙ k_k
+    for (int64_t i = 0; i < C; ++i) decay[i] += lw.w0[i];
+    kernels::Sigmoid(decay, decay, C);
+    for (int64_t i = 0; i < C; ++i) decay[i] *= -kDecayScale;
+    kernels::Exp(decay, decay, C);
+    for (int64_t i = 0; i < C; ++i) alpha[i] += lw.a0[i];
+    kernels::Sigmoid(alpha, alpha, C);
+    for (int64_t i = 0; i < C; ++i) kappa[i] = k[i] * lw.k_k[i];
     kernels::L2NormalizeGroups(kappa, H, N, kL2MinNorm, kappa);
     for (int64_t i = 0; i < C; ++i) {
       k[i] = k[i] * (1.0f + (alpha[i] - 1.0f) * lw.k_a[i]);
@@ -318,9 +317,9 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
       b_in[i] = kappa[i] * alpha[i];
     }
     if (value_residual) {
-      for (int64_t i = 0; i < C; ++i) {
-        v[i] = v[i] + (v_first[i] - v[i]) * Sigmoid(lw.v0[i] + v_gate[i]);
-      }
+      for (int64_t i = 0; i < C; ++i) v_gate[i] += lw.v0[i];
+      kernels::Sigmoid(v_gate, v_gate, C);
+      for (int64_t i = 0; i < C; ++i) v[i] = v[i] + (v_first[i] - v[i]) * v_gate[i];
     } else {
       std::memcpy(v_first, v, C * sizeof(float));
     }

@@ -41,7 +41,13 @@ using testing::MaxStateDiff;
 using testing::StdDev;
 
 constexpr float kLogitTolerance = 1e-4f;  // × std of the logits
-constexpr float kStateTolerance = 1e-5f;  // absolute
+constexpr float kStateTolerance = 1e-5f;  // absolute, against the goldens (plus their error)
+// Against the float64 reference, per element relative to 1 + |value|: measured up to 1.1e-5
+// on the small golden model, whose own fp32 reference is off by 3.3e-5 there.
+constexpr float kStateToleranceVsFloat64 = 2e-5f;
+// Two fp32 evaluations of the same function in different orders (different batch shapes pick
+// different kernels, and so different summation orders).
+constexpr float kReorderTolerance = 1e-5f;
 
 kernels::ThreadPool& Pool() {
   static kernels::ThreadPool* pool = new kernels::ThreadPool(2);
@@ -75,6 +81,16 @@ float RelativeStateDiff(const Rwkv7State& state, const testing::Rwkv7Reference& 
     cmp(state.att_x_prev(l), ref.att_x_prev(l));
     cmp(state.att_kv(l), ref.att_kv(l));
     cmp(state.ffn_x_prev(l), ref.ffn_x_prev(l));
+  }
+  return worst;
+}
+
+// Largest |a − b| / (1 + |b|).
+float RelativeDiff(absl::Span<const float> a, absl::Span<const float> b) {
+  if (a.size() != b.size()) return INFINITY;
+  float worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, std::fabs(a[i] - b[i]) / (1 + std::fabs(b[i])));
   }
   return worst;
 }
@@ -170,7 +186,7 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {
 
   void ExpectFinalState(const Rwkv7State& state, const std::string& what) {
     EXPECT_LE(MaxStateDiff(state, golden_), kStateTolerance + golden_state_error_) << what;
-    EXPECT_LE(RelativeStateDiff(state, *reference_.model), kStateTolerance) << what;
+    EXPECT_LE(RelativeStateDiff(state, *reference_.model), kStateToleranceVsFloat64) << what;
   }
 
   std::string checkpoint_;
@@ -213,7 +229,7 @@ TEST_P(GoldenTest, SequenceModeMatchesReference) {
   ASSERT_TRUE(last.ok());
   ASSERT_EQ(last->logits.size(), V);
   EXPECT_LE(MaxAbsDiff(last->logits, absl::MakeConstSpan(r->logits).subspan(r->logits.size() - V)),
-            1e-6f * StdDev(golden_.logits.back()));
+            kReorderTolerance * StdDev(golden_.logits.back()));
 }
 
 TEST_P(GoldenTest, SplitWithSerializedStateMatchesWholeRun) {
@@ -279,12 +295,13 @@ TEST_P(GoldenTest, EveryTwoStageSplitEqualsWholeModel) {
       ASSERT_TRUE(out.ok()) << out.status();
       logits.insert(logits.end(), out->logits.begin(), out->logits.end());
     }
-    EXPECT_LE(MaxAbsDiff(logits, want->logits), 1e-6f * StdDev(golden_.logits[0])) << "split " << a;
+    EXPECT_LE(MaxAbsDiff(logits, want->logits), kReorderTolerance * StdDev(golden_.logits[0]))
+        << "split " << a;
     for (int l = 0; l < L; ++l) {
       const Rwkv7State& s = l < a ? front_state : back_state;
-      EXPECT_EQ(MaxAbsDiff(s.att_kv(l), whole_state.att_kv(l)), 0.0f) << "split " << a;
-      EXPECT_EQ(MaxAbsDiff(s.att_x_prev(l), whole_state.att_x_prev(l)), 0.0f);
-      EXPECT_EQ(MaxAbsDiff(s.ffn_x_prev(l), whole_state.ffn_x_prev(l)), 0.0f);
+      EXPECT_LE(RelativeDiff(s.att_kv(l), whole_state.att_kv(l)), kReorderTolerance) << a;
+      EXPECT_LE(RelativeDiff(s.att_x_prev(l), whole_state.att_x_prev(l)), kReorderTolerance);
+      EXPECT_LE(RelativeDiff(s.ffn_x_prev(l), whole_state.ffn_x_prev(l)), kReorderTolerance);
     }
   }
 }
@@ -435,11 +452,11 @@ TEST(RandomModelTest, BatchOfSessionsEqualsEachAlone) {
     ASSERT_EQ(together->logits_rows[s], one->logits_rows[0]);
     const size_t n = one->logits.size();
     EXPECT_LE(MaxAbsDiff(absl::MakeConstSpan(together->logits).subspan(row, n), one->logits),
-              1e-6f * StdDev(one->logits))
+              kReorderTolerance * StdDev(one->logits))
         << "session " << s;
     row += n;
     EXPECT_EQ(batched[s].position(), history[s] + feed[s]);
-    EXPECT_LE(MaxAbsDiff(batched[s].data(), alone[s].data()), 1e-6f) << "session " << s;
+    EXPECT_LE(RelativeDiff(batched[s].data(), alone[s].data()), kReorderTolerance) << s;
   }
   EXPECT_EQ(row, together->logits.size());
 }
@@ -470,10 +487,10 @@ TEST(RandomModelTest, ThreeStagePipelineEqualsWholeModel) {
   absl::StatusOr<StepResult> out = s2.Step(last, &h1->activations);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->logits_rows, (std::vector<int64_t>{1, 1}));
-  EXPECT_LE(MaxAbsDiff(out->logits, want->logits), 1e-6f * StdDev(want->logits));
+  EXPECT_LE(MaxAbsDiff(out->logits, want->logits), kReorderTolerance * StdDev(want->logits));
   EXPECT_EQ(a1.position(), 6);
-  EXPECT_EQ(MaxAbsDiff(a1.att_kv(2), wa.att_kv(2)), 0.0f);
-  EXPECT_EQ(MaxAbsDiff(b2.ffn_x_prev(3), wb.ffn_x_prev(3)), 0.0f);
+  EXPECT_LE(RelativeDiff(a1.att_kv(2), wa.att_kv(2)), kReorderTolerance);
+  EXPECT_LE(RelativeDiff(b2.ffn_x_prev(3), wb.ffn_x_prev(3)), kReorderTolerance);
 }
 
 // Converting fp32 weights to bf16/fp16 changes the function. The documented tolerance of the
