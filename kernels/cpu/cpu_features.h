@@ -1,0 +1,54 @@
+// Run-time CPU feature detection and the instruction-set level the kernels dispatch on.
+//
+// The level is chosen once per process: the best level the CPU supports, unless the
+// environment variable SKEIN_CPU_ISA (scalar | avx2 | avx512) or ForceIsaLevel() asks for a
+// lower one. Thread-safe.
+#ifndef SKEIN_KERNELS_CPU_CPU_FEATURES_H_
+#define SKEIN_KERNELS_CPU_CPU_FEATURES_H_
+
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace skein::kernels {
+
+// Ordered: each level implies the ones before it.
+enum class IsaLevel {
+  kScalar = 0,  // portable C++
+  kAvx2 = 1,    // AVX2 + FMA + F16C
+  kAvx512 = 2,  // AVX-512 F/BW/VL (+ BF16 dot products where `has_avx512_bf16`)
+};
+
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512_bf16 = false;
+  bool os_saves_ymm = false;  // XCR0 enables AVX state
+  bool os_saves_zmm = false;  // XCR0 enables AVX-512 state
+};
+
+// What this CPU and OS support (cpuid + xgetbv), computed once.
+const CpuFeatures& DetectCpuFeatures();
+
+// The best level this machine can run.
+IsaLevel SupportedIsaLevel();
+
+// The level kernels dispatch to now: SupportedIsaLevel(), lowered by SKEIN_CPU_ISA or by
+// ForceIsaLevel.
+IsaLevel ActiveIsaLevel();
+
+// Makes kernels dispatch to `level` from now on. Fails with FAILED_PRECONDITION if the CPU
+// cannot run it. Meant for tests and benchmarks; not to be called while kernels run.
+absl::Status ForceIsaLevel(IsaLevel level);
+
+// "scalar", "avx2", "avx512".
+std::string_view IsaLevelName(IsaLevel level);
+absl::StatusOr<IsaLevel> ParseIsaLevel(std::string_view name);
+
+}  // namespace skein::kernels
+
+#endif  // SKEIN_KERNELS_CPU_CPU_FEATURES_H_

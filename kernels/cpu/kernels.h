@@ -1,0 +1,101 @@
+// CPU kernels for RWKV inference: matrix products over fp32/bf16/fp16 weights, norms and the
+// WKV-7 state update. Every kernel has a scalar reference and SIMD versions (AVX2+FMA,
+// AVX-512); calls dispatch to ActiveIsaLevel() (see cpu_features.h).
+//
+// All functions are thread-safe as long as calls do not write to memory another call reads
+// or writes. Functions taking a ThreadPool split their work over it (nullptr = this thread).
+#ifndef SKEIN_KERNELS_CPU_KERNELS_H_
+#define SKEIN_KERNELS_CPU_KERNELS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/types/span.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace skein::kernels {
+
+// Element type of weight matrices. Activations are always fp32.
+enum class ElementType { kF32, kBF16, kF16 };
+
+size_t ElementSize(ElementType type);
+
+// A row-major matrix in nn.Linear layout: `rows` outputs by `cols` inputs, row r starting
+// `stride` elements after row r - 1 (stride >= cols). Not owned.
+struct WeightMatrix {
+  const void* data = nullptr;
+  ElementType type = ElementType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t stride = 0;
+
+  size_t bytes() const { return static_cast<size_t>(rows * stride) * ElementSize(type); }
+};
+
+// One matrix product: for b < batch and o < w.rows,
+//   y[b·ldy + o] (+)= Σ_{i < w.cols} x[b·ldx + i] · w[o, i]
+// accumulated in fp32 ("+=" when `accumulate`, else "="). `y` must not overlap `x`.
+struct MatMulJob {
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  WeightMatrix w;
+  float* y = nullptr;
+  int64_t ldy = 0;
+  int64_t batch = 0;
+  bool accumulate = false;
+};
+
+// Runs one product, reading each weight once per call for the whole batch (weights are
+// streamed by output-row tiles; the activations stay in cache).
+void MatMul(const MatMulJob& job, ThreadPool* pool);
+
+// Runs several independent products in one parallel pass (fewer synchronisations than one
+// call each). The outputs must not overlap each other or any input.
+void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool);
+
+// y = (x - mean) / sqrt(var + eps) ⊙ gamma + beta over n values, var biased (÷ n). `y` may
+// equal `x`.
+void LayerNorm(const float* x, const float* gamma, const float* beta, int64_t n, float eps,
+               float* y);
+
+// GroupNorm of one row of `groups · group_size` values: LayerNorm over each group of
+// `group_size` contiguous values with the matching slices of gamma and beta. `y` may equal `x`.
+void GroupNorm(const float* x, const float* gamma, const float* beta, int64_t groups,
+               int64_t group_size, float eps, float* y);
+
+// y = x / max(‖x‖₂, min_norm) over each group of `group_size` contiguous values (PyTorch
+// F.normalize). `y` may equal `x`.
+void L2NormalizeGroups(const float* x, int64_t groups, int64_t group_size, float min_norm,
+                       float* y);
+
+// Element-wise transcendental functions over n values; `y` may equal `x`. The SIMD versions
+// are within a few units in the last place of the correctly rounded result (exp, sigmoid) and
+// within 1e-7 absolute of it (tanh, computed as 1 − 2/(e^{2x} + 1)).
+void Exp(const float* x, float* y, int64_t n);
+void Sigmoid(const float* x, float* y, int64_t n);  // 1 / (1 + e^{−x})
+void Tanh(const float* x, float* y, int64_t n);
+
+// The inputs of the WKV-7 state update for one head over `tokens` tokens. Token t's vectors
+// (n values each) start at ptr + t·stride; y is written at y + t·y_stride.
+struct Wkv7HeadArgs {
+  float* state = nullptr;  // n×n, row i = value channel, column j = key channel; in/out
+  int64_t n = 0;
+  int64_t tokens = 0;
+  int64_t stride = 0;
+  const float* r = nullptr;
+  const float* w = nullptr;  // decay, in (0, 1)
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const float* a = nullptr;  // −κ̂
+  const float* b = nullptr;  // κ̂ ⊙ α
+  float* y = nullptr;
+  int64_t y_stride = 0;
+};
+
+// For each token in order (RWKV-7, spec §2.5), for each row i:
+//   sa = Σ_j a[j]·S[i][j];  S[i][j] = S[i][j]·w[j] + k[j]·v[i] + sa·b[j];  y[i] = Σ_j S[i][j]·r[j]
+void Wkv7Head(const Wkv7HeadArgs& args);
+
+}  // namespace skein::kernels
+
+#endif  // SKEIN_KERNELS_CPU_KERNELS_H_

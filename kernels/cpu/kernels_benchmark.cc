@@ -1,0 +1,155 @@
+// Kernel throughput: matrix products at the RWKV-7 0.1B/0.4B projection shapes, batch sizes
+// of decode (1, 8, 32) and prefill (128, 512), per weight type, ISA level and thread count;
+// plus the WKV-7 update and LayerNorm.
+//
+//   bazel run -c opt //kernels/cpu:kernels_benchmark -- --benchmark_filter=MatMul
+// Counters: weight_GBps (weight bytes streamed per second: the decode roofline compares this
+// with the memory bandwidth) and GFLOPS (2·batch·rows·cols per second).
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/float_convert.h"
+#include "kernels/cpu/kernels.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace skein::kernels {
+namespace {
+
+// Enough distinct weight copies that repeated calls stream from memory, not from cache
+// (the L3 of a server CPU can hold a whole 768×3072 matrix).
+constexpr size_t kMinWeightBytesInFlight = size_t{1} << 30;
+
+struct WeightSet {
+  std::vector<std::vector<uint16_t>> half;
+  std::vector<std::vector<float>> f32;
+  std::vector<WeightMatrix> matrices;
+};
+
+// `streamed`: enough copies to defeat the caches (decode-sized batches, which are bound by
+// reading the weights); otherwise one (large batches are bound by arithmetic).
+WeightSet MakeWeights(ElementType type, int64_t rows, int64_t cols, bool streamed) {
+  WeightSet set;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-0.05f, 0.05f);
+  const size_t bytes = rows * cols * ElementSize(type);
+  const size_t copies = streamed ? std::max<size_t>(1, kMinWeightBytesInFlight / bytes) : 1;
+  for (size_t c = 0; c < copies; ++c) {
+    WeightMatrix m{nullptr, type, rows, cols, cols};
+    // Random values once; copies reuse them (their addresses are what matters).
+    if (type == ElementType::kF32) {
+      set.f32.emplace_back(rows * cols);
+      if (c == 0) {
+        for (float& v : set.f32.back()) v = dist(rng);
+      } else {
+        set.f32.back() = set.f32.front();
+      }
+      m.data = set.f32.back().data();
+    } else {
+      set.half.emplace_back(rows * cols);
+      if (c == 0) {
+        for (uint16_t& v : set.half.back()) {
+          v = type == ElementType::kBF16 ? F32ToBf16(dist(rng)) : F32ToF16(dist(rng));
+        }
+      } else {
+        set.half.back() = set.half.front();
+      }
+      m.data = set.half.back().data();
+    }
+    set.matrices.push_back(m);
+  }
+  return set;
+}
+
+// Args: rows, cols, batch, type, isa, threads.
+void BM_MatMul(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1), batch = state.range(2);
+  const auto type = static_cast<ElementType>(state.range(3));
+  const auto isa = static_cast<IsaLevel>(state.range(4));
+  if (!ForceIsaLevel(isa).ok()) {
+    state.SkipWithError("ISA level not supported on this CPU");
+    return;
+  }
+  ThreadPool pool(static_cast<int>(state.range(5)));
+  WeightSet weights = MakeWeights(type, rows, cols, /*streamed=*/batch <= 8);
+  std::vector<float> x(batch * cols, 0.01f), y(batch * rows);
+  size_t i = 0;
+  for (auto _ : state) {
+    const WeightMatrix& w = weights.matrices[i++ % weights.matrices.size()];
+    MatMul({x.data(), cols, w, y.data(), rows, batch, false}, &pool);
+    benchmark::ClobberMemory();
+  }
+  const double calls = static_cast<double>(state.iterations());
+  state.counters["weight_GBps"] = benchmark::Counter(
+      calls * rows * cols * ElementSize(type) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOPS"] = benchmark::Counter(calls * 2.0 * batch * rows * cols / 1e9,
+                                                benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(IsaLevelName(isa)) + (type == ElementType::kF32    ? " f32"
+                                                   : type == ElementType::kBF16 ? " bf16"
+                                                                                : " f16"));
+  (void)ForceIsaLevel(SupportedIsaLevel());
+}
+
+void MatMulArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "cols", "batch", "type", "isa", "threads"});
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}, {65536, 768}};
+  for (int threads : {1, 2}) {
+    for (int isa : {1, 2}) {
+      for (int type : {0, 1, 2}) {
+        for (auto [rows, cols] : shapes) {
+          for (int64_t batch : {1, 8, 32, 128, 512}) {
+            if (rows == 65536 && batch > 32) continue;  // the head runs on last tokens only
+            b->Args({rows, cols, batch, type, isa, threads});
+          }
+        }
+      }
+    }
+  }
+  b->UseRealTime();
+}
+BENCHMARK(BM_MatMul)->Apply(MatMulArgs);
+
+// Args: tokens, isa. One 64×64 head.
+void BM_Wkv7Head(benchmark::State& state) {
+  const int64_t tokens = state.range(0), n = 64;
+  if (!ForceIsaLevel(static_cast<IsaLevel>(state.range(1))).ok()) {
+    state.SkipWithError("ISA level not supported on this CPU");
+    return;
+  }
+  std::vector<float> s(n * n, 0.01f), in(tokens * n, 0.5f), w(tokens * n, 0.9f),
+      y(tokens * n);
+  for (auto _ : state) {
+    Wkv7Head({s.data(), n, tokens, n, in.data(), w.data(), in.data(), in.data(), in.data(),
+              in.data(), y.data(), n});
+    benchmark::ClobberMemory();
+  }
+  state.counters["tokens_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * tokens,
+                         benchmark::Counter::kIsRate);
+  (void)ForceIsaLevel(SupportedIsaLevel());
+}
+BENCHMARK(BM_Wkv7Head)->ArgNames({"tokens", "isa"})->ArgsProduct({{1, 128}, {0, 1, 2}});
+
+void BM_LayerNorm(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  if (!ForceIsaLevel(static_cast<IsaLevel>(state.range(1))).ok()) {
+    state.SkipWithError("ISA level not supported on this CPU");
+    return;
+  }
+  std::vector<float> x(n, 0.3f), g(n, 1.0f), b(n, 0.0f), y(n);
+  for (auto _ : state) {
+    LayerNorm(x.data(), g.data(), b.data(), n, 1e-5f, y.data());
+    benchmark::ClobberMemory();
+  }
+  (void)ForceIsaLevel(SupportedIsaLevel());
+}
+BENCHMARK(BM_LayerNorm)->ArgNames({"n", "isa"})->ArgsProduct({{768, 2048}, {0, 1, 2}});
+
+}  // namespace
+}  // namespace skein::kernels
+
+BENCHMARK_MAIN();

@@ -1,0 +1,366 @@
+// Every SIMD kernel against the scalar reference, on random inputs with sizes that leave
+// tails, at each ISA level this CPU supports.
+#include "kernels/cpu/kernels.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/float_convert.h"
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace skein::kernels {
+namespace {
+
+std::vector<float> RandomVector(std::mt19937& rng, size_t n, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Weights stored as `type`, plus their exact fp32 values for the error bound.
+struct TestWeights {
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  std::vector<float> exact;
+  WeightMatrix matrix;
+};
+
+TestWeights MakeWeights(std::mt19937& rng, ElementType type, int64_t rows, int64_t cols,
+                        int64_t stride) {
+  TestWeights t;
+  std::vector<float> values = RandomVector(rng, rows * stride);
+  t.exact.resize(values.size());
+  if (type == ElementType::kF32) {
+    t.f32 = values;
+    t.exact = values;
+  } else {
+    t.half.resize(values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+      t.half[i] = type == ElementType::kBF16 ? F32ToBf16(values[i]) : F32ToF16(values[i]);
+      t.exact[i] = type == ElementType::kBF16 ? Bf16ToF32(t.half[i]) : F16ToF32(t.half[i]);
+    }
+  }
+  t.matrix.data = type == ElementType::kF32 ? static_cast<const void*>(t.f32.data())
+                                            : static_cast<const void*>(t.half.data());
+  t.matrix.type = type;
+  t.matrix.rows = rows;
+  t.matrix.cols = cols;
+  t.matrix.stride = stride;
+  return t;
+}
+
+// The SIMD levels this machine can run; prints why others are skipped.
+std::vector<IsaLevel> FastLevels() {
+  std::vector<IsaLevel> levels;
+  for (IsaLevel level : {IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+    if (level > SupportedIsaLevel() || KernelsFor(level) == nullptr) {
+      std::printf("skipping ISA level %s: not supported by this CPU or build\n",
+                  std::string(IsaLevelName(level)).c_str());
+      continue;
+    }
+    levels.push_back(level);
+  }
+  return levels;
+}
+
+const char* TypeName(ElementType t) {
+  return t == ElementType::kF32 ? "f32" : t == ElementType::kBF16 ? "bf16" : "f16";
+}
+
+// Runs the product with `table` over the whole job and checks it against exact fp64 sums
+// with a bound proportional to Σ|x·w| (what fp32 reordering can change).
+void CheckMatMul(const KernelTable& table, ElementType type, int64_t batch, int64_t rows,
+                 int64_t cols, bool accumulate, std::mt19937& rng) {
+  const int64_t stride = cols + (cols % 3);  // sometimes padded rows
+  TestWeights w = MakeWeights(rng, type, rows, cols, stride);
+  const int64_t ldx = cols + 2;
+  const int64_t ldy = rows + 3;
+  std::vector<float> x = RandomVector(rng, batch * ldx);
+  std::vector<float> y_init = RandomVector(rng, batch * ldy);
+  std::vector<float> y = y_init;
+  MatMulJob job{x.data(), ldx, w.matrix, y.data(), ldy, batch, accumulate};
+  table.matmul(job, 0, batch, 0, rows);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t o = 0; o < ldy; ++o) {
+      const float got = y[b * ldy + o];
+      if (o >= rows) {
+        ASSERT_EQ(got, y_init[b * ldy + o]) << "wrote outside the output";
+        continue;
+      }
+      double sum = accumulate ? y_init[b * ldy + o] : 0.0;
+      double magnitude = std::fabs(sum);
+      for (int64_t i = 0; i < cols; ++i) {
+        const double p = static_cast<double>(x[b * ldx + i]) * w.exact[o * stride + i];
+        sum += p;
+        magnitude += std::fabs(p);
+      }
+      ASSERT_NEAR(got, sum, 2e-6 * magnitude + 1e-30)
+          << IsaLevelName(table.level) << " " << TypeName(type) << " batch " << batch
+          << " rows " << rows << " cols " << cols << " at b=" << b << " o=" << o;
+    }
+  }
+}
+
+TEST(MatMulTest, EveryLevelMatchesExactSums) {
+  std::mt19937 rng(1);
+  std::vector<IsaLevel> levels = FastLevels();
+  levels.insert(levels.begin(), IsaLevel::kScalar);
+  for (IsaLevel level : levels) {
+    const KernelTable& table = *KernelsFor(level);
+    for (ElementType type : {ElementType::kF32, ElementType::kBF16, ElementType::kF16}) {
+      for (int64_t batch : {1, 2, 3, 4, 5, 9}) {
+        for (int64_t rows : {1, 5, 6, 7, 13, 100}) {
+          for (int64_t cols : {1, 7, 16, 33, 129}) {
+            CheckMatMul(table, type, batch, rows, cols, batch % 2 == 0, rng);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(MatMulTest, LongRowsCrossContractionBlocks) {
+  std::mt19937 rng(2);
+  std::vector<IsaLevel> levels = FastLevels();
+  levels.insert(levels.begin(), IsaLevel::kScalar);
+  for (IsaLevel level : levels) {
+    for (ElementType type : {ElementType::kF32, ElementType::kBF16, ElementType::kF16}) {
+      CheckMatMul(*KernelsFor(level), type, 5, 37, 2500, false, rng);
+      CheckMatMul(*KernelsFor(level), type, 2, 200, 1030, true, rng);
+    }
+  }
+}
+
+TEST(MatMulTest, EmptyContractionGivesZeros) {
+  for (IsaLevel level : {IsaLevel::kScalar, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+    if (level > SupportedIsaLevel()) continue;
+    std::vector<float> y(6, 5.0f);
+    float dummy = 0.0f;
+    WeightMatrix w{&dummy, ElementType::kF32, 3, 0, 0};
+    MatMulJob job{&dummy, 0, w, y.data(), 3, 2, false};
+    KernelsFor(level)->matmul(job, 0, 2, 0, 3);
+    for (float v : y) EXPECT_EQ(v, 0.0f) << IsaLevelName(level);
+  }
+}
+
+// The public entry point splits work over threads; every split must give the single-thread
+// result exactly (each output is computed by one thread with the same code).
+TEST(MatMulTest, ThreadedManyEqualsSingleThread) {
+  std::mt19937 rng(3);
+  ThreadPool pool(3);
+  const int64_t batch = 3;
+  std::vector<TestWeights> weights;
+  weights.push_back(MakeWeights(rng, ElementType::kBF16, 300, 64, 64));
+  weights.push_back(MakeWeights(rng, ElementType::kF32, 17, 64, 64));
+  weights.push_back(MakeWeights(rng, ElementType::kF16, 129, 64, 64));
+  weights.push_back(MakeWeights(rng, ElementType::kF32, 1, 64, 64));
+  std::vector<float> x = RandomVector(rng, batch * 64);
+  std::vector<std::vector<float>> threaded(weights.size()), single(weights.size());
+  std::vector<MatMulJob> jobs;
+  for (size_t j = 0; j < weights.size(); ++j) {
+    threaded[j].assign(batch * weights[j].matrix.rows, 0.0f);
+    single[j].assign(batch * weights[j].matrix.rows, 0.0f);
+    jobs.push_back({x.data(), 64, weights[j].matrix, threaded[j].data(),
+                    weights[j].matrix.rows, batch, false});
+  }
+  MatMulMany(jobs, &pool);
+  for (size_t j = 0; j < weights.size(); ++j) {
+    MatMulJob job = jobs[j];
+    job.y = single[j].data();
+    MatMul(job, nullptr);
+    EXPECT_EQ(threaded[j], single[j]) << "job " << j;
+  }
+}
+
+TEST(NormTest, LayerNormMatchesReference) {
+  std::mt19937 rng(4);
+  for (IsaLevel level : FastLevels()) {
+    for (int64_t n : {1, 5, 16, 17, 64, 100, 768}) {
+      std::vector<float> x = RandomVector(rng, n, -3.0f, 5.0f);
+      std::vector<float> g = RandomVector(rng, n);
+      std::vector<float> b = RandomVector(rng, n);
+      std::vector<float> want(n), got(n);
+      ScalarKernels()->layer_norm(x.data(), g.data(), b.data(), n, 1e-5f, want.data());
+      KernelsFor(level)->layer_norm(x.data(), g.data(), b.data(), n, 1e-5f, got.data());
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(got[i], want[i], 2e-5f * (1.0f + std::fabs(want[i])))
+            << IsaLevelName(level) << " n=" << n << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST(NormTest, LayerNormIsCorrectOnKnownValues) {
+  const float x[4] = {1, 2, 3, 4};
+  const float g[4] = {1, 1, 2, 1};
+  const float b[4] = {0, 0, 0, 1};
+  float y[4];
+  for (IsaLevel level : {IsaLevel::kScalar, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+    if (level > SupportedIsaLevel()) continue;
+    ASSERT_TRUE(ForceIsaLevel(level).ok());
+    LayerNorm(x, g, b, 4, 0.0f, y);
+    const float s = 1.0f / std::sqrt(1.25f);  // biased variance of 1..4 is 1.25
+    EXPECT_NEAR(y[0], -1.5f * s, 1e-6f);
+    EXPECT_NEAR(y[1], -0.5f * s, 1e-6f);
+    EXPECT_NEAR(y[2], 2 * 0.5f * s, 1e-6f);
+    EXPECT_NEAR(y[3], 1.5f * s + 1, 1e-6f);
+    // GroupNorm of two groups of two: each group is normalised on its own.
+    GroupNorm(x, g, b, 2, 2, 0.0f, y);
+    EXPECT_NEAR(y[0], -1.0f, 1e-6f);
+    EXPECT_NEAR(y[1], 1.0f, 1e-6f);
+    EXPECT_NEAR(y[2], -2.0f, 1e-6f);
+    EXPECT_NEAR(y[3], 2.0f, 1e-6f);
+  }
+  ASSERT_TRUE(ForceIsaLevel(SupportedIsaLevel()).ok());
+}
+
+TEST(NormTest, L2NormalizeMatchesReferenceAndClamps) {
+  std::mt19937 rng(5);
+  for (IsaLevel level : FastLevels()) {
+    for (int64_t n : {1, 7, 16, 31, 64, 65}) {
+      std::vector<float> x = RandomVector(rng, n);
+      std::vector<float> want(n), got(n);
+      ScalarKernels()->l2_normalize(x.data(), n, 1e-12f, want.data());
+      KernelsFor(level)->l2_normalize(x.data(), n, 1e-12f, got.data());
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(got[i], want[i], 1e-6f);
+    }
+    // A tiny vector is divided by the clamp, not by its norm.
+    std::vector<float> tiny(20, 1e-15f), out(20);
+    KernelsFor(level)->l2_normalize(tiny.data(), 20, 1e-12f, out.data());
+    EXPECT_NEAR(out[0], 1e-3f, 1e-9f);
+  }
+}
+
+TEST(Wkv7Test, MatchesReferenceOverSeveralTokens) {
+  std::mt19937 rng(6);
+  for (IsaLevel level : FastLevels()) {
+    for (int64_t n : {1, 7, 20, 33, 64}) {
+      for (int64_t tokens : {1, 4, 12}) {  // 12: the key-major path (n = 64)
+        const int64_t stride = n * 3 + 1;
+        auto make = [&](float lo, float hi) { return RandomVector(rng, tokens * stride, lo, hi); };
+        std::vector<float> r = make(-1, 1), w = make(0.5f, 1.0f), k = make(-1, 1),
+                           v = make(-1, 1), a = make(-0.3f, 0.3f), b = make(-0.3f, 0.3f);
+        std::vector<float> state0 = RandomVector(rng, n * n);
+        std::vector<float> want_state = state0, got_state = state0;
+        const int64_t y_stride = n + 5;
+        std::vector<float> want_y(tokens * y_stride, 0.0f), got_y = want_y;
+        Wkv7HeadArgs args{nullptr, n,        tokens,   stride,   r.data(), w.data(), k.data(),
+                          v.data(), a.data(), b.data(), nullptr, y_stride};
+        args.state = want_state.data();
+        args.y = want_y.data();
+        ScalarKernels()->wkv7_head(args);
+        args.state = got_state.data();
+        args.y = got_y.data();
+        KernelsFor(level)->wkv7_head(args);
+        for (int64_t i = 0; i < n * n; ++i) {
+          ASSERT_NEAR(got_state[i], want_state[i], 1e-5f * (1 + std::fabs(want_state[i])))
+              << IsaLevelName(level) << " n=" << n << " T=" << tokens;
+        }
+        for (size_t i = 0; i < want_y.size(); ++i) {
+          ASSERT_NEAR(got_y[i], want_y[i], 1e-5f * (1 + std::fabs(want_y[i])))
+              << IsaLevelName(level) << " n=" << n << " T=" << tokens;
+        }
+      }
+    }
+  }
+}
+
+// The reference itself against the update written out by hand for a 2×2 head.
+TEST(Wkv7Test, ReferenceFollowsTheSpecFormula) {
+  float state[4] = {1, 2, 3, 4};
+  const float r[2] = {1, -1}, w[2] = {0.5f, 0.25f}, k[2] = {2, 3}, v[2] = {-1, 1},
+              a[2] = {0.1f, 0.2f}, b[2] = {1, 2};
+  float y[2];
+  Wkv7HeadArgs args{state, 2, 1, 2, r, w, k, v, a, b, y, 2};
+  ScalarKernels()->wkv7_head(args);
+  // Row 0: sa = 0.1·1 + 0.2·2 = 0.5; S = [1·0.5 + 2·(−1) + 0.5·1, 2·0.25 + 3·(−1) + 0.5·2]
+  EXPECT_FLOAT_EQ(state[0], -1.0f);
+  EXPECT_FLOAT_EQ(state[1], -1.5f);
+  EXPECT_FLOAT_EQ(y[0], 0.5f);
+  // Row 1: sa = 0.3 + 0.8 = 1.1; S = [1.5 + 2 + 1.1, 1 + 3 + 2.2]
+  EXPECT_FLOAT_EQ(state[2], 4.6f);
+  EXPECT_FLOAT_EQ(state[3], 6.2f);
+  EXPECT_FLOAT_EQ(y[1], 4.6f - 6.2f);
+}
+
+}  // namespace
+}  // namespace skein::kernels
+
+namespace skein::kernels {
+namespace {
+
+TEST(MathTest, ExpSigmoidTanhMatchTheLibrary) {
+  // A spread of magnitudes, both signs, plus the ends of the range.
+  std::vector<float> x;
+  for (float v = -90.0f; v <= 90.0f; v += 0.0173f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-8f, -1e-8f, 1e-3f, 87.0f, -87.0f}) x.push_back(v);
+  const int64_t n = static_cast<int64_t>(x.size());  // not a multiple of 16: a tail
+  for (IsaLevel level : FastLevels()) {
+    const KernelTable& t = *KernelsFor(level);
+    std::vector<float> y(n);
+    t.exp(x.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = std::exp(static_cast<double>(x[i]));
+      if (std::fabs(x[i]) > 86.0f) continue;  // AVX2 saturates beyond ±87 by design
+      ASSERT_NEAR(y[i], want, 4e-7 * want) << IsaLevelName(level) << " exp(" << x[i] << ")";
+    }
+    t.sigmoid(x.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = 1.0 / (1.0 + std::exp(-static_cast<double>(x[i])));
+      ASSERT_NEAR(y[i], want, 4e-7 * want + 1e-37) << IsaLevelName(level) << " sigmoid(" << x[i] << ")";
+    }
+    t.tanh(x.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_NEAR(y[i], std::tanh(static_cast<double>(x[i])), 2e-7)
+          << IsaLevelName(level) << " tanh(" << x[i] << ")";
+    }
+    // In place, as the model uses them.
+    std::vector<float> z = x;
+    t.sigmoid(z.data(), z.data(), n);
+    t.sigmoid(x.data(), y.data(), n);
+    EXPECT_EQ(z, y);
+  }
+}
+
+}  // namespace
+}  // namespace skein::kernels
+
+namespace skein::kernels {
+namespace {
+
+// Batches large enough for the packed GEMM, with every kind of edge: batch not a multiple of
+// the register tile, outputs not a multiple of the panel, K not a multiple of the block.
+TEST(MatMulTest, PackedGemmMatchesExactSums) {
+  std::mt19937 rng(12);
+  for (IsaLevel level : FastLevels()) {
+    for (ElementType type : {ElementType::kF32, ElementType::kBF16, ElementType::kF16}) {
+      for (int64_t batch : {16, 29, 64}) {
+        for (auto [rows, cols] : {std::pair<int64_t, int64_t>{50, 77}, {97, 300}, {16, 129}}) {
+          CheckMatMul(*KernelsFor(level), type, batch, rows, cols, batch == 29, rng);
+        }
+      }
+    }
+  }
+}
+
+TEST(MatMulTest, ThreadedPackedEqualsSingleThread) {
+  std::mt19937 rng(13);
+  ThreadPool pool(2);
+  TestWeights w = MakeWeights(rng, ElementType::kBF16, 200, 140, 140);
+  const int64_t batch = 40;
+  std::vector<float> x = RandomVector(rng, batch * 140), a(batch * 200), b(batch * 200);
+  MatMul({x.data(), 140, w.matrix, a.data(), 200, batch, false}, &pool);
+  MatMul({x.data(), 140, w.matrix, b.data(), 200, batch, false}, nullptr);
+  EXPECT_EQ(a, b);
+}
+
+}  // namespace
+}  // namespace skein::kernels

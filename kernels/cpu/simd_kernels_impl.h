@@ -1,0 +1,516 @@
+// The SIMD kernels, written once over a vector-traits class `S` and instantiated by each ISA
+// translation unit (kernels_avx2.cc, kernels_avx512.cc) with its own traits.
+//
+// Include only from those units, and only after defining the traits in an unnamed namespace:
+// every function here is a template over `S`, so each unit gets its own private copies
+// compiled with its own -m flags (see kernel_table.h).
+//
+// `S` provides: V (vector of kLanes floats); kTileRows/kTileCols (register tile of the
+// dot-product matrix kernel); kPanelVectors/kPackRows/kMinPackedBatch (the packed GEMM);
+// kWkvChains (partial sums per reduction in the key-major WKV update);
+// Transpose (a kLanes×kLanes block in place); Zero, Set1, Load, LoadPartial (first `count` lanes, rest zero), Store,
+// StorePartial, KeepFirst (zero all but the first `count` lanes), Add, Sub, Mul, Div,
+// Fma(a, b, c) = a·b + c, ReduceAdd, Exp (see ExpPolynomial); and weight loads
+// LoadWeights(const T*, Tag) / LoadWeightsPartial(const T*, int count, Tag) widening
+// kLanes weights of type Tag to fp32.
+#ifndef SKEIN_KERNELS_CPU_SIMD_KERNELS_IMPL_H_
+#define SKEIN_KERNELS_CPU_SIMD_KERNELS_IMPL_H_
+
+#include <cmath>
+#include <cstdint>
+#include <utility>
+
+#include "kernels/cpu/kernel_table.h"
+
+// Register tiles must be fully unrolled so their accumulators live in registers; GCC's -O2
+// heuristics do not always do it on their own.
+#define SKEIN_UNROLL _Pragma("GCC unroll 16")
+
+namespace skein::kernels::simd {
+
+// Weight element tags.
+struct F32Tag {
+  using T = float;
+};
+struct Bf16Tag {
+  using T = uint16_t;
+};
+struct F16Tag {
+  using T = uint16_t;
+};
+
+// The contraction dimension is cut into blocks of this many values so that a register tile's
+// rows of x and w stay in L1 when K is large (the FFN's down-projection has K = 4C).
+inline constexpr int64_t kBlockK = 1024;
+// Output rows per block: the weights of one block (kBlockRows × kBlockK) stay in L2 while
+// every batch row is multiplied with them.
+inline constexpr int64_t kBlockRows = 96;
+
+template <class S>
+struct Kernels {
+  using V = typename S::V;
+  static constexpr int kLanes = S::kLanes;
+  static constexpr int kMR = S::kTileRows;
+  static constexpr int kNR = S::kTileCols;
+
+  // y[m][n] (+)= Σ_{i<kc} x[m][i]·w[n][i] for an MR×NR tile.
+  template <class Tag, int MR, int NR>
+  static void Tile(const float* x, int64_t ldx, const typename Tag::T* w, int64_t ldw,
+                   int64_t kc, float* y, int64_t ldy, bool add) {
+    V acc[MR][NR];
+    SKEIN_UNROLL
+    for (int m = 0; m < MR; ++m)
+      SKEIN_UNROLL
+      for (int n = 0; n < NR; ++n) acc[m][n] = S::Zero();
+    int64_t k = 0;
+    for (; k + kLanes <= kc; k += kLanes) {
+      V xv[MR];
+      SKEIN_UNROLL
+      for (int m = 0; m < MR; ++m) xv[m] = S::Load(x + m * ldx + k);
+      SKEIN_UNROLL
+      for (int n = 0; n < NR; ++n) {
+        const V wv = S::LoadWeights(w + n * ldw + k, Tag{});
+        SKEIN_UNROLL
+        for (int m = 0; m < MR; ++m) acc[m][n] = S::Fma(xv[m], wv, acc[m][n]);
+      }
+    }
+    if (k < kc) {
+      const int rest = static_cast<int>(kc - k);
+      V xv[MR];
+      SKEIN_UNROLL
+      for (int m = 0; m < MR; ++m) xv[m] = S::LoadPartial(x + m * ldx + k, rest);
+      SKEIN_UNROLL
+      for (int n = 0; n < NR; ++n) {
+        const V wv = S::LoadWeightsPartial(w + n * ldw + k, rest, Tag{});
+        SKEIN_UNROLL
+        for (int m = 0; m < MR; ++m) acc[m][n] = S::Fma(xv[m], wv, acc[m][n]);
+      }
+    }
+    SKEIN_UNROLL
+    for (int m = 0; m < MR; ++m) {
+      float* out = y + m * ldy;
+      SKEIN_UNROLL
+      for (int n = 0; n < NR; ++n) {
+        const float sum = S::ReduceAdd(acc[m][n]);
+        out[n] = add ? out[n] + sum : sum;
+      }
+    }
+  }
+
+  template <class Tag>
+  using TileFn = void (*)(const float*, int64_t, const typename Tag::T*, int64_t, int64_t,
+                          float*, int64_t, bool);
+
+  // kTiles<Tag>[mr-1][nr-1] = Tile<Tag, mr, nr>, for edge tiles.
+  template <class Tag, int... I>
+  static constexpr auto MakeTileTable(std::integer_sequence<int, I...>) {
+    struct Table {
+      TileFn<Tag> fn[kMR][kNR];
+    } table{};
+    ((table.fn[I / kNR][I % kNR] = &Tile<Tag, I / kNR + 1, I % kNR + 1>), ...);
+    return table;
+  }
+
+  template <class Tag>
+  static void MatMulTyped(const MatMulJob& job, int64_t b_begin, int64_t b_end,
+                          int64_t o_begin, int64_t o_end) {
+    static constexpr auto kTiles =
+        MakeTileTable<Tag>(std::make_integer_sequence<int, kMR * kNR>{});
+    const auto* w = static_cast<const typename Tag::T*>(job.w.data);
+    const int64_t ldw = job.w.stride;
+    const int64_t kdim = job.w.cols;
+    if (kdim == 0 && !job.accumulate) {
+      for (int64_t b = b_begin; b < b_end; ++b)
+        for (int64_t o = o_begin; o < o_end; ++o) job.y[b * job.ldy + o] = 0.0f;
+    }
+    for (int64_t k0 = 0; k0 < kdim; k0 += kBlockK) {
+      const int64_t kc = kdim - k0 < kBlockK ? kdim - k0 : kBlockK;
+      const bool add = job.accumulate || k0 > 0;
+      for (int64_t o0 = o_begin; o0 < o_end; o0 += kBlockRows) {
+        const int64_t o1 = o_end - o0 < kBlockRows ? o_end : o0 + kBlockRows;
+        for (int64_t b = b_begin; b < b_end; b += kMR) {
+          const int mr = b_end - b < kMR ? static_cast<int>(b_end - b) : kMR;
+          const float* x = job.x + b * job.ldx + k0;
+          float* y = job.y + b * job.ldy;
+          for (int64_t o = o0; o < o1; o += kNR) {
+            const int nr = o1 - o < kNR ? static_cast<int>(o1 - o) : kNR;
+            kTiles.fn[mr - 1][nr - 1](x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy,
+                                      add);
+          }
+        }
+      }
+    }
+  }
+
+  // ---- Large batches: a packed GEMM. ----
+  // A panel of kPanel output rows × kPackK inputs of W is converted to fp32 and transposed
+  // into k-major order, so the micro-kernel multiplies broadcast x values with whole vectors
+  // of outputs: an kPackMR × kPanel tile of y held in registers, no horizontal sums.
+  static constexpr int kPanelVectors = S::kPanelVectors;
+  static constexpr int kPanel = kPanelVectors * kLanes;
+  static constexpr int kPackMR = S::kPackRows;
+  static constexpr int64_t kPackK = 128;
+  static constexpr int64_t kPackBatch = 512;
+
+  // panel[k·kPanel + p] = w[(o0 + p)·ldw + k0 + k] for p < rows, k < kc; zero elsewhere.
+  template <class Tag>
+  static void PackPanel(const typename Tag::T* w, int64_t ldw, int rows, int64_t kc,
+                        float* panel) {
+    for (int64_t k = 0; k < kc; k += kLanes) {
+      const int width = kc - k < kLanes ? static_cast<int>(kc - k) : kLanes;
+      SKEIN_UNROLL
+      for (int q = 0; q < kPanelVectors; ++q) {
+        V block[kLanes];
+        for (int i = 0; i < kLanes; ++i) {
+          const int p = q * kLanes + i;
+          if (p >= rows) {
+            block[i] = S::Zero();
+          } else if (width == kLanes) {
+            block[i] = S::LoadWeights(w + p * ldw + k, Tag{});
+          } else {
+            block[i] = S::LoadWeightsPartial(w + p * ldw + k, width, Tag{});
+          }
+        }
+        S::Transpose(block);
+        for (int i = 0; i < width; ++i) S::Store(panel + (k + i) * kPanel + q * kLanes, block[i]);
+      }
+    }
+  }
+
+  // y[m][0:cols] (+)= Σ_k x[m][k] · panel[k][0:cols] for MR rows.
+  template <int MR>
+  static void PackedTile(const float* x, int64_t ldx, const float* panel, int64_t kc, float* y,
+                         int64_t ldy, int cols, bool add) {
+    V acc[MR][kPanelVectors];
+    SKEIN_UNROLL
+    for (int m = 0; m < MR; ++m) {
+      SKEIN_UNROLL
+      for (int q = 0; q < kPanelVectors; ++q) acc[m][q] = S::Zero();
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+      V wv[kPanelVectors];
+      SKEIN_UNROLL
+      for (int q = 0; q < kPanelVectors; ++q) wv[q] = S::Load(panel + k * kPanel + q * kLanes);
+      SKEIN_UNROLL
+      for (int m = 0; m < MR; ++m) {
+        const V xb = S::Set1(x[m * ldx + k]);
+        SKEIN_UNROLL
+        for (int q = 0; q < kPanelVectors; ++q) acc[m][q] = S::Fma(xb, wv[q], acc[m][q]);
+      }
+    }
+    SKEIN_UNROLL
+    for (int m = 0; m < MR; ++m) {
+      float* out = y + m * ldy;
+      SKEIN_UNROLL
+      for (int q = 0; q < kPanelVectors; ++q) {
+        const int left = cols - q * kLanes;
+        if (left >= kLanes) {
+          S::Store(out + q * kLanes, add ? S::Add(S::Load(out + q * kLanes), acc[m][q]) : acc[m][q]);
+        } else if (left > 0) {
+          const V prior = add ? S::LoadPartial(out + q * kLanes, left) : S::Zero();
+          S::StorePartial(out + q * kLanes, left, S::Add(prior, acc[m][q]));
+        }
+      }
+    }
+  }
+
+  template <int... I>
+  static constexpr auto MakePackedTable(std::integer_sequence<int, I...>) {
+    using Fn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int, bool);
+    struct Table {
+      Fn fn[kPackMR];
+    } table{};
+    ((table.fn[I] = &PackedTile<I + 1>), ...);
+    return table;
+  }
+
+  template <class Tag>
+  static void MatMulPacked(const MatMulJob& job, int64_t b_begin, int64_t b_end,
+                           int64_t o_begin, int64_t o_end) {
+    static constexpr auto kTiles = MakePackedTable(std::make_integer_sequence<int, kPackMR>{});
+    alignas(64) float panel[kPackK * kPanel];
+    const auto* w = static_cast<const typename Tag::T*>(job.w.data);
+    const int64_t kdim = job.w.cols;
+    for (int64_t k0 = 0; k0 < kdim; k0 += kPackK) {
+      const int64_t kc = kdim - k0 < kPackK ? kdim - k0 : kPackK;
+      const bool add = job.accumulate || k0 > 0;
+      for (int64_t b0 = b_begin; b0 < b_end; b0 += kPackBatch) {
+        const int64_t b1 = b_end - b0 < kPackBatch ? b_end : b0 + kPackBatch;
+        for (int64_t o = o_begin; o < o_end; o += kPanel) {
+          const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+          PackPanel<Tag>(w + o * job.w.stride + k0, job.w.stride, cols, kc, panel);
+          for (int64_t b = b0; b < b1; b += kPackMR) {
+            const int mr = b1 - b < kPackMR ? static_cast<int>(b1 - b) : kPackMR;
+            kTiles.fn[mr - 1](job.x + b * job.ldx + k0, job.ldx, panel, kc, job.y + b * job.ldy + o,
+                              job.ldy, cols, add);
+          }
+        }
+      }
+    }
+  }
+
+  // Batches at least this large use the packed GEMM; smaller ones are bound by reading the
+  // weights and use the dot-product tiles, which read W in place.
+  static constexpr int64_t kMinPackedBatch = S::kMinPackedBatch;
+
+  template <class Tag>
+  static void MatMulDispatch(const MatMulJob& job, int64_t b_begin, int64_t b_end,
+                             int64_t o_begin, int64_t o_end) {
+    if (b_end - b_begin >= kMinPackedBatch && job.w.cols > 0) {
+      MatMulPacked<Tag>(job, b_begin, b_end, o_begin, o_end);
+    } else {
+      MatMulTyped<Tag>(job, b_begin, b_end, o_begin, o_end);
+    }
+  }
+
+  static void MatMul(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
+                     int64_t o_end) {
+    switch (job.w.type) {
+      case ElementType::kF32:
+        return MatMulDispatch<F32Tag>(job, b_begin, b_end, o_begin, o_end);
+      case ElementType::kBF16:
+        return MatMulDispatch<Bf16Tag>(job, b_begin, b_end, o_begin, o_end);
+      case ElementType::kF16:
+        return MatMulDispatch<F16Tag>(job, b_begin, b_end, o_begin, o_end);
+    }
+  }
+
+  static float Sum(const float* x, int64_t n) {
+    V acc = S::Zero();
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) acc = S::Add(acc, S::Load(x + i));
+    if (i < n) acc = S::Add(acc, S::LoadPartial(x + i, static_cast<int>(n - i)));
+    return S::ReduceAdd(acc);
+  }
+
+  // Σ (x - c)² over n values (zero-filled tail lanes must not count: they are masked).
+  static float SumSquaredDeviation(const float* x, int64_t n, float c) {
+    const V cv = S::Set1(c);
+    V acc = S::Zero();
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      const V d = S::Sub(S::Load(x + i), cv);
+      acc = S::Fma(d, d, acc);
+    }
+    if (i < n) {
+      const int rest = static_cast<int>(n - i);
+      const V d = S::KeepFirst(S::Sub(S::LoadPartial(x + i, rest), cv), rest);
+      acc = S::Fma(d, d, acc);
+    }
+    return S::ReduceAdd(acc);
+  }
+
+  static void LayerNorm(const float* x, const float* gamma, const float* beta, int64_t n,
+                        float eps, float* y) {
+    const float mean = Sum(x, n) / static_cast<float>(n);
+    const float variance = SumSquaredDeviation(x, n, mean) / static_cast<float>(n);
+    const float rstd = 1.0f / std::sqrt(variance + eps);
+    const V mv = S::Set1(mean);
+    const V rv = S::Set1(rstd);
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      const V norm = S::Mul(S::Sub(S::Load(x + i), mv), rv);
+      S::Store(y + i, S::Fma(norm, S::Load(gamma + i), S::Load(beta + i)));
+    }
+    if (i < n) {
+      const int rest = static_cast<int>(n - i);
+      const V norm = S::Mul(S::Sub(S::LoadPartial(x + i, rest), mv), rv);
+      S::StorePartial(y + i, rest,
+                      S::Fma(norm, S::LoadPartial(gamma + i, rest),
+                             S::LoadPartial(beta + i, rest)));
+    }
+  }
+
+  static void L2Normalize(const float* x, int64_t n, float min_norm, float* y) {
+    V acc = S::Zero();
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      const V v = S::Load(x + i);
+      acc = S::Fma(v, v, acc);
+    }
+    if (i < n) {
+      const V v = S::LoadPartial(x + i, static_cast<int>(n - i));
+      acc = S::Fma(v, v, acc);
+    }
+    float norm = std::sqrt(S::ReduceAdd(acc));
+    if (norm < min_norm) norm = min_norm;
+    const V inv = S::Set1(1.0f / norm);
+    for (i = 0; i + kLanes <= n; i += kLanes) S::Store(y + i, S::Mul(S::Load(x + i), inv));
+    if (i < n) {
+      const int rest = static_cast<int>(n - i);
+      S::StorePartial(y + i, rest, S::Mul(S::LoadPartial(x + i, rest), inv));
+    }
+  }
+
+  // Many tokens, n = NB·kLanes: the head's state is transposed to key-major order (row j =
+  // key channel) in a scratch copy, where both products of the update become sums of rows
+  // scaled by broadcast scalars — sa = Σ_j a[j]·Sᵀ[j], y = Σ_j r[j]·Sᵀ[j] — with no
+  // horizontal reductions; the copy is transposed back at the end.
+  template <int NB>
+  static void Wkv7HeadKeyMajor(const Wkv7HeadArgs& p) {
+    constexpr int64_t n = NB * kLanes;
+    // The sums over j run as kChains interleaved partial sums (shorter rounding chains).
+    constexpr int kChains = S::kWkvChains;
+    constexpr int64_t kChainLength = n / kChains;
+    alignas(64) float st[n * n];
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) st[j * n + i] = p.state[i * n + j];
+    for (int64_t t = 0; t < p.tokens; ++t) {
+      const int64_t off = t * p.stride;
+      const float* r = p.r + off;
+      const float* w = p.w + off;
+      const float* k = p.k + off;
+      const float* a = p.a + off;
+      const float* b = p.b + off;
+      V sa[kChains][NB], y[kChains][NB], v[NB];
+      SKEIN_UNROLL
+      for (int q = 0; q < NB; ++q) {
+        v[q] = S::Load(p.v + off + q * kLanes);
+        SKEIN_UNROLL
+        for (int c = 0; c < kChains; ++c) sa[c][q] = y[c][q] = S::Zero();
+      }
+      for (int64_t j = 0; j < kChainLength; ++j) {
+        SKEIN_UNROLL
+        for (int c = 0; c < kChains; ++c) {
+          const int64_t jj = c * kChainLength + j;
+          const V aj = S::Set1(a[jj]);
+          SKEIN_UNROLL
+          for (int q = 0; q < NB; ++q) {
+            sa[c][q] = S::Fma(aj, S::Load(st + jj * n + q * kLanes), sa[c][q]);
+          }
+        }
+      }
+      SKEIN_UNROLL
+      for (int c = 1; c < kChains; ++c) {
+        SKEIN_UNROLL
+        for (int q = 0; q < NB; ++q) sa[0][q] = S::Add(sa[0][q], sa[c][q]);
+      }
+      for (int64_t j = 0; j < kChainLength; ++j) {
+        SKEIN_UNROLL
+        for (int c = 0; c < kChains; ++c) {
+          const int64_t jj = c * kChainLength + j;
+          const V wj = S::Set1(w[jj]), kj = S::Set1(k[jj]), bj = S::Set1(b[jj]),
+                  rj = S::Set1(r[jj]);
+          float* row = st + jj * n;
+          SKEIN_UNROLL
+          for (int q = 0; q < NB; ++q) {
+            V s = S::Mul(S::Load(row + q * kLanes), wj);
+            s = S::Fma(kj, v[q], s);
+            s = S::Fma(bj, sa[0][q], s);
+            S::Store(row + q * kLanes, s);
+            y[c][q] = S::Fma(rj, s, y[c][q]);
+          }
+        }
+      }
+      float* out = p.y + t * p.y_stride;
+      SKEIN_UNROLL
+      for (int q = 0; q < NB; ++q) {
+        V sum = y[0][q];
+        SKEIN_UNROLL
+        for (int c = 1; c < kChains; ++c) sum = S::Add(sum, y[c][q]);
+        S::Store(out + q * kLanes, sum);
+      }
+    }
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) p.state[i * n + j] = st[j * n + i];
+  }
+
+  static void Wkv7Head(const Wkv7HeadArgs& p) {
+    // Transposing costs about as much as a few tokens' updates, so only long runs use it.
+    constexpr int64_t kMinTokensForKeyMajor = 8;
+    if (p.tokens >= kMinTokensForKeyMajor && p.n == 64 && 64 % kLanes == 0) {
+      return Wkv7HeadKeyMajor<64 / kLanes>(p);
+    }
+    const int64_t n = p.n;
+    const int64_t full = n - n % kLanes;
+    const int rest = static_cast<int>(n - full);
+    for (int64_t t = 0; t < p.tokens; ++t) {
+      const int64_t off = t * p.stride;
+      const float* r = p.r + off;
+      const float* w = p.w + off;
+      const float* k = p.k + off;
+      const float* v = p.v + off;
+      const float* a = p.a + off;
+      const float* b = p.b + off;
+      float* y = p.y + t * p.y_stride;
+      for (int64_t i = 0; i < n; ++i) {
+        float* row = p.state + i * n;
+        V sa_acc = S::Zero();
+        for (int64_t j = 0; j < full; j += kLanes) {
+          sa_acc = S::Fma(S::Load(a + j), S::Load(row + j), sa_acc);
+        }
+        if (rest) {
+          sa_acc = S::Fma(S::LoadPartial(a + full, rest), S::LoadPartial(row + full, rest),
+                          sa_acc);
+        }
+        const V sa = S::Set1(S::ReduceAdd(sa_acc));
+        const V vi = S::Set1(v[i]);
+        V y_acc = S::Zero();
+        for (int64_t j = 0; j < full; j += kLanes) {
+          V s = S::Mul(S::Load(row + j), S::Load(w + j));
+          s = S::Fma(S::Load(k + j), vi, s);
+          s = S::Fma(sa, S::Load(b + j), s);
+          S::Store(row + j, s);
+          y_acc = S::Fma(s, S::Load(r + j), y_acc);
+        }
+        if (rest) {
+          V s = S::Mul(S::LoadPartial(row + full, rest), S::LoadPartial(w + full, rest));
+          s = S::Fma(S::LoadPartial(k + full, rest), vi, s);
+          s = S::Fma(sa, S::LoadPartial(b + full, rest), s);
+          S::StorePartial(row + full, rest, s);
+          y_acc = S::Fma(s, S::LoadPartial(r + full, rest), y_acc);
+        }
+        y[i] = S::ReduceAdd(y_acc);
+      }
+    }
+  }
+
+  // e^r for |r| <= ln2/2 (Cephes' expf polynomial, relative error ~1e-7); the traits' Exp
+  // reduces x = n·ln2 + r and scales the result by 2^n.
+  static V ExpPolynomial(V r) {
+    V p = S::Set1(1.9875691500e-4f);
+    p = S::Fma(p, r, S::Set1(1.3981999507e-3f));
+    p = S::Fma(p, r, S::Set1(8.3334519073e-3f));
+    p = S::Fma(p, r, S::Set1(4.1665795894e-2f));
+    p = S::Fma(p, r, S::Set1(1.6666665459e-1f));
+    p = S::Fma(p, r, S::Set1(5.0000001201e-1f));
+    return S::Fma(S::Mul(p, r), r, S::Add(r, S::Set1(1.0f)));
+  }
+
+  template <typename F>
+  static void Map(const float* x, float* y, int64_t n, F f) {
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) S::Store(y + i, f(S::Load(x + i)));
+    if (i < n) {
+      const int rest = static_cast<int>(n - i);
+      S::StorePartial(y + i, rest, f(S::LoadPartial(x + i, rest)));
+    }
+  }
+
+  static V SigmoidV(V x) {
+    const V one = S::Set1(1.0f);
+    return S::Div(one, S::Add(one, S::Exp(S::Sub(S::Zero(), x))));
+  }
+
+  static void ExpArray(const float* x, float* y, int64_t n) {
+    Map(x, y, n, [](V v) { return S::Exp(v); });
+  }
+  static void SigmoidArray(const float* x, float* y, int64_t n) { Map(x, y, n, &SigmoidV); }
+  static void TanhArray(const float* x, float* y, int64_t n) {
+    // tanh x = 1 − 2/(e^{2x} + 1): saturates cleanly to ±1 at both ends.
+    Map(x, y, n, [](V v) {
+      const V one = S::Set1(1.0f);
+      const V e = S::Exp(S::Add(v, v));
+      return S::Sub(one, S::Div(S::Set1(2.0f), S::Add(e, one)));
+    });
+  }
+
+  static constexpr KernelTable MakeTable(IsaLevel level) {
+    return KernelTable{level,     &MatMul,       &LayerNorm,   &L2Normalize, &Wkv7Head,
+                       &ExpArray, &SigmoidArray, &TanhArray};
+  }
+};
+
+}  // namespace skein::kernels::simd
+
+#endif  // SKEIN_KERNELS_CPU_SIMD_KERNELS_IMPL_H_

@@ -1,0 +1,97 @@
+#include "kernels/cpu/thread_pool.h"
+
+#include <atomic>
+#include <numeric>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace skein::kernels {
+namespace {
+
+TEST(ThreadPoolTest, RunCallsEveryIndexOnce) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.num_threads(), threads);
+    for (int round = 0; round < 200; ++round) {
+      std::vector<std::atomic<int>> calls(threads);
+      pool.Run([&](int i) { calls[i].fetch_add(1); });
+      for (int i = 0; i < threads; ++i) ASSERT_EQ(calls[i].load(), 1) << threads << " " << i;
+    }
+  }
+}
+
+TEST(ThreadPoolTest, RunUsesDistinctThreads) {
+  ThreadPool pool(3);
+  std::vector<std::thread::id> ids(3);
+  pool.Run([&](int i) { ids[i] = std::this_thread::get_id(); });
+  EXPECT_EQ(ids[0], std::this_thread::get_id());
+  EXPECT_EQ(std::set<std::thread::id>(ids.begin(), ids.end()).size(), 3u);
+}
+
+TEST(ThreadPoolTest, ParallelForCoversRangeExactlyOnce) {
+  ThreadPool pool(4);
+  for (int64_t n : {0, 1, 3, 4, 5, 17, 1000}) {
+    for (int64_t grain : {1, 2, 100}) {
+      std::vector<std::atomic<int>> hits(n);
+      pool.ParallelFor(n, grain, [&](int64_t begin, int64_t end) {
+        ASSERT_LE(0, begin);
+        ASSERT_LT(begin, end);
+        ASSERT_LE(end, n);
+        for (int64_t i = begin; i < end; ++i) hits[i].fetch_add(1);
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << n << " " << i;
+    }
+  }
+}
+
+TEST(ThreadPoolTest, ParallelForRespectsGrain) {
+  ThreadPool pool(4);
+  std::atomic<int> calls{0};
+  pool.ParallelFor(10, 8, [&](int64_t, int64_t) { calls.fetch_add(1); });
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST(ThreadPoolTest, NestedCallsRunInline) {
+  ThreadPool pool(2);
+  std::atomic<int> inner{0};
+  pool.Run([&](int) { pool.Run([&](int) { inner.fetch_add(1); }); });
+  EXPECT_EQ(inner.load(), 4);
+}
+
+TEST(ThreadPoolTest, WorkersWakeAfterBlocking) {
+  // A zero spin makes idle workers block at once, exercising the wait/notify path.
+  ThreadPool pool(3, std::chrono::microseconds(0));
+  for (int round = 0; round < 50; ++round) {
+    std::atomic<int> sum{0};
+    pool.Run([&](int i) { sum.fetch_add(i + 1); });
+    ASSERT_EQ(sum.load(), 6);
+    if (round % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+TEST(ThreadPoolTest, ConcurrentCallersAreSerialized) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> total{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 4; ++c) {
+    callers.emplace_back([&] {
+      for (int r = 0; r < 100; ++r) {
+        pool.ParallelFor(100, 1, [&](int64_t b, int64_t e) { total.fetch_add(e - b); });
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(total.load(), 4 * 100 * 100);
+}
+
+TEST(ThreadPoolTest, DefaultUsesHardwareCores) {
+  ThreadPool pool;
+  EXPECT_EQ(pool.num_threads(), HardwareCores());
+  EXPECT_GE(HardwareCores(), 1);
+}
+
+}  // namespace
+}  // namespace skein::kernels

@@ -1,0 +1,94 @@
+// The RWKV-7 (x070) forward pass on CPU over a batch of sequences, for one layer range.
+//
+// A step advances any number of sequences at once, each by any number of tokens (decode: 1
+// token each; prefill: many; mixed, for continuous batching). All projections run as matrix
+// products over every token of the step, reading each weight once per step; the WKV
+// recurrence runs per sequence in token order. Each sequence brings its own state.
+//
+// Stages: a model split in layer ranges [0,a), [a,b), …, [z,L) runs one Rwkv7Model per range.
+// The first takes token ids; the others take the previous stage's StageActivations (the
+// hidden state of every token and its layer-0 value `v_first`, spec §2.4). The last produces
+// logits; the others produce StageActivations for the next stage.
+//
+// Thread-safe: concurrent Step calls are serialized (one step at a time uses the thread
+// pool and scratch memory). The weights may be shared with other models.
+#ifndef SKEIN_SERVICES_WORKER_MODEL_RWKV7_MODEL_H_
+#define SKEIN_SERVICES_WORKER_MODEL_RWKV7_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "kernels/cpu/thread_pool.h"
+#include "services/worker/model/rwkv7_weights.h"
+#include "services/worker/model/state.h"
+
+namespace skein::model {
+
+// What passes between stages: for every token of the step, sequences in step order, its
+// hidden state and its layer-0 value, each [rows, C] row-major fp32.
+struct StageActivations {
+  int64_t rows = 0;
+  int64_t width = 0;  // C
+  std::vector<float> hidden;
+  std::vector<float> v_first;
+};
+
+// One sequence's part of a step.
+struct SequenceStep {
+  Rwkv7State* state = nullptr;  // this stage's layers; advanced in place
+  // First stage: the token ids to feed (at least one). Later stages: leave empty.
+  absl::Span<const int32_t> tokens;
+  // Later stages: how many rows of the input activations belong to this sequence.
+  int64_t num_tokens = 0;
+  // Last stage: logits for every token of this sequence, not only for its last one.
+  bool all_logits = false;
+};
+
+struct StepResult {
+  // Last stage: logits rows [R, V], sequences in step order, each contributing its last
+  // token's row, or one row per token with all_logits. `logits_rows[s]` is the count.
+  std::vector<float> logits;
+  std::vector<int64_t> logits_rows;
+  // Other stages: the input of the next stage.
+  StageActivations activations;
+};
+
+class Rwkv7Model {
+ public:
+  // `pool` may be null (single-threaded) and must outlive the model.
+  Rwkv7Model(std::shared_ptr<const Rwkv7Weights> weights, kernels::ThreadPool* pool);
+  ~Rwkv7Model();
+
+  const Rwkv7Weights& weights() const { return *weights_; }
+
+  // A zero state for this model's layers.
+  Rwkv7State NewState() const { return Rwkv7State(weights_->state_shape()); }
+
+  // Runs one step. `input` is required when the model does not start at layer 0 (and must be
+  // null otherwise). INVALID_ARGUMENT for malformed requests (token id out of range, empty
+  // sequence, a state of another shape, the same state twice, activations that do not match
+  // the token counts); the states are unchanged then.
+  absl::StatusOr<StepResult> Step(absl::Span<const SequenceStep> sequences,
+                                  const StageActivations* input = nullptr);
+
+ private:
+  struct Scratch;
+
+  absl::Status Validate(absl::Span<const SequenceStep> sequences,
+                        const StageActivations* input) const;
+  void RunLayer(int layer, absl::Span<const SequenceStep> sequences,
+                absl::Span<const int64_t> offsets);
+
+  std::shared_ptr<const Rwkv7Weights> weights_;
+  kernels::ThreadPool* pool_;
+  std::mutex mutex_;
+  std::unique_ptr<Scratch> scratch_;
+};
+
+}  // namespace skein::model
+
+#endif  // SKEIN_SERVICES_WORKER_MODEL_RWKV7_MODEL_H_

@@ -1,0 +1,231 @@
+#include "services/worker/model/rwkv7_weights.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "services/worker/model/dtype_convert.h"
+#include "services/worker/model/string_compat.h"
+
+namespace skein::model {
+namespace {
+
+using kernels::ElementType;
+using kernels::WeightMatrix;
+
+constexpr float kLayerNormEps = 1e-5f;
+
+ElementType ToElementType(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return ElementType::kF32;
+    case DType::kBF16:
+      return ElementType::kBF16;
+    case DType::kF16:
+      return ElementType::kF16;
+  }
+  return ElementType::kF32;
+}
+
+uint64_t Fingerprint(const TensorArchive& archive) {
+  constexpr size_t kFullHashLimit = size_t{1} << 20;
+  constexpr size_t kSample = 4096;
+  constexpr size_t kSamples = 64;
+  std::vector<const TensorView*> sorted;
+  for (const TensorView& t : archive.tensors()) sorted.push_back(&t);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const TensorView* a, const TensorView* b) { return a->name < b->name; });
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  for (const TensorView* t : sorted) {
+    XXH3_64bits_update(state, t->name.data(), t->name.size() + 1);
+    const int32_t dtype = static_cast<int32_t>(t->dtype);
+    XXH3_64bits_update(state, &dtype, sizeof(dtype));
+    const uint64_t rank = t->shape.size();
+    XXH3_64bits_update(state, &rank, sizeof(rank));
+    XXH3_64bits_update(state, t->shape.data(), t->shape.size() * sizeof(int64_t));
+    const auto* bytes = static_cast<const uint8_t*>(t->data);
+    if (t->nbytes <= kFullHashLimit) {
+      XXH3_64bits_update(state, bytes, t->nbytes);
+    } else {
+      for (size_t s = 0; s < kSamples; ++s) {
+        const size_t offset = (t->nbytes - kSample) / (kSamples - 1) * s;
+        XXH3_64bits_update(state, bytes + offset, kSample);
+      }
+    }
+  }
+  const uint64_t digest = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return digest;
+}
+
+}  // namespace
+
+// Builds the weights; owns the conversions.
+class Rwkv7WeightsBuilder {
+ public:
+  explicit Rwkv7WeightsBuilder(Rwkv7Weights* w) : w_(w), archive_(*w->archive_) {}
+
+  // C-value (or n-value) fp32 vector; in place when stored as aligned fp32.
+  const float* Vector(const std::string& name) {
+    const TensorView* t = archive_.Find(name);
+    if (t->dtype == DType::kF32 && reinterpret_cast<uintptr_t>(t->data) % alignof(float) == 0) {
+      return static_cast<const float*>(t->data);
+    }
+    float* out = static_cast<float*>(Allocate(t->numel() * sizeof(float)));
+    ConvertElements(t->dtype, t->data, DType::kF32, out, t->numel());
+    return out;
+  }
+
+  // [rows, cols] matrix in the run dtype.
+  WeightMatrix Matrix(const std::string& name) {
+    const TensorView* t = archive_.Find(name);
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    const DType run = w_->run_dtype_;
+    WeightMatrix m{nullptr, ToElementType(run), rows, cols, cols};
+    if (t->dtype == run && reinterpret_cast<uintptr_t>(t->data) % DTypeSize(run) == 0) {
+      m.data = t->data;
+      return m;
+    }
+    void* out = Allocate(rows * cols * DTypeSize(run));
+    ConvertElements(t->dtype, t->data, run, out, rows * cols);
+    m.data = out;
+    return m;
+  }
+
+  // A LoRA stored [in, out], as an fp32 [out, in] matrix.
+  WeightMatrix Transposed(const std::string& name) {
+    const TensorView* t = archive_.Find(name);
+    const int64_t in = t->shape[0], out_dim = t->shape[1];
+    std::vector<float> stored(in * out_dim);
+    ConvertElements(t->dtype, t->data, DType::kF32, stored.data(), stored.size());
+    float* out = static_cast<float*>(Allocate(in * out_dim * sizeof(float)));
+    for (int64_t i = 0; i < in; ++i) {
+      for (int64_t o = 0; o < out_dim; ++o) out[o * in + i] = stored[i * out_dim + o];
+    }
+    return WeightMatrix{out, ElementType::kF32, out_dim, in, in};
+  }
+
+ private:
+  void* Allocate(size_t bytes) {
+    const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    w_->owned_.emplace_back(static_cast<uint8_t*>(p), &std::free);
+    return p;
+  }
+
+  Rwkv7Weights* w_;
+  const TensorArchive& archive_;
+};
+
+absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
+    std::shared_ptr<const TensorArchive> archive, const Rwkv7LoadOptions& options) {
+  if (archive == nullptr) return absl::InvalidArgumentError("no checkpoint given");
+  absl::StatusOr<Rwkv7Config> config = LoadRwkv7Config(*archive);
+  if (!config.ok()) return config.status();
+  const int layers = static_cast<int>(config->n_layer);
+  const int last = options.last_layer < 0 ? layers : options.last_layer;
+  if (options.first_layer < 0 || options.first_layer >= last || last > layers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        archive->path(), ": layer range [", options.first_layer, ", ", last,
+        ") is not a non-empty part of the model's ", layers, " layers"));
+  }
+  std::unique_ptr<Rwkv7Weights> w(new Rwkv7Weights());
+  w->archive_ = std::move(archive);
+  w->config_ = *config;
+  w->first_layer_ = options.first_layer;
+  w->last_layer_ = last;
+  w->run_dtype_ = options.run_dtype;
+  w->fingerprint_ = Fingerprint(*w->archive_);
+
+  Rwkv7WeightsBuilder b(w.get());
+  if (w->has_embedding()) {
+    w->emb_ = w->archive_->Find("emb.weight");
+    w->ln0_w_ = b.Vector("blocks.0.ln0.weight");
+    w->ln0_b_ = b.Vector("blocks.0.ln0.bias");
+  }
+  if (w->has_head()) {
+    w->ln_out_w_ = b.Vector("ln_out.weight");
+    w->ln_out_b_ = b.Vector("ln_out.bias");
+    w->head_ = b.Matrix("head.weight");
+  }
+  for (int l = w->first_layer_; l < w->last_layer_; ++l) {
+    const std::string p = absl::StrCat("blocks.", l, ".");
+    Rwkv7LayerWeights lw{};
+    lw.ln1_w = b.Vector(p + "ln1.weight");
+    lw.ln1_b = b.Vector(p + "ln1.bias");
+    lw.ln2_w = b.Vector(p + "ln2.weight");
+    lw.ln2_b = b.Vector(p + "ln2.bias");
+    lw.x_r = b.Vector(p + "att.x_r");
+    lw.x_w = b.Vector(p + "att.x_w");
+    lw.x_k = b.Vector(p + "att.x_k");
+    lw.x_v = b.Vector(p + "att.x_v");
+    lw.x_a = b.Vector(p + "att.x_a");
+    lw.x_g = b.Vector(p + "att.x_g");
+    lw.w0 = b.Vector(p + "att.w0");
+    lw.a0 = b.Vector(p + "att.a0");
+    lw.k_k = b.Vector(p + "att.k_k");
+    lw.k_a = b.Vector(p + "att.k_a");
+    lw.r_k = b.Vector(p + "att.r_k");
+    lw.ln_x_w = b.Vector(p + "att.ln_x.weight");
+    lw.ln_x_b = b.Vector(p + "att.ln_x.bias");
+    lw.ffn_x_k = b.Vector(p + "ffn.x_k");
+    lw.receptance = b.Matrix(p + "att.receptance.weight");
+    lw.key = b.Matrix(p + "att.key.weight");
+    lw.value = b.Matrix(p + "att.value.weight");
+    lw.output = b.Matrix(p + "att.output.weight");
+    lw.ffn_key = b.Matrix(p + "ffn.key.weight");
+    lw.ffn_value = b.Matrix(p + "ffn.value.weight");
+    lw.w1 = b.Transposed(p + "att.w1");
+    lw.w2 = b.Transposed(p + "att.w2");
+    lw.a1 = b.Transposed(p + "att.a1");
+    lw.a2 = b.Transposed(p + "att.a2");
+    lw.g1 = b.Transposed(p + "att.g1");
+    lw.g2 = b.Transposed(p + "att.g2");
+    if (l > 0) {
+      lw.v0 = b.Vector(p + "att.v0");
+      lw.v1 = b.Transposed(p + "att.v1");
+      lw.v2 = b.Transposed(p + "att.v2");
+    }
+    w->layers_.push_back(lw);
+  }
+  return w;
+}
+
+StateShape Rwkv7Weights::state_shape() const {
+  return StateShape{first_layer_, last_layer_, config_.n_embd, config_.n_head, config_.head_size};
+}
+
+void Rwkv7Weights::Embed(int64_t token, float* out) const {
+  const int64_t C = config_.n_embd;
+  ConvertElements(emb_->dtype, static_cast<const uint8_t*>(emb_->data) + token * C * DTypeSize(emb_->dtype),
+                  DType::kF32, out, C);
+  kernels::LayerNorm(out, ln0_w_, ln0_b_, C, kLayerNormEps, out);
+}
+
+int64_t Rwkv7Weights::bytes_read_per_token() const {
+  const int64_t C = config_.n_embd;
+  int64_t bytes = 0;
+  for (const Rwkv7LayerWeights& l : layers_) {
+    for (const WeightMatrix* m : {&l.receptance, &l.key, &l.value, &l.output, &l.ffn_key,
+                                  &l.ffn_value, &l.w1, &l.w2, &l.a1, &l.a2, &l.g1, &l.g2,
+                                  &l.v1, &l.v2}) {
+      bytes += static_cast<int64_t>(m->rows * m->cols * kernels::ElementSize(m->type));
+    }
+    bytes += 20 * C * static_cast<int64_t>(sizeof(float));  // vectors and norms
+  }
+  if (has_embedding()) bytes += C * static_cast<int64_t>(DTypeSize(emb_->dtype) + 8);
+  if (has_head()) {
+    bytes += static_cast<int64_t>(head_.rows * head_.cols * kernels::ElementSize(head_.type));
+    bytes += 2 * C * static_cast<int64_t>(sizeof(float));
+  }
+  return bytes;
+}
+
+}  // namespace skein::model

@@ -1,0 +1,149 @@
+#include "services/worker/model/state_blob.h"
+
+#include <xxhash.h>
+
+#include <bit>
+#include <cstring>
+#include <type_traits>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace skein::model {
+namespace {
+
+constexpr char kMagic[8] = {'S', 'K', 'E', 'I', 'N', 'S', 'T', '7'};
+constexpr size_t kHeaderSize = 64;
+constexpr size_t kChecksumSize = 8;
+
+template <typename T>
+void Put(std::string& out, size_t offset, T value) {
+  static_assert(std::is_integral_v<T>);
+  for (size_t i = 0; i < sizeof(T); ++i) {
+    out[offset + i] = static_cast<char>(static_cast<uint64_t>(value) >> (8 * i));
+  }
+}
+
+template <typename T>
+T Get(std::string_view in, size_t offset) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) {
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[offset + i])) << (8 * i);
+  }
+  return static_cast<T>(v);
+}
+
+std::string ShapeText(const StateShape& s) {
+  return absl::StrCat("layers [", s.first_layer, ", ", s.last_layer, "), C=", s.embd,
+                      ", H=", s.heads, ", N=", s.head_size);
+}
+
+}  // namespace
+
+std::string EncodeStateBlob(const Rwkv7State& state, uint64_t model_fingerprint) {
+  const StateShape& s = state.shape();
+  const absl::Span<const float> data = state.data();
+  const size_t payload = data.size() * sizeof(float);
+  std::string out(kHeaderSize + payload + kChecksumSize, '\0');
+  std::memcpy(out.data(), kMagic, sizeof(kMagic));
+  Put<uint32_t>(out, 8, kStateBlobVersion);
+  Put<uint32_t>(out, 12, kHeaderSize);
+  Put<uint64_t>(out, 16, model_fingerprint);
+  Put<uint32_t>(out, 24, static_cast<uint32_t>(s.first_layer));
+  Put<uint32_t>(out, 28, static_cast<uint32_t>(s.last_layer));
+  Put<uint64_t>(out, 32, static_cast<uint64_t>(s.embd));
+  Put<uint32_t>(out, 40, static_cast<uint32_t>(s.heads));
+  Put<uint32_t>(out, 44, static_cast<uint32_t>(s.head_size));
+  Put<uint64_t>(out, 48, static_cast<uint64_t>(state.position()));
+  Put<uint64_t>(out, 56, payload);
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(out.data() + kHeaderSize, data.data(), payload);
+  } else {
+    for (size_t i = 0; i < data.size(); ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &data[i], 4);
+      Put<uint32_t>(out, kHeaderSize + 4 * i, bits);
+    }
+  }
+  Put<uint64_t>(out, kHeaderSize + payload, XXH3_64bits(out.data(), kHeaderSize + payload));
+  return out;
+}
+
+absl::StatusOr<StateBlobInfo> InspectStateBlob(std::string_view blob) {
+  if (blob.size() < sizeof(kMagic) || std::memcmp(blob.data(), kMagic, sizeof(kMagic)) != 0) {
+    return absl::InvalidArgumentError("not an RWKV-7 state blob (bad magic)");
+  }
+  if (blob.size() < 16) return absl::DataLossError("state blob truncated in its header");
+  StateBlobInfo info;
+  info.version = Get<uint32_t>(blob, 8);
+  if (info.version != kStateBlobVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("state blob format version ",
+                                                      info.version, " is not supported (this "
+                                                      "build reads version ",
+                                                      kStateBlobVersion, ")"));
+  }
+  const uint32_t header = Get<uint32_t>(blob, 12);
+  if (header != kHeaderSize || blob.size() < kHeaderSize + kChecksumSize) {
+    return absl::DataLossError(absl::StrCat("state blob truncated or with a bad header size (",
+                                            blob.size(), " bytes, header ", header, ")"));
+  }
+  const uint64_t payload = Get<uint64_t>(blob, 56);
+  if (payload != blob.size() - kHeaderSize - kChecksumSize) {
+    return absl::DataLossError(absl::StrCat("state blob is ", blob.size(),
+                                            " bytes but its header announces a payload of ",
+                                            payload, " bytes"));
+  }
+  const uint64_t stored = Get<uint64_t>(blob, blob.size() - kChecksumSize);
+  const uint64_t actual = XXH3_64bits(blob.data(), blob.size() - kChecksumSize);
+  if (stored != actual) {
+    return absl::DataLossError(absl::StrCat("state blob checksum mismatch (stored ", stored,
+                                            ", computed ", actual, "): the blob is corrupt"));
+  }
+  info.model_fingerprint = Get<uint64_t>(blob, 16);
+  info.shape.first_layer = static_cast<int>(Get<uint32_t>(blob, 24));
+  info.shape.last_layer = static_cast<int>(Get<uint32_t>(blob, 28));
+  info.shape.embd = static_cast<int64_t>(Get<uint64_t>(blob, 32));
+  info.shape.heads = Get<uint32_t>(blob, 40);
+  info.shape.head_size = Get<uint32_t>(blob, 44);
+  info.position = static_cast<int64_t>(Get<uint64_t>(blob, 48));
+  const StateShape& s = info.shape;
+  // Guard the arithmetic below against absurd (but checksummed) headers.
+  if (s.first_layer < 0 || s.last_layer < s.first_layer || s.embd <= 0 || s.embd > (1 << 20) ||
+      s.heads <= 0 || s.head_size <= 0 || s.head_size > 4096 || info.position < 0 ||
+      static_cast<uint64_t>(s.total_floats()) * sizeof(float) != payload) {
+    return absl::DataLossError(absl::StrCat("state blob header is inconsistent: ", ShapeText(s),
+                                            ", position ", info.position, ", payload ",
+                                            payload, " bytes"));
+  }
+  return info;
+}
+
+absl::StatusOr<Rwkv7State> DecodeStateBlob(std::string_view blob, uint64_t model_fingerprint,
+                                           const StateShape& expected) {
+  absl::StatusOr<StateBlobInfo> info = InspectStateBlob(blob);
+  if (!info.ok()) return info.status();
+  if (info->model_fingerprint != model_fingerprint) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state blob belongs to another model (fingerprint ", info->model_fingerprint,
+        ", this model is ", model_fingerprint, ")"));
+  }
+  if (info->shape != expected) {
+    return absl::FailedPreconditionError(absl::StrCat("state blob holds ", ShapeText(info->shape),
+                                                      "; this stage needs ",
+                                                      ShapeText(expected)));
+  }
+  Rwkv7State state(expected);
+  state.set_position(info->position);
+  absl::Span<float> data = state.data();
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(data.data(), blob.data() + kHeaderSize, data.size() * sizeof(float));
+  } else {
+    for (size_t i = 0; i < data.size(); ++i) {
+      const uint32_t bits = Get<uint32_t>(blob, kHeaderSize + 4 * i);
+      std::memcpy(&data[i], &bits, 4);
+    }
+  }
+  return state;
+}
+
+}  // namespace skein::model

@@ -1,0 +1,111 @@
+#include "services/worker/model/state_blob.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "services/worker/model/state.h"
+
+namespace skein::model {
+namespace {
+
+constexpr uint64_t kModel = 0x1234abcd5678ef00ull;
+
+StateShape Shape() { return StateShape{2, 5, 8, 2, 4}; }
+
+Rwkv7State FilledState() {
+  Rwkv7State state(Shape());
+  absl::Span<float> data = state.data();
+  for (size_t i = 0; i < data.size(); ++i) data[i] = 0.25f * static_cast<float>(i) - 3.0f;
+  state.set_position(1234567);
+  return state;
+}
+
+TEST(StateTest, LayoutAndAccessors) {
+  Rwkv7State state(Shape());
+  EXPECT_EQ(state.data().size(), 3u * (2 * 8 + 2 * 4 * 4));
+  state.att_kv(3)[0] = 7.0f;
+  // Layer 3 is the second stored layer: its att_kv starts after layer 2 and its att_x_prev.
+  EXPECT_EQ(state.data()[Shape().floats_per_layer() + 8], 7.0f);
+  state.ffn_x_prev(4)[7] = 9.0f;
+  EXPECT_EQ(state.data().back(), 9.0f);
+  Rwkv7State copy = state;  // fork
+  copy.att_kv(3)[0] = 1.0f;
+  EXPECT_EQ(state.att_kv(3)[0], 7.0f);
+  state.Reset();
+  EXPECT_EQ(state.att_kv(3)[0], 0.0f);
+  EXPECT_EQ(state.position(), 0);
+}
+
+TEST(StateBlobTest, RoundTrips) {
+  const Rwkv7State state = FilledState();
+  const std::string blob = EncodeStateBlob(state, kModel);
+  absl::StatusOr<Rwkv7State> back = DecodeStateBlob(blob, kModel, Shape());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->position(), 1234567);
+  EXPECT_TRUE(back->shape() == Shape());
+  ASSERT_EQ(back->data().size(), state.data().size());
+  for (size_t i = 0; i < state.data().size(); ++i) ASSERT_EQ(back->data()[i], state.data()[i]);
+
+  absl::StatusOr<StateBlobInfo> info = InspectStateBlob(blob);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->version, kStateBlobVersion);
+  EXPECT_EQ(info->model_fingerprint, kModel);
+  EXPECT_TRUE(info->shape == Shape());
+}
+
+TEST(StateBlobTest, RejectsWrongMagic) {
+  std::string blob = EncodeStateBlob(FilledState(), kModel);
+  blob[0] = 'X';
+  EXPECT_EQ(DecodeStateBlob(blob, kModel, Shape()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodeStateBlob("", kModel, Shape()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(StateBlobTest, RejectsOtherVersion) {
+  std::string blob = EncodeStateBlob(FilledState(), kModel);
+  blob[8] = 2;
+  EXPECT_EQ(DecodeStateBlob(blob, kModel, Shape()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(StateBlobTest, RejectsCorruptPayloadAndHeader) {
+  const std::string good = EncodeStateBlob(FilledState(), kModel);
+  for (size_t offset : {size_t{20}, size_t{48}, size_t{64}, good.size() / 2, good.size() - 9,
+                        good.size() - 1}) {
+    std::string blob = good;
+    blob[offset] ^= 0x10;
+    absl::Status s = DecodeStateBlob(blob, kModel, Shape()).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << "flipped byte " << offset << ": " << s;
+  }
+}
+
+TEST(StateBlobTest, RejectsTruncation) {
+  const std::string good = EncodeStateBlob(FilledState(), kModel);
+  for (size_t length : {size_t{12}, size_t{40}, size_t{64}, good.size() - 1}) {
+    absl::Status s = DecodeStateBlob(good.substr(0, length), kModel, Shape()).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << length << ": " << s;
+  }
+  std::string longer = good + "x";
+  EXPECT_EQ(DecodeStateBlob(longer, kModel, Shape()).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(StateBlobTest, RejectsOtherModelOrLayerRange) {
+  const std::string blob = EncodeStateBlob(FilledState(), kModel);
+  absl::Status other_model = DecodeStateBlob(blob, kModel + 1, Shape()).status();
+  EXPECT_EQ(other_model.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(other_model.message().find("another model"), std::string::npos);
+  StateShape other_range = Shape();
+  other_range.first_layer = 0;
+  EXPECT_EQ(DecodeStateBlob(blob, kModel, other_range).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  StateShape other_width = Shape();
+  other_width.embd = 16;
+  other_width.heads = 4;
+  EXPECT_EQ(DecodeStateBlob(blob, kModel, other_width).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace skein::model

@@ -1,0 +1,203 @@
+// `skein bench`: engine speed on this machine. Decode (one token per sequence per step) at
+// each --batch size: ms per step, aggregate tokens/s, and the fraction of the memory-read
+// roofline (every weight is read once per step, so a step cannot beat weight bytes ÷ read
+// bandwidth, measured in the same run). Prefill of one sequence at each --prompt length:
+// tokens/s. The model is a checkpoint (--model) or a random model of an official shape
+// (--shape 0.1b|0.4b) built in memory. Human-readable, or one JSON object with --json.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/memory_bandwidth.h"
+#include "services/worker/model/random_rwkv7_archive.h"
+#include "tools/cli/command_registry.h"
+#include "tools/cli/engine_cli.h"
+
+namespace skein::cli {
+namespace {
+
+struct BenchArgs {
+  EngineFlags engine;
+  std::string shape;
+  std::string batches = "1,8,32";
+  std::string prompts = "128,1024";
+  int decode_steps = 16;
+  int repeats = 3;
+  int bandwidth_mib = 1024;
+  bool json = false;
+};
+
+double Seconds(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+int32_t TokenAt(int64_t i, int64_t vocab) {
+  return static_cast<int32_t>((i * 2654435761u + 12345) % static_cast<uint64_t>(vocab));
+}
+
+void Check(const absl::StatusOr<model::StepResult>& r) {
+  if (!r.ok()) throw CommandError(1, std::string(r.status().message()));
+}
+
+// Best seconds per step of `steps` decode steps over `batch` sequences.
+double TimeDecode(model::Rwkv7Model& m, int64_t batch, int steps, int repeats, int64_t vocab) {
+  std::vector<model::Rwkv7State> states;
+  for (int64_t b = 0; b < batch; ++b) states.push_back(m.NewState());
+  // A short history first, so the states are not all zero.
+  std::vector<std::vector<int32_t>> prompts(batch);
+  std::vector<model::SequenceStep> seqs;
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int i = 0; i < 4; ++i) prompts[b].push_back(TokenAt(b * 4 + i, vocab));
+    seqs.push_back({&states[b], prompts[b]});
+  }
+  Check(m.Step(seqs));
+  std::vector<int32_t> tokens(batch);
+  double best = 1e30;
+  int64_t position = 0;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int s = 0; s < steps; ++s, ++position) {
+      for (int64_t b = 0; b < batch; ++b) {
+        tokens[b] = TokenAt(position * batch + b + 1000, vocab);
+        seqs[b] = {&states[b], {&tokens[b], 1}};
+      }
+      Check(m.Step(seqs));
+    }
+    best = std::min(best, Seconds(start) / steps);
+  }
+  return best;
+}
+
+// Best seconds to prefill `length` tokens of one fresh sequence.
+double TimePrefill(model::Rwkv7Model& m, int64_t length, int repeats, int64_t vocab) {
+  std::vector<int32_t> tokens(length);
+  for (int64_t i = 0; i < length; ++i) tokens[i] = TokenAt(i, vocab);
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    model::Rwkv7State state = m.NewState();
+    model::SequenceStep seq{&state, tokens};
+    const auto start = std::chrono::steady_clock::now();
+    Check(m.Step({&seq, 1}));
+    best = std::min(best, Seconds(start));
+  }
+  return best;
+}
+
+void RunBench(const BenchArgs& args) {
+  if (args.engine.model.empty() == args.shape.empty()) {
+    throw CommandError(2, "give either --model PATH or --shape 0.1b|0.4b");
+  }
+  if (args.decode_steps <= 0 || args.repeats <= 0 || args.bandwidth_mib <= 0) {
+    throw CommandError(2, "--decode-steps, --repeats and --bandwidth-mib must be positive");
+  }
+  const std::vector<int64_t> batches = ParsePositiveList(args.batches, "--batch");
+  const std::vector<int64_t> prompts = ParsePositiveList(args.prompts, "--prompt");
+  std::string model_name = args.engine.model;
+  Engine e;
+  if (!args.shape.empty()) {
+    model::Rwkv7Shape shape;
+    if (args.shape == "0.1b") {
+      shape = model::Rwkv7Shape01B();
+    } else if (args.shape == "0.4b") {
+      shape = model::Rwkv7Shape04B();
+    } else {
+      throw CommandError(2, "--shape must be 0.1b or 0.4b, not '" + args.shape + "'");
+    }
+    // Stored in the run dtype, so the engine uses it in place as it would a mapped file.
+    const model::DType dtype = args.engine.dtype == "fp32"   ? model::DType::kF32
+                               : args.engine.dtype == "fp16" ? model::DType::kF16
+                                                             : model::DType::kBF16;
+    absl::StatusOr<std::unique_ptr<model::TensorArchive>> archive =
+        model::MakeRandomRwkv7Archive(shape, 0, dtype);
+    if (!archive.ok()) throw CommandError(1, std::string(archive.status().message()));
+    e = MakeEngine(std::shared_ptr<const model::TensorArchive>(*std::move(archive)), args.engine);
+    model_name = "random RWKV-7 " + args.shape;
+  } else {
+    e = LoadEngine(args.engine);
+  }
+  const model::Rwkv7Config& c = e.weights->config();
+  const int64_t vocab = c.vocab;
+  const double bandwidth = kernels::MeasureReadBandwidth(
+      e.pool.get(), static_cast<size_t>(args.bandwidth_mib) << 20, 5);
+  const double bytes_per_step = static_cast<double>(e.weights->bytes_read_per_token());
+  const double roofline_step = bytes_per_step / bandwidth;
+
+  FloatJson out;
+  out["model"] = model_name;
+  out["layers"] = c.n_layer;
+  out["embd"] = c.n_embd;
+  out["vocab"] = c.vocab;
+  out["dtype"] = args.engine.dtype;
+  out["threads"] = e.pool->num_threads();
+  out["isa"] = std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel()));
+  out["read_bandwidth_gb_per_s"] = bandwidth / 1e9;
+  out["weight_bytes_per_step"] = static_cast<int64_t>(bytes_per_step);
+  out["roofline_ms_per_step"] = roofline_step * 1e3;
+  FloatJson decode = FloatJson::array();
+  for (int64_t batch : batches) {
+    const double step = TimeDecode(*e.model, batch, args.decode_steps, args.repeats, vocab);
+    FloatJson row;
+    row["batch"] = batch;
+    row["ms_per_step"] = step * 1e3;
+    row["tokens_per_s"] = batch / step;
+    row["roofline_fraction"] = roofline_step / step;
+    decode.push_back(row);
+  }
+  out["decode"] = decode;
+  FloatJson prefill = FloatJson::array();
+  for (int64_t length : prompts) {
+    const double seconds = TimePrefill(*e.model, length, args.repeats, vocab);
+    FloatJson row;
+    row["tokens"] = length;
+    row["seconds"] = seconds;
+    row["tokens_per_s"] = length / seconds;
+    prefill.push_back(row);
+  }
+  out["prefill"] = prefill;
+
+  if (args.json) {
+    std::printf("%s\n", out.dump(2).c_str());
+    return;
+  }
+  std::printf("model: %s (L%lld C%lld V%lld), weights %s, %d threads, ISA %s\n",
+              model_name.c_str(), static_cast<long long>(c.n_layer),
+              static_cast<long long>(c.n_embd), static_cast<long long>(c.vocab),
+              args.engine.dtype.c_str(), e.pool->num_threads(),
+              std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel())).c_str());
+  std::printf("read bandwidth: %.1f GB/s; weights read per step: %.1f MB; roofline %.2f ms/step\n",
+              bandwidth / 1e9, bytes_per_step / 1e6, roofline_step * 1e3);
+  std::printf("decode  batch  ms/step  tokens/s  roofline\n");
+  for (const FloatJson& row : out["decode"]) {
+    std::printf("        %5lld  %7.2f  %8.1f  %7.0f%%\n",
+                static_cast<long long>(row["batch"].get<int64_t>()),
+                row["ms_per_step"].get<float>(), row["tokens_per_s"].get<float>(),
+                100 * row["roofline_fraction"].get<float>());
+  }
+  std::printf("prefill tokens  seconds  tokens/s\n");
+  for (const FloatJson& row : out["prefill"]) {
+    std::printf("        %6lld  %7.3f  %8.1f\n", static_cast<long long>(row["tokens"].get<int64_t>()),
+                row["seconds"].get<float>(), row["tokens_per_s"].get<float>());
+  }
+}
+
+}  // namespace
+}  // namespace skein::cli
+
+SKEIN_REGISTER_COMMAND(bench, [](CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Measure decode and prefill speed of the engine");
+  auto a = std::make_shared<skein::cli::BenchArgs>();
+  skein::cli::AddEngineFlags(cmd, &a->engine, "bf16", /*model_required=*/false);
+  cmd->add_option("--shape", a->shape, "Random model of an official shape: 0.1b or 0.4b");
+  cmd->add_option("--batch", a->batches, "Decode batch sizes (default 1,8,32)");
+  cmd->add_option("--prompt", a->prompts, "Prefill lengths (default 128,1024)");
+  cmd->add_option("--decode-steps", a->decode_steps, "Timed decode steps per batch (default 16)");
+  cmd->add_option("--repeats", a->repeats, "Repetitions; the best is reported (default 3)");
+  cmd->add_option("--bandwidth-mib", a->bandwidth_mib,
+                  "Buffer for the bandwidth measurement (default 1024)");
+  cmd->add_flag("--json", a->json, "Print one JSON object");
+  cmd->callback([a] { skein::cli::RunBench(*a); });
+});

@@ -1,0 +1,80 @@
+#include "tools/cli/engine_cli.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tools/cli/command_registry.h"
+#include "tools/cli/dtype_flag.h"
+
+namespace skein::cli {
+
+void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& default_dtype,
+                    bool model_required) {
+  flags->dtype = default_dtype;
+  auto* model = cmd->add_option("--model", flags->model, "Checkpoint (.pth or .safetensors)");
+  if (model_required) model->required();
+  cmd->add_option("--dtype", flags->dtype,
+                  "Weight dtype to run the big matrices in: fp32, bf16 or fp16 (default " +
+                      default_dtype + ")");
+  cmd->add_option("--threads", flags->threads, "Threads (default: every core)");
+}
+
+Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const EngineFlags& flags) {
+  if (flags.threads < 0) throw CommandError(2, "--threads must be >= 0");
+  model::Rwkv7LoadOptions options;
+  options.run_dtype = ParseDTypeFlag(flags.dtype);
+  absl::StatusOr<std::unique_ptr<model::Rwkv7Weights>> weights =
+      model::Rwkv7Weights::Load(archive, options);
+  if (!weights.ok()) throw CommandError(1, std::string(weights.status().message()));
+  Engine e;
+  e.archive = std::move(archive);
+  e.weights = *std::move(weights);
+  e.pool = std::make_unique<kernels::ThreadPool>(flags.threads);
+  e.model = std::make_unique<model::Rwkv7Model>(e.weights, e.pool.get());
+  return e;
+}
+
+Engine LoadEngine(const EngineFlags& flags) {
+  ParseDTypeFlag(flags.dtype);  // fail on a bad flag before reading the file
+  absl::StatusOr<std::unique_ptr<model::TensorArchive>> archive =
+      model::OpenCheckpoint(flags.model);
+  if (!archive.ok()) throw CommandError(1, std::string(archive.status().message()));
+  return MakeEngine(std::shared_ptr<const model::TensorArchive>(*std::move(archive)), flags);
+}
+
+std::vector<int32_t> ParseTokenList(const std::string& text, const std::string& flag,
+                                    int64_t vocab) {
+  std::vector<int32_t> tokens;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    int32_t id = 0;
+    if (!absl::SimpleAtoi(part, &id) || id < 0) {
+      throw CommandError(2, absl::StrCat(flag, ": '", std::string(part),
+                                         "' is not a token id (want a comma-separated list of "
+                                         "non-negative integers)"));
+    }
+    if (vocab > 0 && id >= vocab) {
+      throw CommandError(2, absl::StrCat(flag, ": token ", id,
+                                         " is outside the model's vocabulary [0, ", vocab, ")"));
+    }
+    tokens.push_back(id);
+  }
+  if (tokens.empty()) throw CommandError(2, flag + ": no tokens given");
+  return tokens;
+}
+
+std::vector<int64_t> ParsePositiveList(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> values;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &v) || v <= 0) {
+      throw CommandError(2, absl::StrCat(flag, ": '", std::string(part),
+                                         "' is not a positive integer"));
+    }
+    values.push_back(v);
+  }
+  return values;
+}
+
+}  // namespace skein::cli

@@ -1,0 +1,151 @@
+// The `skein logits` and `skein generate` interface, run as a user would: the binary, its
+// exit codes, and its JSON, checked against the official goldens.
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/support/test_data.h"
+
+namespace {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+RunResult RunSkein(const std::string& args) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const std::string binary =
+      srcdir != nullptr ? std::string(srcdir) + "/skein/tools/skein" : "tools/skein";
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string base = std::string(tmp != nullptr ? tmp : "/tmp") + "/skein_cli";
+  const std::string command = binary + " " + args + " >" + base + ".out 2>" + base + ".err";
+  const int status = std::system(command.c_str());
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadAll(base + ".out");
+  r.err = ReadAll(base + ".err");
+  return r;
+}
+
+std::string Join(const std::vector<int>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+
+float StdDev(const std::vector<float>& v) {
+  double sum = 0, sq = 0;
+  for (float x : v) sum += x;
+  for (float x : v) sq += (x - sum / v.size()) * (x - sum / v.size());
+  return static_cast<float>(std::sqrt(sq / v.size()));
+}
+
+float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return a.size() == b.size() ? m : INFINITY;
+}
+
+TEST(LogitsCommandTest, PrintsOneRowPerTokenMatchingTheGolden) {
+  SKEIN_REQUIRE_TEST_DATA(json_path, "golden/rwkv7/tiny-l2-c128-v256.golden.json");
+  SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/tiny-l2-c128-v256.pth");
+  const nlohmann::json golden = nlohmann::json::parse(ReadAll(json_path));
+  const std::vector<int> tokens = golden["tokens"].get<std::vector<int>>();
+  for (const char* mode : {"step", "seq"}) {
+    RunResult r = RunSkein("logits --model " + model + " --tokens " + Join(tokens) +
+                           " --threads 2 --final-state --mode " + mode);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json out = nlohmann::json::parse(r.out);
+    EXPECT_EQ(out["tokens"].get<std::vector<int>>(), tokens);
+    ASSERT_EQ(out["logits"].size(), tokens.size());
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const std::vector<float> want = golden["logits_per_step"][t].get<std::vector<float>>();
+      const std::vector<float> got = out["logits"][t].get<std::vector<float>>();
+      EXPECT_LE(MaxAbsDiff(got, want), 1e-4f * StdDev(want)) << mode << " step " << t;
+    }
+    ASSERT_EQ(out["final_state"].size(), golden["final_state"].size());
+    for (size_t l = 0; l < golden["final_state"].size(); ++l) {
+      for (const char* slot : {"att_x_prev", "att_kv", "ffn_x_prev"}) {
+        EXPECT_LE(MaxAbsDiff(out["final_state"][l][slot].get<std::vector<float>>(),
+                             golden["final_state"][l][slot].get<std::vector<float>>()),
+                  2e-5f)
+            << mode << " layer " << l << " " << slot;
+      }
+    }
+  }
+}
+
+TEST(LogitsCommandTest, HalfPrecisionRunsAndNoStateByDefault) {
+  SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/tiny-l2-c128-v256.pth");
+  RunResult r = RunSkein("logits --model " + model + " --tokens 5,6 --dtype bf16");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json out = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(out.contains("final_state"));
+  EXPECT_EQ(out["logits"].size(), 2u);
+  EXPECT_EQ(out["logits"][0].size(), 256u);
+}
+
+TEST(GenerateCommandTest, GreedyReproducesTheReference) {
+  SKEIN_REQUIRE_TEST_DATA(json_path, "golden/rwkv7/small-l4-c256-v1024.greedy.json");
+  SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/small-l4-c256-v1024.pth");
+  const nlohmann::json golden = nlohmann::json::parse(ReadAll(json_path));
+  const std::vector<int> greedy = golden["greedy"].get<std::vector<int>>();
+  RunResult r = RunSkein("generate --model " + model + " --prompt-tokens " +
+                         Join(golden["prompt"].get<std::vector<int>>()) + " --max-tokens " +
+                         std::to_string(greedy.size()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["tokens"].get<std::vector<int>>(), greedy);
+}
+
+TEST(GenerateCommandTest, SeededSamplingIsReproducible) {
+  SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/tiny-l2-c128-v256.pth");
+  const std::string args = "generate --model " + model +
+                           " --prompt-tokens 1,2,3 --max-tokens 12 --temperature 1.5 "
+                           "--top-p 0.95 --top-k 50 --seed ";
+  RunResult a = RunSkein(args + "7"), b = RunSkein(args + "7"), c = RunSkein(args + "8");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const std::vector<int> ta = nlohmann::json::parse(a.out)["tokens"].get<std::vector<int>>();
+  EXPECT_EQ(ta.size(), 12u);
+  EXPECT_EQ(ta, nlohmann::json::parse(b.out)["tokens"].get<std::vector<int>>());
+  EXPECT_NE(ta, nlohmann::json::parse(c.out)["tokens"].get<std::vector<int>>());
+}
+
+// Bad input: a non-zero exit and one line on stderr that says what is wrong.
+void ExpectError(const RunResult& r, const std::string& needle) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(EngineCommandsTest, BadInputFailsWithOneLine) {
+  SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/tiny-l2-c128-v256.pth");
+  ExpectError(RunSkein("logits --model /nonexistent/model.pth --tokens 1"), "/nonexistent");
+  ExpectError(RunSkein("logits --model " + model + " --tokens 1,x,3"), "'x'");
+  ExpectError(RunSkein("logits --model " + model + " --tokens 1,256"), "256");
+  ExpectError(RunSkein("logits --model " + model + " --tokens 1 --dtype int4"), "int4");
+  ExpectError(RunSkein("generate --model " + model + " --prompt-tokens 1 --max-tokens 2 "
+                       "--temperature -1"),
+              "temperature");
+  ExpectError(RunSkein("generate --model " + model + " --prompt-tokens 1 --max-tokens 2 "
+                       "--temperature 1 --top-p 0"),
+              "top_p");
+}
+
+}  // namespace

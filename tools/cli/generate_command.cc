@@ -1,0 +1,70 @@
+// `skein generate --model PATH --prompt-tokens 1,2,3 --max-tokens N`: feeds the prompt (one
+// forward step), then samples N tokens one step at a time, and prints {"tokens": [...]} (the
+// generated tokens only). Temperature 0 (the default) is greedy; see sampler.h for the rest.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "services/worker/model/sampler.h"
+#include "tools/cli/command_registry.h"
+#include "tools/cli/engine_cli.h"
+
+namespace skein::cli {
+namespace {
+
+struct GenerateArgs {
+  EngineFlags engine;
+  std::string prompt;
+  int64_t max_tokens = 0;
+  model::SamplerOptions sampler;
+  std::string ban;
+};
+
+void RunGenerate(const GenerateArgs& args) {
+  if (args.max_tokens < 0) throw CommandError(2, "--max-tokens must be >= 0");
+  Engine e = LoadEngine(args.engine);
+  const int64_t vocab = e.weights->config().vocab;
+  const std::vector<int32_t> prompt = ParseTokenList(args.prompt, "--prompt-tokens", vocab);
+  model::SamplerOptions options = args.sampler;
+  if (!args.ban.empty()) options.banned_tokens = ParseTokenList(args.ban, "--ban", vocab);
+  absl::StatusOr<model::Sampler> sampler = model::Sampler::Create(options, vocab);
+  if (!sampler.ok()) throw CommandError(2, std::string(sampler.status().message()));
+
+  model::Rwkv7State state = e.model->NewState();
+  std::vector<int32_t> generated;
+  model::SequenceStep seq{&state, prompt};
+  absl::StatusOr<model::StepResult> r = e.model->Step({&seq, 1});
+  while (static_cast<int64_t>(generated.size()) < args.max_tokens) {
+    if (!r.ok()) throw CommandError(1, std::string(r.status().message()));
+    absl::StatusOr<int32_t> next = sampler->Sample(r->logits);
+    if (!next.ok()) throw CommandError(1, std::string(next.status().message()));
+    generated.push_back(*next);
+    if (static_cast<int64_t>(generated.size()) == args.max_tokens) break;
+    model::SequenceStep step{&state, {&generated.back(), 1}};
+    r = e.model->Step({&step, 1});
+  }
+  FloatJson out;
+  out["tokens"] = generated;
+  std::printf("%s\n", out.dump().c_str());
+}
+
+}  // namespace
+}  // namespace skein::cli
+
+SKEIN_REGISTER_COMMAND(generate, [](CLI::App& app) {
+  auto* cmd = app.add_subcommand("generate", "Continue a prompt of token ids; print JSON");
+  auto a = std::make_shared<skein::cli::GenerateArgs>();
+  skein::cli::AddEngineFlags(cmd, &a->engine, "fp32");
+  cmd->add_option("--prompt-tokens", a->prompt, "Prompt token ids, e.g. 1,2,3")->required();
+  cmd->add_option("--max-tokens", a->max_tokens, "How many tokens to generate")->required();
+  cmd->add_option("--temperature", a->sampler.temperature, "0 (default) = greedy");
+  cmd->add_option("--top-p", a->sampler.top_p, "Nucleus mass in (0, 1] (default 1: off)");
+  cmd->add_option("--top-k", a->sampler.top_k, "Keep the k most likely (default 0: off)");
+  cmd->add_option("--presence-penalty", a->sampler.presence_penalty, "Default 0");
+  cmd->add_option("--frequency-penalty", a->sampler.frequency_penalty, "Default 0");
+  cmd->add_option("--penalty-decay", a->sampler.penalty_decay, "Default 0.996");
+  cmd->add_option("--ban", a->ban, "Token ids never to generate, e.g. 0");
+  cmd->add_option("--seed", a->sampler.seed, "Sampling seed (default 0)");
+  cmd->callback([a] { skein::cli::RunGenerate(*a); });
+});
