@@ -1,7 +1,7 @@
 // Starts each service binary as a real process on loopback and checks what every Skein
-// service promises: gRPC health, reflection, UNIMPLEMENTED for RPCs not built yet, per-RPC
-// metrics on /metrics, a graceful drain on SIGTERM, and one-line errors for bad start-up
-// input.
+// service promises: gRPC health, reflection, the expected answer to one RPC (UNIMPLEMENTED
+// for RPCs not built yet), per-RPC metrics on /metrics, a graceful drain on SIGTERM, and
+// one-line errors for bad start-up input.
 #include <signal.h>
 
 #include <chrono>
@@ -39,6 +39,9 @@ struct ServiceCase {
   std::string unimplemented_method;
   // Calls `unimplemented_method` and returns its status.
   std::function<grpc::Status(std::shared_ptr<grpc::Channel>)> call;
+  // What `call` answers: UNIMPLEMENTED until the service lands, then a real answer.
+  grpc::StatusCode expected_code;
+  std::string expected_code_name;
 };
 
 std::string PrintCase(const ::testing::TestParamInfo<ServiceCase>& info) {
@@ -58,14 +61,16 @@ std::vector<ServiceCase> Cases() {
          v1::VocabularyInfo out;
          return v1::TokenizerService::NewStub(ch)->GetVocabularyInfo(
              &ctx, v1::GetVocabularyInfoRequest(), &out);
-       }},
+       },
+       grpc::StatusCode::UNIMPLEMENTED, "UNIMPLEMENTED"},
       {"services/worker/skein-worker", "skein.v1.WorkerService",
        "/skein.v1.WorkerService/GetStageInfo",
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
          v1::StageInfo out;
          return v1::WorkerService::NewStub(ch)->GetStageInfo(&ctx, v1::GetStageInfoRequest(), &out);
-       }},
+       },
+       grpc::StatusCode::UNIMPLEMENTED, "UNIMPLEMENTED"},
       {"services/state_store/skein-state-store", "skein.v1.StateStoreService",
        "/skein.v1.StateStoreService/Stat",
        [](std::shared_ptr<grpc::Channel> ch) {
@@ -74,14 +79,18 @@ std::vector<ServiceCase> Cases() {
          req.set_key("k");
          v1::EntryInfo out;
          return v1::StateStoreService::NewStub(ch)->Stat(&ctx, req, &out);
-       }},
+       },
+       // Implemented: an unknown key is NOT_FOUND (the default backend, RocksDB in a fresh
+       // temporary directory, holds nothing).
+       grpc::StatusCode::NOT_FOUND, "NOT_FOUND"},
       {"services/router/skein-router", "skein.v1.RouterService",
        "/skein.v1.RouterService/ListModels",
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
          v1::ListModelsResponse out;
          return v1::RouterService::NewStub(ch)->ListModels(&ctx, v1::ListModelsRequest(), &out);
-       }},
+       },
+       grpc::StatusCode::UNIMPLEMENTED, "UNIMPLEMENTED"},
   };
 }
 
@@ -165,20 +174,20 @@ TEST_P(ServiceProcessTest, ServesHealthReflectionAndMetricsThenDrainsOnSigterm) 
     EXPECT_TRUE(stream->Finish().ok());
   }
 
-  // Not built yet: the honest answer.
-  EXPECT_EQ(GetParam().call(r.channel).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  // Not built yet: the honest answer (or, once built, the real one).
+  EXPECT_EQ(GetParam().call(r.channel).error_code(), GetParam().expected_code);
 
   auto body = testing::HttpGet(r.metrics_port, "/metrics");
   ASSERT_TRUE(body.has_value());
   EXPECT_THAT(*body, HasSubstr("method=\"/grpc.health.v1.Health/Check\"} 2"));
   EXPECT_THAT(*body, HasSubstr("skein_grpc_server_handled_total{"));
-  // The unimplemented call is counted under its method and code.
+  // The call is counted under its method and code.
   std::string line_start = "skein_grpc_server_handled_total{";
   bool found_unimplemented = false;
   std::istringstream lines(*body);
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind(line_start, 0) == 0 &&
-        line.find("code=\"UNIMPLEMENTED\"") != std::string::npos &&
+        line.find("code=\"" + GetParam().expected_code_name + "\"") != std::string::npos &&
         line.find("method=\"" + GetParam().unimplemented_method + "\"") != std::string::npos) {
       found_unimplemented = line.substr(line.rfind(' ') + 1) == "1";
     }

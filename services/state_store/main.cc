@@ -4,7 +4,10 @@
 // memory (lost on exit). Without --data-dir the RocksDB store lives in a fresh directory under
 // $TMPDIR (named in the log), so a bare start never clashes with another store; pass
 // --data-dir for a store that survives restarts.
+#include <signal.h>
+
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -54,8 +57,9 @@ std::string MakeDefaultDataDir() {
   return buffer.data();
 }
 
+// Opens the backend the flags choose; for RocksDB, `*data_dir` receives the directory used.
 absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> OpenBackend(
-    const Flags& flags) {
+    const Flags& flags, std::string* data_dir) {
   using namespace skein::state_store;
   if (flags.backend == "memory") return std::make_unique<MemoryBackend>();
   if (flags.backend == "redis") {
@@ -74,9 +78,8 @@ absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> OpenBackend(
   if (options.path.empty()) {
     options.path = MakeDefaultDataDir();
     if (options.path.empty()) return absl::UnavailableError("cannot create a temporary --data-dir");
-    skein::log::Warning("no --data-dir given: using a fresh temporary directory",
-                        {{"data_dir", options.path}});
   }
+  *data_dir = options.path;
   options.sync = flags.sync;
   absl::StatusOr<std::unique_ptr<RocksDbBackend>> backend = RocksDbBackend::Open(options);
   if (!backend.ok()) return backend.status();
@@ -138,8 +141,9 @@ int main(int argc, char** argv) {
   }
 
   skein::ServiceHost host(options);
+  std::string data_dir;
   absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> backend =
-      OpenBackend(flags);
+      OpenBackend(flags, &data_dir);
   if (!backend.ok()) return Fail(options.service_name, std::string(backend.status().message()));
 
   skein::state_store::StoreOptions store_options;
@@ -166,5 +170,30 @@ int main(int argc, char** argv) {
       std::min<uint32_t>(service_options.min_chunk_bytes, service_options.max_chunk_bytes);
   skein::state_store::StateStoreServiceImpl service(store->get(), service_options);
   host.AddService(&service, "skein.v1.StateStoreService");
-  return host.Run();
+
+  // ServiceHost::Run(), with the store's own log lines once serving: a start-up failure
+  // must stay a single line on stderr.
+  if (absl::Status s = host.Start(); !s.ok()) {
+    return Fail(options.service_name, std::string(s.message()));
+  }
+  skein::state_store::StoreIndex::Usage usage = (*store)->usage();
+  skein::log::Info("state store opened",
+                   {{"backend", flags.backend},
+                    {"data_dir", data_dir},
+                    {"entries", absl::StrCat(usage.entries)},
+                    {"stored_bytes", absl::StrCat(usage.committed_bytes)},
+                    {"capacity_bytes", absl::StrCat(flags.capacity_bytes)}});
+  if (flags.backend == "rocksdb" && flags.data_dir.empty()) {
+    skein::log::Warning("no --data-dir given: the store lives in a fresh temporary directory",
+                        {{"data_dir", data_dir}});
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  skein::log::Info("signal received", {{"signal", strsignal(signal_number)}});
+  host.Shutdown();
+  return 0;
 }

@@ -245,10 +245,6 @@ absl::Status StateStore::Recover() {
     }
   }
   PublishUsage();
-  StoreIndex::Usage usage = index_.usage();
-  log::Info("state store opened", {{"backend", std::string(backend_->Name())},
-                                   {"entries", absl::StrCat(usage.entries)},
-                                   {"stored_bytes", absl::StrCat(usage.committed_bytes)}});
   return absl::OkStatus();
 }
 
