@@ -41,9 +41,8 @@ class StateCliTest : public ::testing::Test {
     dir_ = testing::MakeTempDir("cli");
     std::string ready = dir_ + "/ready.json";
     store_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        testing::RunfilePath("services/state_store/skein-state-store"), "--listen",
-        "127.0.0.1:0", "--metrics-port", "0", "--ready-file", ready, "--data-dir",
-        dir_ + "/data"});
+        testing::RunfilePath("services/state_store/skein-state-store"), "--listen", "127.0.0.1:0",
+        "--metrics-port", "0", "--ready-file", ready, "--data-dir", dir_ + "/data"});
     std::string content = testing::WaitForFile(ready, 30s);
     ASSERT_FALSE(content.empty()) << store_->Stderr();
     address_ = nlohmann::json::parse(content)["grpc"];

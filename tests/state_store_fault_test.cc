@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "services/state_store/client.h"
 #include "tests/support/child_process.h"
@@ -64,9 +64,8 @@ Store StartStore(const std::vector<std::string>& extra_args) {
   std::string binary = testing::RunfilePath("services/state_store/skein-state-store");
   EXPECT_FALSE(binary.empty());
   std::string ready = testing::MakeTempDir("ready") + "/ready.json";
-  std::vector<std::string> argv = {binary,         "--listen",     "127.0.0.1:0",
-                                   "--metrics-port", "0",          "--ready-file",
-                                   ready,          "--log-level",  "warning"};
+  std::vector<std::string> argv = {binary,         "--listen", "127.0.0.1:0", "--metrics-port", "0",
+                                   "--ready-file", ready,      "--log-level", "warning"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   store.process = std::make_unique<ChildProcess>(argv);
   std::string content = testing::WaitForFile(ready, 30s);
@@ -146,8 +145,8 @@ class Workload {
   void Run(int writer) {
     state_store::StateStoreClient client = ClientFor(address_);
     for (uint64_t seq = 1; !stop_; ++seq) {
-      std::string key = "sessions/w" + std::to_string(writer) + "/k" +
-                        std::to_string(seq % kKeysPerWriter);
+      std::string key =
+          "sessions/w" + std::to_string(writer) + "/k" + std::to_string(seq % kKeysPerWriter);
       {
         std::lock_guard<std::mutex> lock(mu_);
         attempted_[key] = seq;

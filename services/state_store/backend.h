@@ -135,8 +135,7 @@ class StorageBackend {
                                  std::string_view data, absl::Time expiry) = 0;
 
   // The whole blob. Errors: NOT_FOUND when absent.
-  virtual absl::StatusOr<std::string> ReadBlob(std::string_view group,
-                                               std::string_view name) = 0;
+  virtual absl::StatusOr<std::string> ReadBlob(std::string_view group, std::string_view name) = 0;
 
   // Visits every record / every blob, in no particular order. Used at start-up; a backend
   // shared with other writers may show a changing view.

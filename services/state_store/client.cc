@@ -24,11 +24,10 @@ v1::Checksum::Algorithm ToProto(ChecksumAlgorithm algorithm) {
 
 }  // namespace
 
-StateStoreClient::StateStoreClient(std::shared_ptr<grpc::Channel> channel)
+StateStoreClient::StateStoreClient(const std::shared_ptr<grpc::Channel>& channel)
     : stub_(v1::StateStoreService::NewStub(channel)) {}
 
-absl::StatusOr<v1::PutResponse> StateStoreClient::Put(const std::string& key,
-                                                      std::string_view data,
+absl::StatusOr<v1::PutResponse> StateStoreClient::Put(const std::string& key, std::string_view data,
                                                       const ClientPutOptions& options) {
   grpc::ClientContext context;
   SetDeadline(&context, options.timeout);
@@ -84,8 +83,7 @@ absl::StatusOr<ClientBlob> StateStoreClient::Get(const std::string& key, uint32_
   if (!have_header) return absl::DataLossError(absl::StrCat("get \"", key, "\": no header"));
   if (blob.data.size() != blob.header.size()) {
     return absl::DataLossError(absl::StrCat("get \"", key, "\": received ", blob.data.size(),
-                                            " bytes, the header announced ",
-                                            blob.header.size()));
+                                            " bytes, the header announced ", blob.header.size()));
   }
   std::optional<ChecksumAlgorithm> algorithm;
   if (blob.header.checksum().algorithm() == v1::Checksum::ALGORITHM_CRC32C) {

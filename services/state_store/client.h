@@ -39,7 +39,7 @@ struct ClientBlob {
 
 class StateStoreClient {
  public:
-  explicit StateStoreClient(std::shared_ptr<grpc::Channel> channel);
+  explicit StateStoreClient(const std::shared_ptr<grpc::Channel>& channel);
 
   // Errors: the server's (see state_store.proto); UNAVAILABLE when it cannot be reached.
   absl::StatusOr<v1::PutResponse> Put(const std::string& key, std::string_view data,

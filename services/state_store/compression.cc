@@ -8,9 +8,8 @@ namespace skein::state_store {
 
 absl::StatusOr<std::string> ZstdCompress(std::string_view data, int level) {
   if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel() || level == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("zstd level ", level, " is outside [",
-                                                   ZSTD_minCLevel(), ", ", ZSTD_maxCLevel(),
-                                                   "] or 0"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "zstd level ", level, " is outside [", ZSTD_minCLevel(), ", ", ZSTD_maxCLevel(), "] or 0"));
   }
   std::string out(ZSTD_compressBound(data.size()), '\0');
   size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
@@ -27,8 +26,8 @@ absl::StatusOr<std::string> ZstdDecompress(std::string_view frame, uint64_t expe
     return absl::DataLossError("stored bytes are not a zstd frame");
   }
   if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != expected_size) {
-    return absl::DataLossError(absl::StrCat("zstd frame declares ", declared,
-                                            " bytes; the entry has ", expected_size));
+    return absl::DataLossError(
+        absl::StrCat("zstd frame declares ", declared, " bytes; the entry has ", expected_size));
   }
   std::string out(expected_size, '\0');
   size_t n = ZSTD_decompress(out.data(), out.size(), frame.data(), frame.size());

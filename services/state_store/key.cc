@@ -25,8 +25,8 @@ std::string Printable(std::string_view text) {
 
 absl::Status CheckCharacters(std::string_view text, std::string_view what) {
   if (text.size() > kMaxKeyBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(Sv(what), " is ", text.size(),
-                                                   " bytes; the limit is ", kMaxKeyBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Sv(what), " is ", text.size(), " bytes; the limit is ", kMaxKeyBytes));
   }
   for (size_t i = 0; i < text.size(); ++i) {
     auto c = static_cast<unsigned char>(text[i]);
@@ -54,8 +54,8 @@ absl::Status ValidateKey(std::string_view key) {
   }
   for (absl::string_view segment : absl::StrSplit(Sv(key), '/')) {
     if (segment.empty() || segment == "." || segment == "..") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", Printable(key), "\" has an empty, \".\" or \"..\" path segment"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("key \"", Printable(key), "\" has an empty, \".\" or \"..\" path segment"));
     }
   }
   return absl::OkStatus();

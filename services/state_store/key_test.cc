@@ -22,7 +22,9 @@ TEST(KeyTest, AcceptsPrintableNamespacedKeys) {
 TEST(KeyTest, RejectsEmptyLongAndNonPrintableKeysSayingWhere) {
   EXPECT_THAT(ValidateKey("").message(), HasSubstr("empty"));
   EXPECT_THAT(ValidateKey(std::string(257, 'z')).message(), HasSubstr("257"));
-  absl::Status control = ValidateKey("abc\x01" "def");
+  absl::Status control = ValidateKey(
+      "abc\x01"
+      "def");
   EXPECT_EQ(control.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(control.message(), HasSubstr("0x01 at offset 3"));
   // The message shows the control byte escaped, never raw.
@@ -33,8 +35,8 @@ TEST(KeyTest, RejectsEmptyLongAndNonPrintableKeysSayingWhere) {
 }
 
 TEST(KeyTest, RejectsPathTricks) {
-  for (const char* key : {"/etc/passwd", "a/", "a//b", "..", "../x", "a/../b", "a/..", ".",
-                          "./a", "a/./b", "a\\b", "..\\x"}) {
+  for (const char* key : {"/etc/passwd", "a/", "a//b", "..", "../x", "a/../b", "a/..", ".", "./a",
+                          "a/./b", "a\\b", "..\\x"}) {
     absl::Status s = ValidateKey(key);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << key;
   }

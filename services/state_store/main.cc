@@ -7,8 +7,8 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -60,12 +60,16 @@ std::string MakeDefaultDataDir() {
 // Opens the backend the flags choose; for RocksDB, `*data_dir` receives the directory used.
 absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> OpenBackend(
     const Flags& flags, std::string* data_dir) {
-  using namespace skein::state_store;
+  using skein::state_store::MemoryBackend;
+  using skein::state_store::RedisBackend;
+  using skein::state_store::RedisOptions;
+  using skein::state_store::RocksDbBackend;
+  using skein::state_store::RocksDbOptions;
+  using skein::state_store::StorageBackend;
   if (flags.backend == "memory") return std::make_unique<MemoryBackend>();
   if (flags.backend == "redis") {
     RedisOptions options;
-    if (absl::Status s = skein::SplitHostPort(flags.redis, &options.host, &options.port);
-        !s.ok()) {
+    if (absl::Status s = skein::SplitHostPort(flags.redis, &options.host, &options.port); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--redis: ", s.message()));
     }
     options.key_prefix = flags.redis_key_prefix;
@@ -177,12 +181,11 @@ int main(int argc, char** argv) {
     return Fail(options.service_name, std::string(s.message()));
   }
   skein::state_store::StoreIndex::Usage usage = (*store)->usage();
-  skein::log::Info("state store opened",
-                   {{"backend", flags.backend},
-                    {"data_dir", data_dir},
-                    {"entries", absl::StrCat(usage.entries)},
-                    {"stored_bytes", absl::StrCat(usage.committed_bytes)},
-                    {"capacity_bytes", absl::StrCat(flags.capacity_bytes)}});
+  skein::log::Info("state store opened", {{"backend", flags.backend},
+                                          {"data_dir", data_dir},
+                                          {"entries", absl::StrCat(usage.entries)},
+                                          {"stored_bytes", absl::StrCat(usage.committed_bytes)},
+                                          {"capacity_bytes", absl::StrCat(flags.capacity_bytes)}});
   if (flags.backend == "rocksdb" && flags.data_dir.empty()) {
     skein::log::Warning("no --data-dir given: the store lives in a fresh temporary directory",
                         {{"data_dir", data_dir}});
@@ -193,7 +196,8 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  skein::log::Info("signal received", {{"signal", strsignal(signal_number)}});
+  skein::log::Info("signal received",
+                   {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
   host.Shutdown();
   return 0;
 }

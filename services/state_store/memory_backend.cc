@@ -27,8 +27,8 @@ absl::Status MemoryBackend::Apply(const Batch& batch) {
     Name_ name{batch.group(), op.name};
     if (op.kind == Kind::kExpectRecord) {
       auto it = records_.find(name);
-      bool holds = op.has_value ? (it != records_.end() && it->second == op.value)
-                                : it == records_.end();
+      bool holds =
+          op.has_value ? (it != records_.end() && it->second == op.value) : it == records_.end();
       if (!holds) return absl::AbortedError(absl::StrCat("record ", op.name, " changed"));
     } else if (op.kind == Kind::kExpectBlob && !blobs_.contains(name)) {
       return absl::AbortedError(absl::StrCat("blob ", op.name, " is gone"));
@@ -61,8 +61,7 @@ absl::Status MemoryBackend::WriteBlob(std::string_view group, std::string_view n
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> MemoryBackend::ReadBlob(std::string_view group,
-                                                    std::string_view name) {
+absl::StatusOr<std::string> MemoryBackend::ReadBlob(std::string_view group, std::string_view name) {
   absl::MutexLock lock(&mu_);
   auto it = blobs_.find({std::string(group), std::string(name)});
   if (it == blobs_.end()) {

@@ -128,8 +128,8 @@ class RedisBackend::Connection {
     if (!replies.ok()) return replies.status();
     Reply reply = std::move((*replies)[0]);
     if (reply->type == REDIS_REPLY_ERROR) {
-      return absl::InternalError(absl::StrCat("redis ", Sv(args[0]), ": ",
-                                              absl::string_view(reply->str, reply->len)));
+      return absl::InternalError(
+          absl::StrCat("redis ", Sv(args[0]), ": ", absl::string_view(reply->str, reply->len)));
     }
     return reply;
   }
@@ -138,8 +138,8 @@ class RedisBackend::Connection {
   explicit Connection(redisContext* ctx) : ctx_(ctx) {}
   absl::Status Broken() {
     broken_ = true;
-    return absl::UnavailableError(absl::StrCat("redis: ", ctx_->errstr[0] ? ctx_->errstr
-                                                                           : "connection lost"));
+    return absl::UnavailableError(
+        absl::StrCat("redis: ", ctx_->errstr[0] ? ctx_->errstr : "connection lost"));
   }
 
   redisContext* ctx_;
@@ -188,11 +188,10 @@ void RedisBackend::Release(std::unique_ptr<Connection> connection) {
   }
 }
 
-std::string RedisBackend::RedisKey(std::string_view group, char kind,
-                                   std::string_view name) const {
+std::string RedisBackend::RedisKey(std::string_view group, char kind, std::string_view name) const {
   uint64_t hash = XXH3_64bits(group.data(), group.size());
-  return absl::StrCat(options_.key_prefix, ":{", absl::Hex(hash, absl::kZeroPad16), "}:",
-                      Sv(group), ":", absl::string_view(&kind, 1), ":", Sv(name));
+  return absl::StrCat(options_.key_prefix, ":{", absl::Hex(hash, absl::kZeroPad16), "}:", Sv(group),
+                      ":", absl::string_view(&kind, 1), ":", Sv(name));
 }
 
 absl::StatusOr<std::optional<std::string>> RedisBackend::ReadRecord(std::string_view group,
@@ -297,16 +296,15 @@ absl::Status RedisBackend::WriteBlob(std::string_view group, std::string_view na
   }
   for (size_t i = 0; i < exec->elements; ++i) {
     if (exec->element[i]->type == REDIS_REPLY_ERROR) {
-      return absl::InternalError(absl::StrCat("redis write ", key, ": ",
-                                              absl::string_view(exec->element[i]->str,
-                                                                exec->element[i]->len)));
+      return absl::InternalError(
+          absl::StrCat("redis write ", key, ": ",
+                       absl::string_view(exec->element[i]->str, exec->element[i]->len)));
     }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> RedisBackend::ReadBlob(std::string_view group,
-                                                   std::string_view name) {
+absl::StatusOr<std::string> RedisBackend::ReadBlob(std::string_view group, std::string_view name) {
   std::string key = RedisKey(group, 'b', name);
   absl::StatusOr<std::unique_ptr<Connection>> connection = Acquire();
   if (!connection.ok()) return connection.status();
@@ -333,9 +331,9 @@ absl::StatusOr<std::string> RedisBackend::ReadBlob(std::string_view group,
   return data;
 }
 
-absl::Status RedisBackend::Scan(
-    char kind, const std::function<void(std::string_view, std::string_view, const std::string&,
-                                        Connection&)>& visit) {
+absl::Status RedisBackend::Scan(char kind,
+                                const std::function<void(std::string_view, std::string_view,
+                                                         const std::string&, Connection&)>& visit) {
   absl::StatusOr<std::unique_ptr<Connection>> acquired = Acquire();
   if (!acquired.ok()) return acquired.status();
   std::unique_ptr<Connection> connection = *std::move(acquired);
@@ -362,8 +360,8 @@ absl::Status RedisBackend::Scan(
       }
       if (key[last_colon - 1] != kind) continue;
       std::string_view view(key);
-      visit(view.substr(group_start, last_colon - 2 - group_start),
-            view.substr(last_colon + 1), key, *connection);
+      visit(view.substr(group_start, last_colon - 2 - group_start), view.substr(last_colon + 1),
+            key, *connection);
       if (connection->broken()) return absl::UnavailableError("redis: connection lost in scan");
     }
   } while (cursor != "0");

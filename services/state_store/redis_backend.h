@@ -71,10 +71,9 @@ class RedisBackend final : public StorageBackend {
   explicit RedisBackend(RedisOptions options);
   absl::StatusOr<std::unique_ptr<Connection>> Acquire();
   void Release(std::unique_ptr<Connection> connection);
-  absl::Status Scan(char kind, const std::function<void(std::string_view group,
-                                                        std::string_view name,
-                                                        const std::string& key,
-                                                        Connection& connection)>& visit);
+  absl::Status Scan(
+      char kind, const std::function<void(std::string_view group, std::string_view name,
+                                          const std::string& key, Connection& connection)>& visit);
 
   RedisOptions options_;
   absl::Mutex mu_;

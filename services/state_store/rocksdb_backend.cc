@@ -112,8 +112,8 @@ absl::Status RocksDbBackend::Apply(const Batch& batch) {
       }
       case Kind::kExpectBlob: {
         std::string ignored;
-        rocksdb::Status s = db_->Get(rocksdb::ReadOptions(),
-                                     DbKey(kManifest, batch.group(), op.name), &ignored);
+        rocksdb::Status s =
+            db_->Get(rocksdb::ReadOptions(), DbKey(kManifest, batch.group(), op.name), &ignored);
         if (s.IsNotFound()) return absl::AbortedError(absl::StrCat("blob ", op.name, " is gone"));
         if (!s.ok()) return FromRocks(s, "read");
         break;
@@ -152,7 +152,8 @@ absl::StatusOr<std::string> RocksDbBackend::ReadBlob(std::string_view group,
   rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(),
                                DbKey(kBlob, group, name), &value);
-  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no blob ", Sv(name), " in ", Sv(group)));
+  if (s.IsNotFound())
+    return absl::NotFoundError(absl::StrCat("no blob ", Sv(name), " in ", Sv(group)));
   if (!s.ok()) return FromRocks(s, "read blob");
   return value.ToString();
 }

@@ -60,9 +60,9 @@ class RocksDbBackend final : public StorageBackend {
  private:
   RocksDbBackend(std::unique_ptr<rocksdb::DB> db, RocksDbOptions options);
   absl::Mutex& GroupLock(std::string_view group);
-  absl::Status Scan(char kind, const std::function<void(std::string_view group,
-                                                        std::string_view name,
-                                                        std::string_view value)>& visit);
+  absl::Status Scan(char kind,
+                    const std::function<void(std::string_view group, std::string_view name,
+                                             std::string_view value)>& visit);
 
   std::unique_ptr<rocksdb::DB> db_;
   RocksDbOptions options_;

@@ -96,8 +96,8 @@ Harness* GetHarness(int backend_kind) {
   builder.SetMaxSendMessageSize(64 << 20);
   builder.RegisterService(h->service.get());
   h->server = builder.BuildAndStart();
-  h->client = std::make_unique<StateStoreClient>(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  h->client = std::make_unique<StateStoreClient>(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   return h.get();
 }
 
@@ -176,12 +176,12 @@ void Sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"backend", "bytes"})->UseManualTime()->Unit(benchmark::kMillisecond);
 }
 
-#define STATE_BENCHMARK(fn)                                                       \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDb, kState01B})->Iterations(300);      \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDb, kState7B})->Iterations(30);        \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState01B})->Iterations(300);        \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState7B})->Iterations(30);          \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState01B})->Iterations(300);       \
+#define STATE_BENCHMARK(fn)                                                  \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDb, kState01B})->Iterations(300); \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDb, kState7B})->Iterations(30);   \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState01B})->Iterations(300);   \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState7B})->Iterations(30);     \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState01B})->Iterations(300);  \
   BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState7B})->Iterations(30)
 
 STATE_BENCHMARK(BM_Put);

@@ -68,10 +68,9 @@ grpc::Status StateStoreServiceImpl::Get(grpc::ServerContext* /*context*/,
                                         grpc::ServerWriter<v1::GetResponse>* writer) {
   absl::StatusOr<StateStore::Blob> blob = store_->Get(request->key(), request->part());
   if (!blob.ok()) return ToGrpcStatus(blob.status());
-  size_t chunk_bytes = request->chunk_bytes() == 0 ? options_.default_chunk_bytes
-                                                   : request->chunk_bytes();
-  chunk_bytes = std::clamp<size_t>(chunk_bytes, options_.min_chunk_bytes,
-                                   options_.max_chunk_bytes);
+  size_t chunk_bytes =
+      request->chunk_bytes() == 0 ? options_.default_chunk_bytes : request->chunk_bytes();
+  chunk_bytes = std::clamp<size_t>(chunk_bytes, options_.min_chunk_bytes, options_.max_chunk_bytes);
   v1::GetResponse message;
   *message.mutable_header() = std::move(blob->header);
   if (!writer->Write(message)) {
@@ -93,8 +92,7 @@ grpc::Status StateStoreServiceImpl::Stat(grpc::ServerContext*, const v1::StatReq
   return Answer(store_->Stat(request->key()), response);
 }
 
-grpc::Status StateStoreServiceImpl::Delete(grpc::ServerContext*,
-                                           const v1::DeleteRequest* request,
+grpc::Status StateStoreServiceImpl::Delete(grpc::ServerContext*, const v1::DeleteRequest* request,
                                            v1::DeleteResponse* response) {
   return Answer(store_->Delete(*request), response);
 }

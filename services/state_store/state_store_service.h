@@ -42,14 +42,12 @@ class StateStoreServiceImpl final : public v1::StateStoreService::Service {
                    v1::PinResponse* response) override;
   grpc::Status Unpin(grpc::ServerContext* context, const v1::UnpinRequest* request,
                      v1::UnpinResponse* response) override;
-  grpc::Status BeginSnapshot(grpc::ServerContext* context,
-                             const v1::BeginSnapshotRequest* request,
+  grpc::Status BeginSnapshot(grpc::ServerContext* context, const v1::BeginSnapshotRequest* request,
                              v1::BeginSnapshotResponse* response) override;
   grpc::Status CommitSnapshot(grpc::ServerContext* context,
                               const v1::CommitSnapshotRequest* request,
                               v1::EntryInfo* response) override;
-  grpc::Status AbortSnapshot(grpc::ServerContext* context,
-                             const v1::AbortSnapshotRequest* request,
+  grpc::Status AbortSnapshot(grpc::ServerContext* context, const v1::AbortSnapshotRequest* request,
                              v1::AbortSnapshotResponse* response) override;
 
  private:

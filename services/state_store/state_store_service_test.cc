@@ -83,9 +83,7 @@ class StateStoreServiceTest : public ::testing::TestWithParam<BackendKind> {
     return writer->Finish();
   }
 
-  absl::StatusCode StatCode(const std::string& key) {
-    return store_->Stat(key).status().code();
-  }
+  absl::StatusCode StatCode(const std::string& key) { return store_->Stat(key).status().code(); }
 
   std::unique_ptr<BackendFactory> factory_;
   std::unique_ptr<StateStore> store_;
@@ -138,8 +136,7 @@ TEST_P(StateStoreServiceTest, MalformedPutStreamsAreRejectedAndStoreNothing) {
   std::string data = RandomBytes(3000, 2);
   v1::PutRequest header = HeaderMessage("k", data);
   EXPECT_EQ(SendPut({}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(SendPut({ChunkMessage(data), header}).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(SendPut({ChunkMessage(data), header}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(SendPut({header, ChunkMessage(data.substr(0, 10)), header}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(SendPut({header, ChunkMessage(data), ChunkMessage("x")}).error_code(),
@@ -191,8 +188,7 @@ TEST_P(StateStoreServiceTest, CorruptStoredDataIsNeverSent) {
   std::string blob = *store_->backend().ReadBlob("bad", entry.parts(0).blob());
   blob[100] ^= 0x01;
   ASSERT_TRUE(
-      store_->backend().WriteBlob("bad", entry.parts(0).blob(), blob, absl::InfiniteFuture())
-          .ok());
+      store_->backend().WriteBlob("bad", entry.parts(0).blob(), blob, absl::InfiniteFuture()).ok());
 
   grpc::ClientContext context;
   v1::GetRequest request;
@@ -232,8 +228,7 @@ TEST_P(StateStoreServiceTest, SnapshotsWorkOverTheWire) {
     EXPECT_EQ(blob->data, parts[i]);
     EXPECT_EQ(blob->header.metadata().layers().first(), i * 6);
   }
-  EXPECT_EQ(client_->Get("sessions/pipeline", 2).status().code(),
-            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(client_->Get("sessions/pipeline", 2).status().code(), absl::StatusCode::kOutOfRange);
 
   grpc::ClientContext list_context;
   v1::ListRequest list;

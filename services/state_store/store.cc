@@ -65,8 +65,8 @@ absl::StatusOr<Message> ParseRecord(std::string_view raw, std::string_view key,
                                     std::string_view what) {
   Message message;
   if (!message.ParseFromArray(raw.data(), static_cast<int>(raw.size()))) {
-    return absl::DataLossError(absl::StrCat("stored ", Sv(what), " of key \"", Sv(key),
-                                            "\" cannot be parsed"));
+    return absl::DataLossError(
+        absl::StrCat("stored ", Sv(what), " of key \"", Sv(key), "\" cannot be parsed"));
   }
   return message;
 }
@@ -81,9 +81,9 @@ absl::Status CheckPartsAgree(const std::vector<StoredPart>& parts) {
     const v1::StateMetadata& m = parts[i].metadata();
     if (m.model().fingerprint() != first.model().fingerprint() ||
         m.model().name() != first.model().name()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("snapshot part ", i, " is of model \"", m.model().fingerprint(),
-                       "\", part 0 of \"", first.model().fingerprint(), "\""));
+      return absl::FailedPreconditionError(absl::StrCat("snapshot part ", i, " is of model \"",
+                                                        m.model().fingerprint(), "\", part 0 of \"",
+                                                        first.model().fingerprint(), "\""));
     }
     if (m.token_position() != first.token_position()) {
       return absl::FailedPreconditionError(
@@ -91,14 +91,14 @@ absl::Status CheckPartsAgree(const std::vector<StoredPart>& parts) {
                        ", part 0 at ", first.token_position()));
     }
     if (m.format_version() != first.format_version()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("snapshot part ", i, " has format version ", m.format_version(),
-                       ", part 0 has ", first.format_version()));
+      return absl::FailedPreconditionError(absl::StrCat("snapshot part ", i, " has format version ",
+                                                        m.format_version(), ", part 0 has ",
+                                                        first.format_version()));
     }
     if (all_layers && m.layers().first() != parts[i - 1].metadata().layers().last()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "snapshot part ", i, " starts at layer ", m.layers().first(), " but part ", i - 1,
-          " ends at layer ", parts[i - 1].metadata().layers().last()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("snapshot part ", i, " starts at layer ", m.layers().first(), " but part ",
+                       i - 1, " ends at layer ", parts[i - 1].metadata().layers().last()));
     }
   }
   return absl::OkStatus();
@@ -136,10 +136,10 @@ std::optional<std::pair<std::string, std::string>> ParseSnapshotId(const std::st
 // ---------------------------------------------------------------------------------------------
 // Opening and recovery.
 
-StateStore::StateStore(std::unique_ptr<StorageBackend> backend, StoreOptions options,
-                       Clock* clock, prometheus::Registry* registry)
+StateStore::StateStore(std::unique_ptr<StorageBackend> backend, StoreOptions options, Clock* clock,
+                       prometheus::Registry* registry)
     : backend_(std::move(backend)),
-      options_(std::move(options)),
+      options_(options),
       clock_(clock ? clock : RealClock::Get()),
       own_registry_(registry ? nullptr : std::make_unique<prometheus::Registry>()),
       metrics_(registry ? *registry : *own_registry_, backend_->Name()) {}
@@ -158,8 +158,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
       return probe.status();
     }
   }
-  auto store = std::unique_ptr<StateStore>(
-      new StateStore(std::move(backend), std::move(options), clock, registry));
+  auto store =
+      std::unique_ptr<StateStore>(new StateStore(std::move(backend), options, clock, registry));
   if (absl::Status s = store->Recover(); !s.ok()) return s;
   return store;
 }
@@ -175,8 +175,7 @@ absl::Status StateStore::Recover() {
   };
   std::map<std::pair<std::string, std::string>, std::vector<FoundPart>> parts;
   std::set<std::pair<std::string, std::string>> open_snapshots;
-  absl::Status scan = backend_->ScanRecords([&](std::string_view group_view,
-                                                std::string_view name,
+  absl::Status scan = backend_->ScanRecords([&](std::string_view group_view, std::string_view name,
                                                 std::string_view value) {
     std::string group(group_view);
     if (name == kEntryName) {
@@ -301,9 +300,9 @@ v1::EntryInfo StateStore::InfoOf(const StoredEntry& entry, absl::Time now) const
 }
 
 uint64_t StateStore::NextVersion(const std::optional<StoredEntry>& current, absl::Time now) {
-  uint64_t floor = std::max<uint64_t>(current ? current->version() + 1 : 1,
-                                      static_cast<uint64_t>(std::max<int64_t>(
-                                          0, absl::ToUnixMicros(now))));
+  uint64_t floor =
+      std::max<uint64_t>(current ? current->version() + 1 : 1,
+                         static_cast<uint64_t>(std::max<int64_t>(0, absl::ToUnixMicros(now))));
   uint64_t last = last_version_.load();
   uint64_t next;
   do {
@@ -327,9 +326,9 @@ void StateStore::PublishUsage() { metrics_.SetUsage(index_.usage(), options_.cap
 
 absl::Status StateStore::ReserveCapacity(uint64_t bytes) {
   if (options_.capacity_bytes != 0 && bytes > options_.capacity_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "a blob of ", bytes, " bytes is larger than the store's capacity of ",
-        options_.capacity_bytes));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("a blob of ", bytes, " bytes is larger than the store's capacity of ",
+                     options_.capacity_bytes));
   }
   std::vector<std::string> victims;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
@@ -337,9 +336,9 @@ absl::Status StateStore::ReserveCapacity(uint64_t bytes) {
       case StoreIndex::ReserveResult::kReserved:
         return absl::OkStatus();
       case StoreIndex::ReserveResult::kExhausted:
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "no room for ", bytes, " bytes: the capacity of ", options_.capacity_bytes,
-            " bytes is held by pinned entries and writes in progress"));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("no room for ", bytes, " bytes: the capacity of ", options_.capacity_bytes,
+                         " bytes is held by pinned entries and writes in progress"));
       case StoreIndex::ReserveResult::kNeedEviction:
         for (const std::string& key : victims) Evict(key, /*for_ttl=*/false);
         break;
@@ -387,16 +386,14 @@ absl::Status StateStore::CheckPutHeader(const v1::PutHeader& header) {
   }
   const v1::StateMetadata& m = header.metadata();
   if (m.size_bytes() != 0 && m.size_bytes() != header.total_size()) {
-    return absl::InvalidArgumentError(absl::StrCat("metadata.size_bytes ", m.size_bytes(),
-                                                   " differs from total_size ",
-                                                   header.total_size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metadata.size_bytes ", m.size_bytes(), " differs from total_size ", header.total_size()));
   }
   if (m.layers().last() < m.layers().first()) {
-    return absl::InvalidArgumentError(absl::StrCat("metadata.layers [", m.layers().first(),
-                                                   ", ", m.layers().last(), ") is reversed"));
+    return absl::InvalidArgumentError(absl::StrCat("metadata.layers [", m.layers().first(), ", ",
+                                                   m.layers().last(), ") is reversed"));
   }
-  if (absl::StatusOr<absl::Time> e = ExpiryFor(header.ttl_seconds(), absl::UnixEpoch());
-      !e.ok()) {
+  if (absl::StatusOr<absl::Time> e = ExpiryFor(header.ttl_seconds(), absl::UnixEpoch()); !e.ok()) {
     return e.status();
   }
   if (header.snapshot_id().empty()) {
@@ -409,8 +406,7 @@ absl::Status StateStore::CheckPutHeader(const v1::PutHeader& header) {
     return absl::InvalidArgumentError(
         "expected_version does not apply to a snapshot part; pass it to CommitSnapshot");
   }
-  std::optional<std::pair<std::string, std::string>> parsed =
-      ParseSnapshotId(header.snapshot_id());
+  std::optional<std::pair<std::string, std::string>> parsed = ParseSnapshotId(header.snapshot_id());
   if (!parsed) {
     return absl::NotFoundError(absl::StrCat("unknown snapshot \"", header.snapshot_id(), "\""));
   }
@@ -425,8 +421,8 @@ absl::Status StateStore::CheckPutHeader(const v1::PutHeader& header) {
   if (!raw->has_value()) {
     return absl::NotFoundError(absl::StrCat("unknown snapshot \"", header.snapshot_id(), "\""));
   }
-  absl::StatusOr<StoredSnapshot> snap = ParseRecord<StoredSnapshot>(**raw, header.key(),
-                                                                    "snapshot");
+  absl::StatusOr<StoredSnapshot> snap =
+      ParseRecord<StoredSnapshot>(**raw, header.key(), "snapshot");
   if (!snap.ok()) return snap.status();
   if (snap->committed()) {
     return absl::FailedPreconditionError(
@@ -447,18 +443,17 @@ absl::StatusOr<v1::PutResponse> StateStore::Put(const v1::PutHeader& header, std
   absl::Time start = absl::Now();
   if (absl::Status s = CheckPutHeader(header); !s.ok()) return s;
   if (data.size() != header.total_size()) {
-    return absl::DataLossError(absl::StrCat("received ", data.size(), " bytes for \"",
-                                            header.key(), "\"; the header announced ",
-                                            header.total_size()));
+    return absl::DataLossError(absl::StrCat("received ", data.size(), " bytes for \"", header.key(),
+                                            "\"; the header announced ", header.total_size()));
   }
   ChecksumAlgorithm algorithm = *AlgorithmOf(header.checksum().algorithm());
   uint64_t actual = ComputeChecksum(algorithm, data);
   if (actual != header.checksum().value()) {
     metrics_.checksum_failures_client.Increment();
-    return absl::DataLossError(absl::StrCat(
-        "data for \"", header.key(), "\" has ", Sv(ChecksumAlgorithmName(algorithm)), " ",
-        absl::Hex(actual), ", the header says ", absl::Hex(header.checksum().value()),
-        "; nothing was stored"));
+    return absl::DataLossError(
+        absl::StrCat("data for \"", header.key(), "\" has ", Sv(ChecksumAlgorithmName(algorithm)),
+                     " ", absl::Hex(actual), ", the header says ",
+                     absl::Hex(header.checksum().value()), "; nothing was stored"));
   }
 
   StoredPart part;
@@ -481,11 +476,11 @@ absl::StatusOr<v1::PutResponse> StateStore::Put(const v1::PutHeader& header, std
   if (absl::Status s = ReserveCapacity(stored.size()); !s.ok()) return s;
   absl::StatusOr<v1::PutResponse> result;
   if (header.snapshot_id().empty()) {
-    result = PutEntry(header, std::move(part), stored);
+    result = PutEntry(header, part, stored);
   } else {
     std::optional<std::pair<std::string, std::string>> parsed =
         ParseSnapshotId(header.snapshot_id());
-    result = PutSnapshotPart(header, parsed->second, parsed->first, std::move(part), stored);
+    result = PutSnapshotPart(header, parsed->second, parsed->first, part, stored);
   }
   index_.Release(stored.size());
   PublishUsage();
@@ -497,7 +492,7 @@ absl::StatusOr<v1::PutResponse> StateStore::Put(const v1::PutHeader& header, std
 }
 
 absl::StatusOr<v1::PutResponse> StateStore::PutEntry(const v1::PutHeader& header,
-                                                     StoredPart part,
+                                                     const StoredPart& part,
                                                      const std::string& stored) {
   const std::string& key = header.key();
   std::string blob = part.blob();
@@ -524,9 +519,9 @@ absl::StatusOr<v1::PutResponse> StateStore::PutEntry(const v1::PutHeader& header
     if (header.has_expected_version() && header.expected_version() != current_version) {
       metrics_.version_conflicts.Increment();
       discard_blob();
-      return absl::AbortedError(absl::StrCat("key \"", key, "\" is at version ",
-                                             current_version, ", not ",
-                                             header.expected_version(), "; nothing was stored"));
+      return absl::AbortedError(absl::StrCat("key \"", key, "\" is at version ", current_version,
+                                             ", not ", header.expected_version(),
+                                             "; nothing was stored"));
     }
     absl::StatusOr<absl::Time> expiry = ExpiryFor(header.ttl_seconds(), now);
     if (!expiry.ok()) {
@@ -567,7 +562,7 @@ absl::StatusOr<v1::PutResponse> StateStore::PutEntry(const v1::PutHeader& header
 absl::StatusOr<v1::PutResponse> StateStore::PutSnapshotPart(const v1::PutHeader& header,
                                                             const std::string& key,
                                                             const std::string& snapshot_name,
-                                                            StoredPart part,
+                                                            const StoredPart& part,
                                                             const std::string& stored) {
   std::string blob = part.blob();
   std::string hex = snapshot_name.substr(2);
@@ -578,8 +573,7 @@ absl::StatusOr<v1::PutResponse> StateStore::PutSnapshotPart(const v1::PutHeader&
   if (!first_read->has_value()) {
     return absl::NotFoundError(absl::StrCat("unknown snapshot \"", header.snapshot_id(), "\""));
   }
-  absl::StatusOr<StoredSnapshot> snap = ParseRecord<StoredSnapshot>(**first_read, key,
-                                                                    "snapshot");
+  absl::StatusOr<StoredSnapshot> snap = ParseRecord<StoredSnapshot>(**first_read, key, "snapshot");
   if (!snap.ok()) return snap.status();
   absl::Time deadline = absl::FromUnixMillis(snap->deadline_unix_ms());
   if (absl::Status s = backend_->WriteBlob(key, blob, stored, deadline); !s.ok()) return s;
@@ -656,8 +650,7 @@ absl::StatusOr<StateStore::Blob> StateStore::Get(const std::string& key, uint32_
     const StoredEntry& entry = *current->entry;
     if (part_index >= static_cast<uint32_t>(entry.parts_size())) {
       return absl::OutOfRangeError(absl::StrCat("entry \"", key, "\" has ", entry.parts_size(),
-                                                " part(s); part ", part_index,
-                                                " does not exist"));
+                                                " part(s); part ", part_index, " does not exist"));
     }
     const StoredPart& part = entry.parts(static_cast<int>(part_index));
     absl::StatusOr<std::string> stored = backend_->ReadBlob(key, part.blob());
@@ -683,8 +676,8 @@ absl::StatusOr<StateStore::Blob> StateStore::Get(const std::string& key, uint32_
     if (problem.ok()) {
       std::optional<ChecksumAlgorithm> algorithm = AlgorithmOf(part.checksum().algorithm());
       if (data.size() != part.size()) {
-        problem = absl::DataLossError(absl::StrCat("holds ", data.size(), " bytes, not ",
-                                                   part.size()));
+        problem =
+            absl::DataLossError(absl::StrCat("holds ", data.size(), " bytes, not ", part.size()));
       } else if (!algorithm) {
         problem = absl::DataLossError("has no usable checksum");
       } else if (uint64_t actual = ComputeChecksum(*algorithm, data);
@@ -702,8 +695,8 @@ absl::StatusOr<StateStore::Blob> StateStore::Get(const std::string& key, uint32_
                                                {"version", absl::StrCat(entry.version())},
                                                {"reason", std::string(problem.message())}});
         return absl::DataLossError(absl::StrCat("entry \"", key, "\" part ", part_index,
-                                                " (version ", entry.version(),
-                                                "): stored data ", problem.message()));
+                                                " (version ", entry.version(), "): stored data ",
+                                                problem.message()));
       }
       return problem;
     }
@@ -736,8 +729,8 @@ absl::StatusOr<v1::EntryInfo> StateStore::Stat(const std::string& key) {
 absl::StatusOr<v1::ListResponse> StateStore::List(const v1::ListRequest& request) {
   if (absl::Status s = ValidateKeyPrefix(request.prefix()); !s.ok()) return s;
   if (request.page_size() > kMaxPageSize) {
-    return absl::InvalidArgumentError(absl::StrCat("page_size ", request.page_size(),
-                                                   " is over ", kMaxPageSize));
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size ", request.page_size(), " is over ", kMaxPageSize));
   }
   uint32_t page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
   std::string after;
@@ -810,8 +803,8 @@ absl::StatusOr<v1::EntryInfo> StateStore::Touch(const v1::TouchRequest& request)
       return absl::NotFoundError(absl::StrCat("no entry \"", key, "\""));
     }
     if (request.ttl_seconds() > static_cast<uint64_t>(absl::ToInt64Seconds(options_.max_ttl))) {
-      return absl::InvalidArgumentError(absl::StrCat("ttl_seconds ", request.ttl_seconds(),
-                                                     " is over the limit"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("ttl_seconds ", request.ttl_seconds(), " is over the limit"));
     }
     StoredEntry entry = *current->entry;
     entry.set_expires_at_unix_ms(
@@ -892,11 +885,10 @@ absl::StatusOr<v1::BeginSnapshotResponse> StateStore::BeginSnapshot(
   const std::string& key = request.key();
   if (absl::Status s = ValidateKey(key); !s.ok()) return s;
   if (request.part_count() == 0 || request.part_count() > kMaxParts) {
-    return absl::InvalidArgumentError(absl::StrCat("part_count ", request.part_count(),
-                                                   " is outside 1..", kMaxParts));
+    return absl::InvalidArgumentError(
+        absl::StrCat("part_count ", request.part_count(), " is outside 1..", kMaxParts));
   }
-  if (absl::StatusOr<absl::Time> e = ExpiryFor(request.ttl_seconds(), absl::UnixEpoch());
-      !e.ok()) {
+  if (absl::StatusOr<absl::Time> e = ExpiryFor(request.ttl_seconds(), absl::UnixEpoch()); !e.ok()) {
     return e.status();
   }
   absl::Duration timeout = request.open_timeout_seconds() == 0
@@ -904,10 +896,9 @@ absl::StatusOr<v1::BeginSnapshotResponse> StateStore::BeginSnapshot(
                                : absl::Seconds(static_cast<int64_t>(std::min<uint64_t>(
                                      request.open_timeout_seconds(), 1ull << 40)));
   if (timeout > options_.max_snapshot_timeout) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("open_timeout_seconds ", request.open_timeout_seconds(),
-                     " is over the maximum of ",
-                     absl::ToInt64Seconds(options_.max_snapshot_timeout)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "open_timeout_seconds ", request.open_timeout_seconds(), " is over the maximum of ",
+        absl::ToInt64Seconds(options_.max_snapshot_timeout)));
   }
   std::string hex = RandomHex();
   std::string id = MakeSnapshotId(hex, key);
@@ -933,8 +924,7 @@ absl::StatusOr<v1::BeginSnapshotResponse> StateStore::BeginSnapshot(
   return response;
 }
 
-absl::StatusOr<v1::EntryInfo> StateStore::CommitSnapshot(
-    const v1::CommitSnapshotRequest& request) {
+absl::StatusOr<v1::EntryInfo> StateStore::CommitSnapshot(const v1::CommitSnapshotRequest& request) {
   std::optional<std::pair<std::string, std::string>> parsed =
       ParseSnapshotId(request.snapshot_id());
   if (!parsed) {
@@ -948,15 +938,13 @@ absl::StatusOr<v1::EntryInfo> StateStore::CommitSnapshot(
     absl::StatusOr<std::optional<std::string>> raw = backend_->ReadRecord(key, snapshot_name);
     if (!raw.ok()) return raw.status();
     if (!raw->has_value()) {
-      return absl::NotFoundError(
-          absl::StrCat("unknown snapshot \"", request.snapshot_id(), "\""));
+      return absl::NotFoundError(absl::StrCat("unknown snapshot \"", request.snapshot_id(), "\""));
     }
     absl::StatusOr<StoredSnapshot> snap = ParseRecord<StoredSnapshot>(**raw, key, "snapshot");
     if (!snap.ok()) return snap.status();
     if (snap->committed()) return snap->committed_info();
     if (Millis(now) >= snap->deadline_unix_ms()) {
-      return absl::NotFoundError(
-          absl::StrCat("snapshot ", request.snapshot_id(), " has expired"));
+      return absl::NotFoundError(absl::StrCat("snapshot ", request.snapshot_id(), " has expired"));
     }
     std::vector<StoredPart> parts;
     std::vector<std::optional<std::string>> part_raws;
@@ -976,8 +964,8 @@ absl::StatusOr<v1::EntryInfo> StateStore::CommitSnapshot(
     }
     if (!missing.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "snapshot ", request.snapshot_id(), " is missing part(s) ",
-          absl::StrJoin(missing, ", "), " of ", snap->part_count(), "; nothing was committed"));
+          "snapshot ", request.snapshot_id(), " is missing part(s) ", absl::StrJoin(missing, ", "),
+          " of ", snap->part_count(), "; nothing was committed"));
     }
     if (absl::Status s = CheckPartsAgree(parts); !s.ok()) return s;
 
@@ -987,9 +975,8 @@ absl::StatusOr<v1::EntryInfo> StateStore::CommitSnapshot(
     uint64_t current_version = live ? current->entry->version() : 0;
     if (request.has_expected_version() && request.expected_version() != current_version) {
       metrics_.version_conflicts.Increment();
-      return absl::AbortedError(absl::StrCat("key \"", key, "\" is at version ",
-                                             current_version, ", not ",
-                                             request.expected_version(),
+      return absl::AbortedError(absl::StrCat("key \"", key, "\" is at version ", current_version,
+                                             ", not ", request.expected_version(),
                                              "; the snapshot stays open"));
     }
     absl::StatusOr<absl::Time> expiry = ExpiryFor(snap->ttl_seconds(), now);
@@ -1013,8 +1000,8 @@ absl::StatusOr<v1::EntryInfo> StateStore::CommitSnapshot(
     StoredSnapshot marker = *snap;
     marker.set_committed(true);
     *marker.mutable_committed_info() = info;
-    absl::Time marker_deadline = std::max(absl::FromUnixMillis(snap->deadline_unix_ms()),
-                                          now + kCommitMarkerRetention);
+    absl::Time marker_deadline =
+        std::max(absl::FromUnixMillis(snap->deadline_unix_ms()), now + kCommitMarkerRetention);
     marker.set_deadline_unix_ms(Millis(marker_deadline));
 
     Batch batch(key);
@@ -1081,8 +1068,7 @@ absl::Status StateStore::AbortSnapshotById(const std::string& id, const std::str
         if (!part_raw.ok()) return part_raw.status();
         if (!part_raw->has_value()) continue;
         batch.ExpectRecord(PartName(hex, i), *part_raw).DeleteRecord(PartName(hex, i));
-        absl::StatusOr<StoredPart> part =
-            ParseRecord<StoredPart>(**part_raw, key, "snapshot part");
+        absl::StatusOr<StoredPart> part = ParseRecord<StoredPart>(**part_raw, key, "snapshot part");
         if (part.ok()) batch.DeleteBlob(part->blob());
       }
     }

@@ -77,9 +77,10 @@ class StateStore {
   // (left by writers that died). `clock` must outlive the store (nullptr: real time).
   // `registry` receives the store's metrics (nullptr: a private registry).
   // Errors: those of the backend's scans.
-  static absl::StatusOr<std::unique_ptr<StateStore>> Open(
-      std::unique_ptr<StorageBackend> backend, StoreOptions options, Clock* clock = nullptr,
-      prometheus::Registry* registry = nullptr);
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(std::unique_ptr<StorageBackend> backend,
+                                                          StoreOptions options,
+                                                          Clock* clock = nullptr,
+                                                          prometheus::Registry* registry = nullptr);
   ~StateStore();
 
   // Checks a put's header before its data arrives: key, checksum algorithm, size limit,
@@ -98,8 +99,7 @@ class StateStore {
   absl::StatusOr<v1::EntryInfo> Touch(const v1::TouchRequest& request);
   absl::StatusOr<v1::PinResponse> Pin(const v1::PinRequest& request);
   absl::Status Unpin(const v1::UnpinRequest& request);
-  absl::StatusOr<v1::BeginSnapshotResponse> BeginSnapshot(
-      const v1::BeginSnapshotRequest& request);
+  absl::StatusOr<v1::BeginSnapshotResponse> BeginSnapshot(const v1::BeginSnapshotRequest& request);
   absl::StatusOr<v1::EntryInfo> CommitSnapshot(const v1::CommitSnapshotRequest& request);
   absl::Status AbortSnapshot(const v1::AbortSnapshotRequest& request);
 
@@ -139,12 +139,13 @@ class StateStore {
   void Evict(const std::string& key, bool for_ttl);
   absl::Status AbortSnapshotById(const std::string& id, const std::string& key, bool expired);
 
-  absl::StatusOr<v1::PutResponse> PutEntry(const v1::PutHeader& header, StoredPart part,
+  absl::StatusOr<v1::PutResponse> PutEntry(const v1::PutHeader& header, const StoredPart& part,
                                            const std::string& stored);
   absl::StatusOr<v1::PutResponse> PutSnapshotPart(const v1::PutHeader& header,
                                                   const std::string& snapshot_key,
                                                   const std::string& snapshot_name,
-                                                  StoredPart part, const std::string& stored);
+                                                  const StoredPart& part,
+                                                  const std::string& stored);
   void PublishUsage();
 
   std::unique_ptr<StorageBackend> backend_;

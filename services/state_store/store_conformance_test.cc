@@ -10,9 +10,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "absl/strings/str_cat.h"
 #include "prometheus/registry.h"
 #include "services/state_store/checksum.h"
 #include "services/state_store/clock.h"
@@ -60,8 +60,9 @@ double MetricValue(prometheus::Registry& registry, const std::string& name,
         }
         match &= found;
       }
-      if (match) return family.type == prometheus::MetricType::Counter ? metric.counter.value
-                                                                        : metric.gauge.value;
+      if (match)
+        return family.type == prometheus::MetricType::Counter ? metric.counter.value
+                                                              : metric.gauge.value;
     }
   }
   return -1;
@@ -142,12 +143,12 @@ class StoreConformanceTest : public ::testing::TestWithParam<BackendKind> {
   // Every record name the backend holds for `key`.
   std::set<std::string> RecordNames(const std::string& key) {
     std::set<std::string> names;
-    EXPECT_TRUE(store_->backend()
-                    .ScanRecords([&](std::string_view group, std::string_view name,
-                                     std::string_view) {
-                      if (group == key) names.insert(std::string(name));
-                    })
-                    .ok());
+    EXPECT_TRUE(
+        store_->backend()
+            .ScanRecords([&](std::string_view group, std::string_view name, std::string_view) {
+              if (group == key) names.insert(std::string(name));
+            })
+            .ok());
     return names;
   }
   std::set<std::string> BlobNames(const std::string& key) {
@@ -171,8 +172,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<BackendKind> {
     ASSERT_TRUE(blob.ok()) << blob.status();
     ASSERT_FALSE(blob->empty());
     (*blob)[blob->size() / 2] ^= 0x20;
-    ASSERT_TRUE(
-        store_->backend().WriteBlob(key, blob_name, *blob, absl::InfiniteFuture()).ok());
+    ASSERT_TRUE(store_->backend().WriteBlob(key, blob_name, *blob, absl::InfiniteFuture()).ok());
   }
 
   FakeClock clock_;
@@ -268,8 +268,8 @@ TEST_P(StoreConformanceTest, InvalidKeysAreRejectedEverywhere) {
     begin.set_part_count(1);
     EXPECT_EQ(store_->BeginSnapshot(begin).status().code(), absl::StatusCode::kInvalidArgument);
   }
-  for (const std::string& key : {std::string(256, 'k'), std::string("a..b/c.d"),
-                                 std::string("model:fp/sess {1} #2")}) {
+  for (const std::string& key :
+       {std::string(256, 'k'), std::string("a..b/c.d"), std::string("model:fp/sess {1} #2")}) {
     EXPECT_TRUE(Put(key, "x").ok()) << key;
     EXPECT_TRUE(GetData(key).ok()) << key;
   }
@@ -579,8 +579,7 @@ TEST_P(StoreConformanceTest, CapacityEvictsLeastRecentlyUsedUnpinnedEntries) {
     pin.set_key(key);
     ASSERT_TRUE(store_->Pin(pin).ok());
   }
-  EXPECT_EQ(Put("f", std::string(1000, 'f')).status().code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Put("f", std::string(1000, 'f')).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(Put("huge", std::string(3001, 'h')).status().code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(store_->Stat("f").status().code(), absl::StatusCode::kNotFound);
@@ -615,8 +614,7 @@ TEST_P(StoreConformanceTest, SnapshotBecomesVisibleOnlyWhenCommittedWithEveryPar
   absl::StatusOr<v1::EntryInfo> again = Commit(id);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->version(), info->version());
-  EXPECT_EQ(PutPart("sess", id, 0, "late").status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(PutPart("sess", id, 0, "late").status().code(), absl::StatusCode::kFailedPrecondition);
   // Only the entry's own records remain; staged parts were folded in.
   for (const std::string& name : RecordNames("sess")) {
     EXPECT_TRUE(name == "e" || name.rfind("s/", 0) == 0) << name;
@@ -780,13 +778,13 @@ TEST_P(BackendContractTest, BatchesApplyWhollyOrNotAtAll) {
   EXPECT_FALSE(backend_->ReadRecord("g", "none")->has_value());
 
   std::set<std::string> records, blobs;
-  ASSERT_TRUE(backend_
-                  ->ScanRecords([&](std::string_view group, std::string_view name,
-                                    std::string_view value) {
-                    records.insert(absl::StrCat(std::string(group), "|", std::string(name),
-                                                "=", std::string(value)));
-                  })
-                  .ok());
+  ASSERT_TRUE(
+      backend_
+          ->ScanRecords([&](std::string_view group, std::string_view name, std::string_view value) {
+            records.insert(
+                absl::StrCat(std::string(group), "|", std::string(name), "=", std::string(value)));
+          })
+          .ok());
   ASSERT_TRUE(backend_
                   ->ScanBlobs([&](std::string_view group, std::string_view name) {
                     blobs.insert(absl::StrCat(std::string(group), "|", std::string(name)));
@@ -806,13 +804,13 @@ TEST_P(BackendContractTest, GroupsWithAwkwardCharactersStaySeparate) {
     EXPECT_EQ(**backend_->ReadRecord(group, "e"), group);
   }
   std::set<std::string> groups;
-  ASSERT_TRUE(backend_
-                  ->ScanRecords([&](std::string_view group, std::string_view,
-                                    std::string_view value) {
-                    EXPECT_EQ(group, value);
-                    groups.insert(std::string(group));
-                  })
-                  .ok());
+  ASSERT_TRUE(
+      backend_
+          ->ScanRecords([&](std::string_view group, std::string_view, std::string_view value) {
+            EXPECT_EQ(group, value);
+            groups.insert(std::string(group));
+          })
+          .ok());
   EXPECT_EQ(groups.size(), 5u);
 }
 

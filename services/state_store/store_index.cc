@@ -48,8 +48,7 @@ bool StoreIndex::IsPinnedLocked(const std::string& key, absl::Time now) const {
 
 bool StoreIndex::IsLiveLocked(const Entry& entry, absl::Time now) const {
   int64_t expires = entry.info.expires_at_unix_ms();
-  return expires == 0 || absl::ToUnixMillis(now) < expires ||
-         IsPinnedLocked(entry.info.key(), now);
+  return expires == 0 || absl::ToUnixMillis(now) < expires || IsPinnedLocked(entry.info.key(), now);
 }
 
 std::vector<v1::EntryInfo> StoreIndex::List(const std::string& prefix, const std::string& after,
@@ -108,8 +107,7 @@ void StoreIndex::PruneExpiredPins(absl::Time now) {
   }
 }
 
-StoreIndex::ReserveResult StoreIndex::TryReserve(uint64_t bytes, uint64_t capacity,
-                                                 absl::Time now,
+StoreIndex::ReserveResult StoreIndex::TryReserve(uint64_t bytes, uint64_t capacity, absl::Time now,
                                                  std::vector<std::string>* victims) {
   absl::MutexLock lock(&mu_);
   uint64_t used = committed_bytes_ + pending_bytes_ + reserved_bytes_;

@@ -51,8 +51,8 @@ class StoreIndex {
 
   // Live entries (not expired at `now`, or pinned) with key > `after` and starting with
   // `prefix`, in key order, at most `limit`; `pinned` is filled in.
-  std::vector<v1::EntryInfo> List(const std::string& prefix, const std::string& after,
-                                  size_t limit, absl::Time now) const;
+  std::vector<v1::EntryInfo> List(const std::string& prefix, const std::string& after, size_t limit,
+                                  absl::Time now) const;
   // Keys whose expiry has passed at `now` and that no lease holds.
   std::vector<std::string> ExpiredKeys(absl::Time now) const;
 

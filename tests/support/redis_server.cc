@@ -73,9 +73,9 @@ RedisServer::~RedisServer() { Kill(); }
 
 bool RedisServer::Launch(std::string* why) {
   process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-      binary_, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", dir_,
-      "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
-      "--protected-mode", "yes", "--loglevel", "warning"});
+      binary_, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", dir_, "--save", "",
+      "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--protected-mode",
+      "yes", "--loglevel", "warning"});
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!process_->Running()) {

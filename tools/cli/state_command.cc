@@ -52,8 +52,8 @@ struct StateArgs {
 };
 
 [[noreturn]] void Fail(const absl::Status& status, const std::string& what) {
-  throw CommandError(1, absl::StrCat(what, ": ", absl::StatusCodeToString(status.code()), ": ",
-                                     status.message()));
+  throw CommandError(
+      1, absl::StrCat(what, ": ", absl::StatusCodeToString(status.code()), ": ", status.message()));
 }
 
 absl::Duration Timeout(const StateArgs& args) { return absl::Seconds(args.timeout_seconds); }
@@ -62,14 +62,14 @@ StateStoreClient Connect(const StateArgs& args) {
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(64 << 20);
   channel_args.SetMaxSendMessageSize(64 << 20);
-  return StateStoreClient(grpc::CreateCustomChannel(
-      args.store, grpc::InsecureChannelCredentials(), channel_args));
+  return StateStoreClient(
+      grpc::CreateCustomChannel(args.store, grpc::InsecureChannelCredentials(), channel_args));
 }
 
 void SetDeadline(grpc::ClientContext* context, const StateArgs& args) {
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::milliseconds(
-                            static_cast<int64_t>(args.timeout_seconds * 1000)));
+  context->set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(args.timeout_seconds * 1000)));
 }
 
 std::string ReadInput(const std::string& path) {
@@ -133,8 +133,7 @@ void RunPut(const StateArgs& args) {
     options.metadata.mutable_layers()->set_last(last);
   }
   std::string data = ReadInput(args.file);
-  absl::StatusOr<skein::v1::PutResponse> response =
-      Connect(args).Put(args.key, data, options);
+  absl::StatusOr<skein::v1::PutResponse> response = Connect(args).Put(args.key, data, options);
   if (!response.ok()) Fail(response.status(), absl::StrCat("put \"", args.key, "\""));
   std::printf("stored %s version %llu (%zu bytes, %llu stored)\n", args.key.c_str(),
               static_cast<unsigned long long>(response->version()), data.size(),
@@ -147,10 +146,8 @@ void RunGet(const StateArgs& args) {
   if (!blob.ok()) Fail(blob.status(), absl::StrCat("get \"", args.key, "\""));
   WriteOutput(args.file, blob->data);
   if (args.file != "-") {
-    std::printf("wrote %zu bytes of %s version %llu to %s\n", blob->data.size(),
-                args.key.c_str(),
-                static_cast<unsigned long long>(blob->header.entry().version()),
-                args.file.c_str());
+    std::printf("wrote %zu bytes of %s version %llu to %s\n", blob->data.size(), args.key.c_str(),
+                static_cast<unsigned long long>(blob->header.entry().version()), args.file.c_str());
   }
 }
 
