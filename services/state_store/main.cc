@@ -1,10 +1,96 @@
-// skein-state-store: durable, checksummed session-state snapshots
+// skein-state-store: durable, checksummed session-state snapshots.
+//
+// Backends: --backend rocksdb (default; files under --data-dir), redis (--redis HOST:PORT),
+// memory (lost on exit). Without --data-dir the RocksDB store lives in a fresh directory under
+// $TMPDIR (named in the log), so a bare start never clashes with another store; pass
+// --data-dir for a store that survives restarts.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "services/common/logging.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
-#include "skein/v1/state_store.grpc.pb.h"
+#include "services/state_store/memory_backend.h"
+#include "services/state_store/redis_backend.h"
+#include "services/state_store/rocksdb_backend.h"
+#include "services/state_store/state_store_service.h"
+#include "services/state_store/store.h"
+
+namespace {
+
+struct Flags {
+  std::string backend = "rocksdb";
+  std::string data_dir;
+  bool sync = true;
+  std::string redis = "127.0.0.1:6379";
+  std::string redis_key_prefix = "skein";
+  uint64_t capacity_bytes = 4ull << 30;
+  uint64_t max_blob_bytes = 256ull << 20;
+  uint64_t default_ttl_seconds = 0;
+  uint64_t max_lease_seconds = 3600;
+  uint64_t snapshot_timeout_seconds = 60;
+  std::string compression = "none";
+  int zstd_level = 1;
+  double sweep_interval_seconds = 1;
+};
+
+int Fail(const std::string& binary, const std::string& message) {
+  std::fprintf(stderr, "%s: error: %s\n", binary.c_str(), message.c_str());
+  return 1;
+}
+
+std::string MakeDefaultDataDir() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/skein-state-XXXXXX";
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  if (mkdtemp(buffer.data()) == nullptr) return "";
+  return buffer.data();
+}
+
+// Opens the backend the flags choose; for RocksDB, `*data_dir` receives the directory used.
+absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> OpenBackend(
+    const Flags& flags, std::string* data_dir) {
+  using skein::state_store::MemoryBackend;
+  using skein::state_store::RedisBackend;
+  using skein::state_store::RedisOptions;
+  using skein::state_store::RocksDbBackend;
+  using skein::state_store::RocksDbOptions;
+  using skein::state_store::StorageBackend;
+  if (flags.backend == "memory") return std::make_unique<MemoryBackend>();
+  if (flags.backend == "redis") {
+    RedisOptions options;
+    if (absl::Status s = skein::SplitHostPort(flags.redis, &options.host, &options.port); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--redis: ", s.message()));
+    }
+    options.key_prefix = flags.redis_key_prefix;
+    absl::StatusOr<std::unique_ptr<RedisBackend>> backend = RedisBackend::Connect(options);
+    if (!backend.ok()) return backend.status();
+    return std::unique_ptr<StorageBackend>(*std::move(backend));
+  }
+  RocksDbOptions options;
+  options.path = flags.data_dir;
+  if (options.path.empty()) {
+    options.path = MakeDefaultDataDir();
+    if (options.path.empty()) return absl::UnavailableError("cannot create a temporary --data-dir");
+  }
+  *data_dir = options.path;
+  options.sync = flags.sync;
+  absl::StatusOr<std::unique_ptr<RocksDbBackend>> backend = RocksDbBackend::Open(options);
+  if (!backend.ok()) return backend.status();
+  return std::unique_ptr<StorageBackend>(*std::move(backend));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   skein::ServerOptions options;
@@ -15,13 +101,103 @@ int main(int argc, char** argv) {
   CLI::App app{"skein-state-store: durable, checksummed session-state snapshots",
                "skein-state-store"};
   skein::AddServerFlags(app, &options);
+  Flags flags;
+  app.add_option("--backend", flags.backend, "Storage: rocksdb (local disk), redis or memory")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"rocksdb", "redis", "memory"}));
+  app.add_option("--data-dir", flags.data_dir,
+                 "RocksDB directory (default: a new directory under $TMPDIR)");
+  app.add_option("--sync", flags.sync, "RocksDB: fsync every commit")->capture_default_str();
+  app.add_option("--redis", flags.redis, "Redis server HOST:PORT (--backend redis)")
+      ->capture_default_str();
+  app.add_option("--redis-key-prefix", flags.redis_key_prefix,
+                 "Prefix of every Redis key this store uses")
+      ->capture_default_str();
+  app.add_option("--capacity-bytes", flags.capacity_bytes,
+                 "Byte budget; least-recently-used unpinned entries are evicted beyond it "
+                 "(0: unlimited)")
+      ->capture_default_str();
+  app.add_option("--max-blob-bytes", flags.max_blob_bytes, "Largest blob (one part) accepted")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{4} << 30));
+  app.add_option("--default-ttl-seconds", flags.default_ttl_seconds,
+                 "TTL of entries written without one (0: no expiry)")
+      ->capture_default_str();
+  app.add_option("--max-lease-seconds", flags.max_lease_seconds, "Longest pin lease")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{7} * 24 * 3600));
+  app.add_option("--snapshot-timeout-seconds", flags.snapshot_timeout_seconds,
+                 "How long a snapshot may stay open when BeginSnapshot gives no time-out")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{24} * 3600));
+  app.add_option("--compression", flags.compression, "Compress stored blobs: none or zstd")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "zstd"}));
+  app.add_option("--zstd-level", flags.zstd_level, "zstd level with --compression zstd")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 19));
+  app.add_option("--sweep-interval-seconds", flags.sweep_interval_seconds,
+                 "How often expired entries and snapshots are removed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 3600.0));
   if (auto exit_code = skein::ParseCommandLine(app, options.service_name, argc, argv)) {
     return *exit_code;
   }
 
   skein::ServiceHost host(options);
-  // Every RPC answers UNIMPLEMENTED until the service's own issue lands.
-  skein::v1::StateStoreService::Service service;
+  std::string data_dir;
+  absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> backend =
+      OpenBackend(flags, &data_dir);
+  if (!backend.ok()) return Fail(options.service_name, std::string(backend.status().message()));
+
+  skein::state_store::StoreOptions store_options;
+  store_options.capacity_bytes = flags.capacity_bytes;
+  store_options.max_blob_bytes = flags.max_blob_bytes;
+  store_options.default_ttl = absl::Seconds(static_cast<int64_t>(flags.default_ttl_seconds));
+  store_options.max_lease = absl::Seconds(static_cast<int64_t>(flags.max_lease_seconds));
+  store_options.default_snapshot_timeout =
+      absl::Seconds(static_cast<int64_t>(flags.snapshot_timeout_seconds));
+  store_options.zstd_level = flags.compression == "zstd" ? flags.zstd_level : 0;
+  absl::StatusOr<std::unique_ptr<skein::state_store::StateStore>> store =
+      skein::state_store::StateStore::Open(*std::move(backend), store_options, nullptr,
+                                           &host.metrics().registry());
+  if (!store.ok()) return Fail(options.service_name, std::string(store.status().message()));
+  (*store)->StartSweeper(absl::Seconds(flags.sweep_interval_seconds));
+
+  skein::state_store::ServiceOptions service_options;
+  // Leave room for the message framing inside --max-message-bytes.
+  service_options.max_chunk_bytes = static_cast<uint32_t>(
+      std::max(4 << 10, std::min(4 << 20, options.max_message_bytes - (64 << 10))));
+  service_options.default_chunk_bytes =
+      std::min<uint32_t>(service_options.default_chunk_bytes, service_options.max_chunk_bytes);
+  service_options.min_chunk_bytes =
+      std::min<uint32_t>(service_options.min_chunk_bytes, service_options.max_chunk_bytes);
+  skein::state_store::StateStoreServiceImpl service(store->get(), service_options);
   host.AddService(&service, "skein.v1.StateStoreService");
-  return host.Run();
+
+  // ServiceHost::Run(), with the store's own log lines once serving: a start-up failure
+  // must stay a single line on stderr.
+  if (absl::Status s = host.Start(); !s.ok()) {
+    return Fail(options.service_name, std::string(s.message()));
+  }
+  skein::state_store::StoreIndex::Usage usage = (*store)->usage();
+  skein::log::Info("state store opened", {{"backend", flags.backend},
+                                          {"data_dir", data_dir},
+                                          {"entries", absl::StrCat(usage.entries)},
+                                          {"stored_bytes", absl::StrCat(usage.committed_bytes)},
+                                          {"capacity_bytes", absl::StrCat(flags.capacity_bytes)}});
+  if (flags.backend == "rocksdb" && flags.data_dir.empty()) {
+    skein::log::Warning("no --data-dir given: the store lives in a fresh temporary directory",
+                        {{"data_dir", data_dir}});
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  skein::log::Info("signal received",
+                   {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  host.Shutdown();
+  return 0;
 }

@@ -1,0 +1,190 @@
+#include "services/state_store/rocksdb_backend.h"
+
+#include <filesystem>
+#include <functional>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/write_batch.h"
+
+namespace skein::state_store {
+namespace {
+
+// absl here is built with its own string_view; this bridges std::string_view into it.
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+constexpr char kRecord = 'r';
+constexpr char kBlob = 'b';
+constexpr char kManifest = 'm';
+
+std::string DbKey(char kind, std::string_view group, std::string_view name) {
+  std::string key;
+  key.reserve(2 + group.size() + name.size());
+  key.push_back(kind);
+  key.append(group);
+  key.push_back('\0');
+  key.append(name);
+  return key;
+}
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = absl::StrCat("rocksdb ", Sv(what), ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(message);
+  if (s.IsCorruption()) return absl::DataLossError(message);
+  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) {
+    return absl::UnavailableError(message);
+  }
+  return absl::InternalError(message);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RocksDbBackend>> RocksDbBackend::Open(
+    const RocksDbOptions& options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("rocksdb: empty data directory");
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create data directory ", options.path, ": ", ec.message()));
+  }
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.paranoid_checks = true;
+  db_options.enable_blob_files = true;
+  db_options.min_blob_size = options.min_blob_bytes;
+  db_options.enable_blob_garbage_collection = true;
+  db_options.max_background_jobs = 2;
+  db_options.IncreaseParallelism(2);
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);
+  if (!s.ok()) {
+    absl::Status status = FromRocks(s, absl::StrCat("open ", options.path));
+    // A held LOCK file is an I/O error to RocksDB; to an operator it is "in use".
+    if (status.code() == absl::StatusCode::kUnavailable ||
+        status.code() == absl::StatusCode::kInternal) {
+      return absl::UnavailableError(status.message());
+    }
+    return status;
+  }
+  return std::unique_ptr<RocksDbBackend>(
+      new RocksDbBackend(std::unique_ptr<rocksdb::DB>(raw), options));
+}
+
+RocksDbBackend::RocksDbBackend(std::unique_ptr<rocksdb::DB> db, RocksDbOptions options)
+    : db_(std::move(db)), options_(std::move(options)) {}
+
+RocksDbBackend::~RocksDbBackend() {
+  if (db_) db_->Close().PermitUncheckedError();
+}
+
+absl::Mutex& RocksDbBackend::GroupLock(std::string_view group) {
+  return group_locks_[absl::Hash<std::string_view>()(group) % group_locks_.size()];
+}
+
+absl::StatusOr<std::optional<std::string>> RocksDbBackend::ReadRecord(std::string_view group,
+                                                                      std::string_view name) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), DbKey(kRecord, group, name), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "read");
+  return value;
+}
+
+absl::Status RocksDbBackend::Apply(const Batch& batch) {
+  using Kind = Batch::Op::Kind;
+  absl::MutexLock lock(&GroupLock(batch.group()));
+  rocksdb::WriteBatch write;
+  for (const Batch::Op& op : batch.ops()) {
+    switch (op.kind) {
+      case Kind::kExpectRecord: {
+        std::string current;
+        rocksdb::Status s =
+            db_->Get(rocksdb::ReadOptions(), DbKey(kRecord, batch.group(), op.name), &current);
+        if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read");
+        bool holds = op.has_value ? (s.ok() && current == op.value) : s.IsNotFound();
+        if (!holds) return absl::AbortedError(absl::StrCat("record ", op.name, " changed"));
+        break;
+      }
+      case Kind::kExpectBlob: {
+        std::string ignored;
+        rocksdb::Status s =
+            db_->Get(rocksdb::ReadOptions(), DbKey(kManifest, batch.group(), op.name), &ignored);
+        if (s.IsNotFound()) return absl::AbortedError(absl::StrCat("blob ", op.name, " is gone"));
+        if (!s.ok()) return FromRocks(s, "read");
+        break;
+      }
+      case Kind::kPutRecord:
+        write.Put(DbKey(kRecord, batch.group(), op.name), op.value);
+        break;
+      case Kind::kDeleteRecord:
+        write.Delete(DbKey(kRecord, batch.group(), op.name));
+        break;
+      case Kind::kDeleteBlob:
+        write.Delete(DbKey(kBlob, batch.group(), op.name));
+        write.Delete(DbKey(kManifest, batch.group(), op.name));
+        break;
+      case Kind::kExpireBlob:
+      case Kind::kExpireRecord:
+        break;
+    }
+  }
+  if (write.Count() == 0) return absl::OkStatus();
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options_.sync;
+  return FromRocks(db_->Write(write_options, &write), "write");
+}
+
+absl::Status RocksDbBackend::WriteBlob(std::string_view group, std::string_view name,
+                                       std::string_view data, absl::Time /*expiry*/) {
+  rocksdb::WriteBatch write;
+  write.Put(DbKey(kBlob, group, name), rocksdb::Slice(data.data(), data.size()));
+  write.Put(DbKey(kManifest, group, name), "");
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &write), "write blob");
+}
+
+absl::StatusOr<std::string> RocksDbBackend::ReadBlob(std::string_view group,
+                                                     std::string_view name) {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(),
+                               DbKey(kBlob, group, name), &value);
+  if (s.IsNotFound())
+    return absl::NotFoundError(absl::StrCat("no blob ", Sv(name), " in ", Sv(group)));
+  if (!s.ok()) return FromRocks(s, "read blob");
+  return value.ToString();
+}
+
+absl::Status RocksDbBackend::Scan(
+    char kind,
+    const std::function<void(std::string_view, std::string_view, std::string_view)>& visit) {
+  std::string lower(1, kind);
+  std::string upper(1, static_cast<char>(kind + 1));
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    size_t zero = key.find('\0');
+    if (zero == std::string_view::npos) continue;
+    visit(key.substr(1, zero - 1), key.substr(zero + 1),
+          std::string_view(it->value().data(), it->value().size()));
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+absl::Status RocksDbBackend::ScanRecords(const RecordVisitor& visit) {
+  return Scan(kRecord, visit);
+}
+
+absl::Status RocksDbBackend::ScanBlobs(const BlobVisitor& visit) {
+  return Scan(kManifest, [&](std::string_view group, std::string_view name, std::string_view) {
+    visit(group, name);
+  });
+}
+
+}  // namespace skein::state_store

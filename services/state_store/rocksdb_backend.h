@@ -1,0 +1,74 @@
+// StorageBackend on an embedded RocksDB database in a local directory (the default backend).
+//
+// Layout (one column family): record  'r' GROUP '\0' NAME -> value
+//                             blob    'b' GROUP '\0' NAME -> bytes (in RocksDB blob files)
+//                             blob manifest 'm' GROUP '\0' NAME -> "" (so blobs can be listed
+//                             without reading them)
+// Large values go to RocksDB's integrated blob files (enable_blob_files), which keeps multi-MB
+// states out of the LSM tree's compactions.
+//
+// Durability: Apply writes one WriteBatch with WriteOptions::sync = `sync` (true by default),
+// so an acknowledged Apply is on disk: it survives a crash of the process and, with sync, of
+// the machine. WriteBlob writes without sync; the WAL is sequential, so the sync of the later
+// Apply that publishes the blob makes the blob durable too. Expectations are checked under a
+// per-group lock held across the write; RocksDB's own LOCK file keeps a second process out of
+// the directory. Expiries are not stored (ExpiresObjects() is false). Thread-safe.
+#ifndef SKEIN_SERVICES_STATE_STORE_ROCKSDB_BACKEND_H_
+#define SKEIN_SERVICES_STATE_STORE_ROCKSDB_BACKEND_H_
+
+#include <array>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "services/state_store/backend.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace skein::state_store {
+
+struct RocksDbOptions {
+  // Directory of the database; created if missing.
+  std::string path;
+  // fsync the WAL on every Apply (see the durability note above).
+  bool sync = true;
+  // Values at least this large are kept in blob files.
+  uint64_t min_blob_bytes = 64 << 10;
+};
+
+class RocksDbBackend final : public StorageBackend {
+ public:
+  // Opens or creates the database. Errors: UNAVAILABLE when the directory is locked by
+  // another process or cannot be created; DATA_LOSS when RocksDB reports corruption.
+  static absl::StatusOr<std::unique_ptr<RocksDbBackend>> Open(const RocksDbOptions& options);
+  ~RocksDbBackend() override;
+
+  std::string_view Name() const override { return "rocksdb"; }
+  bool ExpiresObjects() const override { return false; }
+  absl::StatusOr<std::optional<std::string>> ReadRecord(std::string_view group,
+                                                        std::string_view name) override;
+  absl::Status Apply(const Batch& batch) override;
+  absl::Status WriteBlob(std::string_view group, std::string_view name, std::string_view data,
+                         absl::Time expiry) override;
+  absl::StatusOr<std::string> ReadBlob(std::string_view group, std::string_view name) override;
+  absl::Status ScanRecords(const RecordVisitor& visit) override;
+  absl::Status ScanBlobs(const BlobVisitor& visit) override;
+
+ private:
+  RocksDbBackend(std::unique_ptr<rocksdb::DB> db, RocksDbOptions options);
+  absl::Mutex& GroupLock(std::string_view group);
+  absl::Status Scan(char kind,
+                    const std::function<void(std::string_view group, std::string_view name,
+                                             std::string_view value)>& visit);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  RocksDbOptions options_;
+  std::array<absl::Mutex, 64> group_locks_;
+};
+
+}  // namespace skein::state_store
+
+#endif  // SKEIN_SERVICES_STATE_STORE_ROCKSDB_BACKEND_H_

@@ -1,0 +1,105 @@
+#include "tests/support/redis_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+namespace skein::testing {
+namespace {
+
+// Sends PING over a raw socket; true on "+PONG" (a server still loading its AOF answers
+// "-LOADING" and is not ready yet).
+bool Ping(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = false;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const char ping[] = "PING\r\n";
+    if (send(fd, ping, sizeof(ping) - 1, 0) == static_cast<ssize_t>(sizeof(ping) - 1)) {
+      char buf[64] = {};
+      ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+      ok = n >= 5 && std::string(buf, 5) == "+PONG";
+    }
+  }
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+std::string RedisServer::FindBinary() {
+  if (const char* env = std::getenv("SKEIN_REDIS_SERVER"); env && *env) return env;
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/bin:/usr/local/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    std::filesystem::path candidate = std::filesystem::path(dir) / "redis-server";
+    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  if (access("/usr/bin/redis-server", X_OK) == 0) return "/usr/bin/redis-server";
+  return "";
+}
+
+std::unique_ptr<RedisServer> RedisServer::Start(std::string* why) {
+  std::string binary = FindBinary();
+  if (binary.empty()) {
+    *why = "redis-server not found (install it with tools/setup/install_deps.sh)";
+    return nullptr;
+  }
+  // A port picked as free can be taken before the server binds it; try a few.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto server = std::unique_ptr<RedisServer>(
+        new RedisServer(binary, MakeTempDir("redis"), PickUnusedPort()));
+    if (server->Launch(why)) return server;
+  }
+  return nullptr;
+}
+
+RedisServer::~RedisServer() { Kill(); }
+
+bool RedisServer::Launch(std::string* why) {
+  process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+      binary_, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", dir_, "--save", "",
+      "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--protected-mode",
+      "yes", "--loglevel", "warning"});
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!process_->Running()) {
+      *why = "redis-server exited: " + process_->Stdout() + process_->Stderr();
+      return false;
+    }
+    if (Ping(port_)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  *why = "redis-server did not answer PING: " + process_->Stdout();
+  return false;
+}
+
+void RedisServer::Kill() {
+  if (process_) {
+    process_->Signal(SIGKILL);
+    process_->Wait(std::chrono::seconds(10));
+    process_.reset();
+  }
+}
+
+bool RedisServer::Restart(std::string* why) {
+  Kill();
+  return Launch(why);
+}
+
+}  // namespace skein::testing
