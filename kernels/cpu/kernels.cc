@@ -1,15 +1,20 @@
 #include "kernels/cpu/kernels.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/kernels_bf16.h"
 
 namespace skein::kernels {
 namespace {
 
-// Thread boundaries inside a product fall on multiples of this many output rows, so that
-// register tiles are rarely cut.
-constexpr int64_t kRowAlign = 16;
+// Pieces of a product handed to threads are multiples of this many output rows (a multiple
+// of every register tile and panel width), except at the end of a matrix.
+constexpr int64_t kRowAlign = 48;
+// Pieces per thread: enough that threads finishing early (or starting late, on a busy
+// machine) can pick up the slack.
+constexpr int64_t kPiecesPerThread = 4;
 // Below this many multiply-adds in total a call runs on the calling thread: waking the
 // workers would cost more than it saves.
 constexpr int64_t kMinParallelWork = 16 * 1024;
@@ -20,35 +25,28 @@ int64_t RowCost(const MatMulJob& job) {
   return job.w.cols * (static_cast<int64_t>(ElementSize(job.w.type)) + job.batch);
 }
 
-// A position in the concatenated rows of all jobs.
-struct RowPosition {
-  size_t job;
-  int64_t row;
+// Batches from which the bf16 dot-product kernel pays off (it packs both operands).
+constexpr int64_t kMinBf16DotBatch = 16;
+
+bool UseBf16Dot(const MatMulJob& job) {
+  static const bool available =
+      HaveBf16DotKernels() && DetectCpuFeatures().avx512_bf16 && KernelsFor(IsaLevel::kAvx512);
+  return job.bf16_activations && job.w.type == ElementType::kBF16 &&
+         job.batch >= kMinBf16DotBatch && available && ActiveIsaLevel() == IsaLevel::kAvx512;
+}
+
+void RunRows(const KernelTable& table, const MatMulJob& job, int64_t begin, int64_t end) {
+  if (UseBf16Dot(job)) {
+    MatMulBf16Dot(job, 0, job.batch, begin, end);
+  } else {
+    table.matmul(job, 0, job.batch, begin, end);
+  }
+}
+
+struct Piece {
+  const MatMulJob* job;
+  int64_t begin, end;
 };
-
-// The row where cumulative cost reaches `cost`, rounded to kRowAlign.
-RowPosition Locate(absl::Span<const MatMulJob> jobs, int64_t cost) {
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    const int64_t row_cost = RowCost(jobs[j]);
-    const int64_t job_cost = row_cost * jobs[j].w.rows;
-    if (cost < job_cost) {
-      int64_t row = (cost / row_cost + kRowAlign / 2) / kRowAlign * kRowAlign;
-      return {j, std::min(row, jobs[j].w.rows)};
-    }
-    cost -= job_cost;
-  }
-  return {jobs.size(), 0};
-}
-
-void RunRows(const KernelTable& table, absl::Span<const MatMulJob> jobs, RowPosition from,
-             RowPosition to) {
-  for (size_t j = from.job; j < jobs.size() && j <= to.job; ++j) {
-    const MatMulJob& job = jobs[j];
-    const int64_t begin = j == from.job ? from.row : 0;
-    const int64_t end = j == to.job ? to.row : job.w.rows;
-    if (begin < end && job.batch > 0) table.matmul(job, 0, job.batch, begin, end);
-  }
-}
 
 }  // namespace
 
@@ -85,17 +83,28 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
     total_cost += RowCost(job) * job.w.rows;
     total_macs += job.batch * job.w.rows * job.w.cols;
   }
-  const RowPosition end = {jobs.size(), 0};
   if (pool == nullptr || pool->num_threads() == 1 || total_macs < kMinParallelWork) {
-    RunRows(table, jobs, {0, 0}, end);
+    for (const MatMulJob& job : jobs) {
+      if (job.batch > 0 && job.w.rows > 0) RunRows(table, job, 0, job.w.rows);
+    }
     return;
   }
-  const int threads = pool->num_threads();
-  pool->Run([&](int t) {
-    const RowPosition from = t == 0 ? RowPosition{0, 0} : Locate(jobs, total_cost * t / threads);
-    const RowPosition to =
-        t == threads - 1 ? end : Locate(jobs, total_cost * (t + 1) / threads);
-    RunRows(table, jobs, from, to);
+  const int64_t piece_cost =
+      std::max<int64_t>(1, total_cost / (kPiecesPerThread * pool->num_threads()));
+  std::vector<Piece> pieces;
+  for (const MatMulJob& job : jobs) {
+    if (job.batch <= 0 || job.w.rows <= 0) continue;
+    const int64_t rows = std::max<int64_t>(
+        kRowAlign, (piece_cost / std::max<int64_t>(1, RowCost(job))) / kRowAlign * kRowAlign);
+    for (int64_t begin = 0; begin < job.w.rows; begin += rows) {
+      pieces.push_back({&job, begin, std::min(job.w.rows, begin + rows)});
+    }
+  }
+  pool->ParallelFor(static_cast<int64_t>(pieces.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const Piece& p = pieces[i];
+      RunRows(table, *p.job, p.begin, p.end);
+    }
   });
 }
 

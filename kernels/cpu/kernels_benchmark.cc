@@ -67,7 +67,9 @@ WeightSet MakeWeights(ElementType type, int64_t rows, int64_t cols, bool streame
 // Args: rows, cols, batch, type, isa, threads.
 void BM_MatMul(benchmark::State& state) {
   const int64_t rows = state.range(0), cols = state.range(1), batch = state.range(2);
-  const auto type = static_cast<ElementType>(state.range(3));
+  // type 3 = bf16 weights with bf16-rounded activations (vdpbf16ps where available).
+  const bool bf16_activations = state.range(3) == 3;
+  const auto type = bf16_activations ? ElementType::kBF16 : static_cast<ElementType>(state.range(3));
   const auto isa = static_cast<IsaLevel>(state.range(4));
   if (!ForceIsaLevel(isa).ok()) {
     state.SkipWithError("ISA level not supported on this CPU");
@@ -79,7 +81,7 @@ void BM_MatMul(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const WeightMatrix& w = weights.matrices[i++ % weights.matrices.size()];
-    MatMul({x.data(), cols, w, y.data(), rows, batch, false}, &pool);
+    MatMul({x.data(), cols, w, y.data(), rows, batch, false, bf16_activations}, &pool);
     benchmark::ClobberMemory();
   }
   const double calls = static_cast<double>(state.iterations());
@@ -87,9 +89,11 @@ void BM_MatMul(benchmark::State& state) {
       calls * rows * cols * ElementSize(type) / 1e9, benchmark::Counter::kIsRate);
   state.counters["GFLOPS"] = benchmark::Counter(calls * 2.0 * batch * rows * cols / 1e9,
                                                 benchmark::Counter::kIsRate);
-  state.SetLabel(std::string(IsaLevelName(isa)) + (type == ElementType::kF32    ? " f32"
-                                                   : type == ElementType::kBF16 ? " bf16"
-                                                                                : " f16"));
+  state.SetLabel(std::string(IsaLevelName(isa)) +
+                 (bf16_activations              ? " bf16 (bf16 activations)"
+                  : type == ElementType::kF32  ? " f32"
+                  : type == ElementType::kBF16 ? " bf16"
+                                               : " f16"));
   (void)ForceIsaLevel(SupportedIsaLevel());
 }
 
@@ -99,7 +103,7 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
       {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}, {65536, 768}};
   for (int threads : {1, 2}) {
     for (int isa : {1, 2}) {
-      for (int type : {0, 1, 2}) {
+      for (int type : {0, 1, 2, 3}) {
         for (auto [rows, cols] : shapes) {
           for (int64_t batch : {1, 8, 32, 128, 512}) {
             if (rows == 65536 && batch > 32) continue;  // the head runs on last tokens only

@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/float_convert.h"
 #include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/kernels_bf16.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace skein::kernels {
@@ -360,6 +362,45 @@ TEST(MatMulTest, ThreadedPackedEqualsSingleThread) {
   MatMul({x.data(), 140, w.matrix, a.data(), 200, batch, false}, &pool);
   MatMul({x.data(), 140, w.matrix, b.data(), 200, batch, false}, nullptr);
   EXPECT_EQ(a, b);
+}
+
+}  // namespace
+}  // namespace skein::kernels
+
+namespace skein::kernels {
+namespace {
+
+// The bf16-activation product against exact sums of bf16(x)·w, wherever the CPU has it.
+TEST(MatMulTest, Bf16ActivationsRoundXAndAccumulateExactly) {
+  if (!HaveBf16DotKernels() || !DetectCpuFeatures().avx512_bf16 ||
+      SupportedIsaLevel() < IsaLevel::kAvx512) {
+    GTEST_SKIP() << "no AVX512_BF16 on this CPU or build";
+  }
+  std::mt19937 rng(14);
+  ThreadPool pool(2);
+  for (auto [batch, rows, cols] : {std::tuple<int64_t, int64_t, int64_t>{16, 48, 256},
+                                   {33, 50, 77},
+                                   {20, 97, 600},
+                                   {64, 16, 31}}) {
+    TestWeights w = MakeWeights(rng, ElementType::kBF16, rows, cols, cols + 1);
+    std::vector<float> x = RandomVector(rng, batch * cols);
+    std::vector<float> y(batch * rows, 1.0f);
+    MatMulJob job{x.data(), cols, w.matrix, y.data(), rows, batch, /*accumulate=*/true, true};
+    MatMul(job, &pool);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t o = 0; o < rows; ++o) {
+        double sum = 1.0, magnitude = 1.0;
+        for (int64_t i = 0; i < cols; ++i) {
+          const double p = static_cast<double>(Bf16ToF32(F32ToBf16(x[b * cols + i]))) *
+                           w.exact[o * (cols + 1) + i];
+          sum += p;
+          magnitude += std::fabs(p);
+        }
+        ASSERT_NEAR(y[b * rows + o], sum, 2e-6 * magnitude)
+            << "batch " << batch << " rows " << rows << " cols " << cols << " at " << b << "," << o;
+      }
+    }
+  }
 }
 
 }  // namespace

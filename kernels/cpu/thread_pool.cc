@@ -14,25 +14,25 @@
 namespace skein::kernels {
 namespace {
 
-// Set while a thread runs a job of some pool; a nested call then runs inline.
-thread_local bool tls_inside_job = false;
+// Set while a thread runs a loop body of some pool; a nested loop then runs inline.
+thread_local bool tls_inside_body = false;
 
-// Polls `value` until it differs from `old`, first spinning for `spin`, then blocking.
-uint32_t AwaitChange(const std::atomic<uint32_t>& value, uint32_t old,
-                     std::chrono::microseconds spin) {
+// Polls `value` until `done(value)`, first spinning for `spin`, then blocking on it.
+template <typename Done>
+uint32_t Await(const std::atomic<uint32_t>& value, std::chrono::microseconds spin, Done done) {
   uint32_t now = value.load(std::memory_order_acquire);
-  if (now != old) return now;
+  if (done(now)) return now;
   const auto deadline = std::chrono::steady_clock::now() + spin;
   for (int i = 1;; ++i) {
     SKEIN_CPU_RELAX();
     now = value.load(std::memory_order_acquire);
-    if (now != old) return now;
+    if (done(now)) return now;
     if ((i & 63) == 0 && std::chrono::steady_clock::now() >= deadline) break;
   }
   for (;;) {
-    value.wait(old, std::memory_order_acquire);
+    value.wait(now, std::memory_order_acquire);
     now = value.load(std::memory_order_acquire);
-    if (now != old) return now;
+    if (done(now)) return now;
   }
 }
 
@@ -50,7 +50,7 @@ int HardwareCores() {
 ThreadPool::ThreadPool(int num_threads, std::chrono::microseconds spin)
     : num_threads_(num_threads > 0 ? num_threads : HardwareCores()), spin_(spin) {
   workers_.reserve(num_threads_ - 1);
-  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -63,52 +63,64 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::WorkerLoop(int index) {
+void ThreadPool::WorkerLoop() {
+  // The generation at construction; a loop (or the destructor) may have been published
+  // before this thread got to run, and must not be missed.
   uint32_t seen = 0;
   for (;;) {
-    seen = AwaitChange(generation_, seen, spin_);
+    seen = Await(generation_, spin_, [seen](uint32_t g) { return g != seen; });
     if (stop_) return;
-    tls_inside_job = true;
-    (*job_)(index);
-    tls_inside_job = false;
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    Participate(seen);
   }
 }
 
-void ThreadPool::Run(absl::FunctionRef<void(int)> fn) {
-  if (num_threads_ == 1 || tls_inside_job) {
-    for (int i = 0; i < num_threads_; ++i) fn(i);
-    return;
+void ThreadPool::Participate(uint32_t generation) {
+  for (;;) {
+    uint64_t word = claim_.load(std::memory_order_acquire);
+    if (static_cast<uint32_t>(word >> 32) != generation) return;
+    const uint32_t chunk = static_cast<uint32_t>(word);
+    if (chunk >= chunks_.load(std::memory_order_relaxed)) return;
+    if (!claim_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) continue;
+    // Holding an unfinished chunk of this generation: the loop's fields stay valid.
+    const int64_t begin = static_cast<int64_t>(chunk) * grain_;
+    const int64_t end = std::min(n_, begin + grain_);
+    const bool nested = tls_inside_body;
+    tls_inside_body = true;
+    (*body_)(begin, end);
+    tls_inside_body = nested;
+    const uint32_t total = chunks_.load(std::memory_order_relaxed);
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == total) done_.notify_all();
   }
-  std::lock_guard<std::mutex> lock(run_mutex_);
-  job_ = &fn;
-  pending_.store(static_cast<uint32_t>(num_threads_ - 1), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  generation_.notify_all();
-
-  tls_inside_job = true;
-  fn(0);
-  tls_inside_job = false;
-
-  uint32_t left = pending_.load(std::memory_order_acquire);
-  while (left != 0) left = AwaitChange(pending_, left, spin_);
-  job_ = nullptr;
 }
 
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,
                              absl::FunctionRef<void(int64_t, int64_t)> fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  const int64_t parts = std::min<int64_t>(num_threads_, std::max<int64_t>(1, n / grain));
-  if (parts == 1 || tls_inside_job) {
+  const int64_t chunks = (n + grain - 1) / grain;
+  if (chunks == 1 || num_threads_ == 1 || tls_inside_body || chunks > UINT32_MAX) {
     fn(0, n);
     return;
   }
-  Run([&](int i) {
-    if (i >= parts) return;
-    const int64_t begin = n * i / parts;
-    const int64_t end = n * (i + 1) / parts;
-    if (begin < end) fn(begin, end);
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  body_ = &fn;
+  n_ = n;
+  grain_ = grain;
+  chunks_.store(static_cast<uint32_t>(chunks), std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t generation = generation_.load(std::memory_order_relaxed) + 1;
+  claim_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_release);
+  generation_.store(generation, std::memory_order_release);
+  generation_.notify_all();
+
+  Participate(generation);
+  Await(done_, spin_, [chunks](uint32_t d) { return d == chunks; });
+  body_ = nullptr;
+}
+
+void ThreadPool::Run(absl::FunctionRef<void(int)> fn) {
+  ParallelFor(num_threads_, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) fn(static_cast<int>(i));
   });
 }
 

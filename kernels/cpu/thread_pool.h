@@ -1,12 +1,14 @@
-// A fixed set of worker threads that run one parallel job at a time.
+// A fixed set of worker threads that share one parallel loop at a time.
 //
-// Made for the decode loop, which calls it about a hundred times per token: a job is handed
-// out by bumping a generation counter that idle workers spin on for a short while before they
-// block on it, so back-to-back jobs cost a cache-line round trip rather than a syscall.
+// Work is cut into chunks that the calling thread and the workers claim one by one, so a
+// worker that the OS has not scheduled yet (a busy machine) delays nothing: the threads that
+// do run take its share. Made for the decode loop, which runs about a hundred parallel loops
+// per token: a loop is handed out by bumping a generation counter that idle workers spin on
+// for a short while before they block, so back-to-back loops cost a few cache-line transfers
+// rather than a syscall.
 //
-// Thread-safe: concurrent Run/ParallelFor calls from different threads are serialized. A job
-// that calls back into the same pool (from any of its threads) runs its nested job inline on
-// the calling thread instead of deadlocking.
+// Thread-safe: concurrent calls from different threads are serialized. A loop body that calls
+// back into a pool runs its nested loop inline on the calling thread instead of deadlocking.
 #ifndef SKEIN_KERNELS_CPU_THREAD_POOL_H_
 #define SKEIN_KERNELS_CPU_THREAD_POOL_H_
 
@@ -28,7 +30,7 @@ class ThreadPool {
  public:
   // `num_threads` <= 0 means HardwareCores(). The calling thread counts as one of them, so
   // num_threads - 1 workers are started. `spin` is how long an idle worker polls for the next
-  // job before blocking.
+  // loop before blocking.
   explicit ThreadPool(int num_threads = 0,
                       std::chrono::microseconds spin = std::chrono::microseconds(200));
   ~ThreadPool();
@@ -37,29 +39,38 @@ class ThreadPool {
 
   int num_threads() const { return num_threads_; }
 
-  // Calls fn(i) once for every i in [0, num_threads()), i = 0 on the calling thread, and
-  // returns when all calls have returned.
-  void Run(absl::FunctionRef<void(int)> fn);
-
-  // Splits [0, n) into at most num_threads() contiguous ranges of at least `grain` items
-  // (except when n < grain) and calls fn(begin, end) on each, in parallel.
+  // Calls fn(begin, end) over consecutive chunks of `grain` items covering [0, n) (the last
+  // one may be shorter), in parallel, and returns when all have returned. Each chunk runs
+  // exactly once, on any thread (the caller included).
   void ParallelFor(int64_t n, int64_t grain, absl::FunctionRef<void(int64_t, int64_t)> fn);
 
+  // Calls fn(i) for every i in [0, num_threads()): ParallelFor with one index per chunk.
+  void Run(absl::FunctionRef<void(int)> fn);
+
  private:
-  void WorkerLoop(int index);
+  void WorkerLoop();
+  // Claims and runs chunks of loop `generation` until none is left.
+  void Participate(uint32_t generation);
 
   const int num_threads_;
   const std::chrono::microseconds spin_;
   std::vector<std::thread> workers_;
-  std::mutex run_mutex_;  // one job at a time
+  std::mutex run_mutex_;  // one loop at a time
 
-  // Written by the caller before `generation_` is bumped (release), read by workers after
-  // they see the new generation (acquire).
-  const absl::FunctionRef<void(int)>* job_ = nullptr;
+  // The current loop. Written by the caller before it publishes the generation (release);
+  // read by a worker only while it holds an unfinished chunk of that generation, which keeps
+  // the caller (and so these fields) waiting.
+  const absl::FunctionRef<void(int64_t, int64_t)>* body_ = nullptr;
+  int64_t n_ = 0;
+  int64_t grain_ = 1;
   bool stop_ = false;
 
+  // (generation << 32) | next unclaimed chunk, advanced by compare-and-swap so that a claim
+  // made for an old loop can never take a chunk of a newer one.
+  alignas(64) std::atomic<uint64_t> claim_{0};
+  alignas(64) std::atomic<uint32_t> chunks_{0};
+  alignas(64) std::atomic<uint32_t> done_{0};
   alignas(64) std::atomic<uint32_t> generation_{0};
-  alignas(64) std::atomic<uint32_t> pending_{0};
 };
 
 }  // namespace skein::kernels

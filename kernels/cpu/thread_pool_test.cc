@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <numeric>
+#include <mutex>
 #include <set>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -23,12 +25,40 @@ TEST(ThreadPoolTest, RunCallsEveryIndexOnce) {
   }
 }
 
-TEST(ThreadPoolTest, RunUsesDistinctThreads) {
-  ThreadPool pool(3);
-  std::vector<std::thread::id> ids(3);
-  pool.Run([&](int i) { ids[i] = std::this_thread::get_id(); });
-  EXPECT_EQ(ids[0], std::this_thread::get_id());
-  EXPECT_EQ(std::set<std::thread::id>(ids.begin(), ids.end()).size(), 3u);
+TEST(ThreadPoolTest, WorkersShareTheLoop) {
+  // Chunks that wait for each other can only finish if two threads run them at once.
+  ThreadPool pool(2);
+  std::atomic<int> arrived{0};
+  std::set<std::thread::id> ids;
+  std::mutex mu;
+  pool.ParallelFor(2, 1, [&](int64_t, int64_t) {
+    arrived.fetch_add(1);
+    while (arrived.load() < 2) std::this_thread::yield();
+    std::lock_guard<std::mutex> lock(mu);
+    ids.insert(std::this_thread::get_id());
+  });
+  EXPECT_EQ(ids.size(), 2u);
+}
+
+TEST(ThreadPoolTest, ASlowWorkerDoesNotHoldUpTheCaller) {
+  // While a worker is stuck in one chunk, the caller runs every other chunk.
+  ThreadPool pool(2);
+  std::atomic<bool> release{false};
+  std::atomic<int> stuck{0}, others{0};
+  std::thread::id caller = std::this_thread::get_id();
+  std::thread releaser([&] {
+    while (others.load() < 99) std::this_thread::yield();
+    release.store(true);
+  });
+  pool.ParallelFor(100, 1, [&](int64_t, int64_t) {
+    if (std::this_thread::get_id() != caller && stuck.fetch_add(1) == 0) {
+      while (!release.load()) std::this_thread::yield();
+    } else {
+      others.fetch_add(1);
+    }
+  });
+  releaser.join();
+  EXPECT_EQ(stuck.load() + others.load(), 100);
 }
 
 TEST(ThreadPoolTest, ParallelForCoversRangeExactlyOnce) {
@@ -47,11 +77,15 @@ TEST(ThreadPoolTest, ParallelForCoversRangeExactlyOnce) {
   }
 }
 
-TEST(ThreadPoolTest, ParallelForRespectsGrain) {
+TEST(ThreadPoolTest, ParallelForCutsChunksOfGrain) {
   ThreadPool pool(4);
-  std::atomic<int> calls{0};
-  pool.ParallelFor(10, 8, [&](int64_t, int64_t) { calls.fetch_add(1); });
-  EXPECT_EQ(calls.load(), 1);
+  std::mutex mu;
+  std::set<std::pair<int64_t, int64_t>> chunks;
+  pool.ParallelFor(20, 8, [&](int64_t b, int64_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    chunks.insert({b, e});
+  });
+  EXPECT_EQ(chunks, (std::set<std::pair<int64_t, int64_t>>{{0, 8}, {8, 16}, {16, 20}}));
 }
 
 TEST(ThreadPoolTest, NestedCallsRunInline) {

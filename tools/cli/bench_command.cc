@@ -132,6 +132,7 @@ void RunBench(const BenchArgs& args) {
   out["embd"] = c.n_embd;
   out["vocab"] = c.vocab;
   out["dtype"] = args.engine.dtype;
+  out["bf16_activations"] = args.engine.bf16_activations;
   out["threads"] = e.pool->num_threads();
   out["isa"] = std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel()));
   out["read_bandwidth_gb_per_s"] = bandwidth / 1e9;
@@ -163,10 +164,11 @@ void RunBench(const BenchArgs& args) {
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
-  std::printf("model: %s (L%lld C%lld V%lld), weights %s, %d threads, ISA %s\n",
+  std::printf("model: %s (L%lld C%lld V%lld), weights %s%s, %d threads, ISA %s\n",
               model_name.c_str(), static_cast<long long>(c.n_layer),
               static_cast<long long>(c.n_embd), static_cast<long long>(c.vocab),
-              args.engine.dtype.c_str(), e.pool->num_threads(),
+              args.engine.dtype.c_str(),
+              args.engine.bf16_activations ? " (bf16 activations)" : "", e.pool->num_threads(),
               std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel())).c_str());
   std::printf("read bandwidth: %.1f GB/s; weights read per step: %.1f MB; roofline %.2f ms/step\n",
               bandwidth / 1e9, bytes_per_step / 1e6, roofline_step * 1e3);

@@ -28,9 +28,11 @@ struct EngineFlags {
   std::string model;
   std::string dtype;
   int threads = 0;  // 0 = every core
+  bool bf16_activations = false;
 };
 
-// Adds --model (required unless `model_required` is false), --dtype and --threads.
+// Adds --model (required unless `model_required` is false), --dtype, --threads and
+// --bf16-activations.
 void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& default_dtype,
                     bool model_required = true);
 

@@ -35,8 +35,8 @@ struct Buffer {
 };
 
 MatMulJob Job(Buffer& in, const WeightMatrix& w, Buffer& out, int64_t rows,
-              bool accumulate = false) {
-  return MatMulJob{in.ptr(), in.cols, w, out.ptr(), out.cols, rows, accumulate};
+              bool bf16_activations, bool accumulate = false) {
+  return MatMulJob{in.ptr(), in.cols, w, out.ptr(), out.cols, rows, accumulate, bf16_activations};
 }
 
 }  // namespace
@@ -62,8 +62,12 @@ struct Rwkv7Model::Scratch {
   }
 };
 
-Rwkv7Model::Rwkv7Model(std::shared_ptr<const Rwkv7Weights> weights, kernels::ThreadPool* pool)
-    : weights_(std::move(weights)), pool_(pool), scratch_(std::make_unique<Scratch>()) {}
+Rwkv7Model::Rwkv7Model(std::shared_ptr<const Rwkv7Weights> weights, kernels::ThreadPool* pool,
+                       Rwkv7ModelOptions options)
+    : weights_(std::move(weights)),
+      pool_(pool),
+      options_(options),
+      scratch_(std::make_unique<Scratch>()) {}
 
 Rwkv7Model::~Rwkv7Model() = default;
 
@@ -205,7 +209,7 @@ absl::StatusOr<StepResult> Rwkv7Model::Step(absl::Span<const SequenceStep> seque
   }
   result.logits.resize(n_out * d.vocab);
   kernels::MatMul(MatMulJob{sc.head_in.ptr(), C, w.head(), result.logits.data(), d.vocab, n_out,
-                            false},
+                            false, options_.bf16_activations},
                   pool_);
   return result;
 }
@@ -221,6 +225,7 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
   const int64_t H = d.n_head;
   const int64_t N = d.head_size;
   const bool value_residual = layer > 0;
+  const bool bf16 = options_.bf16_activations;
 
   auto parallel_rows = [&](int64_t grain, auto&& fn) {
     auto body = [&](int64_t begin, int64_t end) {
@@ -275,10 +280,10 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
 
   {
     std::vector<MatMulJob> jobs = {
-        Job(sc.xr, lw.receptance, sc.r, T), Job(sc.xk, lw.key, sc.k, T),
-        Job(sc.xv, lw.value, sc.v, T),      Job(sc.xw, lw.w1, sc.lora_w, T),
-        Job(sc.xa_mix, lw.a1, sc.lora_a, T), Job(sc.xg, lw.g1, sc.lora_g, T)};
-    if (value_residual) jobs.push_back(Job(sc.xv, lw.v1, sc.lora_v, T));
+        Job(sc.xr, lw.receptance, sc.r, T, bf16), Job(sc.xk, lw.key, sc.k, T, bf16),
+        Job(sc.xv, lw.value, sc.v, T, bf16),      Job(sc.xw, lw.w1, sc.lora_w, T, bf16),
+        Job(sc.xa_mix, lw.a1, sc.lora_a, T, bf16), Job(sc.xg, lw.g1, sc.lora_g, T, bf16)};
+    if (value_residual) jobs.push_back(Job(sc.xv, lw.v1, sc.lora_v, T, bf16));
     kernels::MatMulMany(jobs, pool_);
   }
   parallel_rows(8, [&](int64_t r) {
@@ -286,10 +291,10 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
     kernels::Sigmoid(sc.lora_g.row(r), sc.lora_g.row(r), d.d_gate);
   });
   {
-    std::vector<MatMulJob> jobs = {Job(sc.lora_w, lw.w2, sc.decay, T),
-                                   Job(sc.lora_a, lw.a2, sc.alpha, T),
-                                   Job(sc.lora_g, lw.g2, sc.gate, T)};
-    if (value_residual) jobs.push_back(Job(sc.lora_v, lw.v2, sc.v_gate, T));
+    std::vector<MatMulJob> jobs = {Job(sc.lora_w, lw.w2, sc.decay, T, bf16),
+                                   Job(sc.lora_a, lw.a2, sc.alpha, T, bf16),
+                                   Job(sc.lora_g, lw.g2, sc.gate, T, bf16)};
+    if (value_residual) jobs.push_back(Job(sc.lora_v, lw.v2, sc.v_gate, T, bf16));
     kernels::MatMulMany(jobs, pool_);
   }
   parallel_rows(1, [&](int64_t r) {
@@ -368,7 +373,7 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
     }
     for (int64_t i = 0; i < C; ++i) y[i] *= g[i];
   });
-  kernels::MatMul(Job(sc.y, lw.output, sc.x, T, /*accumulate=*/true), pool_);
+  kernels::MatMul(Job(sc.y, lw.output, sc.x, T, bf16, /*accumulate=*/true), pool_);
 
   // ---- channel mix ----
   parallel_rows(8, [&](int64_t r) {
@@ -381,7 +386,7 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
     for (int64_t i = 0; i < C; ++i) kx[i] = cur[i] + (prev[i] - cur[i]) * lw.ffn_x_k[i];
   });
   save_last_rows(sc.xf, true);
-  kernels::MatMul(Job(sc.xk, lw.ffn_key, sc.ffn_hidden, T), pool_);
+  kernels::MatMul(Job(sc.xk, lw.ffn_key, sc.ffn_hidden, T, bf16), pool_);
   parallel_rows(4, [&](int64_t r) {
     float* h = sc.ffn_hidden.row(r);
     for (int64_t i = 0; i < d.ffn; ++i) {
@@ -389,7 +394,7 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
       h[i] = relu * relu;
     }
   });
-  kernels::MatMul(Job(sc.ffn_hidden, lw.ffn_value, sc.x, T, /*accumulate=*/true), pool_);
+  kernels::MatMul(Job(sc.ffn_hidden, lw.ffn_value, sc.x, T, bf16, /*accumulate=*/true), pool_);
 }
 
 }  // namespace skein::model

@@ -1,0 +1,189 @@
+// Matrix products with bf16 weights and bf16-rounded activations, on vdpbf16ps (AVX512_BF16):
+// twice the multiply-add rate of widening bf16 to fp32, with fp32 accumulation. Compiled with
+// -mavx512bf16 on top of the AVX-512 flags; called only when the CPU has AVX512_BF16.
+//
+// The same packed GEMM as simd_kernels_impl.h, over pairs: a 32-bit lane holds two
+// consecutive k of one output row (weights) or one batch row (activations), and vdpbf16ps
+// adds both products into an fp32 lane.
+#include "kernels/cpu/kernels_bf16.h"
+
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace skein::kernels {
+namespace {
+
+#define SKEIN_UNROLL _Pragma("GCC unroll 16")
+
+constexpr int kLanes = 16;
+constexpr int kPanelVectors = 3;
+constexpr int kPanel = kPanelVectors * kLanes;  // output rows per panel
+constexpr int kRows = 8;                         // batch rows per register tile
+constexpr int64_t kPairsPerBlock = 128;          // k-pairs per block (256 values of k)
+constexpr int64_t kBatchBlock = 256;
+
+// In-place transpose of a 16×16 block of 32-bit lanes.
+void Transpose(__m512i* rows) {
+  __m512i t[16], u[16], v[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(rows[i], rows[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(rows[i], rows[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    for (int h = 0; h < 2; ++h) {
+      u[i + 2 * h] = _mm512_unpacklo_epi64(t[i + h], t[i + 2 + h]);
+      u[i + 2 * h + 1] = _mm512_unpackhi_epi64(t[i + h], t[i + 2 + h]);
+    }
+  }
+  for (int g = 0; g < 4; g += 2) {
+    for (int r = 0; r < 4; ++r) {
+      v[4 * g + r] = _mm512_shuffle_i32x4(u[4 * g + r], u[4 * (g + 1) + r], 0x88);
+      v[4 * (g + 1) + r] = _mm512_shuffle_i32x4(u[4 * g + r], u[4 * (g + 1) + r], 0xdd);
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    rows[r] = _mm512_shuffle_i32x4(v[r], v[8 + r], 0x88);
+    rows[8 + r] = _mm512_shuffle_i32x4(v[r], v[8 + r], 0xdd);
+    rows[4 + r] = _mm512_shuffle_i32x4(v[4 + r], v[12 + r], 0x88);
+    rows[12 + r] = _mm512_shuffle_i32x4(v[4 + r], v[12 + r], 0xdd);
+  }
+}
+
+__mmask32 HalfMask(int64_t count) {
+  return count >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((uint32_t{1} << count) - 1);
+}
+
+// panel[j·kPanel + p] = (w[p][2j], w[p][2j+1]) for p < rows and 2j < kc, zero elsewhere.
+void PackPanel(const uint16_t* w, int64_t ldw, int rows, int64_t kc, uint32_t* panel) {
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t j = 0; j < pairs; j += kLanes) {
+    const int64_t values = kc - 2 * j;  // bf16 values left in each row from pair j
+    const int width = pairs - j < kLanes ? static_cast<int>(pairs - j) : kLanes;
+    for (int q = 0; q < kPanelVectors; ++q) {
+      __m512i block[kLanes];
+      for (int i = 0; i < kLanes; ++i) {
+        const int p = q * kLanes + i;
+        block[i] = p < rows ? _mm512_maskz_loadu_epi16(HalfMask(values), w + p * ldw + 2 * j)
+                            : _mm512_setzero_si512();
+      }
+      Transpose(block);
+      for (int i = 0; i < width; ++i) {
+        _mm512_storeu_si512(panel + (j + i) * kPanel + q * kLanes, block[i]);
+      }
+    }
+  }
+}
+
+// xb[m·ldb + j] = (bf16(x[m][2j]), bf16(x[m][2j+1])), rounded to nearest even.
+void ConvertRows(const float* x, int64_t ldx, int64_t rows, int64_t kc, uint32_t* xb,
+                 int64_t ldb) {
+  for (int64_t m = 0; m < rows; ++m) {
+    const float* src = x + m * ldx;
+    uint32_t* dst = xb + m * ldb;
+    for (int64_t k = 0; k < kc; k += 32) {
+      const int64_t left = kc - k;
+      const __mmask16 lo_mask =
+          left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+      const __mmask16 hi_mask =
+          left >= 32 ? __mmask16(0xffff)
+                     : (left <= 16 ? __mmask16(0) : static_cast<__mmask16>((1u << (left - 16)) - 1));
+      const __m512 lo = _mm512_maskz_loadu_ps(lo_mask, src + k);
+      const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, src + k + 16);
+      const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+      const int64_t pair_count = (left + 1) / 2;
+      _mm512_mask_storeu_epi32(dst + k / 2,
+                               pair_count >= 16 ? __mmask16(0xffff)
+                                                : static_cast<__mmask16>((1u << pair_count) - 1),
+                               pairs);
+    }
+  }
+}
+
+template <int MR>
+void Tile(const uint32_t* xb, int64_t ldb, const uint32_t* panel, int64_t pairs, float* y,
+          int64_t ldy, int cols, bool add) {
+  __m512 acc[MR][kPanelVectors];
+  SKEIN_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    SKEIN_UNROLL
+    for (int q = 0; q < kPanelVectors; ++q) acc[m][q] = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0; j < pairs; ++j) {
+    __m512bh wv[kPanelVectors];
+    SKEIN_UNROLL
+    for (int q = 0; q < kPanelVectors; ++q) {
+      wv[q] = (__m512bh)_mm512_loadu_si512(panel + j * kPanel + q * kLanes);
+    }
+    SKEIN_UNROLL
+    for (int m = 0; m < MR; ++m) {
+      const __m512bh xv = (__m512bh)_mm512_set1_epi32(static_cast<int>(xb[m * ldb + j]));
+      SKEIN_UNROLL
+      for (int q = 0; q < kPanelVectors; ++q) acc[m][q] = _mm512_dpbf16_ps(acc[m][q], xv, wv[q]);
+    }
+  }
+  SKEIN_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    float* out = y + m * ldy;
+    SKEIN_UNROLL
+    for (int q = 0; q < kPanelVectors; ++q) {
+      const int left = cols - q * kLanes;
+      if (left <= 0) continue;
+      const __mmask16 mask =
+          left >= kLanes ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+      const __m512 prior = add ? _mm512_maskz_loadu_ps(mask, out + q * kLanes) : _mm512_setzero_ps();
+      _mm512_mask_storeu_ps(out + q * kLanes, mask, _mm512_add_ps(prior, acc[m][q]));
+    }
+  }
+}
+
+using TileFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, float*, int64_t, int,
+                        bool);
+constexpr TileFn kTiles[kRows] = {&Tile<1>, &Tile<2>, &Tile<3>, &Tile<4>,
+                                  &Tile<5>, &Tile<6>, &Tile<7>, &Tile<8>};
+
+}  // namespace
+
+bool HaveBf16DotKernels() { return true; }
+
+void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
+                   int64_t o_end) {
+  alignas(64) static thread_local uint32_t panel[kPairsPerBlock * kPanel];
+  alignas(64) static thread_local uint32_t xb[kBatchBlock * kPairsPerBlock];
+  const auto* w = static_cast<const uint16_t*>(job.w.data);
+  const int64_t kdim = job.w.cols;
+  if (kdim == 0 && !job.accumulate) {
+    for (int64_t b = b_begin; b < b_end; ++b)
+      for (int64_t o = o_begin; o < o_end; ++o) job.y[b * job.ldy + o] = 0.0f;
+  }
+  for (int64_t k0 = 0; k0 < kdim; k0 += 2 * kPairsPerBlock) {
+    const int64_t kc = kdim - k0 < 2 * kPairsPerBlock ? kdim - k0 : 2 * kPairsPerBlock;
+    const int64_t pairs = (kc + 1) / 2;
+    const bool add = job.accumulate || k0 > 0;
+    for (int64_t b0 = b_begin; b0 < b_end; b0 += kBatchBlock) {
+      const int64_t b1 = b_end - b0 < kBatchBlock ? b_end : b0 + kBatchBlock;
+      ConvertRows(job.x + b0 * job.ldx + k0, job.ldx, b1 - b0, kc, xb, kPairsPerBlock);
+      for (int64_t o = o_begin; o < o_end; o += kPanel) {
+        const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+        PackPanel(w + o * job.w.stride + k0, job.w.stride, cols, kc, panel);
+        for (int64_t b = b0; b < b1; b += kRows) {
+          const int mr = b1 - b < kRows ? static_cast<int>(b1 - b) : kRows;
+          kTiles[mr - 1](xb + (b - b0) * kPairsPerBlock, kPairsPerBlock, panel, pairs,
+                         job.y + b * job.ldy + o, job.ldy, cols, add);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace skein::kernels
+
+#else
+
+namespace skein::kernels {
+bool HaveBf16DotKernels() { return false; }
+void MatMulBf16Dot(const MatMulJob&, int64_t, int64_t, int64_t, int64_t) {}
+}  // namespace skein::kernels
+
+#endif
