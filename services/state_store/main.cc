@@ -19,6 +19,7 @@
 #include "services/common/logging.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
+#include "services/state_store/allocator.h"
 #include "services/state_store/memory_backend.h"
 #include "services/state_store/redis_backend.h"
 #include "services/state_store/rocksdb_backend.h"
@@ -93,6 +94,7 @@ absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> OpenBackend(
 }  // namespace
 
 int main(int argc, char** argv) {
+  skein::state_store::KeepLargeAllocationsInHeap();
   skein::ServerOptions options;
   options.service_name = "skein-state-store";
   options.listen = "127.0.0.1:7720";
