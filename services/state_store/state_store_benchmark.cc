@@ -56,9 +56,21 @@ struct Harness {
   std::string error;
 };
 
+std::map<int, std::unique_ptr<Harness>>& Harnesses() {
+  static auto* harnesses = new std::map<int, std::unique_ptr<Harness>>;
+  return *harnesses;
+}
+
+// Stops servers and stores (and kills redis-server) before the process exits.
+void StopHarnesses() {
+  for (auto& [kind, h] : Harnesses()) {
+    if (h->server) h->server->Shutdown(std::chrono::system_clock::now());
+  }
+  Harnesses().clear();
+}
+
 Harness* GetHarness(int backend_kind) {
-  static std::map<int, std::unique_ptr<Harness>> harnesses;
-  std::unique_ptr<Harness>& h = harnesses[backend_kind];
+  std::unique_ptr<Harness>& h = Harnesses()[backend_kind];
   if (h) return h.get();
   h = std::make_unique<Harness>();
   std::unique_ptr<StorageBackend> backend;
@@ -256,5 +268,6 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  skein::state_store::StopHarnesses();
   return 0;
 }
