@@ -2,8 +2,8 @@
 //
 // Backends: --backend rocksdb (default; files under --data-dir), redis (--redis HOST:PORT),
 // memory (lost on exit). Without --data-dir the RocksDB store lives in a fresh directory under
-// $TMPDIR (named in the log), so a bare start never clashes with another store; pass
-// --data-dir for a store that survives restarts.
+// $TMPDIR (named in the log, removed when the store stops), so a bare start never clashes
+// with another store; pass --data-dir for a store that survives restarts.
 #include <signal.h>
 
 #include <cstdio>
@@ -19,6 +19,7 @@
 #include "services/common/logging.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
+#include "services/state_store/allocator.h"
 #include "services/state_store/memory_backend.h"
 #include "services/state_store/redis_backend.h"
 #include "services/state_store/rocksdb_backend.h"
@@ -41,6 +42,17 @@ struct Flags {
   std::string compression = "none";
   int zstd_level = 1;
   double sweep_interval_seconds = 1;
+};
+
+// Removes the temporary data directory (when one was made) once the store has closed it: a
+// store started without --data-dir is ephemeral.
+struct TemporaryDataDir {
+  std::string path;
+  ~TemporaryDataDir() {
+    if (path.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
 };
 
 int Fail(const std::string& binary, const std::string& message) {
@@ -93,6 +105,7 @@ absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> OpenBackend(
 }  // namespace
 
 int main(int argc, char** argv) {
+  skein::state_store::KeepLargeAllocationsInHeap();
   skein::ServerOptions options;
   options.service_name = "skein-state-store";
   options.listen = "127.0.0.1:7720";
@@ -106,7 +119,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"rocksdb", "redis", "memory"}));
   app.add_option("--data-dir", flags.data_dir,
-                 "RocksDB directory (default: a new directory under $TMPDIR)");
+                 "RocksDB directory (default: a new directory under $TMPDIR, removed on exit)");
   app.add_option("--sync", flags.sync, "RocksDB: fsync every commit")->capture_default_str();
   app.add_option("--redis", flags.redis, "Redis server HOST:PORT (--backend redis)")
       ->capture_default_str();
@@ -146,8 +159,11 @@ int main(int argc, char** argv) {
 
   skein::ServiceHost host(options);
   std::string data_dir;
+  // Declared before the backend and the store, so it outlives them.
+  TemporaryDataDir temporary;
   absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> backend =
       OpenBackend(flags, &data_dir);
+  if (flags.backend == "rocksdb" && flags.data_dir.empty()) temporary.path = data_dir;
   if (!backend.ok()) return Fail(options.service_name, std::string(backend.status().message()));
 
   skein::state_store::StoreOptions store_options;
@@ -187,8 +203,10 @@ int main(int argc, char** argv) {
                                           {"stored_bytes", absl::StrCat(usage.committed_bytes)},
                                           {"capacity_bytes", absl::StrCat(flags.capacity_bytes)}});
   if (flags.backend == "rocksdb" && flags.data_dir.empty()) {
-    skein::log::Warning("no --data-dir given: the store lives in a fresh temporary directory",
-                        {{"data_dir", data_dir}});
+    skein::log::Warning(
+        "no --data-dir given: the store lives in a fresh temporary directory, removed when it "
+        "stops",
+        {{"data_dir", data_dir}});
   }
   sigset_t signals;
   sigemptyset(&signals);

@@ -59,6 +59,9 @@ absl::StatusOr<std::unique_ptr<RocksDbBackend>> RocksDbBackend::Open(
   db_options.min_blob_size = options.min_blob_bytes;
   db_options.enable_blob_garbage_collection = true;
   db_options.max_background_jobs = 2;
+  // Multi-megabyte values fill a 64 MB memtable in a few writes; more of them keep writers
+  // from stalling while one is flushed.
+  db_options.max_write_buffer_number = 4;
   db_options.IncreaseParallelism(2);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);

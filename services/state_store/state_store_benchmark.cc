@@ -2,13 +2,15 @@
 // RWKV-7 0.1B state (12 layers, C=768: 2,433,024 bytes) and the 7B state (32 layers, C=4096:
 // 34,603,008 bytes), on RocksDB (sync commits, as the binary runs by default) and on Redis
 // (AOF with appendfsync always, as the fault tests run it), and on the in-memory backend
-// (the cost of gRPC and the store itself). Reports MB/s and p50/p99 latency
+// (the cost of gRPC and the store itself); backend 3 is RocksDB without fsync. Backends:
+// 0 RocksDB, 1 Redis, 2 memory, 3 RocksDB --sync=false. Reports MB/s and p50/p99 latency
 // per operation. Also measures what zstd does to real RWKV-7 states (the reference's final
 // states in the goldens), which is why compression is off by default.
 //
 //   bazel run -c opt //services/state_store:state_store_benchmark
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -21,6 +23,7 @@
 #include "benchmark/benchmark.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
+#include "services/state_store/allocator.h"
 #include "services/state_store/client.h"
 #include "services/state_store/compression.h"
 #include "services/state_store/memory_backend.h"
@@ -38,6 +41,8 @@ constexpr int kRocksDb = 0;
 constexpr int kRedis = 1;
 // In-process memory: the cost of gRPC and the store's own work, without storage.
 constexpr int kMemory = 2;
+// RocksDB with --sync=false: what the per-commit fsync costs.
+constexpr int kRocksDbNoSync = 3;
 constexpr int64_t kState01B = 2'433'024;
 constexpr int64_t kState7B = 34'603'008;
 
@@ -51,15 +56,28 @@ struct Harness {
   std::string error;
 };
 
+std::map<int, std::unique_ptr<Harness>>& Harnesses() {
+  static auto* harnesses = new std::map<int, std::unique_ptr<Harness>>;
+  return *harnesses;
+}
+
+// Stops servers and stores (and kills redis-server) before the process exits.
+void StopHarnesses() {
+  for (auto& [kind, h] : Harnesses()) {
+    if (h->server) h->server->Shutdown(std::chrono::system_clock::now());
+  }
+  Harnesses().clear();
+}
+
 Harness* GetHarness(int backend_kind) {
-  static std::map<int, std::unique_ptr<Harness>> harnesses;
-  std::unique_ptr<Harness>& h = harnesses[backend_kind];
+  std::unique_ptr<Harness>& h = Harnesses()[backend_kind];
   if (h) return h.get();
   h = std::make_unique<Harness>();
   std::unique_ptr<StorageBackend> backend;
-  if (backend_kind == kRocksDb) {
+  if (backend_kind == kRocksDb || backend_kind == kRocksDbNoSync) {
     RocksDbOptions options;
     options.path = skein::testing::MakeTempDir("bench-rocksdb");
+    options.sync = backend_kind == kRocksDb;
     auto opened = RocksDbBackend::Open(options);
     if (!opened.ok()) {
       h->error = std::string(opened.status().message());
@@ -182,7 +200,8 @@ void Sizes(benchmark::internal::Benchmark* b) {
   BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState01B})->Iterations(300);   \
   BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState7B})->Iterations(30);     \
   BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState01B})->Iterations(300);  \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState7B})->Iterations(30)
+  BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState7B})->Iterations(30);    \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDbNoSync, kState01B})->Iterations(300)
 
 STATE_BENCHMARK(BM_Put);
 STATE_BENCHMARK(BM_Get);
@@ -240,4 +259,15 @@ BENCHMARK(BM_ZstdOnSyntheticState)->ArgName("level")->Arg(1)->Arg(3);
 }  // namespace
 }  // namespace skein::state_store
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // As skein-state-store does (allocator.h); SKEIN_BENCH_DEFAULT_MALLOC=1 measures without.
+  if (std::getenv("SKEIN_BENCH_DEFAULT_MALLOC") == nullptr) {
+    skein::state_store::KeepLargeAllocationsInHeap();
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  skein::state_store::StopHarnesses();
+  return 0;
+}
