@@ -21,10 +21,10 @@ struct Avx2 {
   static constexpr int kWkvChains = 1;
   static constexpr int kPanelVectors = 2;
   static constexpr int kPackRows = 6;
-  static constexpr int64_t kMinPackedBatch = 12;
+  static constexpr int64_t kMinPackedBatch = 48;
 
   // In-place transpose of an 8×8 block.
-  static void Transpose(V* rows) {
+  [[gnu::always_inline]] static inline void Transpose(V* rows) {
     __m256 t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
       t[i] = _mm256_unpacklo_ps(rows[i], rows[i + 1]);
@@ -47,6 +47,8 @@ struct Avx2 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane);
   }
 
+  // Into L2.
+  static void Prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
   static V Zero() { return _mm256_setzero_ps(); }
   static V Set1(float f) { return _mm256_set1_ps(f); }
   static V Load(const float* p) { return _mm256_loadu_ps(p); }

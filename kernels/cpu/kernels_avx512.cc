@@ -19,10 +19,10 @@ struct Avx512 {
   static constexpr int kWkvChains = 2;
   static constexpr int kPanelVectors = 3;
   static constexpr int kPackRows = 8;
-  static constexpr int64_t kMinPackedBatch = 16;
+  static constexpr int64_t kMinPackedBatch = 64;
 
   // In-place transpose of a 16×16 block (rows[i] lane j ↔ rows[j] lane i).
-  static void Transpose(V* rows) {
+  [[gnu::always_inline]] static inline void Transpose(V* rows) {
     __m512 t[16];
     for (int i = 0; i < 16; i += 2) {
       t[i] = _mm512_unpacklo_ps(rows[i], rows[i + 1]);
@@ -54,6 +54,8 @@ struct Avx512 {
 
   static __mmask16 Mask(int count) { return static_cast<__mmask16>((1u << count) - 1u); }
 
+  // Into L2.
+  static void Prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
   static V Zero() { return _mm512_setzero_ps(); }
   static V Set1(float f) { return _mm512_set1_ps(f); }
   static V Load(const float* p) { return _mm512_loadu_ps(p); }

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
 
 namespace skein::kernels {
 namespace {
@@ -22,10 +23,10 @@ constexpr int kPanelVectors = 3;
 constexpr int kPanel = kPanelVectors * kLanes;  // output rows per panel
 constexpr int kRows = 8;                         // batch rows per register tile
 constexpr int64_t kPairsPerBlock = 128;          // k-pairs per block (256 values of k)
-constexpr int64_t kBatchBlock = 256;
+constexpr int64_t kBatchBlock = 128;
 
 // In-place transpose of a 16×16 block of 32-bit lanes.
-void Transpose(__m512i* rows) {
+[[gnu::always_inline]] inline void Transpose(__m512i* rows) {
   __m512i t[16], u[16], v[16];
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_epi32(rows[i], rows[i + 1]);
@@ -58,7 +59,31 @@ __mmask32 HalfMask(int64_t count) {
 // panel[j·kPanel + p] = (w[p][2j], w[p][2j+1]) for p < rows and 2j < kc, zero elsewhere.
 void PackPanel(const uint16_t* w, int64_t ldw, int rows, int64_t kc, uint32_t* panel) {
   const int64_t pairs = (kc + 1) / 2;
-  for (int64_t j = 0; j < pairs; j += kLanes) {
+  int64_t j = 0;
+  if (rows == kPanel) {
+    // Full panel, whole blocks of 16 pairs: no masks.
+    for (; 2 * (j + kLanes) <= kc; j += kLanes) {
+      SKEIN_UNROLL
+      for (int q = 0; q < kPanelVectors; ++q) {
+        __m512i block[kLanes];
+        SKEIN_UNROLL
+        for (int i = 0; i < kLanes; ++i) {
+          const uint16_t* row = w + (q * kLanes + i) * ldw + 2 * j;
+          // 48 rows are read side by side, more streams than the hardware prefetchers
+          // follow; weights that come from DRAM (the head) stream when each load also
+          // fetches the same bytes of the next panel.
+          _mm_prefetch(reinterpret_cast<const char*>(row + kPanel * ldw), _MM_HINT_T1);
+          block[i] = _mm512_loadu_si512(row);
+        }
+        Transpose(block);
+        SKEIN_UNROLL
+        for (int i = 0; i < kLanes; ++i) {
+          _mm512_storeu_si512(panel + (j + i) * kPanel + q * kLanes, block[i]);
+        }
+      }
+    }
+  }
+  for (; j < pairs; j += kLanes) {
     const int64_t values = kc - 2 * j;  // bf16 values left in each row from pair j
     const int width = pairs - j < kLanes ? static_cast<int>(pairs - j) : kLanes;
     for (int q = 0; q < kPanelVectors; ++q) {
@@ -150,26 +175,39 @@ bool HaveBf16DotKernels() { return true; }
 void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
                    int64_t o_end) {
   alignas(64) static thread_local uint32_t panel[kPairsPerBlock * kPanel];
-  alignas(64) static thread_local uint32_t xb[kBatchBlock * kPairsPerBlock];
+  // The bf16 pairs of one batch block of x, all of K (rows padded to kXStride pairs).
+  static thread_local uint32_t* xb = nullptr;
+  static thread_local int64_t xb_capacity = 0;
+  const int64_t kXStride = ((job.w.cols + 1) / 2 + 15) / 16 * 16;
+  if (xb_capacity < kBatchBlock * kXStride) {
+    std::free(xb);
+    xb_capacity = kBatchBlock * kXStride;
+    xb = static_cast<uint32_t*>(std::aligned_alloc(64, xb_capacity * sizeof(uint32_t)));
+  }
   const auto* w = static_cast<const uint16_t*>(job.w.data);
   const int64_t kdim = job.w.cols;
   if (kdim == 0 && !job.accumulate) {
     for (int64_t b = b_begin; b < b_end; ++b)
       for (int64_t o = o_begin; o < o_end; ++o) job.y[b * job.ldy + o] = 0.0f;
   }
-  for (int64_t k0 = 0; k0 < kdim; k0 += 2 * kPairsPerBlock) {
-    const int64_t kc = kdim - k0 < 2 * kPairsPerBlock ? kdim - k0 : 2 * kPairsPerBlock;
-    const int64_t pairs = (kc + 1) / 2;
-    const bool add = job.accumulate || k0 > 0;
-    for (int64_t b0 = b_begin; b0 < b_end; b0 += kBatchBlock) {
-      const int64_t b1 = b_end - b0 < kBatchBlock ? b_end : b0 + kBatchBlock;
-      ConvertRows(job.x + b0 * job.ldx + k0, job.ldx, b1 - b0, kc, xb, kPairsPerBlock);
-      for (int64_t o = o_begin; o < o_end; o += kPanel) {
-        const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+  // As in the fp32 packed GEMM: batch blocks, then output panels, then K, so each panel's
+  // rows of W are read front to back. A batch block's x is converted to bf16 pairs once, for
+  // all of K, and kept for every panel.
+  const int64_t kblocks = (kdim + 2 * kPairsPerBlock - 1) / (2 * kPairsPerBlock);
+  for (int64_t b0 = b_begin; b0 < b_end; b0 += kBatchBlock) {
+    const int64_t b1 = b_end - b0 < kBatchBlock ? b_end : b0 + kBatchBlock;
+    ConvertRows(job.x + b0 * job.ldx, job.ldx, b1 - b0, kdim, xb, kXStride);
+    for (int64_t o = o_begin; o < o_end; o += kPanel) {
+      const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+      for (int64_t kb = 0; kb < kblocks; ++kb) {
+        const int64_t k0 = kb * 2 * kPairsPerBlock;
+        const int64_t kc = kdim - k0 < 2 * kPairsPerBlock ? kdim - k0 : 2 * kPairsPerBlock;
+        const int64_t pairs = (kc + 1) / 2;
+        const bool add = job.accumulate || k0 > 0;
         PackPanel(w + o * job.w.stride + k0, job.w.stride, cols, kc, panel);
         for (int64_t b = b0; b < b1; b += kRows) {
           const int mr = b1 - b < kRows ? static_cast<int>(b1 - b) : kRows;
-          kTiles[mr - 1](xb + (b - b0) * kPairsPerBlock, kPairsPerBlock, panel, pairs,
+          kTiles[mr - 1](xb + (b - b0) * kXStride + k0 / 2, kXStride, panel, pairs,
                          job.y + b * job.ldy + o, job.ldy, cols, add);
         }
       }

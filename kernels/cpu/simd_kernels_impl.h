@@ -8,7 +8,7 @@
 // `S` provides: V (vector of kLanes floats); kTileRows/kTileCols (register tile of the
 // dot-product matrix kernel); kPanelVectors/kPackRows/kMinPackedBatch (the packed GEMM);
 // kWkvChains (partial sums per reduction in the key-major WKV update);
-// Transpose (a kLanes×kLanes block in place); Zero, Set1, Load, LoadPartial (first `count` lanes, rest zero), Store,
+// Transpose (a kLanes×kLanes block in place); Prefetch (a cache line into L1); Zero, Set1, Load, LoadPartial (first `count` lanes, rest zero), Store,
 // StorePartial, KeepFirst (zero all but the first `count` lanes), Add, Sub, Mul, Div,
 // Fma(a, b, c) = a·b + c, ReduceAdd, Exp (see ExpPolynomial); and weight loads
 // LoadWeights(const T*, Tag) / LoadWeightsPartial(const T*, int count, Tag) widening
@@ -150,15 +150,38 @@ struct Kernels {
   static constexpr int kPanel = kPanelVectors * kLanes;
   static constexpr int kPackMR = S::kPackRows;
   static constexpr int64_t kPackK = 128;
-  static constexpr int64_t kPackBatch = 512;
+  static constexpr int64_t kPackBatch = 192;
 
   // panel[k·kPanel + p] = w[(o0 + p)·ldw + k0 + k] for p < rows, k < kc; zero elsewhere.
   template <class Tag>
   static void PackPanel(const typename Tag::T* w, int64_t ldw, int rows, int64_t kc,
                         float* panel) {
-    for (int64_t k = 0; k < kc; k += kLanes) {
+    int64_t k = 0;
+    if (rows == kPanel) {
+      // Full panel, whole blocks of kLanes: no per-row checks.
+      for (; k + kLanes <= kc; k += kLanes) {
+        SKEIN_UNROLL
+        for (int q = 0; q < kPanelVectors; ++q) {
+          V block[kLanes];
+          SKEIN_UNROLL
+          for (int i = 0; i < kLanes; ++i) {
+            const typename Tag::T* row = w + (q * kLanes + i) * ldw + k;
+            // kPanel rows are read side by side, more streams than the hardware prefetchers
+            // follow; weights that come from DRAM (the head) stream when each load also
+            // fetches the same bytes of the next panel.
+            S::Prefetch(row + kPanel * ldw);
+            block[i] = S::LoadWeights(row, Tag{});
+          }
+          S::Transpose(block);
+          SKEIN_UNROLL
+          for (int i = 0; i < kLanes; ++i) {
+            S::Store(panel + (k + i) * kPanel + q * kLanes, block[i]);
+          }
+        }
+      }
+    }
+    for (; k < kc; k += kLanes) {
       const int width = kc - k < kLanes ? static_cast<int>(kc - k) : kLanes;
-      SKEIN_UNROLL
       for (int q = 0; q < kPanelVectors; ++q) {
         V block[kLanes];
         for (int i = 0; i < kLanes; ++i) {
@@ -231,13 +254,16 @@ struct Kernels {
     alignas(64) float panel[kPackK * kPanel];
     const auto* w = static_cast<const typename Tag::T*>(job.w.data);
     const int64_t kdim = job.w.cols;
-    for (int64_t k0 = 0; k0 < kdim; k0 += kPackK) {
-      const int64_t kc = kdim - k0 < kPackK ? kdim - k0 : kPackK;
-      const bool add = job.accumulate || k0 > 0;
-      for (int64_t b0 = b_begin; b0 < b_end; b0 += kPackBatch) {
-        const int64_t b1 = b_end - b0 < kPackBatch ? b_end : b0 + kPackBatch;
-        for (int64_t o = o_begin; o < o_end; o += kPanel) {
-          const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+    // Batch blocks outermost, then output panels, then K: each panel's rows of W are read
+    // front to back (streams the prefetchers follow, for weights that come from DRAM), while
+    // a block of x stays in L2 for all panels.
+    for (int64_t b0 = b_begin; b0 < b_end; b0 += kPackBatch) {
+      const int64_t b1 = b_end - b0 < kPackBatch ? b_end : b0 + kPackBatch;
+      for (int64_t o = o_begin; o < o_end; o += kPanel) {
+        const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+        for (int64_t k0 = 0; k0 < kdim; k0 += kPackK) {
+          const int64_t kc = kdim - k0 < kPackK ? kdim - k0 : kPackK;
+          const bool add = job.accumulate || k0 > 0;
           PackPanel<Tag>(w + o * job.w.stride + k0, job.w.stride, cols, kc, panel);
           for (int64_t b = b0; b < b1; b += kPackMR) {
             const int mr = b1 - b < kPackMR ? static_cast<int>(b1 - b) : kPackMR;
