@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <utility>
 
 namespace skein::kernels {
 namespace {
@@ -24,6 +25,8 @@ constexpr int kPanel = kPanelVectors * kLanes;  // output rows per panel
 constexpr int kRows = 8;                         // batch rows per register tile
 constexpr int64_t kPairsPerBlock = 128;          // k-pairs per block (256 values of k)
 constexpr int64_t kBatchBlock = 128;
+// Smaller batches use the dot-product tiles (below); packing pays off from here.
+constexpr int64_t kMinPackedBatch = 64;
 
 // In-place transpose of a 16×16 block of 32-bit lanes.
 [[gnu::always_inline]] inline void Transpose(__m512i* rows) {
@@ -168,6 +171,75 @@ using TileFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, floa
 constexpr TileFn kTiles[kRows] = {&Tile<1>, &Tile<2>, &Tile<3>, &Tile<4>,
                                   &Tile<5>, &Tile<6>, &Tile<7>, &Tile<8>};
 
+
+// ---- Mid-size batches: dot-product tiles on W in place (no packing). ----
+// An MR×NR tile of y as MR·NR vector accumulators over k, summed across lanes at the end;
+// W rows are read straight from their storage, so no packing cost is paid for a batch too
+// small to amortize it.
+constexpr int kDotRows = 4;
+constexpr int kDotCols = 6;
+constexpr int64_t kDotBlockRows = 96;
+
+float ReduceAdd(__m512 v) {
+  const __m512 halves = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
+  const __m256 h = _mm512_castps512_ps256(halves);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// y[m][n] (+)= Σ_j xb[m][j] · w[n][2j, 2j+1] over kc values of k.
+template <int MR, int NR>
+void DotTile(const uint32_t* xb, int64_t ldb, const uint16_t* w, int64_t ldw, int64_t kc,
+             float* y, int64_t ldy, bool add) {
+  __m512 acc[MR][NR];
+  SKEIN_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    SKEIN_UNROLL
+    for (int n = 0; n < NR; ++n) acc[m][n] = _mm512_setzero_ps();
+  }
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t j = 0; j < pairs; j += kLanes) {
+    const int64_t left = kc - 2 * j;
+    const __mmask32 wmask = HalfMask(left);
+    const __mmask16 xmask = static_cast<__mmask16>(
+        pairs - j >= kLanes ? 0xffff : (1u << (pairs - j)) - 1);
+    __m512bh xv[MR];
+    SKEIN_UNROLL
+    for (int m = 0; m < MR; ++m) xv[m] = (__m512bh)_mm512_maskz_loadu_epi32(xmask, xb + m * ldb + j);
+    SKEIN_UNROLL
+    for (int n = 0; n < NR; ++n) {
+      const uint16_t* row = w + n * ldw + 2 * j;
+      _mm_prefetch(reinterpret_cast<const char*>(row + NR * ldw), _MM_HINT_T1);
+      const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(wmask, row);
+      SKEIN_UNROLL
+      for (int m = 0; m < MR; ++m) acc[m][n] = _mm512_dpbf16_ps(acc[m][n], xv[m], wv);
+    }
+  }
+  SKEIN_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    SKEIN_UNROLL
+    for (int n = 0; n < NR; ++n) {
+      const float sum = ReduceAdd(acc[m][n]);
+      y[m * ldy + n] = add ? y[m * ldy + n] + sum : sum;
+    }
+  }
+}
+
+using DotTileFn = void (*)(const uint32_t*, int64_t, const uint16_t*, int64_t, int64_t, float*,
+                           int64_t, bool);
+
+template <int... I>
+constexpr auto MakeDotTiles(std::integer_sequence<int, I...>) {
+  struct Table {
+    DotTileFn fn[kDotRows][kDotCols];
+  } table{};
+  ((table.fn[I / kDotCols][I % kDotCols] = &DotTile<I / kDotCols + 1, I % kDotCols + 1>), ...);
+  return table;
+}
+constexpr auto kDotTiles = MakeDotTiles(std::make_integer_sequence<int, kDotRows * kDotCols>{});
+
 }  // namespace
 
 bool HaveBf16DotKernels() { return true; }
@@ -189,6 +261,22 @@ void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t
   if (kdim == 0 && !job.accumulate) {
     for (int64_t b = b_begin; b < b_end; ++b)
       for (int64_t o = o_begin; o < o_end; ++o) job.y[b * job.ldy + o] = 0.0f;
+  }
+  if (b_end - b_begin < kMinPackedBatch) {
+    ConvertRows(job.x + b_begin * job.ldx, job.ldx, b_end - b_begin, kdim, xb, kXStride);
+    for (int64_t o0 = o_begin; o0 < o_end; o0 += kDotBlockRows) {
+      const int64_t o1 = o_end - o0 < kDotBlockRows ? o_end : o0 + kDotBlockRows;
+      for (int64_t b = b_begin; b < b_end; b += kDotRows) {
+        const int mr = b_end - b < kDotRows ? static_cast<int>(b_end - b) : kDotRows;
+        for (int64_t o = o0; o < o1; o += kDotCols) {
+          const int nr = o1 - o < kDotCols ? static_cast<int>(o1 - o) : kDotCols;
+          kDotTiles.fn[mr - 1][nr - 1](xb + (b - b_begin) * kXStride, kXStride,
+                                       w + o * job.w.stride, job.w.stride, kdim,
+                                       job.y + b * job.ldy + o, job.ldy, job.accumulate);
+        }
+      }
+    }
+    return;
   }
   // As in the fp32 packed GEMM: batch blocks, then output panels, then K, so each panel's
   // rows of W are read front to back. A batch block's x is converted to bf16 pairs once, for

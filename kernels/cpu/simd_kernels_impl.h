@@ -69,6 +69,11 @@ struct Kernels {
       for (int m = 0; m < MR; ++m) xv[m] = S::Load(x + m * ldx + k);
       SKEIN_UNROLL
       for (int n = 0; n < NR; ++n) {
+        if constexpr (MR <= 2) {
+          // Few rows of x: the tile streams W from memory. Fetch the next tile's rows ahead
+          // (NR rows side by side are more streams than the hardware prefetchers follow).
+          S::Prefetch(w + (n + NR) * ldw + k);
+        }
         const V wv = S::LoadWeights(w + n * ldw + k, Tag{});
         SKEIN_UNROLL
         for (int m = 0; m < MR; ++m) acc[m][n] = S::Fma(xv[m], wv, acc[m][n]);
@@ -132,7 +137,14 @@ struct Kernels {
           const int mr = b_end - b < kMR ? static_cast<int>(b_end - b) : kMR;
           const float* x = job.x + b * job.ldx + k0;
           float* y = job.y + b * job.ldy;
-          for (int64_t o = o0; o < o1; o += kNR) {
+          int64_t o = o0;
+          if (mr == 1) {
+            // A single row of x (decode) is bound by streaming W: twice the rows in flight.
+            for (; o + 2 * kNR <= o1; o += 2 * kNR) {
+              Tile<Tag, 1, 2 * kNR>(x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy, add);
+            }
+          }
+          for (; o < o1; o += kNR) {
             const int nr = o1 - o < kNR ? static_cast<int>(o1 - o) : kNR;
             kTiles.fn[mr - 1][nr - 1](x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy,
                                       add);
