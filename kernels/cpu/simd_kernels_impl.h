@@ -453,11 +453,92 @@ struct Kernels {
       for (int64_t j = 0; j < n; ++j) p.state[i * n + j] = st[j * n + i];
   }
 
+  // Few tokens, n = NB·kLanes, state in place (row-major). Expanding the update,
+  //   y = S'·r = S·(w⊙r) + sa·(b·r) + v·(k·r),   sa = S·a,
+  // so one read of S gives both row products (summed across lanes kLanes rows at a time with
+  // a transpose instead of one reduction per row), and the update
+  //   S'[i] = S[i]⊙w + sa[i]·b + v[i]·k
+  // is a second, reduction-free pass.
+  template <int NB>
+  static void Wkv7HeadRowMajor(const Wkv7HeadArgs& p) {
+    constexpr int64_t n = NB * kLanes;
+    for (int64_t t = 0; t < p.tokens; ++t) {
+      const int64_t off = t * p.stride;
+      const float* r = p.r + off;
+      const float* w = p.w + off;
+      const float* k = p.k + off;
+      const float* v = p.v + off;
+      const float* a = p.a + off;
+      const float* b = p.b + off;
+      V av[NB], wr[NB], wv[NB], bv[NB], kv[NB];
+      V br = S::Zero(), kr = S::Zero();
+      SKEIN_UNROLL
+      for (int q = 0; q < NB; ++q) {
+        const V rq = S::Load(r + q * kLanes);
+        av[q] = S::Load(a + q * kLanes);
+        wv[q] = S::Load(w + q * kLanes);
+        bv[q] = S::Load(b + q * kLanes);
+        kv[q] = S::Load(k + q * kLanes);
+        wr[q] = S::Mul(wv[q], rq);
+        br = S::Fma(bv[q], rq, br);
+        kr = S::Fma(kv[q], rq, kr);
+      }
+      const V b_dot_r = S::Set1(S::ReduceAdd(br));
+      const V k_dot_r = S::Set1(S::ReduceAdd(kr));
+      alignas(64) float sa[n];
+      float* y = p.y + t * p.y_stride;
+      for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+        V ps[kLanes], pq[kLanes];
+        SKEIN_UNROLL
+        for (int i = 0; i < kLanes; ++i) {
+          const float* row = p.state + (i0 + i) * n;
+          // The next head's state usually follows this one (a sequence's heads are adjacent
+          // and run in order): fetch it while this one is computed.
+          SKEIN_UNROLL
+          for (int q = 0; q < NB; ++q) S::Prefetch(row + n * n + q * kLanes);
+          V s0 = S::Zero(), q0 = S::Zero();
+          SKEIN_UNROLL
+          for (int q = 0; q < NB; ++q) {
+            const V sv = S::Load(row + q * kLanes);
+            s0 = S::Fma(sv, av[q], s0);
+            q0 = S::Fma(sv, wr[q], q0);
+          }
+          ps[i] = s0;
+          pq[i] = q0;
+        }
+        S::Transpose(ps);
+        S::Transpose(pq);
+        V sum_s = ps[0], sum_q = pq[0];
+        SKEIN_UNROLL
+        for (int i = 1; i < kLanes; ++i) {
+          sum_s = S::Add(sum_s, ps[i]);
+          sum_q = S::Add(sum_q, pq[i]);
+        }
+        S::Store(sa + i0, sum_s);
+        const V vi = S::Load(v + i0);
+        S::Store(y + i0, S::Fma(vi, k_dot_r, S::Fma(sum_s, b_dot_r, sum_q)));
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        float* row = p.state + i * n;
+        const V sai = S::Set1(sa[i]), vi = S::Set1(v[i]);
+        SKEIN_UNROLL
+        for (int q = 0; q < NB; ++q) {
+          V sv = S::Mul(S::Load(row + q * kLanes), wv[q]);
+          sv = S::Fma(sai, bv[q], sv);
+          sv = S::Fma(vi, kv[q], sv);
+          S::Store(row + q * kLanes, sv);
+        }
+      }
+    }
+  }
+
   static void Wkv7Head(const Wkv7HeadArgs& p) {
     // Transposing costs about as much as a few tokens' updates, so only long runs use it.
     constexpr int64_t kMinTokensForKeyMajor = 8;
-    if (p.tokens >= kMinTokensForKeyMajor && p.n == 64 && 64 % kLanes == 0) {
-      return Wkv7HeadKeyMajor<64 / kLanes>(p);
+    if (p.n == 64 && 64 % kLanes == 0) {
+      if (p.tokens >= kMinTokensForKeyMajor) return Wkv7HeadKeyMajor<64 / kLanes>(p);
+      // The row-major form keeps 5·NB vectors live: only with 32 registers (AVX-512).
+      if constexpr (kLanes >= 16) return Wkv7HeadRowMajor<64 / kLanes>(p);
     }
     const int64_t n = p.n;
     const int64_t full = n - n % kLanes;
