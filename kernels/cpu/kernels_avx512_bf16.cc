@@ -179,6 +179,7 @@ constexpr TileFn kTiles[kRows] = {&Tile<1>, &Tile<2>, &Tile<3>, &Tile<4>,
 constexpr int kDotRows = 4;
 constexpr int kDotCols = 6;
 constexpr int64_t kDotBlockRows = 96;
+constexpr int64_t kDotBlockK = 1024;  // even, so blocks start on a pair
 
 float ReduceAdd(__m512 v) {
   const __m512 halves = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
@@ -187,6 +188,20 @@ float ReduceAdd(__m512 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// The lane sums of four vectors, as one 4-float vector (fewer shuffles than four ReduceAdds).
+__m128 ReduceAdd4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  // Fold 512 → 256 bits: s0 = [a halves summed | b halves summed], s1 likewise for c, d.
+  const __m512 s0 = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+  const __m512 s1 = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+  // Fold 256 → 128 bits: one 128-bit lane each for a, b, c, d.
+  const __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s0, s1, 0x88), _mm512_shuffle_f32x4(s0, s1, 0xdd));
+  // Sum the four floats within each lane.
+  const __m512 w = _mm512_add_ps(u, _mm512_shuffle_ps(u, u, 0xb1));
+  const __m512 z = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0x4e));
+  return _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), z));
 }
 
 // y[m][n] (+)= Σ_j xb[m][j] · w[n][2j, 2j+1] over kc values of k.
@@ -219,10 +234,18 @@ void DotTile(const uint32_t* xb, int64_t ldb, const uint16_t* w, int64_t ldw, in
   }
   SKEIN_UNROLL
   for (int m = 0; m < MR; ++m) {
+    float* out = y + m * ldy;
+    int n = 0;
+    if constexpr (NR >= 4) {
+      __m128 sums = ReduceAdd4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
+      if (add) sums = _mm_add_ps(sums, _mm_loadu_ps(out));
+      _mm_storeu_ps(out, sums);
+      n = 4;
+    }
     SKEIN_UNROLL
-    for (int n = 0; n < NR; ++n) {
+    for (; n < NR; ++n) {
       const float sum = ReduceAdd(acc[m][n]);
-      y[m * ldy + n] = add ? y[m * ldy + n] + sum : sum;
+      out[n] = add ? out[n] + sum : sum;
     }
   }
 }
@@ -266,13 +289,18 @@ void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t
     ConvertRows(job.x + b_begin * job.ldx, job.ldx, b_end - b_begin, kdim, xb, kXStride);
     for (int64_t o0 = o_begin; o0 < o_end; o0 += kDotBlockRows) {
       const int64_t o1 = o_end - o0 < kDotBlockRows ? o_end : o0 + kDotBlockRows;
-      for (int64_t b = b_begin; b < b_end; b += kDotRows) {
-        const int mr = b_end - b < kDotRows ? static_cast<int>(b_end - b) : kDotRows;
-        for (int64_t o = o0; o < o1; o += kDotCols) {
-          const int nr = o1 - o < kDotCols ? static_cast<int>(o1 - o) : kDotCols;
-          kDotTiles.fn[mr - 1][nr - 1](xb + (b - b_begin) * kXStride, kXStride,
-                                       w + o * job.w.stride, job.w.stride, kdim,
-                                       job.y + b * job.ldy + o, job.ldy, job.accumulate);
+      // K in blocks, so a tile's rows of W and x stay in L1 for long rows (the FFN's 4C).
+      for (int64_t k0 = 0; k0 < kdim || k0 == 0; k0 += kDotBlockK) {
+        const int64_t kc = kdim - k0 < kDotBlockK ? kdim - k0 : kDotBlockK;
+        const bool add = job.accumulate || k0 > 0;
+        for (int64_t b = b_begin; b < b_end; b += kDotRows) {
+          const int mr = b_end - b < kDotRows ? static_cast<int>(b_end - b) : kDotRows;
+          for (int64_t o = o0; o < o1; o += kDotCols) {
+            const int nr = o1 - o < kDotCols ? static_cast<int>(o1 - o) : kDotCols;
+            kDotTiles.fn[mr - 1][nr - 1](xb + (b - b_begin) * kXStride + k0 / 2, kXStride,
+                                         w + o * job.w.stride + k0, job.w.stride, kc,
+                                         job.y + b * job.ldy + o, job.ldy, add);
+          }
         }
       }
     }
