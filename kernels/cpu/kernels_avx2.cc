@@ -84,6 +84,13 @@ struct Avx2 {
     return _mm_cvtss_f32(s);
   }
 
+  // The lane sums of four vectors into out[0..3].
+  static void ReduceAdd4(V a, V b, V c, V d, float* out) {
+    const __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+    const __m256 abcd = _mm256_hadd_ps(ab, cd);  // per 128-bit half: [a b c d] partial sums
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+  }
+
   static __m128i LoadHalfPartial(const uint16_t* p, int count) {
     alignas(16) uint16_t buffer[8] = {};
     std::memcpy(buffer, p, sizeof(uint16_t) * count);

@@ -89,6 +89,18 @@ struct Avx512 {
     return _mm_cvtss_f32(s);
   }
 
+  // The lane sums of four vectors into out[0..3].
+  static void ReduceAdd4(V a, V b, V c, V d, float* out) {
+    const __m512 s0 = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+    const __m512 s1 = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+    const __m512 u =
+        _mm512_add_ps(_mm512_shuffle_f32x4(s0, s1, 0x88), _mm512_shuffle_f32x4(s0, s1, 0xdd));
+    const __m512 w = _mm512_add_ps(u, _mm512_shuffle_ps(u, u, 0xb1));
+    const __m512 z = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0x4e));
+    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(
+                           _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), z)));
+  }
+
   static V Bf16BitsToF32(__m256i h) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }

@@ -10,7 +10,8 @@
 // kWkvChains (partial sums per reduction in the key-major WKV update);
 // Transpose (a kLanes×kLanes block in place); Prefetch (a cache line into L1); Zero, Set1, Load, LoadPartial (first `count` lanes, rest zero), Store,
 // StorePartial, KeepFirst (zero all but the first `count` lanes), Add, Sub, Mul, Div,
-// Fma(a, b, c) = a·b + c, ReduceAdd, Exp (see ExpPolynomial); and weight loads
+// Fma(a, b, c) = a·b + c, ReduceAdd, ReduceAdd4 (four vectors' sums), Exp (see
+// ExpPolynomial); and weight loads
 // LoadWeights(const T*, Tag) / LoadWeightsPartial(const T*, int count, Tag) widening
 // kLanes weights of type Tag to fp32.
 #ifndef SKEIN_KERNELS_CPU_SIMD_KERNELS_IMPL_H_
@@ -94,8 +95,16 @@ struct Kernels {
     SKEIN_UNROLL
     for (int m = 0; m < MR; ++m) {
       float* out = y + m * ldy;
+      int n = 0;
       SKEIN_UNROLL
-      for (int n = 0; n < NR; ++n) {
+      for (; n + 4 <= NR; n += 4) {
+        float sums[4];
+        S::ReduceAdd4(acc[m][n], acc[m][n + 1], acc[m][n + 2], acc[m][n + 3], sums);
+        SKEIN_UNROLL
+        for (int i = 0; i < 4; ++i) out[n + i] = add ? out[n + i] + sums[i] : sums[i];
+      }
+      SKEIN_UNROLL
+      for (; n < NR; ++n) {
         const float sum = S::ReduceAdd(acc[m][n]);
         out[n] = add ? out[n] + sum : sum;
       }
