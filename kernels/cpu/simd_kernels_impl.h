@@ -171,7 +171,7 @@ struct Kernels {
   static constexpr int kPanel = kPanelVectors * kLanes;
   static constexpr int kPackMR = S::kPackRows;
   static constexpr int64_t kPackK = 128;
-  static constexpr int64_t kPackBatch = 192;
+  static constexpr int64_t kPackBatch = 512;
 
   // panel[k·kPanel + p] = w[(o0 + p)·ldw + k0 + k] for p < rows, k < kc; zero elsewhere.
   template <class Tag>

@@ -410,7 +410,7 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
   parallel_rows(4, [&](int64_t r) {
     float* h = sc.ffn_hidden.row(r);
     for (int64_t i = 0; i < d.ffn; ++i) {
-      const float relu = h[i] > 0.0f ? h[i] : 0.0f;
+      const float relu = std::max(h[i], 0.0f);  // branch-free, so it vectorizes
       h[i] = relu * relu;
     }
   });
