@@ -137,8 +137,11 @@ struct Kernels {
       for (int64_t b = b_begin; b < b_end; ++b)
         for (int64_t o = o_begin; o < o_end; ++o) job.y[b * job.ldy + o] = 0.0f;
     }
-    for (int64_t k0 = 0; k0 < kdim; k0 += kBlockK) {
-      const int64_t kc = kdim - k0 < kBlockK ? kdim - k0 : kBlockK;
+    // K blocks keep a tile's rows in L1 for the next batch tile; with a single batch tile
+    // (decode) there is no next one, and whole rows stream better.
+    const int64_t block_k = b_end - b_begin <= kMR ? (kdim > 0 ? kdim : 1) : kBlockK;
+    for (int64_t k0 = 0; k0 < kdim; k0 += block_k) {
+      const int64_t kc = kdim - k0 < block_k ? kdim - k0 : block_k;
       const bool add = job.accumulate || k0 > 0;
       for (int64_t o0 = o_begin; o0 < o_end; o0 += kBlockRows) {
         const int64_t o1 = o_end - o0 < kBlockRows ? o_end : o0 + kBlockRows;
