@@ -26,7 +26,7 @@ int64_t RowCost(const MatMulJob& job) {
 }
 
 // Batches from which the bf16 dot-product kernel pays off (it packs both operands).
-constexpr int64_t kMinBf16DotBatch = 16;
+constexpr int64_t kMinBf16DotBatch = 4;
 
 bool UseBf16Dot(const MatMulJob& job) {
   static const bool available =

@@ -44,7 +44,7 @@ struct MatMulJob {
   int64_t batch = 0;
   bool accumulate = false;
   // Allows rounding x to bf16 when the weights are bf16, for twice the arithmetic rate: done
-  // for batches of at least 16 rows on CPUs with AVX512_BF16 (vdpbf16ps, fp32 accumulation);
+  // for batches of at least 4 rows on CPUs with AVX512_BF16 (vdpbf16ps, fp32 accumulation);
   // otherwise the product is exact as usual.
   bool bf16_activations = false;
 };

@@ -21,10 +21,10 @@ struct Avx2 {
   static constexpr int kWkvChains = 1;
   static constexpr int kPanelVectors = 2;
   static constexpr int kPackRows = 6;
-  static constexpr int64_t kMinPackedBatch = 12;
+  static constexpr int64_t kMinPackedBatch = 48;
 
   // In-place transpose of an 8×8 block.
-  static void Transpose(V* rows) {
+  [[gnu::always_inline]] static inline void Transpose(V* rows) {
     __m256 t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
       t[i] = _mm256_unpacklo_ps(rows[i], rows[i + 1]);
@@ -47,6 +47,8 @@ struct Avx2 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane);
   }
 
+  // Into L2.
+  static void Prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
   static V Zero() { return _mm256_setzero_ps(); }
   static V Set1(float f) { return _mm256_set1_ps(f); }
   static V Load(const float* p) { return _mm256_loadu_ps(p); }
@@ -80,6 +82,13 @@ struct Avx2 {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+  }
+
+  // The lane sums of four vectors into out[0..3].
+  static void ReduceAdd4(V a, V b, V c, V d, float* out) {
+    const __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+    const __m256 abcd = _mm256_hadd_ps(ab, cd);  // per 128-bit half: [a b c d] partial sums
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
   }
 
   static __m128i LoadHalfPartial(const uint16_t* p, int count) {

@@ -19,10 +19,10 @@ struct Avx512 {
   static constexpr int kWkvChains = 2;
   static constexpr int kPanelVectors = 3;
   static constexpr int kPackRows = 8;
-  static constexpr int64_t kMinPackedBatch = 16;
+  static constexpr int64_t kMinPackedBatch = 64;
 
   // In-place transpose of a 16×16 block (rows[i] lane j ↔ rows[j] lane i).
-  static void Transpose(V* rows) {
+  [[gnu::always_inline]] static inline void Transpose(V* rows) {
     __m512 t[16];
     for (int i = 0; i < 16; i += 2) {
       t[i] = _mm512_unpacklo_ps(rows[i], rows[i + 1]);
@@ -54,6 +54,8 @@ struct Avx512 {
 
   static __mmask16 Mask(int count) { return static_cast<__mmask16>((1u << count) - 1u); }
 
+  // Into L2.
+  static void Prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
   static V Zero() { return _mm512_setzero_ps(); }
   static V Set1(float f) { return _mm512_set1_ps(f); }
   static V Load(const float* p) { return _mm512_loadu_ps(p); }
@@ -85,6 +87,18 @@ struct Avx512 {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+  }
+
+  // The lane sums of four vectors into out[0..3].
+  static void ReduceAdd4(V a, V b, V c, V d, float* out) {
+    const __m512 s0 = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+    const __m512 s1 = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+    const __m512 u =
+        _mm512_add_ps(_mm512_shuffle_f32x4(s0, s1, 0x88), _mm512_shuffle_f32x4(s0, s1, 0xdd));
+    const __m512 w = _mm512_add_ps(u, _mm512_shuffle_ps(u, u, 0xb1));
+    const __m512 z = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0x4e));
+    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(
+                           _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), z)));
   }
 
   static V Bf16BitsToF32(__m256i h) {

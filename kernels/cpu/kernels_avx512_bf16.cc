@@ -11,6 +11,8 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <utility>
 
 namespace skein::kernels {
 namespace {
@@ -22,10 +24,12 @@ constexpr int kPanelVectors = 3;
 constexpr int kPanel = kPanelVectors * kLanes;  // output rows per panel
 constexpr int kRows = 8;                         // batch rows per register tile
 constexpr int64_t kPairsPerBlock = 128;          // k-pairs per block (256 values of k)
-constexpr int64_t kBatchBlock = 256;
+constexpr int64_t kBatchBlock = 128;
+// Smaller batches use the dot-product tiles (below); packing pays off from here.
+constexpr int64_t kMinPackedBatch = 64;
 
 // In-place transpose of a 16×16 block of 32-bit lanes.
-void Transpose(__m512i* rows) {
+[[gnu::always_inline]] inline void Transpose(__m512i* rows) {
   __m512i t[16], u[16], v[16];
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_epi32(rows[i], rows[i + 1]);
@@ -58,7 +62,31 @@ __mmask32 HalfMask(int64_t count) {
 // panel[j·kPanel + p] = (w[p][2j], w[p][2j+1]) for p < rows and 2j < kc, zero elsewhere.
 void PackPanel(const uint16_t* w, int64_t ldw, int rows, int64_t kc, uint32_t* panel) {
   const int64_t pairs = (kc + 1) / 2;
-  for (int64_t j = 0; j < pairs; j += kLanes) {
+  int64_t j = 0;
+  if (rows == kPanel) {
+    // Full panel, whole blocks of 16 pairs: no masks.
+    for (; 2 * (j + kLanes) <= kc; j += kLanes) {
+      SKEIN_UNROLL
+      for (int q = 0; q < kPanelVectors; ++q) {
+        __m512i block[kLanes];
+        SKEIN_UNROLL
+        for (int i = 0; i < kLanes; ++i) {
+          const uint16_t* row = w + (q * kLanes + i) * ldw + 2 * j;
+          // 48 rows are read side by side, more streams than the hardware prefetchers
+          // follow; weights that come from DRAM (the head) stream when each load also
+          // fetches the same bytes of the next panel.
+          _mm_prefetch(reinterpret_cast<const char*>(row + kPanel * ldw), _MM_HINT_T1);
+          block[i] = _mm512_loadu_si512(row);
+        }
+        Transpose(block);
+        SKEIN_UNROLL
+        for (int i = 0; i < kLanes; ++i) {
+          _mm512_storeu_si512(panel + (j + i) * kPanel + q * kLanes, block[i]);
+        }
+      }
+    }
+  }
+  for (; j < pairs; j += kLanes) {
     const int64_t values = kc - 2 * j;  // bf16 values left in each row from pair j
     const int width = pairs - j < kLanes ? static_cast<int>(pairs - j) : kLanes;
     for (int q = 0; q < kPanelVectors; ++q) {
@@ -143,6 +171,98 @@ using TileFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, floa
 constexpr TileFn kTiles[kRows] = {&Tile<1>, &Tile<2>, &Tile<3>, &Tile<4>,
                                   &Tile<5>, &Tile<6>, &Tile<7>, &Tile<8>};
 
+
+// ---- Mid-size batches: dot-product tiles on W in place (no packing). ----
+// An MR×NR tile of y as MR·NR vector accumulators over k, summed across lanes at the end;
+// W rows are read straight from their storage, so no packing cost is paid for a batch too
+// small to amortize it.
+constexpr int kDotRows = 4;
+constexpr int kDotCols = 6;
+constexpr int64_t kDotBlockRows = 96;
+constexpr int64_t kDotBlockK = 1024;  // even, so blocks start on a pair
+
+float ReduceAdd(__m512 v) {
+  const __m512 halves = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
+  const __m256 h = _mm512_castps512_ps256(halves);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// The lane sums of four vectors, as one 4-float vector (fewer shuffles than four ReduceAdds).
+__m128 ReduceAdd4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  // Fold 512 → 256 bits: s0 = [a halves summed | b halves summed], s1 likewise for c, d.
+  const __m512 s0 = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+  const __m512 s1 = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+  // Fold 256 → 128 bits: one 128-bit lane each for a, b, c, d.
+  const __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s0, s1, 0x88), _mm512_shuffle_f32x4(s0, s1, 0xdd));
+  // Sum the four floats within each lane.
+  const __m512 w = _mm512_add_ps(u, _mm512_shuffle_ps(u, u, 0xb1));
+  const __m512 z = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0x4e));
+  return _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), z));
+}
+
+// y[m][n] (+)= Σ_j xb[m][j] · w[n][2j, 2j+1] over kc values of k.
+template <int MR, int NR>
+void DotTile(const uint32_t* xb, int64_t ldb, const uint16_t* w, int64_t ldw, int64_t kc,
+             float* y, int64_t ldy, bool add) {
+  __m512 acc[MR][NR];
+  SKEIN_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    SKEIN_UNROLL
+    for (int n = 0; n < NR; ++n) acc[m][n] = _mm512_setzero_ps();
+  }
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t j = 0; j < pairs; j += kLanes) {
+    const int64_t left = kc - 2 * j;
+    const __mmask32 wmask = HalfMask(left);
+    const __mmask16 xmask = static_cast<__mmask16>(
+        pairs - j >= kLanes ? 0xffff : (1u << (pairs - j)) - 1);
+    __m512bh xv[MR];
+    SKEIN_UNROLL
+    for (int m = 0; m < MR; ++m) xv[m] = (__m512bh)_mm512_maskz_loadu_epi32(xmask, xb + m * ldb + j);
+    SKEIN_UNROLL
+    for (int n = 0; n < NR; ++n) {
+      const uint16_t* row = w + n * ldw + 2 * j;
+      _mm_prefetch(reinterpret_cast<const char*>(row + NR * ldw), _MM_HINT_T1);
+      const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(wmask, row);
+      SKEIN_UNROLL
+      for (int m = 0; m < MR; ++m) acc[m][n] = _mm512_dpbf16_ps(acc[m][n], xv[m], wv);
+    }
+  }
+  SKEIN_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    float* out = y + m * ldy;
+    int n = 0;
+    if constexpr (NR >= 4) {
+      __m128 sums = ReduceAdd4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
+      if (add) sums = _mm_add_ps(sums, _mm_loadu_ps(out));
+      _mm_storeu_ps(out, sums);
+      n = 4;
+    }
+    SKEIN_UNROLL
+    for (; n < NR; ++n) {
+      const float sum = ReduceAdd(acc[m][n]);
+      out[n] = add ? out[n] + sum : sum;
+    }
+  }
+}
+
+using DotTileFn = void (*)(const uint32_t*, int64_t, const uint16_t*, int64_t, int64_t, float*,
+                           int64_t, bool);
+
+template <int... I>
+constexpr auto MakeDotTiles(std::integer_sequence<int, I...>) {
+  struct Table {
+    DotTileFn fn[kDotRows][kDotCols];
+  } table{};
+  ((table.fn[I / kDotCols][I % kDotCols] = &DotTile<I / kDotCols + 1, I % kDotCols + 1>), ...);
+  return table;
+}
+constexpr auto kDotTiles = MakeDotTiles(std::make_integer_sequence<int, kDotRows * kDotCols>{});
+
 }  // namespace
 
 bool HaveBf16DotKernels() { return true; }
@@ -150,26 +270,60 @@ bool HaveBf16DotKernels() { return true; }
 void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
                    int64_t o_end) {
   alignas(64) static thread_local uint32_t panel[kPairsPerBlock * kPanel];
-  alignas(64) static thread_local uint32_t xb[kBatchBlock * kPairsPerBlock];
+  // The bf16 pairs of one batch block of x, all of K (rows padded to kXStride pairs).
+  static thread_local uint32_t* xb = nullptr;
+  static thread_local int64_t xb_capacity = 0;
+  const int64_t kXStride = ((job.w.cols + 1) / 2 + 15) / 16 * 16;
+  if (xb_capacity < kBatchBlock * kXStride) {
+    std::free(xb);
+    xb_capacity = kBatchBlock * kXStride;
+    xb = static_cast<uint32_t*>(std::aligned_alloc(64, xb_capacity * sizeof(uint32_t)));
+  }
   const auto* w = static_cast<const uint16_t*>(job.w.data);
   const int64_t kdim = job.w.cols;
   if (kdim == 0 && !job.accumulate) {
     for (int64_t b = b_begin; b < b_end; ++b)
       for (int64_t o = o_begin; o < o_end; ++o) job.y[b * job.ldy + o] = 0.0f;
   }
-  for (int64_t k0 = 0; k0 < kdim; k0 += 2 * kPairsPerBlock) {
-    const int64_t kc = kdim - k0 < 2 * kPairsPerBlock ? kdim - k0 : 2 * kPairsPerBlock;
-    const int64_t pairs = (kc + 1) / 2;
-    const bool add = job.accumulate || k0 > 0;
-    for (int64_t b0 = b_begin; b0 < b_end; b0 += kBatchBlock) {
-      const int64_t b1 = b_end - b0 < kBatchBlock ? b_end : b0 + kBatchBlock;
-      ConvertRows(job.x + b0 * job.ldx + k0, job.ldx, b1 - b0, kc, xb, kPairsPerBlock);
-      for (int64_t o = o_begin; o < o_end; o += kPanel) {
-        const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+  if (b_end - b_begin < kMinPackedBatch) {
+    ConvertRows(job.x + b_begin * job.ldx, job.ldx, b_end - b_begin, kdim, xb, kXStride);
+    for (int64_t o0 = o_begin; o0 < o_end; o0 += kDotBlockRows) {
+      const int64_t o1 = o_end - o0 < kDotBlockRows ? o_end : o0 + kDotBlockRows;
+      // K in blocks, so a tile's rows of W and x stay in L1 for long rows (the FFN's 4C).
+      for (int64_t k0 = 0; k0 < kdim || k0 == 0; k0 += kDotBlockK) {
+        const int64_t kc = kdim - k0 < kDotBlockK ? kdim - k0 : kDotBlockK;
+        const bool add = job.accumulate || k0 > 0;
+        for (int64_t b = b_begin; b < b_end; b += kDotRows) {
+          const int mr = b_end - b < kDotRows ? static_cast<int>(b_end - b) : kDotRows;
+          for (int64_t o = o0; o < o1; o += kDotCols) {
+            const int nr = o1 - o < kDotCols ? static_cast<int>(o1 - o) : kDotCols;
+            kDotTiles.fn[mr - 1][nr - 1](xb + (b - b_begin) * kXStride + k0 / 2, kXStride,
+                                         w + o * job.w.stride + k0, job.w.stride, kc,
+                                         job.y + b * job.ldy + o, job.ldy, add);
+          }
+        }
+      }
+    }
+    return;
+  }
+  // As in the fp32 packed GEMM: batch blocks, then output panels, then K, so each panel's
+  // rows of W are read front to back. A batch block's x is converted to bf16 pairs once, for
+  // all of K, and kept for every panel.
+  const int64_t kblocks = (kdim + 2 * kPairsPerBlock - 1) / (2 * kPairsPerBlock);
+  for (int64_t b0 = b_begin; b0 < b_end; b0 += kBatchBlock) {
+    const int64_t b1 = b_end - b0 < kBatchBlock ? b_end : b0 + kBatchBlock;
+    ConvertRows(job.x + b0 * job.ldx, job.ldx, b1 - b0, kdim, xb, kXStride);
+    for (int64_t o = o_begin; o < o_end; o += kPanel) {
+      const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+      for (int64_t kb = 0; kb < kblocks; ++kb) {
+        const int64_t k0 = kb * 2 * kPairsPerBlock;
+        const int64_t kc = kdim - k0 < 2 * kPairsPerBlock ? kdim - k0 : 2 * kPairsPerBlock;
+        const int64_t pairs = (kc + 1) / 2;
+        const bool add = job.accumulate || k0 > 0;
         PackPanel(w + o * job.w.stride + k0, job.w.stride, cols, kc, panel);
         for (int64_t b = b0; b < b1; b += kRows) {
           const int mr = b1 - b < kRows ? static_cast<int>(b1 - b) : kRows;
-          kTiles[mr - 1](xb + (b - b0) * kPairsPerBlock, kPairsPerBlock, panel, pairs,
+          kTiles[mr - 1](xb + (b - b0) * kXStride + k0 / 2, kXStride, panel, pairs,
                          job.y + b * job.ldy + o, job.ldy, cols, add);
         }
       }

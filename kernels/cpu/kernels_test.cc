@@ -378,7 +378,10 @@ TEST(MatMulTest, Bf16ActivationsRoundXAndAccumulateExactly) {
   }
   std::mt19937 rng(14);
   ThreadPool pool(2);
-  for (auto [batch, rows, cols] : {std::tuple<int64_t, int64_t, int64_t>{16, 48, 256},
+  for (auto [batch, rows, cols] : {std::tuple<int64_t, int64_t, int64_t>{5, 100, 70},
+                                   {7, 30, 2101},
+                                   {70, 50, 1500},
+                                   {16, 48, 256},
                                    {33, 50, 77},
                                    {20, 97, 600},
                                    {64, 16, 31}}) {

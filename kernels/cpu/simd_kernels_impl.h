@@ -8,9 +8,10 @@
 // `S` provides: V (vector of kLanes floats); kTileRows/kTileCols (register tile of the
 // dot-product matrix kernel); kPanelVectors/kPackRows/kMinPackedBatch (the packed GEMM);
 // kWkvChains (partial sums per reduction in the key-major WKV update);
-// Transpose (a kLanes×kLanes block in place); Zero, Set1, Load, LoadPartial (first `count` lanes, rest zero), Store,
+// Transpose (a kLanes×kLanes block in place); Prefetch (a cache line into L1); Zero, Set1, Load, LoadPartial (first `count` lanes, rest zero), Store,
 // StorePartial, KeepFirst (zero all but the first `count` lanes), Add, Sub, Mul, Div,
-// Fma(a, b, c) = a·b + c, ReduceAdd, Exp (see ExpPolynomial); and weight loads
+// Fma(a, b, c) = a·b + c, ReduceAdd, ReduceAdd4 (four vectors' sums), Exp (see
+// ExpPolynomial); and weight loads
 // LoadWeights(const T*, Tag) / LoadWeightsPartial(const T*, int count, Tag) widening
 // kLanes weights of type Tag to fp32.
 #ifndef SKEIN_KERNELS_CPU_SIMD_KERNELS_IMPL_H_
@@ -69,6 +70,11 @@ struct Kernels {
       for (int m = 0; m < MR; ++m) xv[m] = S::Load(x + m * ldx + k);
       SKEIN_UNROLL
       for (int n = 0; n < NR; ++n) {
+        if constexpr (MR <= 2) {
+          // Few rows of x: the tile streams W from memory. Fetch the next tile's rows ahead
+          // (NR rows side by side are more streams than the hardware prefetchers follow).
+          S::Prefetch(w + (n + NR) * ldw + k);
+        }
         const V wv = S::LoadWeights(w + n * ldw + k, Tag{});
         SKEIN_UNROLL
         for (int m = 0; m < MR; ++m) acc[m][n] = S::Fma(xv[m], wv, acc[m][n]);
@@ -89,8 +95,16 @@ struct Kernels {
     SKEIN_UNROLL
     for (int m = 0; m < MR; ++m) {
       float* out = y + m * ldy;
+      int n = 0;
       SKEIN_UNROLL
-      for (int n = 0; n < NR; ++n) {
+      for (; n + 4 <= NR; n += 4) {
+        float sums[4];
+        S::ReduceAdd4(acc[m][n], acc[m][n + 1], acc[m][n + 2], acc[m][n + 3], sums);
+        SKEIN_UNROLL
+        for (int i = 0; i < 4; ++i) out[n + i] = add ? out[n + i] + sums[i] : sums[i];
+      }
+      SKEIN_UNROLL
+      for (; n < NR; ++n) {
         const float sum = S::ReduceAdd(acc[m][n]);
         out[n] = add ? out[n] + sum : sum;
       }
@@ -123,8 +137,11 @@ struct Kernels {
       for (int64_t b = b_begin; b < b_end; ++b)
         for (int64_t o = o_begin; o < o_end; ++o) job.y[b * job.ldy + o] = 0.0f;
     }
-    for (int64_t k0 = 0; k0 < kdim; k0 += kBlockK) {
-      const int64_t kc = kdim - k0 < kBlockK ? kdim - k0 : kBlockK;
+    // K blocks keep a tile's rows in L1 for the next batch tile; with a single batch tile
+    // (decode) there is no next one, and whole rows stream better.
+    const int64_t block_k = b_end - b_begin <= kMR ? (kdim > 0 ? kdim : 1) : kBlockK;
+    for (int64_t k0 = 0; k0 < kdim; k0 += block_k) {
+      const int64_t kc = kdim - k0 < block_k ? kdim - k0 : block_k;
       const bool add = job.accumulate || k0 > 0;
       for (int64_t o0 = o_begin; o0 < o_end; o0 += kBlockRows) {
         const int64_t o1 = o_end - o0 < kBlockRows ? o_end : o0 + kBlockRows;
@@ -132,7 +149,14 @@ struct Kernels {
           const int mr = b_end - b < kMR ? static_cast<int>(b_end - b) : kMR;
           const float* x = job.x + b * job.ldx + k0;
           float* y = job.y + b * job.ldy;
-          for (int64_t o = o0; o < o1; o += kNR) {
+          int64_t o = o0;
+          if (mr == 1) {
+            // A single row of x (decode) is bound by streaming W: twice the rows in flight.
+            for (; o + 2 * kNR <= o1; o += 2 * kNR) {
+              Tile<Tag, 1, 2 * kNR>(x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy, add);
+            }
+          }
+          for (; o < o1; o += kNR) {
             const int nr = o1 - o < kNR ? static_cast<int>(o1 - o) : kNR;
             kTiles.fn[mr - 1][nr - 1](x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy,
                                       add);
@@ -156,9 +180,32 @@ struct Kernels {
   template <class Tag>
   static void PackPanel(const typename Tag::T* w, int64_t ldw, int rows, int64_t kc,
                         float* panel) {
-    for (int64_t k = 0; k < kc; k += kLanes) {
+    int64_t k = 0;
+    if (rows == kPanel) {
+      // Full panel, whole blocks of kLanes: no per-row checks.
+      for (; k + kLanes <= kc; k += kLanes) {
+        SKEIN_UNROLL
+        for (int q = 0; q < kPanelVectors; ++q) {
+          V block[kLanes];
+          SKEIN_UNROLL
+          for (int i = 0; i < kLanes; ++i) {
+            const typename Tag::T* row = w + (q * kLanes + i) * ldw + k;
+            // kPanel rows are read side by side, more streams than the hardware prefetchers
+            // follow; weights that come from DRAM (the head) stream when each load also
+            // fetches the same bytes of the next panel.
+            S::Prefetch(row + kPanel * ldw);
+            block[i] = S::LoadWeights(row, Tag{});
+          }
+          S::Transpose(block);
+          SKEIN_UNROLL
+          for (int i = 0; i < kLanes; ++i) {
+            S::Store(panel + (k + i) * kPanel + q * kLanes, block[i]);
+          }
+        }
+      }
+    }
+    for (; k < kc; k += kLanes) {
       const int width = kc - k < kLanes ? static_cast<int>(kc - k) : kLanes;
-      SKEIN_UNROLL
       for (int q = 0; q < kPanelVectors; ++q) {
         V block[kLanes];
         for (int i = 0; i < kLanes; ++i) {
@@ -231,13 +278,16 @@ struct Kernels {
     alignas(64) float panel[kPackK * kPanel];
     const auto* w = static_cast<const typename Tag::T*>(job.w.data);
     const int64_t kdim = job.w.cols;
-    for (int64_t k0 = 0; k0 < kdim; k0 += kPackK) {
-      const int64_t kc = kdim - k0 < kPackK ? kdim - k0 : kPackK;
-      const bool add = job.accumulate || k0 > 0;
-      for (int64_t b0 = b_begin; b0 < b_end; b0 += kPackBatch) {
-        const int64_t b1 = b_end - b0 < kPackBatch ? b_end : b0 + kPackBatch;
-        for (int64_t o = o_begin; o < o_end; o += kPanel) {
-          const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+    // Batch blocks outermost, then output panels, then K: each panel's rows of W are read
+    // front to back (streams the prefetchers follow, for weights that come from DRAM), while
+    // a block of x stays in L2 for all panels.
+    for (int64_t b0 = b_begin; b0 < b_end; b0 += kPackBatch) {
+      const int64_t b1 = b_end - b0 < kPackBatch ? b_end : b0 + kPackBatch;
+      for (int64_t o = o_begin; o < o_end; o += kPanel) {
+        const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+        for (int64_t k0 = 0; k0 < kdim; k0 += kPackK) {
+          const int64_t kc = kdim - k0 < kPackK ? kdim - k0 : kPackK;
+          const bool add = job.accumulate || k0 > 0;
           PackPanel<Tag>(w + o * job.w.stride + k0, job.w.stride, cols, kc, panel);
           for (int64_t b = b0; b < b1; b += kPackMR) {
             const int mr = b1 - b < kPackMR ? static_cast<int>(b1 - b) : kPackMR;
@@ -415,11 +465,92 @@ struct Kernels {
       for (int64_t j = 0; j < n; ++j) p.state[i * n + j] = st[j * n + i];
   }
 
+  // Few tokens, n = NB·kLanes, state in place (row-major). Expanding the update,
+  //   y = S'·r = S·(w⊙r) + sa·(b·r) + v·(k·r),   sa = S·a,
+  // so one read of S gives both row products (summed across lanes kLanes rows at a time with
+  // a transpose instead of one reduction per row), and the update
+  //   S'[i] = S[i]⊙w + sa[i]·b + v[i]·k
+  // is a second, reduction-free pass.
+  template <int NB>
+  static void Wkv7HeadRowMajor(const Wkv7HeadArgs& p) {
+    constexpr int64_t n = NB * kLanes;
+    for (int64_t t = 0; t < p.tokens; ++t) {
+      const int64_t off = t * p.stride;
+      const float* r = p.r + off;
+      const float* w = p.w + off;
+      const float* k = p.k + off;
+      const float* v = p.v + off;
+      const float* a = p.a + off;
+      const float* b = p.b + off;
+      V av[NB], wr[NB], wv[NB], bv[NB], kv[NB];
+      V br = S::Zero(), kr = S::Zero();
+      SKEIN_UNROLL
+      for (int q = 0; q < NB; ++q) {
+        const V rq = S::Load(r + q * kLanes);
+        av[q] = S::Load(a + q * kLanes);
+        wv[q] = S::Load(w + q * kLanes);
+        bv[q] = S::Load(b + q * kLanes);
+        kv[q] = S::Load(k + q * kLanes);
+        wr[q] = S::Mul(wv[q], rq);
+        br = S::Fma(bv[q], rq, br);
+        kr = S::Fma(kv[q], rq, kr);
+      }
+      const V b_dot_r = S::Set1(S::ReduceAdd(br));
+      const V k_dot_r = S::Set1(S::ReduceAdd(kr));
+      alignas(64) float sa[n];
+      float* y = p.y + t * p.y_stride;
+      for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+        V ps[kLanes], pq[kLanes];
+        SKEIN_UNROLL
+        for (int i = 0; i < kLanes; ++i) {
+          const float* row = p.state + (i0 + i) * n;
+          // The next head's state usually follows this one (a sequence's heads are adjacent
+          // and run in order): fetch it while this one is computed.
+          SKEIN_UNROLL
+          for (int q = 0; q < NB; ++q) S::Prefetch(row + n * n + q * kLanes);
+          V s0 = S::Zero(), q0 = S::Zero();
+          SKEIN_UNROLL
+          for (int q = 0; q < NB; ++q) {
+            const V sv = S::Load(row + q * kLanes);
+            s0 = S::Fma(sv, av[q], s0);
+            q0 = S::Fma(sv, wr[q], q0);
+          }
+          ps[i] = s0;
+          pq[i] = q0;
+        }
+        S::Transpose(ps);
+        S::Transpose(pq);
+        V sum_s = ps[0], sum_q = pq[0];
+        SKEIN_UNROLL
+        for (int i = 1; i < kLanes; ++i) {
+          sum_s = S::Add(sum_s, ps[i]);
+          sum_q = S::Add(sum_q, pq[i]);
+        }
+        S::Store(sa + i0, sum_s);
+        const V vi = S::Load(v + i0);
+        S::Store(y + i0, S::Fma(vi, k_dot_r, S::Fma(sum_s, b_dot_r, sum_q)));
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        float* row = p.state + i * n;
+        const V sai = S::Set1(sa[i]), vi = S::Set1(v[i]);
+        SKEIN_UNROLL
+        for (int q = 0; q < NB; ++q) {
+          V sv = S::Mul(S::Load(row + q * kLanes), wv[q]);
+          sv = S::Fma(sai, bv[q], sv);
+          sv = S::Fma(vi, kv[q], sv);
+          S::Store(row + q * kLanes, sv);
+        }
+      }
+    }
+  }
+
   static void Wkv7Head(const Wkv7HeadArgs& p) {
     // Transposing costs about as much as a few tokens' updates, so only long runs use it.
     constexpr int64_t kMinTokensForKeyMajor = 8;
-    if (p.tokens >= kMinTokensForKeyMajor && p.n == 64 && 64 % kLanes == 0) {
-      return Wkv7HeadKeyMajor<64 / kLanes>(p);
+    if (p.n == 64 && 64 % kLanes == 0) {
+      if (p.tokens >= kMinTokensForKeyMajor) return Wkv7HeadKeyMajor<64 / kLanes>(p);
+      // The row-major form keeps 5·NB vectors live: only with 32 registers (AVX-512).
+      if constexpr (kLanes >= 16) return Wkv7HeadRowMajor<64 / kLanes>(p);
     }
     const int64_t n = p.n;
     const int64_t full = n - n % kLanes;

@@ -39,8 +39,8 @@ int32_t TokenAt(int64_t i, int64_t vocab) {
   return static_cast<int32_t>((i * 2654435761u + 12345) % static_cast<uint64_t>(vocab));
 }
 
-void Check(const absl::StatusOr<model::StepResult>& r) {
-  if (!r.ok()) throw CommandError(1, std::string(r.status().message()));
+void Check(const absl::Status& s) {
+  if (!s.ok()) throw CommandError(1, std::string(s.message()));
 }
 
 // Best seconds per step of `steps` decode steps over `batch` sequences.
@@ -54,7 +54,8 @@ double TimeDecode(model::Rwkv7Model& m, int64_t batch, int steps, int repeats, i
     for (int i = 0; i < 4; ++i) prompts[b].push_back(TokenAt(b * 4 + i, vocab));
     seqs.push_back({&states[b], prompts[b]});
   }
-  Check(m.Step(seqs));
+  model::StepResult result;
+  Check(m.Step(seqs, nullptr, &result));
   std::vector<int32_t> tokens(batch);
   double best = 1e30;
   int64_t position = 0;
@@ -65,7 +66,7 @@ double TimeDecode(model::Rwkv7Model& m, int64_t batch, int steps, int repeats, i
         tokens[b] = TokenAt(position * batch + b + 1000, vocab);
         seqs[b] = {&states[b], {&tokens[b], 1}};
       }
-      Check(m.Step(seqs));
+      Check(m.Step(seqs, nullptr, &result));
     }
     best = std::min(best, Seconds(start) / steps);
   }
@@ -77,11 +78,12 @@ double TimePrefill(model::Rwkv7Model& m, int64_t length, int repeats, int64_t vo
   std::vector<int32_t> tokens(length);
   for (int64_t i = 0; i < length; ++i) tokens[i] = TokenAt(i, vocab);
   double best = 1e30;
+  model::StepResult result;
   for (int r = 0; r < repeats; ++r) {
     model::Rwkv7State state = m.NewState();
     model::SequenceStep seq{&state, tokens};
     const auto start = std::chrono::steady_clock::now();
-    Check(m.Step({&seq, 1}));
+    Check(m.Step({&seq, 1}, nullptr, &result));
     best = std::min(best, Seconds(start));
   }
   return best;

@@ -34,15 +34,16 @@ void RunGenerate(const GenerateArgs& args) {
   model::Rwkv7State state = e.model->NewState();
   std::vector<int32_t> generated;
   model::SequenceStep seq{&state, prompt};
-  absl::StatusOr<model::StepResult> r = e.model->Step({&seq, 1});
+  model::StepResult result;
+  absl::Status status = e.model->Step({&seq, 1}, nullptr, &result);
   while (static_cast<int64_t>(generated.size()) < args.max_tokens) {
-    if (!r.ok()) throw CommandError(1, std::string(r.status().message()));
-    absl::StatusOr<int32_t> next = sampler->Sample(r->logits);
+    if (!status.ok()) throw CommandError(1, std::string(status.message()));
+    absl::StatusOr<int32_t> next = sampler->Sample(result.logits);
     if (!next.ok()) throw CommandError(1, std::string(next.status().message()));
     generated.push_back(*next);
     if (static_cast<int64_t>(generated.size()) == args.max_tokens) break;
     model::SequenceStep step{&state, {&generated.back(), 1}};
-    r = e.model->Step({&step, 1});
+    status = e.model->Step({&step, 1}, nullptr, &result);
   }
   FloatJson out;
   out["tokens"] = generated;

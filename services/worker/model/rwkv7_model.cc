@@ -138,6 +138,13 @@ absl::Status Rwkv7Model::Validate(absl::Span<const SequenceStep> sequences,
 
 absl::StatusOr<StepResult> Rwkv7Model::Step(absl::Span<const SequenceStep> sequences,
                                             const StageActivations* input) {
+  StepResult result;
+  if (absl::Status s = Step(sequences, input, &result); !s.ok()) return s;
+  return result;
+}
+
+absl::Status Rwkv7Model::Step(absl::Span<const SequenceStep> sequences,
+                              const StageActivations* input, StepResult* out) {
   if (absl::Status s = Validate(sequences, input); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mutex_);
   const Rwkv7Weights& w = *weights_;
@@ -152,8 +159,16 @@ absl::StatusOr<StepResult> Rwkv7Model::Step(absl::Span<const SequenceStep> seque
     offsets[s + 1] = offsets[s] + n;
   }
   const int64_t rows = offsets.back();
-  StepResult result;
-  if (rows == 0) return result;
+  StepResult& result = *out;
+  result.logits_rows.clear();
+  result.activations.rows = 0;
+  result.activations.width = 0;
+  if (rows == 0) {
+    result.logits.clear();
+    result.activations.hidden.clear();
+    result.activations.v_first.clear();
+    return absl::OkStatus();
+  }
 
   Scratch& sc = *scratch_;
   sc.Resize(rows, d);
@@ -191,7 +206,8 @@ absl::StatusOr<StepResult> Rwkv7Model::Step(absl::Span<const SequenceStep> seque
     result.activations.width = C;
     result.activations.hidden.assign(sc.x.ptr(), sc.x.ptr() + rows * C);
     result.activations.v_first.assign(sc.v_first.ptr(), sc.v_first.ptr() + rows * C);
-    return result;
+    result.logits.clear();
+    return absl::OkStatus();
   }
 
   // ln_out and the head on the rows that need logits.
@@ -211,7 +227,9 @@ absl::StatusOr<StepResult> Rwkv7Model::Step(absl::Span<const SequenceStep> seque
   kernels::MatMul(MatMulJob{sc.head_in.ptr(), C, w.head(), result.logits.data(), d.vocab, n_out,
                             false, options_.bf16_activations},
                   pool_);
-  return result;
+  result.activations.hidden.clear();
+  result.activations.v_first.clear();
+  return absl::OkStatus();
 }
 
 void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
@@ -354,7 +372,9 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
     }
   };
   if (pool_ != nullptr) {
-    pool_->ParallelFor(tasks, 1, wkv);
+    // One sequence per chunk when there are enough: its heads are adjacent in memory and the
+    // kernel prefetches the next one.
+    pool_->ParallelFor(tasks, sequences.size() >= 4 ? H : 1, wkv);
   } else {
     wkv(0, tasks);
   }
@@ -390,7 +410,7 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
   parallel_rows(4, [&](int64_t r) {
     float* h = sc.ffn_hidden.row(r);
     for (int64_t i = 0; i < d.ffn; ++i) {
-      const float relu = h[i] > 0.0f ? h[i] : 0.0f;
+      const float relu = std::max(h[i], 0.0f);  // branch-free, so it vectorizes
       h[i] = relu * relu;
     }
   });

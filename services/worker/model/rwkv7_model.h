@@ -84,6 +84,10 @@ class Rwkv7Model {
   // the token counts); the states are unchanged then.
   absl::StatusOr<StepResult> Step(absl::Span<const SequenceStep> sequences,
                                   const StageActivations* input = nullptr);
+  // The same, writing into `*result` and reusing its memory (a decode loop that keeps one
+  // StepResult avoids allocating and faulting in the logits every step).
+  absl::Status Step(absl::Span<const SequenceStep> sequences, const StageActivations* input,
+                    StepResult* result);
 
  private:
   struct Scratch;
