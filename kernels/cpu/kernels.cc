@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/bf16_panels_internal.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/kernels_bf16.h"
 
@@ -29,13 +30,20 @@ int64_t RowCost(const MatMulJob& job) {
 constexpr int64_t kMinBf16DotBatch = 4;
 
 bool UseBf16Dot(const MatMulJob& job) {
-  static const bool available =
-      HaveBf16DotKernels() && DetectCpuFeatures().avx512_bf16 && KernelsFor(IsaLevel::kAvx512);
   return job.bf16_activations && job.w.type == ElementType::kBF16 &&
-         job.batch >= kMinBf16DotBatch && available && ActiveIsaLevel() == IsaLevel::kAvx512;
+         job.batch >= kMinBf16DotBatch && Bf16PanelsAccelerated() &&
+         ActiveIsaLevel() == IsaLevel::kAvx512;
 }
 
 void RunRows(const KernelTable& table, const MatMulJob& job, int64_t begin, int64_t end) {
+  if (job.w.panels != nullptr) {
+    if (Bf16PanelsAccelerated() && ActiveIsaLevel() == IsaLevel::kAvx512) {
+      MatMulBf16PanelsAvx512(job, begin, end);
+    } else {
+      MatMulBf16PanelsPortable(job, begin, end);
+    }
+    return;
+  }
   if (UseBf16Dot(job)) {
     MatMulBf16Dot(job, 0, job.batch, begin, end);
   } else {
@@ -49,6 +57,12 @@ struct Piece {
 };
 
 }  // namespace
+
+bool Bf16PanelsAccelerated() {
+  static const bool available =
+      HaveBf16DotKernels() && DetectCpuFeatures().avx512_bf16 && KernelsFor(IsaLevel::kAvx512);
+  return available;
+}
 
 size_t ElementSize(ElementType type) { return type == ElementType::kF32 ? 4 : 2; }
 

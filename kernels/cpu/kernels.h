@@ -28,6 +28,10 @@ struct WeightMatrix {
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t stride = 0;
+  // Optional: the same bf16 matrix pre-packed into row panels (see PackBf16Panels). When set,
+  // products read only this copy (one sequential stream per panel, no packing per call) and
+  // `data` may be null.
+  const uint32_t* panels = nullptr;
 
   size_t bytes() const { return static_cast<size_t>(rows * stride) * ElementSize(type); }
 };
@@ -43,11 +47,30 @@ struct MatMulJob {
   int64_t ldy = 0;
   int64_t batch = 0;
   bool accumulate = false;
-  // Allows rounding x to bf16 when the weights are bf16, for twice the arithmetic rate: done
-  // for batches of at least 4 rows on CPUs with AVX512_BF16 (vdpbf16ps, fp32 accumulation);
-  // otherwise the product is exact as usual.
+  // Allows rounding x to bf16 when the weights are bf16, for twice the arithmetic rate
+  // (vdpbf16ps, fp32 accumulation): done for packed weights at every batch size and for
+  // row-major weights from 4 rows, on CPUs with AVX512_BF16; otherwise the product is exact as
+  // usual (bf16 weights widened to fp32).
   bool bf16_activations = false;
 };
+
+// ---- Pre-packed bf16 weights ----
+// A bf16 matrix stored as panels of kBf16PanelRows output rows: panel p, pair j, lane i holds
+// (w[48p + i][2j], w[48p + i][2j + 1]) as two bf16 in one 32-bit word (low half = even k),
+// zero where the row or column is past the matrix. A panel is its pairs front to back, so a
+// product streams it sequentially and feeds vdpbf16ps without repacking.
+constexpr int64_t kBf16PanelRows = 48;
+
+// 32-bit words that PackBf16Panels writes for a rows × cols matrix.
+int64_t Bf16PanelWords(int64_t rows, int64_t cols);
+
+// Packs bf16 matrix `w` (type kBF16, `data` set) into `out` (Bf16PanelWords words, 64-byte
+// aligned for speed).
+void PackBf16Panels(const WeightMatrix& w, uint32_t* out);
+
+// Whether products over packed panels have a fast kernel here (a CPU with AVX512_BF16 and a
+// build that has it). Without one they still run, on a slow portable loop.
+bool Bf16PanelsAccelerated();
 
 // Runs one product, reading each weight once per call for the whole batch (weights are
 // streamed by output-row tiles; the activations stay in cache).

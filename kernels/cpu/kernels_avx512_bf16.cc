@@ -5,6 +5,7 @@
 // The same packed GEMM as simd_kernels_impl.h, over pairs: a 32-bit lane holds two
 // consecutive k of one output row (weights) or one batch row (activations), and vdpbf16ps
 // adds both products into an fp32 lane.
+#include "kernels/cpu/bf16_panels_internal.h"
 #include "kernels/cpu/kernels_bf16.h"
 
 #if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
@@ -263,7 +264,135 @@ constexpr auto MakeDotTiles(std::integer_sequence<int, I...>) {
 }
 constexpr auto kDotTiles = MakeDotTiles(std::make_integer_sequence<int, kDotRows * kDotCols>{});
 
+static_assert(kPanel == kBf16PanelRows, "packed panels are the GEMM's panels");
+
+// ---- Exact products over packed panels: bf16 weights widened to fp32. ----
+// A word holds k = 2j in its low half and 2j + 1 in its high half; shifting the low half up
+// (or masking the high half) gives each as an fp32 lane, multiplied by the fp32 activation.
+constexpr int kWideRows = 6;
+
+template <int MR>
+void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, float* y,
+              int64_t ldy, int cols, bool add) {
+  __m512 acc[MR][kPanelVectors];
+  SKEIN_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    SKEIN_UNROLL
+    for (int q = 0; q < kPanelVectors; ++q) acc[m][q] = _mm512_setzero_ps();
+  }
+  const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const int64_t full_pairs = kc / 2;
+  for (int64_t j = 0; j < full_pairs; ++j) {
+    __m512 even[kPanelVectors], odd[kPanelVectors];
+    SKEIN_UNROLL
+    for (int q = 0; q < kPanelVectors; ++q) {
+      const __m512i words = _mm512_loadu_si512(panel + j * kPanel + q * kLanes);
+      even[q] = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
+      odd[q] = _mm512_castsi512_ps(_mm512_and_si512(words, high_half));
+    }
+    SKEIN_UNROLL
+    for (int m = 0; m < MR; ++m) {
+      const __m512 x0 = _mm512_set1_ps(x[m * ldx + 2 * j]);
+      const __m512 x1 = _mm512_set1_ps(x[m * ldx + 2 * j + 1]);
+      SKEIN_UNROLL
+      for (int q = 0; q < kPanelVectors; ++q) {
+        acc[m][q] = _mm512_fmadd_ps(even[q], x0, acc[m][q]);
+        acc[m][q] = _mm512_fmadd_ps(odd[q], x1, acc[m][q]);
+      }
+    }
+  }
+  if (kc % 2 != 0) {  // the last k has no partner (its high half is zero padding)
+    const int64_t j = full_pairs;
+    SKEIN_UNROLL
+    for (int q = 0; q < kPanelVectors; ++q) {
+      const __m512 even = _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_loadu_si512(panel + j * kPanel + q * kLanes), 16));
+      SKEIN_UNROLL
+      for (int m = 0; m < MR; ++m) {
+        acc[m][q] = _mm512_fmadd_ps(even, _mm512_set1_ps(x[m * ldx + 2 * j]), acc[m][q]);
+      }
+    }
+  }
+  SKEIN_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    float* out = y + m * ldy;
+    SKEIN_UNROLL
+    for (int q = 0; q < kPanelVectors; ++q) {
+      const int left = cols - q * kLanes;
+      if (left <= 0) continue;
+      const __mmask16 mask =
+          left >= kLanes ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+      const __m512 prior = add ? _mm512_maskz_loadu_ps(mask, out + q * kLanes) : _mm512_setzero_ps();
+      _mm512_mask_storeu_ps(out + q * kLanes, mask, _mm512_add_ps(prior, acc[m][q]));
+    }
+  }
+}
+
+using WideTileFn = void (*)(const float*, int64_t, const uint32_t*, int64_t, float*, int64_t,
+                            int, bool);
+constexpr WideTileFn kWideTiles[kWideRows] = {&WideTile<1>, &WideTile<2>, &WideTile<3>,
+                                              &WideTile<4>, &WideTile<5>, &WideTile<6>};
+
+// The bf16 pairs of up to kBatchBlock rows of x, all of K, reused by every panel; per thread.
+uint32_t* ActivationPairs(int64_t stride) {
+  static thread_local uint32_t* xb = nullptr;
+  static thread_local int64_t capacity = 0;
+  if (capacity < kBatchBlock * stride) {
+    std::free(xb);
+    capacity = kBatchBlock * stride;
+    xb = static_cast<uint32_t*>(std::aligned_alloc(64, capacity * sizeof(uint32_t)));
+  }
+  return xb;
+}
+
 }  // namespace
+
+void MatMulBf16PanelsAvx512(const MatMulJob& job, int64_t o_begin, int64_t o_end) {
+  const int64_t kdim = job.w.cols;
+  const int64_t pairs = (kdim + 1) / 2;
+  const int64_t panel_words = pairs * kPanel;
+  if (kdim == 0) {
+    if (!job.accumulate) {
+      for (int64_t b = 0; b < job.batch; ++b)
+        for (int64_t o = o_begin; o < o_end; ++o) job.y[b * job.ldy + o] = 0.0f;
+    }
+    return;
+  }
+  if (!job.bf16_activations) {
+    for (int64_t o = o_begin; o < o_end; o += kPanel) {
+      const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+      const uint32_t* panel = job.w.panels + (o / kPanel) * panel_words;
+      for (int64_t b = 0; b < job.batch; b += kWideRows) {
+        const int mr = job.batch - b < kWideRows ? static_cast<int>(job.batch - b) : kWideRows;
+        kWideTiles[mr - 1](job.x + b * job.ldx, job.ldx, panel, kdim, job.y + b * job.ldy + o,
+                           job.ldy, cols, job.accumulate);
+      }
+    }
+    return;
+  }
+  const int64_t stride = (pairs + 15) / 16 * 16;
+  uint32_t* xb = ActivationPairs(stride);
+  for (int64_t b0 = 0; b0 < job.batch; b0 += kBatchBlock) {
+    const int64_t b1 = job.batch - b0 < kBatchBlock ? job.batch : b0 + kBatchBlock;
+    ConvertRows(job.x + b0 * job.ldx, job.ldx, b1 - b0, kdim, xb, stride);
+    // One register tile of rows streams each panel once, front to back (decode); more rows
+    // take the panel in K blocks that stay in L1 while every tile of rows uses them.
+    const int64_t block = b1 - b0 <= kRows ? pairs : kPairsPerBlock;
+    for (int64_t o = o_begin; o < o_end; o += kPanel) {
+      const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+      const uint32_t* panel = job.w.panels + (o / kPanel) * panel_words;
+      for (int64_t j0 = 0; j0 < pairs; j0 += block) {
+        const int64_t count = pairs - j0 < block ? pairs - j0 : block;
+        const bool add = job.accumulate || j0 > 0;
+        for (int64_t b = b0; b < b1; b += kRows) {
+          const int mr = b1 - b < kRows ? static_cast<int>(b1 - b) : kRows;
+          kTiles[mr - 1](xb + (b - b0) * stride + j0, stride, panel + j0 * kPanel, count,
+                         job.y + b * job.ldy + o, job.ldy, cols, add);
+        }
+      }
+    }
+  }
+}
 
 bool HaveBf16DotKernels() { return true; }
 
@@ -338,6 +467,7 @@ void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t
 namespace skein::kernels {
 bool HaveBf16DotKernels() { return false; }
 void MatMulBf16Dot(const MatMulJob&, int64_t, int64_t, int64_t, int64_t) {}
+void MatMulBf16PanelsAvx512(const MatMulJob&, int64_t, int64_t) {}
 }  // namespace skein::kernels
 
 #endif

@@ -408,3 +408,97 @@ TEST(MatMulTest, Bf16ActivationsRoundXAndAccumulateExactly) {
 
 }  // namespace
 }  // namespace skein::kernels
+
+namespace skein::kernels {
+namespace {
+
+// Products over pre-packed panels against exact fp64 sums (of bf16(x)·w with bf16
+// activations), on the vector kernel where the CPU has it and on the portable loop, for batch
+// sizes on both sides of every tile and block, partial panels and odd K.
+TEST(MatMulTest, PackedPanelsMatchExactSums) {
+  std::mt19937 rng(15);
+  ThreadPool pool(2);
+  std::vector<IsaLevel> levels = {IsaLevel::kScalar};
+  if (Bf16PanelsAccelerated() && SupportedIsaLevel() >= IsaLevel::kAvx512) {
+    levels.push_back(IsaLevel::kAvx512);
+  } else {
+    std::printf("no AVX512_BF16 on this CPU or build: checking the portable loop only\n");
+  }
+  for (IsaLevel level : levels) {
+    ASSERT_TRUE(ForceIsaLevel(level).ok());
+    for (auto [batch, rows, cols] : {std::tuple<int64_t, int64_t, int64_t>{1, 100, 70},
+                                     {1, 48, 257},
+                                     {2, 97, 1},
+                                     {3, 5, 600},
+                                     {7, 49, 31},
+                                     {8, 96, 256},
+                                     {9, 50, 300},
+                                     {17, 144, 513},
+                                     {33, 50, 77},
+                                     {130, 61, 129}}) {
+      for (bool bf16_activations : {false, true}) {
+        for (bool accumulate : {false, true}) {
+          const int64_t stride = cols + 3;
+          TestWeights w = MakeWeights(rng, ElementType::kBF16, rows, cols, stride);
+          std::vector<uint32_t> panels(Bf16PanelWords(rows, cols));
+          PackBf16Panels(w.matrix, panels.data());
+          WeightMatrix packed = w.matrix;
+          packed.data = nullptr;  // products must read the panels only
+          packed.panels = panels.data();
+          const int64_t ldx = cols + 1, ldy = rows + 2;
+          std::vector<float> x = RandomVector(rng, batch * ldx);
+          std::vector<float> y_init = RandomVector(rng, batch * ldy);
+          std::vector<float> y = y_init;
+          MatMul({x.data(), ldx, packed, y.data(), ldy, batch, accumulate, bf16_activations},
+                 level == IsaLevel::kScalar ? nullptr : &pool);
+          for (int64_t b = 0; b < batch; ++b) {
+            for (int64_t o = 0; o < ldy; ++o) {
+              const float got = y[b * ldy + o];
+              if (o >= rows) {
+                ASSERT_EQ(got, y_init[b * ldy + o]) << "wrote outside the output";
+                continue;
+              }
+              double sum = accumulate ? y_init[b * ldy + o] : 0.0;
+              double magnitude = std::fabs(sum);
+              for (int64_t i = 0; i < cols; ++i) {
+                const float xi = x[b * ldx + i];
+                const double p =
+                    static_cast<double>(bf16_activations ? Bf16ToF32(F32ToBf16(xi)) : xi) *
+                    w.exact[o * stride + i];
+                sum += p;
+                magnitude += std::fabs(p);
+              }
+              ASSERT_NEAR(got, sum, 2e-6 * magnitude + 1e-30)
+                  << IsaLevelName(level) << " batch " << batch << " rows " << rows << " cols "
+                  << cols << " bf16 activations " << bf16_activations << " at " << b << ","
+                  << o;
+            }
+          }
+        }
+      }
+    }
+  }
+  ASSERT_TRUE(ForceIsaLevel(SupportedIsaLevel()).ok());
+}
+
+TEST(MatMulTest, PackBf16PanelsPlacesPairsAndZeroPads) {
+  // 50 rows × 5 columns: two panels, the second with 2 real rows; 3 pairs, the last half
+  // empty.
+  std::vector<uint16_t> w(50 * 5);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(i + 1);
+  WeightMatrix m{w.data(), ElementType::kBF16, 50, 5, 5};
+  ASSERT_EQ(Bf16PanelWords(50, 5), 2 * 3 * 48);
+  std::vector<uint32_t> panels(Bf16PanelWords(50, 5), 0xDEADBEEF);
+  PackBf16Panels(m, panels.data());
+  auto word = [&](int64_t panel, int64_t pair, int64_t lane) {
+    return panels[(panel * 3 + pair) * 48 + lane];
+  };
+  EXPECT_EQ(word(0, 0, 0), 1u | 2u << 16);       // row 0, k 0 and 1
+  EXPECT_EQ(word(0, 1, 7), 38u | 39u << 16);     // row 7, k 2 and 3
+  EXPECT_EQ(word(0, 2, 7), 40u);                 // row 7, k 4; no k 5
+  EXPECT_EQ(word(1, 0, 1), 246u | 247u << 16);   // row 49, k 0 and 1
+  EXPECT_EQ(word(1, 1, 2), 0u);                  // row 50 does not exist
+}
+
+}  // namespace
+}  // namespace skein::kernels

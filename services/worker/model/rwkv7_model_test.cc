@@ -547,6 +547,52 @@ TEST(RandomModelTest, HalfPrecisionWeightPathsStayClose) {
   }
 }
 
+// Packed bf16 panels hold the same weights as the row-major matrices: the logits agree to fp32
+// reordering, whether the activations stay fp32 or are rounded to bf16, for a prefill and a
+// decode step of a batch.
+TEST(RandomModelTest, PackedBf16PanelsMatchRowMajorWeights) {
+  if (!kernels::Bf16PanelsAccelerated()) GTEST_SKIP() << "no AVX512_BF16 on this CPU or build";
+  const Rwkv7Shape d = SmallShape();
+  std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 11, DType::kF32);
+  auto load = [&](bool panels) {
+    Rwkv7LoadOptions o;
+    o.run_dtype = DType::kBF16;
+    o.bf16_panels = panels;
+    absl::StatusOr<std::unique_ptr<Rwkv7Weights>> w = Rwkv7Weights::Load(archive, o);
+    EXPECT_TRUE(w.ok()) << w.status();
+    return std::shared_ptr<const Rwkv7Weights>(*std::move(w));
+  };
+  std::shared_ptr<const Rwkv7Weights> packed = load(true), rows = load(false);
+  ASSERT_NE(packed->head().panels, nullptr);
+  EXPECT_EQ(packed->head().data, nullptr) << "a converted matrix keeps only its panels";
+  ASSERT_EQ(rows->head().panels, nullptr);
+  for (bool bf16_activations : {false, true}) {
+    Rwkv7Model a(packed, &Pool(), Rwkv7ModelOptions{.bf16_activations = bf16_activations});
+    Rwkv7Model b(rows, &Pool(), Rwkv7ModelOptions{.bf16_activations = bf16_activations});
+    std::vector<Rwkv7State> sa, sb;
+    for (int s = 0; s < 3; ++s) {
+      sa.push_back(a.NewState());
+      sb.push_back(b.NewState());
+    }
+    for (int step = 0; step < 2; ++step) {
+      std::vector<std::vector<int32_t>> tokens;
+      std::vector<SequenceStep> qa, qb;
+      for (int s = 0; s < 3; ++s) tokens.push_back(SomeTokens(step == 0 ? 5 + s : 1, d.vocab, s));
+      for (int s = 0; s < 3; ++s) {
+        qa.push_back(SequenceStep{&sa[s], tokens[s], 0, /*all_logits=*/true});
+        qb.push_back(SequenceStep{&sb[s], tokens[s], 0, /*all_logits=*/true});
+      }
+      absl::StatusOr<StepResult> ra = a.Step(qa), rb = b.Step(qb);
+      ASSERT_TRUE(ra.ok() && rb.ok());
+      const float rel = MaxAbsDiff(ra->logits, rb->logits) / StdDev(rb->logits);
+      // Row-major weights round activations only from 4 rows (kernels.h), panels at every
+      // batch size: the 3-row decode step differs by the activation rounding itself.
+      const float bound = !bf16_activations ? 1e-5f : step == 0 ? 1e-3f : 5e-2f;
+      EXPECT_LE(rel, bound) << "step " << step << " bf16 activations " << bf16_activations;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Malformed requests and checkpoints.
 

@@ -91,6 +91,16 @@ class Rwkv7WeightsBuilder {
     WeightMatrix m{nullptr, ToElementType(run), rows, cols, cols};
     if (t->dtype == run && reinterpret_cast<uintptr_t>(t->data) % DTypeSize(run) == 0) {
       m.data = t->data;
+      if (w_->pack_panels_) m.panels = Pack(m);
+      return m;
+    }
+    if (w_->pack_panels_) {
+      // Converted only to be packed: the row-major copy is not kept.
+      std::vector<uint16_t> converted(rows * cols);
+      ConvertElements(t->dtype, t->data, run, converted.data(), rows * cols);
+      m.data = converted.data();
+      m.panels = Pack(m);
+      m.data = nullptr;
       return m;
     }
     void* out = Allocate(rows * cols * DTypeSize(run));
@@ -113,6 +123,13 @@ class Rwkv7WeightsBuilder {
   }
 
  private:
+  const uint32_t* Pack(const WeightMatrix& m) {
+    auto* panels = static_cast<uint32_t*>(
+        Allocate(kernels::Bf16PanelWords(m.rows, m.cols) * sizeof(uint32_t)));
+    kernels::PackBf16Panels(m, panels);
+    return panels;
+  }
+
   void* Allocate(size_t bytes) {
     const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded);
@@ -142,6 +159,8 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
   w->first_layer_ = options.first_layer;
   w->last_layer_ = last;
   w->run_dtype_ = options.run_dtype;
+  w->pack_panels_ = options.bf16_panels && options.run_dtype == DType::kBF16 &&
+                    kernels::Bf16PanelsAccelerated();
   w->fingerprint_ = Fingerprint(*w->archive_);
 
   Rwkv7WeightsBuilder b(w.get());

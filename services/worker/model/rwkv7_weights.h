@@ -39,6 +39,10 @@ struct Rwkv7LoadOptions {
   DType run_dtype = DType::kF32;  // for the big matrices
   int first_layer = 0;
   int last_layer = -1;  // exclusive; -1 = all layers
+  // With run_dtype bf16, on CPUs with AVX512_BF16: store the big matrices as packed panels
+  // (kernels::PackBf16Panels), which every product then streams sequentially. Converted
+  // matrices keep only the packed copy; matrices used in place keep their mapping too.
+  bool bf16_panels = true;
 };
 
 // One layer's tensors. Vectors are C floats unless noted.
@@ -116,6 +120,7 @@ class Rwkv7Weights {
   int first_layer_ = 0;
   int last_layer_ = 0;
   DType run_dtype_ = DType::kF32;
+  bool pack_panels_ = false;
   std::vector<Rwkv7LayerWeights> layers_;
   const TensorView* emb_ = nullptr;
   const float* ln0_w_ = nullptr;
