@@ -1,6 +1,7 @@
 #include "kernels/cpu/kernels.h"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/bf16_panels_internal.h"
@@ -35,10 +36,21 @@ bool UseBf16Dot(const MatMulJob& job) {
          ActiveIsaLevel() == IsaLevel::kAvx512;
 }
 
-void RunRows(const KernelTable& table, const MatMulJob& job, int64_t begin, int64_t end) {
+bool PanelsAccelerated() {
+  return Bf16PanelsAccelerated() && ActiveIsaLevel() == IsaLevel::kAvx512;
+}
+
+// Whether the product's activations are rounded to bf16 pairs before its panels use them.
+bool ConvertsActivations(const MatMulJob& job) {
+  return job.w.panels != nullptr && job.bf16_activations && job.w.cols > 0 && PanelsAccelerated();
+}
+
+// `converted`: the batch's activations as bf16 pairs (ConvertToBf16Pairs), or null.
+void RunRows(const KernelTable& table, const MatMulJob& job, const uint32_t* converted,
+             int64_t begin, int64_t end) {
   if (job.w.panels != nullptr) {
-    if (Bf16PanelsAccelerated() && ActiveIsaLevel() == IsaLevel::kAvx512) {
-      MatMulBf16PanelsAvx512(job, begin, end);
+    if (PanelsAccelerated()) {
+      MatMulBf16PanelsAvx512(job, converted, begin, end);
     } else {
       MatMulBf16PanelsPortable(job, begin, end);
     }
@@ -53,8 +65,12 @@ void RunRows(const KernelTable& table, const MatMulJob& job, int64_t begin, int6
 
 struct Piece {
   const MatMulJob* job;
+  const uint32_t* converted;
   int64_t begin, end;
 };
+
+// Rows of activations one thread converts to bf16 pairs at a time.
+constexpr int64_t kConvertRows = 16;
 
 }  // namespace
 
@@ -99,25 +115,51 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
   }
   if (pool == nullptr || pool->num_threads() == 1 || total_macs < kMinParallelWork) {
     for (const MatMulJob& job : jobs) {
-      if (job.batch > 0 && job.w.rows > 0) RunRows(table, job, 0, job.w.rows);
+      if (job.batch > 0 && job.w.rows > 0) RunRows(table, job, nullptr, 0, job.w.rows);
     }
     return;
+  }
+  // Activations that several pieces would each round to bf16 are converted once, in
+  // parallel, before the products (a single row costs less to convert than to share).
+  static thread_local std::vector<std::vector<uint32_t>> converted_buffers;
+  if (converted_buffers.size() < jobs.size()) converted_buffers.resize(jobs.size());
+  // Pointers, not the thread_local itself, go to the workers (theirs is another object).
+  std::vector<uint32_t*> converted(jobs.size(), nullptr);
+  std::vector<std::pair<size_t, int64_t>> conversions;  // (job, first row)
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const MatMulJob& job = jobs[i];
+    if (job.batch < 2 || job.w.rows <= 0 || !ConvertsActivations(job)) continue;
+    std::vector<uint32_t>& buffer = converted_buffers[i];
+    const size_t words = static_cast<size_t>(job.batch * Bf16PairStride(job.w.cols));
+    if (buffer.size() < words) buffer.resize(words);
+    converted[i] = buffer.data();
+    for (int64_t b = 0; b < job.batch; b += kConvertRows) conversions.emplace_back(i, b);
+  }
+  if (!conversions.empty()) {
+    pool->ParallelFor(static_cast<int64_t>(conversions.size()), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        const auto [i, b] = conversions[c];
+        const MatMulJob& job = jobs[i];
+        ConvertToBf16Pairs(job, b, std::min(job.batch, b + kConvertRows), converted[i]);
+      }
+    });
   }
   const int64_t piece_cost =
       std::max<int64_t>(1, total_cost / (kPiecesPerThread * pool->num_threads()));
   std::vector<Piece> pieces;
-  for (const MatMulJob& job : jobs) {
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const MatMulJob& job = jobs[i];
     if (job.batch <= 0 || job.w.rows <= 0) continue;
     const int64_t rows = std::max<int64_t>(
         kRowAlign, (piece_cost / std::max<int64_t>(1, RowCost(job))) / kRowAlign * kRowAlign);
     for (int64_t begin = 0; begin < job.w.rows; begin += rows) {
-      pieces.push_back({&job, begin, std::min(job.w.rows, begin + rows)});
+      pieces.push_back({&job, converted[i], begin, std::min(job.w.rows, begin + rows)});
     }
   }
   pool->ParallelFor(static_cast<int64_t>(pieces.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const Piece& p = pieces[i];
-      RunRows(table, *p.job, p.begin, p.end);
+      RunRows(table, *p.job, p.converted, p.begin, p.end);
     }
   });
 }

@@ -347,7 +347,16 @@ uint32_t* ActivationPairs(int64_t stride) {
 
 }  // namespace
 
-void MatMulBf16PanelsAvx512(const MatMulJob& job, int64_t o_begin, int64_t o_end) {
+int64_t Bf16PairStride(int64_t cols) { return ((cols + 1) / 2 + 15) / 16 * 16; }
+
+void ConvertToBf16Pairs(const MatMulJob& job, int64_t b_begin, int64_t b_end, uint32_t* pairs) {
+  const int64_t stride = Bf16PairStride(job.w.cols);
+  ConvertRows(job.x + b_begin * job.ldx, job.ldx, b_end - b_begin, job.w.cols,
+              pairs + b_begin * stride, stride);
+}
+
+void MatMulBf16PanelsAvx512(const MatMulJob& job, const uint32_t* converted, int64_t o_begin,
+                            int64_t o_end) {
   const int64_t kdim = job.w.cols;
   const int64_t pairs = (kdim + 1) / 2;
   const int64_t panel_words = pairs * kPanel;
@@ -370,11 +379,14 @@ void MatMulBf16PanelsAvx512(const MatMulJob& job, int64_t o_begin, int64_t o_end
     }
     return;
   }
-  const int64_t stride = (pairs + 15) / 16 * 16;
-  uint32_t* xb = ActivationPairs(stride);
+  const int64_t stride = Bf16PairStride(kdim);
+  uint32_t* scratch = converted == nullptr ? ActivationPairs(stride) : nullptr;
   for (int64_t b0 = 0; b0 < job.batch; b0 += kBatchBlock) {
     const int64_t b1 = job.batch - b0 < kBatchBlock ? job.batch : b0 + kBatchBlock;
-    ConvertRows(job.x + b0 * job.ldx, job.ldx, b1 - b0, kdim, xb, stride);
+    const uint32_t* xb = converted != nullptr ? converted + b0 * stride : scratch;
+    if (converted == nullptr) {
+      ConvertRows(job.x + b0 * job.ldx, job.ldx, b1 - b0, kdim, scratch, stride);
+    }
     // One register tile of rows streams each panel once, front to back (decode); more rows
     // take the panel in K blocks that stay in L1 while every tile of rows uses them.
     const int64_t block = b1 - b0 <= kRows ? pairs : kPairsPerBlock;
@@ -467,7 +479,9 @@ void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t
 namespace skein::kernels {
 bool HaveBf16DotKernels() { return false; }
 void MatMulBf16Dot(const MatMulJob&, int64_t, int64_t, int64_t, int64_t) {}
-void MatMulBf16PanelsAvx512(const MatMulJob&, int64_t, int64_t) {}
+int64_t Bf16PairStride(int64_t cols) { return ((cols + 1) / 2 + 15) / 16 * 16; }
+void ConvertToBf16Pairs(const MatMulJob&, int64_t, int64_t, uint32_t*) {}
+void MatMulBf16PanelsAvx512(const MatMulJob&, const uint32_t*, int64_t, int64_t) {}
 }  // namespace skein::kernels
 
 #endif

@@ -25,6 +25,7 @@ constexpr size_t kMinWeightBytesInFlight = size_t{1} << 30;
 
 struct WeightSet {
   std::vector<std::vector<uint16_t>> half;
+  std::vector<std::vector<uint32_t>> panels;
   std::vector<std::vector<float>> f32;
   std::vector<WeightMatrix> matrices;
 };
@@ -64,12 +65,29 @@ WeightSet MakeWeights(ElementType type, int64_t rows, int64_t cols, bool streame
   return set;
 }
 
+// The same matrices pre-packed into bf16 panels (what the engine loads on AVX512_BF16 CPUs).
+void PackPanels(WeightSet& set) {
+  for (WeightMatrix& m : set.matrices) {
+    set.panels.emplace_back(Bf16PanelWords(m.rows, m.cols));
+    PackBf16Panels(m, set.panels.back().data());
+    m.panels = set.panels.back().data();
+  }
+  set.half.clear();
+  for (WeightMatrix& m : set.matrices) m.data = nullptr;
+}
+
 // Args: rows, cols, batch, type, isa, threads.
 void BM_MatMul(benchmark::State& state) {
   const int64_t rows = state.range(0), cols = state.range(1), batch = state.range(2);
-  // type 3 = bf16 weights with bf16-rounded activations (vdpbf16ps where available).
-  const bool bf16_activations = state.range(3) == 3;
+  // type 3 = bf16 weights with bf16-rounded activations (vdpbf16ps where available); 4 = the
+  // same on pre-packed panels.
+  const bool packed = state.range(3) == 4;
+  const bool bf16_activations = state.range(3) >= 3;
   const auto type = bf16_activations ? ElementType::kBF16 : static_cast<ElementType>(state.range(3));
+  if (packed && !Bf16PanelsAccelerated()) {
+    state.SkipWithError("no AVX512_BF16 on this CPU or build");
+    return;
+  }
   const auto isa = static_cast<IsaLevel>(state.range(4));
   if (!ForceIsaLevel(isa).ok()) {
     state.SkipWithError("ISA level not supported on this CPU");
@@ -77,6 +95,7 @@ void BM_MatMul(benchmark::State& state) {
   }
   ThreadPool pool(static_cast<int>(state.range(5)));
   WeightSet weights = MakeWeights(type, rows, cols, /*streamed=*/batch <= 8);
+  if (packed) PackPanels(weights);
   std::vector<float> x(batch * cols, 0.01f), y(batch * rows);
   size_t i = 0;
   for (auto _ : state) {
@@ -90,7 +109,8 @@ void BM_MatMul(benchmark::State& state) {
   state.counters["GFLOPS"] = benchmark::Counter(calls * 2.0 * batch * rows * cols / 1e9,
                                                 benchmark::Counter::kIsRate);
   state.SetLabel(std::string(IsaLevelName(isa)) +
-                 (bf16_activations              ? " bf16 (bf16 activations)"
+                 (packed ? " bf16 panels (bf16 activations)"
+                  : bf16_activations              ? " bf16 (bf16 activations)"
                   : type == ElementType::kF32  ? " f32"
                   : type == ElementType::kBF16 ? " bf16"
                                                : " f16"));
@@ -103,7 +123,7 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
       {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}, {65536, 768}};
   for (int threads : {1, 2}) {
     for (int isa : {1, 2}) {
-      for (int type : {0, 1, 2, 3}) {
+      for (int type : {0, 1, 2, 3, 4}) {
         for (auto [rows, cols] : shapes) {
           for (int64_t batch : {1, 8, 32, 128, 512}) {
             if (rows == 65536 && batch > 32) continue;  // the head runs on last tokens only

@@ -78,8 +78,11 @@ void ThreadPool::Participate(uint32_t generation) {
   for (;;) {
     uint64_t word = claim_.load(std::memory_order_acquire);
     if (static_cast<uint32_t>(word >> 32) != generation) return;
+    const uint64_t limit = limit_.load(std::memory_order_acquire);
+    if (static_cast<uint32_t>(limit >> 32) != generation) return;  // a newer loop is starting
     const uint32_t chunk = static_cast<uint32_t>(word);
-    if (chunk >= chunks_.load(std::memory_order_relaxed)) return;
+    const uint32_t total = static_cast<uint32_t>(limit);
+    if (chunk >= total) return;
     if (!claim_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) continue;
     // Holding an unfinished chunk of this generation: the loop's fields stay valid.
     const int64_t begin = static_cast<int64_t>(chunk) * grain_;
@@ -88,7 +91,6 @@ void ThreadPool::Participate(uint32_t generation) {
     tls_inside_body = true;
     (*body_)(begin, end);
     tls_inside_body = nested;
-    const uint32_t total = chunks_.load(std::memory_order_relaxed);
     if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == total) done_.notify_all();
   }
 }
@@ -106,11 +108,13 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
   body_ = &fn;
   n_ = n;
   grain_ = grain;
-  chunks_.store(static_cast<uint32_t>(chunks), std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   const uint32_t generation = generation_.load(std::memory_order_relaxed) + 1;
+  limit_.store(static_cast<uint64_t>(generation) << 32 | static_cast<uint32_t>(chunks),
+               std::memory_order_release);
   claim_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_release);
-  generation_.store(generation, std::memory_order_release);
+  // seq_cst: the store must be visible before notify_all looks for sleeping workers.
+  generation_.store(generation, std::memory_order_seq_cst);
   generation_.notify_all();
 
   Participate(generation);

@@ -68,7 +68,10 @@ class ThreadPool {
   // (generation << 32) | next unclaimed chunk, advanced by compare-and-swap so that a claim
   // made for an old loop can never take a chunk of a newer one.
   alignas(64) std::atomic<uint64_t> claim_{0};
-  alignas(64) std::atomic<uint32_t> chunks_{0};
+  // (generation << 32) | number of chunks. The count carries its generation so that a
+  // worker comparing an old loop's claim word against a newer loop's count (published just
+  // before the newer claim word) cannot take a chunk that does not exist.
+  alignas(64) std::atomic<uint64_t> limit_{0};
   alignas(64) std::atomic<uint32_t> done_{0};
   alignas(64) std::atomic<uint32_t> generation_{0};
 };

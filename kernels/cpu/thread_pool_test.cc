@@ -1,6 +1,7 @@
 #include "kernels/cpu/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <numeric>
 #include <mutex>
 #include <set>
@@ -125,6 +126,27 @@ TEST(ThreadPoolTest, DefaultUsesHardwareCores) {
   ThreadPool pool;
   EXPECT_EQ(pool.num_threads(), HardwareCores());
   EXPECT_GE(HardwareCores(), 1);
+}
+
+// Back-to-back loops of different sizes, as the decode loop runs them. A worker that lingers
+// in one loop while the next is published must not take a chunk of either twice (which once
+// ran chunks twice and then deadlocked the pool within a few thousand loops).
+TEST(ThreadPoolTest, BackToBackLoopsRunEveryChunkExactlyOnce) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads, std::chrono::microseconds(threads == 2 ? 0 : 50));
+    std::vector<std::atomic<int>> runs(9);
+    for (int loop = 0; loop < 100000; ++loop) {
+      const int64_t n = 1 + loop % 9;
+      for (int64_t i = 0; i < n; ++i) runs[i].store(0, std::memory_order_relaxed);
+      pool.ParallelFor(n, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) runs[i].fetch_add(1, std::memory_order_relaxed);
+      });
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(runs[i].load(std::memory_order_relaxed), 1)
+            << "loop " << loop << " chunk " << i << " of " << n << ", " << threads << " threads";
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -299,9 +299,9 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
   {
     std::vector<MatMulJob> jobs = {
         Job(sc.xr, lw.receptance, sc.r, T, bf16), Job(sc.xk, lw.key, sc.k, T, bf16),
-        Job(sc.xv, lw.value, sc.v, T, bf16),      Job(sc.xw, lw.w1, sc.lora_w, T, bf16),
-        Job(sc.xa_mix, lw.a1, sc.lora_a, T, bf16), Job(sc.xg, lw.g1, sc.lora_g, T, bf16)};
-    if (value_residual) jobs.push_back(Job(sc.xv, lw.v1, sc.lora_v, T, bf16));
+        Job(sc.xv, lw.value, sc.v, T, bf16),      Job(sc.xw, lw.w1, sc.lora_w, T, false),
+        Job(sc.xa_mix, lw.a1, sc.lora_a, T, false), Job(sc.xg, lw.g1, sc.lora_g, T, false)};
+    if (value_residual) jobs.push_back(Job(sc.xv, lw.v1, sc.lora_v, T, false));
     kernels::MatMulMany(jobs, pool_);
   }
   parallel_rows(8, [&](int64_t r) {
@@ -309,10 +309,12 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
     kernels::Sigmoid(sc.lora_g.row(r), sc.lora_g.row(r), d.d_gate);
   });
   {
-    std::vector<MatMulJob> jobs = {Job(sc.lora_w, lw.w2, sc.decay, T, bf16),
-                                   Job(sc.lora_a, lw.a2, sc.alpha, T, bf16),
-                                   Job(sc.lora_g, lw.g2, sc.gate, T, bf16)};
-    if (value_residual) jobs.push_back(Job(sc.lora_v, lw.v2, sc.v_gate, T, bf16));
+    // The LoRAs keep fp32 activations even in bf16-activation runs: they are a few percent
+    // of the work, and the decay (exp of exp) and gates they feed are where rounding hurts.
+    std::vector<MatMulJob> jobs = {Job(sc.lora_w, lw.w2, sc.decay, T, false),
+                                   Job(sc.lora_a, lw.a2, sc.alpha, T, false),
+                                   Job(sc.lora_g, lw.g2, sc.gate, T, false)};
+    if (value_residual) jobs.push_back(Job(sc.lora_v, lw.v2, sc.v_gate, T, false));
     kernels::MatMulMany(jobs, pool_);
   }
   parallel_rows(1, [&](int64_t r) {

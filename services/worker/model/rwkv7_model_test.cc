@@ -553,7 +553,8 @@ TEST(RandomModelTest, HalfPrecisionWeightPathsStayClose) {
 TEST(RandomModelTest, PackedBf16PanelsMatchRowMajorWeights) {
   if (!kernels::Bf16PanelsAccelerated()) GTEST_SKIP() << "no AVX512_BF16 on this CPU or build";
   const Rwkv7Shape d = SmallShape();
-  std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 11, DType::kF32);
+  // A bf16 checkpoint: both loads hold exactly its weights.
+  std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 11, DType::kBF16);
   auto load = [&](bool panels) {
     Rwkv7LoadOptions o;
     o.run_dtype = DType::kBF16;
@@ -564,7 +565,8 @@ TEST(RandomModelTest, PackedBf16PanelsMatchRowMajorWeights) {
   };
   std::shared_ptr<const Rwkv7Weights> packed = load(true), rows = load(false);
   ASSERT_NE(packed->head().panels, nullptr);
-  EXPECT_EQ(packed->head().data, nullptr) << "a converted matrix keeps only its panels";
+  EXPECT_EQ(packed->head().data, archive->Find("head.weight")->data) << "used in place";
+  EXPECT_EQ(packed->layer(0).w1.data, nullptr) << "a converted matrix keeps only its panels";
   ASSERT_EQ(rows->head().panels, nullptr);
   for (bool bf16_activations : {false, true}) {
     Rwkv7Model a(packed, &Pool(), Rwkv7ModelOptions{.bf16_activations = bf16_activations});

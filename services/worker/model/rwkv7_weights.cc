@@ -1,10 +1,12 @@
 #include "services/worker/model/rwkv7_weights.h"
 
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -119,6 +121,16 @@ class Rwkv7WeightsBuilder {
     for (int64_t i = 0; i < in; ++i) {
       for (int64_t o = 0; o < out_dim; ++o) out[o * in + i] = stored[i * out_dim + o];
     }
+    if (w_->pack_panels_) {
+      // Packed runs take the LoRAs in bf16 too, as the reference's bf16 runs do; a bf16
+      // checkpoint loses nothing by it.
+      std::vector<uint16_t> narrowed(in * out_dim);
+      ConvertElements(DType::kF32, out, DType::kBF16, narrowed.data(), narrowed.size());
+      WeightMatrix m{narrowed.data(), ElementType::kBF16, out_dim, in, in};
+      m.panels = Pack(m);
+      m.data = nullptr;
+      return m;
+    }
     return WeightMatrix{out, ElementType::kF32, out_dim, in, in};
   }
 
@@ -131,8 +143,14 @@ class Rwkv7WeightsBuilder {
   }
 
   void* Allocate(size_t bytes) {
-    const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
+    // Large buffers on huge pages where the kernel allows them: filling hundreds of MB of
+    // fresh 4 KiB pages costs a page fault each, which dominated load time on VMs.
+    constexpr size_t kHugePage = size_t{2} << 20;
+    const size_t align = bytes >= kHugePage ? kHugePage : 64;
+    const size_t rounded = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, rounded);
+    if (p == nullptr) throw std::bad_alloc();
+    if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: may be ignored
     w_->owned_.emplace_back(static_cast<uint8_t*>(p), &std::free);
     return p;
   }

@@ -69,7 +69,8 @@ struct Rwkv7LayerWeights {
   kernels::WeightMatrix receptance, key, value, output;  // [C, C], run dtype
   kernels::WeightMatrix ffn_key;                         // [F, C]
   kernels::WeightMatrix ffn_value;                       // [C, F]
-  // LoRAs, fp32, transposed to [out, in]: w1ᵀ [D_w, C], w2ᵀ [C, D_w], …
+  // LoRAs transposed to [out, in]: w1ᵀ [D_w, C], w2ᵀ [C, D_w], …; fp32, or bf16 panels when
+  // the big matrices are packed (Rwkv7LoadOptions::bf16_panels).
   kernels::WeightMatrix w1, w2, a1, a2, g1, g2;
   kernels::WeightMatrix v1, v2;  // empty (rows = 0) in layer 0
 };
