@@ -21,6 +21,9 @@ class ByteTrieBuilder {
       }
     }
     SortKeys(order);
+    for (uint32_t index : order) {
+      trie_.max_key_length_ = std::max(trie_.max_key_length_, keys_[index].bytes.size());
+    }
     // One cell per state (one per distinct prefix) plus some slack for the gaps.
     size_t states = 1;
     for (size_t i = 0; i < order.size(); ++i) {
@@ -206,11 +209,15 @@ class ByteTrieBuilder {
     return true;
   }
 
-  // Drops unused cells past the last one a lookup can reach.
+  // Drops unused cells past the last one a lookup can reach, and marks the cells that are no
+  // state's child (see ByteTrie::Cell).
   void Trim() {
     const size_t keep = std::max<size_t>(max_used_ + 1, static_cast<size_t>(max_base_) + 256);
     trie_.cells_.resize(keep);
     trie_.values_.resize(keep);
+    for (size_t c = 0; c < keep; ++c) {
+      if (!used_[c] || c == ByteTrie::kRoot) trie_.cells_[c].check_and_end = ByteTrie::kNoParent;
+    }
   }
 
   static constexpr uint32_t kNone = UINT32_MAX;

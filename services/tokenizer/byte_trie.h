@@ -49,7 +49,7 @@ class ByteTrie {
     const auto* p = reinterpret_cast<const uint8_t*>(text.data());
     const Cell* cells = cells_.data();
     uint32_t base = cells[kRoot].base;
-    for (size_t i = 0; i < text.size() && base != 0; ++i) {
+    for (size_t i = 0; i < text.size(); ++i) {
       const uint32_t index = base + p[i];
       const Cell cell = cells[index];
       if (cell.parent_base() != base) break;
@@ -62,22 +62,34 @@ class ByteTrie {
   // True if every single byte is a stored key, so that any text can be segmented into keys.
   bool covers_all_bytes() const { return covers_all_bytes_; }
 
+  // Length of the longest key; a walk never reads more than this many bytes plus one.
+  size_t max_key_length() const { return max_key_length_; }
+
   size_t memory_bytes() const { return cells_.size() * (sizeof(Cell) + sizeof(uint32_t)); }
 
  private:
   friend class ByteTrieBuilder;
+  friend class GreedySegmenter;
 
-  // One slot of the double array. Every non-zero base b has b + 255 < cells_.size().
+  // One slot of the double array. Every base b has b + 255 < cells_.size(), 0 included.
+  //
+  // A state without children has base 0, and no cell's check is 0 (free cells and the root
+  // hold kNoParent), so a walk that steps from such a state finds a check that differs from
+  // its base and stops, like any other mismatch. A walker thus needs no test for "no
+  // children", which keeps branch-free walks (greedy_segmenter.cc) simple.
   struct Cell {
     uint32_t base = 0;           // children at base + byte; 0 for a state without children
-    uint32_t check_and_end = 0;  // (a key ends here) << 31 | the parent's base; 0: unused
+    uint32_t check_and_end = 0;  // (a key ends here) << 31 | the parent's base
     uint32_t parent_base() const { return check_and_end & 0x7FFFFFFF; }
     bool ends_key() const { return (check_and_end >> 31) != 0; }
   };
   static constexpr uint32_t kRoot = 0;  // the root's cell
+  // The check of cells that are no state's child; no base is this large.
+  static constexpr uint32_t kNoParent = 0x7FFFFFFF;
 
   std::vector<Cell> cells_;
   std::vector<uint32_t> values_;  // value of the key ending at each cell, 0 where none does
+  size_t max_key_length_ = 0;
   bool covers_all_bytes_ = false;
 };
 

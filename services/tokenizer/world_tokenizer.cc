@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "services/tokenizer/greedy_segmenter.h"
 #include "services/tokenizer/sha256.h"
 
 namespace skein::tokenizer {
@@ -134,24 +135,17 @@ std::vector<uint32_t> WorldTokenizer::Encode(absl::string_view bytes) const {
 void WorldTokenizer::EncodeAppend(absl::string_view bytes, std::vector<uint32_t>* ids) const {
   // Most tokens are several bytes long; this usually avoids regrowing.
   ids->reserve(ids->size() + bytes.size() / 3 + 16);
-  while (!bytes.empty()) {
-    // Every single byte is a token (checked at construction), so a match is never empty;
-    // only a moved-from tokenizer matches nothing, and then encodes nothing.
-    const ByteTrie::Match m = trie_.LongestPrefix(bytes);
-    if (m.length == 0) break;
-    ids->push_back(m.value);
-    bytes.remove_prefix(m.length);
-  }
+  // Every single byte is a token (checked at construction), so every byte string segments
+  // completely; only a moved-from tokenizer, with an empty trie, encodes nothing.
+  GreedySegmenter(&trie_).Segment(bytes, [ids](absl::Span<const uint32_t> run) {
+    ids->insert(ids->end(), run.begin(), run.end());
+  });
 }
 
 size_t WorldTokenizer::CountTokens(absl::string_view bytes) const {
   size_t count = 0;
-  while (!bytes.empty()) {
-    const size_t length = trie_.LongestPrefix(bytes).length;
-    if (length == 0) break;
-    bytes.remove_prefix(length);
-    ++count;
-  }
+  GreedySegmenter(&trie_).Segment(bytes,
+                                  [&count](absl::Span<const uint32_t> run) { count += run.size(); });
   return count;
 }
 
