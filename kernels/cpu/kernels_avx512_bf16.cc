@@ -130,7 +130,10 @@ void ConvertRows(const float* x, int64_t ldx, int64_t rows, int64_t kc, uint32_t
   }
 }
 
-template <int MR>
+// kAhead: also fetch, into L2, the words that follow this block in memory (the next K block of
+// the panel, or the next panel), one block ahead, so that the next block's first tile does
+// not wait for DRAM (the head's panels are read from memory once per product).
+template <int MR, bool kAhead = false>
 void Tile(const uint32_t* xb, int64_t ldb, const uint32_t* panel, int64_t pairs, float* y,
           int64_t ldy, int cols, bool add) {
   __m512 acc[MR][kPanelVectors];
@@ -143,6 +146,10 @@ void Tile(const uint32_t* xb, int64_t ldb, const uint32_t* panel, int64_t pairs,
     __m512bh wv[kPanelVectors];
     SKEIN_UNROLL
     for (int q = 0; q < kPanelVectors; ++q) {
+      if constexpr (kAhead) {
+        _mm_prefetch(reinterpret_cast<const char*>(panel + (pairs + j) * kPanel + q * kLanes),
+                     _MM_HINT_T1);
+      }
       wv[q] = (__m512bh)_mm512_loadu_si512(panel + j * kPanel + q * kLanes);
     }
     SKEIN_UNROLL
@@ -171,6 +178,9 @@ using TileFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, floa
                         bool);
 constexpr TileFn kTiles[kRows] = {&Tile<1>, &Tile<2>, &Tile<3>, &Tile<4>,
                                   &Tile<5>, &Tile<6>, &Tile<7>, &Tile<8>};
+constexpr TileFn kTilesAhead[kRows] = {&Tile<1, true>, &Tile<2, true>, &Tile<3, true>,
+                                       &Tile<4, true>, &Tile<5, true>, &Tile<6, true>,
+                                       &Tile<7, true>, &Tile<8, true>};
 
 
 // ---- Mid-size batches: dot-product tiles on W in place (no packing). ----
@@ -398,8 +408,10 @@ void MatMulBf16PanelsAvx512(const MatMulJob& job, const uint32_t* converted, int
         const bool add = job.accumulate || j0 > 0;
         for (int64_t b = b0; b < b1; b += kRows) {
           const int mr = b1 - b < kRows ? static_cast<int>(b1 - b) : kRows;
-          kTiles[mr - 1](xb + (b - b0) * stride + j0, stride, panel + j0 * kPanel, count,
-                         job.y + b * job.ldy + o, job.ldy, cols, add);
+          // The first tile of rows fetches the next block while later tiles reuse this one.
+          const TileFn tile = b == b0 && b1 - b0 > kRows ? kTilesAhead[mr - 1] : kTiles[mr - 1];
+          tile(xb + (b - b0) * stride + j0, stride, panel + j0 * kPanel, count,
+               job.y + b * job.ldy + o, job.ldy, cols, add);
         }
       }
     }
