@@ -14,11 +14,12 @@ int64_t Bf16PanelWords(int64_t rows, int64_t cols) {
   return panels * ((cols + 1) / 2) * kBf16PanelRows;
 }
 
-void PackBf16Panels(const WeightMatrix& w, uint32_t* out) {
+namespace {
+
+void PackPanelRange(const WeightMatrix& w, uint32_t* out, int64_t first, int64_t last) {
   const auto* data = static_cast<const uint16_t*>(w.data);
   const int64_t pairs = (w.cols + 1) / 2;
-  const int64_t panels = (w.rows + kBf16PanelRows - 1) / kBf16PanelRows;
-  for (int64_t p = 0; p < panels; ++p) {
+  for (int64_t p = first; p < last; ++p) {
     uint32_t* panel = out + p * pairs * kBf16PanelRows;
     for (int64_t i = 0; i < kBf16PanelRows; ++i) {
       const int64_t row = p * kBf16PanelRows + i;
@@ -34,6 +35,21 @@ void PackBf16Panels(const WeightMatrix& w, uint32_t* out) {
       }
     }
   }
+}
+
+}  // namespace
+
+void PackBf16Panels(const WeightMatrix& w, uint32_t* out, ThreadPool* pool) {
+  const int64_t panels = (w.rows + kBf16PanelRows - 1) / kBf16PanelRows;
+  // Loading is bound by packing and by the first touch of the fresh pages, both of which
+  // scale with threads.
+  constexpr int64_t kPanelsPerChunk = 16;
+  if (pool == nullptr) {
+    PackPanelRange(w, out, 0, panels);
+    return;
+  }
+  pool->ParallelFor(panels, kPanelsPerChunk,
+                    [&](int64_t first, int64_t last) { PackPanelRange(w, out, first, last); });
 }
 
 void MatMulBf16PanelsPortable(const MatMulJob& job, int64_t o_begin, int64_t o_end) {

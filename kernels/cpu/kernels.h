@@ -65,8 +65,8 @@ constexpr int64_t kBf16PanelRows = 48;
 int64_t Bf16PanelWords(int64_t rows, int64_t cols);
 
 // Packs bf16 matrix `w` (type kBF16, `data` set) into `out` (Bf16PanelWords words, 64-byte
-// aligned for speed).
-void PackBf16Panels(const WeightMatrix& w, uint32_t* out);
+// aligned for speed), on `pool`'s threads when given.
+void PackBf16Panels(const WeightMatrix& w, uint32_t* out, ThreadPool* pool = nullptr);
 
 // Whether products over packed panels have a fast kernel here (a CPU with AVX512_BF16 and a
 // build that has it). Without one they still run, on a slow portable loop.

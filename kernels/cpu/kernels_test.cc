@@ -498,6 +498,16 @@ TEST(MatMulTest, PackBf16PanelsPlacesPairsAndZeroPads) {
   EXPECT_EQ(word(0, 2, 7), 40u);                 // row 7, k 4; no k 5
   EXPECT_EQ(word(1, 0, 1), 246u | 247u << 16);   // row 49, k 0 and 1
   EXPECT_EQ(word(1, 1, 2), 0u);                  // row 50 does not exist
+
+  // Packing on a pool's threads writes the same words.
+  std::mt19937 rng(16);
+  TestWeights big = MakeWeights(rng, ElementType::kBF16, 48 * 40 + 7, 301, 305);
+  std::vector<uint32_t> serial(Bf16PanelWords(big.matrix.rows, big.matrix.cols));
+  std::vector<uint32_t> threaded(serial.size(), 0xDEADBEEF);
+  PackBf16Panels(big.matrix, serial.data());
+  ThreadPool pool(3);
+  PackBf16Panels(big.matrix, threaded.data(), &pool);
+  EXPECT_EQ(serial, threaded);
 }
 
 }  // namespace

@@ -25,15 +25,16 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& defaul
 
 Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const EngineFlags& flags) {
   if (flags.threads < 0) throw CommandError(2, "--threads must be >= 0");
+  Engine e;
+  e.pool = std::make_unique<kernels::ThreadPool>(flags.threads);
   model::Rwkv7LoadOptions options;
   options.run_dtype = ParseDTypeFlag(flags.dtype);
+  options.pool = e.pool.get();
   absl::StatusOr<std::unique_ptr<model::Rwkv7Weights>> weights =
       model::Rwkv7Weights::Load(archive, options);
   if (!weights.ok()) throw CommandError(1, std::string(weights.status().message()));
-  Engine e;
   e.archive = std::move(archive);
   e.weights = *std::move(weights);
-  e.pool = std::make_unique<kernels::ThreadPool>(flags.threads);
   e.model = std::make_unique<model::Rwkv7Model>(
       e.weights, e.pool.get(), model::Rwkv7ModelOptions{.bf16_activations = flags.bf16_activations});
   return e;

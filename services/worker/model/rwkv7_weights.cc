@@ -138,7 +138,7 @@ class Rwkv7WeightsBuilder {
   const uint32_t* Pack(const WeightMatrix& m) {
     auto* panels = static_cast<uint32_t*>(
         Allocate(kernels::Bf16PanelWords(m.rows, m.cols) * sizeof(uint32_t)));
-    kernels::PackBf16Panels(m, panels);
+    kernels::PackBf16Panels(m, panels, w_->load_pool_);
     return panels;
   }
 
@@ -179,6 +179,7 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
   w->run_dtype_ = options.run_dtype;
   w->pack_panels_ = options.bf16_panels && options.run_dtype == DType::kBF16 &&
                     kernels::Bf16PanelsAccelerated();
+  w->load_pool_ = options.pool;
   w->fingerprint_ = Fingerprint(*w->archive_);
 
   Rwkv7WeightsBuilder b(w.get());
@@ -232,6 +233,7 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
     }
     w->layers_.push_back(lw);
   }
+  w->load_pool_ = nullptr;
   return w;
 }
 

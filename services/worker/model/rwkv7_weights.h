@@ -43,6 +43,8 @@ struct Rwkv7LoadOptions {
   // (kernels::PackBf16Panels), which every product then streams sequentially. Converted
   // matrices keep only the packed copy; matrices used in place keep their mapping too.
   bool bf16_panels = true;
+  // Threads to pack with (optional; not kept).
+  kernels::ThreadPool* pool = nullptr;
 };
 
 // One layer's tensors. Vectors are C floats unless noted.
@@ -122,6 +124,7 @@ class Rwkv7Weights {
   int last_layer_ = 0;
   DType run_dtype_ = DType::kF32;
   bool pack_panels_ = false;
+  kernels::ThreadPool* load_pool_ = nullptr;  // only during Load
   std::vector<Rwkv7LayerWeights> layers_;
   const TensorView* emb_ = nullptr;
   const float* ln0_w_ = nullptr;
