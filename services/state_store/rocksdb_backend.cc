@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <functional>
+#include <unordered_set>
+#include <vector>
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
@@ -17,7 +19,6 @@ namespace {
 absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 constexpr char kRecord = 'r';
-constexpr char kBlob = 'b';
 constexpr char kManifest = 'm';
 
 std::string DbKey(char kind, std::string_view group, std::string_view name) {
@@ -74,12 +75,27 @@ absl::StatusOr<std::unique_ptr<RocksDbBackend>> RocksDbBackend::Open(
     }
     return status;
   }
-  return std::unique_ptr<RocksDbBackend>(
-      new RocksDbBackend(std::unique_ptr<rocksdb::DB>(raw), options));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  absl::StatusOr<BlobFiles> files = BlobFiles::Open(options.path + "/blobs");
+  if (!files.ok()) return files.status();
+  std::unique_ptr<RocksDbBackend> backend(
+      new RocksDbBackend(std::move(db), *std::move(files), options));
+  // Blob files whose manifest entry never committed (a crash between the file and the
+  // entry) or was deleted (a crash before the unlink) are garbage.
+  std::unordered_set<std::string> listed;
+  absl::Status scanned = backend->ScanBlobs([&](std::string_view group, std::string_view name) {
+    listed.insert(BlobFiles::FileName(group, name));
+  });
+  if (!scanned.ok()) return scanned;
+  absl::Status cleaned = backend->blob_files_.RemoveUnlisted(
+      [&](const std::string& file) { return listed.count(file) > 0; });
+  if (!cleaned.ok()) return cleaned;
+  return backend;
 }
 
-RocksDbBackend::RocksDbBackend(std::unique_ptr<rocksdb::DB> db, RocksDbOptions options)
-    : db_(std::move(db)), options_(std::move(options)) {}
+RocksDbBackend::RocksDbBackend(std::unique_ptr<rocksdb::DB> db, BlobFiles blob_files,
+                               RocksDbOptions options)
+    : db_(std::move(db)), blob_files_(std::move(blob_files)), options_(std::move(options)) {}
 
 RocksDbBackend::~RocksDbBackend() {
   if (db_) db_->Close().PermitUncheckedError();
@@ -102,6 +118,7 @@ absl::Status RocksDbBackend::Apply(const Batch& batch) {
   using Kind = Batch::Op::Kind;
   absl::MutexLock lock(&GroupLock(batch.group()));
   rocksdb::WriteBatch write;
+  std::vector<std::string> removed_files;  // unlinked once the batch is committed
   for (const Batch::Op& op : batch.ops()) {
     switch (op.kind) {
       case Kind::kExpectRecord: {
@@ -128,8 +145,8 @@ absl::Status RocksDbBackend::Apply(const Batch& batch) {
         write.Delete(DbKey(kRecord, batch.group(), op.name));
         break;
       case Kind::kDeleteBlob:
-        write.Delete(DbKey(kBlob, batch.group(), op.name));
         write.Delete(DbKey(kManifest, batch.group(), op.name));
+        removed_files.push_back(BlobFiles::FileName(batch.group(), op.name));
         break;
       case Kind::kExpireBlob:
       case Kind::kExpireRecord:
@@ -139,26 +156,42 @@ absl::Status RocksDbBackend::Apply(const Batch& batch) {
   if (write.Count() == 0) return absl::OkStatus();
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
-  return FromRocks(db_->Write(write_options, &write), "write");
+  if (absl::Status s = FromRocks(db_->Write(write_options, &write), "write"); !s.ok()) return s;
+  for (const std::string& file : removed_files) {
+    // A failure leaves an unlisted file, removed at the next start; the batch stands.
+    blob_files_.Remove(file).IgnoreError();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RocksDbBackend::WriteBlob(std::string_view group, std::string_view name,
                                        std::string_view data, absl::Time /*expiry*/) {
-  rocksdb::WriteBatch write;
-  write.Put(DbKey(kBlob, group, name), rocksdb::Slice(data.data(), data.size()));
-  write.Put(DbKey(kManifest, group, name), "");
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &write), "write blob");
+  // The file first, then its manifest entry: a listed blob always has its whole file.
+  if (absl::Status s = blob_files_.Write(BlobFiles::FileName(group, name), data, options_.sync);
+      !s.ok()) {
+    return s;
+  }
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), DbKey(kManifest, group, name), ""),
+                   "write blob manifest");
 }
 
 absl::StatusOr<std::string> RocksDbBackend::ReadBlob(std::string_view group,
                                                      std::string_view name) {
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(),
-                               DbKey(kBlob, group, name), &value);
-  if (s.IsNotFound())
+  std::string ignored;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), DbKey(kManifest, group, name), &ignored);
+  if (s.IsNotFound()) {
     return absl::NotFoundError(absl::StrCat("no blob ", Sv(name), " in ", Sv(group)));
-  if (!s.ok()) return FromRocks(s, "read blob");
-  return value.ToString();
+  }
+  if (!s.ok()) return FromRocks(s, "read blob manifest");
+  absl::StatusOr<std::string> data = blob_files_.Read(BlobFiles::FileName(group, name));
+  if (data.status().code() == absl::StatusCode::kNotFound) {
+    // Listed but gone: lost underneath the store (a machine crash without --sync, or a
+    // file removed by hand).
+    return absl::DataLossError(absl::StrCat("blob ", Sv(name), " in ", Sv(group),
+                                            " is listed but its file is missing: ",
+                                            data.status().message()));
+  }
+  return data;
 }
 
 absl::Status RocksDbBackend::Scan(

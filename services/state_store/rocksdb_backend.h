@@ -1,18 +1,21 @@
 // StorageBackend on an embedded RocksDB database in a local directory (the default backend).
 //
-// Layout (one column family): record  'r' GROUP '\0' NAME -> value
-//                             blob    'b' GROUP '\0' NAME -> bytes (in RocksDB blob files)
-//                             blob manifest 'm' GROUP '\0' NAME -> "" (so blobs can be listed
-//                             without reading them)
-// Large values go to RocksDB's integrated blob files (enable_blob_files), which keeps multi-MB
-// states out of the LSM tree's compactions.
+// Layout: RocksDB (one column family) holds
+//           record          'r' GROUP '\0' NAME -> value
+//           blob manifest   'm' GROUP '\0' NAME -> "" (the blob exists)
+//         and each blob's bytes are a file of its own in DIR/blobs (BlobFiles), named by a
+//         hash of group and name. A multi-megabyte state then costs one write() and one
+//         pread(), not a trip through RocksDB's WAL, memtable and flushes.
 //
-// Durability: Apply writes one WriteBatch with WriteOptions::sync = `sync` (true by default),
-// so an acknowledged Apply is on disk: it survives a crash of the process and, with sync, of
-// the machine. WriteBlob writes without sync; the WAL is sequential, so the sync of the later
-// Apply that publishes the blob makes the blob durable too. Expectations are checked under a
-// per-group lock held across the write; RocksDB's own LOCK file keeps a second process out of
-// the directory. Expiries are not stored (ExpiresObjects() is false). Thread-safe.
+// Durability: WriteBlob writes the file (renamed into place whole), then its manifest entry;
+// Apply writes one WriteBatch with WriteOptions::sync = `sync` (true by default) and then
+// unlinks the files of deleted blobs. Every acknowledged Apply survives a crash of the
+// process; with `sync` the blob file and its directory entry are flushed before WriteBlob
+// returns and the WAL on every Apply, so it survives a crash of the machine too. A crash can
+// leave files without a manifest entry (written but never published, or deleted but not yet
+// unlinked); Open removes them. Expectations are checked under a per-group lock held across
+// the write; RocksDB's own LOCK file keeps a second process out of the directory. Expiries
+// are not stored (ExpiresObjects() is false). Thread-safe.
 #ifndef SKEIN_SERVICES_STATE_STORE_ROCKSDB_BACKEND_H_
 #define SKEIN_SERVICES_STATE_STORE_ROCKSDB_BACKEND_H_
 
@@ -23,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "services/state_store/backend.h"
+#include "services/state_store/blob_files.h"
 
 namespace rocksdb {
 class DB;
@@ -35,7 +39,8 @@ struct RocksDbOptions {
   std::string path;
   // fsync the WAL on every Apply (see the durability note above).
   bool sync = true;
-  // Values at least this large are kept in blob files.
+  // Values at least this large are kept in RocksDB's blob files (records only: blobs have
+  // files of their own).
   uint64_t min_blob_bytes = 64 << 10;
 };
 
@@ -58,13 +63,14 @@ class RocksDbBackend final : public StorageBackend {
   absl::Status ScanBlobs(const BlobVisitor& visit) override;
 
  private:
-  RocksDbBackend(std::unique_ptr<rocksdb::DB> db, RocksDbOptions options);
+  RocksDbBackend(std::unique_ptr<rocksdb::DB> db, BlobFiles blob_files, RocksDbOptions options);
   absl::Mutex& GroupLock(std::string_view group);
   absl::Status Scan(char kind,
                     const std::function<void(std::string_view group, std::string_view name,
                                              std::string_view value)>& visit);
 
   std::unique_ptr<rocksdb::DB> db_;
+  BlobFiles blob_files_;
   RocksDbOptions options_;
   std::array<absl::Mutex, 64> group_locks_;
 };
