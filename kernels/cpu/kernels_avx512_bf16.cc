@@ -23,8 +23,8 @@ namespace {
 constexpr int kLanes = 16;
 constexpr int kPanelVectors = 3;
 constexpr int kPanel = kPanelVectors * kLanes;  // output rows per panel
-constexpr int kRows = 8;                         // batch rows per register tile
-constexpr int64_t kPairsPerBlock = 128;          // k-pairs per block (256 values of k)
+constexpr int kRows = 8;                        // batch rows per register tile
+constexpr int64_t kPairsPerBlock = 128;         // k-pairs per block (256 values of k)
 constexpr int64_t kBatchBlock = 128;
 // Smaller batches use the dot-product tiles (below); packing pays off from here.
 constexpr int64_t kMinPackedBatch = 64;
@@ -106,8 +106,7 @@ void PackPanel(const uint16_t* w, int64_t ldw, int rows, int64_t kc, uint32_t* p
 }
 
 // xb[m·ldb + j] = (bf16(x[m][2j]), bf16(x[m][2j+1])), rounded to nearest even.
-void ConvertRows(const float* x, int64_t ldx, int64_t rows, int64_t kc, uint32_t* xb,
-                 int64_t ldb) {
+void ConvertRows(const float* x, int64_t ldx, int64_t rows, int64_t kc, uint32_t* xb, int64_t ldb) {
   for (int64_t m = 0; m < rows; ++m) {
     const float* src = x + m * ldx;
     uint32_t* dst = xb + m * ldb;
@@ -116,16 +115,17 @@ void ConvertRows(const float* x, int64_t ldx, int64_t rows, int64_t kc, uint32_t
       const __mmask16 lo_mask =
           left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
       const __mmask16 hi_mask =
-          left >= 32 ? __mmask16(0xffff)
-                     : (left <= 16 ? __mmask16(0) : static_cast<__mmask16>((1u << (left - 16)) - 1));
+          left >= 32
+              ? __mmask16(0xffff)
+              : (left <= 16 ? __mmask16(0) : static_cast<__mmask16>((1u << (left - 16)) - 1));
       const __m512 lo = _mm512_maskz_loadu_ps(lo_mask, src + k);
       const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, src + k + 16);
       const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
       const int64_t pair_count = (left + 1) / 2;
-      _mm512_mask_storeu_epi32(dst + k / 2,
-                               pair_count >= 16 ? __mmask16(0xffff)
-                                                : static_cast<__mmask16>((1u << pair_count) - 1),
-                               pairs);
+      _mm512_mask_storeu_epi32(
+          dst + k / 2,
+          pair_count >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << pair_count) - 1),
+          pairs);
     }
   }
 }
@@ -168,7 +168,8 @@ void Tile(const uint32_t* xb, int64_t ldb, const uint32_t* panel, int64_t pairs,
       if (left <= 0) continue;
       const __mmask16 mask =
           left >= kLanes ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-      const __m512 prior = add ? _mm512_maskz_loadu_ps(mask, out + q * kLanes) : _mm512_setzero_ps();
+      const __m512 prior =
+          add ? _mm512_maskz_loadu_ps(mask, out + q * kLanes) : _mm512_setzero_ps();
       _mm512_mask_storeu_ps(out + q * kLanes, mask, _mm512_add_ps(prior, acc[m][q]));
     }
   }
@@ -181,7 +182,6 @@ constexpr TileFn kTiles[kRows] = {&Tile<1>, &Tile<2>, &Tile<3>, &Tile<4>,
 constexpr TileFn kTilesAhead[kRows] = {&Tile<1, true>, &Tile<2, true>, &Tile<3, true>,
                                        &Tile<4, true>, &Tile<5, true>, &Tile<6, true>,
                                        &Tile<7, true>, &Tile<8, true>};
-
 
 // ---- Mid-size batches: dot-product tiles on W in place (no packing). ----
 // An MR×NR tile of y as MR·NR vector accumulators over k, summed across lanes at the end;
@@ -204,10 +204,13 @@ float ReduceAdd(__m512 v) {
 // The lane sums of four vectors, as one 4-float vector (fewer shuffles than four ReduceAdds).
 __m128 ReduceAdd4(__m512 a, __m512 b, __m512 c, __m512 d) {
   // Fold 512 → 256 bits: s0 = [a halves summed | b halves summed], s1 likewise for c, d.
-  const __m512 s0 = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
-  const __m512 s1 = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+  const __m512 s0 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+  const __m512 s1 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
   // Fold 256 → 128 bits: one 128-bit lane each for a, b, c, d.
-  const __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s0, s1, 0x88), _mm512_shuffle_f32x4(s0, s1, 0xdd));
+  const __m512 u =
+      _mm512_add_ps(_mm512_shuffle_f32x4(s0, s1, 0x88), _mm512_shuffle_f32x4(s0, s1, 0xdd));
   // Sum the four floats within each lane.
   const __m512 w = _mm512_add_ps(u, _mm512_shuffle_ps(u, u, 0xb1));
   const __m512 z = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0x4e));
@@ -217,8 +220,8 @@ __m128 ReduceAdd4(__m512 a, __m512 b, __m512 c, __m512 d) {
 
 // y[m][n] (+)= Σ_j xb[m][j] · w[n][2j, 2j+1] over kc values of k.
 template <int MR, int NR>
-void DotTile(const uint32_t* xb, int64_t ldb, const uint16_t* w, int64_t ldw, int64_t kc,
-             float* y, int64_t ldy, bool add) {
+void DotTile(const uint32_t* xb, int64_t ldb, const uint16_t* w, int64_t ldw, int64_t kc, float* y,
+             int64_t ldy, bool add) {
   __m512 acc[MR][NR];
   SKEIN_UNROLL
   for (int m = 0; m < MR; ++m) {
@@ -229,11 +232,12 @@ void DotTile(const uint32_t* xb, int64_t ldb, const uint16_t* w, int64_t ldw, in
   for (int64_t j = 0; j < pairs; j += kLanes) {
     const int64_t left = kc - 2 * j;
     const __mmask32 wmask = HalfMask(left);
-    const __mmask16 xmask = static_cast<__mmask16>(
-        pairs - j >= kLanes ? 0xffff : (1u << (pairs - j)) - 1);
+    const __mmask16 xmask =
+        static_cast<__mmask16>(pairs - j >= kLanes ? 0xffff : (1u << (pairs - j)) - 1);
     __m512bh xv[MR];
     SKEIN_UNROLL
-    for (int m = 0; m < MR; ++m) xv[m] = (__m512bh)_mm512_maskz_loadu_epi32(xmask, xb + m * ldb + j);
+    for (int m = 0; m < MR; ++m)
+      xv[m] = (__m512bh)_mm512_maskz_loadu_epi32(xmask, xb + m * ldb + j);
     SKEIN_UNROLL
     for (int n = 0; n < NR; ++n) {
       const uint16_t* row = w + n * ldw + 2 * j;
@@ -282,8 +286,8 @@ static_assert(kPanel == kBf16PanelRows, "packed panels are the GEMM's panels");
 constexpr int kWideRows = 6;
 
 template <int MR>
-void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, float* y,
-              int64_t ldy, int cols, bool add) {
+void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, float* y, int64_t ldy,
+              int cols, bool add) {
   __m512 acc[MR][kPanelVectors];
   SKEIN_UNROLL
   for (int m = 0; m < MR; ++m) {
@@ -332,14 +336,15 @@ void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, fl
       if (left <= 0) continue;
       const __mmask16 mask =
           left >= kLanes ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-      const __m512 prior = add ? _mm512_maskz_loadu_ps(mask, out + q * kLanes) : _mm512_setzero_ps();
+      const __m512 prior =
+          add ? _mm512_maskz_loadu_ps(mask, out + q * kLanes) : _mm512_setzero_ps();
       _mm512_mask_storeu_ps(out + q * kLanes, mask, _mm512_add_ps(prior, acc[m][q]));
     }
   }
 }
 
-using WideTileFn = void (*)(const float*, int64_t, const uint32_t*, int64_t, float*, int64_t,
-                            int, bool);
+using WideTileFn = void (*)(const float*, int64_t, const uint32_t*, int64_t, float*, int64_t, int,
+                            bool);
 constexpr WideTileFn kWideTiles[kWideRows] = {&WideTile<1>, &WideTile<2>, &WideTile<3>,
                                               &WideTile<4>, &WideTile<5>, &WideTile<6>};
 

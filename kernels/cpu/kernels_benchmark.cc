@@ -83,7 +83,8 @@ void BM_MatMul(benchmark::State& state) {
   // same on pre-packed panels.
   const bool packed = state.range(3) == 4;
   const bool bf16_activations = state.range(3) >= 3;
-  const auto type = bf16_activations ? ElementType::kBF16 : static_cast<ElementType>(state.range(3));
+  const auto type =
+      bf16_activations ? ElementType::kBF16 : static_cast<ElementType>(state.range(3));
   if (packed && !Bf16PanelsAccelerated()) {
     state.SkipWithError("no AVX512_BF16 on this CPU or build");
     return;
@@ -104,16 +105,15 @@ void BM_MatMul(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   const double calls = static_cast<double>(state.iterations());
-  state.counters["weight_GBps"] = benchmark::Counter(
-      calls * rows * cols * ElementSize(type) / 1e9, benchmark::Counter::kIsRate);
-  state.counters["GFLOPS"] = benchmark::Counter(calls * 2.0 * batch * rows * cols / 1e9,
-                                                benchmark::Counter::kIsRate);
-  state.SetLabel(std::string(IsaLevelName(isa)) +
-                 (packed ? " bf16 panels (bf16 activations)"
-                  : bf16_activations              ? " bf16 (bf16 activations)"
-                  : type == ElementType::kF32  ? " f32"
-                  : type == ElementType::kBF16 ? " bf16"
-                                               : " f16"));
+  state.counters["weight_GBps"] = benchmark::Counter(calls * rows * cols * ElementSize(type) / 1e9,
+                                                     benchmark::Counter::kIsRate);
+  state.counters["GFLOPS"] =
+      benchmark::Counter(calls * 2.0 * batch * rows * cols / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(IsaLevelName(isa)) + (packed ? " bf16 panels (bf16 activations)"
+                                                   : bf16_activations ? " bf16 (bf16 activations)"
+                                                   : type == ElementType::kF32  ? " f32"
+                                                   : type == ElementType::kBF16 ? " bf16"
+                                                                                : " f16"));
   (void)ForceIsaLevel(SupportedIsaLevel());
 }
 
@@ -144,16 +144,14 @@ void BM_Wkv7Head(benchmark::State& state) {
     state.SkipWithError("ISA level not supported on this CPU");
     return;
   }
-  std::vector<float> s(n * n, 0.01f), in(tokens * n, 0.5f), w(tokens * n, 0.9f),
-      y(tokens * n);
+  std::vector<float> s(n * n, 0.01f), in(tokens * n, 0.5f), w(tokens * n, 0.9f), y(tokens * n);
   for (auto _ : state) {
     Wkv7Head({s.data(), n, tokens, n, in.data(), w.data(), in.data(), in.data(), in.data(),
               in.data(), y.data(), n});
     benchmark::ClobberMemory();
   }
-  state.counters["tokens_per_s"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * tokens,
-                         benchmark::Counter::kIsRate);
+  state.counters["tokens_per_s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * tokens, benchmark::Counter::kIsRate);
   (void)ForceIsaLevel(SupportedIsaLevel());
 }
 BENCHMARK(BM_Wkv7Head)->ArgNames({"tokens", "isa"})->ArgsProduct({{1, 128}, {0, 1, 2}});

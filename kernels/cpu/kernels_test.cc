@@ -105,8 +105,8 @@ void CheckMatMul(const KernelTable& table, ElementType type, int64_t batch, int6
         magnitude += std::fabs(p);
       }
       ASSERT_NEAR(got, sum, 2e-6 * magnitude + 1e-30)
-          << IsaLevelName(table.level) << " " << TypeName(type) << " batch " << batch
-          << " rows " << rows << " cols " << cols << " at b=" << b << " o=" << o;
+          << IsaLevelName(table.level) << " " << TypeName(type) << " batch " << batch << " rows "
+          << rows << " cols " << cols << " at b=" << b << " o=" << o;
     }
   }
 }
@@ -170,8 +170,8 @@ TEST(MatMulTest, ThreadedManyEqualsSingleThread) {
   for (size_t j = 0; j < weights.size(); ++j) {
     threaded[j].assign(batch * weights[j].matrix.rows, 0.0f);
     single[j].assign(batch * weights[j].matrix.rows, 0.0f);
-    jobs.push_back({x.data(), 64, weights[j].matrix, threaded[j].data(),
-                    weights[j].matrix.rows, batch, false});
+    jobs.push_back({x.data(), 64, weights[j].matrix, threaded[j].data(), weights[j].matrix.rows,
+                    batch, false});
   }
   MatMulMany(jobs, &pool);
   for (size_t j = 0; j < weights.size(); ++j) {
@@ -248,14 +248,14 @@ TEST(Wkv7Test, MatchesReferenceOverSeveralTokens) {
       for (int64_t tokens : {1, 4, 12}) {  // 12: the key-major path (n = 64)
         const int64_t stride = n * 3 + 1;
         auto make = [&](float lo, float hi) { return RandomVector(rng, tokens * stride, lo, hi); };
-        std::vector<float> r = make(-1, 1), w = make(0.5f, 1.0f), k = make(-1, 1),
-                           v = make(-1, 1), a = make(-0.3f, 0.3f), b = make(-0.3f, 0.3f);
+        std::vector<float> r = make(-1, 1), w = make(0.5f, 1.0f), k = make(-1, 1), v = make(-1, 1),
+                           a = make(-0.3f, 0.3f), b = make(-0.3f, 0.3f);
         std::vector<float> state0 = RandomVector(rng, n * n);
         std::vector<float> want_state = state0, got_state = state0;
         const int64_t y_stride = n + 5;
         std::vector<float> want_y(tokens * y_stride, 0.0f), got_y = want_y;
-        Wkv7HeadArgs args{nullptr, n,        tokens,   stride,   r.data(), w.data(), k.data(),
-                          v.data(), a.data(), b.data(), nullptr, y_stride};
+        Wkv7HeadArgs args{nullptr,  n,        tokens,   stride,   r.data(), w.data(),
+                          k.data(), v.data(), a.data(), b.data(), nullptr,  y_stride};
         args.state = want_state.data();
         args.y = want_y.data();
         ScalarKernels()->wkv7_head(args);
@@ -317,7 +317,8 @@ TEST(MathTest, ExpSigmoidTanhMatchTheLibrary) {
     t.sigmoid(x.data(), y.data(), n);
     for (int64_t i = 0; i < n; ++i) {
       const double want = 1.0 / (1.0 + std::exp(-static_cast<double>(x[i])));
-      ASSERT_NEAR(y[i], want, 4e-7 * want + 1e-37) << IsaLevelName(level) << " sigmoid(" << x[i] << ")";
+      ASSERT_NEAR(y[i], want, 4e-7 * want + 1e-37)
+          << IsaLevelName(level) << " sigmoid(" << x[i] << ")";
     }
     t.tanh(x.data(), y.data(), n);
     for (int64_t i = 0; i < n; ++i) {
@@ -470,8 +471,7 @@ TEST(MatMulTest, PackedPanelsMatchExactSums) {
               }
               ASSERT_NEAR(got, sum, 2e-6 * magnitude + 1e-30)
                   << IsaLevelName(level) << " batch " << batch << " rows " << rows << " cols "
-                  << cols << " bf16 activations " << bf16_activations << " at " << b << ","
-                  << o;
+                  << cols << " bf16 activations " << bf16_activations << " at " << b << "," << o;
             }
           }
         }
@@ -493,11 +493,11 @@ TEST(MatMulTest, PackBf16PanelsPlacesPairsAndZeroPads) {
   auto word = [&](int64_t panel, int64_t pair, int64_t lane) {
     return panels[(panel * 3 + pair) * 48 + lane];
   };
-  EXPECT_EQ(word(0, 0, 0), 1u | 2u << 16);       // row 0, k 0 and 1
-  EXPECT_EQ(word(0, 1, 7), 38u | 39u << 16);     // row 7, k 2 and 3
-  EXPECT_EQ(word(0, 2, 7), 40u);                 // row 7, k 4; no k 5
-  EXPECT_EQ(word(1, 0, 1), 246u | 247u << 16);   // row 49, k 0 and 1
-  EXPECT_EQ(word(1, 1, 2), 0u);                  // row 50 does not exist
+  EXPECT_EQ(word(0, 0, 0), 1u | 2u << 16);      // row 0, k 0 and 1
+  EXPECT_EQ(word(0, 1, 7), 38u | 39u << 16);    // row 7, k 2 and 3
+  EXPECT_EQ(word(0, 2, 7), 40u);                // row 7, k 4; no k 5
+  EXPECT_EQ(word(1, 0, 1), 246u | 247u << 16);  // row 49, k 0 and 1
+  EXPECT_EQ(word(1, 1, 2), 0u);                 // row 50 does not exist
 
   // Packing on a pool's threads writes the same words.
   std::mt19937 rng(16);

@@ -2,11 +2,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <numeric>
 #include <mutex>
+#include <numeric>
 #include <set>
-#include <utility>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"

@@ -20,7 +20,9 @@ namespace {
 constexpr char kTemporarySuffix[] = ".tmp";
 constexpr size_t kTemporarySuffixSize = sizeof(kTemporarySuffix) - 1;
 
-std::string ErrnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
+std::string ErrnoText(int error) {
+  return std::error_code(error, std::generic_category()).message();
+}
 
 absl::Status IoError(const char* what, const std::string& path, int error) {
   return absl::UnavailableError(absl::StrCat(what, " ", path, ": ", ErrnoText(error)));
@@ -115,8 +117,8 @@ absl::StatusOr<std::string> BlobFiles::Read(const std::string& file) const {
   std::string data(static_cast<size_t>(st.st_size), '\0');
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::pread(fd.get(), data.data() + done, data.size() - done,
-                              static_cast<off_t>(done));
+    const ssize_t n =
+        ::pread(fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return IoError("cannot read", path, errno);

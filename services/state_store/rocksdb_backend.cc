@@ -187,9 +187,9 @@ absl::StatusOr<std::string> RocksDbBackend::ReadBlob(std::string_view group,
   if (data.status().code() == absl::StatusCode::kNotFound) {
     // Listed but gone: lost underneath the store (a machine crash without --sync, or a
     // file removed by hand).
-    return absl::DataLossError(absl::StrCat("blob ", Sv(name), " in ", Sv(group),
-                                            " is listed but its file is missing: ",
-                                            data.status().message()));
+    return absl::DataLossError(
+        absl::StrCat("blob ", Sv(name), " in ", Sv(group),
+                     " is listed but its file is missing: ", data.status().message()));
   }
   return data;
 }

@@ -196,8 +196,8 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
     size_t segment;
   };
 
-  batch->segments = static_cast<size_t>(batch->end - batch->begin + segment_bytes - 1) /
-                    segment_bytes;
+  batch->segments =
+      static_cast<size_t>(batch->end - batch->begin + segment_bytes - 1) / segment_bytes;
   size_t next_segment = 0;
   auto start = [&](Lane& lane) {
     const size_t s = next_segment++;
@@ -221,7 +221,8 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
 #pragma GCC unroll 8
       for (int i = 0; i < kStepsPerVisit; ++i) walk.Step(cells, root_base);
       lane.walk = walk;
-      if (walk.at < lane.segment_end) [[likely]] continue;
+      if (walk.at < lane.segment_end) [[likely]]
+        continue;
       // Finish the key in progress, then the segment.
       const uint32_t* const stop = walk.out + 1;
       while (walk.out != stop) walk.Step(cells, root_base);

@@ -53,12 +53,12 @@ class GreedySegmenter {
     const uint8_t* begin;  // segment s starts at begin + s * segment_bytes
     const uint8_t* end;    // the last segment ends here
     size_t segment_bytes;
-    uint32_t* values;      // segment s's cells start at values + s * values_per_segment
+    uint32_t* values;  // segment s's cells start at values + s * values_per_segment
     size_t values_per_segment;
     // Outputs of WalkBatch.
     size_t segments;
-    size_t counts[kMaxSegmentsPerBatch];         // keys of each segment
-    const uint8_t* ends[kMaxSegmentsPerBatch];   // end of each segment's last key
+    size_t counts[kMaxSegmentsPerBatch];        // keys of each segment
+    const uint8_t* ends[kMaxSegmentsPerBatch];  // end of each segment's last key
   };
 
   // Segments every segment of `batch` independently, several walks at a time.

@@ -68,10 +68,26 @@ std::vector<std::string> AllSingleBytes() {
 // bytes (which force the longest keys), multilingual UTF-8, and concatenated keys.
 std::string RandomText(std::mt19937& rng, int kind, size_t length,
                        const std::vector<std::string>& keys) {
-  static const char* kPieces[] = {"the ",   "你好",    "世界",       "😀",     "é",
-                                  "\n\n",   "  ",      "Привет ",    "мир ",   "مرحبا ",
-                                  "ー",     "こんにちは", "def f(x):\n", "🏽",     "12345",
-                                  "\t",     "<|endoftext|>", "👨‍👩‍👧", "🇯🇵", "ﬁ"};
+  static const char* kPieces[] = {"the ",
+                                  "你好",
+                                  "世界",
+                                  "😀",
+                                  "é",
+                                  "\n\n",
+                                  "  ",
+                                  "Привет ",
+                                  "мир ",
+                                  "مرحبا ",
+                                  "ー",
+                                  "こんにちは",
+                                  "def f(x):\n",
+                                  "🏽",
+                                  "12345",
+                                  "\t",
+                                  "<|endoftext|>",
+                                  "👨‍👩‍👧",
+                                  "🇯🇵",
+                                  "ﬁ"};
   std::string s;
   while (s.size() < length) {
     switch (kind) {
@@ -124,8 +140,8 @@ TEST(GreedySegmenterTest, MatchesTheReferenceWalkOnRandomVocabularies) {
         for (char& c : text) c = static_cast<char>(static_cast<uint8_t>(c) % 3);
       }
       const std::vector<uint32_t> want = ReferenceWalk(t.trie, text);
-      ASSERT_EQ(Fast(t.trie, text), want) << "seed " << seed << " kind " << kind
-                                          << " length " << length;
+      ASSERT_EQ(Fast(t.trie, text), want)
+          << "seed " << seed << " kind " << kind << " length " << length;
       ASSERT_EQ(Simple(t.trie, text), want);
     }
   }

@@ -36,7 +36,8 @@ Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const Eng
   e.archive = std::move(archive);
   e.weights = *std::move(weights);
   e.model = std::make_unique<model::Rwkv7Model>(
-      e.weights, e.pool.get(), model::Rwkv7ModelOptions{.bf16_activations = flags.bf16_activations});
+      e.weights, e.pool.get(),
+      model::Rwkv7ModelOptions{.bf16_activations = flags.bf16_activations});
   return e;
 }
 
@@ -74,8 +75,8 @@ std::vector<int64_t> ParsePositiveList(const std::string& text, const std::strin
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
     int64_t v = 0;
     if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &v) || v <= 0) {
-      throw CommandError(2, absl::StrCat(flag, ": '", std::string(part),
-                                         "' is not a positive integer"));
+      throw CommandError(
+          2, absl::StrCat(flag, ": '", std::string(part), "' is not a positive integer"));
     }
     values.push_back(v);
   }

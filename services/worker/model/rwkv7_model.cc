@@ -34,8 +34,8 @@ struct Buffer {
   float* ptr() { return data.data(); }
 };
 
-MatMulJob Job(Buffer& in, const WeightMatrix& w, Buffer& out, int64_t rows,
-              bool bf16_activations, bool accumulate = false) {
+MatMulJob Job(Buffer& in, const WeightMatrix& w, Buffer& out, int64_t rows, bool bf16_activations,
+              bool accumulate = false) {
   return MatMulJob{in.ptr(), in.cols, w, out.ptr(), out.cols, rows, accumulate, bf16_activations};
 }
 
@@ -45,13 +45,13 @@ struct Rwkv7Model::Scratch {
   int64_t rows = 0;
   // For each row, whether it is the first row of its sequence (token shift reads the state).
   std::vector<int32_t> row_sequence;
-  Buffer x, v_first, xa, xr, xw, xk, xv, xa_mix, xg, r, k, v, lora_w, lora_a, lora_v, lora_g,
-      decay, alpha, v_gate, gate, kappa, a_in, b_in, y, xf, ffn_hidden, head_in;
+  Buffer x, v_first, xa, xr, xw, xk, xv, xa_mix, xg, r, k, v, lora_w, lora_a, lora_v, lora_g, decay,
+      alpha, v_gate, gate, kappa, a_in, b_in, y, xf, ffn_hidden, head_in;
 
   void Resize(int64_t t, const Rwkv7Config& d) {
     rows = t;
-    for (Buffer* b : {&x, &v_first, &xa, &xr, &xw, &xk, &xv, &xa_mix, &xg, &r, &k, &v, &decay,
-                      &alpha, &v_gate, &gate, &kappa, &a_in, &b_in, &y, &xf}) {
+    for (Buffer* b : {&x, &v_first, &xa,    &xr,     &xw,   &xk,    &xv,   &xa_mix, &xg, &r, &k,
+                      &v, &decay,   &alpha, &v_gate, &gate, &kappa, &a_in, &b_in,   &y,  &xf}) {
       b->Resize(t, d.n_embd);
     }
     lora_w.Resize(t, d.d_decay);
@@ -79,8 +79,8 @@ absl::Status Rwkv7Model::Validate(absl::Span<const SequenceStep> sequences,
     return absl::InvalidArgumentError("the first stage takes token ids, not activations");
   }
   if (!w.has_embedding() && input == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a stage starting at layer ", w.first_layer(), " needs the previous stage's activations"));
+    return absl::InvalidArgumentError(absl::StrCat("a stage starting at layer ", w.first_layer(),
+                                                   " needs the previous stage's activations"));
   }
   std::set<const Rwkv7State*> seen;
   int64_t rows = 0;
@@ -91,10 +91,10 @@ absl::Status Rwkv7Model::Validate(absl::Span<const SequenceStep> sequences,
     }
     if (seq.state->shape() != w.state_shape()) {
       const StateShape& sh = seq.state->shape();
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sequence ", s, ": state for layers [", sh.first_layer, ", ", sh.last_layer, ") C=",
-          sh.embd, " does not fit this stage (layers [", w.first_layer(), ", ", w.last_layer(),
-          ") C=", d.n_embd, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", s, ": state for layers [", sh.first_layer, ", ", sh.last_layer,
+                       ") C=", sh.embd, " does not fit this stage (layers [", w.first_layer(), ", ",
+                       w.last_layer(), ") C=", d.n_embd, ")"));
     }
     if (!seen.insert(seq.state).second) {
       return absl::InvalidArgumentError(
@@ -106,9 +106,9 @@ absl::Status Rwkv7Model::Validate(absl::Span<const SequenceStep> sequences,
       }
       for (size_t i = 0; i < seq.tokens.size(); ++i) {
         if (seq.tokens[i] < 0 || seq.tokens[i] >= d.vocab) {
-          return absl::InvalidArgumentError(absl::StrCat("sequence ", s, ": token ", i, " is ",
-                                                         seq.tokens[i], ", outside the vocabulary [0, ",
-                                                         d.vocab, ")"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("sequence ", s, ": token ", i, " is ", seq.tokens[i],
+                           ", outside the vocabulary [0, ", d.vocab, ")"));
         }
       }
       rows += static_cast<int64_t>(seq.tokens.size());
@@ -127,10 +127,10 @@ absl::Status Rwkv7Model::Validate(absl::Span<const SequenceStep> sequences,
     const size_t want = static_cast<size_t>(rows * d.n_embd);
     if (input->rows != rows || input->width != d.n_embd || input->hidden.size() != want ||
         input->v_first.size() != want) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "activations hold ", input->rows, " rows of width ", input->width, " (",
-          input->hidden.size(), " hidden and ", input->v_first.size(),
-          " v_first values); the sequences need ", rows, " rows of width ", d.n_embd));
+      return absl::InvalidArgumentError(
+          absl::StrCat("activations hold ", input->rows, " rows of width ", input->width, " (",
+                       input->hidden.size(), " hidden and ", input->v_first.size(),
+                       " v_first values); the sequences need ", rows, " rows of width ", d.n_embd));
     }
   }
   return absl::OkStatus();
@@ -174,13 +174,15 @@ absl::Status Rwkv7Model::Step(absl::Span<const SequenceStep> sequences,
   sc.Resize(rows, d);
   sc.row_sequence.resize(rows);
   for (size_t s = 0; s < sequences.size(); ++s) {
-    for (int64_t r = offsets[s]; r < offsets[s + 1]; ++r) sc.row_sequence[r] = static_cast<int32_t>(s);
+    for (int64_t r = offsets[s]; r < offsets[s + 1]; ++r)
+      sc.row_sequence[r] = static_cast<int32_t>(s);
   }
 
   if (w.has_embedding()) {
     std::vector<int32_t> tokens;
     tokens.reserve(rows);
-    for (const SequenceStep& seq : sequences) tokens.insert(tokens.end(), seq.tokens.begin(), seq.tokens.end());
+    for (const SequenceStep& seq : sequences)
+      tokens.insert(tokens.end(), seq.tokens.begin(), seq.tokens.end());
     auto embed = [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) w.Embed(tokens[r], sc.x.row(r));
     };
@@ -196,9 +198,9 @@ absl::Status Rwkv7Model::Step(absl::Span<const SequenceStep> sequences,
 
   for (int l = w.first_layer(); l < w.last_layer(); ++l) RunLayer(l, sequences, offsets);
   for (const SequenceStep& seq : sequences) {
-    seq.state->set_position(seq.state->position() +
-                            (w.has_embedding() ? static_cast<int64_t>(seq.tokens.size())
-                                               : seq.num_tokens));
+    seq.state->set_position(seq.state->position() + (w.has_embedding()
+                                                         ? static_cast<int64_t>(seq.tokens.size())
+                                                         : seq.num_tokens));
   }
 
   if (!w.has_head()) {
@@ -298,8 +300,8 @@ void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
 
   {
     std::vector<MatMulJob> jobs = {
-        Job(sc.xr, lw.receptance, sc.r, T, bf16), Job(sc.xk, lw.key, sc.k, T, bf16),
-        Job(sc.xv, lw.value, sc.v, T, bf16),      Job(sc.xw, lw.w1, sc.lora_w, T, false),
+        Job(sc.xr, lw.receptance, sc.r, T, bf16),   Job(sc.xk, lw.key, sc.k, T, bf16),
+        Job(sc.xv, lw.value, sc.v, T, bf16),        Job(sc.xw, lw.w1, sc.lora_w, T, false),
         Job(sc.xa_mix, lw.a1, sc.lora_a, T, false), Job(sc.xg, lw.g1, sc.lora_g, T, false)};
     if (value_residual) jobs.push_back(Job(sc.xv, lw.v1, sc.lora_v, T, false));
     kernels::MatMulMany(jobs, pool_);

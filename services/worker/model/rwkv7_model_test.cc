@@ -78,7 +78,8 @@ float RelativeStateDiff(const Rwkv7State& state, const testing::Rwkv7Reference& 
   float worst = 0;
   auto cmp = [&](absl::Span<const float> got, const std::vector<double>& want) {
     for (size_t i = 0; i < got.size(); ++i) {
-      worst = std::max(worst, static_cast<float>(std::fabs(got[i] - want[i]) / (1 + std::fabs(want[i]))));
+      worst = std::max(worst,
+                       static_cast<float>(std::fabs(got[i] - want[i]) / (1 + std::fabs(want[i]))));
     }
   };
   for (int l = state.shape().first_layer; l < state.shape().last_layer; ++l) {
@@ -155,7 +156,8 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {
       const Golden::Layer& gl = golden_.final_state[l];
       auto diff = [&](const std::vector<float>& g, const std::vector<double>& r) {
         for (size_t i = 0; i < g.size(); ++i) {
-          golden_state_error_ = std::max(golden_state_error_, static_cast<float>(std::fabs(g[i] - r[i])));
+          golden_state_error_ =
+              std::max(golden_state_error_, static_cast<float>(std::fabs(g[i] - r[i])));
         }
       };
       diff(gl.att_x_prev, reference_.model->att_x_prev(l));
@@ -182,8 +184,8 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {
     ASSERT_EQ(got.size(), want.size()) << what;
     const float scale = StdDev(want);
     EXPECT_LE(MaxAbsDiff(got, want), tolerance * scale + golden_error_[step])
-        << what << ", step " << step << ": vs golden (whose own error is "
-        << golden_error_[step] << ")";
+        << what << ", step " << step << ": vs golden (whose own error is " << golden_error_[step]
+        << ")";
     EXPECT_LE(MaxAbsDiff(got, reference_.logits[step]), tolerance * scale)
         << what << ", step " << step << ": vs float64 reference";
   }
@@ -287,9 +289,9 @@ TEST_P(GoldenTest, Bf16ActivationsStayClose) {
   const size_t V = golden_.logits[0].size();
   std::vector<float> errors;
   for (size_t t = 0; t < golden_.tokens.size(); ++t) {
-    errors.push_back(MaxAbsDiff(absl::MakeConstSpan(r->logits).subspan(t * V, V),
-                                golden_.logits[t]) /
-                     StdDev(golden_.logits[t]));
+    errors.push_back(
+        MaxAbsDiff(absl::MakeConstSpan(r->logits).subspan(t * V, V), golden_.logits[t]) /
+        StdDev(golden_.logits[t]));
   }
   std::vector<float> sorted = errors;
   std::sort(sorted.begin(), sorted.end());
@@ -622,7 +624,8 @@ TEST(ValidationTest, RejectsMalformedSteps) {
   SequenceStep later{&back_state, {}, 2};
   EXPECT_EQ(back.Step({&later, 1}).status().code(), absl::StatusCode::kInvalidArgument)
       << "a later stage needs activations";
-  StageActivations short_input{1, d.n_embd, std::vector<float>(d.n_embd), std::vector<float>(d.n_embd)};
+  StageActivations short_input{1, d.n_embd, std::vector<float>(d.n_embd),
+                               std::vector<float>(d.n_embd)};
   EXPECT_EQ(back.Step({&later, 1}, &short_input).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(back_state.position(), 0);
@@ -647,8 +650,7 @@ std::shared_ptr<const TensorArchive> Edited(const TensorArchive& source, const s
 TEST(WeightsTest, RejectsBadCheckpointsAndRanges) {
   const Rwkv7Shape d = SmallShape(2);
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 1);
-  absl::Status missing =
-      Rwkv7Weights::Load(Edited(*archive, "blocks.1.att.k_a", ""), {}).status();
+  absl::Status missing = Rwkv7Weights::Load(Edited(*archive, "blocks.1.att.k_a", ""), {}).status();
   EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(missing.message().find("blocks.1.att.k_a"), std::string::npos) << missing;
   absl::Status unknown =
@@ -658,7 +660,8 @@ TEST(WeightsTest, RejectsBadCheckpointsAndRanges) {
   // Layer 0's v0/v1/v2 are optional; layer 1's are not.
   EXPECT_EQ(Rwkv7Weights::Load(Edited(*archive, "blocks.1.att.v0", ""), {}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  for (auto [first, last] : {std::pair{1, 1}, std::pair{-1, 2}, std::pair{0, 3}, std::pair{2, -1}}) {
+  for (auto [first, last] :
+       {std::pair{1, 1}, std::pair{-1, 2}, std::pair{0, 3}, std::pair{2, -1}}) {
     Rwkv7LoadOptions o;
     o.first_layer = first;
     o.last_layer = last;
@@ -678,7 +681,8 @@ TEST(WeightsTest, StageHoldsOnlyItsPartsAndFingerprintIdentifiesTheModel) {
   EXPECT_LT(middle->bytes_read_per_token(), whole->bytes_read_per_token());
   // The same model whatever the range and run dtype; another seed is another model.
   EXPECT_EQ(whole->fingerprint(), middle->fingerprint());
-  EXPECT_NE(whole->fingerprint(), LoadRange(RandomArchive(d, 2, DType::kBF16), 0, 3)->fingerprint());
+  EXPECT_NE(whole->fingerprint(),
+            LoadRange(RandomArchive(d, 2, DType::kBF16), 0, 3)->fingerprint());
   // A bf16 run of a bf16 checkpoint uses the mapped matrices in place.
   EXPECT_EQ(whole->layer(1).key.data, archive->Find("blocks.1.att.key.weight")->data);
   // LoRAs are transposed to [out, in].

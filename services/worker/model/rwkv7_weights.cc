@@ -167,9 +167,9 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
   const int layers = static_cast<int>(config->n_layer);
   const int last = options.last_layer < 0 ? layers : options.last_layer;
   if (options.first_layer < 0 || options.first_layer >= last || last > layers) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        archive->path(), ": layer range [", options.first_layer, ", ", last,
-        ") is not a non-empty part of the model's ", layers, " layers"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(archive->path(), ": layer range [", options.first_layer, ", ", last,
+                     ") is not a non-empty part of the model's ", layers, " layers"));
   }
   std::unique_ptr<Rwkv7Weights> w(new Rwkv7Weights());
   w->archive_ = std::move(archive);
@@ -177,8 +177,8 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
   w->first_layer_ = options.first_layer;
   w->last_layer_ = last;
   w->run_dtype_ = options.run_dtype;
-  w->pack_panels_ = options.bf16_panels && options.run_dtype == DType::kBF16 &&
-                    kernels::Bf16PanelsAccelerated();
+  w->pack_panels_ =
+      options.bf16_panels && options.run_dtype == DType::kBF16 && kernels::Bf16PanelsAccelerated();
   w->load_pool_ = options.pool;
   w->fingerprint_ = Fingerprint(*w->archive_);
 
@@ -243,7 +243,8 @@ StateShape Rwkv7Weights::state_shape() const {
 
 void Rwkv7Weights::Embed(int64_t token, float* out) const {
   const int64_t C = config_.n_embd;
-  ConvertElements(emb_->dtype, static_cast<const uint8_t*>(emb_->data) + token * C * DTypeSize(emb_->dtype),
+  ConvertElements(emb_->dtype,
+                  static_cast<const uint8_t*>(emb_->data) + token * C * DTypeSize(emb_->dtype),
                   DType::kF32, out, C);
   kernels::LayerNorm(out, ln0_w_, ln0_b_, C, kLayerNormEps, out);
 }
@@ -252,9 +253,9 @@ int64_t Rwkv7Weights::bytes_read_per_token() const {
   const int64_t C = config_.n_embd;
   int64_t bytes = 0;
   for (const Rwkv7LayerWeights& l : layers_) {
-    for (const WeightMatrix* m : {&l.receptance, &l.key, &l.value, &l.output, &l.ffn_key,
-                                  &l.ffn_value, &l.w1, &l.w2, &l.a1, &l.a2, &l.g1, &l.g2,
-                                  &l.v1, &l.v2}) {
+    for (const WeightMatrix* m :
+         {&l.receptance, &l.key, &l.value, &l.output, &l.ffn_key, &l.ffn_value, &l.w1, &l.w2, &l.a1,
+          &l.a2, &l.g1, &l.g2, &l.v1, &l.v2}) {
       bytes += static_cast<int64_t>(m->rows * m->cols * kernels::ElementSize(m->type));
     }
     bytes += 20 * C * static_cast<int64_t>(sizeof(float));  // vectors and norms
