@@ -288,11 +288,18 @@ constexpr int kWideRows = 6;
 template <int MR>
 void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, float* y, int64_t ldy,
               int cols, bool add) {
+  // Few rows (decode): the odd k go to accumulators of their own, so each pair's two
+  // multiply-adds do not wait on each other; the two sets are summed at the end.
+  constexpr bool kSplit = MR <= 2;
   __m512 acc[MR][kPanelVectors];
+  __m512 acc_odd[MR][kPanelVectors];
   SKEIN_UNROLL
   for (int m = 0; m < MR; ++m) {
     SKEIN_UNROLL
-    for (int q = 0; q < kPanelVectors; ++q) acc[m][q] = _mm512_setzero_ps();
+    for (int q = 0; q < kPanelVectors; ++q) {
+      acc[m][q] = _mm512_setzero_ps();
+      acc_odd[m][q] = _mm512_setzero_ps();
+    }
   }
   const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
   const int64_t full_pairs = kc / 2;
@@ -311,7 +318,11 @@ void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, fl
       SKEIN_UNROLL
       for (int q = 0; q < kPanelVectors; ++q) {
         acc[m][q] = _mm512_fmadd_ps(even[q], x0, acc[m][q]);
-        acc[m][q] = _mm512_fmadd_ps(odd[q], x1, acc[m][q]);
+        if constexpr (kSplit) {
+          acc_odd[m][q] = _mm512_fmadd_ps(odd[q], x1, acc_odd[m][q]);
+        } else {
+          acc[m][q] = _mm512_fmadd_ps(odd[q], x1, acc[m][q]);
+        }
       }
     }
   }
@@ -338,7 +349,8 @@ void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, fl
           left >= kLanes ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
       const __m512 prior =
           add ? _mm512_maskz_loadu_ps(mask, out + q * kLanes) : _mm512_setzero_ps();
-      _mm512_mask_storeu_ps(out + q * kLanes, mask, _mm512_add_ps(prior, acc[m][q]));
+      const __m512 sum = kSplit ? _mm512_add_ps(acc[m][q], acc_odd[m][q]) : acc[m][q];
+      _mm512_mask_storeu_ps(out + q * kLanes, mask, _mm512_add_ps(prior, sum));
     }
   }
 }
