@@ -137,6 +137,9 @@ void RunBench(const BenchArgs& args) {
   out["bf16_activations"] = args.engine.bf16_activations;
   out["threads"] = e.pool->num_threads();
   out["isa"] = std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel()));
+  // Whether the big matrices run from pre-packed bf16 panels (AVX512-BF16 CPUs).
+  const bool packed = e.weights->layer(e.weights->first_layer()).key.panels != nullptr;
+  out["bf16_panels"] = packed;
   out["read_bandwidth_gb_per_s"] = bandwidth / 1e9;
   out["weight_bytes_per_step"] = static_cast<int64_t>(bytes_per_step);
   out["roofline_ms_per_step"] = roofline_step * 1e3;
@@ -166,10 +169,10 @@ void RunBench(const BenchArgs& args) {
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
-  std::printf("model: %s (L%lld C%lld V%lld), weights %s%s, %d threads, ISA %s\n",
+  std::printf("model: %s (L%lld C%lld V%lld), weights %s%s%s, %d threads, ISA %s\n",
               model_name.c_str(), static_cast<long long>(c.n_layer),
               static_cast<long long>(c.n_embd), static_cast<long long>(c.vocab),
-              args.engine.dtype.c_str(),
+              args.engine.dtype.c_str(), packed ? " in packed panels" : "",
               args.engine.bf16_activations ? " (bf16 activations)" : "", e.pool->num_threads(),
               std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel())).c_str());
   std::printf("read bandwidth: %.1f GB/s; weights read per step: %.1f MB; roofline %.2f ms/step\n",
