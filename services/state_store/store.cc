@@ -254,6 +254,17 @@ absl::Mutex& StateStore::KeyLock(const std::string& key) {
   return key_locks_[absl::Hash<std::string>()(key) % key_locks_.size()];
 }
 
+absl::Status StateStore::CheckVersion(const std::string& key, const ReadEntryResult& current,
+                                      absl::Time now, bool has_expected, uint64_t expected,
+                                      const char* unchanged) {
+  const bool live = current.entry && IsLive(*current.entry, now);
+  const uint64_t current_version = live ? current.entry->version() : 0;
+  if (!has_expected || expected == current_version) return absl::OkStatus();
+  metrics_.version_conflicts.Increment();
+  return absl::AbortedError(absl::StrCat("key \"", key, "\" is at version ", current_version,
+                                         ", not ", expected, "; ", unchanged));
+}
+
 absl::StatusOr<StateStore::ReadEntryResult> StateStore::ReadEntry(const std::string& key) {
   absl::StatusOr<std::optional<std::string>> raw = backend_->ReadRecord(key, kEntryName);
   if (!raw.ok()) return raw.status();
@@ -514,14 +525,11 @@ absl::StatusOr<v1::PutResponse> StateStore::PutEntry(const v1::PutHeader& header
       discard_blob();
       return current.status();
     }
-    bool live = current->entry && IsLive(*current->entry, now);
-    uint64_t current_version = live ? current->entry->version() : 0;
-    if (header.has_expected_version() && header.expected_version() != current_version) {
-      metrics_.version_conflicts.Increment();
+    if (absl::Status s = CheckVersion(key, *current, now, header.has_expected_version(),
+                                      header.expected_version(), "nothing was stored");
+        !s.ok()) {
       discard_blob();
-      return absl::AbortedError(absl::StrCat("key \"", key, "\" is at version ", current_version,
-                                             ", not ", header.expected_version(),
-                                             "; nothing was stored"));
+      return s;
     }
     absl::StatusOr<absl::Time> expiry = ExpiryFor(header.ttl_seconds(), now);
     if (!expiry.ok()) {
@@ -763,14 +771,12 @@ absl::StatusOr<v1::DeleteResponse> StateStore::Delete(const v1::DeleteRequest& r
     absl::Time now = clock_->Now();
     absl::StatusOr<ReadEntryResult> current = ReadEntry(key);
     if (!current.ok()) return current.status();
-    bool live = current->entry && IsLive(*current->entry, now);
-    uint64_t current_version = live ? current->entry->version() : 0;
-    if (request.has_expected_version() && request.expected_version() != current_version) {
-      metrics_.version_conflicts.Increment();
-      return absl::AbortedError(absl::StrCat("key \"", key, "\" is at version ", current_version,
-                                             ", not ", request.expected_version(),
-                                             "; nothing was deleted"));
+    if (absl::Status s = CheckVersion(key, *current, now, request.has_expected_version(),
+                                      request.expected_version(), "nothing was deleted");
+        !s.ok()) {
+      return s;
     }
+    const bool live = current->entry && IsLive(*current->entry, now);
     v1::DeleteResponse response;
     response.set_existed(live);
     if (!current->entry) {
@@ -971,13 +977,10 @@ absl::StatusOr<v1::EntryInfo> StateStore::CommitSnapshot(const v1::CommitSnapsho
 
     absl::StatusOr<ReadEntryResult> current = ReadEntry(key);
     if (!current.ok()) return current.status();
-    bool live = current->entry && IsLive(*current->entry, now);
-    uint64_t current_version = live ? current->entry->version() : 0;
-    if (request.has_expected_version() && request.expected_version() != current_version) {
-      metrics_.version_conflicts.Increment();
-      return absl::AbortedError(absl::StrCat("key \"", key, "\" is at version ", current_version,
-                                             ", not ", request.expected_version(),
-                                             "; the snapshot stays open"));
+    if (absl::Status s = CheckVersion(key, *current, now, request.has_expected_version(),
+                                      request.expected_version(), "the snapshot stays open");
+        !s.ok()) {
+      return s;
     }
     absl::StatusOr<absl::Time> expiry = ExpiryFor(snap->ttl_seconds(), now);
     if (!expiry.ok()) return expiry.status();

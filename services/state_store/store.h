@@ -126,6 +126,10 @@ class StateStore {
 
   absl::Mutex& KeyLock(const std::string& key);
   absl::StatusOr<ReadEntryResult> ReadEntry(const std::string& key);
+  // The compare-and-set rule: with an expected version, the entry's live version (0 when
+  // absent or expired) must equal it, else ABORTED (counted) ending with `unchanged`.
+  absl::Status CheckVersion(const std::string& key, const ReadEntryResult& current, absl::Time now,
+                            bool has_expected, uint64_t expected, const char* unchanged);
   bool IsLive(const StoredEntry& entry, absl::Time now) const;
   absl::Time BackendExpiry(const StoredEntry& entry, absl::Time now) const;
   v1::EntryInfo InfoOf(const StoredEntry& entry, absl::Time now) const;
