@@ -9,7 +9,9 @@
 namespace skein {
 namespace {
 
-// Records one RPC: start time at construction, outcome when the status is sent.
+// Records one RPC: start time at construction, outcome just before the status is sent (so a
+// client that has its answer finds the call already counted), or at destruction for a call
+// that ends without one (the client went away).
 class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  public:
   RpcMetricsInterceptor(Metrics* metrics, std::string method)
@@ -20,11 +22,10 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      code_ = methods->GetSendStatus().error_code();
-      status_seen_ = true;
+      Record(methods->GetSendStatus().error_code());
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_CLOSE) &&
-        !status_seen_) {
+        !recorded_) {
       // The client went away before the server answered.
       code_ = grpc::StatusCode::CANCELLED;
     }
@@ -32,17 +33,22 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
   }
 
   ~RpcMetricsInterceptor() override {
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    metrics_->RecordRpc(method_, std::string(GrpcCodeName(code_)), seconds);
+    if (!recorded_) Record(code_);
   }
 
  private:
+  void Record(grpc::StatusCode code) {
+    recorded_ = true;
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    metrics_->RecordRpc(method_, std::string(GrpcCodeName(code)), seconds);
+  }
+
   Metrics* metrics_;
   std::string method_;
   std::chrono::steady_clock::time_point start_;
   grpc::StatusCode code_ = grpc::StatusCode::UNKNOWN;
-  bool status_seen_ = false;
+  bool recorded_ = false;
 };
 
 class RpcMetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {

@@ -56,13 +56,8 @@ absl::StatusOr<std::unique_ptr<RocksDbBackend>> RocksDbBackend::Open(
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.paranoid_checks = true;
-  db_options.enable_blob_files = true;
-  db_options.min_blob_size = options.min_blob_bytes;
-  db_options.enable_blob_garbage_collection = true;
+  // Only small records live in RocksDB (blob bytes have files of their own).
   db_options.max_background_jobs = 2;
-  // Multi-megabyte values fill a 64 MB memtable in a few writes; more of them keep writers
-  // from stalling while one is flushed.
-  db_options.max_write_buffer_number = 4;
   db_options.IncreaseParallelism(2);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);

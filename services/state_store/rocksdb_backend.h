@@ -37,11 +37,9 @@ namespace skein::state_store {
 struct RocksDbOptions {
   // Directory of the database; created if missing.
   std::string path;
-  // fsync the WAL on every Apply (see the durability note above).
+  // fsync blob files as they are written and the WAL on every Apply (see the durability
+  // note above).
   bool sync = true;
-  // Values at least this large are kept in RocksDB's blob files (records only: blobs have
-  // files of their own).
-  uint64_t min_blob_bytes = 64 << 10;
 };
 
 class RocksDbBackend final : public StorageBackend {
