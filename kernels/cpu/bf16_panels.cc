@@ -52,6 +52,8 @@ void PackBf16Panels(const WeightMatrix& w, uint32_t* out, ThreadPool* pool) {
                     [&](int64_t first, int64_t last) { PackPanelRange(w, out, first, last); });
 }
 
+int64_t Bf16PairStride(int64_t cols) { return ((cols + 1) / 2 + 15) / 16 * 16; }
+
 void MatMulBf16PanelsPortable(const MatMulJob& job, int64_t o_begin, int64_t o_end) {
   const int64_t pairs = (job.w.cols + 1) / 2;
   for (int64_t b = 0; b < job.batch; ++b) {

@@ -374,8 +374,6 @@ uint32_t* ActivationPairs(int64_t stride) {
 
 }  // namespace
 
-int64_t Bf16PairStride(int64_t cols) { return ((cols + 1) / 2 + 15) / 16 * 16; }
-
 void ConvertToBf16Pairs(const MatMulJob& job, int64_t b_begin, int64_t b_end, uint32_t* pairs) {
   const int64_t stride = Bf16PairStride(job.w.cols);
   ConvertRows(job.x + b_begin * job.ldx, job.ldx, b_end - b_begin, job.w.cols,
@@ -440,15 +438,9 @@ bool HaveBf16DotKernels() { return true; }
 void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
                    int64_t o_end) {
   alignas(64) static thread_local uint32_t panel[kPairsPerBlock * kPanel];
-  // The bf16 pairs of one batch block of x, all of K (rows padded to kXStride pairs).
-  static thread_local uint32_t* xb = nullptr;
-  static thread_local int64_t xb_capacity = 0;
-  const int64_t kXStride = ((job.w.cols + 1) / 2 + 15) / 16 * 16;
-  if (xb_capacity < kBatchBlock * kXStride) {
-    std::free(xb);
-    xb_capacity = kBatchBlock * kXStride;
-    xb = static_cast<uint32_t*>(std::aligned_alloc(64, xb_capacity * sizeof(uint32_t)));
-  }
+  // The bf16 pairs of one batch block of x, all of K.
+  const int64_t kXStride = Bf16PairStride(job.w.cols);
+  uint32_t* const xb = ActivationPairs(kXStride);
   const auto* w = static_cast<const uint16_t*>(job.w.data);
   const int64_t kdim = job.w.cols;
   if (kdim == 0 && !job.accumulate) {
@@ -508,7 +500,6 @@ void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t
 namespace skein::kernels {
 bool HaveBf16DotKernels() { return false; }
 void MatMulBf16Dot(const MatMulJob&, int64_t, int64_t, int64_t, int64_t) {}
-int64_t Bf16PairStride(int64_t cols) { return ((cols + 1) / 2 + 15) / 16 * 16; }
 void ConvertToBf16Pairs(const MatMulJob&, int64_t, int64_t, uint32_t*) {}
 void MatMulBf16PanelsAvx512(const MatMulJob&, const uint32_t*, int64_t, int64_t) {}
 }  // namespace skein::kernels
