@@ -72,7 +72,9 @@ uint64_t Fingerprint(const TensorArchive& archive) {
 // Builds the weights; owns the conversions.
 class Rwkv7WeightsBuilder {
  public:
-  explicit Rwkv7WeightsBuilder(Rwkv7Weights* w) : w_(w), archive_(*w->archive_) {}
+  // `pack_panels`: store bf16 matrices as packed panels (on `pool`'s threads when given).
+  Rwkv7WeightsBuilder(Rwkv7Weights* w, bool pack_panels, kernels::ThreadPool* pool)
+      : w_(w), archive_(*w->archive_), pack_panels_(pack_panels), pool_(pool) {}
 
   // C-value (or n-value) fp32 vector; in place when stored as aligned fp32.
   const float* Vector(const std::string& name) {
@@ -93,10 +95,10 @@ class Rwkv7WeightsBuilder {
     WeightMatrix m{nullptr, ToElementType(run), rows, cols, cols};
     if (t->dtype == run && reinterpret_cast<uintptr_t>(t->data) % DTypeSize(run) == 0) {
       m.data = t->data;
-      if (w_->pack_panels_) m.panels = Pack(m);
+      if (pack_panels_) m.panels = Pack(m);
       return m;
     }
-    if (w_->pack_panels_) {
+    if (pack_panels_) {
       // Converted only to be packed: the row-major copy is not kept.
       std::vector<uint16_t> converted(rows * cols);
       ConvertElements(t->dtype, t->data, run, converted.data(), rows * cols);
@@ -121,7 +123,7 @@ class Rwkv7WeightsBuilder {
     for (int64_t i = 0; i < in; ++i) {
       for (int64_t o = 0; o < out_dim; ++o) out[o * in + i] = stored[i * out_dim + o];
     }
-    if (w_->pack_panels_) {
+    if (pack_panels_) {
       // Packed runs take the LoRAs in bf16 too, as the reference's bf16 runs do; a bf16
       // checkpoint loses nothing by it.
       std::vector<uint16_t> narrowed(in * out_dim);
@@ -138,7 +140,7 @@ class Rwkv7WeightsBuilder {
   const uint32_t* Pack(const WeightMatrix& m) {
     auto* panels = static_cast<uint32_t*>(
         Allocate(kernels::Bf16PanelWords(m.rows, m.cols) * sizeof(uint32_t)));
-    kernels::PackBf16Panels(m, panels, w_->load_pool_);
+    kernels::PackBf16Panels(m, panels, pool_);
     return panels;
   }
 
@@ -157,6 +159,8 @@ class Rwkv7WeightsBuilder {
 
   Rwkv7Weights* w_;
   const TensorArchive& archive_;
+  const bool pack_panels_;
+  kernels::ThreadPool* const pool_;
 };
 
 absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
@@ -177,12 +181,12 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
   w->first_layer_ = options.first_layer;
   w->last_layer_ = last;
   w->run_dtype_ = options.run_dtype;
-  w->pack_panels_ =
-      options.bf16_panels && options.run_dtype == DType::kBF16 && kernels::Bf16PanelsAccelerated();
-  w->load_pool_ = options.pool;
   w->fingerprint_ = Fingerprint(*w->archive_);
 
-  Rwkv7WeightsBuilder b(w.get());
+  Rwkv7WeightsBuilder b(
+      w.get(),
+      options.bf16_panels && options.run_dtype == DType::kBF16 && kernels::Bf16PanelsAccelerated(),
+      options.pool);
   if (w->has_embedding()) {
     w->emb_ = w->archive_->Find("emb.weight");
     w->ln0_w_ = b.Vector("blocks.0.ln0.weight");
@@ -233,7 +237,6 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
     }
     w->layers_.push_back(lw);
   }
-  w->load_pool_ = nullptr;
   return w;
 }
 

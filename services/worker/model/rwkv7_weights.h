@@ -123,8 +123,6 @@ class Rwkv7Weights {
   int first_layer_ = 0;
   int last_layer_ = 0;
   DType run_dtype_ = DType::kF32;
-  bool pack_panels_ = false;
-  kernels::ThreadPool* load_pool_ = nullptr;  // only during Load
   std::vector<Rwkv7LayerWeights> layers_;
   const TensorView* emb_ = nullptr;
   const float* ln0_w_ = nullptr;
