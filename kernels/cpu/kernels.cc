@@ -30,14 +30,15 @@ int64_t RowCost(const MatMulJob& job) {
 // Batches from which the bf16 dot-product kernel pays off (it packs both operands).
 constexpr int64_t kMinBf16DotBatch = 4;
 
-bool UseBf16Dot(const MatMulJob& job) {
-  return job.bf16_activations && job.w.type == ElementType::kBF16 &&
-         job.batch >= kMinBf16DotBatch && Bf16PanelsAccelerated() &&
-         ActiveIsaLevel() == IsaLevel::kAvx512;
-}
-
+// Whether the AVX512_BF16 kernels may run now (the CPU has them and no lower ISA level is
+// forced).
 bool PanelsAccelerated() {
   return Bf16PanelsAccelerated() && ActiveIsaLevel() == IsaLevel::kAvx512;
+}
+
+bool UseBf16Dot(const MatMulJob& job) {
+  return job.bf16_activations && job.w.type == ElementType::kBF16 &&
+         job.batch >= kMinBf16DotBatch && PanelsAccelerated();
 }
 
 // Whether the product's activations are rounded to bf16 pairs before its panels use them.
