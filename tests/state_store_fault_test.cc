@@ -3,8 +3,10 @@
 // the middle, everything is restarted, and then every acknowledged write must be present and
 // intact, and nothing partial may be visible.
 //
-// What each run relies on: RocksDB commits with WriteOptions::sync (the default --sync=true);
-// Redis runs with appendonly yes + appendfsync always (tests/support/redis_server.h).
+// What each run relies on: a SIGKILL leaves the kernel's page cache alone, so RocksDB keeps
+// every acknowledged write under any --fsync policy (the store runs with its default,
+// interval); Redis runs with appendonly yes + appendfsync always
+// (tests/support/redis_server.h).
 #include <signal.h>
 
 #include <algorithm>

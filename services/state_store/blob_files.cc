@@ -135,6 +135,21 @@ absl::Status BlobFiles::Remove(const std::string& file) const {
   return absl::OkStatus();
 }
 
+absl::Status BlobFiles::SyncFiles(const std::vector<std::string>& files) const {
+  for (const std::string& file : files) {
+    const std::string path = absl::StrCat(dir_, "/", file);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
+      if (errno == ENOENT) continue;
+      return IoError("cannot open", path, errno);
+    }
+    if (::fdatasync(fd.get()) != 0) return IoError("cannot sync", path, errno);
+  }
+  Fd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0 || ::fsync(dir.get()) != 0) return IoError("cannot sync", dir_, errno);
+  return absl::OkStatus();
+}
+
 absl::Status BlobFiles::RemoveUnlisted(
     const std::function<bool(const std::string& file)>& keep) const {
   std::error_code ec;

@@ -17,6 +17,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -39,6 +40,11 @@ class BlobFiles {
 
   // Deletes the file if it exists.
   absl::Status Remove(const std::string& file) const;
+
+  // Flushes the data of `files` that still exist (a file replaced or removed since it was
+  // written needs nothing) and then the directory, so that what they held before the call
+  // survives a crash of the machine. UNAVAILABLE on I/O errors.
+  absl::Status SyncFiles(const std::vector<std::string>& files) const;
 
   // Deletes every file for which `keep(file)` is false, and every temporary file.
   absl::Status RemoveUnlisted(const std::function<bool(const std::string& file)>& keep) const;

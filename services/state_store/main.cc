@@ -31,7 +31,8 @@ namespace {
 struct Flags {
   std::string backend = "rocksdb";
   std::string data_dir;
-  bool sync = true;
+  std::string fsync = "interval";
+  double fsync_interval_seconds = 1;
   std::string redis = "127.0.0.1:6379";
   std::string redis_key_prefix = "skein";
   uint64_t capacity_bytes = 4ull << 30;
@@ -96,7 +97,11 @@ absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> OpenBackend(
     if (options.path.empty()) return absl::UnavailableError("cannot create a temporary --data-dir");
   }
   *data_dir = options.path;
-  options.sync = flags.sync;
+  absl::StatusOr<skein::state_store::FsyncPolicy> fsync =
+      skein::state_store::ParseFsyncPolicy(flags.fsync);
+  if (!fsync.ok()) return fsync.status();
+  options.fsync = *fsync;
+  options.fsync_interval = absl::Seconds(flags.fsync_interval_seconds);
   absl::StatusOr<std::unique_ptr<RocksDbBackend>> backend = RocksDbBackend::Open(options);
   if (!backend.ok()) return backend.status();
   return std::unique_ptr<StorageBackend>(*std::move(backend));
@@ -120,7 +125,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"rocksdb", "redis", "memory"}));
   app.add_option("--data-dir", flags.data_dir,
                  "RocksDB directory (default: a new directory under $TMPDIR, removed on exit)");
-  app.add_option("--sync", flags.sync, "RocksDB: fsync every commit")->capture_default_str();
+  app.add_option("--fsync", flags.fsync,
+                 "RocksDB: when writes reach the disk: always (before each write is "
+                 "acknowledged), interval (in the background, every --fsync-interval-seconds) "
+                 "or never (left to the kernel). Every acknowledged write survives a crash of "
+                 "the process in all three; see docs/architecture.md")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"always", "interval", "never"}));
+  app.add_option("--fsync-interval-seconds", flags.fsync_interval_seconds,
+                 "RocksDB with --fsync interval: how often written data is flushed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
   app.add_option("--redis", flags.redis, "Redis server HOST:PORT (--backend redis)")
       ->capture_default_str();
   app.add_option("--redis-key-prefix", flags.redis_key_prefix,

@@ -1,5 +1,6 @@
 #include "services/state_store/rocksdb_backend.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <unordered_set>
@@ -44,6 +45,14 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 
 }  // namespace
 
+absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(std::string_view name) {
+  if (name == "always") return FsyncPolicy::kAlways;
+  if (name == "interval") return FsyncPolicy::kInterval;
+  if (name == "never") return FsyncPolicy::kNever;
+  return absl::InvalidArgumentError(
+      absl::StrCat("fsync policy \"", Sv(name), "\": expected always, interval or never"));
+}
+
 absl::StatusOr<std::unique_ptr<RocksDbBackend>> RocksDbBackend::Open(
     const RocksDbOptions& options) {
   if (options.path.empty()) return absl::InvalidArgumentError("rocksdb: empty data directory");
@@ -85,15 +94,79 @@ absl::StatusOr<std::unique_ptr<RocksDbBackend>> RocksDbBackend::Open(
   absl::Status cleaned = backend->blob_files_.RemoveUnlisted(
       [&](const std::string& file) { return listed.count(file) > 0; });
   if (!cleaned.ok()) return cleaned;
+  if (options.fsync == FsyncPolicy::kInterval) {
+    backend->syncer_ = std::thread([b = backend.get()] { b->SyncLoop(); });
+  }
   return backend;
 }
 
 RocksDbBackend::RocksDbBackend(std::unique_ptr<rocksdb::DB> db, BlobFiles blob_files,
                                RocksDbOptions options)
-    : db_(std::move(db)), blob_files_(std::move(blob_files)), options_(std::move(options)) {}
+    : db_(std::move(db)), blob_files_(std::move(blob_files)), options_(std::move(options)) {
+  options_.fsync_interval = std::max(options_.fsync_interval, absl::Milliseconds(1));
+}
 
 RocksDbBackend::~RocksDbBackend() {
+  if (syncer_.joinable()) {
+    {
+      absl::MutexLock lock(&unsynced_mu_);
+      stopping_ = true;
+    }
+    syncer_.join();
+  }
   if (db_) db_->Close().PermitUncheckedError();
+}
+
+void RocksDbBackend::NoteUnsynced(std::string file) {
+  absl::MutexLock lock(&unsynced_mu_);
+  unsynced_files_.push_back(std::move(file));
+}
+
+void RocksDbBackend::NoteUnsyncedWal() {
+  absl::MutexLock lock(&unsynced_mu_);
+  wal_unsynced_ = true;
+}
+
+size_t RocksDbBackend::unsynced_writes() const {
+  absl::MutexLock lock(&unsynced_mu_);
+  return unsynced_files_.size() + (wal_unsynced_ ? 1 : 0);
+}
+
+absl::Status RocksDbBackend::FlushUnsynced() {
+  absl::MutexLock flush(&flush_mu_);
+  std::vector<std::string> files;
+  bool wal = false;
+  {
+    absl::MutexLock lock(&unsynced_mu_);
+    files.swap(unsynced_files_);
+    std::swap(wal, wal_unsynced_);
+  }
+  if (files.empty() && !wal) return absl::OkStatus();
+  // Files before the WAL: once a manifest entry is on disk, so is its file (unless the
+  // kernel wrote the WAL back on its own first, which the checksums then catch).
+  absl::Status status = files.empty() ? absl::OkStatus() : blob_files_.SyncFiles(files);
+  if (status.ok()) status = FromRocks(db_->SyncWAL(), "sync WAL");
+  if (!status.ok()) {
+    // Keep them for the next round.
+    absl::MutexLock lock(&unsynced_mu_);
+    unsynced_files_.insert(unsynced_files_.end(), files.begin(), files.end());
+    wal_unsynced_ = true;
+  }
+  return status;
+}
+
+void RocksDbBackend::SyncLoop() {
+  bool stopping = false;
+  while (!stopping) {
+    {
+      absl::MutexLock lock(&unsynced_mu_);
+      unsynced_mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.fsync_interval);
+      stopping = stopping_;
+    }
+    // An error (a full or failing disk) is retried next round; the writes themselves
+    // report such errors to their callers.
+    FlushUnsynced().IgnoreError();
+  }
 }
 
 absl::Mutex& RocksDbBackend::GroupLock(std::string_view group) {
@@ -150,8 +223,9 @@ absl::Status RocksDbBackend::Apply(const Batch& batch) {
   }
   if (write.Count() == 0) return absl::OkStatus();
   rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync;
+  write_options.sync = options_.fsync == FsyncPolicy::kAlways;
   if (absl::Status s = FromRocks(db_->Write(write_options, &write), "write"); !s.ok()) return s;
+  if (options_.fsync == FsyncPolicy::kInterval) NoteUnsyncedWal();
   for (const std::string& file : removed_files) {
     // A failure leaves an unlisted file, removed at the next start; the batch stands.
     blob_files_.Remove(file).IgnoreError();
@@ -162,12 +236,19 @@ absl::Status RocksDbBackend::Apply(const Batch& batch) {
 absl::Status RocksDbBackend::WriteBlob(std::string_view group, std::string_view name,
                                        std::string_view data, absl::Time /*expiry*/) {
   // The file first, then its manifest entry: a listed blob always has its whole file.
-  if (absl::Status s = blob_files_.Write(BlobFiles::FileName(group, name), data, options_.sync);
+  std::string file = BlobFiles::FileName(group, name);
+  if (absl::Status s =
+          blob_files_.Write(file, data, /*sync=*/options_.fsync == FsyncPolicy::kAlways);
       !s.ok()) {
     return s;
   }
-  return FromRocks(db_->Put(rocksdb::WriteOptions(), DbKey(kManifest, group, name), ""),
-                   "write blob manifest");
+  if (options_.fsync == FsyncPolicy::kInterval) NoteUnsynced(std::move(file));
+  // Not synced even under kAlways: the commit that publishes the blob syncs the WAL, and
+  // with it this earlier entry.
+  absl::Status s = FromRocks(db_->Put(rocksdb::WriteOptions(), DbKey(kManifest, group, name), ""),
+                             "write blob manifest");
+  if (s.ok() && options_.fsync == FsyncPolicy::kInterval) NoteUnsyncedWal();
+  return s;
 }
 
 absl::StatusOr<std::string> RocksDbBackend::ReadBlob(std::string_view group,
@@ -180,8 +261,15 @@ absl::StatusOr<std::string> RocksDbBackend::ReadBlob(std::string_view group,
   if (!s.ok()) return FromRocks(s, "read blob manifest");
   absl::StatusOr<std::string> data = blob_files_.Read(BlobFiles::FileName(group, name));
   if (data.status().code() == absl::StatusCode::kNotFound) {
-    // Listed but gone: lost underneath the store (a machine crash without --sync, or a
-    // file removed by hand).
+    // Deleted since the manifest was read (Apply drops the entry, then unlinks the file)?
+    // Then the blob is simply gone, which the caller handles like any other absent blob.
+    s = db_->Get(rocksdb::ReadOptions(), DbKey(kManifest, group, name), &ignored);
+    if (s.IsNotFound()) {
+      return absl::NotFoundError(absl::StrCat("no blob ", Sv(name), " in ", Sv(group)));
+    }
+    if (!s.ok()) return FromRocks(s, "read blob manifest");
+    // Listed but gone: lost underneath the store (a machine crash before the file was
+    // flushed, or a file removed by hand).
     return absl::DataLossError(
         absl::StrCat("blob ", Sv(name), " in ", Sv(group),
                      " is listed but its file is missing: ", data.status().message()));

@@ -95,7 +95,7 @@ absl::StatusOr<std::unique_ptr<StorageBackend>> BackendFactory::Make() {
       RocksDbOptions options;
       options.path = dir_;
       // Tests do not need power-loss durability; skipping fsync keeps them fast.
-      options.sync = false;
+      options.fsync = FsyncPolicy::kNever;
       absl::StatusOr<std::unique_ptr<RocksDbBackend>> backend = RocksDbBackend::Open(options);
       if (!backend.ok()) return backend.status();
       return std::unique_ptr<StorageBackend>(*std::move(backend));
