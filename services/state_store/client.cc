@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/client_context.h"
 #include "services/common/status.h"
+#include "services/state_store/chunk_codec.h"
 
 namespace skein::state_store {
 namespace {
@@ -22,17 +24,29 @@ v1::Checksum::Algorithm ToProto(ChecksumAlgorithm algorithm) {
                                                  : v1::Checksum::ALGORITHM_XXH3_64;
 }
 
+absl::Status TooMuch(const std::string& key, uint64_t announced) {
+  return absl::DataLossError(
+      absl::StrCat("get \"", key, "\": more bytes than the header announced (", announced, ")"));
+}
+
 }  // namespace
 
 StateStoreClient::StateStoreClient(const std::shared_ptr<grpc::Channel>& channel)
-    : stub_(v1::StateStoreService::NewStub(channel)) {}
+    : channel_(channel),
+      stub_(v1::StateStoreService::NewStub(channel)),
+      raw_put_("/skein.v1.StateStoreService/Put", grpc::internal::RpcMethod::CLIENT_STREAMING,
+               channel),
+      raw_get_("/skein.v1.StateStoreService/Get", grpc::internal::RpcMethod::SERVER_STREAMING,
+               channel) {}
 
 absl::StatusOr<v1::PutResponse> StateStoreClient::Put(const std::string& key, std::string_view data,
                                                       const ClientPutOptions& options) {
   grpc::ClientContext context;
   SetDeadline(&context, options.timeout);
-  v1::PutResponse response;
-  std::unique_ptr<grpc::ClientWriter<v1::PutRequest>> writer = stub_->Put(&context, &response);
+  grpc::ByteBuffer response_buffer;
+  std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+      grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel_.get(), raw_put_,
+                                                                    &context, &response_buffer));
   v1::PutRequest message;
   v1::PutHeader* header = message.mutable_header();
   header->set_key(key);
@@ -44,16 +58,19 @@ absl::StatusOr<v1::PutResponse> StateStoreClient::Put(const std::string& key, st
   if (options.expected_version) header->set_expected_version(*options.expected_version);
   header->set_snapshot_id(options.snapshot_id);
   header->set_part(options.part);
-  bool open = writer->Write(message);
+  bool open = writer->Write(SerializeMessage(message));
   size_t chunk_bytes = std::max<size_t>(1, options.chunk_bytes);
   for (size_t offset = 0; open && offset < data.size(); offset += chunk_bytes) {
-    message.Clear();
-    message.set_chunk(data.data() + offset, std::min(chunk_bytes, data.size() - offset));
-    open = writer->Write(message);
+    open = writer->Write(
+        CopiedChunkMessage(data.data() + offset, std::min(chunk_bytes, data.size() - offset)));
   }
   writer->WritesDone();
   grpc::Status status = writer->Finish();
   if (!status.ok()) return FromGrpcStatus(status);
+  v1::PutResponse response;
+  if (!ParseMessage(response_buffer, &response)) {
+    return absl::InternalError(absl::StrCat("put \"", key, "\": malformed PutResponse"));
+  }
   return response;
 }
 
@@ -65,20 +82,45 @@ absl::StatusOr<ClientBlob> StateStoreClient::Get(const std::string& key, uint32_
   request.set_key(key);
   request.set_part(part);
   request.set_chunk_bytes(chunk_bytes);
-  std::unique_ptr<grpc::ClientReader<v1::GetResponse>> reader = stub_->Get(&context, request);
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel_.get(), raw_get_,
+                                                                    &context, request));
   ClientBlob blob;
+  grpc::ByteBuffer buffer;
   v1::GetResponse message;
   bool have_header = false;
-  while (reader->Read(&message)) {
-    if (message.has_header()) {
+  absl::Status problem;
+  while (problem.ok() && reader->Read(&buffer)) {
+    if (have_header) {
+      if (std::optional<ChunkView> chunk = FindChunk(buffer)) {
+        if (blob.data.size() + chunk->size() > blob.header.size()) {
+          problem = TooMuch(key, blob.header.size());
+        } else {
+          chunk->AppendTo(&blob.data);
+        }
+        continue;
+      }
+    }
+    if (!ParseMessage(buffer, &message)) {
+      problem = absl::DataLossError(absl::StrCat("get \"", key, "\": malformed GetResponse"));
+    } else if (message.has_header()) {
+      if (have_header) {
+        problem = absl::DataLossError(absl::StrCat("get \"", key, "\": a second header"));
+      }
       blob.header = message.header();
       blob.data.reserve(blob.header.size());
       have_header = true;
+    } else if (!have_header) {
+      problem = absl::DataLossError(absl::StrCat("get \"", key, "\": data before the header"));
+    } else if (blob.data.size() + message.chunk().size() > blob.header.size()) {
+      problem = TooMuch(key, blob.header.size());
     } else {
       blob.data.append(message.chunk());
     }
   }
+  if (!problem.ok()) context.TryCancel();
   grpc::Status status = reader->Finish();
+  if (!problem.ok()) return problem;
   if (!status.ok()) return FromGrpcStatus(status);
   if (!have_header) return absl::DataLossError(absl::StrCat("get \"", key, "\": no header"));
   if (blob.data.size() != blob.header.size()) {

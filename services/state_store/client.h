@@ -1,6 +1,7 @@
 // A client of skein.v1.StateStoreService for whole blobs: Put splits data into chunks and
 // sends its checksum; Get reassembles the chunks and verifies size and checksum before
 // returning (end-to-end: a blob corrupted anywhere on the way is DATA_LOSS, never data).
+// Chunks are written to and read from gRPC's buffers directly (chunk_codec.h).
 // Used by the `skein state` CLI, the workers, tests and benchmarks. Thread-safe (gRPC stubs
 // are).
 #ifndef SKEIN_SERVICES_STATE_STORE_CLIENT_H_
@@ -14,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/impl/rpc_method.h"
 #include "services/state_store/checksum.h"
 #include "skein/v1/state_store.grpc.pb.h"
 
@@ -53,7 +55,12 @@ class StateStoreClient {
   v1::StateStoreService::Stub& stub() { return *stub_; }
 
  private:
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::StateStoreService::Stub> stub_;
+  // Put and Get as raw byte-buffer calls (chunk_codec.h), so that chunks skip protobuf's
+  // copies; the messages on the wire are the ones state_store.proto declares.
+  grpc::internal::RpcMethod raw_put_;
+  grpc::internal::RpcMethod raw_get_;
 };
 
 }  // namespace skein::state_store

@@ -1,10 +1,13 @@
 #include "services/state_store/state_store_service.h"
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "services/common/status.h"
+#include "services/state_store/chunk_codec.h"
 
 namespace skein::state_store {
 namespace {
@@ -20,18 +23,29 @@ grpc::Status Answer(absl::StatusOr<T> result, T* response) {
 }  // namespace
 
 StateStoreServiceImpl::StateStoreServiceImpl(StateStore* store, ServiceOptions options)
-    : store_(store), options_(options) {}
+    : store_(store), options_(options) {
+  // Put and Get (methods 0 and 1, in state_store.proto's order) read and write raw byte
+  // buffers. A streamed handler is what gRPC's generated code offers for replacing a method's
+  // handler; the server then treats the call as a bidirectional stream, which on the wire is
+  // the same as the client- and server-streaming calls the clients make.
+  using Handler = grpc::internal::BidiStreamingHandler<StateStoreServiceImpl, grpc::ByteBuffer,
+                                                       grpc::ByteBuffer>;
+  MarkMethodStreamed(0, new Handler(&StateStoreServiceImpl::RawPut, this));
+  MarkMethodStreamed(1, new Handler(&StateStoreServiceImpl::RawGet, this));
+}
 
-grpc::Status StateStoreServiceImpl::Put(grpc::ServerContext* context,
-                                        grpc::ServerReader<v1::PutRequest>* reader,
-                                        v1::PutResponse* response) {
-  v1::PutRequest message;
-  if (!reader->Read(&message)) {
+grpc::Status StateStoreServiceImpl::RawPut(grpc::ServerContext* context, RawStream* stream) {
+  grpc::ByteBuffer buffer;
+  if (!stream->Read(&buffer)) {
     if (context->IsCancelled()) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "client went away; nothing was stored");
     }
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "the put stream ended without a header");
+  }
+  v1::PutRequest message;
+  if (!ParseMessage(buffer, &message)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed PutRequest");
   }
   if (!message.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -42,45 +56,57 @@ grpc::Status StateStoreServiceImpl::Put(grpc::ServerContext* context,
 
   std::string data;
   data.reserve(header.total_size());
-  while (reader->Read(&message)) {
+  auto too_much = [&](size_t more) { return data.size() + more > header.total_size(); };
+  const grpc::Status overflow(grpc::StatusCode::DATA_LOSS,
+                              absl::StrCat("more data than the header's total_size of ",
+                                           header.total_size(), " bytes; nothing was stored"));
+  while (stream->Read(&buffer)) {
+    if (std::optional<ChunkView> chunk = FindChunk(buffer)) {
+      if (too_much(chunk->size())) return overflow;
+      chunk->AppendTo(&data);
+      continue;
+    }
+    if (!ParseMessage(buffer, &message)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed PutRequest");
+    }
     if (message.has_header()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "a put carries one header; a second one arrived");
     }
-    const std::string& chunk = message.chunk();
-    if (data.size() + chunk.size() > header.total_size()) {
-      return grpc::Status(grpc::StatusCode::DATA_LOSS,
-                          absl::StrCat("more data than the header's total_size of ",
-                                       header.total_size(), " bytes; nothing was stored"));
-    }
-    data.append(chunk);
+    if (too_much(message.chunk().size())) return overflow;
+    data.append(message.chunk());
   }
   if (context->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED,
                         absl::StrCat("client went away after ", data.size(), " of ",
                                      header.total_size(), " bytes; nothing was stored"));
   }
-  return Answer(store_->Put(header, std::move(data)), response);
+  absl::StatusOr<v1::PutResponse> response = store_->Put(header, std::move(data));
+  if (!response.ok()) return ToGrpcStatus(response.status());
+  stream->WriteLast(SerializeMessage(*response), grpc::WriteOptions());
+  return grpc::Status::OK;
 }
 
-grpc::Status StateStoreServiceImpl::Get(grpc::ServerContext* /*context*/,
-                                        const v1::GetRequest* request,
-                                        grpc::ServerWriter<v1::GetResponse>* writer) {
-  absl::StatusOr<StateStore::Blob> blob = store_->Get(request->key(), request->part());
+grpc::Status StateStoreServiceImpl::RawGet(grpc::ServerContext* /*context*/, RawStream* stream) {
+  grpc::ByteBuffer buffer;
+  v1::GetRequest request;
+  if (!stream->Read(&buffer) || !ParseMessage(buffer, &request)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "missing or malformed GetRequest");
+  }
+  absl::StatusOr<StateStore::Blob> blob = store_->Get(request.key(), request.part());
   if (!blob.ok()) return ToGrpcStatus(blob.status());
   size_t chunk_bytes =
-      request->chunk_bytes() == 0 ? options_.default_chunk_bytes : request->chunk_bytes();
+      request.chunk_bytes() == 0 ? options_.default_chunk_bytes : request.chunk_bytes();
   chunk_bytes = std::clamp<size_t>(chunk_bytes, options_.min_chunk_bytes, options_.max_chunk_bytes);
-  v1::GetResponse message;
-  *message.mutable_header() = std::move(blob->header);
-  if (!writer->Write(message)) {
+  v1::GetResponse header;
+  *header.mutable_header() = std::move(blob->header);
+  if (!stream->Write(SerializeMessage(header))) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
   }
-  const std::string& data = blob->data;
-  for (size_t offset = 0; offset < data.size(); offset += chunk_bytes) {
-    message.Clear();
-    message.set_chunk(data.data() + offset, std::min(chunk_bytes, data.size() - offset));
-    if (!writer->Write(message)) {
+  // The chunks refer to the blob; gRPC releases it once they are sent.
+  const auto data = std::make_shared<const std::string>(std::move(blob->data));
+  for (size_t offset = 0; offset < data->size(); offset += chunk_bytes) {
+    if (!stream->Write(ChunkMessage(data, offset, std::min(chunk_bytes, data->size() - offset)))) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
     }
   }

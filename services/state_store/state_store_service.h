@@ -2,6 +2,10 @@
 // into whole blobs (Put: header, then chunks until the client half-closes; Get: header, then
 // chunks of the requested size) and maps absl::Status to gRPC status. All behaviour lives in
 // StateStore. Thread-safe (gRPC calls it from many threads).
+//
+// Put and Get take their messages as raw byte buffers (chunk_codec.h), so that chunks go
+// from the wire into the blob and from the stored blob onto the wire without protobuf's
+// copies; on the wire they are the same messages as state_store.proto declares.
 #ifndef SKEIN_SERVICES_STATE_STORE_STATE_STORE_SERVICE_H_
 #define SKEIN_SERVICES_STATE_STORE_STATE_STORE_SERVICE_H_
 
@@ -26,10 +30,6 @@ class StateStoreServiceImpl final : public v1::StateStoreService::Service {
   // `store` is not owned and must outlive the service.
   StateStoreServiceImpl(StateStore* store, ServiceOptions options);
 
-  grpc::Status Put(grpc::ServerContext* context, grpc::ServerReader<v1::PutRequest>* reader,
-                   v1::PutResponse* response) override;
-  grpc::Status Get(grpc::ServerContext* context, const v1::GetRequest* request,
-                   grpc::ServerWriter<v1::GetResponse>* writer) override;
   grpc::Status Stat(grpc::ServerContext* context, const v1::StatRequest* request,
                     v1::EntryInfo* response) override;
   grpc::Status Delete(grpc::ServerContext* context, const v1::DeleteRequest* request,
@@ -51,6 +51,10 @@ class StateStoreServiceImpl final : public v1::StateStoreService::Service {
                              v1::AbortSnapshotResponse* response) override;
 
  private:
+  using RawStream = grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
+  grpc::Status RawPut(grpc::ServerContext* context, RawStream* stream);
+  grpc::Status RawGet(grpc::ServerContext* context, RawStream* stream);
+
   StateStore* store_;
   ServiceOptions options_;
 };
