@@ -3,7 +3,8 @@
 // 34,603,008 bytes), on RocksDB (--fsync interval, as the binary runs by default) and on
 // Redis (AOF with appendfsync always, as the fault tests run it), and on the in-memory
 // backend (the cost of gRPC and the store itself). Backends: 0 RocksDB, 1 Redis, 2 memory,
-// 3 RocksDB --fsync always (what flushing before every acknowledgement costs). Reports MB/s
+// 3 RocksDB --fsync always (what flushing before every acknowledgement costs), 4 RocksDB
+// --fsync never (what the background flushes of the default cost). Reports MB/s
 // and p50/p99 latency
 // per operation. Also measures what zstd does to real RWKV-7 states (the reference's final
 // states in the goldens), which is why compression is off by default.
@@ -44,6 +45,8 @@ constexpr int kRedis = 1;
 constexpr int kMemory = 2;
 // RocksDB with --fsync always: what flushing every write before acknowledging it costs.
 constexpr int kRocksDbFsyncAlways = 3;
+// RocksDB with --fsync never: what the default's background flushes cost.
+constexpr int kRocksDbFsyncNever = 4;
 constexpr int64_t kState01B = 2'433'024;
 constexpr int64_t kState7B = 34'603'008;
 
@@ -75,11 +78,13 @@ Harness* GetHarness(int backend_kind) {
   if (h) return h.get();
   h = std::make_unique<Harness>();
   std::unique_ptr<StorageBackend> backend;
-  if (backend_kind == kRocksDb || backend_kind == kRocksDbFsyncAlways) {
+  if (backend_kind == kRocksDb || backend_kind == kRocksDbFsyncAlways ||
+      backend_kind == kRocksDbFsyncNever) {
     RocksDbOptions options;
     options.path = skein::testing::MakeTempDir("bench-rocksdb");
-    options.fsync =
-        backend_kind == kRocksDbFsyncAlways ? FsyncPolicy::kAlways : FsyncPolicy::kInterval;
+    options.fsync = backend_kind == kRocksDbFsyncAlways  ? FsyncPolicy::kAlways
+                    : backend_kind == kRocksDbFsyncNever ? FsyncPolicy::kNever
+                                                         : FsyncPolicy::kInterval;
     auto opened = RocksDbBackend::Open(options);
     if (!opened.ok()) {
       h->error = std::string(opened.status().message());
@@ -196,14 +201,15 @@ void Sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"backend", "bytes"})->UseManualTime()->Unit(benchmark::kMillisecond);
 }
 
-#define STATE_BENCHMARK(fn)                                                  \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDb, kState01B})->Iterations(300); \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDb, kState7B})->Iterations(30);   \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState01B})->Iterations(300);   \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState7B})->Iterations(30);     \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState01B})->Iterations(300);  \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState7B})->Iterations(30);    \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDbFsyncAlways, kState01B})->Iterations(300)
+#define STATE_BENCHMARK(fn)                                                             \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDb, kState01B})->Iterations(300);            \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDb, kState7B})->Iterations(30);              \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState01B})->Iterations(300);              \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRedis, kState7B})->Iterations(30);                \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState01B})->Iterations(300);             \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState7B})->Iterations(30);               \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDbFsyncAlways, kState01B})->Iterations(300); \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDbFsyncNever, kState01B})->Iterations(300)
 
 STATE_BENCHMARK(BM_Put);
 STATE_BENCHMARK(BM_Get);
