@@ -12,6 +12,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/write_batch.h"
+#include "services/common/logging.h"
 
 namespace skein::state_store {
 namespace {
@@ -163,9 +164,12 @@ void RocksDbBackend::SyncLoop() {
       unsynced_mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.fsync_interval);
       stopping = stopping_;
     }
-    // An error (a full or failing disk) is retried next round; the writes themselves
-    // report such errors to their callers.
-    FlushUnsynced().IgnoreError();
+    // An error (a full or failing disk) is logged and retried next round: until a flush
+    // succeeds, the writes since the last one are safe from a crash of the process only.
+    if (absl::Status s = FlushUnsynced(); !s.ok()) {
+      log::Error("background fsync failed; will retry",
+                 {{"error", std::string(s.message())}, {"data_dir", options_.path}});
+    }
   }
 }
 
