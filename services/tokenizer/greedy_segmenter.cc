@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace skein::tokenizer {
@@ -12,7 +13,7 @@ namespace {
 //
 // Lanes in flight at once. A step's dependency chain is an add, a load and three one-cycle
 // instructions, so a few lanes must overlap to keep the CPU busy.
-constexpr size_t kLanes = 8;
+constexpr size_t kLanes = 4;
 // Segments are long enough that joining them (a few LongestPrefix calls each) and the
 // hardware prefetcher's warm-up cost little, and a batch of kMaxSegmentsPerBatch of them
 // keeps all lanes busy until near its end.
@@ -20,7 +21,7 @@ constexpr size_t kMaxSegmentBytes = 4096;
 constexpr size_t kMinSegmentBytes = 64;
 // Steps a lane takes each time it is visited. More steps per visit save loads and stores of
 // the lane's state but lengthen each visit's chain, so fewer lanes overlap.
-constexpr int kStepsPerVisit = 4;
+constexpr int kStepsPerVisit = 8;
 // How far ahead of a lane its text is prefetched: many interleaved streams are more than the
 // hardware prefetcher follows well.
 constexpr size_t kPrefetchBytes = 256;
@@ -142,6 +143,61 @@ void GreedySegmenter::Segment(absl::string_view text, Sink sink) const {
   while (done < end) extend();
 }
 
+// One lane's walk, in registers while it takes its steps.
+template <bool kPortableStep>
+struct GreedySegmenter::Walk {
+  const uint8_t* at;  // the next byte to read is at[offset] in a visit's step `offset`
+  size_t n;           // where in `emitted` the state of the key in progress goes
+  uint32_t base;      // the current state's base
+
+  // Reads the byte at[kOffset]. Branch-free, because where a key ends is not predictable:
+  // the current state is stored unconditionally and kept (n advances) only where the walk
+  // cannot go on. (GCC compiles the C++ selects below to branches, hence the assembly for
+  // x86-64, which is the same steps.)
+  template <int kOffset>
+  __attribute__((always_inline)) void Step(const ByteTrie::Cell* cells,
+                                           const ByteTrie::Cell* root_child,
+                                           uint32_t* emitted) {
+#if defined(__x86_64__)
+    if constexpr (!kPortableStep) {
+      uint64_t byte, index, mismatch;
+      asm("movzbl %c[offset](%[at]), %k[byte]\n\t"
+          "leal (%q[base], %[byte]), %k[index]\n\t"
+          "movl 4(%[cells], %[index], 8), %k[mismatch]\n\t"
+          "movl %[base], (%[emitted], %[n], 4)\n\t"
+          "xorl %[base], %k[mismatch]\n\t"  // zero iff the walk goes on
+          "movl (%[cells], %[index], 8), %[base]\n\t"
+          "negl %k[mismatch]\n\t"  // carry iff the walk stops
+          "cmovbl (%[root_child], %[byte], 8), %[base]\n\t"
+          "adcq $0, %[n]"
+          : [n] "+r"(n), [base] "+r"(base), [byte] "=&r"(byte), [index] "=&r"(index),
+            [mismatch] "=&r"(mismatch)
+          : [at] "r"(at), [offset] "i"(kOffset), [cells] "r"(cells),
+            [root_child] "r"(root_child), [emitted] "r"(emitted)
+          : "cc", "memory");
+      return;
+    }
+#endif
+    const uint8_t byte = at[kOffset];
+    const ByteTrie::Cell cell = cells[base + byte];
+    emitted[n] = base;
+    // No cell's check is a leaf's base (see ByteTrie), so every step from a leaf stops.
+    const bool stops = cell.check != base;
+    n += stops ? 1 : 0;
+    base = stops ? root_child[byte].base : cell.base;
+  }
+
+  // kSteps steps, unrolled.
+  template <int... kOffsets>
+  __attribute__((always_inline)) void Steps(std::integer_sequence<int, kOffsets...>,
+                                            const ByteTrie::Cell* cells,
+                                            const ByteTrie::Cell* root_child,
+                                            uint32_t* emitted) {
+    (Step<kOffsets>(cells, root_child, emitted), ...);
+    at += sizeof...(kOffsets);
+  }
+};
+
 template <bool kPortableStep>
 void GreedySegmenter::WalkBatch(Batch* batch) const {
   const ByteTrie::Cell* const cells = trie_->cells_.data();
@@ -151,50 +207,8 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
   uint32_t* const emitted = batch->states;
   const size_t segment_bytes = batch->segment_bytes;
 
-  // One lane's walk, in registers while it takes its steps.
-  struct Walk {
-    const uint8_t* at;  // the next byte to read
-    size_t n;           // where in `emitted` the state of the key in progress goes
-    uint32_t base;      // the current state's base
-
-    // One byte. Branch-free, because where a key ends is not predictable: the current state
-    // is stored unconditionally and kept (n advances) only where the walk cannot go on. (GCC
-    // compiles the C++ selects below to branches, hence the assembly for x86-64, which is
-    // the same steps.)
-    __attribute__((always_inline)) void Step(const ByteTrie::Cell* cells,
-                                             const ByteTrie::Cell* root_child,
-                                             uint32_t* emitted) {
-#if defined(__x86_64__)
-      if constexpr (!kPortableStep) {
-        uint64_t byte, index, mismatch;
-        asm("movzbl (%[at]), %k[byte]\n\t"
-            "addq $1, %[at]\n\t"
-            "leal (%q[base], %[byte]), %k[index]\n\t"
-            "movl 4(%[cells], %[index], 8), %k[mismatch]\n\t"
-            "movl %[base], (%[emitted], %[n], 4)\n\t"
-            "xorl %[base], %k[mismatch]\n\t"  // zero iff the walk goes on
-            "movl (%[cells], %[index], 8), %[base]\n\t"
-            "negl %k[mismatch]\n\t"  // carry iff the walk stops
-            "cmovbl (%[root_child], %[byte], 8), %[base]\n\t"
-            "adcq $0, %[n]"
-            : [at] "+r"(at), [n] "+r"(n), [base] "+r"(base), [byte] "=&r"(byte),
-              [index] "=&r"(index), [mismatch] "=&r"(mismatch)
-            : [cells] "r"(cells), [root_child] "r"(root_child), [emitted] "r"(emitted)
-            : "cc", "memory");
-        return;
-      }
-#endif
-      const uint8_t byte = *at++;
-      const ByteTrie::Cell cell = cells[base + byte];
-      emitted[n] = base;
-      // No cell's check is a leaf's base (see ByteTrie), so every step from a leaf stops.
-      const bool stops = cell.check != base;
-      n += stops ? 1 : 0;
-      base = stops ? root_child[byte].base : cell.base;
-    }
-  };
   struct Lane {
-    Walk walk;
+    Walk<kPortableStep> walk;
     const uint8_t* segment_end;  // the lane finishes its segment at or past this byte
     size_t segment;
   };
@@ -217,16 +231,15 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
   while (active > 0) {
     for (size_t l = 0; l < active; ++l) {
       Lane& lane = lanes[l];
-      Walk walk = lane.walk;
+      Walk<kPortableStep> walk = lane.walk;
       __builtin_prefetch(walk.at + kPrefetchBytes);
-#pragma GCC unroll 8
-      for (int i = 0; i < kStepsPerVisit; ++i) walk.Step(cells, root_child, emitted);
+      walk.Steps(std::make_integer_sequence<int, kStepsPerVisit>(), cells, root_child, emitted);
       lane.walk = walk;
       if (walk.at < lane.segment_end) [[likely]]
         continue;
       // Finish the key in progress, then the segment.
       const size_t stop = walk.n + 1;
-      while (walk.n != stop) walk.Step(cells, root_child, emitted);
+      while (walk.n != stop) walk.Steps(std::integer_sequence<int, 0>(), cells, root_child, emitted);
       const size_t s = lane.segment;
       batch->counts[s] = walk.n - s * batch->states_per_segment;
       if (next_segment < batch->segments) {

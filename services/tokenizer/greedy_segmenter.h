@@ -77,6 +77,10 @@ class GreedySegmenter {
     size_t counts[kMaxSegmentsPerBatch];  // states each segment's lane emitted
   };
 
+  // One lane's walk (greedy_segmenter.cc).
+  template <bool kPortableStep>
+  struct Walk;
+
   // Segments every segment of `batch` independently, several lanes at a time.
   template <bool kPortableStep>
   void WalkBatch(Batch* batch) const;
