@@ -216,22 +216,16 @@ class ByteTrieBuilder {
     return true;
   }
 
-  // Gives every leaf a base of its own, drops the cells past the last one a lookup can
-  // reach, and fills the table of states.
-  //
-  // A leaf's base is one that no internal state has, so no cell's check equals it. The
-  // step after a leaf reads the cell base + (next byte), so the base is taken close below
-  // the leaf's own cell, where the walk has just been: that cell is then likely cached.
-  void Finish(std::vector<uint32_t>& leaves) {
+  // Gives every leaf a base of its own: one that no internal state has, so no cell's check
+  // equals it. Then drops the cells past the last one a lookup can reach and fills the table
+  // of states.
+  void Finish(const std::vector<uint32_t>& leaves) {
     size_t size = std::max<size_t>(max_used_ + 1, static_cast<size_t>(max_base_) + 256);
-    std::sort(leaves.begin(), leaves.end());
-    size_t next_free = 0;
+    size_t base = 0;
     for (uint32_t leaf : leaves) {
-      size_t base = std::max<size_t>(next_free, leaf > kLeafBaseBelow ? leaf - kLeafBaseBelow : 0);
       while (base < base_taken_.size() && base_taken_[base]) ++base;
       size = std::max(size, base + 256);
-      trie_.cells_[leaf].base = static_cast<uint32_t>(base);
-      next_free = base + 1;
+      trie_.cells_[leaf].base = static_cast<uint32_t>(base++);
     }
     trie_.cells_.resize(size);  // new cells are free
     trie_.states_.assign(size - 255, ByteTrie::State{0, 0, 0});
@@ -243,8 +237,6 @@ class ByteTrieBuilder {
   static constexpr uint32_t kNone = UINT32_MAX;
   static constexpr uint8_t kMaxFailures = 16;
   static constexpr int kMaxProbes = 256;
-  // How far below a leaf's cell its base is sought (see Finish).
-  static constexpr uint32_t kLeafBaseBelow = 64;
   absl::Span<const ByteTrie::Key> keys_;
   ByteTrie trie_;
   std::vector<uint8_t> used_;          // cell holds a state
