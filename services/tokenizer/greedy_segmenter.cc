@@ -27,47 +27,83 @@ constexpr int kStepsPerVisit = 4;
 // hardware prefetcher follows well.
 constexpr size_t kPrefetchBytes = 256;
 
-// Collects values and hands them to a sink in long runs rather than one call each.
-class RunBuffer {
+// Outputs of SegmentInto. Add appends one value; Reserve(n) gives room for up to n values
+// and Commit(m) keeps the first m of them.
+
+// Appends the values to a vector, in place: room is made just before it is written, so the
+// vector's zero-filling of new elements touches cache lines that are written next anyway.
+class VectorOutput {
  public:
-  RunBuffer(GreedySegmenter::Sink sink, size_t capacity) : sink_(sink), values_(capacity) {}
-  ~RunBuffer() { Flush(); }
+  explicit VectorOutput(std::vector<uint32_t>* values) : values_(*values), size_(values->size()) {}
+  ~VectorOutput() { values_.resize(size_); }
 
   void Add(uint32_t value) {
-    if (size_ == values_.size()) Flush();
+    if (size_ == values_.size()) Grow(1);
     values_[size_++] = value;
   }
-  // Room for `count` (at most the capacity) values, to be kept with Commit.
   uint32_t* Reserve(size_t count) {
-    if (values_.size() - size_ < count) Flush();
+    if (values_.size() - size_ < count) Grow(count);
     return values_.data() + size_;
   }
   void Commit(size_t count) { size_ += count; }
 
-  void Flush() {
-    if (size_ > 0) sink_(absl::MakeConstSpan(values_.data(), size_));
-    size_ = 0;
+ private:
+  // Makes room for `count` values, and for up to kRoom within the capacity the vector has.
+  void Grow(size_t count) {
+    values_.resize(size_ + std::max(count, std::min(kRoom, values_.capacity() - size_)));
   }
 
+  static constexpr size_t kRoom = 256;
+  std::vector<uint32_t>& values_;
+  size_t size_;  // values_ beyond this are room, not output
+};
+
+// Counts the values; Reserve hands out scratch room.
+class CountingOutput {
+ public:
+  void Add(uint32_t) { ++count_; }
+  uint32_t* Reserve(size_t count) {
+    if (scratch_.size() < count) scratch_.resize(count);
+    return scratch_.data();
+  }
+  void Commit(size_t count) { count_ += count; }
+  size_t count() const { return count_; }
+
  private:
-  GreedySegmenter::Sink sink_;
-  std::vector<uint32_t> values_;
-  size_t size_ = 0;
+  std::vector<uint32_t> scratch_;
+  size_t count_ = 0;
 };
 
 }  // namespace
 
-void GreedySegmenter::SegmentSimply(absl::string_view text, Sink sink) const {
-  RunBuffer run(sink, 256);
+void GreedySegmenter::Segment(absl::string_view text, std::vector<uint32_t>* values) const {
+  VectorOutput output(values);
+  SegmentInto(text, output);
+}
+
+size_t GreedySegmenter::CountKeys(absl::string_view text) const {
+  CountingOutput output;
+  SegmentInto(text, output);
+  return output.count();
+}
+
+void GreedySegmenter::SegmentSimply(absl::string_view text, std::vector<uint32_t>* values) const {
+  VectorOutput output(values);
+  SegmentSimplyInto(text, output);
+}
+
+template <class Output>
+void GreedySegmenter::SegmentSimplyInto(absl::string_view text, Output& output) const {
   while (!text.empty()) {
     const ByteTrie::Match m = trie_->LongestPrefix(text);
     if (m.length == 0) break;
-    run.Add(m.value);
+    output.Add(m.value);
     text.remove_prefix(m.length);
   }
 }
 
-void GreedySegmenter::Segment(absl::string_view text, Sink sink) const {
+template <class Output>
+void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const {
   const ByteTrie& trie = *trie_;
   // A lane's key that starts at s reads bytes up to s + max_key_length() (the one that ends
   // it), and a lane starts keys before its segment's end + kStepsPerVisit, so lanes never
@@ -75,7 +111,7 @@ void GreedySegmenter::Segment(absl::string_view text, Sink sink) const {
   const size_t margin = trie.max_key_length() + kStepsPerVisit + 1;
   // Lanes need a key for every byte: every byte starts a key at the root's child for it.
   if (!trie.covers_all_bytes() || text.size() < margin + kLanes * kMinSegmentBytes) {
-    SegmentSimply(text, sink);
+    SegmentSimplyInto(text, output);
     return;
   }
   const size_t walk_bytes = text.size() - margin;
@@ -96,12 +132,11 @@ void GreedySegmenter::Segment(absl::string_view text, Sink sink) const {
   batch.states = states.data();
 
   const ByteTrie::State* const state_of_base = trie.states_.data();
-  RunBuffer run(sink, 2 * batch.states_per_segment);
-  const uint8_t* done = begin;  // the true segmentation before this point is in `run`
-  auto extend = [&trie, &run, &done, end] {
+  const uint8_t* done = begin;  // the true segmentation before this point is in `output`
+  auto extend = [&trie, &output, &done, end] {
     const ByteTrie::Match m = trie.LongestPrefix(
         absl::string_view(reinterpret_cast<const char*>(done), static_cast<size_t>(end - done)));
-    run.Add(m.value);
+    output.Add(m.value);
     done += m.length;
   };
   for (size_t offset = 0; offset < walk_bytes; offset += batch_bytes) {
@@ -129,7 +164,7 @@ void GreedySegmenter::Segment(absl::string_view text, Sink sink) const {
         }
         // A common boundary. The greedy key here is the longest key on the lane's path, and
         // the two stay together while that is the whole path.
-        uint32_t* const out = run.Reserve(count - k);
+        uint32_t* const out = output.Reserve(count - k);
         size_t written = 0;
         do {
           const ByteTrie::State& state = state_of_base[emitted[k++]];
@@ -137,7 +172,7 @@ void GreedySegmenter::Segment(absl::string_view text, Sink sink) const {
           done += state.key_length;
           lane += state.depth;
         } while (k < count && lane == done);
-        run.Commit(written);
+        output.Commit(written);
       }
     }
   }

@@ -34,8 +34,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
-#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "services/tokenizer/byte_trie.h"
@@ -44,9 +44,6 @@ namespace skein::tokenizer {
 
 class GreedySegmenter {
  public:
-  // Receives the values of consecutive keys, in text order, in runs of any length.
-  using Sink = absl::FunctionRef<void(absl::Span<const uint32_t>)>;
-
   // The code of a lane's step: x86-64 assembly where available, else the portable C++ one.
   // kPortable forces the C++ step, so that tests check it on x86-64 as well.
   enum class Step { kFastest, kPortable };
@@ -54,13 +51,17 @@ class GreedySegmenter {
   explicit GreedySegmenter(const ByteTrie* trie, Step step = Step::kFastest)
       : trie_(trie), step_(step) {}
 
-  // Passes to `sink` the value of each key of the greedy segmentation of `text`. If some
-  // remainder of the text starts with no key (possible only when the trie does not have
-  // every single byte as a key), the segmentation stops there, as LongestPrefix loops do.
-  void Segment(absl::string_view text, Sink sink) const;
+  // Appends to `*values` the value of each key of the greedy segmentation of `text`, written
+  // straight into the vector. If some remainder of the text starts with no key (possible only
+  // when the trie does not have every single byte as a key), the segmentation stops there,
+  // as LongestPrefix loops do.
+  void Segment(absl::string_view text, std::vector<uint32_t>* values) const;
+
+  // The number of keys Segment would append, without storing their values.
+  size_t CountKeys(absl::string_view text) const;
 
   // The reference: one LongestPrefix call per key. Same result as Segment, for tests.
-  void SegmentSimply(absl::string_view text, Sink sink) const;
+  void SegmentSimply(absl::string_view text, std::vector<uint32_t>* values) const;
 
  private:
   static constexpr size_t kMaxSegmentsPerBatch = 32;
@@ -80,6 +81,12 @@ class GreedySegmenter {
   // One lane's walk (greedy_segmenter.cc).
   template <bool kPortableStep>
   struct Walk;
+
+  // Segment and CountKeys, writing to an output of greedy_segmenter.cc.
+  template <class Output>
+  void SegmentInto(absl::string_view text, Output& output) const;
+  template <class Output>
+  void SegmentSimplyInto(absl::string_view text, Output& output) const;
 
   // Segments every segment of `batch` independently, several lanes at a time.
   template <bool kPortableStep>

@@ -27,10 +27,14 @@ std::vector<uint32_t> ReferenceWalk(const ByteTrie& trie, absl::string_view text
 
 std::vector<uint32_t> Fast(const ByteTrie& trie, absl::string_view text,
                            GreedySegmenter::Step step = GreedySegmenter::Step::kFastest) {
-  std::vector<uint32_t> values;
-  GreedySegmenter(&trie, step).Segment(text, [&values](absl::Span<const uint32_t> run) {
-    values.insert(values.end(), run.begin(), run.end());
-  });
+  // Appended after existing values, which stay.
+  std::vector<uint32_t> values = {7, 8};
+  GreedySegmenter segmenter(&trie, step);
+  segmenter.Segment(text, &values);
+  EXPECT_EQ(values[0], 7u);
+  EXPECT_EQ(values[1], 8u);
+  values.erase(values.begin(), values.begin() + 2);
+  EXPECT_EQ(segmenter.CountKeys(text), values.size());
   return values;
 }
 
@@ -41,9 +45,7 @@ std::vector<uint32_t> FastPortable(const ByteTrie& trie, absl::string_view text)
 
 std::vector<uint32_t> Simple(const ByteTrie& trie, absl::string_view text) {
   std::vector<uint32_t> values;
-  GreedySegmenter(&trie).SegmentSimply(text, [&values](absl::Span<const uint32_t> run) {
-    values.insert(values.end(), run.begin(), run.end());
-  });
+  GreedySegmenter(&trie).SegmentSimply(text, &values);
   return values;
 }
 
