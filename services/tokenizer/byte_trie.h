@@ -54,13 +54,23 @@ class ByteTrie {
     const auto* p = reinterpret_cast<const uint8_t*>(text.data());
     const Cell* cells = cells_.data();
     uint32_t base = cells[kRoot].base;
-    for (size_t i = 0; i < text.size(); ++i) {
-      const Cell cell = cells[base + p[i]];
+    size_t walked = 0;
+    for (; walked < text.size(); ++walked) {
+      const Cell cell = cells[base + p[walked]];
       if (cell.check != base) break;
       base = cell.base;
     }
     const State& state = states_[base];
-    return {state.key_value, state.key_length};
+    // Most walks stop where a key ends, so the key's length is usually the length walked. A
+    // predicted branch (not a select, nor key_length alone, to which the compiler would fold
+    // it without the empty asm) lets a caller's next walk start from there before the
+    // state's load completes, instead of adding that load's latency to every key.
+    size_t length = walked;
+    if (state.key_length != walked) [[unlikely]] {
+      length = state.key_length;
+      asm volatile("" : "+r"(length));
+    }
+    return {state.key_value, length};
   }
 
   // True if every single byte is a stored key, so that any text can be segmented into keys.
