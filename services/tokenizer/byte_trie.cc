@@ -39,20 +39,26 @@ class ByteTrieBuilder {
     }
     Grow(states + states / 8 + 1024);
     Use(ByteTrie::kRoot);
-    std::vector<Task> stack = {{ByteTrie::kRoot, 0, static_cast<uint32_t>(order.size()), 0}};
+    std::vector<Task> stack = {{ByteTrie::kRoot, 0, static_cast<uint32_t>(order.size()), 0, 0, 0}};
     std::vector<uint8_t> labels;
     std::vector<Task> children;
+    std::vector<uint32_t> leaves;
     while (!stack.empty()) {
       const Task task = stack.back();
       stack.pop_back();
+      // A copy: FindBase may grow state_of_cell_.
+      ByteTrie::State state{task.key_value, task.key_length, task.depth};
       uint32_t i = task.lo;
-      for (; i < task.hi && Bytes(order, i).size() == task.depth; ++i) {
-        if (trie_.values_[task.cell] == 0) {
-          trie_.values_[task.cell] = keys_[order[i]].value;
-          trie_.cells_[task.cell].check_and_end |= 1u << 31;
-        }
+      if (i < task.hi && Bytes(order, i).size() == task.depth) {
+        state.key_value = keys_[order[i]].value;  // the first of equal keys
+        state.key_length = task.depth;
       }
-      if (i == task.hi) continue;  // no children: base stays 0
+      while (i < task.hi && Bytes(order, i).size() == task.depth) ++i;
+      state_of_cell_[task.cell] = state;
+      if (i == task.hi) {
+        leaves.push_back(task.cell);
+        continue;
+      }
 
       labels.clear();
       children.clear();
@@ -61,7 +67,7 @@ class ByteTrieBuilder {
         uint32_t j = i + 1;
         while (j < task.hi && Label(order, j, task.depth) == label) ++j;
         labels.push_back(label);
-        children.push_back({0, i, j, task.depth + 1});
+        children.push_back({0, i, j, task.depth + 1, state.key_value, state.key_length});
         i = j;
       }
       const uint32_t base = FindBase(labels);
@@ -69,13 +75,13 @@ class ByteTrieBuilder {
       for (size_t k = 0; k < labels.size(); ++k) {
         const uint32_t child = base + labels[k];
         Use(child);
-        trie_.cells_[child].check_and_end = base;
+        trie_.cells_[child].check = base;
         children[k].cell = child;
       }
       // Reverse, so the smallest label is expanded first.
       stack.insert(stack.end(), children.rbegin(), children.rend());
     }
-    Trim();
+    Finish(leaves);
     trie_.covers_all_bytes_ = CoversAllBytes();
     return std::move(trie_);
   }
@@ -85,6 +91,7 @@ class ByteTrieBuilder {
     uint32_t cell;    // where the state lives
     uint32_t lo, hi;  // range of `order` whose keys all pass through the state
     uint32_t depth;   // length of the prefix that leads to the state
+    uint32_t key_value, key_length;  // the longest key that is a proper prefix of that one
   };
 
   // Orders key indices by their bytes; equal keys keep their input order, so the earliest is
@@ -125,7 +132,7 @@ class ByteTrieBuilder {
     const uint32_t old_size = static_cast<uint32_t>(trie_.cells_.size());
     const uint32_t new_size = old_size + static_cast<uint32_t>(count);
     trie_.cells_.resize(new_size);
-    trie_.values_.resize(new_size, 0);
+    state_of_cell_.resize(new_size);
     used_.resize(new_size, 0);
     base_taken_.resize(new_size, 0);
     failures_.resize(new_size, 0);
@@ -209,14 +216,21 @@ class ByteTrieBuilder {
     return true;
   }
 
-  // Drops unused cells past the last one a lookup can reach, and marks the cells that are no
-  // state's child (see ByteTrie::Cell).
-  void Trim() {
-    const size_t keep = std::max<size_t>(max_used_ + 1, static_cast<size_t>(max_base_) + 256);
-    trie_.cells_.resize(keep);
-    trie_.values_.resize(keep);
-    for (size_t c = 0; c < keep; ++c) {
-      if (!used_[c] || c == ByteTrie::kRoot) trie_.cells_[c].check_and_end = ByteTrie::kNoParent;
+  // Gives every leaf a base of its own: one that no internal state has, so no cell's check
+  // equals it. Then drops the cells past the last one a lookup can reach and fills the table
+  // of states.
+  void Finish(const std::vector<uint32_t>& leaves) {
+    size_t size = std::max<size_t>(max_used_ + 1, static_cast<size_t>(max_base_) + 256);
+    size_t base = 0;
+    for (uint32_t leaf : leaves) {
+      while (base < base_taken_.size() && base_taken_[base]) ++base;
+      size = std::max(size, base + 256);
+      trie_.cells_[leaf].base = static_cast<uint32_t>(base++);
+    }
+    trie_.cells_.resize(size);  // new cells are free
+    trie_.states_.assign(size - 255, ByteTrie::State{0, 0, 0});
+    for (size_t c = 0; c <= max_used_; ++c) {
+      if (used_[c]) trie_.states_[trie_.cells_[c].base] = state_of_cell_[c];
     }
   }
 
@@ -228,6 +242,7 @@ class ByteTrieBuilder {
   std::vector<uint8_t> used_;          // cell holds a state
   std::vector<uint8_t> base_taken_;    // some state has this base
   std::vector<uint32_t> next_, prev_;  // the ring of free cells
+  std::vector<ByteTrie::State> state_of_cell_;  // what each used cell's state stands for
   std::vector<uint8_t> failures_;      // searches that started at this free cell and failed
   uint32_t head_ = kNone;              // the first free cell
   uint32_t scan_start_ = kNone;        // where searches for several children start

@@ -51,6 +51,15 @@ TEST(ByteTrieTest, FirstOfEqualKeysWinsAndEmptyOrZeroKeysAreIgnored) {
   EXPECT_EQ(trie.LongestPrefix("q").length, 0u);
 }
 
+TEST(ByteTrieTest, ValuesUpToTheLargest) {
+  const std::vector<ByteTrie::Key> keys = {{"a", UINT32_MAX}, {"ab", UINT32_MAX - 1}, {"abc", 1}};
+  const ByteTrie trie = ByteTrie::Build(keys);
+  EXPECT_EQ(trie.LongestPrefix("ax").value, UINT32_MAX);
+  EXPECT_EQ(trie.LongestPrefix("abx").value, UINT32_MAX - 1);
+  EXPECT_EQ(trie.LongestPrefix("abcx").value, 1u);
+  EXPECT_EQ(trie.LongestPrefix("abcx").length, 3u);
+}
+
 TEST(ByteTrieTest, AllByteValuesAndLongKeys) {
   std::vector<std::string> storage;
   for (int b = 0; b < 256; ++b) storage.push_back(std::string(1, static_cast<char>(b)));

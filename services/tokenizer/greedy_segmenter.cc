@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace skein::tokenizer {
@@ -10,65 +11,107 @@ namespace {
 // The constants were tuned on the World vocabulary and a mixed-language text (see
 // docs/benchmarks.md, "Tokenizer"); the result does not depend on them.
 //
-// Walks in flight at once. A branch-free step is a longer dependency chain than a predicted
-// one (the next byte's address waits for the cell load), so several walks must overlap;
-// beyond about a dozen the out-of-order window holds no more of them.
-constexpr size_t kLanes = 12;
+// Lanes in flight at once. A step's dependency chain is an add, a load and three one-cycle
+// instructions, so several lanes must overlap to keep the CPU busy (6 to 12 lanes with 4 or 8
+// steps per visit measured within 10% of each other; 8 x 4 was best).
+constexpr size_t kLanes = 8;
 // Segments are long enough that joining them (a few LongestPrefix calls each) and the
 // hardware prefetcher's warm-up cost little, and a batch of kMaxSegmentsPerBatch of them
 // keeps all lanes busy until near its end.
 constexpr size_t kMaxSegmentBytes = 4096;
 constexpr size_t kMinSegmentBytes = 64;
-// Steps a walk takes each time its lane is visited. More steps per visit save loads and
-// stores of the lane's state but lengthen each visit's chain, so fewer walks overlap.
-constexpr int kStepsPerVisit = 2;
-// How far ahead of a walk its text is prefetched: a dozen interleaved streams are more than
-// the hardware prefetcher follows well.
+// Steps a lane takes each time it is visited. More steps per visit save loads and stores of
+// the lane's state but lengthen each visit's chain, so fewer lanes overlap.
+constexpr int kStepsPerVisit = 4;
+// How far ahead of a lane its text is prefetched: many interleaved streams are more than the
+// hardware prefetcher follows well.
 constexpr size_t kPrefetchBytes = 256;
 
-// Hands single values to a sink in runs rather than one call each.
-class RunBuffer {
+// Outputs of SegmentInto. Add appends one value; Reserve(n) gives room for up to n values
+// and Commit(m) keeps the first m of them.
+
+// Appends the values to a vector, in place: room is made just before it is written, so the
+// vector's zero-filling of new elements touches cache lines that are written next anyway.
+class VectorOutput {
  public:
-  explicit RunBuffer(GreedySegmenter::Sink sink) : sink_(sink) {}
-  ~RunBuffer() { Flush(); }
+  explicit VectorOutput(std::vector<uint32_t>* values) : values_(*values), size_(values->size()) {}
+  ~VectorOutput() { values_.resize(size_); }
 
   void Add(uint32_t value) {
-    if (size_ == kCapacity) Flush();
+    if (size_ == values_.size()) Grow(1);
     values_[size_++] = value;
   }
-  void Flush() {
-    if (size_ > 0) sink_(absl::MakeConstSpan(values_, size_));
-    size_ = 0;
+  uint32_t* Reserve(size_t count) {
+    if (values_.size() - size_ < count) Grow(count);
+    return values_.data() + size_;
   }
+  void Commit(size_t count) { size_ += count; }
 
  private:
-  static constexpr size_t kCapacity = 256;
-  GreedySegmenter::Sink sink_;
-  uint32_t values_[kCapacity];
-  size_t size_ = 0;
+  // Makes room for `count` values, and for up to kRoom within the capacity the vector has.
+  void Grow(size_t count) {
+    values_.resize(size_ + std::max(count, std::min(kRoom, values_.capacity() - size_)));
+  }
+
+  static constexpr size_t kRoom = 256;
+  std::vector<uint32_t>& values_;
+  size_t size_;  // values_ beyond this are room, not output
+};
+
+// Counts the values; Reserve hands out scratch room.
+class CountingOutput {
+ public:
+  void Add(uint32_t) { ++count_; }
+  uint32_t* Reserve(size_t count) {
+    if (scratch_.size() < count) scratch_.resize(count);
+    return scratch_.data();
+  }
+  void Commit(size_t count) { count_ += count; }
+  size_t count() const { return count_; }
+
+ private:
+  std::vector<uint32_t> scratch_;
+  size_t count_ = 0;
 };
 
 }  // namespace
 
-void GreedySegmenter::SegmentSimply(absl::string_view text, Sink sink) const {
-  RunBuffer run(sink);
+void GreedySegmenter::Segment(absl::string_view text, std::vector<uint32_t>* values) const {
+  VectorOutput output(values);
+  SegmentInto(text, output);
+}
+
+size_t GreedySegmenter::CountKeys(absl::string_view text) const {
+  CountingOutput output;
+  SegmentInto(text, output);
+  return output.count();
+}
+
+void GreedySegmenter::SegmentSimply(absl::string_view text, std::vector<uint32_t>* values) const {
+  VectorOutput output(values);
+  SegmentSimplyInto(text, output);
+}
+
+template <class Output>
+void GreedySegmenter::SegmentSimplyInto(absl::string_view text, Output& output) const {
   while (!text.empty()) {
     const ByteTrie::Match m = trie_->LongestPrefix(text);
     if (m.length == 0) break;
-    run.Add(m.value);
+    output.Add(m.value);
     text.remove_prefix(m.length);
   }
 }
 
-void GreedySegmenter::Segment(absl::string_view text, Sink sink) const {
+template <class Output>
+void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const {
   const ByteTrie& trie = *trie_;
-  // A walk from a key start s reads bytes up to s + max_key_length() (the last one to find
-  // that the walk cannot go on), and a lane starts keys at most kStepsPerVisit bytes past the
-  // end of its segment, so lanes never read past the text.
+  // A lane's key that starts at s reads bytes up to s + max_key_length() (the one that ends
+  // it), and a lane starts keys before its segment's end + kStepsPerVisit, so lanes never
+  // read past the text.
   const size_t margin = trie.max_key_length() + kStepsPerVisit + 1;
-  // Lanes need a key for every byte: their walks never come back empty.
+  // Lanes need a key for every byte: every byte starts a key at the root's child for it.
   if (!trie.covers_all_bytes() || text.size() < margin + kLanes * kMinSegmentBytes) {
-    SegmentSimply(text, sink);
+    SegmentSimplyInto(text, output);
     return;
   }
   const size_t walk_bytes = text.size() - margin;
@@ -77,122 +120,132 @@ void GreedySegmenter::Segment(absl::string_view text, Sink sink) const {
 
   const auto* begin = reinterpret_cast<const uint8_t*>(text.data());
   const uint8_t* const end = begin + text.size();
-  auto rest = [end](const uint8_t* p) {
-    return absl::string_view(reinterpret_cast<const char*>(p), end - p);
-  };
 
   Batch batch;
   batch.segment_bytes = segment_bytes;
-  // A segment has at most one key per byte, and a lane may start kStepsPerVisit + 1 keys
-  // past the segment's end.
-  batch.values_per_segment = segment_bytes + kStepsPerVisit + 2;
-  std::vector<uint32_t> values(
-      batch.values_per_segment *
+  // Every emitted state stands for at least one byte, and a lane emits its last state at
+  // most kStepsPerVisit bytes past its segment's end.
+  batch.states_per_segment = segment_bytes + kStepsPerVisit + 2;
+  std::vector<uint32_t> states(
+      batch.states_per_segment *
       std::min(kMaxSegmentsPerBatch, (walk_bytes + segment_bytes - 1) / segment_bytes));
-  batch.values = values.data();
+  batch.states = states.data();
 
-  const uint32_t* const values_of_cells = trie.values_.data();
-  RunBuffer run(sink);
-  const uint8_t* done = begin;  // the segmentation before this point has been passed on
+  const ByteTrie::State* const state_of_base = trie.states_.data();
+  const uint8_t* done = begin;  // the true segmentation before this point is in `output`
+  auto extend = [&trie, &output, &done, end] {
+    const ByteTrie::Match m = trie.LongestPrefix(
+        absl::string_view(reinterpret_cast<const char*>(done), static_cast<size_t>(end - done)));
+    output.Add(m.value);
+    done += m.length;
+  };
   for (size_t offset = 0; offset < walk_bytes; offset += batch_bytes) {
     batch.begin = begin + offset;
     batch.end = begin + std::min(walk_bytes, offset + batch_bytes);
-    WalkBatch(&batch);
+    if (step_ == Step::kPortable) {
+      WalkBatch<true>(&batch);
+    } else {
+      WalkBatch<false>(&batch);
+    }
 
     for (size_t s = 0; s < batch.segments; ++s) {
-      // Join segment s: `done` is a true key boundary, and `at` runs over the segment's
-      // own key boundaries (found again with LongestPrefix, which agrees with the lanes).
-      const uint8_t* at = batch.begin + s * segment_bytes;
-      size_t skipped = 0;
-      while (at != done) {
-        if (at < done) {
-          if (skipped == batch.counts[s]) break;  // no common boundary in this segment
-          at += trie.LongestPrefix(rest(at)).length;
-          ++skipped;
-        } else {
-          const ByteTrie::Match m = trie.LongestPrefix(rest(done));
-          run.Add(m.value);
-          done += m.length;
+      const uint32_t* const emitted = batch.states + s * batch.states_per_segment;
+      const size_t count = batch.counts[s];
+      const uint8_t* lane = batch.begin + s * segment_bytes;  // where emitted[k] starts
+      size_t k = 0;
+      while (k < count) {
+        if (lane < done) {
+          lane += state_of_base[emitted[k++]].depth;
+          continue;
         }
+        if (lane > done) {
+          extend();
+          continue;
+        }
+        // A common boundary. The greedy key here is the longest key on the lane's path, and
+        // the two stay together while that is the whole path.
+        uint32_t* const out = output.Reserve(count - k);
+        size_t written = 0;
+        do {
+          const ByteTrie::State& state = state_of_base[emitted[k++]];
+          out[written++] = state.key_value;
+          done += state.key_length;
+          lane += state.depth;
+        } while (k < count && lane == done);
+        output.Commit(written);
       }
-      if (at != done) continue;
-      run.Flush();
-      uint32_t* const keys = batch.values + s * batch.values_per_segment;
-      if (batch.counts[s] > skipped) {
-        for (size_t k = skipped; k < batch.counts[s]; ++k) keys[k] = values_of_cells[keys[k]];
-        sink(absl::MakeConstSpan(keys + skipped, batch.counts[s] - skipped));
-      }
-      done = batch.ends[s];
     }
   }
-  while (done < end) {
-    const ByteTrie::Match m = trie.LongestPrefix(rest(done));
-    run.Add(m.value);
-    done += m.length;
-  }
+  while (done < end) extend();
 }
 
+// One lane's walk, in registers while it takes its steps.
+template <bool kPortableStep>
+struct GreedySegmenter::Walk {
+  const uint8_t* at;  // the next byte to read is at[offset] in a visit's step `offset`
+  size_t n;           // where in `emitted` the state of the key in progress goes
+  uint32_t base;      // the current state's base
+
+  // Reads the byte at[kOffset]. Branch-free, because where a key ends is not predictable:
+  // the current state is stored unconditionally and kept (n advances) only where the walk
+  // cannot go on. (GCC compiles the C++ selects below to branches, hence the assembly for
+  // x86-64, which is the same steps.)
+  template <int kOffset>
+  __attribute__((always_inline)) void Step(const ByteTrie::Cell* cells,
+                                           const ByteTrie::Cell* root_child,
+                                           uint32_t* emitted) {
+#if defined(__x86_64__)
+    if constexpr (!kPortableStep) {
+      uint64_t byte, index, mismatch;
+      asm("movzbl %c[offset](%[at]), %k[byte]\n\t"
+          "leal (%q[base], %[byte]), %k[index]\n\t"
+          "movl 4(%[cells], %[index], 8), %k[mismatch]\n\t"
+          "movl %[base], (%[emitted], %[n], 4)\n\t"
+          "xorl %[base], %k[mismatch]\n\t"  // zero iff the walk goes on
+          "movl (%[cells], %[index], 8), %[base]\n\t"
+          "negl %k[mismatch]\n\t"  // carry iff the walk stops
+          "cmovbl (%[root_child], %[byte], 8), %[base]\n\t"
+          "adcq $0, %[n]"
+          : [n] "+r"(n), [base] "+r"(base), [byte] "=&r"(byte), [index] "=&r"(index),
+            [mismatch] "=&r"(mismatch)
+          : [at] "r"(at), [offset] "i"(kOffset), [cells] "r"(cells),
+            [root_child] "r"(root_child), [emitted] "r"(emitted)
+          : "cc", "memory");
+      return;
+    }
+#endif
+    const uint8_t byte = at[kOffset];
+    const ByteTrie::Cell cell = cells[base + byte];
+    emitted[n] = base;
+    // No cell's check is a leaf's base (see ByteTrie), so every step from a leaf stops.
+    const bool stops = cell.check != base;
+    n += stops ? 1 : 0;
+    base = stops ? root_child[byte].base : cell.base;
+  }
+
+  // kSteps steps, unrolled.
+  template <int... kOffsets>
+  __attribute__((always_inline)) void Steps(std::integer_sequence<int, kOffsets...>,
+                                            const ByteTrie::Cell* cells,
+                                            const ByteTrie::Cell* root_child,
+                                            uint32_t* emitted) {
+    (Step<kOffsets>(cells, root_child, emitted), ...);
+    at += sizeof...(kOffsets);
+  }
+};
+
+template <bool kPortableStep>
 void GreedySegmenter::WalkBatch(Batch* batch) const {
   const ByteTrie::Cell* const cells = trie_->cells_.data();
   const uint32_t root_base = cells[ByteTrie::kRoot].base;
+  // root_child[c] is the root's child on byte c (every byte has one).
+  const ByteTrie::Cell* const root_child = cells + root_base;
+  uint32_t* const emitted = batch->states;
   const size_t segment_bytes = batch->segment_bytes;
 
-  // One walk's state, in registers while the walk takes its steps.
-  struct Walk {
-    const uint8_t* at;        // the next byte to read
-    const uint8_t* best_end;  // end of the longest key found since the key's start
-    uint32_t* out;            // where the current key's cell goes
-    uint32_t base;            // the current state's base (the root's at a key start)
-    uint32_t best_cell;       // cell of the longest key found
-
-    // One byte. Branch-free: where the walk cannot go on, the longest key found is written
-    // out and the walk restarts at the root from that key's end, all by conditional moves,
-    // because where a key ends is not predictable. (GCC compiles the C++ below to branches,
-    // hence the assembly for x86-64, which is the same steps.)
-    __attribute__((always_inline)) void Step(const ByteTrie::Cell* cells, uint32_t root_base) {
-#if defined(__x86_64__)
-      uint64_t index, diff;
-      uint32_t* advanced;
-      asm("movzbl (%[at]), %k[index]\n\t"
-          "addl %[base], %k[index]\n\t"
-          "movl 4(%[cells], %[index], 8), %k[diff]\n\t"
-          "xorl %[base], %k[diff]\n\t"
-          "movl (%[cells], %[index], 8), %[base]\n\t"
-          "addq $1, %[at]\n\t"
-          "leaq 4(%[out]), %[advanced]\n\t"
-          "cmpl $0x80000000, %k[diff]\n\t"  // a key ends here
-          "cmovel %k[index], %[best_cell]\n\t"
-          "cmoveq %[at], %[best_end]\n\t"
-          "movl %[best_cell], (%[out])\n\t"
-          "addl %k[diff], %k[diff]\n\t"  // zero iff the walk goes on
-          "cmovneq %[best_end], %[at]\n\t"
-          "cmovnel %[root], %[base]\n\t"
-          "cmovneq %[advanced], %[out]"
-          : [at] "+r"(at), [best_end] "+r"(best_end), [out] "+r"(out), [base] "+r"(base),
-            [best_cell] "+r"(best_cell), [index] "=&r"(index), [diff] "=&r"(diff),
-            [advanced] "=&r"(advanced)
-          : [cells] "r"(cells), [root] "r"(root_base)
-          : "cc", "memory");
-#else
-      const uint32_t index = base + *at;
-      const ByteTrie::Cell cell = cells[index];
-      // Zero but for the key bit while the walk goes on. No cell's check is 0 (see
-      // ByteTrie::Cell), so a state without children (base 0) always stops here.
-      const uint32_t diff = cell.check_and_end ^ base;
-      const bool found = diff == ~ByteTrie::kNoParent;
-      const bool alive = (diff << 1) == 0;
-      best_end = found ? at + 1 : best_end;
-      best_cell = found ? index : best_cell;
-      *out = best_cell;  // final once the walk stops
-      out += alive ? 0 : 1;
-      at = alive ? at + 1 : best_end;
-      base = alive ? cell.base : root_base;
-#endif
-    }
-  };
   struct Lane {
-    Walk walk;
-    const uint8_t* segment_end;  // the walk finishes its segment at or past this byte
+    Walk<kPortableStep> walk;
+    const uint8_t* segment_end;  // the lane finishes its segment at or past this byte
     size_t segment;
   };
 
@@ -202,10 +255,8 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
   auto start = [&](Lane& lane) {
     const size_t s = next_segment++;
     lane.walk.at = batch->begin + s * segment_bytes;
-    lane.walk.best_end = lane.walk.at;
-    lane.walk.out = batch->values + s * batch->values_per_segment;
+    lane.walk.n = s * batch->states_per_segment;
     lane.walk.base = root_base;
-    lane.walk.best_cell = ByteTrie::kRoot;
     lane.segment_end = std::min(lane.walk.at + segment_bytes, batch->end);
     lane.segment = s;
   };
@@ -216,20 +267,17 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
   while (active > 0) {
     for (size_t l = 0; l < active; ++l) {
       Lane& lane = lanes[l];
-      Walk walk = lane.walk;
+      Walk<kPortableStep> walk = lane.walk;
       __builtin_prefetch(walk.at + kPrefetchBytes);
-#pragma GCC unroll 8
-      for (int i = 0; i < kStepsPerVisit; ++i) walk.Step(cells, root_base);
+      walk.Steps(std::make_integer_sequence<int, kStepsPerVisit>(), cells, root_child, emitted);
       lane.walk = walk;
       if (walk.at < lane.segment_end) [[likely]]
         continue;
       // Finish the key in progress, then the segment.
-      const uint32_t* const stop = walk.out + 1;
-      while (walk.out != stop) walk.Step(cells, root_base);
+      const size_t stop = walk.n + 1;
+      while (walk.n != stop) walk.Steps(std::integer_sequence<int, 0>(), cells, root_child, emitted);
       const size_t s = lane.segment;
-      batch->counts[s] =
-          static_cast<size_t>(walk.out - (batch->values + s * batch->values_per_segment));
-      batch->ends[s] = walk.at;
+      batch->counts[s] = walk.n - s * batch->states_per_segment;
       if (next_segment < batch->segments) {
         start(lane);
       } else {
@@ -239,4 +287,5 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
     }
   }
 }
+
 }  // namespace skein::tokenizer

@@ -1,20 +1,32 @@
 // Greedy longest-match segmentation of a text into the keys of a ByteTrie: from the start,
 // take the longest key that prefixes the rest, and repeat. The result is exactly that of a
-// loop of ByteTrie::LongestPrefix calls, produced somewhat faster on long texts (about 1.2x
-// on the World vocabulary; docs/benchmarks.md, "Tokenizer").
+// loop of ByteTrie::LongestPrefix calls, produced faster on long texts (docs/benchmarks.md,
+// "Tokenizer").
 //
-// Why it is faster: one greedy walk is a chain of dependent loads (each step's cell address
-// comes from the previous cell) plus a hard-to-predict branch where each key ends, so a
-// single walk leaves much of the CPU idle. The segmenter cuts the text into segments and
-// walks several of them at once in one thread, each from its own start, with branch-free
-// steps; the walks are independent, so their loads overlap. A segment's start is usually
-// not a true key boundary, so each segment's keys are then joined to what precedes them:
-// the true segmentation is continued from the previous segment's end, one LongestPrefix at a
-// time, until it reaches a boundary of the segment's own segmentation. From a common
-// boundary on, both are the same (greedy matching depends only on where it starts), so the
-// rest of the segment's keys are taken as they are. That happens within a few keys in
-// practice; if it never happens, the true segmentation simply continues into the next
-// segment, so the result is exact for every input.
+// Why it is faster: a greedy walk is a chain of dependent loads (each step's cell address
+// comes from the previous cell), so one walk leaves much of the CPU idle, and where each key
+// ends there is a hard-to-predict branch. The segmenter cuts the text into segments and walks
+// several of them at once in one thread ("lanes"), each from its own start, with branch-free
+// steps; the walks are independent, so their loads overlap.
+//
+// A lane takes exactly one step per byte and never goes back: on a byte its state has a
+// child for, it moves to the child; on any other byte it emits its state (by its base, which
+// is unique: see ByteTrie) and starts the next key from the root's child for that byte. This
+// is the greedy key wherever the walk stops in a state where a key ends (most keys). Where it
+// stops in a state with no key, the greedy key is shorter: the longest key on the walked path,
+// which the trie stores with the state. The lane's boundary from there on is wrong, but the
+// lane simply goes on segmenting greedily from the byte where it stopped.
+//
+// One routine then puts the true segmentation together, segment by segment: `done` is where
+// the true segmentation has got to, and it runs over the lane's keys next to it. Where a
+// lane key starts at `done`, the greedy key there is the longest key on the lane's walked
+// path, which is the lane key itself when a key ends in its state. Where the two boundaries
+// differ (after a lane state without a key, and at the start of every segment, which is
+// usually no true boundary), the true segmentation goes on one LongestPrefix at a time and
+// the lane's keys are skipped until a boundary of both is met. From a common boundary on,
+// both are the same (greedy matching depends only on where it starts). That happens within
+// a few keys in practice; if it never happens the true segmentation simply continues through
+// the rest of the text, so the result is exact for every input.
 //
 // Thread-safe: stateless apart from the trie it reads, which must outlive the calls.
 #ifndef SKEIN_SERVICES_TOKENIZER_GREEDY_SEGMENTER_H_
@@ -22,8 +34,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
-#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "services/tokenizer/byte_trie.h"
@@ -32,39 +44,56 @@ namespace skein::tokenizer {
 
 class GreedySegmenter {
  public:
-  // Receives the values of consecutive keys, in text order, in runs of any length.
-  using Sink = absl::FunctionRef<void(absl::Span<const uint32_t>)>;
+  // The code of a lane's step: x86-64 assembly where available, else the portable C++ one.
+  // kPortable forces the C++ step, so that tests check it on x86-64 as well.
+  enum class Step { kFastest, kPortable };
 
-  explicit GreedySegmenter(const ByteTrie* trie) : trie_(trie) {}
+  explicit GreedySegmenter(const ByteTrie* trie, Step step = Step::kFastest)
+      : trie_(trie), step_(step) {}
 
-  // Passes to `sink` the value of each key of the greedy segmentation of `text`. If some
-  // remainder of the text starts with no key (possible only when the trie does not have
-  // every single byte as a key), the segmentation stops there, as LongestPrefix loops do.
-  void Segment(absl::string_view text, Sink sink) const;
+  // Appends to `*values` the value of each key of the greedy segmentation of `text`, written
+  // straight into the vector. If some remainder of the text starts with no key (possible only
+  // when the trie does not have every single byte as a key), the segmentation stops there,
+  // as LongestPrefix loops do.
+  void Segment(absl::string_view text, std::vector<uint32_t>* values) const;
+
+  // The number of keys Segment would append, without storing their values.
+  size_t CountKeys(absl::string_view text) const;
 
   // The reference: one LongestPrefix call per key. Same result as Segment, for tests.
-  void SegmentSimply(absl::string_view text, Sink sink) const;
+  void SegmentSimply(absl::string_view text, std::vector<uint32_t>* values) const;
 
  private:
   static constexpr size_t kMaxSegmentsPerBatch = 32;
 
-  // Consecutive segments of a text, each walked from its own start.
+  // Consecutive segments of a text, each walked by a lane from its own start.
   struct Batch {
     const uint8_t* begin;  // segment s starts at begin + s * segment_bytes
     const uint8_t* end;    // the last segment ends here
     size_t segment_bytes;
-    uint32_t* values;  // segment s's cells start at values + s * values_per_segment
-    size_t values_per_segment;
+    uint32_t* states;  // segment s's emitted states start at states + s * states_per_segment
+    size_t states_per_segment;
     // Outputs of WalkBatch.
     size_t segments;
-    size_t counts[kMaxSegmentsPerBatch];        // keys of each segment
-    const uint8_t* ends[kMaxSegmentsPerBatch];  // end of each segment's last key
+    size_t counts[kMaxSegmentsPerBatch];  // states each segment's lane emitted
   };
 
-  // Segments every segment of `batch` independently, several walks at a time.
+  // One lane's walk (greedy_segmenter.cc).
+  template <bool kPortableStep>
+  struct Walk;
+
+  // Segment and CountKeys, writing to an output of greedy_segmenter.cc.
+  template <class Output>
+  void SegmentInto(absl::string_view text, Output& output) const;
+  template <class Output>
+  void SegmentSimplyInto(absl::string_view text, Output& output) const;
+
+  // Segments every segment of `batch` independently, several lanes at a time.
+  template <bool kPortableStep>
   void WalkBatch(Batch* batch) const;
 
   const ByteTrie* trie_;
+  Step step_;
 };
 
 }  // namespace skein::tokenizer

@@ -25,19 +25,27 @@ std::vector<uint32_t> ReferenceWalk(const ByteTrie& trie, absl::string_view text
   return values;
 }
 
-std::vector<uint32_t> Fast(const ByteTrie& trie, absl::string_view text) {
-  std::vector<uint32_t> values;
-  GreedySegmenter(&trie).Segment(text, [&values](absl::Span<const uint32_t> run) {
-    values.insert(values.end(), run.begin(), run.end());
-  });
+std::vector<uint32_t> Fast(const ByteTrie& trie, absl::string_view text,
+                           GreedySegmenter::Step step = GreedySegmenter::Step::kFastest) {
+  // Appended after existing values, which stay.
+  std::vector<uint32_t> values = {7, 8};
+  GreedySegmenter segmenter(&trie, step);
+  segmenter.Segment(text, &values);
+  EXPECT_EQ(values[0], 7u);
+  EXPECT_EQ(values[1], 8u);
+  values.erase(values.begin(), values.begin() + 2);
+  EXPECT_EQ(segmenter.CountKeys(text), values.size());
   return values;
+}
+
+// The same with the portable C++ step, which x86-64 otherwise does not run.
+std::vector<uint32_t> FastPortable(const ByteTrie& trie, absl::string_view text) {
+  return Fast(trie, text, GreedySegmenter::Step::kPortable);
 }
 
 std::vector<uint32_t> Simple(const ByteTrie& trie, absl::string_view text) {
   std::vector<uint32_t> values;
-  GreedySegmenter(&trie).SegmentSimply(text, [&values](absl::Span<const uint32_t> run) {
-    values.insert(values.end(), run.begin(), run.end());
-  });
+  GreedySegmenter(&trie).SegmentSimply(text, &values);
   return values;
 }
 
@@ -142,6 +150,8 @@ TEST(GreedySegmenterTest, MatchesTheReferenceWalkOnRandomVocabularies) {
       const std::vector<uint32_t> want = ReferenceWalk(t.trie, text);
       ASSERT_EQ(Fast(t.trie, text), want)
           << "seed " << seed << " kind " << kind << " length " << length;
+      ASSERT_EQ(FastPortable(t.trie, text), want)
+          << "seed " << seed << " kind " << kind << " length " << length;
       ASSERT_EQ(Simple(t.trie, text), want);
     }
   }
@@ -157,9 +167,80 @@ TEST(GreedySegmenterTest, SegmentsThatNeverSynchroniseAreRedone) {
   for (size_t length = 900; length < 1400; ++length) {
     const std::string text(length, 'a');
     ASSERT_EQ(Fast(t.trie, text), ReferenceWalk(t.trie, text)) << length;
+    ASSERT_EQ(FastPortable(t.trie, text), ReferenceWalk(t.trie, text)) << length;
   }
   const std::string text(300001, 'a');
   ASSERT_EQ(Fast(t.trie, text), ReferenceWalk(t.trie, text));
+  ASSERT_EQ(Simple(t.trie, text), ReferenceWalk(t.trie, text));
+}
+
+// Keys "abcd" and single bytes over "abcabc...": every lane walk passes "abc", which is no
+// key, and stops there, so every lane key is wrong and the true segmentation (single bytes)
+// must be rebuilt everywhere; runs of "abcd" in between let the two meet again.
+TEST(GreedySegmenterTest, WalksThatStopWhereNoKeyEnds) {
+  std::vector<std::string> keys = AllSingleBytes();
+  keys.push_back("abcd");
+  const TestTrie t = BuildTrie(keys);
+  std::mt19937 rng(3);
+  std::string periodic;
+  while (periodic.size() < 200000) periodic += "abc";
+  std::string mixed;
+  while (mixed.size() < 200000) mixed += rng() % 4 == 0 ? "abcd" : "abc";
+  std::string random;
+  while (random.size() < 200000) random.push_back("abcd"[rng() % 4]);
+  for (const std::string* text : {&periodic, &mixed, &random}) {
+    for (size_t length : Lengths(rng)) {
+      const absl::string_view piece = absl::string_view(*text).substr(0, length);
+      const std::vector<uint32_t> want = ReferenceWalk(t.trie, piece);
+      ASSERT_EQ(Fast(t.trie, piece), want) << length;
+      ASSERT_EQ(FastPortable(t.trie, piece), want) << length;
+      ASSERT_EQ(Simple(t.trie, piece), want) << length;
+    }
+  }
+}
+
+// Only long keys over a small alphabet, besides single bytes: walks go deep and usually stop
+// in a state without a key, often several bytes past the last key, and the keys found again
+// from there overlap further lane keys.
+TEST(GreedySegmenterTest, LongKeysWithFewKeysOnTheirPaths) {
+  for (uint32_t seed = 0; seed < 4; ++seed) {
+    std::mt19937 rng(100 + seed);
+    std::vector<std::string> keys = AllSingleBytes();
+    for (int i = 0; i < 500; ++i) {
+      std::string key(4 + rng() % 12, '\0');
+      for (char& c : key) c = static_cast<char>('a' + rng() % 3);
+      keys.push_back(key);
+    }
+    const TestTrie t = BuildTrie(keys);
+    for (size_t length : Lengths(rng)) {
+      std::string text(length, '\0');
+      for (char& c : text) c = static_cast<char>('a' + rng() % 3);
+      const std::vector<uint32_t> want = ReferenceWalk(t.trie, text);
+      ASSERT_EQ(Fast(t.trie, text), want) << "seed " << seed << " length " << length;
+      ASSERT_EQ(FastPortable(t.trie, text), want) << "seed " << seed << " length " << length;
+      ASSERT_EQ(Simple(t.trie, text), want);
+    }
+  }
+}
+
+// Values up to 2^32 - 1 and a key longer than 2^16 bytes come out unchanged.
+TEST(GreedySegmenterTest, LargeValuesAndVeryLongKeys) {
+  std::vector<std::string> storage = AllSingleBytes();
+  storage.push_back(std::string(70000, 'a'));
+  storage.push_back(std::string(69999, 'a') + "b");
+  std::vector<ByteTrie::Key> keys;
+  for (size_t i = 0; i < storage.size(); ++i) {
+    keys.push_back({storage[i], static_cast<uint32_t>(UINT32_MAX - i)});
+  }
+  const ByteTrie trie = ByteTrie::Build(keys);
+  ASSERT_TRUE(trie.covers_all_bytes());
+  const std::string text = std::string(140000, 'a') + "c" + std::string(69999, 'a') + "bxyz";
+  const std::vector<uint32_t> want = ReferenceWalk(trie, text);
+  ASSERT_EQ(want, (std::vector<uint32_t>{UINT32_MAX - 256, UINT32_MAX - 256, UINT32_MAX - 'c',
+                                         UINT32_MAX - 257, UINT32_MAX - 'x', UINT32_MAX - 'y',
+                                         UINT32_MAX - 'z'}));
+  EXPECT_EQ(Fast(trie, text), want);
+  EXPECT_EQ(FastPortable(trie, text), want);
 }
 
 // Without a key for every byte the walk stops where no key starts, on either path.
@@ -194,6 +275,7 @@ class WorldSegmenterTest : public ::testing::Test {
     ASSERT_EQ(tokenizer_->Encode(text), want) << what;
     ASSERT_EQ(tokenizer_->CountTokens(text), want.size()) << what;
     ASSERT_EQ(Fast(trie_, text), want) << what;
+    ASSERT_EQ(FastPortable(trie_, text), want) << what;
   }
 
   const WorldTokenizer* tokenizer_ = nullptr;

@@ -137,16 +137,11 @@ void WorldTokenizer::EncodeAppend(absl::string_view bytes, std::vector<uint32_t>
   ids->reserve(ids->size() + bytes.size() / 3 + 16);
   // Every single byte is a token (checked at construction), so every byte string segments
   // completely; only a moved-from tokenizer, with an empty trie, encodes nothing.
-  GreedySegmenter(&trie_).Segment(bytes, [ids](absl::Span<const uint32_t> run) {
-    ids->insert(ids->end(), run.begin(), run.end());
-  });
+  GreedySegmenter(&trie_).Segment(bytes, ids);
 }
 
 size_t WorldTokenizer::CountTokens(absl::string_view bytes) const {
-  size_t count = 0;
-  GreedySegmenter(&trie_).Segment(bytes,
-                                  [&count](absl::Span<const uint32_t> run) { count += run.size(); });
-  return count;
+  return GreedySegmenter(&trie_).CountKeys(bytes);
 }
 
 absl::Status WorldTokenizer::CheckIds(absl::Span<const uint32_t> ids, DecodeMode mode) const {
