@@ -24,6 +24,8 @@ v1::Checksum::Algorithm ToProto(ChecksumAlgorithm algorithm) {
                                                  : v1::Checksum::ALGORITHM_XXH3_64;
 }
 
+constexpr uint64_t kMaxReserveBytes = 256ull << 20;
+
 absl::Status TooMuch(const std::string& key, uint64_t announced) {
   return absl::DataLossError(
       absl::StrCat("get \"", key, "\": more bytes than the header announced (", announced, ")"));
@@ -108,7 +110,9 @@ absl::StatusOr<ClientBlob> StateStoreClient::Get(const std::string& key, uint32_
         problem = absl::DataLossError(absl::StrCat("get \"", key, "\": a second header"));
       }
       blob.header = message.header();
-      blob.data.reserve(blob.header.size());
+      // Reserve what the header announces, up to a bound: a faulty server must not make the
+      // client allocate more than the bytes it actually sends.
+      blob.data.reserve(std::min<uint64_t>(blob.header.size(), kMaxReserveBytes));
       have_header = true;
     } else if (!have_header) {
       problem = absl::DataLossError(absl::StrCat("get \"", key, "\": data before the header"));
