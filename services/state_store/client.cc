@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -43,6 +45,22 @@ StateStoreClient::StateStoreClient(const std::shared_ptr<grpc::Channel>& channel
 
 absl::StatusOr<v1::PutResponse> StateStoreClient::Put(const std::string& key, std::string_view data,
                                                       const ClientPutOptions& options) {
+  return PutChunks(key, data, options, [data](size_t offset, size_t size) {
+    return CopiedChunkMessage(data.data() + offset, size);
+  });
+}
+
+absl::StatusOr<v1::PutResponse> StateStoreClient::Put(const std::string& key,
+                                                      std::shared_ptr<const std::string> data,
+                                                      const ClientPutOptions& options) {
+  if (data == nullptr) data = std::make_shared<const std::string>();
+  return PutChunks(key, *data, options,
+                   [data](size_t offset, size_t size) { return ChunkMessage(data, offset, size); });
+}
+
+absl::StatusOr<v1::PutResponse> StateStoreClient::PutChunks(
+    const std::string& key, std::string_view data, const ClientPutOptions& options,
+    const std::function<grpc::ByteBuffer(size_t offset, size_t size)>& chunk) {
   grpc::ClientContext context;
   SetDeadline(&context, options.timeout);
   grpc::ByteBuffer response_buffer;
@@ -63,8 +81,7 @@ absl::StatusOr<v1::PutResponse> StateStoreClient::Put(const std::string& key, st
   bool open = writer->Write(SerializeMessage(message));
   size_t chunk_bytes = std::max<size_t>(1, options.chunk_bytes);
   for (size_t offset = 0; open && offset < data.size(); offset += chunk_bytes) {
-    open = writer->Write(
-        CopiedChunkMessage(data.data() + offset, std::min(chunk_bytes, data.size() - offset)));
+    open = writer->Write(chunk(offset, std::min(chunk_bytes, data.size() - offset)));
   }
   writer->WritesDone();
   grpc::Status status = writer->Finish();

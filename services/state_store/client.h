@@ -7,6 +7,7 @@
 #ifndef SKEIN_SERVICES_STATE_STORE_CLIENT_H_
 #define SKEIN_SERVICES_STATE_STORE_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/impl/rpc_method.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "services/state_store/checksum.h"
 #include "skein/v1/state_store.grpc.pb.h"
 
@@ -46,6 +48,11 @@ class StateStoreClient {
   // Errors: the server's (see state_store.proto); UNAVAILABLE when it cannot be reached.
   absl::StatusOr<v1::PutResponse> Put(const std::string& key, std::string_view data,
                                       const ClientPutOptions& options = {});
+  // The same, sending the chunks straight from `data`'s memory instead of a copy; gRPC keeps
+  // `data` alive until it has sent them (which may be a moment after Put returns).
+  absl::StatusOr<v1::PutResponse> Put(const std::string& key,
+                                      std::shared_ptr<const std::string> data,
+                                      const ClientPutOptions& options = {});
   // Errors: the server's; DATA_LOSS when what arrived does not match the header's size or
   // checksum.
   absl::StatusOr<ClientBlob> Get(const std::string& key, uint32_t part = 0,
@@ -55,6 +62,10 @@ class StateStoreClient {
   v1::StateStoreService::Stub& stub() { return *stub_; }
 
  private:
+  absl::StatusOr<v1::PutResponse> PutChunks(
+      const std::string& key, std::string_view data, const ClientPutOptions& options,
+      const std::function<grpc::ByteBuffer(size_t offset, size_t size)>& chunk);
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::StateStoreService::Stub> stub_;
   // Put and Get as raw byte-buffer calls (chunk_codec.h), so that chunks skip protobuf's

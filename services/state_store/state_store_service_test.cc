@@ -3,6 +3,7 @@
 #include "services/state_store/state_store_service.h"
 
 #include <random>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -130,6 +131,26 @@ TEST_P(StateStoreServiceTest, StreamsPutsAndGetsInChunks) {
   ASSERT_TRUE(blob.ok()) << blob.status();
   EXPECT_EQ(blob->data, data);
   EXPECT_EQ(client_->Get("sessions/none").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StateStoreServiceTest, APutOfSharedBytesSendsThemUncopied) {
+  auto data = std::make_shared<const std::string>(RandomBytes(300'000, 2));
+  ClientPutOptions options;
+  options.chunk_bytes = 64 << 10;
+  absl::StatusOr<v1::PutResponse> put = client_->Put("sessions/shared", data, options);
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->stored_bytes(), data->size());
+  absl::StatusOr<ClientBlob> blob = client_->Get("sessions/shared");
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(blob->data, *data);
+  // An empty state, and no state at all, are both the empty blob.
+  ASSERT_TRUE(client_->Put("sessions/empty", std::make_shared<const std::string>()).ok());
+  ASSERT_TRUE(client_->Put("sessions/null", std::shared_ptr<const std::string>()).ok());
+  for (const char* key : {"sessions/empty", "sessions/null"}) {
+    absl::StatusOr<ClientBlob> empty = client_->Get(key);
+    ASSERT_TRUE(empty.ok()) << empty.status();
+    EXPECT_TRUE(empty->data.empty());
+  }
 }
 
 TEST_P(StateStoreServiceTest, MalformedPutStreamsAreRejectedAndStoreNothing) {
