@@ -2,8 +2,8 @@
 // a client that gives up mid-put, corrupt data never sent, snapshots through the wire.
 #include "services/state_store/state_store_service.h"
 
-#include <random>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 
