@@ -25,8 +25,9 @@ Usage (in a BUILD file):
 Sources are compiled with `clang++ -std=c++20 -O1 -fsanitize=fuzzer,address,undefined
 -fno-sanitize-recover=all -I<repository root>`, so they include project headers by their
 repository path as usual. Project headers must be listed in `hdrs` (Bazel only exposes
-declared files). Without clang++ the genrule builds a stub that prints why and exits 0, so
-`bazel build //...` and `bazel test //...` keep working on machines without clang.
+declared files). Without clang++ the genrule builds a stand-in that prints why and records
+the test as skipped, so `bazel build //...` and `bazel test //...` keep working on machines
+without clang.
 Run longer by hand with: bazel run //pkg:<name>_fuzzer -- -max_total_time=600 CORPUS_DIR
 """
 
