@@ -98,11 +98,7 @@ absl::Status BlobFiles::Write(const std::string& file, std::string_view data, bo
     ::unlink(temporary.c_str());
     return IoError("cannot rename", temporary, error);
   }
-  if (sync) {
-    Fd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir.get() < 0 || ::fsync(dir.get()) != 0) return IoError("cannot sync", dir_, errno);
-  }
-  return absl::OkStatus();
+  return sync ? SyncDirectory() : absl::OkStatus();
 }
 
 absl::StatusOr<std::string> BlobFiles::Read(const std::string& file) const {
@@ -145,6 +141,10 @@ absl::Status BlobFiles::SyncFiles(const std::vector<std::string>& files) const {
     }
     if (::fdatasync(fd.get()) != 0) return IoError("cannot sync", path, errno);
   }
+  return SyncDirectory();
+}
+
+absl::Status BlobFiles::SyncDirectory() const {
   Fd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0 || ::fsync(dir.get()) != 0) return IoError("cannot sync", dir_, errno);
   return absl::OkStatus();

@@ -52,6 +52,9 @@ class BlobFiles {
   const std::string& dir() const { return dir_; }
 
  private:
+  // Flushes the directory's entries (names created, renamed or removed).
+  absl::Status SyncDirectory() const;
+
   explicit BlobFiles(std::string dir) : dir_(std::move(dir)) {}
 
   std::string dir_;
