@@ -47,7 +47,7 @@ class ByteTrieBuilder {
       const Task task = stack.back();
       stack.pop_back();
       // A copy: FindBase may grow state_of_cell_.
-      ByteTrie::State state{task.key_value, task.key_length, task.depth};
+      ByteTrie::State state{task.key_value, task.key_length, task.depth, 0};
       uint32_t i = task.lo;
       if (i < task.hi && Bytes(order, i).size() == task.depth) {
         state.key_value = keys_[order[i]].value;  // the first of equal keys
@@ -55,6 +55,7 @@ class ByteTrieBuilder {
       }
       while (i < task.hi && Bytes(order, i).size() == task.depth) ++i;
       state_of_cell_[task.cell] = state;
+      visit_order_.push_back(task.cell);
       if (i == task.hi) {
         leaves.push_back(task.cell);
         continue;
@@ -71,11 +72,12 @@ class ByteTrieBuilder {
         i = j;
       }
       const uint32_t base = FindBase(labels);
-      trie_.cells_[task.cell].base = base;
+      base_of_cell_[task.cell] = base;
       for (size_t k = 0; k < labels.size(); ++k) {
         const uint32_t child = base + labels[k];
         Use(child);
-        trie_.cells_[child].check = base;
+        label_of_cell_[child] = labels[k];
+        parent_of_cell_[child] = task.cell;
         children[k].cell = child;
       }
       // Reverse, so the smallest label is expanded first.
@@ -129,9 +131,11 @@ class ByteTrieBuilder {
 
   // Appends `count` free cells and links them at the end of the free ring.
   void Grow(size_t count) {
-    const uint32_t old_size = static_cast<uint32_t>(trie_.cells_.size());
+    const uint32_t old_size = static_cast<uint32_t>(used_.size());
     const uint32_t new_size = old_size + static_cast<uint32_t>(count);
-    trie_.cells_.resize(new_size);
+    base_of_cell_.resize(new_size, 0);
+    label_of_cell_.resize(new_size, 0);
+    parent_of_cell_.resize(new_size, 0);
     state_of_cell_.resize(new_size);
     used_.resize(new_size, 0);
     base_taken_.resize(new_size, 0);
@@ -153,9 +157,7 @@ class ByteTrieBuilder {
   }
 
   void EnsureSize(size_t size) {
-    if (size > trie_.cells_.size()) {
-      Grow(std::max(size - trie_.cells_.size(), trie_.cells_.size() / 2));
-    }
+    if (size > used_.size()) Grow(std::max(size - used_.size(), used_.size() / 2));
   }
 
   void Use(uint32_t c) {
@@ -180,14 +182,14 @@ class ByteTrieBuilder {
   // where everything is free, so a search never costs more than that.
   uint32_t FindBase(const std::vector<uint8_t>& labels) {
     const bool many = labels.size() > 1;
-    if (head_ == kNone) Grow(trie_.cells_.size() / 2);
+    if (head_ == kNone) Grow(used_.size() / 2);
     if (many && scan_start_ == kNone) scan_start_ = head_;
     uint32_t cell = many ? scan_start_ : head_;
     for (int probe = 0; probe < kMaxProbes; ++probe) {
       if (cell > labels[0]) {
         const uint32_t base = cell - labels[0];
         EnsureSize(static_cast<size_t>(base) + 256);
-        bool fits = !base_taken_[base];
+        bool fits = Available(base);
         for (size_t k = 1; k < labels.size() && fits; ++k) fits = !used_[base + labels[k]];
         if (fits) return TakeBase(base);
       }
@@ -197,12 +199,18 @@ class ByteTrieBuilder {
       cell = next;
     }
     uint32_t base = std::max<uint32_t>(max_used_ + 1 - std::min<uint32_t>(max_used_, labels[0]), 1);
-    while (base_taken_.size() > base && base_taken_[base]) ++base;
-    EnsureSize(static_cast<size_t>(base) + 256);
+    while (!Available(base)) ++base;
     return TakeBase(base);
   }
 
+  // Whether `base` can be given to a state: no state has it, and it is not 255 modulo 256
+  // (free cells point their labels at such bases, see ByteTrie).
+  bool Available(uint32_t base) const {
+    return (base & 255) != 255 && (base >= base_taken_.size() || !base_taken_[base]);
+  }
+
   uint32_t TakeBase(uint32_t base) {
+    EnsureSize(static_cast<size_t>(base) + 256);
     base_taken_[base] = 1;
     max_base_ = std::max(max_base_, base);
     return base;
@@ -216,22 +224,60 @@ class ByteTrieBuilder {
     return true;
   }
 
-  // Gives every leaf a base of its own: one that no internal state has, so no cell's check
-  // equals it. Then drops the cells past the last one a lookup can reach and fills the table
-  // of states.
+  // Gives every leaf a base of its own, one that no internal state has. Then drops the cells
+  // past the last one a lookup can reach, fills the table of states, finds the failure links
+  // and packs the cells.
   void Finish(const std::vector<uint32_t>& leaves) {
     size_t size = std::max<size_t>(max_used_ + 1, static_cast<size_t>(max_base_) + 256);
-    size_t base = 0;
+    uint32_t base = 0;
     for (uint32_t leaf : leaves) {
-      while (base < base_taken_.size() && base_taken_[base]) ++base;
-      size = std::max(size, base + 256);
-      trie_.cells_[leaf].base = static_cast<uint32_t>(base++);
+      while (!Available(base)) ++base;
+      TakeBase(base);
+      size = std::max<size_t>(size, static_cast<size_t>(base) + 256);
+      base_of_cell_[leaf] = base++;
     }
-    trie_.cells_.resize(size);  // new cells are free
-    trie_.states_.assign(size - 255, ByteTrie::State{0, 0, 0});
+    const uint32_t root_base = base_of_cell_[ByteTrie::kRoot];
+    // Free cells: a label that points at no base, and the root as state and link, so that a
+    // failure step that lands on one (and is rejected for its label) resumes at the root.
+    trie_.cells_.resize(size);
+    for (size_t c = 0; c < size; ++c) {
+      const uint8_t free_label = static_cast<uint8_t>(c + 1);
+      trie_.cells_[c] = ByteTrie::MakeCell(root_base, free_label, root_base);
+    }
+    trie_.states_.assign(size - 255, ByteTrie::State{0, 0, 0, 0});
     for (size_t c = 0; c <= max_used_; ++c) {
-      if (used_[c]) trie_.states_[trie_.cells_[c].base] = state_of_cell_[c];
+      if (!used_[c]) continue;
+      const ByteTrie::State& s = state_of_cell_[c];
+      trie_.states_[base_of_cell_[c]] = {s.key_value, s.key_length, s.depth, 0};
+      // The root's cell is no child: it keeps a free cell's label.
+      const uint8_t label = c == ByteTrie::kRoot ? static_cast<uint8_t>(c + 1) : label_of_cell_[c];
+      trie_.cells_[c] = ByteTrie::MakeCell(base_of_cell_[c], label, 0);
     }
+    trie_.has_links_ = max_base_ <= ByteTrie::kMaxLinkedBase;
+    if (!trie_.has_links_) return;
+    // Parents first: a state's link follows from its parent's (see SetLink).
+    for (uint32_t cell : visit_order_) SetLink(cell, root_base);
+  }
+
+  // The failure link of the state in `cell` (see ByteTrie): the root where a key ends there;
+  // else the state of the path's rest after its longest key, else the state itself. Where no
+  // key ends at a state, its longest key is its parent's, so its rest is the parent's rest
+  // plus its label: the link is the child of the parent's link on that label, if both exist.
+  void SetLink(uint32_t cell, uint32_t root_base) {
+    const ByteTrie::State& s = state_of_cell_[cell];
+    const uint32_t own = base_of_cell_[cell];
+    uint32_t link = own;
+    if (s.key_length == s.depth) {
+      link = root_base;
+    } else if (s.key_length > 0) {
+      const uint32_t parent = base_of_cell_[parent_of_cell_[cell]];
+      const uint32_t parent_link = trie_.states_[parent].link;
+      const uint8_t label = label_of_cell_[cell];
+      const ByteTrie::Cell next = trie_.cells_[parent_link + label];
+      if (parent_link != parent && ByteTrie::LabelOf(next) == label) link = ByteTrie::BaseOf(next);
+    }
+    trie_.states_[own].link = link;
+    trie_.cells_[cell] |= ByteTrie::Cell{link} << ByteTrie::kLinkShift;
   }
 
   static constexpr uint32_t kNone = UINT32_MAX;
@@ -243,6 +289,10 @@ class ByteTrieBuilder {
   std::vector<uint8_t> base_taken_;    // some state has this base
   std::vector<uint32_t> next_, prev_;  // the ring of free cells
   std::vector<ByteTrie::State> state_of_cell_;  // what each used cell's state stands for
+  std::vector<uint32_t> base_of_cell_;          // the base of each used cell's state
+  std::vector<uint8_t> label_of_cell_;          // the byte that leads to each used cell
+  std::vector<uint32_t> parent_of_cell_;        // the cell of each used cell's parent
+  std::vector<uint32_t> visit_order_;           // used cells, each after its parent
   std::vector<uint8_t> failures_;      // searches that started at this free cell and failed
   uint32_t head_ = kNone;              // the first free cell
   uint32_t scan_start_ = kNone;        // where searches for several children start

@@ -105,12 +105,14 @@ void GreedySegmenter::SegmentSimplyInto(absl::string_view text, Output& output) 
 template <class Output>
 void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const {
   const ByteTrie& trie = *trie_;
-  // A lane's key that starts at s reads bytes up to s + max_key_length() (the one that ends
-  // it), and a lane starts keys before its segment's end + kStepsPerVisit, so lanes never
+  // A lane's walk that starts at s reads bytes up to s + max_key_length() (the one that ends
+  // it), and a lane starts walks before its segment's end + kStepsPerVisit, so lanes never
   // read past the text.
   const size_t margin = trie.max_key_length() + kStepsPerVisit + 1;
-  // Lanes need a key for every byte: every byte starts a key at the root's child for it.
-  if (!trie.covers_all_bytes() || text.size() < margin + kLanes * kMinSegmentBytes) {
+  // Lanes need a key for every byte (a walk that fails where a key ends goes on at the
+  // root's child for the byte) and the failure links.
+  if (!trie.covers_all_bytes() || !trie.has_links() ||
+      text.size() < margin + kLanes * kMinSegmentBytes) {
     SegmentSimplyInto(text, output);
     return;
   }
@@ -118,8 +120,8 @@ void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const 
   const size_t segment_bytes = std::min(kMaxSegmentBytes, (walk_bytes + kLanes - 1) / kLanes);
   const size_t batch_bytes = segment_bytes * kMaxSegmentsPerBatch;
 
-  const auto* begin = reinterpret_cast<const uint8_t*>(text.data());
-  const uint8_t* const end = begin + text.size();
+  const auto* const begin = reinterpret_cast<const uint8_t*>(text.data());
+  const auto size = static_cast<ptrdiff_t>(text.size());
 
   Batch batch;
   batch.segment_bytes = segment_bytes;
@@ -132,12 +134,16 @@ void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const 
   batch.states = states.data();
 
   const ByteTrie::State* const state_of_base = trie.states_.data();
-  const uint8_t* done = begin;  // the true segmentation before this point is in `output`
-  auto extend = [&trie, &output, &done, end] {
-    const ByteTrie::Match m = trie.LongestPrefix(
-        absl::string_view(reinterpret_cast<const char*>(done), static_cast<size_t>(end - done)));
+  const ByteTrie::Cell* const cells = trie.cells_.data();
+  const uint32_t root_base = ByteTrie::BaseOf(cells[ByteTrie::kRoot]);
+  // Offsets into the text. Signed: a lane that went on from a wrong state may seem to have
+  // started its walk before the text.
+  ptrdiff_t done = 0;  // the true segmentation before this offset is in `output`
+  auto extend = [&trie, &output, &done, begin, size] {
+    const ByteTrie::Match m = trie.LongestPrefix(absl::string_view(
+        reinterpret_cast<const char*>(begin + done), static_cast<size_t>(size - done)));
     output.Add(m.value);
-    done += m.length;
+    done += static_cast<ptrdiff_t>(m.length);
   };
   for (size_t offset = 0; offset < walk_bytes; offset += batch_bytes) {
     batch.begin = begin + offset;
@@ -151,85 +157,103 @@ void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const 
     for (size_t s = 0; s < batch.segments; ++s) {
       const uint32_t* const emitted = batch.states + s * batch.states_per_segment;
       const size_t count = batch.counts[s];
-      const uint8_t* lane = batch.begin + s * segment_bytes;  // where emitted[k] starts
+      // Where the walk that ended in emitted[k] started, and whether that walk read the text
+      // from there (it did not after a failure step that landed on a cell of the wrong label).
+      auto lane = static_cast<ptrdiff_t>(offset + s * segment_bytes);
+      bool read_text = true;
       size_t k = 0;
       while (k < count) {
-        if (lane < done) {
-          lane += state_of_base[emitted[k++]].depth;
-          continue;
-        }
-        if (lane > done) {
-          extend();
-          continue;
-        }
-        // A common boundary. The greedy key here is the longest key on the lane's path, and
-        // the two stay together while that is the whole path.
-        uint32_t* const out = output.Reserve(count - k);
-        size_t written = 0;
-        do {
+        if (lane == done && read_text) {
+          // A common boundary: the lane's walk is the greedy walk from here, so its state's
+          // longest key is the greedy key, and the lane stays right while its failure steps
+          // land where they should (the link's child on the byte the walk stopped at).
+          uint32_t* const out = output.Reserve(count - k);
+          size_t written = 0;
+          do {
+            const ByteTrie::State& state = state_of_base[emitted[k++]];
+            out[written++] = state.key_value;
+            const ptrdiff_t stopped = done + state.depth;
+            const uint8_t byte = begin[stopped];
+            const ByteTrie::Cell next = cells[state.link + byte];
+            done += state.key_length;
+            lane = done;
+            if (ByteTrie::LabelOf(next) != byte) [[unlikely]] {
+              lane = stopped + 1 - state_of_base[ByteTrie::BaseOf(next)].depth;
+              read_text = false;
+              break;
+            }
+          } while (k < count);
+          output.Commit(written);
+        } else if (lane < done) {
+          // Skip a lane key inside the true segmentation, following where its lane went.
           const ByteTrie::State& state = state_of_base[emitted[k++]];
-          out[written++] = state.key_value;
-          done += state.key_length;
-          lane += state.depth;
-        } while (k < count && lane == done);
-        output.Commit(written);
+          const ptrdiff_t stopped = lane + state.depth;
+          const uint8_t byte = begin[stopped];
+          const ByteTrie::Cell next = cells[state.link + byte];
+          // From the root (a key ended) the walk reads the text again whatever came before.
+          read_text = ByteTrie::LabelOf(next) == byte && (read_text || state.link == root_base);
+          lane = stopped + 1 - state_of_base[ByteTrie::BaseOf(next)].depth;
+        } else {
+          extend();
+        }
       }
     }
   }
-  while (done < end) extend();
+  while (done < size) extend();
 }
 
 // One lane's walk, in registers while it takes its steps.
 template <bool kPortableStep>
 struct GreedySegmenter::Walk {
-  const uint8_t* at;  // the next byte to read is at[offset] in a visit's step `offset`
-  size_t n;           // where in `emitted` the state of the key in progress goes
-  uint32_t base;      // the current state's base
+  const uint8_t* at;   // the next byte to read is at[offset] in a visit's step `offset`
+  size_t n;            // where in `emitted` the state of the walk in progress goes
+  ByteTrie::Cell cell;  // the current state's cell: its base, label and link
 
-  // Reads the byte at[kOffset]. Branch-free, because where a key ends is not predictable:
+  // Reads the byte at[kOffset]. Branch-free, because where a walk stops is not predictable:
   // the current state is stored unconditionally and kept (n advances) only where the walk
-  // cannot go on. (GCC compiles the C++ selects below to branches, hence the assembly for
-  // x86-64, which is the same steps.)
+  // cannot go on, and the next cell is the child's or, where the child's label is wrong, the
+  // failure link's child on the same byte. (GCC compiles the C++ selects below to branches,
+  // hence the assembly for x86-64, which is the same steps.)
+  // `stops` holds 0 or 1 between steps (setne writes only its low byte).
   template <int kOffset>
-  __attribute__((always_inline)) void Step(const ByteTrie::Cell* cells,
-                                           const ByteTrie::Cell* root_child,
-                                           uint32_t* emitted) {
+  __attribute__((always_inline)) void Step(const ByteTrie::Cell* cells, uint32_t* emitted,
+                                           uint64_t& stops) {
 #if defined(__x86_64__)
     if constexpr (!kPortableStep) {
-      uint64_t byte, index, mismatch;
+      static_assert(ByteTrie::kLabelShift == 32 && ByteTrie::kLinkShift == 40);
+      uint64_t byte, index, link;
       asm("movzbl %c[offset](%[at]), %k[byte]\n\t"
-          "leal (%q[base], %[byte]), %k[index]\n\t"
-          "movl 4(%[cells], %[index], 8), %k[mismatch]\n\t"
-          "movl %[base], (%[emitted], %[n], 4)\n\t"
-          "xorl %[base], %k[mismatch]\n\t"  // zero iff the walk goes on
-          "movl (%[cells], %[index], 8), %[base]\n\t"
-          "negl %k[mismatch]\n\t"  // carry iff the walk stops
-          "cmovbl (%[root_child], %[byte], 8), %[base]\n\t"
-          "adcq $0, %[n]"
-          : [n] "+r"(n), [base] "+r"(base), [byte] "=&r"(byte), [index] "=&r"(index),
-            [mismatch] "=&r"(mismatch)
-          : [at] "r"(at), [offset] "i"(kOffset), [cells] "r"(cells),
-            [root_child] "r"(root_child), [emitted] "r"(emitted)
+          "leal (%q[cell], %[byte]), %k[index]\n\t"  // the base is the low 32 bits
+          "movq %q[cell], %[link]\n\t"
+          "shrq $40, %[link]\n\t"
+          "movl %k[cell], (%[emitted], %[n], 4)\n\t"
+          "addl %k[byte], %k[link]\n\t"
+          "cmpb %b[byte], 4(%[cells], %[index], 8)\n\t"  // the child's label
+          "movq (%[cells], %[index], 8), %[cell]\n\t"
+          "cmovneq (%[cells], %[link], 8), %[cell]\n\t"
+          "setne %b[stops]\n\t"
+          "addq %[stops], %[n]"
+          : [n] "+r"(n), [cell] "+r"(cell), [byte] "=&r"(byte), [index] "=&r"(index),
+            [link] "=&r"(link), [stops] "+r"(stops)
+          : [at] "r"(at), [offset] "i"(kOffset), [cells] "r"(cells), [emitted] "r"(emitted)
           : "cc", "memory");
       return;
     }
 #endif
     const uint8_t byte = at[kOffset];
-    const ByteTrie::Cell cell = cells[base + byte];
-    emitted[n] = base;
-    // No cell's check is a leaf's base (see ByteTrie), so every step from a leaf stops.
-    const bool stops = cell.check != base;
-    n += stops ? 1 : 0;
-    base = stops ? root_child[byte].base : cell.base;
+    const ByteTrie::Cell child = cells[ByteTrie::BaseOf(cell) + byte];
+    emitted[n] = ByteTrie::BaseOf(cell);
+    stops = ByteTrie::LabelOf(child) != byte ? 1 : 0;
+    n += stops;
+    cell = stops != 0 ? cells[ByteTrie::LinkOf(cell) + byte] : child;
   }
 
   // kSteps steps, unrolled.
   template <int... kOffsets>
   __attribute__((always_inline)) void Steps(std::integer_sequence<int, kOffsets...>,
-                                            const ByteTrie::Cell* cells,
-                                            const ByteTrie::Cell* root_child,
-                                            uint32_t* emitted) {
-    (Step<kOffsets>(cells, root_child, emitted), ...);
+                                            const ByteTrie::Cell* cells, uint32_t* emitted) {
+    uint64_t stops = 0;
+    (Step<kOffsets>(cells, emitted, stops), ...);
     at += sizeof...(kOffsets);
   }
 };
@@ -237,9 +261,6 @@ struct GreedySegmenter::Walk {
 template <bool kPortableStep>
 void GreedySegmenter::WalkBatch(Batch* batch) const {
   const ByteTrie::Cell* const cells = trie_->cells_.data();
-  const uint32_t root_base = cells[ByteTrie::kRoot].base;
-  // root_child[c] is the root's child on byte c (every byte has one).
-  const ByteTrie::Cell* const root_child = cells + root_base;
   uint32_t* const emitted = batch->states;
   const size_t segment_bytes = batch->segment_bytes;
 
@@ -256,7 +277,7 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
     const size_t s = next_segment++;
     lane.walk.at = batch->begin + s * segment_bytes;
     lane.walk.n = s * batch->states_per_segment;
-    lane.walk.base = root_base;
+    lane.walk.cell = cells[ByteTrie::kRoot];
     lane.segment_end = std::min(lane.walk.at + segment_bytes, batch->end);
     lane.segment = s;
   };
@@ -269,13 +290,13 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
       Lane& lane = lanes[l];
       Walk<kPortableStep> walk = lane.walk;
       __builtin_prefetch(walk.at + kPrefetchBytes);
-      walk.Steps(std::make_integer_sequence<int, kStepsPerVisit>(), cells, root_child, emitted);
+      walk.Steps(std::make_integer_sequence<int, kStepsPerVisit>(), cells, emitted);
       lane.walk = walk;
       if (walk.at < lane.segment_end) [[likely]]
         continue;
       // Finish the key in progress, then the segment.
       const size_t stop = walk.n + 1;
-      while (walk.n != stop) walk.Steps(std::integer_sequence<int, 0>(), cells, root_child, emitted);
+      while (walk.n != stop) walk.Steps(std::integer_sequence<int, 0>(), cells, emitted);
       const size_t s = lane.segment;
       batch->counts[s] = walk.n - s * batch->states_per_segment;
       if (next_segment < batch->segments) {
