@@ -282,29 +282,43 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
     lane.segment = s;
   };
 
+  // Visits a lane: kStepsPerVisit steps, and at its segment's end the rest of the walk in
+  // progress. False when the lane has finished its segment and there is no other to start.
+  auto visit = [&](Lane& lane) __attribute__((always_inline)) {
+    Walk<kPortableStep> walk = lane.walk;
+    __builtin_prefetch(walk.at + kPrefetchBytes);
+    walk.Steps(std::make_integer_sequence<int, kStepsPerVisit>(), cells, emitted);
+    lane.walk = walk;
+    if (walk.at < lane.segment_end) [[likely]]
+      return true;
+    const size_t stop = walk.n + 1;
+    while (walk.n != stop) walk.Steps(std::integer_sequence<int, 0>(), cells, emitted);
+    const size_t s = lane.segment;
+    batch->counts[s] = walk.n - s * batch->states_per_segment;
+    if (next_segment == batch->segments) return false;
+    start(lane);
+    return true;
+  };
+
   Lane lanes[kLanes];
   size_t active = 0;
   while (active < kLanes && next_segment < batch->segments) start(lanes[active++]);
+  // While every lane is busy, rounds are unrolled over the lanes, so that each lane's state
+  // sits at a fixed address. A lane that runs out of segments ends its round early; the
+  // others continue in the loop below.
+  bool all_busy = active == kLanes;
+  while (all_busy) {
+    [&]<size_t... kLane>(std::index_sequence<kLane...>) __attribute__((always_inline)) {
+      ((all_busy = all_busy && visit(lanes[kLane])), ...);
+    }(std::make_index_sequence<kLanes>());
+  }
+  for (size_t l = 0; l < active; ++l) {
+    if (lanes[l].walk.at >= lanes[l].segment_end) lanes[l--] = lanes[--active];
+  }
   while (active > 0) {
     for (size_t l = 0; l < active; ++l) {
-      Lane& lane = lanes[l];
-      Walk<kPortableStep> walk = lane.walk;
-      __builtin_prefetch(walk.at + kPrefetchBytes);
-      walk.Steps(std::make_integer_sequence<int, kStepsPerVisit>(), cells, emitted);
-      lane.walk = walk;
-      if (walk.at < lane.segment_end) [[likely]]
-        continue;
-      // Finish the key in progress, then the segment.
-      const size_t stop = walk.n + 1;
-      while (walk.n != stop) walk.Steps(std::integer_sequence<int, 0>(), cells, emitted);
-      const size_t s = lane.segment;
-      batch->counts[s] = walk.n - s * batch->states_per_segment;
-      if (next_segment < batch->segments) {
-        start(lane);
-      } else {
-        lane = lanes[--active];
-        --l;  // visit the lane moved here in this round too
-      }
+      if (visit(lanes[l])) continue;
+      lanes[l--] = lanes[--active];  // and visit the lane moved here in this round too
     }
   }
 }
