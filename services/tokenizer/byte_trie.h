@@ -113,6 +113,14 @@ class ByteTrie {
   static uint32_t BaseOf(Cell cell) { return static_cast<uint32_t>(cell); }
   static uint8_t LabelOf(Cell cell) { return static_cast<uint8_t>(cell >> kLabelShift); }
   static uint32_t LinkOf(Cell cell) { return static_cast<uint32_t>(cell >> kLinkShift); }
+  // The label of cells[index], read as the one byte it is (a narrower load than the cell's).
+  static uint8_t LabelAt(const Cell* cells, size_t index) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return reinterpret_cast<const uint8_t*>(cells + index)[kLabelShift / 8];
+#else
+    return LabelOf(cells[index]);
+#endif
+  }
   static Cell MakeCell(uint32_t base, uint8_t label, uint32_t link) {
     return Cell{base} | Cell{label} << kLabelShift | Cell{link} << kLinkShift;
   }

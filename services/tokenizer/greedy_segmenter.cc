@@ -168,22 +168,25 @@ void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const 
           // longest key is the greedy key, and the lane stays right while its failure steps
           // land where they should (the link's child on the byte the walk stopped at).
           uint32_t* const out = output.Reserve(count - k);
-          size_t written = 0;
+          const uint32_t* next_state = emitted + k;
+          const uint32_t* const states_end = emitted + count;
+          uint32_t* next_out = out;
           do {
-            const ByteTrie::State& state = state_of_base[emitted[k++]];
-            out[written++] = state.key_value;
+            const ByteTrie::State& state = state_of_base[*next_state++];
+            *next_out++ = state.key_value;
             const ptrdiff_t stopped = done + state.depth;
             const uint8_t byte = begin[stopped];
-            const ByteTrie::Cell next = cells[state.link + byte];
+            const uint32_t next = state.link + byte;
             done += state.key_length;
-            lane = done;
-            if (ByteTrie::LabelOf(next) != byte) [[unlikely]] {
-              lane = stopped + 1 - state_of_base[ByteTrie::BaseOf(next)].depth;
+            if (ByteTrie::LabelAt(cells, next) != byte) [[unlikely]] {
+              lane = stopped + 1 - state_of_base[ByteTrie::BaseOf(cells[next])].depth;
               read_text = false;
               break;
             }
-          } while (k < count);
-          output.Commit(written);
+          } while (next_state != states_end);
+          output.Commit(static_cast<size_t>(next_out - out));
+          k = static_cast<size_t>(next_state - emitted);
+          if (read_text) lane = done;
         } else if (lane < done) {
           // Skip a lane key inside the true segmentation, following where its lane went.
           const ByteTrie::State& state = state_of_base[emitted[k++]];
