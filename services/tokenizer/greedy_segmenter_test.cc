@@ -199,6 +199,43 @@ TEST(GreedySegmenterTest, WalksThatStopWhereNoKeyEnds) {
   }
 }
 
+// Failure links of every kind. "abc" is no key; its longest key is "a" and its link the state
+// "bc" (on the way to "bce"), so a lane that stops at "abc" on 'e' goes on at "bce" and is
+// right, while on 'f' the link has no child and the join must redo the keys from "b". "xyz"
+// has no link at all ("yz" starts no key). Random texts over these letters mix all three.
+TEST(GreedySegmenterTest, FailureStepsThatFollowMissOrLackALink) {
+  std::vector<std::string> keys = AllSingleBytes();
+  for (const char* key : {"abcd", "bce", "bcef", "xyzw", "ab", "ef"}) keys.push_back(key);
+  const TestTrie t = BuildTrie(keys);
+  std::mt19937 rng(11);
+  for (const char* alphabet : {"abcdef", "abcefxyzw"}) {
+    const size_t letters = std::string(alphabet).size();
+    for (size_t length : Lengths(rng)) {
+      std::string text;
+      while (text.size() < length) {
+        // Mostly whole prefixes of the keys, so that walks reach the states that matter.
+        if (rng() % 3 == 0) {
+          text.push_back(alphabet[rng() % letters]);
+        } else {
+          const std::string& key = t.storage[256 + rng() % 6];
+          text += key.substr(0, 1 + rng() % key.size());
+        }
+      }
+      text.resize(length);
+      const std::vector<uint32_t> want = ReferenceWalk(t.trie, text);
+      ASSERT_EQ(Fast(t.trie, text), want) << alphabet << " " << length;
+      ASSERT_EQ(FastPortable(t.trie, text), want) << alphabet << " " << length;
+    }
+  }
+  // The cases one by one, each in a text long enough for the lanes.
+  for (const char* piece : {"abce", "abcf", "abcef", "xyzq", "xyzwabcd", "abcabce"}) {
+    std::string text;
+    while (text.size() < 3000) text += piece;
+    ASSERT_EQ(Fast(t.trie, text), ReferenceWalk(t.trie, text)) << piece;
+    ASSERT_EQ(FastPortable(t.trie, text), ReferenceWalk(t.trie, text)) << piece;
+  }
+}
+
 // Only long keys over a small alphabet, besides single bytes: walks go deep and usually stop
 // in a state without a key, often several bytes past the last key, and the keys found again
 // from there overlap further lane keys.
