@@ -24,7 +24,7 @@
 // takes two or more keys from v's path), or the link has no child on c, that step lands on a
 // cell whose label is not c; a walker detects this by checking the label (see
 // GreedySegmenter). Such v link to themselves, so their failure cells never carry label c.
-// The whole World vocabulary takes about 2.4 MB.
+// The whole World vocabulary takes about 3 MB (1 MB of cells, 2 MB of states).
 //
 // Immutable after Build(); safe for concurrent use from any number of threads.
 #ifndef SKEIN_SERVICES_TOKENIZER_BYTE_TRIE_H_

@@ -111,6 +111,8 @@ class WorldTokenizer {
   // Length of the longest token (128 for World).
   size_t max_token_bytes() const { return max_token_bytes_; }
   uint32_t end_of_text_id() const { return kEndOfTextId; }
+  // Bytes the encoder's trie takes (about 3 MB for World).
+  size_t trie_memory_bytes() const { return trie_.memory_bytes(); }
   // SHA-256 (lowercase hex) of the vocabulary file; empty if built from entries.
   const std::string& sha256() const { return sha256_; }
 

@@ -129,6 +129,7 @@ void BM_LoadVocabulary(benchmark::State& state) {
     if (!t.ok()) state.SkipWithError(t.status().ToString().c_str());
     benchmark::DoNotOptimize(t);
   }
+  state.counters["trie_bytes"] = static_cast<double>(Tokenizer().trie_memory_bytes());
 }
 BENCHMARK(BM_LoadVocabulary)->Unit(benchmark::kMillisecond);
 
