@@ -90,9 +90,9 @@ class ByteTrieBuilder {
 
  private:
   struct Task {
-    uint32_t cell;    // where the state lives
-    uint32_t lo, hi;  // range of `order` whose keys all pass through the state
-    uint32_t depth;   // length of the prefix that leads to the state
+    uint32_t cell;                   // where the state lives
+    uint32_t lo, hi;                 // range of `order` whose keys all pass through the state
+    uint32_t depth;                  // length of the prefix that leads to the state
     uint32_t key_value, key_length;  // the longest key that is a proper prefix of that one
   };
 
@@ -285,17 +285,17 @@ class ByteTrieBuilder {
   static constexpr int kMaxProbes = 256;
   absl::Span<const ByteTrie::Key> keys_;
   ByteTrie trie_;
-  std::vector<uint8_t> used_;          // cell holds a state
-  std::vector<uint8_t> base_taken_;    // some state has this base
-  std::vector<uint32_t> next_, prev_;  // the ring of free cells
+  std::vector<uint8_t> used_;                   // cell holds a state
+  std::vector<uint8_t> base_taken_;             // some state has this base
+  std::vector<uint32_t> next_, prev_;           // the ring of free cells
   std::vector<ByteTrie::State> state_of_cell_;  // what each used cell's state stands for
   std::vector<uint32_t> base_of_cell_;          // the base of each used cell's state
   std::vector<uint8_t> label_of_cell_;          // the byte that leads to each used cell
   std::vector<uint32_t> parent_of_cell_;        // the cell of each used cell's parent
   std::vector<uint32_t> visit_order_;           // used cells, each after its parent
-  std::vector<uint8_t> failures_;      // searches that started at this free cell and failed
-  uint32_t head_ = kNone;              // the first free cell
-  uint32_t scan_start_ = kNone;        // where searches for several children start
+  std::vector<uint8_t> failures_;  // searches that started at this free cell and failed
+  uint32_t head_ = kNone;          // the first free cell
+  uint32_t scan_start_ = kNone;    // where searches for several children start
   uint32_t max_used_ = 0;
   uint32_t max_base_ = 0;
 };

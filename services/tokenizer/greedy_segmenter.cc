@@ -208,8 +208,8 @@ void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const 
 // One lane's walk, in registers while it takes its steps.
 template <bool kPortableStep>
 struct GreedySegmenter::Walk {
-  const uint8_t* at;   // the next byte to read is at[offset] in a visit's step `offset`
-  size_t n;            // where in `emitted` the state of the walk in progress goes
+  const uint8_t* at;    // the next byte to read is at[offset] in a visit's step `offset`
+  size_t n;             // where in `emitted` the state of the walk in progress goes
   ByteTrie::Cell cell;  // the current state's cell: its base, label and link
 
   // Reads the byte at[kOffset]. Branch-free, because where a walk stops is not predictable:
@@ -287,7 +287,7 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
 
   // Visits a lane: kStepsPerVisit steps, and at its segment's end the rest of the walk in
   // progress. False when the lane has finished its segment and there is no other to start.
-  auto visit = [&](Lane& lane) __attribute__((always_inline)) {
+  auto visit = [&](Lane & lane) __attribute__((always_inline)) {
     Walk<kPortableStep> walk = lane.walk;
     __builtin_prefetch(walk.at + kPrefetchBytes);
     walk.Steps(std::make_integer_sequence<int, kStepsPerVisit>(), cells, emitted);
@@ -313,7 +313,8 @@ void GreedySegmenter::WalkBatch(Batch* batch) const {
   while (all_busy) {
     [&]<size_t... kLane>(std::index_sequence<kLane...>) __attribute__((always_inline)) {
       ((all_busy = all_busy && visit(lanes[kLane])), ...);
-    }(std::make_index_sequence<kLanes>());
+    }
+    (std::make_index_sequence<kLanes>());
   }
   for (size_t l = 0; l < active; ++l) {
     if (lanes[l].walk.at >= lanes[l].segment_end) lanes[l--] = lanes[--active];
