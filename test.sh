@@ -11,7 +11,11 @@ if [[ -z "${SKEIN_SHARED_DIR:-}" && -d ../shared ]]; then
   export SKEIN_SHARED_DIR=$(cd ../shared && pwd)
 fi
 
-bazel test //... "$@"
+# The build event file names this run's test reports, so that reports earlier runs left in
+# bazel-testlogs are not counted.
+events=$(mktemp)
+trap 'rm -f "$events"' EXIT
+bazel test //... --build_event_json_file="$events" "$@"
 bazel_rc=$?
 
-python3 tools/setup/summarize_tests.py "$(bazel info bazel-testlogs 2>/dev/null)" $bazel_rc
+python3 tools/setup/summarize_tests.py "$(bazel info bazel-testlogs 2>/dev/null)" $bazel_rc "$events"

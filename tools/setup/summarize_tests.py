@@ -1,26 +1,66 @@
 #!/usr/bin/env python3
 """Prints "N passed, M failed, K skipped" over the test cases of the last `bazel test` run.
 
-Reads every test.xml under the bazel-testlogs folder. A test target whose report is missing
-or records a crash counts as one failure, as does a build that failed before tests ran.
-Exits non-zero if anything failed.
+    summarize_tests.py TESTLOGS_DIR BAZEL_EXIT_CODE [BUILD_EVENT_JSON_FILE]
+
+With the build event file that `bazel test --build_event_json_file=F` wrote, it reads the
+test.xml of each test that run reported (the last attempt of each run and shard), so reports
+left in the testlogs folder by earlier runs (other targets, `--runs_per_test` folders) do not
+count. Without it, it reads every test.xml under the testlogs folder. A test whose report is
+missing or records a crash counts as one failure, as does a build that failed before tests
+ran. Exits non-zero if anything failed.
 """
+import json
 import os
 import sys
+import urllib.parse
+import urllib.request
 import xml.etree.ElementTree as ET
+
+
+def reports_from_build_events(path):
+    """(name, test.xml path or None) for the last attempt of each test run in the file."""
+    latest = {}
+    with open(path) as f:
+        for line in f:
+            event = json.loads(line)
+            test = event.get("id", {}).get("testResult")
+            if test is None:
+                continue
+            key = (test["label"], test.get("run", 1), test.get("shard", 1))
+            xml = None
+            for output in event.get("testResult", {}).get("testActionOutput", []):
+                if output.get("name") == "test.xml":
+                    uri = urllib.parse.urlparse(output["uri"])
+                    xml = urllib.request.url2pathname(uri.path)
+            if key not in latest or test.get("attempt", 1) > latest[key][0]:
+                latest[key] = (test.get("attempt", 1), xml)
+    runs = {label: max(run for (l, run, _) in latest if l == label) for (label, _, _) in latest}
+    reports = []
+    for (label, run, shard), (_, xml) in sorted(latest.items()):
+        name = label if runs[label] == 1 else f"{label} (run {run})"
+        reports.append((name if shard == 1 else f"{name} (shard {shard})", xml))
+    return reports
+
+
+def reports_from_folder(logs):
+    return [(os.path.relpath(root, logs), os.path.join(root, "test.xml"))
+            for root, _, files in os.walk(logs) if "test.xml" in files]
 
 
 def main():
     logs, bazel_rc = sys.argv[1], int(sys.argv[2])
+    events = sys.argv[3] if len(sys.argv) > 3 else ""
+    if events and os.path.exists(events):
+        reports = reports_from_build_events(events)
+    else:
+        reports = reports_from_folder(logs)
     passed = failed = skipped = 0
     failures = []
-    for root, _, files in os.walk(logs):
-        if "test.xml" not in files:
-            continue
-        target = os.path.relpath(root, logs)
+    for target, xml in reports:
         try:
-            tree = ET.parse(os.path.join(root, "test.xml"))
-        except ET.ParseError:
+            tree = ET.parse(xml)
+        except (ET.ParseError, OSError, TypeError):
             failed += 1
             failures.append(target)
             continue
