@@ -239,18 +239,18 @@ class ByteTrieBuilder {
     const uint32_t root_base = base_of_cell_[ByteTrie::kRoot];
     // Free cells: a label that points at no base, and the root as state and link, so that a
     // failure step that lands on one (and is rejected for its label) resumes at the root.
+    // t + 1 modulo 256 points at t - 255 modulo 256, which is no base (see Available).
+    auto free_label = [](size_t cell) { return static_cast<uint8_t>(cell + 1); };
     trie_.cells_.resize(size);
     for (size_t c = 0; c < size; ++c) {
-      const uint8_t free_label = static_cast<uint8_t>(c + 1);
-      trie_.cells_[c] = ByteTrie::MakeCell(root_base, free_label, root_base);
+      trie_.cells_[c] = ByteTrie::MakeCell(root_base, free_label(c), root_base);
     }
     trie_.states_.assign(size - 255, ByteTrie::State{0, 0, 0, 0});
     for (size_t c = 0; c <= max_used_; ++c) {
       if (!used_[c]) continue;
-      const ByteTrie::State& s = state_of_cell_[c];
-      trie_.states_[base_of_cell_[c]] = {s.key_value, s.key_length, s.depth, 0};
+      trie_.states_[base_of_cell_[c]] = state_of_cell_[c];  // its link follows below
       // The root's cell is no child: it keeps a free cell's label.
-      const uint8_t label = c == ByteTrie::kRoot ? static_cast<uint8_t>(c + 1) : label_of_cell_[c];
+      const uint8_t label = c == ByteTrie::kRoot ? free_label(c) : label_of_cell_[c];
       trie_.cells_[c] = ByteTrie::MakeCell(base_of_cell_[c], label, 0);
     }
     trie_.has_links_ = max_base_ <= ByteTrie::kMaxLinkedBase;

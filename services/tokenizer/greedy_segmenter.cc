@@ -145,6 +145,16 @@ void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const 
     output.Add(m.value);
     done += static_cast<ptrdiff_t>(m.length);
   };
+  // The lane's failure step after the walk that started at `start` and ended in `state`:
+  // where the lane's next walk (seemingly) started, and in `*on_link` whether the step
+  // landed on the link's child, i.e. whether that next walk reads the text.
+  auto next_walk = [&](const ByteTrie::State& state, ptrdiff_t start, bool* on_link) {
+    const ptrdiff_t stopped = start + state.depth;
+    const uint8_t byte = begin[stopped];
+    const ByteTrie::Cell next = cells[state.link + byte];
+    *on_link = ByteTrie::LabelOf(next) == byte;
+    return stopped + 1 - static_cast<ptrdiff_t>(state_of_base[ByteTrie::BaseOf(next)].depth);
+  };
   for (size_t offset = 0; offset < walk_bytes; offset += batch_bytes) {
     batch.begin = begin + offset;
     batch.end = begin + std::min(walk_bytes, offset + batch_bytes);
@@ -179,7 +189,8 @@ void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const 
             const uint32_t next = state.link + byte;
             done += state.key_length;
             if (ByteTrie::LabelAt(cells, next) != byte) [[unlikely]] {
-              lane = stopped + 1 - state_of_base[ByteTrie::BaseOf(cells[next])].depth;
+              bool on_link;  // false: the label was just found wrong
+              lane = next_walk(state, stopped - state.depth, &on_link);
               read_text = false;
               break;
             }
@@ -190,12 +201,10 @@ void GreedySegmenter::SegmentInto(absl::string_view text, Output& output) const 
         } else if (lane < done) {
           // Skip a lane key inside the true segmentation, following where its lane went.
           const ByteTrie::State& state = state_of_base[emitted[k++]];
-          const ptrdiff_t stopped = lane + state.depth;
-          const uint8_t byte = begin[stopped];
-          const ByteTrie::Cell next = cells[state.link + byte];
+          bool on_link;
+          lane = next_walk(state, lane, &on_link);
           // From the root (a key ended) the walk reads the text again whatever came before.
-          read_text = ByteTrie::LabelOf(next) == byte && (read_text || state.link == root_base);
-          lane = stopped + 1 - state_of_base[ByteTrie::BaseOf(next)].depth;
+          read_text = on_link && (read_text || state.link == root_base);
         } else {
           extend();
         }

@@ -35,7 +35,9 @@ def reports_from_build_events(path):
                     xml = urllib.request.url2pathname(uri.path)
             if key not in latest or test.get("attempt", 1) > latest[key][0]:
                 latest[key] = (test.get("attempt", 1), xml)
-    runs = {label: max(run for (l, run, _) in latest if l == label) for (label, _, _) in latest}
+    runs = {}
+    for label, run, _ in latest:
+        runs[label] = max(runs.get(label, 1), run)
     reports = []
     for (label, run, shard), (_, xml) in sorted(latest.items()):
         name = label if runs[label] == 1 else f"{label} (run {run})"
@@ -59,8 +61,10 @@ def main():
     failures = []
     for target, xml in reports:
         try:
+            if xml is None:
+                raise OSError("the run reported no test.xml")
             tree = ET.parse(xml)
-        except (ET.ParseError, OSError, TypeError):
+        except (ET.ParseError, OSError):
             failed += 1
             failures.append(target)
             continue
