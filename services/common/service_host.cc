@@ -153,8 +153,10 @@ absl::Status ServiceHost::Start() {
   metrics_server_ = *std::move(metrics_server);
 
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  for (const auto& [service, name] : services_) health->SetServingStatus(name, true);
+  health->SetServingStatus(serving_at_start_);
+  for (const auto& [service, name] : services_) {
+    health->SetServingStatus(name, serving_at_start_);
+  }
 
   if (absl::Status s = WriteReadyFile(); !s.ok()) {
     Shutdown();
@@ -203,11 +205,26 @@ void ServiceHost::Shutdown() {
   log::Info("stopped");
 }
 
-int ServiceHost::Run() {
+void ServiceHost::SetServing(bool serving) {
+  if (server_ == nullptr || shut_down_) return;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus(serving);
+  for (const auto& [service, name] : services_) health->SetServingStatus(name, serving);
+}
+
+int ServiceHost::Run(const std::function<absl::Status()>& after_start) {
   if (absl::Status s = Start(); !s.ok()) {
     std::fprintf(stderr, "%s: error: %s\n", options_.service_name.c_str(),
                  std::string(s.message()).c_str());
     return 1;
+  }
+  if (after_start) {
+    if (absl::Status s = after_start(); !s.ok()) {
+      std::fprintf(stderr, "%s: error: %s\n", options_.service_name.c_str(),
+                   std::string(s.message()).c_str());
+      Shutdown();
+      return 1;
+    }
   }
   sigset_t set = TerminationSignals();
   int signal_number = 0;

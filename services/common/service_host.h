@@ -12,6 +12,7 @@
 #ifndef SKEIN_SERVICES_COMMON_SERVICE_HOST_H_
 #define SKEIN_SERVICES_COMMON_SERVICE_HOST_H_
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -53,7 +54,14 @@ class ServiceHost {
 
   // Start(), wait for SIGTERM/SIGINT, Shutdown(). Returns the process exit code (0 after a
   // clean drain, 1 if the server could not start, with a one-line reason on stderr).
-  int Run();
+  // `after_start`, when given, runs once the server answers (e.g. loading a model while
+  // health says NOT_SERVING); its error is reported the same way and ends the process.
+  int Run(const std::function<absl::Status()>& after_start = {});
+
+  // With `serving` false before Start, health reports NOT_SERVING for every service (and the
+  // server as a whole) until SetServing(true). Thread-safe after Start.
+  void set_serving_at_start(bool serving) { serving_at_start_ = serving; }
+  void SetServing(bool serving);
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;
@@ -70,6 +78,7 @@ class ServiceHost {
   std::string host_;
   int grpc_port_ = 0;
   bool shut_down_ = false;
+  bool serving_at_start_ = true;
 };
 
 // The full names of every RPC method of a proto service ("/pkg.Service/Method"), from the

@@ -1,10 +1,89 @@
 // skein-worker: a pipeline stage running layers of an RWKV model
+#include <filesystem>
+#include <memory>
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "services/common/logging.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
-#include "skein/v1/worker.grpc.pb.h"
+#include "services/worker/engine/stage_engine.h"
+#include "services/worker/link/grpc_relay_link.h"
+#include "services/worker/model/rwkv_config.h"
+#include "services/worker/model/tensor_archive.h"
+#include "services/worker/worker_service.h"
+
+namespace {
+
+struct WorkerFlags {
+  std::string model;
+  std::string model_name;
+  std::string layers;
+  int stage = 0;
+  int stages = 1;
+  std::string next;
+  std::string store;
+  std::string dtype = "bf16";
+  std::string link_dtype = "fp32";
+  int threads = 0;
+  bool bf16_activations = false;
+  int64_t max_sessions = 256;
+  int64_t max_step_tokens = 4096;
+};
+
+absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* service) {
+  absl::StatusOr<skein::model::DType> dtype = skein::engine::ParseRunDType(f.dtype);
+  if (!dtype.ok()) return dtype.status();
+  absl::StatusOr<std::unique_ptr<skein::model::TensorArchive>> archive =
+      skein::model::OpenCheckpoint(f.model);
+  if (!archive.ok()) return archive.status();
+  std::shared_ptr<const skein::model::TensorArchive> shared(*std::move(archive));
+  absl::StatusOr<skein::model::Rwkv7Config> config = skein::model::LoadRwkv7Config(*shared);
+  if (!config.ok()) return config.status();
+  skein::engine::StageEngineOptions options;
+  options.run_dtype = *dtype;
+  options.threads = f.threads;
+  options.bf16_activations = f.bf16_activations;
+  if (absl::Status s = skein::engine::ResolveLayerRange(
+          f.layers, f.stage, f.stages, static_cast<int>(config->n_layer), &options.first_layer,
+          &options.last_layer);
+      !s.ok()) {
+    return s;
+  }
+  const bool last = options.last_layer == config->n_layer;
+  if (!last && f.next.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("layers ", options.first_layer, ":",
+                                                   options.last_layer, " do not end the model (",
+                                                   config->n_layer,
+                                                   " layers): name the next stage with --next"));
+  }
+  skein::log::Info("loading", {{"model", f.model},
+                               {"layers", absl::StrCat(options.first_layer, ":",
+                                                       options.last_layer)},
+                               {"dtype", f.dtype}});
+  absl::StatusOr<std::unique_ptr<skein::engine::StageEngine>> engine =
+      skein::engine::StageEngine::FromArchive(shared, options);
+  if (!engine.ok()) return engine.status();
+  std::unique_ptr<skein::link::StageLink> next;
+  if (!last) {
+    next = std::make_unique<skein::link::GrpcRelayLink>(
+        f.next, f.link_dtype == "bf16" ? skein::v1::ACTIVATION_DTYPE_BF16
+                                       : skein::v1::ACTIVATION_DTYPE_FP32);
+  }
+  std::unique_ptr<skein::state_store::StateStoreClient> store;
+  if (!f.store.empty()) {
+    store = std::make_unique<skein::state_store::StateStoreClient>(
+        grpc::CreateChannel(f.store, grpc::InsecureChannelCredentials()));
+  }
+  service->SetEngine(*std::move(engine), std::move(next), std::move(store));
+  skein::log::Info("loaded", {{"layers", absl::StrCat(options.first_layer, ":",
+                                                      options.last_layer)}});
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   skein::ServerOptions options;
@@ -12,15 +91,48 @@ int main(int argc, char** argv) {
   options.listen = "127.0.0.1:7730";
   options.metrics_port = 9730;
 
+  WorkerFlags f;
   CLI::App app{"skein-worker: a pipeline stage running layers of an RWKV model", "skein-worker"};
   skein::AddServerFlags(app, &options);
+  app.add_option("--model", f.model, "Checkpoint (.pth or .safetensors)")->required();
+  app.add_option("--model-name", f.model_name,
+                 "Name the model is served under (default: the file name without extension)");
+  app.add_option("--layers", f.layers, "Layer range A:B this stage holds (overrides --stage)");
+  app.add_option("--stage", f.stage, "This stage's index in the pipeline (default 0)");
+  app.add_option("--stages", f.stages, "Stages in the pipeline (default 1)");
+  app.add_option("--next", f.next, "Address of the next stage (all but the last stage)");
+  app.add_option("--store", f.store,
+                 "State store address: evicted sessions and Save/LoadState go there");
+  app.add_option("--dtype", f.dtype, "Weight dtype: bf16 (default), fp16 or fp32");
+  app.add_option("--link-dtype", f.link_dtype,
+                 "Activations to the next stage: fp32 (exact, default) or bf16 (half the bytes)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--threads", f.threads, "Compute threads (default: every core)");
+  app.add_flag("--bf16-activations", f.bf16_activations,
+               "Round activations to bf16 in large products (faster on AVX512_BF16; not exact)");
+  app.add_option("--max-sessions", f.max_sessions,
+                 "Session states kept in memory; past it the least recently used go to the store")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-step-tokens", f.max_step_tokens, "Most tokens one step may carry")
+      ->check(CLI::PositiveNumber);
   if (auto exit_code = skein::ParseCommandLine(app, options.service_name, argc, argv)) {
     return *exit_code;
   }
+  if (f.model_name.empty()) f.model_name = std::filesystem::path(f.model).stem().string();
 
   skein::ServiceHost host(options);
-  // Every RPC answers UNIMPLEMENTED until the service's own issue lands.
-  skein::v1::WorkerService::Service service;
+  skein::worker::WorkerConfig config;
+  config.model_name = f.model_name;
+  config.stage_index = static_cast<uint32_t>(f.stage);
+  config.stage_count = static_cast<uint32_t>(f.stages);
+  config.max_sessions = static_cast<size_t>(f.max_sessions);
+  config.max_step_tokens = f.max_step_tokens;
+  skein::worker::WorkerService service(config, host.metrics().registry());
   host.AddService(&service, "skein.v1.WorkerService");
-  return host.Run();
+  host.set_serving_at_start(false);  // NOT_SERVING until the model is loaded
+  return host.Run([&]() -> absl::Status {
+    if (absl::Status s = LoadStage(f, &service); !s.ok()) return s;
+    host.SetServing(true);
+    return absl::OkStatus();
+  });
 }

@@ -121,11 +121,11 @@ void RunBench(const BenchArgs& args) {
   } else {
     e = LoadEngine(args.engine);
   }
-  const model::Rwkv7Config& c = e.weights->config();
+  const model::Rwkv7Config& c = e->weights().config();
   const int64_t vocab = c.vocab;
   const double bandwidth = kernels::MeasureReadBandwidth(
-      e.pool.get(), static_cast<size_t>(args.bandwidth_mib) << 20, 5);
-  const double bytes_per_step = static_cast<double>(e.weights->bytes_read_per_token());
+      e->pool(), static_cast<size_t>(args.bandwidth_mib) << 20, 5);
+  const double bytes_per_step = static_cast<double>(e->weights().bytes_read_per_token());
   const double roofline_step = bytes_per_step / bandwidth;
 
   FloatJson out;
@@ -135,17 +135,17 @@ void RunBench(const BenchArgs& args) {
   out["vocab"] = c.vocab;
   out["dtype"] = args.engine.dtype;
   out["bf16_activations"] = args.engine.bf16_activations;
-  out["threads"] = e.pool->num_threads();
+  out["threads"] = e->pool()->num_threads();
   out["isa"] = std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel()));
   // Whether the big matrices run from pre-packed bf16 panels (AVX512-BF16 CPUs).
-  const bool packed = e.weights->layer(e.weights->first_layer()).key.panels != nullptr;
+  const bool packed = e->weights().layer(e->weights().first_layer()).key.panels != nullptr;
   out["bf16_panels"] = packed;
   out["read_bandwidth_gb_per_s"] = bandwidth / 1e9;
   out["weight_bytes_per_step"] = static_cast<int64_t>(bytes_per_step);
   out["roofline_ms_per_step"] = roofline_step * 1e3;
   FloatJson decode = FloatJson::array();
   for (int64_t batch : batches) {
-    const double step = TimeDecode(*e.model, batch, args.decode_steps, args.repeats, vocab);
+    const double step = TimeDecode(e->model(), batch, args.decode_steps, args.repeats, vocab);
     FloatJson row;
     row["batch"] = batch;
     row["ms_per_step"] = step * 1e3;
@@ -156,7 +156,7 @@ void RunBench(const BenchArgs& args) {
   out["decode"] = decode;
   FloatJson prefill = FloatJson::array();
   for (int64_t length : prompts) {
-    const double seconds = TimePrefill(*e.model, length, args.repeats, vocab);
+    const double seconds = TimePrefill(e->model(), length, args.repeats, vocab);
     FloatJson row;
     row["tokens"] = length;
     row["seconds"] = seconds;
@@ -173,7 +173,7 @@ void RunBench(const BenchArgs& args) {
               model_name.c_str(), static_cast<long long>(c.n_layer),
               static_cast<long long>(c.n_embd), static_cast<long long>(c.vocab),
               args.engine.dtype.c_str(), packed ? " in packed panels" : "",
-              args.engine.bf16_activations ? " (bf16 activations)" : "", e.pool->num_threads(),
+              args.engine.bf16_activations ? " (bf16 activations)" : "", e->pool()->num_threads(),
               std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel())).c_str());
   std::printf("read bandwidth: %.1f GB/s; weights read per step: %.1f MB; roofline %.2f ms/step\n",
               bandwidth / 1e9, bytes_per_step / 1e6, roofline_step * 1e3);

@@ -25,20 +25,13 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& defaul
 
 Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const EngineFlags& flags) {
   if (flags.threads < 0) throw CommandError(2, "--threads must be >= 0");
-  Engine e;
-  e.pool = std::make_unique<kernels::ThreadPool>(flags.threads);
-  model::Rwkv7LoadOptions options;
+  engine::StageEngineOptions options;
   options.run_dtype = ParseDTypeFlag(flags.dtype);
-  options.pool = e.pool.get();
-  absl::StatusOr<std::unique_ptr<model::Rwkv7Weights>> weights =
-      model::Rwkv7Weights::Load(archive, options);
-  if (!weights.ok()) throw CommandError(1, std::string(weights.status().message()));
-  e.archive = std::move(archive);
-  e.weights = *std::move(weights);
-  e.model = std::make_unique<model::Rwkv7Model>(
-      e.weights, e.pool.get(),
-      model::Rwkv7ModelOptions{.bf16_activations = flags.bf16_activations});
-  return e;
+  options.threads = flags.threads;
+  options.bf16_activations = flags.bf16_activations;
+  absl::StatusOr<Engine> e = engine::StageEngine::FromArchive(std::move(archive), options);
+  if (!e.ok()) throw CommandError(1, std::string(e.status().message()));
+  return *std::move(e);
 }
 
 Engine LoadEngine(const EngineFlags& flags) {

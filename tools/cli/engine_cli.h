@@ -11,10 +11,8 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "kernels/cpu/thread_pool.h"
+#include "services/worker/engine/stage_engine.h"
 #include "nlohmann/json.hpp"
-#include "services/worker/model/rwkv7_model.h"
-#include "services/worker/model/rwkv7_weights.h"
 #include "services/worker/model/tensor_archive.h"
 
 namespace skein::cli {
@@ -36,13 +34,8 @@ struct EngineFlags {
 void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& default_dtype,
                     bool model_required = true);
 
-// A loaded model with its thread pool.
-struct Engine {
-  std::shared_ptr<const model::TensorArchive> archive;
-  std::shared_ptr<const model::Rwkv7Weights> weights;
-  std::unique_ptr<kernels::ThreadPool> pool;
-  std::unique_ptr<model::Rwkv7Model> model;
-};
+// A loaded model with its thread pool: the worker's engine (services/worker/engine).
+using Engine = std::unique_ptr<engine::StageEngine>;
 
 // Loads the checkpoint at flags.model (whole model). Throws CommandError: exit 1 for a file
 // that cannot be read or is not an RWKV-7 checkpoint, 2 for bad flag values.

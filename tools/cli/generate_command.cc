@@ -24,18 +24,18 @@ struct GenerateArgs {
 void RunGenerate(const GenerateArgs& args) {
   if (args.max_tokens < 0) throw CommandError(2, "--max-tokens must be >= 0");
   Engine e = LoadEngine(args.engine);
-  const int64_t vocab = e.weights->config().vocab;
+  const int64_t vocab = e->weights().config().vocab;
   const std::vector<int32_t> prompt = ParseTokenList(args.prompt, "--prompt-tokens", vocab);
   model::SamplerOptions options = args.sampler;
   if (!args.ban.empty()) options.banned_tokens = ParseTokenList(args.ban, "--ban", vocab);
   absl::StatusOr<model::Sampler> sampler = model::Sampler::Create(options, vocab);
   if (!sampler.ok()) throw CommandError(2, std::string(sampler.status().message()));
 
-  model::Rwkv7State state = e.model->NewState();
+  model::Rwkv7State state = e->model().NewState();
   std::vector<int32_t> generated;
   model::SequenceStep seq{&state, prompt};
   model::StepResult result;
-  absl::Status status = e.model->Step({&seq, 1}, nullptr, &result);
+  absl::Status status = e->model().Step({&seq, 1}, nullptr, &result);
   while (static_cast<int64_t>(generated.size()) < args.max_tokens) {
     if (!status.ok()) throw CommandError(1, std::string(status.message()));
     absl::StatusOr<int32_t> next = sampler->Sample(result.logits);
@@ -43,7 +43,7 @@ void RunGenerate(const GenerateArgs& args) {
     generated.push_back(*next);
     if (static_cast<int64_t>(generated.size()) == args.max_tokens) break;
     model::SequenceStep step{&state, {&generated.back(), 1}};
-    status = e.model->Step({&step, 1}, nullptr, &result);
+    status = e->model().Step({&step, 1}, nullptr, &result);
   }
   FloatJson out;
   out["tokens"] = generated;

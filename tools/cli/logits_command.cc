@@ -22,19 +22,19 @@ struct LogitsArgs {
 
 void RunLogits(const LogitsArgs& args) {
   Engine e = LoadEngine(args.engine);
-  const int64_t vocab = e.weights->config().vocab;
+  const int64_t vocab = e->weights().config().vocab;
   const std::vector<int32_t> tokens = ParseTokenList(args.tokens, "--tokens", vocab);
-  model::Rwkv7State state = e.model->NewState();
+  model::Rwkv7State state = e->model().NewState();
   std::vector<float> logits;
   if (args.mode == "seq") {
     model::SequenceStep seq{&state, tokens, 0, /*all_logits=*/true};
-    absl::StatusOr<model::StepResult> r = e.model->Step({&seq, 1});
+    absl::StatusOr<model::StepResult> r = e->model().Step({&seq, 1});
     if (!r.ok()) throw CommandError(1, std::string(r.status().message()));
     logits = std::move(r->logits);
   } else {
     for (const int32_t& token : tokens) {
       model::SequenceStep seq{&state, {&token, 1}};
-      absl::StatusOr<model::StepResult> r = e.model->Step({&seq, 1});
+      absl::StatusOr<model::StepResult> r = e->model().Step({&seq, 1});
       if (!r.ok()) throw CommandError(1, std::string(r.status().message()));
       logits.insert(logits.end(), r->logits.begin(), r->logits.end());
     }

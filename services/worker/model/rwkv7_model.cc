@@ -215,22 +215,25 @@ absl::Status Rwkv7Model::Step(absl::Span<const SequenceStep> sequences,
   // ln_out and the head on the rows that need logits.
   std::vector<int64_t> out_rows;
   for (size_t s = 0; s < sequences.size(); ++s) {
-    const int64_t begin = sequences[s].all_logits ? offsets[s] : offsets[s + 1] - 1;
+    const int64_t begin = sequences[s].no_logits    ? offsets[s + 1]
+                          : sequences[s].all_logits ? offsets[s]
+                                                    : offsets[s + 1] - 1;
     for (int64_t r = begin; r < offsets[s + 1]; ++r) out_rows.push_back(r);
     result.logits_rows.push_back(offsets[s + 1] - begin);
   }
   const int64_t n_out = static_cast<int64_t>(out_rows.size());
+  result.logits.resize(n_out * d.vocab);
+  result.activations.hidden.clear();
+  result.activations.v_first.clear();
+  if (n_out == 0) return absl::OkStatus();
   sc.head_in.Resize(n_out, C);
   for (int64_t i = 0; i < n_out; ++i) {
     kernels::LayerNorm(sc.x.row(out_rows[i]), w.ln_out_w(), w.ln_out_b(), C, kLayerNormEps,
                        sc.head_in.row(i));
   }
-  result.logits.resize(n_out * d.vocab);
   kernels::MatMul(MatMulJob{sc.head_in.ptr(), C, w.head(), result.logits.data(), d.vocab, n_out,
                             false, options_.bf16_activations},
                   pool_);
-  result.activations.hidden.clear();
-  result.activations.v_first.clear();
   return absl::OkStatus();
 }
 

@@ -46,11 +46,15 @@ struct SequenceStep {
   int64_t num_tokens = 0;
   // Last stage: logits for every token of this sequence, not only for its last one.
   bool all_logits = false;
+  // Last stage: no logits for this sequence (a prefill chunk that samples nothing). A step
+  // where every sequence sets it skips ln_out and the head entirely.
+  bool no_logits = false;
 };
 
 struct StepResult {
   // Last stage: logits rows [R, V], sequences in step order, each contributing its last
-  // token's row, or one row per token with all_logits. `logits_rows[s]` is the count.
+  // token's row, one row per token with all_logits, or none with no_logits.
+  // `logits_rows[s]` is the count.
   std::vector<float> logits;
   std::vector<int64_t> logits_rows;
   // Other stages: the input of the next stage.

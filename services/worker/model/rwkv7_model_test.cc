@@ -493,6 +493,31 @@ TEST(RandomModelTest, BatchOfSessionsEqualsEachAlone) {
   EXPECT_EQ(row, together->logits.size());
 }
 
+// A sequence with no_logits advances its state exactly as with logits and contributes no
+// rows; a step where every sequence sets it returns no logits at all.
+TEST(RandomModelTest, NoLogitsSkipsTheHeadButAdvancesTheState) {
+  const Rwkv7Shape d = SmallShape();
+  std::shared_ptr<const Rwkv7Weights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
+  Rwkv7Model model(w, &Pool());
+  Rwkv7State a = model.NewState(), b = model.NewState(), c = model.NewState();
+  const std::vector<int32_t> feed = SomeTokens(6, d.vocab, 1), other = SomeTokens(3, d.vocab, 2);
+  SequenceStep silent{&a, feed};
+  silent.no_logits = true;
+  absl::StatusOr<StepResult> none = model.Step({&silent, 1});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->logits.empty());
+  EXPECT_EQ(none->logits_rows, std::vector<int64_t>{0});
+  ASSERT_TRUE(StepOne(model, b, feed).ok());
+  EXPECT_EQ(a.position(), b.position());
+  EXPECT_EQ(RelativeDiff(a.data(), b.data()), 0.0);
+  SequenceStep mixed[2] = {{&c, other}, {&a, other}};
+  mixed[1].no_logits = true;
+  absl::StatusOr<StepResult> one = model.Step(mixed);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->logits_rows, (std::vector<int64_t>{1, 0}));
+  EXPECT_EQ(one->logits.size(), static_cast<size_t>(d.vocab));
+}
+
 // A three-stage pipeline ([0,1), [1,3), [3,4)) with a batch of two sessions equals the whole
 // model; v_first travels with the hidden state.
 TEST(RandomModelTest, ThreeStagePipelineEqualsWholeModel) {

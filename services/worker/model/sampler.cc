@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "absl/status/status.h"
@@ -85,6 +86,84 @@ absl::StatusOr<Sampler> Sampler::Create(const SamplerOptions& options, int64_t v
 
 Sampler::Sampler(const SamplerOptions& options, int64_t vocab)
     : options_(options), vocab_(vocab), random_(options.seed) {}
+
+absl::Status Sampler::SetOptions(const SamplerOptions& options) {
+  if (absl::Status s = ValidateSamplerOptions(options, vocab_); !s.ok()) return s;
+  const uint64_t seed = options_.seed;
+  options_ = options;
+  options_.seed = seed;
+  return absl::OkStatus();
+}
+
+void Sampler::Reseed(uint64_t seed) {
+  options_.seed = seed;
+  random_ = SamplerRandom(seed);
+}
+
+namespace {
+// Serialized sampler state: "SKSM", version 1, seed, the 4 generator words, the occurrence
+// count n, then n (token int32, count float) pairs; little-endian.
+constexpr char kSamplerMagic[4] = {'S', 'K', 'S', 'M'};
+constexpr uint32_t kSamplerStateVersion = 1;
+
+template <typename T>
+void PutRaw(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof(T));
+}
+template <typename T>
+bool GetRaw(std::string_view& in, T* value) {
+  if (in.size() < sizeof(T)) return false;
+  std::memcpy(value, in.data(), sizeof(T));
+  in.remove_prefix(sizeof(T));
+  return true;
+}
+}  // namespace
+
+std::string Sampler::SerializeState() const {
+  std::string out(kSamplerMagic, 4);
+  PutRaw(out, kSamplerStateVersion);
+  PutRaw(out, options_.seed);
+  for (int i = 0; i < 4; ++i) PutRaw(out, random_.words()[i]);
+  PutRaw(out, static_cast<uint64_t>(occurrences_.size()));
+  for (const auto& [token, count] : occurrences_) {
+    PutRaw(out, token);
+    PutRaw(out, count);
+  }
+  return out;
+}
+
+absl::Status Sampler::RestoreState(std::string_view in) {
+  if (in.size() < 4 || std::memcmp(in.data(), kSamplerMagic, 4) != 0) {
+    return Invalid("saved state does not start with the sampler magic");
+  }
+  in.remove_prefix(4);
+  uint32_t version = 0;
+  uint64_t seed = 0, words[4], n = 0;
+  if (!GetRaw(in, &version) || version != kSamplerStateVersion) {
+    return Invalid("saved state has an unknown version");
+  }
+  bool ok = GetRaw(in, &seed);
+  for (uint64_t& w : words) ok = ok && GetRaw(in, &w);
+  ok = ok && GetRaw(in, &n);
+  if (!ok || n != in.size() / 8 || in.size() % 8 != 0) {
+    return Invalid("saved state is truncated or has trailing bytes");
+  }
+  absl::flat_hash_map<int32_t, float> occurrences;
+  for (uint64_t i = 0; i < n; ++i) {
+    int32_t token = 0;
+    float count = 0;
+    GetRaw(in, &token);
+    GetRaw(in, &count);
+    if (token < 0 || token >= vocab_ || !std::isfinite(count)) {
+      return Invalid(absl::StrCat("saved state has a bad occurrence (token ", token, ")"));
+    }
+    occurrences[token] = count;
+  }
+  options_.seed = seed;
+  random_.set_words(words);
+  occurrences_ = std::move(occurrences);
+  return absl::OkStatus();
+}
 
 void Sampler::Record(int32_t token, float weight) {
   if (options_.penalty_decay != 1.0f) {

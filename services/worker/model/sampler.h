@@ -18,6 +18,8 @@
 #define SKEIN_SERVICES_WORKER_MODEL_SAMPLER_H_
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -51,6 +53,12 @@ class SamplerRandom {
   // Uniform in [0, 1) with 53 random bits.
   double NextUnit();
 
+  // The generator's whole state, so a session's sampler can be saved and restored exactly.
+  const uint64_t* words() const { return s_; }
+  void set_words(const uint64_t words[4]) {
+    for (int i = 0; i < 4; ++i) s_[i] = words[i];
+  }
+
  private:
   uint64_t s_[4];
 };
@@ -68,6 +76,20 @@ class Sampler {
 
   const absl::flat_hash_map<int32_t, float>& occurrences() const { return occurrences_; }
   const SamplerOptions& options() const { return options_; }
+
+  // Replaces the options for the next picks, keeping the generator's position and the
+  // occurrence counts (a session's parameters may change between turns). `options.seed` is
+  // ignored: only Reseed restarts the generator. Errors as Create; unchanged on error.
+  absl::Status SetOptions(const SamplerOptions& options);
+  // Restarts the generator from `seed` (occurrences are kept).
+  void Reseed(uint64_t seed);
+  uint64_t seed() const { return options_.seed; }
+
+  // The generator position and occurrence counts as bytes (options are not included: the
+  // caller sends them with every step), and back. Restore: INVALID_ARGUMENT for bytes that
+  // Serialize did not write for this vocabulary; the sampler is unchanged then.
+  std::string SerializeState() const;
+  absl::Status RestoreState(std::string_view bytes);
 
  private:
   Sampler(const SamplerOptions& options, int64_t vocab);

@@ -218,5 +218,61 @@ TEST(SamplerTest, RejectsInvalidLogits) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(SamplerTest, SavedStateContinuesExactlyWhereItStopped) {
+  SamplerOptions o;
+  o.temperature = 1.0f;
+  o.presence_penalty = 0.3f;
+  o.frequency_penalty = 0.2f;
+  o.seed = 1234;
+  const std::vector<float> logits = LogitsFor({0.1, 0.2, 0.3, 0.15, 0.25});
+  Sampler a = Make(o, 5);
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(a.Sample(logits).ok());
+  const std::string saved = a.SerializeState();
+  Sampler b = Make(o, 5);
+  ASSERT_TRUE(b.RestoreState(saved).ok());
+  EXPECT_EQ(b.occurrences(), a.occurrences());
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(*b.Sample(logits), *a.Sample(logits)) << i;
+}
+
+TEST(SamplerTest, RestoreRejectsForeignOrTruncatedBytesAndKeepsItsState) {
+  SamplerOptions o;
+  o.seed = 9;
+  Sampler a = Make(o, 5);
+  a.Record(3);
+  const std::string saved = a.SerializeState();
+  Sampler b = Make(o, 5);
+  EXPECT_EQ(b.RestoreState("nonsense").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(b.RestoreState(saved.substr(0, saved.size() - 1)).code(),
+            absl::StatusCode::kInvalidArgument);
+  Sampler small = Make(o, 3);  // token 3 is outside a vocabulary of 3
+  EXPECT_EQ(small.RestoreState(saved).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(b.occurrences().empty());
+}
+
+TEST(SamplerTest, SetOptionsKeepsTheGeneratorAndReseedRestartsIt) {
+  SamplerOptions o;
+  o.temperature = 1.0f;
+  o.seed = 77;
+  const std::vector<float> logits = LogitsFor({0.2, 0.2, 0.2, 0.2, 0.2});
+  Sampler a = Make(o, 5);
+  Sampler b = Make(o, 5);
+  ASSERT_TRUE(a.Sample(logits).ok());
+  ASSERT_TRUE(b.Sample(logits).ok());
+  SamplerOptions changed = o;
+  changed.top_k = 5;  // keeps all five: the same distribution
+  changed.seed = 1;   // ignored by SetOptions
+  ASSERT_TRUE(b.SetOptions(changed).ok());
+  EXPECT_EQ(b.seed(), 77u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(*a.Sample(logits), *b.Sample(logits));
+  changed.top_p = 2.0f;
+  EXPECT_FALSE(b.SetOptions(changed).ok());
+  a.Reseed(5);
+  SamplerOptions fresh;
+  fresh.temperature = 1.0f;
+  fresh.seed = 5;
+  Sampler c = Make(fresh, 5);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(*a.Sample(logits), *c.Sample(logits));
+}
+
 }  // namespace
 }  // namespace skein::model

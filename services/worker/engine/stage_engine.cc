@@ -1,0 +1,92 @@
+#include "services/worker/engine/stage_engine.h"
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace skein::engine {
+
+absl::StatusOr<model::DType> ParseRunDType(const std::string& text) {
+  if (text == "bf16") return model::DType::kBF16;
+  if (text == "fp16") return model::DType::kF16;
+  if (text == "fp32") return model::DType::kF32;
+  return absl::InvalidArgumentError(
+      absl::StrCat("dtype must be bf16, fp16 or fp32, not '", text, "'"));
+}
+
+std::string RunDTypeName(model::DType dtype) {
+  switch (dtype) {
+    case model::DType::kBF16:
+      return "bf16";
+    case model::DType::kF16:
+      return "fp16";
+    default:
+      return "fp32";
+  }
+}
+
+absl::Status ResolveLayerRange(const std::string& layers, int stage, int stages, int num_layers,
+                               int* first, int* last) {
+  if (!layers.empty()) {
+    std::vector<std::string> parts = absl::StrSplit(layers, ':');
+    int a = 0, b = 0;
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &a) || !absl::SimpleAtoi(parts[1], &b)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layers '", layers, "' is not of the form A:B (e.g. 0:12)"));
+    }
+    if (a < 0 || b <= a || b > num_layers) {
+      return absl::InvalidArgumentError(absl::StrCat("layers ", a, ":", b,
+                                                     " is not a non-empty range within the "
+                                                     "model's ",
+                                                     num_layers, " layers"));
+    }
+    *first = a;
+    *last = b;
+    return absl::OkStatus();
+  }
+  if (stages < 1 || stage < 0 || stage >= stages) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stage ", stage, " of ", stages, " is not a stage of the pipeline"));
+  }
+  if (stages > num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        stages, " stages cannot split a model of ", num_layers, " layers (one layer at least each)"));
+  }
+  const int base = num_layers / stages, extra = num_layers % stages;
+  *first = stage * base + std::min(stage, extra);
+  *last = *first + base + (stage < extra ? 1 : 0);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::Load(
+    const std::string& path, const StageEngineOptions& options) {
+  absl::StatusOr<std::unique_ptr<model::TensorArchive>> archive = model::OpenCheckpoint(path);
+  if (!archive.ok()) return archive.status();
+  return FromArchive(std::shared_ptr<const model::TensorArchive>(*std::move(archive)), options);
+}
+
+absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
+    std::shared_ptr<const model::TensorArchive> archive, const StageEngineOptions& options) {
+  if (options.threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
+  std::unique_ptr<StageEngine> e(new StageEngine());
+  e->options_ = options;
+  e->pool_ = std::make_unique<kernels::ThreadPool>(options.threads);
+  model::Rwkv7LoadOptions load;
+  load.run_dtype = options.run_dtype;
+  load.first_layer = options.first_layer;
+  load.last_layer = options.last_layer;
+  load.pool = e->pool_.get();
+  absl::StatusOr<std::unique_ptr<model::Rwkv7Weights>> weights =
+      model::Rwkv7Weights::Load(archive, load);
+  if (!weights.ok()) return weights.status();
+  e->archive_ = std::move(archive);
+  e->weights_ = *std::move(weights);
+  e->model_ = std::make_unique<model::Rwkv7Model>(
+      e->weights_, e->pool_.get(),
+      model::Rwkv7ModelOptions{.bf16_activations = options.bf16_activations});
+  return e;
+}
+
+}  // namespace skein::engine

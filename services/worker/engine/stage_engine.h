@@ -1,0 +1,73 @@
+// One pipeline stage's compute: a checkpoint's layer range loaded into an Rwkv7Model with its
+// own thread pool. The worker service, the `skein` CLI (logits, generate, bench) and the
+// benchmarks all load models through this class, so they run the same engine.
+//
+// Stage 0 (first_layer == 0) also holds the embedding; the last stage (last_layer == L) also
+// ln_out and the head. Immutable after Load apart from the model's own serialized Step.
+#ifndef SKEIN_SERVICES_WORKER_ENGINE_STAGE_ENGINE_H_
+#define SKEIN_SERVICES_WORKER_ENGINE_STAGE_ENGINE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kernels/cpu/thread_pool.h"
+#include "services/worker/model/rwkv7_model.h"
+#include "services/worker/model/rwkv7_weights.h"
+#include "services/worker/model/tensor_archive.h"
+
+namespace skein::engine {
+
+struct StageEngineOptions {
+  model::DType run_dtype = model::DType::kF32;
+  int first_layer = 0;
+  int last_layer = -1;  // exclusive; -1 = to the end
+  int threads = 0;      // 0 = every core
+  bool bf16_activations = false;
+};
+
+// "fp32", "bf16" or "fp16"; INVALID_ARGUMENT otherwise.
+absl::StatusOr<model::DType> ParseRunDType(const std::string& text);
+std::string RunDTypeName(model::DType dtype);
+
+// Resolves a stage's layer range from "A:B" (`layers`, may be empty) or from a stage index
+// and count that split `num_layers` as evenly as possible (earlier stages take the extra
+// layers). INVALID_ARGUMENT for a malformed or out-of-range request.
+absl::Status ResolveLayerRange(const std::string& layers, int stage, int stages, int num_layers,
+                               int* first, int* last);
+
+class StageEngine {
+ public:
+  // Opens the checkpoint (.pth or .safetensors) and loads the layer range. Errors: NOT_FOUND
+  // or INVALID_ARGUMENT for a file that is missing or not an RWKV-7 checkpoint,
+  // INVALID_ARGUMENT for a bad layer range or thread count.
+  static absl::StatusOr<std::unique_ptr<StageEngine>> Load(const std::string& path,
+                                                           const StageEngineOptions& options);
+  // The same over an archive already open.
+  static absl::StatusOr<std::unique_ptr<StageEngine>> FromArchive(
+      std::shared_ptr<const model::TensorArchive> archive, const StageEngineOptions& options);
+
+  const model::Rwkv7Weights& weights() const { return *weights_; }
+  const std::shared_ptr<const model::Rwkv7Weights>& shared_weights() const { return weights_; }
+  const model::Rwkv7Config& config() const { return weights_->config(); }
+  model::Rwkv7Model& model() { return *model_; }
+  kernels::ThreadPool* pool() { return pool_.get(); }
+  const StageEngineOptions& options() const { return options_; }
+  int first_layer() const { return weights_->first_layer(); }
+  int last_layer() const { return weights_->last_layer(); }
+  bool is_first() const { return weights_->has_embedding(); }
+  bool is_last() const { return weights_->has_head(); }
+
+ private:
+  StageEngine() = default;
+
+  StageEngineOptions options_;
+  std::shared_ptr<const model::TensorArchive> archive_;
+  std::unique_ptr<kernels::ThreadPool> pool_;
+  std::shared_ptr<const model::Rwkv7Weights> weights_;
+  std::unique_ptr<model::Rwkv7Model> model_;
+};
+
+}  // namespace skein::engine
+
+#endif  // SKEIN_SERVICES_WORKER_ENGINE_STAGE_ENGINE_H_

@@ -1,0 +1,149 @@
+#include "services/worker/link/grpc_relay_link.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/status.h"
+
+namespace skein::link {
+
+GrpcRelayLink::GrpcRelayLink(std::string target, v1::ActivationDType dtype,
+                             size_t max_frame_bytes)
+    : target_(std::move(target)), dtype_(dtype), max_frame_bytes_(max_frame_bytes) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  channel_ = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::WorkerService::NewStub(channel_);
+}
+
+GrpcRelayLink::~GrpcRelayLink() {
+  std::vector<std::unique_ptr<Stream>> streams;
+  {
+    std::lock_guard<std::mutex> write_lock(write_mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stream_) streams.push_back(std::move(stream_));
+    for (auto& s : retired_) streams.push_back(std::move(s));
+  }
+  for (auto& s : streams) {
+    s->context.TryCancel();
+    if (s->reader.joinable()) s->reader.join();
+  }
+  // Streams retired earlier whose readers ended: their threads were joined by Send.
+}
+
+void GrpcRelayLink::FailAll(absl::flat_hash_map<uint64_t, Pending> pending,
+                            const absl::Status& why) {
+  for (auto& [id, p] : pending) p.done(why);
+}
+
+void GrpcRelayLink::Send(const v1::StepRequest& step, const model::StageActivations& acts,
+                         Done done) {
+  v1::StepRequest relayed = step;
+  // write_mutex_ keeps frames of different steps from interleaving and orders the steps;
+  // mutex_ guards only the bookkeeping, so the reader delivers results while a write waits
+  // on flow control.
+  std::lock_guard<std::mutex> write_lock(write_mutex_);
+  Stream* s = nullptr;
+  std::vector<std::thread> finished;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stream_ != nullptr && stream_->broken) retired_.push_back(std::move(stream_));
+    // Readers of broken streams end once their pending steps have failed; collect them.
+    for (auto it = retired_.begin(); it != retired_.end();) {
+      if ((*it)->pending.empty() && (*it)->reader_done) {
+        finished.push_back(std::move((*it)->reader));
+        dead_.push_back(std::move(*it));
+        it = retired_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    s = stream_.get();
+  }
+  for (std::thread& t : finished) t.join();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    dead_.clear();
+  }
+  if (s == nullptr) {
+    auto fresh = std::make_unique<Stream>();
+    fresh->rw = stub_->Relay(&fresh->context);
+    s = fresh.get();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stream_ = std::move(fresh);
+    }
+    s->reader = std::thread([this, s] { ReadLoop(s); });
+  }
+  std::vector<v1::ActivationFrame> frames;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const uint64_t id = next_id_++;
+    relayed.set_step_id(id);
+    s->pending.emplace(id, Pending{step.step_id(), std::move(done)});
+  }
+  frames = EncodeFrames(relayed, acts, dtype_, max_frame_bytes_);
+  uint64_t bytes = 0;
+  bool ok = true;
+  for (const v1::ActivationFrame& f : frames) {
+    bytes += f.hidden().size() + f.v_first().size();
+    if (!s->rw->Write(f)) {
+      ok = false;
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.bytes_sent += bytes;
+  stats_.frames_sent += frames.size();
+  if (!ok) {
+    // The stream is gone; its reader sees the end and fails what is pending (this step too).
+    s->broken = true;
+    s->context.TryCancel();
+  }
+}
+
+void GrpcRelayLink::ReadLoop(Stream* s) {
+  v1::StepResult result;
+  while (s->rw->Read(&result)) {
+    Pending p;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = s->pending.find(result.step_id());
+      if (it == s->pending.end()) continue;  // not ours: ignore
+      p = std::move(it->second);
+      s->pending.erase(it);
+    }
+    result.set_step_id(p.caller_step_id);
+    if (result.error_code() != 0) {
+      p.done(absl::Status(static_cast<absl::StatusCode>(result.error_code()),
+                          result.error_message()));
+    } else {
+      p.done(std::move(result));
+    }
+    result.Clear();
+  }
+  grpc::Status status = s->rw->Finish();
+  absl::flat_hash_map<uint64_t, Pending> pending;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    s->broken = true;
+    pending = std::move(s->pending);
+    s->pending.clear();
+  }
+  const absl::Status why = absl::UnavailableError(
+      absl::StrCat("link to the next stage (", target_, ") broke: ",
+                   status.ok() ? "stream ended" : status.error_message()));
+  FailAll(std::move(pending), why);
+  std::lock_guard<std::mutex> lock(mutex_);
+  s->reader_done = true;
+}
+
+LinkStats GrpcRelayLink::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  LinkStats s = stats_;
+  if (stream_) s.in_flight = static_cast<uint32_t>(stream_->pending.size());
+  return s;
+}
+
+}  // namespace skein::link

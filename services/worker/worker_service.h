@@ -1,0 +1,102 @@
+// skein.v1.WorkerService: one pipeline stage serving batched steps over its sessions.
+//
+// Step (stage 0) and Relay (later stages) run this stage's layers through the StepExecutor,
+// then hand the activations to the next stage's link and answer with the last stage's result
+// when it comes back. Computation is serialized by the model, but a step waiting on the
+// stages below does not hold the stage: while micro-batch k is downstream, micro-batch k+1
+// computes here. State RPCs go through the session table and the state store.
+//
+// Until SetEngine is called (the model is loading) every RPC answers UNAVAILABLE.
+// Thread-safe.
+#ifndef SKEIN_SERVICES_WORKER_WORKER_SERVICE_H_
+#define SKEIN_SERVICES_WORKER_WORKER_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "services/state_store/client.h"
+#include "services/worker/engine/session_table.h"
+#include "services/worker/engine/stage_engine.h"
+#include "services/worker/engine/step_executor.h"
+#include "services/worker/link/stage_link.h"
+#include "skein/v1/worker.grpc.pb.h"
+
+namespace skein::worker {
+
+struct WorkerConfig {
+  std::string model_name;
+  uint32_t stage_index = 0;
+  uint32_t stage_count = 1;
+  size_t max_sessions = 256;
+  int64_t max_step_tokens = 4096;
+  uint64_t spill_ttl_seconds = 3600;
+};
+
+class WorkerService final : public v1::WorkerService::Service {
+ public:
+  // `registry` receives the stage's metrics (docs/metrics.md).
+  WorkerService(WorkerConfig config, prometheus::Registry& registry);
+  ~WorkerService() override;
+
+  // Makes the stage serve. `next` is null on the last stage; `store` may be null (then
+  // evicted sessions are dropped and state RPCs that name the store fail FAILED_PRECONDITION).
+  void SetEngine(std::unique_ptr<engine::StageEngine> engine, std::unique_ptr<link::StageLink> next,
+                 std::unique_ptr<state_store::StateStoreClient> store);
+
+  grpc::Status GetStageInfo(grpc::ServerContext* context, const v1::GetStageInfoRequest* request,
+                            v1::StageInfo* response) override;
+  grpc::Status Step(grpc::ServerContext* context, const v1::StepRequest* request,
+                    v1::StepResult* response) override;
+  grpc::Status Relay(grpc::ServerContext* context,
+                     grpc::ServerReaderWriter<v1::StepResult, v1::ActivationFrame>* stream) override;
+  grpc::Status LoadState(grpc::ServerContext* context, const v1::LoadStateRequest* request,
+                         v1::SessionStateInfo* response) override;
+  grpc::Status SaveState(grpc::ServerContext* context, const v1::SaveStateRequest* request,
+                         v1::SaveStateResponse* response) override;
+  grpc::Status ForkState(grpc::ServerContext* context, const v1::ForkStateRequest* request,
+                         v1::SessionStateInfo* response) override;
+  grpc::Status DropState(grpc::ServerContext* context, const v1::DropStateRequest* request,
+                         v1::DropStateResponse* response) override;
+
+ private:
+  using Done = link::StageLink::Done;
+  // Computes this stage's share of `request` and forwards it; `done` gets the final result.
+  void RunAndForward(const v1::StepRequest& request, const model::StageActivations* input,
+                     Done done);
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  v1::StateMetadata Metadata(int64_t position, size_t size) const;
+  void UpdateGauges();
+
+  const WorkerConfig config_;
+  std::unique_ptr<engine::StageEngine> engine_;
+  std::unique_ptr<engine::SessionSpill> spill_;
+  std::unique_ptr<engine::SessionTable> sessions_;
+  std::unique_ptr<engine::StepExecutor> executor_;
+  std::unique_ptr<link::StageLink> next_;
+  std::unique_ptr<state_store::StateStoreClient> store_;
+  std::atomic<bool> ready_{false};
+  std::atomic<uint32_t> in_flight_{0};
+
+  prometheus::Histogram* step_seconds_;
+  prometheus::Histogram* step_rows_;
+  prometheus::Histogram* downstream_seconds_;
+  prometheus::Counter* steps_ok_;
+  prometheus::Counter* steps_failed_;
+  prometheus::Counter* tokens_;
+  prometheus::Counter* link_bytes_;
+  prometheus::Gauge* sessions_resident_;
+  prometheus::Gauge* steps_in_flight_;
+  prometheus::Counter* sessions_spilled_;
+  prometheus::Counter* sessions_restored_;
+  uint64_t last_link_bytes_ = 0, last_spilled_ = 0, last_restored_ = 0;
+  std::mutex gauge_mutex_;
+};
+
+}  // namespace skein::worker
+
+#endif  // SKEIN_SERVICES_WORKER_WORKER_SERVICE_H_
