@@ -1,10 +1,16 @@
 // skein-router: the public Skein API
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_split.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
-#include "skein/v1/router.grpc.pb.h"
+#include "services/router/router_metrics.h"
+#include "services/router/router_service.h"
+#include "services/router/scheduler.h"
+#include "services/router/tokenizer_client.h"
 
 int main(int argc, char** argv) {
   skein::ServerOptions options;
@@ -12,15 +18,58 @@ int main(int argc, char** argv) {
   options.listen = "127.0.0.1:7700";
   options.metrics_port = 9700;
 
+  std::string tokenizer = "127.0.0.1:7710";
+  std::string store;
+  std::string pipeline;
+  skein::router::SchedulerOptions scheduler;
+  skein::router::RouterLimits limits;
+  int64_t max_running = static_cast<int64_t>(scheduler.max_running_per_replica);
+  int64_t max_queue = static_cast<int64_t>(scheduler.max_queue);
+
   CLI::App app{"skein-router: the public Skein API", "skein-router"};
   skein::AddServerFlags(app, &options);
+  app.add_option("--tokenizer", tokenizer, "Tokenizer service address (default 127.0.0.1:7710)");
+  app.add_option("--store", store, "State store address (sessions; reserved)");
+  app.add_option("--pipeline", pipeline,
+                 "Stage-0 address of every pipeline replica, comma-separated")
+      ->required();
+  app.add_option("--max-batch", max_running, "Sequences running at once per replica (128)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-queue", max_queue,
+                 "Requests waiting for a slot before new ones get RESOURCE_EXHAUSTED (1024)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-step-tokens", scheduler.max_step_tokens,
+                 "Tokens per step: decode tokens plus prompt chunks (512)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--prefill-chunk", scheduler.prefill_chunk,
+                 "Most prompt tokens of one request per step (256)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--micro-batches", scheduler.micro_batches,
+                 "Steps in flight per replica (default: its stage count)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-prompt-tokens", limits.max_prompt_tokens,
+                 "Longer prompts get RESOURCE_EXHAUSTED (65536)");
+  app.add_option("--default-max-tokens", limits.default_max_tokens,
+                 "max_tokens when a request leaves it 0 (256)")
+      ->check(CLI::PositiveNumber);
   if (auto exit_code = skein::ParseCommandLine(app, options.service_name, argc, argv)) {
     return *exit_code;
   }
+  scheduler.max_running_per_replica = static_cast<size_t>(max_running);
+  scheduler.max_queue = static_cast<size_t>(max_queue);
+  for (absl::string_view a : absl::StrSplit(pipeline, ',', absl::SkipWhitespace())) {
+    scheduler.replicas.emplace_back(a);
+  }
+  if (scheduler.replicas.empty()) {
+    std::fprintf(stderr, "skein-router: error: --pipeline names no address\n");
+    return 2;
+  }
 
   skein::ServiceHost host(options);
-  // Every RPC answers UNIMPLEMENTED until the service's own issue lands.
-  skein::v1::RouterService::Service service;
+  skein::router::RouterMetrics metrics(host.metrics().registry());
+  skein::router::TokenizerClient tokenizer_client(tokenizer);
+  skein::router::Scheduler sched(scheduler, &metrics);
+  skein::router::RouterService service(&sched, &tokenizer_client, &metrics, limits);
   host.AddService(&service, "skein.v1.RouterService");
   return host.Run();
 }

@@ -141,4 +141,17 @@ grpc::Status TokenizerServiceImpl::GetVocabularyInfo(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status TokenizerServiceImpl::GetVocabulary(grpc::ServerContext*,
+                                                 const v1::GetVocabularyRequest*,
+                                                 v1::Vocabulary* response) {
+  response->set_sha256(tokenizer_->sha256());
+  response->set_vocab_size(tokenizer_->vocab_size());
+  response->mutable_token_bytes()->Reserve(static_cast<int>(tokenizer_->vocab_size()));
+  for (uint32_t id = 0; id < tokenizer_->vocab_size(); ++id) {
+    absl::string_view bytes = tokenizer_->TokenBytes(id);
+    response->add_token_bytes(bytes.data(), bytes.size());
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace skein::tokenizer

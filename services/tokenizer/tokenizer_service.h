@@ -39,6 +39,8 @@ class TokenizerServiceImpl final : public v1::TokenizerService::Service {
       grpc::ServerReaderWriter<v1::StreamDecodeResponse, v1::StreamDecodeRequest>* stream) override;
   grpc::Status CountTokens(grpc::ServerContext* context, const v1::CountTokensRequest* request,
                            v1::CountTokensResponse* response) override;
+  grpc::Status GetVocabulary(grpc::ServerContext* context, const v1::GetVocabularyRequest* request,
+                             v1::Vocabulary* response) override;
   grpc::Status GetVocabularyInfo(grpc::ServerContext* context,
                                  const v1::GetVocabularyInfoRequest* request,
                                  v1::VocabularyInfo* response) override;

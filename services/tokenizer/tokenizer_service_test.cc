@@ -218,5 +218,19 @@ TEST_F(TokenizerServiceTest, VocabularyInfoDescribesTheFile) {
   EXPECT_EQ(info.sha256(), "e6dee3d4e31b4d5c40ac99508ac6c701ceef4bed681bf2167ce9a908552bca89");
 }
 
+TEST_F(TokenizerServiceTest, VocabularyHoldsEveryTokensBytesByItsId) {
+  v1::Vocabulary vocab;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->GetVocabulary(&ctx, v1::GetVocabularyRequest(), &vocab).ok());
+  ASSERT_EQ(vocab.token_bytes_size(), 65536);
+  EXPECT_EQ(vocab.vocab_size(), 65536u);
+  EXPECT_TRUE(vocab.token_bytes(0).empty());  // end of text has no bytes
+  int with_bytes = 0;
+  for (const std::string& b : vocab.token_bytes()) with_bytes += b.empty() ? 0 : 1;
+  EXPECT_EQ(with_bytes, 65529);
+  // "Hello world" is [33155, 40213] (README); the ids' bytes spell it.
+  EXPECT_EQ(vocab.token_bytes(33155) + vocab.token_bytes(40213), "Hello world");
+}
+
 }  // namespace
 }  // namespace skein::tokenizer

@@ -1,0 +1,79 @@
+#include "services/router/router_metrics.h"
+
+namespace skein::router {
+namespace {
+
+prometheus::Histogram::BucketBoundaries Seconds() {
+  return {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120};
+}
+prometheus::Histogram::BucketBoundaries Powers() {
+  return {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+}
+
+}  // namespace
+
+RouterMetrics::RouterMetrics(prometheus::Registry& r) {
+  queue_depth = &prometheus::BuildGauge()
+                     .Name("skein_router_queue_depth")
+                     .Help("Requests admitted but not yet running on a replica")
+                     .Register(r)
+                     .Add({});
+  running = &prometheus::BuildGauge()
+                 .Name("skein_router_running_sequences")
+                 .Help("Sequences running on the replicas (holding a slot)")
+                 .Register(r)
+                 .Add({});
+  batch_size = &prometheus::BuildHistogram()
+                    .Name("skein_router_batch_size")
+                    .Help("Sequences in one step")
+                    .Register(r)
+                    .Add({}, Powers());
+  step_tokens = &prometheus::BuildHistogram()
+                     .Name("skein_router_step_tokens")
+                     .Help("Tokens (prompt chunks and decode tokens) in one step")
+                     .Register(r)
+                     .Add({}, Powers());
+  ttft = &prometheus::BuildHistogram()
+              .Name("skein_router_time_to_first_token_seconds")
+              .Help("From admission to the first generated token")
+              .Register(r)
+              .Add({}, Seconds());
+  inter_token = &prometheus::BuildHistogram()
+                     .Name("skein_router_inter_token_seconds")
+                     .Help("Between consecutive generated tokens of one request")
+                     .Register(r)
+                     .Add({}, Seconds());
+  end_to_end = &prometheus::BuildHistogram()
+                    .Name("skein_router_request_seconds")
+                    .Help("From admission to the end of generation")
+                    .Register(r)
+                    .Add({}, Seconds());
+  auto& tokens = prometheus::BuildCounter()
+                     .Name("skein_router_tokens_total")
+                     .Help("Tokens read from prompts (in) and generated (out)")
+                     .Register(r);
+  prompt_tokens = &tokens.Add({{"direction", "in"}});
+  completion_tokens = &tokens.Add({{"direction", "out"}});
+  rejections = &prometheus::BuildCounter()
+                    .Name("skein_router_rejections_total")
+                    .Help("Requests refused or ended early, by reason")
+                    .Register(r);
+  for (const char* reason :
+       {"queue_full", "no_pipeline", "invalid", "cancelled", "deadline", "step_failed"}) {
+    rejections->Add({{"reason", reason}});
+  }
+  step_seconds = &prometheus::BuildHistogram()
+                      .Name("skein_router_step_seconds")
+                      .Help("Round trip of one step through a replica's whole pipeline")
+                      .Register(r);
+  finished = &prometheus::BuildCounter()
+                  .Name("skein_router_requests_finished_total")
+                  .Help("Generations that ended, by finish reason")
+                  .Register(r);
+}
+
+void RouterMetrics::Reject(const std::string& reason) {
+  rejections->Add({{"reason", reason}}).Increment();
+}
+
+}  // namespace skein::router

@@ -1,0 +1,40 @@
+// The router's serving metrics (docs/metrics.md): queue and batch shape, per-request latency
+// (time to first token, inter-token, end to end), tokens in and out, rejections by reason,
+// step time per replica.
+#ifndef SKEIN_SERVICES_ROUTER_ROUTER_METRICS_H_
+#define SKEIN_SERVICES_ROUTER_ROUTER_METRICS_H_
+
+#include <string>
+
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace skein::router {
+
+struct RouterMetrics {
+  explicit RouterMetrics(prometheus::Registry& registry);
+
+  // Rejected or failed requests by reason: "queue_full", "no_pipeline", "invalid",
+  // "cancelled", "deadline", "step_failed".
+  void Reject(const std::string& reason);
+
+  prometheus::Gauge* queue_depth;
+  prometheus::Gauge* running;
+  prometheus::Histogram* batch_size;
+  prometheus::Histogram* step_tokens;
+  prometheus::Histogram* ttft;
+  prometheus::Histogram* inter_token;
+  prometheus::Histogram* end_to_end;
+  prometheus::Counter* prompt_tokens;
+  prometheus::Counter* completion_tokens;
+  prometheus::Family<prometheus::Counter>* rejections;
+  prometheus::Family<prometheus::Histogram>* step_seconds;  // label: replica
+  prometheus::Family<prometheus::Counter>* finished;        // label: reason
+};
+
+}  // namespace skein::router
+
+#endif  // SKEIN_SERVICES_ROUTER_ROUTER_METRICS_H_

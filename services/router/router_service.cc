@@ -1,0 +1,259 @@
+#include "services/router/router_service.h"
+
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/status.h"
+#include "services/router/stop_matcher.h"
+#include "services/tokenizer/stream_detokenizer.h"
+#include "services/tokenizer/utf8.h"
+#include "services/worker/engine/sampling_params.h"
+
+namespace skein::router {
+RouterService::RouterService(Scheduler* scheduler, TokenizerClient* tokenizer,
+                             RouterMetrics* metrics, RouterLimits limits)
+    : scheduler_(scheduler), tokenizer_(tokenizer), metrics_(metrics), limits_(limits) {}
+
+absl::StatusOr<v1::ModelInfo> RouterService::ResolveModel(const std::string& name) {
+  std::optional<v1::ModelInfo> model = scheduler_->model();
+  if (!model) {
+    return absl::UnavailableError("no pipeline replica has answered yet, so no model is known");
+  }
+  if (!name.empty() && name != model->model().name()) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' is not served here (this cluster serves '",
+                                            model->model().name(), "')"));
+  }
+  return *model;
+}
+
+absl::StatusOr<const tokenizer::WorldTokenizer*> RouterService::Vocabulary() {
+  std::lock_guard<std::mutex> lock(vocab_mutex_);
+  if (vocab_ == nullptr) {
+    absl::StatusOr<tokenizer::WorldTokenizer> v =
+        tokenizer_->FetchVocabulary(limits_.tokenizer_timeout);
+    if (!v.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot fetch the vocabulary from the tokenizer: ", v.status().message()));
+    }
+    vocab_ = std::make_unique<tokenizer::WorldTokenizer>(*std::move(v));
+  }
+  return vocab_.get();
+}
+
+absl::StatusOr<GenerationSpec> RouterService::Prepare(const v1::GenerateRequest& request) {
+  if (!request.session_id().empty()) {
+    return absl::UnimplementedError(
+        "sessions are not served yet: send requests without a session_id");
+  }
+  absl::StatusOr<v1::ModelInfo> model = ResolveModel(request.model());
+  if (!model.ok()) return model.status();
+  const int64_t vocab = model->vocab_size();
+  GenerationSpec spec;
+  switch (request.prompt().content_case()) {
+    case v1::Prompt::kText: {
+      const std::string& text = request.prompt().text();
+      if (!tokenizer::IsValidUtf8(text)) {
+        return absl::InvalidArgumentError("prompt.text is not valid UTF-8");
+      }
+      if (text.empty()) return absl::InvalidArgumentError("the prompt is empty");
+      absl::StatusOr<std::vector<uint32_t>> ids =
+          tokenizer_->Encode(text, limits_.tokenizer_timeout);
+      if (!ids.ok()) return ids.status();
+      spec.prompt = *std::move(ids);
+      break;
+    }
+    case v1::Prompt::kTokens:
+      spec.prompt.assign(request.prompt().tokens().ids().begin(),
+                         request.prompt().tokens().ids().end());
+      break;
+    default:
+      break;
+  }
+  if (spec.prompt.empty()) return absl::InvalidArgumentError("the prompt is empty");
+  if (spec.prompt.size() > limits_.max_prompt_tokens) {
+    return absl::ResourceExhaustedError(absl::StrCat("the prompt has ", spec.prompt.size(),
+                                                     " tokens; the limit is ",
+                                                     limits_.max_prompt_tokens));
+  }
+  for (size_t i = 0; i < spec.prompt.size(); ++i) {
+    if (spec.prompt[i] >= vocab) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt token ", i, " is ", spec.prompt[i],
+                                                     ", outside the vocabulary [0, ", vocab, ")"));
+    }
+  }
+  absl::StatusOr<model::SamplerOptions> sampling =
+      engine::ToSamplerOptions(request.sampling(), vocab);
+  if (!sampling.ok()) return sampling.status();
+  spec.sampling = request.sampling();
+  if (!spec.sampling.has_seed()) spec.sampling.set_seed((uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
+  if (request.top_logprobs() > engine::kMaxTopLogprobs) {
+    return absl::InvalidArgumentError(absl::StrCat("top_logprobs ", request.top_logprobs(),
+                                                   " is over the limit of ",
+                                                   engine::kMaxTopLogprobs));
+  }
+  spec.logprobs = request.logprobs() || request.top_logprobs() > 0;
+  spec.top_logprobs = request.top_logprobs();
+  spec.max_tokens = request.stop().max_tokens() == 0 ? limits_.default_max_tokens
+                                                      : request.stop().max_tokens();
+  if (spec.max_tokens > limits_.max_tokens_limit) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens ", spec.max_tokens,
+                                                   " is over the limit of ",
+                                                   limits_.max_tokens_limit));
+  }
+  for (uint32_t t : request.stop().stop_tokens()) {
+    if (t >= vocab) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop token ", t, " is outside the vocabulary [0, ", vocab, ")"));
+    }
+    spec.stop_tokens.insert(t);
+  }
+  spec.ignore_eos = request.stop().ignore_eos();
+  return spec;
+}
+
+grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::GenerateRequest& request,
+                                const std::function<bool(v1::GenerateResponse&)>& emit) {
+  absl::StatusOr<GenerationSpec> spec = Prepare(request);
+  if (!spec.ok()) {
+    if (spec.status().code() == absl::StatusCode::kInvalidArgument) metrics_->Reject("invalid");
+    return ToGrpcStatus(spec.status());
+  }
+  absl::StatusOr<const tokenizer::WorldTokenizer*> vocab = Vocabulary();
+  if (!vocab.ok()) return ToGrpcStatus(vocab.status());
+  const uint64_t seed = spec->sampling.seed();
+  const uint32_t prompt_tokens = static_cast<uint32_t>(spec->prompt.size());
+  absl::StatusOr<std::shared_ptr<Generation>> submitted = scheduler_->Submit(*std::move(spec));
+  if (!submitted.ok()) return ToGrpcStatus(submitted.status());
+  std::shared_ptr<Generation> gen = *std::move(submitted);
+
+  tokenizer::StreamDetokenizer detokenizer(*vocab, tokenizer::DecodeMode::kLenient);
+  StopMatcher stops({request.stop().stop_sequences().begin(), request.stop().stop_sequences().end()});
+  uint32_t completion = 0;
+  bool first = true;
+  auto finish = [&](v1::FinishReason reason, uint64_t position, std::string tail) {
+    v1::GenerateResponse last;
+    last.set_text(std::move(tail));
+    last.set_finish_reason(reason);
+    last.mutable_usage()->set_prompt_tokens(prompt_tokens);
+    last.mutable_usage()->set_completion_tokens(completion);
+    last.set_session_position(position);
+    if (first) last.set_seed(seed);
+    emit(last);
+    return grpc::Status::OK;
+  };
+  for (;;) {
+    std::vector<GenerationEvent> events = gen->Wait(absl::Milliseconds(20));
+    if (context->IsCancelled()) {
+      gen->Stop();
+      const bool expired = context->deadline() <= std::chrono::system_clock::now();
+      metrics_->Reject(expired ? "deadline" : "cancelled");
+      return grpc::Status(expired ? grpc::StatusCode::DEADLINE_EXCEEDED
+                                  : grpc::StatusCode::CANCELLED,
+                          expired ? "the request's deadline passed" : "the client cancelled");
+    }
+    for (GenerationEvent& e : events) {
+      if (!e.tokens.empty()) {
+        completion += static_cast<uint32_t>(e.tokens.size());
+        std::string text;
+        (void)detokenizer.Push(e.tokens, &text);
+        v1::GenerateResponse chunk;
+        chunk.set_text(stops.Push(text));
+        if (request.return_token_ids()) {
+          chunk.mutable_token_ids()->Add(e.tokens.begin(), e.tokens.end());
+        }
+        for (v1::TokenLogprobs& lp : e.logprobs) *chunk.add_logprobs() = std::move(lp);
+        if (first) chunk.set_seed(seed);
+        if (stops.stopped()) {
+          gen->Stop();
+          std::string text_before = chunk.text();
+          if (!text_before.empty() || chunk.token_ids_size() > 0) {
+            chunk.set_text(std::move(text_before));
+            if (!emit(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
+            first = false;
+          }
+          return finish(v1::FINISH_REASON_STOP, e.position, "");
+        }
+        if (!chunk.text().empty() || chunk.token_ids_size() > 0 || chunk.logprobs_size() > 0) {
+          if (!emit(chunk)) {
+            gen->Stop();
+            return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
+          }
+          first = false;
+        }
+      }
+      if (e.finished) {
+        if (!e.error.ok()) return ToGrpcStatus(e.error);
+        std::string tail = stops.Push(detokenizer.Finish());
+        if (stops.stopped()) return finish(v1::FINISH_REASON_STOP, e.position, tail);
+        tail += stops.Flush();
+        return finish(e.reason, e.position, tail);
+      }
+    }
+  }
+}
+
+grpc::Status RouterService::Generate(grpc::ServerContext* context,
+                                     const v1::GenerateRequest* request,
+                                     grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  return Run(context, *request, [&](v1::GenerateResponse& chunk) { return writer->Write(chunk); });
+}
+
+grpc::Status RouterService::Complete(grpc::ServerContext* context,
+                                     const v1::GenerateRequest* request,
+                                     v1::CompleteResponse* response) {
+  std::string text;
+  grpc::Status s = Run(context, *request, [&](v1::GenerateResponse& chunk) {
+    text += chunk.text();
+    response->mutable_token_ids()->MergeFrom(chunk.token_ids());
+    response->mutable_logprobs()->MergeFrom(chunk.logprobs());
+    if (chunk.seed() != 0) response->set_seed(chunk.seed());
+    if (chunk.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+      response->set_finish_reason(chunk.finish_reason());
+      *response->mutable_usage() = chunk.usage();
+      response->set_session_position(chunk.session_position());
+    }
+    return true;
+  });
+  response->set_text(std::move(text));
+  return s;
+}
+
+grpc::Status RouterService::ListModels(grpc::ServerContext*, const v1::ListModelsRequest*,
+                                       v1::ListModelsResponse* response) {
+  std::optional<v1::ModelInfo> model = scheduler_->model();
+  if (model) *response->add_models() = *model;
+  return grpc::Status::OK;
+}
+
+grpc::Status RouterService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
+                                     v1::TokenizeResponse* response) {
+  absl::StatusOr<v1::ModelInfo> model = ResolveModel(request->model());
+  if (!model.ok() && !(model.status().code() == absl::StatusCode::kUnavailable &&
+                       request->model().empty())) {
+    return ToGrpcStatus(model.status());
+  }
+  absl::StatusOr<std::vector<uint32_t>> ids =
+      tokenizer_->Encode(request->text(), limits_.tokenizer_timeout);
+  if (!ids.ok()) return ToGrpcStatus(ids.status());
+  response->mutable_ids()->Add(ids->begin(), ids->end());
+  return grpc::Status::OK;
+}
+
+grpc::Status RouterService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* request,
+                                       v1::DetokenizeResponse* response) {
+  absl::StatusOr<v1::ModelInfo> model = ResolveModel(request->model());
+  if (!model.ok() && !(model.status().code() == absl::StatusCode::kUnavailable &&
+                       request->model().empty())) {
+    return ToGrpcStatus(model.status());
+  }
+  absl::StatusOr<v1::DecodeResponse> decoded = tokenizer_->Decode(
+      std::vector<uint32_t>(request->ids().begin(), request->ids().end()),
+      limits_.tokenizer_timeout);
+  if (!decoded.ok()) return ToGrpcStatus(decoded.status());
+  response->set_data(decoded->data());
+  response->set_text(decoded->text());
+  return grpc::Status::OK;
+}
+
+}  // namespace skein::router
