@@ -1,0 +1,398 @@
+// End to end: `skein cluster up` starts real processes on loopback (state store, tokenizer,
+// S×R workers, router) and a gRPC client generates through the router. Greedy output must
+// equal the official reference and the single-process engine whatever the pipeline shape;
+// concurrent streams must not mix; stop strings, cancellation, deadlines, a restarted
+// worker and bad input must behave as router.proto documents.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "skein/v1/router.grpc.pb.h"
+#include "tests/support/child_process.h"
+#include "tests/support/test_data.h"
+
+namespace skein {
+namespace {
+
+using ::skein::testing::ChildProcess;
+using ::skein::testing::RunfilePath;
+using namespace std::chrono_literals;
+
+constexpr char kSmall[] = "golden/rwkv7/small-l4-c256-v1024.pth";
+constexpr char kGreedy[] = "golden/rwkv7/small-l4-c256-v1024.greedy.json";
+constexpr char kVocab[] = "data/rwkv_vocab_v20230424.txt";
+
+struct CmdResult {
+  int code = -1;
+  std::string out, err;
+};
+
+CmdResult Skein(std::vector<std::string> args, std::chrono::milliseconds timeout = 180s) {
+  args.insert(args.begin(), RunfilePath("tools/skein"));
+  ChildProcess p(args);
+  CmdResult r;
+  std::optional<int> code = p.Wait(timeout);
+  r.code = code.value_or(-1);
+  r.out = p.Stdout();
+  r.err = p.Stderr();
+  return r;
+}
+
+std::string LastLine(const std::string& text) {
+  std::string t = text;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
+}
+
+// A cluster for the lifetime of the object.
+class Cluster {
+ public:
+  Cluster(const std::string& model, const std::string& vocab, int stages, int replicas,
+          std::vector<std::string> extra = {}) {
+    dir_ = ::skein::testing::MakeTempDir("cluster");
+    std::vector<std::string> args = {"cluster",  "up",       "--model", model, "--vocab",
+                                     vocab,      "--stages", std::to_string(stages),
+                                     "--replicas", std::to_string(replicas), "--dir", dir_,
+                                     "--store",  "memory",   "--dtype", "fp32",
+                                     "--bin-dir", BinDir()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CmdResult r = Skein(args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    router_ = LastLine(r.out);
+    channel_ = grpc::CreateChannel(router_, grpc::InsecureChannelCredentials());
+    stub_ = v1::RouterService::NewStub(channel_);
+  }
+  ~Cluster() {
+    CmdResult r = Skein({"cluster", "down", "--dir", dir_, "--drain-seconds", "5"});
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+  static std::string BinDir() {
+    // RunfilePath("tools/skein") is <root>/tools/skein; the services sit under <root>.
+    return std::filesystem::path(RunfilePath("tools/skein")).parent_path().parent_path().string();
+  }
+  v1::RouterService::Stub& stub() { return *stub_; }
+  const std::string& router() const { return router_; }
+  const std::string& dir() const { return dir_; }
+  nlohmann::json Processes() const {
+    std::ifstream in(dir_ + "/cluster.json");
+    return nlohmann::json::parse(in)["processes"];
+  }
+  // One metric's value (summed over its series) from the named process's /metrics.
+  double Metric(const std::string& process, const std::string& name) const {
+    std::ifstream in(dir_ + "/" + process + ".ready");
+    const int port = nlohmann::json::parse(in)["metrics_port"].get<int>();
+    std::optional<std::string> body = ::skein::testing::HttpGet(port, "/metrics");
+    double sum = 0;
+    if (!body) return -1;
+    std::istringstream lines(*body);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind(name, 0) != 0) continue;
+      const char next = line[name.size()];
+      if (next != ' ' && next != '{') continue;
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
+  }
+
+ private:
+  std::string dir_, router_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::RouterService::Stub> stub_;
+};
+
+struct Generated {
+  grpc::Status status;
+  std::vector<uint32_t> tokens;
+  std::string text;
+  v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
+  int chunks = 0;
+};
+
+Generated Generate(v1::RouterService::Stub& stub, const v1::GenerateRequest& request,
+                   std::chrono::milliseconds deadline = 120s) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+  auto reader = stub.Generate(&ctx, request);
+  Generated g;
+  v1::GenerateResponse chunk;
+  while (reader->Read(&chunk)) {
+    ++g.chunks;
+    g.tokens.insert(g.tokens.end(), chunk.token_ids().begin(), chunk.token_ids().end());
+    g.text += chunk.text();
+    if (chunk.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) g.reason = chunk.finish_reason();
+  }
+  g.status = reader->Finish();
+  return g;
+}
+
+v1::GenerateRequest TokenRequest(const std::vector<uint32_t>& prompt, uint32_t max_tokens) {
+  v1::GenerateRequest r;
+  for (uint32_t t : prompt) r.mutable_prompt()->mutable_tokens()->add_ids(t);
+  r.mutable_stop()->set_max_tokens(max_tokens);
+  r.mutable_stop()->set_ignore_eos(true);
+  r.set_return_token_ids(true);
+  return r;
+}
+
+std::string Join(const std::vector<uint32_t>& ids) {
+  std::string s;
+  for (uint32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  return s;
+}
+
+// The single-process engine's greedy continuation (`skein generate`).
+std::vector<uint32_t> EngineGreedy(const std::string& model, const std::vector<uint32_t>& prompt,
+                                   int n) {
+  CmdResult r = Skein({"generate", "--model", model, "--prompt-tokens", Join(prompt), "--max-tokens",
+                 std::to_string(n), "--dtype", "fp32", "--threads", "1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  return nlohmann::json::parse(r.out)["tokens"].get<std::vector<uint32_t>>();
+}
+
+class ServingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    model_ = ::skein::testing::FindTestData(kSmall, &why);
+    vocab_ = ::skein::testing::FindTestData(kVocab, &why);
+    const std::string greedy = ::skein::testing::FindTestData(kGreedy, &why);
+    if (model_.empty() || vocab_.empty() || greedy.empty()) GTEST_SKIP() << "test data: " << why;
+    std::ifstream in(greedy);
+    nlohmann::json j = nlohmann::json::parse(in);
+    prompt_ = j["prompt"].get<std::vector<uint32_t>>();
+    expected_ = j["greedy"].get<std::vector<uint32_t>>();
+  }
+  std::string model_, vocab_;
+  std::vector<uint32_t> prompt_, expected_;
+};
+
+TEST_F(ServingTest, GreedyThroughEveryPipelineShapeEqualsTheReferenceAndTheEngine) {
+  const std::vector<uint32_t> engine = EngineGreedy(model_, prompt_, expected_.size());
+  EXPECT_EQ(engine, expected_);
+  for (auto [stages, replicas] : std::vector<std::pair<int, int>>{{1, 1}, {2, 1}, {3, 1}, {1, 2}, {2, 2}}) {
+    SCOPED_TRACE(::testing::Message() << stages << " stages x " << replicas << " replicas");
+    Cluster c(model_, vocab_, stages, replicas);
+    // One request per replica at least, all at once.
+    std::vector<std::thread> threads;
+    std::vector<Generated> out(2 * replicas);
+    for (size_t i = 0; i < out.size(); ++i) {
+      threads.emplace_back([&, i] {
+        out[i] = Generate(c.stub(), TokenRequest(prompt_, expected_.size()));
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const Generated& g : out) {
+      ASSERT_TRUE(g.status.ok()) << g.status.error_message();
+      EXPECT_EQ(g.tokens, expected_);
+      EXPECT_EQ(g.reason, v1::FINISH_REASON_LENGTH);
+    }
+    // Every worker computed: the layers were really split across the stages.
+    for (const auto& p : c.Processes()) {
+      if (p["role"] == "worker") {
+        EXPECT_GT(c.Metric(p["name"], "skein_worker_tokens_total"), 0) << p["name"];
+      }
+    }
+  }
+}
+
+TEST_F(ServingTest, SixteenConcurrentStreamsEachEqualTheirOwnRun) {
+  Cluster c(model_, vocab_, 2, 1);
+  constexpr int kStreams = 16, kTokens = 12;
+  std::vector<std::vector<uint32_t>> prompts(kStreams);
+  for (int s = 0; s < kStreams; ++s) {
+    for (int i = 0; i < 3 + (s * 7) % 40; ++i) prompts[s].push_back((s * 131 + i * 17 + 1) % 1024);
+  }
+  std::vector<Generated> out(kStreams);
+  std::vector<std::thread> threads;
+  for (int s = 0; s < kStreams; ++s) {
+    threads.emplace_back([&, s] { out[s] = Generate(c.stub(), TokenRequest(prompts[s], kTokens)); });
+  }
+  for (auto& t : threads) t.join();
+  for (int s = 0; s < kStreams; ++s) {
+    ASSERT_TRUE(out[s].status.ok()) << out[s].status.error_message();
+    EXPECT_EQ(out[s].tokens, EngineGreedy(model_, prompts[s], kTokens)) << "stream " << s;
+  }
+  // Batching happened: some step carried more than one sequence.
+  EXPECT_LT(c.Metric("router", "skein_router_batch_size_count"),
+            c.Metric("router", "skein_router_batch_size_sum"));
+}
+
+TEST_F(ServingTest, CancelledAndExpiredStreamsFreeTheirSlots) {
+  Cluster c(model_, vocab_, 1, 1);
+  {
+    grpc::ClientContext ctx;
+    auto reader = c.stub().Generate(&ctx, TokenRequest(prompt_, 60000));
+    v1::GenerateResponse chunk;
+    ASSERT_TRUE(reader->Read(&chunk));
+    ctx.TryCancel();
+    while (reader->Read(&chunk)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  Generated late = Generate(c.stub(), TokenRequest(prompt_, 60000), 300ms);
+  EXPECT_EQ(late.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // Both slots come free (and the workers forget both states) without waiting for 60000
+  // tokens.
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until &&
+         (c.Metric("router", "skein_router_running_sequences") != 0 ||
+          c.Metric("worker-r0-s0", "skein_worker_sessions_resident") != 0)) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(c.Metric("router", "skein_router_running_sequences"), 0);
+  EXPECT_EQ(c.Metric("worker-r0-s0", "skein_worker_sessions_resident"), 0);
+  EXPECT_EQ(c.Metric("router", "skein_router_rejections_total{reason=\"cancelled\"}"), 1);
+  EXPECT_EQ(c.Metric("router", "skein_router_rejections_total{reason=\"deadline\"}"), 1);
+  EXPECT_LT(c.Metric("router", "skein_router_tokens_total{direction=\"out\"}"), 50000);
+}
+
+TEST_F(ServingTest, BadInputGetsTheDocumentedStatus) {
+  Cluster c(model_, vocab_, 1, 1, {"--router-arg=--max-prompt-tokens=64"});
+  auto code = [&](const v1::GenerateRequest& r) { return Generate(c.stub(), r).status.error_code(); };
+  v1::GenerateRequest unknown_model = TokenRequest(prompt_, 4);
+  unknown_model.set_model("no-such-model");
+  EXPECT_EQ(code(unknown_model), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(code(TokenRequest({}, 4)), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(code(TokenRequest(std::vector<uint32_t>(65, 1), 4)),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(code(TokenRequest({1, 1024}, 4)), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GenerateRequest bad_top_p = TokenRequest(prompt_, 4);
+  bad_top_p.mutable_sampling()->set_top_p(1.5f);
+  EXPECT_EQ(code(bad_top_p), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GenerateRequest bad_temperature = TokenRequest(prompt_, 4);
+  bad_temperature.mutable_sampling()->set_temperature(-1.0f);
+  EXPECT_EQ(code(bad_temperature), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GenerateRequest bad_utf8 = TokenRequest({}, 4);
+  bad_utf8.mutable_prompt()->set_text(std::string("caf\xc3", 4));
+  EXPECT_EQ(code(bad_utf8), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GenerateRequest empty_text = TokenRequest({}, 4);
+  empty_text.mutable_prompt()->set_text("");
+  EXPECT_EQ(code(empty_text), grpc::StatusCode::INVALID_ARGUMENT);
+  // After all that, the cluster still serves.
+  Generated ok = Generate(c.stub(), TokenRequest(prompt_, 3));
+  ASSERT_TRUE(ok.status.ok()) << ok.status.error_message();
+  EXPECT_EQ(ok.tokens, std::vector<uint32_t>(expected_.begin(), expected_.begin() + 3));
+}
+
+TEST_F(ServingTest, RouterWithoutAReachablePipelineAnswersUnavailable) {
+  const std::string dir = ::skein::testing::MakeTempDir("lonely");
+  const int dead = ::skein::testing::PickUnusedPort();
+  ChildProcess router({RunfilePath("services/router/skein-router"), "--listen", "127.0.0.1:0",
+                       "--metrics-port", "0", "--ready-file", dir + "/ready", "--pipeline",
+                       "127.0.0.1:" + std::to_string(dead), "--tokenizer",
+                       "127.0.0.1:" + std::to_string(dead)});
+  const std::string ready = ::skein::testing::WaitForFile(dir + "/ready", 20s);
+  ASSERT_FALSE(ready.empty()) << router.Stderr();
+  auto stub = v1::RouterService::NewStub(grpc::CreateChannel(
+      nlohmann::json::parse(ready)["grpc"].get<std::string>(), grpc::InsecureChannelCredentials()));
+  const auto start = std::chrono::steady_clock::now();
+  Generated g = Generate(*stub, TokenRequest({1, 2, 3}, 4), 30s);
+  EXPECT_EQ(g.status.error_code(), grpc::StatusCode::UNAVAILABLE) << g.status.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // at once, not at the deadline
+  router.Signal(SIGTERM);
+  EXPECT_EQ(router.Wait(30s), 0);
+}
+
+TEST_F(ServingTest, AWorkerRestartedByHandIsPickedUpAgain) {
+  Cluster c(model_, vocab_, 1, 1);
+  nlohmann::json worker;
+  for (const auto& p : c.Processes()) {
+    if (p["role"] == "worker") worker = p;
+  }
+  ASSERT_TRUE(Generate(c.stub(), TokenRequest(prompt_, 2)).status.ok());
+  kill(worker["pid"].get<int>(), SIGKILL);
+  std::this_thread::sleep_for(200ms);
+  Generated down = Generate(c.stub(), TokenRequest(prompt_, 2), 20s);
+  EXPECT_EQ(down.status.error_code(), grpc::StatusCode::UNAVAILABLE) << down.status.error_message();
+  // The operator starts it again on the same address.
+  ChildProcess again({RunfilePath("services/worker/skein-worker"), "--model", model_, "--dtype",
+                      "fp32", "--threads", "1", "--listen", worker["address"], "--metrics-port",
+                      "0"});
+  Generated back;
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  do {
+    std::this_thread::sleep_for(200ms);
+    back = Generate(c.stub(), TokenRequest(prompt_, 4), 20s);
+  } while (!back.status.ok() && std::chrono::steady_clock::now() < until);
+  ASSERT_TRUE(back.status.ok()) << back.status.error_message();
+  EXPECT_EQ(back.tokens, std::vector<uint32_t>(expected_.begin(), expected_.begin() + 4));
+  again.Signal(SIGTERM);
+  again.Wait(30s);
+}
+
+// Text in, text out, on a model with the World vocabulary's 65536 rows (random weights).
+class TextServingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    vocab_ = ::skein::testing::FindTestData(kVocab, &why);
+    if (vocab_.empty()) GTEST_SKIP() << "test data: " << why;
+    model_ = ::skein::testing::MakeTempDir("model") + "/random.pth";
+    CmdResult r = Skein({"make-model", "--layers", "2", "--embd", "128", "--vocab", "65536", "--seed",
+                   "3", "--out", model_});
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  std::string vocab_, model_;
+};
+
+TEST_F(TextServingTest, TextStreamsOutAndStopStringsCutAcrossTokens) {
+  Cluster c(model_, vocab_, 2, 1);
+  v1::GenerateRequest request;
+  request.mutable_prompt()->set_text("The quick brown fox jumps over the lazy dog. Café ☕");
+  request.mutable_stop()->set_max_tokens(40);
+  request.mutable_stop()->set_ignore_eos(true);
+  request.set_return_token_ids(true);
+  Generated full = Generate(c.stub(), request);
+  ASSERT_TRUE(full.status.ok()) << full.status.error_message();
+  ASSERT_EQ(full.tokens.size(), 40u);
+  // The text is the tokens' bytes (invalid sequences repaired), streamed in pieces.
+  v1::DetokenizeRequest d;
+  d.mutable_ids()->Add(full.tokens.begin(), full.tokens.end());
+  v1::DetokenizeResponse decoded;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(c.stub().Detokenize(&ctx, d, &decoded).ok());
+  EXPECT_EQ(full.text, decoded.text());
+  // The prompt went through the tokenizer: the engine given its ids generates the same.
+  v1::TokenizeRequest t;
+  t.set_text(request.prompt().text());
+  v1::TokenizeResponse ids;
+  grpc::ClientContext ctx2;
+  ASSERT_TRUE(c.stub().Tokenize(&ctx2, t, &ids).ok());
+  EXPECT_EQ(full.tokens, EngineGreedy(model_, {ids.ids().begin(), ids.ids().end()}, 40));
+
+  // A stop string that starts inside one token's text and ends inside a later one.
+  std::string token0, token1;
+  size_t at = 0;
+  for (size_t i = 0; i + 2 < full.tokens.size(); ++i) {
+    v1::DetokenizeRequest one;
+    one.add_ids(full.tokens[i]);
+    v1::DetokenizeResponse r0;
+    grpc::ClientContext c0;
+    ASSERT_TRUE(c.stub().Detokenize(&c0, one, &r0).ok());
+    at += r0.data().size();
+    if (i >= 3 && r0.data().size() >= 2 && r0.text() == r0.data()) break;
+  }
+  ASSERT_LT(at, full.text.size());
+  const std::string stop = full.text.substr(at - 1, 3);  // last byte of a token + 2 more
+  const size_t first = full.text.find(stop);
+  v1::GenerateRequest stopping = request;
+  stopping.mutable_stop()->add_stop_sequences(stop);
+  Generated cut = Generate(c.stub(), stopping);
+  ASSERT_TRUE(cut.status.ok()) << cut.status.error_message();
+  EXPECT_EQ(cut.reason, v1::FINISH_REASON_STOP);
+  EXPECT_EQ(cut.text, full.text.substr(0, first));
+}
+
+}  // namespace
+}  // namespace skein
