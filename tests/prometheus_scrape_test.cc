@@ -50,6 +50,7 @@ TEST(PrometheusScrapeTest, PrometheusScrapesEveryServiceAndSeesRpcSeries) {
     GTEST_SKIP() << "the prometheus server is not installed (tools/setup/install_deps.sh)";
   }
   SKEIN_REQUIRE_TEST_DATA(vocab, "data/rwkv_vocab_v20230424.txt");
+  SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/tiny-l2-c128-v256.pth");
   std::string dir = testing::MakeTempDir("prom");
 
   std::vector<Service> services;
@@ -63,10 +64,9 @@ TEST(PrometheusScrapeTest, PrometheusScrapesEveryServiceAndSeesRpcSeries) {
     std::string ready = dir + "/" + name + ".ready";
     std::vector<std::string> argv = {testing::RunfilePath(path), "--listen", "127.0.0.1:0",
                                      "--metrics-port", "0", "--ready-file", ready};
-    if (name == "tokenizer") {
-      argv.push_back("--vocab");
-      argv.push_back(vocab);
-    }
+    if (name == "tokenizer") argv.insert(argv.end(), {"--vocab", vocab});
+    if (name == "worker") argv.insert(argv.end(), {"--model", model, "--threads", "1"});
+    if (name == "router") argv.insert(argv.end(), {"--pipeline", "127.0.0.1:1"});
     s.process = std::make_unique<ChildProcess>(argv);
     std::string content = testing::WaitForFile(ready, 30s);
     ASSERT_FALSE(content.empty()) << name << " did not start: " << s.process->Stderr();

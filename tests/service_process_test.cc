@@ -39,14 +39,15 @@ using namespace std::chrono_literals;
 struct ServiceCase {
   std::string binary;        // workspace-relative path
   std::string service_name;  // proto full name
-  // A method to call, and the code it must answer with the binary's default setup:
-  // UNIMPLEMENTED while the service's logic has not landed.
+  // A method to call, and the code it must answer with the binary's minimal setup.
   std::string method;
   grpc::StatusCode expected_code;
   std::function<grpc::Status(std::shared_ptr<grpc::Channel>)> call;
   // Test data the binary needs, passed as `--flag PATH` (empty: none).
   std::string data_flag = "";
   std::string data_path = "";
+  // Other flags it needs to start.
+  std::vector<std::string> fixed_args = {};
 };
 
 std::string PrintCase(const ::testing::TestParamInfo<ServiceCase>& info) {
@@ -70,12 +71,19 @@ std::vector<ServiceCase> Cases() {
        },
        "--vocab", "data/rwkv_vocab_v20230424.txt"},
       {"services/worker/skein-worker", "skein.v1.WorkerService",
-       "/skein.v1.WorkerService/GetStageInfo", grpc::StatusCode::UNIMPLEMENTED,
+       // A step for a session the stage does not hold.
+       "/skein.v1.WorkerService/Step", grpc::StatusCode::NOT_FOUND,
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
-         v1::StageInfo out;
-         return v1::WorkerService::NewStub(ch)->GetStageInfo(&ctx, v1::GetStageInfoRequest(), &out);
-       }},
+         v1::StepRequest req;
+         v1::SequenceInput* s = req.add_sequences();
+         s->set_session_id("nobody");
+         s->add_tokens(1);
+         s->set_expected_position(3);
+         v1::StepResult out;
+         return v1::WorkerService::NewStub(ch)->Step(&ctx, req, &out);
+       },
+       "--model", "golden/rwkv7/tiny-l2-c128-v256.pth", {"--threads", "1"}},
       {"services/state_store/skein-state-store", "skein.v1.StateStoreService",
        // Implemented: an unknown key is NOT_FOUND (the default backend, RocksDB in a fresh
        // temporary directory, holds nothing).
@@ -88,12 +96,16 @@ std::vector<ServiceCase> Cases() {
          return v1::StateStoreService::NewStub(ch)->Stat(&ctx, req, &out);
        }},
       {"services/router/skein-router", "skein.v1.RouterService",
-       "/skein.v1.RouterService/ListModels", grpc::StatusCode::UNIMPLEMENTED,
+       // Sessions arrive with their own issue.
+       "/skein.v1.RouterService/GetSession", grpc::StatusCode::UNIMPLEMENTED,
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
-         v1::ListModelsResponse out;
-         return v1::RouterService::NewStub(ch)->ListModels(&ctx, v1::ListModelsRequest(), &out);
-       }},
+         v1::GetSessionRequest req;
+         req.set_session_id("s");
+         v1::Session out;
+         return v1::RouterService::NewStub(ch)->GetSession(&ctx, req, &out);
+       },
+       "", "", {"--pipeline", "127.0.0.1:1"}},
   };
 }
 
@@ -103,6 +115,7 @@ struct Running {
   std::string grpc_address;
   int metrics_port = 0;
   std::shared_ptr<grpc::Channel> channel;
+  int startup_checks = 0;  // health checks made while waiting for SERVING
 };
 
 class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
@@ -128,6 +141,7 @@ class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
       argv.push_back(GetParam().data_flag);
       argv.push_back(data_path_);
     }
+    argv.insert(argv.end(), GetParam().fixed_args.begin(), GetParam().fixed_args.end());
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -151,7 +165,29 @@ class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
     r.grpc_address = json["grpc"];
     r.metrics_port = json["metrics_port"];
     r.channel = grpc::CreateChannel(r.grpc_address, grpc::InsecureChannelCredentials());
+    r.startup_checks = WaitUntilServing(r.channel);
     return r;
+  }
+
+  // A worker answers (NOT_SERVING) while it loads its model; wait for the end of that.
+  // Returns the number of checks it made.
+  static int WaitUntilServing(const std::shared_ptr<grpc::Channel>& channel) {
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    int checks = 0;
+    while (std::chrono::steady_clock::now() < until) {
+      ++checks;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+      HealthCheckResponse resp;
+      if (grpc::health::v1::Health::NewStub(channel)
+              ->Check(&ctx, HealthCheckRequest(), &resp)
+              .ok() &&
+          resp.status() == HealthCheckResponse::SERVING) {
+        return checks;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return checks;
   }
 };
 
@@ -201,7 +237,9 @@ TEST_P(ServiceProcessTest, ServesHealthReflectionAndMetricsThenDrainsOnSigterm) 
 
   auto body = testing::HttpGet(r.metrics_port, "/metrics");
   ASSERT_TRUE(body.has_value());
-  EXPECT_THAT(*body, HasSubstr("method=\"/grpc.health.v1.Health/Check\"} 2"));
+  // The test's own two checks, plus those made while waiting for the service to serve.
+  EXPECT_THAT(*body, HasSubstr("method=\"/grpc.health.v1.Health/Check\"} " +
+                               std::to_string(2 + r.startup_checks)));
   EXPECT_THAT(*body, HasSubstr("skein_grpc_server_handled_total{"));
   // The call is counted under its method and code, before its answer reached the client.
   const std::string line_start = "skein_grpc_server_handled_total{";
