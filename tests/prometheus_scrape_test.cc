@@ -66,7 +66,7 @@ TEST(PrometheusScrapeTest, PrometheusScrapesEveryServiceAndSeesRpcSeries) {
                                      "--metrics-port", "0", "--ready-file", ready};
     if (name == "tokenizer") argv.insert(argv.end(), {"--vocab", vocab});
     if (name == "worker") argv.insert(argv.end(), {"--model", model, "--threads", "1"});
-    if (name == "router") argv.insert(argv.end(), {"--pipeline", "127.0.0.1:1"});
+    if (name == "router") argv.insert(argv.end(), {"--pipeline", "127.0.0.1:1", "--require-pipeline=false"});
     s.process = std::make_unique<ChildProcess>(argv);
     std::string content = testing::WaitForFile(ready, 30s);
     ASSERT_FALSE(content.empty()) << name << " did not start: " << s.process->Stderr();

@@ -105,7 +105,7 @@ std::vector<ServiceCase> Cases() {
          v1::Session out;
          return v1::RouterService::NewStub(ch)->GetSession(&ctx, req, &out);
        },
-       "", "", {"--pipeline", "127.0.0.1:1"}},
+       "", "", {"--pipeline", "127.0.0.1:1", "--require-pipeline=false"}},
   };
 }
 

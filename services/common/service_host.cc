@@ -152,10 +152,12 @@ absl::Status ServiceHost::Start() {
   }
   metrics_server_ = *std::move(metrics_server);
 
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  health->SetServingStatus(serving_at_start_);
-  for (const auto& [service, name] : services_) {
-    health->SetServingStatus(name, serving_at_start_);
+  {
+    std::lock_guard<std::mutex> lock(serving_mutex_);
+    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+    health->SetServingStatus(serving_);
+    for (const auto& [service, name] : services_) health->SetServingStatus(name, serving_);
+    started_ = true;
   }
 
   if (absl::Status s = WriteReadyFile(); !s.ok()) {
@@ -189,9 +191,12 @@ absl::Status ServiceHost::WriteReadyFile() const {
 }
 
 void ServiceHost::Shutdown() {
-  if (shut_down_ || server_ == nullptr) return;
-  shut_down_ = true;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  {
+    std::lock_guard<std::mutex> lock(serving_mutex_);
+    if (shut_down_ || server_ == nullptr) return;
+    shut_down_ = true;
+    server_->GetHealthCheckService()->SetServingStatus(false);
+  }
   log::Info("draining", {{"deadline_seconds", absl::StrCat(options_.drain_seconds)}});
   auto deadline = std::chrono::system_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(options_.drain_seconds * 1000));
@@ -206,7 +211,10 @@ void ServiceHost::Shutdown() {
 }
 
 void ServiceHost::SetServing(bool serving) {
-  if (server_ == nullptr || shut_down_) return;
+  std::lock_guard<std::mutex> lock(serving_mutex_);
+  if (shut_down_) return;
+  serving_ = serving;
+  if (!started_) return;  // Start applies it
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   health->SetServingStatus(serving);
   for (const auto& [service, name] : services_) health->SetServingStatus(name, serving);

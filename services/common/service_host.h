@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -60,7 +61,9 @@ class ServiceHost {
 
   // With `serving` false before Start, health reports NOT_SERVING for every service (and the
   // server as a whole) until SetServing(true). Thread-safe after Start.
-  void set_serving_at_start(bool serving) { serving_at_start_ = serving; }
+  void set_serving_at_start(bool serving) { serving_ = serving; }
+  // Safe before Start (the status then applies once the server is up) and after Shutdown
+  // (ignored: a draining server stays NOT_SERVING).
   void SetServing(bool serving);
 
   int grpc_port() const { return grpc_port_; }
@@ -78,7 +81,9 @@ class ServiceHost {
   std::string host_;
   int grpc_port_ = 0;
   bool shut_down_ = false;
-  bool serving_at_start_ = true;
+  std::mutex serving_mutex_;  // orders SetServing against Start and Shutdown
+  bool serving_ = true;       // the status health reports once started
+  bool started_ = false;      // Start has applied serving_
 };
 
 // The full names of every RPC method of a proto service ("/pkg.Service/Method"), from the

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--max-prompt-tokens", limits.max_prompt_tokens,
                  "Longer prompts get RESOURCE_EXHAUSTED (65536)");
+  bool require_pipeline = true;
+  app.add_option("--require-pipeline", require_pipeline,
+                 "Report NOT_SERVING while no pipeline replica answers (default true)");
   app.add_option("--default-max-tokens", limits.default_max_tokens,
                  "max_tokens when a request leaves it 0 (256)")
       ->check(CLI::PositiveNumber);
@@ -66,6 +69,11 @@ int main(int argc, char** argv) {
   }
 
   skein::ServiceHost host(options);
+  // Health says SERVING while at least one pipeline replica answers.
+  if (require_pipeline) {
+    host.set_serving_at_start(false);
+    scheduler.on_serving_change = [&host](bool serving) { host.SetServing(serving); };
+  }
   skein::router::RouterMetrics metrics(host.metrics().registry());
   skein::router::TokenizerClient tokenizer_client(tokenizer);
   skein::router::Scheduler sched(scheduler, &metrics);

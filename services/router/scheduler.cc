@@ -91,7 +91,18 @@ void Scheduler::HealthLoop() {
         work_.notify_all();
       }
     }
-    work_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_; });
+    bool any = false;
+    for (const auto& r : replicas_) any = any || r->healthy;
+    if (any != any_healthy_ && !stopping_) {
+      any_healthy_ = any;
+      if (options_.on_serving_change) {
+        lock.unlock();
+        options_.on_serving_change(any);
+        lock.lock();
+      }
+    }
+    // Poll quickly until a replica answers, then every half second.
+    work_.wait_for(lock, std::chrono::milliseconds(any ? 500 : 100), [&] { return stopping_; });
   }
 }
 

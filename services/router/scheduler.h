@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -107,6 +108,9 @@ struct SchedulerOptions {
   int64_t prefill_chunk = 256;
   int micro_batches = 0;  // per replica; 0 = the replica's stage count
   absl::Duration step_timeout = absl::Seconds(120);
+  // Called (from the health thread) when the first replica becomes healthy and when the
+  // last one stops being healthy, with whether any replica is healthy now.
+  std::function<void(bool)> on_serving_change;
 };
 
 class Scheduler {
@@ -155,6 +159,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::optional<v1::ModelInfo> model_;
   bool stopping_ = false;
+  bool any_healthy_ = false;  // as last reported to on_serving_change
   uint64_t next_id_ = 1;
   uint64_t next_step_id_ = 1;
   std::string id_prefix_;
