@@ -50,4 +50,8 @@ Skein is serving. The router (skein.v1.RouterService) is at $router
       $router skein.v1.RouterService/Generate
 Every process, its address and pid: $run/cluster.json. Press Ctrl-C to stop.
 MSG
-while sleep 3600; do :; done
+# `wait` (unlike a foreground sleep) returns as soon as a signal arrives, so the trap runs.
+while :; do
+  sleep 3600 &
+  wait $!
+done
