@@ -62,11 +62,17 @@ TEST(PrometheusScrapeTest, PrometheusScrapesEveryServiceAndSeesRpcSeries) {
     Service s;
     s.name = name;
     std::string ready = dir + "/" + name + ".ready";
-    std::vector<std::string> argv = {testing::RunfilePath(path), "--listen", "127.0.0.1:0",
-                                     "--metrics-port", "0", "--ready-file", ready};
+    std::vector<std::string> argv = {testing::RunfilePath(path),
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--metrics-port",
+                                     "0",
+                                     "--ready-file",
+                                     ready};
     if (name == "tokenizer") argv.insert(argv.end(), {"--vocab", vocab});
     if (name == "worker") argv.insert(argv.end(), {"--model", model, "--threads", "1"});
-    if (name == "router") argv.insert(argv.end(), {"--pipeline", "127.0.0.1:1", "--require-pipeline=false"});
+    if (name == "router")
+      argv.insert(argv.end(), {"--pipeline", "127.0.0.1:1", "--require-pipeline=false"});
     s.process = std::make_unique<ChildProcess>(argv);
     std::string content = testing::WaitForFile(ready, 30s);
     ASSERT_FALSE(content.empty()) << name << " did not start: " << s.process->Stderr();
@@ -122,15 +128,15 @@ TEST(PrometheusScrapeTest, PrometheusScrapesEveryServiceAndSeesRpcSeries) {
   EXPECT_EQ(up[0]["value"][1], "4");
 
   // The health check each service answered is visible per service, method and code.
-  nlohmann::json checks = query(
-      "skein_grpc_server_handled_total{method=\"/grpc.health.v1.Health/Check\",code=\"OK\"}");
+  nlohmann::json checks =
+      query("skein_grpc_server_handled_total{method=\"/grpc.health.v1.Health/Check\",code=\"OK\"}");
   ASSERT_TRUE(checks.is_array());
   std::vector<std::string> seen;
   for (const auto& series : checks) {
     if (series["value"][1] == "1") seen.push_back(series["metric"]["service"]);
   }
   EXPECT_THAT(seen, ::testing::UnorderedElementsAre("skein-router", "skein-tokenizer",
-                                                     "skein-state-store", "skein-worker"));
+                                                    "skein-state-store", "skein-worker"));
   nlohmann::json cpu = query("process_cpu_seconds_total");
   EXPECT_TRUE(cpu.is_array() && cpu.size() == 4) << cpu.dump();
 

@@ -70,9 +70,11 @@ std::vector<ServiceCase> Cases() {
          return v1::TokenizerService::NewStub(ch)->Decode(&ctx, req, &out);
        },
        "--vocab", "data/rwkv_vocab_v20230424.txt"},
-      {"services/worker/skein-worker", "skein.v1.WorkerService",
+      {"services/worker/skein-worker",
+       "skein.v1.WorkerService",
        // A step for a session the stage does not hold.
-       "/skein.v1.WorkerService/Step", grpc::StatusCode::NOT_FOUND,
+       "/skein.v1.WorkerService/Step",
+       grpc::StatusCode::NOT_FOUND,
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
          v1::StepRequest req;
@@ -83,7 +85,9 @@ std::vector<ServiceCase> Cases() {
          v1::StepResult out;
          return v1::WorkerService::NewStub(ch)->Step(&ctx, req, &out);
        },
-       "--model", "golden/rwkv7/tiny-l2-c128-v256.pth", {"--threads", "1"}},
+       "--model",
+       "golden/rwkv7/tiny-l2-c128-v256.pth",
+       {"--threads", "1"}},
       {"services/state_store/skein-state-store", "skein.v1.StateStoreService",
        // Implemented: an unknown key is NOT_FOUND (the default backend, RocksDB in a fresh
        // temporary directory, holds nothing).
@@ -95,9 +99,11 @@ std::vector<ServiceCase> Cases() {
          v1::EntryInfo out;
          return v1::StateStoreService::NewStub(ch)->Stat(&ctx, req, &out);
        }},
-      {"services/router/skein-router", "skein.v1.RouterService",
+      {"services/router/skein-router",
+       "skein.v1.RouterService",
        // Sessions arrive with their own issue.
-       "/skein.v1.RouterService/GetSession", grpc::StatusCode::UNIMPLEMENTED,
+       "/skein.v1.RouterService/GetSession",
+       grpc::StatusCode::UNIMPLEMENTED,
        [](std::shared_ptr<grpc::Channel> ch) {
          grpc::ClientContext ctx;
          v1::GetSessionRequest req;
@@ -105,7 +111,9 @@ std::vector<ServiceCase> Cases() {
          v1::Session out;
          return v1::RouterService::NewStub(ch)->GetSession(&ctx, req, &out);
        },
-       "", "", {"--pipeline", "127.0.0.1:1", "--require-pipeline=false"}},
+       "",
+       "",
+       {"--pipeline", "127.0.0.1:1", "--require-pipeline=false"}},
   };
 }
 

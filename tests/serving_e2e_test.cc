@@ -60,11 +60,15 @@ class Cluster {
   Cluster(const std::string& model, const std::string& vocab, int stages, int replicas,
           std::vector<std::string> extra = {}) {
     dir_ = ::skein::testing::MakeTempDir("cluster");
-    std::vector<std::string> args = {"cluster",  "up",       "--model", model, "--vocab",
-                                     vocab,      "--stages", std::to_string(stages),
-                                     "--replicas", std::to_string(replicas), "--dir", dir_,
-                                     "--store",  "memory",   "--dtype", "fp32",
-                                     "--bin-dir", BinDir()};
+    std::vector<std::string> args = {"cluster",    "up",
+                                     "--model",    model,
+                                     "--vocab",    vocab,
+                                     "--stages",   std::to_string(stages),
+                                     "--replicas", std::to_string(replicas),
+                                     "--dir",      dir_,
+                                     "--store",    "memory",
+                                     "--dtype",    "fp32",
+                                     "--bin-dir",  BinDir()};
     args.insert(args.end(), extra.begin(), extra.end());
     CmdResult r = Skein(args);
     EXPECT_EQ(r.code, 0) << r.err;
@@ -154,8 +158,8 @@ std::string Join(const std::vector<uint32_t>& ids) {
 // The single-process engine's greedy continuation (`skein generate`).
 std::vector<uint32_t> EngineGreedy(const std::string& model, const std::vector<uint32_t>& prompt,
                                    int n) {
-  CmdResult r = Skein({"generate", "--model", model, "--prompt-tokens", Join(prompt), "--max-tokens",
-                 std::to_string(n), "--dtype", "fp32", "--threads", "1"});
+  CmdResult r = Skein({"generate", "--model", model, "--prompt-tokens", Join(prompt),
+                       "--max-tokens", std::to_string(n), "--dtype", "fp32", "--threads", "1"});
   EXPECT_EQ(r.code, 0) << r.err;
   return nlohmann::json::parse(r.out)["tokens"].get<std::vector<uint32_t>>();
 }
@@ -180,16 +184,16 @@ class ServingTest : public ::testing::Test {
 TEST_F(ServingTest, GreedyThroughEveryPipelineShapeEqualsTheReferenceAndTheEngine) {
   const std::vector<uint32_t> engine = EngineGreedy(model_, prompt_, expected_.size());
   EXPECT_EQ(engine, expected_);
-  for (auto [stages, replicas] : std::vector<std::pair<int, int>>{{1, 1}, {2, 1}, {3, 1}, {1, 2}, {2, 2}}) {
+  for (auto [stages, replicas] :
+       std::vector<std::pair<int, int>>{{1, 1}, {2, 1}, {3, 1}, {1, 2}, {2, 2}}) {
     SCOPED_TRACE(::testing::Message() << stages << " stages x " << replicas << " replicas");
     Cluster c(model_, vocab_, stages, replicas);
     // One request per replica at least, all at once.
     std::vector<std::thread> threads;
     std::vector<Generated> out(2 * replicas);
     for (size_t i = 0; i < out.size(); ++i) {
-      threads.emplace_back([&, i] {
-        out[i] = Generate(c.stub(), TokenRequest(prompt_, expected_.size()));
-      });
+      threads.emplace_back(
+          [&, i] { out[i] = Generate(c.stub(), TokenRequest(prompt_, expected_.size())); });
     }
     for (auto& t : threads) t.join();
     for (const Generated& g : out) {
@@ -216,7 +220,8 @@ TEST_F(ServingTest, SixteenConcurrentStreamsEachEqualTheirOwnRun) {
   std::vector<Generated> out(kStreams);
   std::vector<std::thread> threads;
   for (int s = 0; s < kStreams; ++s) {
-    threads.emplace_back([&, s] { out[s] = Generate(c.stub(), TokenRequest(prompts[s], kTokens)); });
+    threads.emplace_back(
+        [&, s] { out[s] = Generate(c.stub(), TokenRequest(prompts[s], kTokens)); });
   }
   for (auto& t : threads) t.join();
   for (int s = 0; s < kStreams; ++s) {
@@ -259,7 +264,9 @@ TEST_F(ServingTest, CancelledAndExpiredStreamsFreeTheirSlots) {
 
 TEST_F(ServingTest, BadInputGetsTheDocumentedStatus) {
   Cluster c(model_, vocab_, 1, 1, {"--router-arg=--max-prompt-tokens=64"});
-  auto code = [&](const v1::GenerateRequest& r) { return Generate(c.stub(), r).status.error_code(); };
+  auto code = [&](const v1::GenerateRequest& r) {
+    return Generate(c.stub(), r).status.error_code();
+  };
   v1::GenerateRequest unknown_model = TokenRequest(prompt_, 4);
   unknown_model.set_model("no-such-model");
   EXPECT_EQ(code(unknown_model), grpc::StatusCode::NOT_FOUND);
@@ -339,8 +346,8 @@ class TextServingTest : public ::testing::Test {
     vocab_ = ::skein::testing::FindTestData(kVocab, &why);
     if (vocab_.empty()) GTEST_SKIP() << "test data: " << why;
     model_ = ::skein::testing::MakeTempDir("model") + "/random.pth";
-    CmdResult r = Skein({"make-model", "--layers", "2", "--embd", "128", "--vocab", "65536", "--seed",
-                   "3", "--out", model_});
+    CmdResult r = Skein({"make-model", "--layers", "2", "--embd", "128", "--vocab", "65536",
+                         "--seed", "3", "--out", model_});
     ASSERT_EQ(r.code, 0) << r.err;
   }
   std::string vocab_, model_;

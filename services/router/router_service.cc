@@ -21,7 +21,8 @@ absl::StatusOr<v1::ModelInfo> RouterService::ResolveModel(const std::string& nam
     return absl::UnavailableError("no pipeline replica has answered yet, so no model is known");
   }
   if (!name.empty() && name != model->model().name()) {
-    return absl::NotFoundError(absl::StrCat("model '", name, "' is not served here (this cluster serves '",
+    return absl::NotFoundError(absl::StrCat("model '", name,
+                                            "' is not served here (this cluster serves '",
                                             model->model().name(), "')"));
   }
   return *model;
@@ -86,7 +87,8 @@ absl::StatusOr<GenerationSpec> RouterService::Prepare(const v1::GenerateRequest&
       engine::ToSamplerOptions(request.sampling(), vocab);
   if (!sampling.ok()) return sampling.status();
   spec.sampling = request.sampling();
-  if (!spec.sampling.has_seed()) spec.sampling.set_seed((uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
+  if (!spec.sampling.has_seed())
+    spec.sampling.set_seed((uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
   if (request.top_logprobs() > engine::kMaxTopLogprobs) {
     return absl::InvalidArgumentError(absl::StrCat("top_logprobs ", request.top_logprobs(),
                                                    " is over the limit of ",
@@ -94,12 +96,11 @@ absl::StatusOr<GenerationSpec> RouterService::Prepare(const v1::GenerateRequest&
   }
   spec.logprobs = request.logprobs() || request.top_logprobs() > 0;
   spec.top_logprobs = request.top_logprobs();
-  spec.max_tokens = request.stop().max_tokens() == 0 ? limits_.default_max_tokens
-                                                      : request.stop().max_tokens();
+  spec.max_tokens =
+      request.stop().max_tokens() == 0 ? limits_.default_max_tokens : request.stop().max_tokens();
   if (spec.max_tokens > limits_.max_tokens_limit) {
-    return absl::InvalidArgumentError(absl::StrCat("max_tokens ", spec.max_tokens,
-                                                   " is over the limit of ",
-                                                   limits_.max_tokens_limit));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_tokens ", spec.max_tokens, " is over the limit of ", limits_.max_tokens_limit));
   }
   for (uint32_t t : request.stop().stop_tokens()) {
     if (t >= vocab) {
@@ -128,7 +129,8 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
   std::shared_ptr<Generation> gen = *std::move(submitted);
 
   tokenizer::StreamDetokenizer detokenizer(*vocab, tokenizer::DecodeMode::kLenient);
-  StopMatcher stops({request.stop().stop_sequences().begin(), request.stop().stop_sequences().end()});
+  StopMatcher stops(
+      {request.stop().stop_sequences().begin(), request.stop().stop_sequences().end()});
   uint32_t completion = 0;
   bool first = true;
   auto finish = [&](v1::FinishReason reason, uint64_t position, std::string tail) {
@@ -148,9 +150,9 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
       gen->Stop();
       const bool expired = context->deadline() <= std::chrono::system_clock::now();
       metrics_->Reject(expired ? "deadline" : "cancelled");
-      return grpc::Status(expired ? grpc::StatusCode::DEADLINE_EXCEEDED
-                                  : grpc::StatusCode::CANCELLED,
-                          expired ? "the request's deadline passed" : "the client cancelled");
+      return grpc::Status(
+          expired ? grpc::StatusCode::DEADLINE_EXCEEDED : grpc::StatusCode::CANCELLED,
+          expired ? "the request's deadline passed" : "the client cancelled");
     }
     for (GenerationEvent& e : events) {
       if (!e.tokens.empty()) {
@@ -165,7 +167,7 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
         for (v1::TokenLogprobs& lp : e.logprobs) *chunk.add_logprobs() = std::move(lp);
         if (first) chunk.set_seed(seed);
         if (stops.stopped()) {
-          gen->Stop();
+          gen->Stop(v1::FINISH_REASON_STOP);
           std::string text_before = chunk.text();
           if (!text_before.empty() || chunk.token_ids_size() > 0) {
             chunk.set_text(std::move(text_before));
@@ -229,8 +231,8 @@ grpc::Status RouterService::ListModels(grpc::ServerContext*, const v1::ListModel
 grpc::Status RouterService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
                                      v1::TokenizeResponse* response) {
   absl::StatusOr<v1::ModelInfo> model = ResolveModel(request->model());
-  if (!model.ok() && !(model.status().code() == absl::StatusCode::kUnavailable &&
-                       request->model().empty())) {
+  if (!model.ok() &&
+      !(model.status().code() == absl::StatusCode::kUnavailable && request->model().empty())) {
     return ToGrpcStatus(model.status());
   }
   absl::StatusOr<std::vector<uint32_t>> ids =
@@ -243,13 +245,13 @@ grpc::Status RouterService::Tokenize(grpc::ServerContext*, const v1::TokenizeReq
 grpc::Status RouterService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* request,
                                        v1::DetokenizeResponse* response) {
   absl::StatusOr<v1::ModelInfo> model = ResolveModel(request->model());
-  if (!model.ok() && !(model.status().code() == absl::StatusCode::kUnavailable &&
-                       request->model().empty())) {
+  if (!model.ok() &&
+      !(model.status().code() == absl::StatusCode::kUnavailable && request->model().empty())) {
     return ToGrpcStatus(model.status());
   }
-  absl::StatusOr<v1::DecodeResponse> decoded = tokenizer_->Decode(
-      std::vector<uint32_t>(request->ids().begin(), request->ids().end()),
-      limits_.tokenizer_timeout);
+  absl::StatusOr<v1::DecodeResponse> decoded =
+      tokenizer_->Decode(std::vector<uint32_t>(request->ids().begin(), request->ids().end()),
+                         limits_.tokenizer_timeout);
   if (!decoded.ok()) return ToGrpcStatus(decoded.status());
   response->set_data(decoded->data());
   response->set_text(decoded->text());

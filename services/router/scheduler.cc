@@ -25,7 +25,10 @@ std::vector<GenerationEvent> Generation::Wait(absl::Duration timeout) {
   return out;
 }
 
-void Generation::Stop() { stop_requested_.store(true); }
+void Generation::Stop(v1::FinishReason reason) {
+  bool expected = false;
+  if (stop_requested_.compare_exchange_strong(expected, true)) stop_reason_.store(reason);
+}
 
 Scheduler::Scheduler(SchedulerOptions options, RouterMetrics* metrics)
     : options_(std::move(options)), metrics_(metrics) {
@@ -83,8 +86,8 @@ void Scheduler::HealthLoop() {
       replica->stage_count = std::max<int>(1, static_cast<int>(info->stage_count()));
       if (!replica->healthy) {
         replica->healthy = true;
-        const int loops = options_.micro_batches > 0 ? options_.micro_batches
-                                                     : replica->stage_count;
+        const int loops =
+            options_.micro_batches > 0 ? options_.micro_batches : replica->stage_count;
         for (; replica->loops_started < loops; ++replica->loops_started) {
           replica->loops.emplace_back([this, replica] { StepLoop(replica); });
         }
@@ -93,6 +96,13 @@ void Scheduler::HealthLoop() {
     }
     bool any = false;
     for (const auto& r : replicas_) any = any || r->healthy;
+    if (!any && !queue_.empty()) {
+      // Nothing can run what waits: fail it now rather than leave it waiting.
+      const absl::Status why = absl::UnavailableError("no pipeline replica is reachable");
+      for (auto& g : queue_) Finish(*g, v1::FINISH_REASON_UNSPECIFIED, why);
+      queue_.clear();
+      metrics_->queue_depth->Set(0);
+    }
     if (any != any_healthy_ && !stopping_) {
       any_healthy_ = any;
       if (options_.on_serving_change) {
@@ -140,8 +150,7 @@ void Scheduler::Finish(Generation& gen, v1::FinishReason reason, absl::Status er
   e.error = std::move(error);
   e.position = gen.position_;
   metrics_->end_to_end->Observe(absl::ToDoubleSeconds(absl::Now() - gen.submitted_));
-  metrics_->finished
-      ->Add({{"reason", e.error.ok() ? v1::FinishReason_Name(reason) : "ERROR"}})
+  metrics_->finished->Add({{"reason", e.error.ok() ? v1::FinishReason_Name(reason) : "ERROR"}})
       .Increment();
   gen.Push(std::move(e));
 }
@@ -167,7 +176,7 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
     std::shared_ptr<Generation> g = std::move(queue_.front());
     queue_.pop_front();
     if (g->stop_requested_.load()) {
-      Finish(*g, v1::FINISH_REASON_CANCELLED, absl::OkStatus());
+      Finish(*g, static_cast<v1::FinishReason>(g->stop_reason_.load()), absl::OkStatus());
       continue;
     }
     replica.running.push_back(std::move(g));
@@ -265,7 +274,7 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
     if (p.kind == Planned::kRelease) {
       g.released_ = true;
       if (!g.finished_) {
-        Finish(g, v1::FINISH_REASON_CANCELLED, absl::OkStatus());
+        Finish(g, static_cast<v1::FinishReason>(g.stop_reason_.load()), absl::OkStatus());
       }
       Remove(replica, &g);
       continue;
@@ -323,8 +332,8 @@ void Scheduler::StepLoop(Replica* replica) {
   std::unique_lock<std::mutex> lock(mutex_);
   const std::string label = replica->client.address();
   prometheus::Histogram& step_seconds = metrics_->step_seconds->Add(
-      {{"replica", label}}, prometheus::Histogram::BucketBoundaries{
-                                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5});
+      {{"replica", label}}, prometheus::Histogram::BucketBoundaries{0.001, 0.002, 0.005, 0.01, 0.02,
+                                                                    0.05, 0.1, 0.2, 0.5, 1, 2, 5});
   v1::StepRequest request;
   while (!stopping_) {
     if (!replica->healthy) {
@@ -355,8 +364,9 @@ void Scheduler::StepLoop(Replica* replica) {
       }
     }
     Apply(*replica, plan, result);
-    if (!replica->healthy) FailAll(*replica, absl::UnavailableError(absl::StrCat(
-                                                 "pipeline replica ", label, " became unreachable")));
+    if (!replica->healthy)
+      FailAll(*replica, absl::UnavailableError(
+                            absl::StrCat("pipeline replica ", label, " became unreachable")));
     work_.notify_all();
   }
 }

@@ -44,9 +44,9 @@ namespace skein::router {
 
 // What to generate.
 struct GenerationSpec {
-  std::vector<uint32_t> prompt;           // at least one token
-  v1::SamplingParams sampling;            // `seed` set (the caller draws one when unset)
-  uint32_t max_tokens = 0;                // at least 1
+  std::vector<uint32_t> prompt;  // at least one token
+  v1::SamplingParams sampling;   // `seed` set (the caller draws one when unset)
+  uint32_t max_tokens = 0;       // at least 1
   absl::flat_hash_set<uint32_t> stop_tokens;
   bool ignore_eos = false;
   bool logprobs = false;
@@ -69,9 +69,10 @@ class Generation {
  public:
   // Waits up to `timeout` for events and takes them (empty on time-out).
   std::vector<GenerationEvent> Wait(absl::Duration timeout);
-  // Ends the generation early (stop string matched, client gone, deadline passed). The
-  // scheduler releases its worker state within one step. Idempotent.
-  void Stop();
+  // Ends the generation early (stop string matched: STOP; client gone or deadline passed:
+  // CANCELLED). The scheduler releases its worker state within one step. Idempotent (the
+  // first reason is kept).
+  void Stop(v1::FinishReason reason = v1::FINISH_REASON_CANCELLED);
   const GenerationSpec& spec() const { return spec_; }
   const std::string& id() const { return id_; }
 
@@ -89,11 +90,12 @@ class Generation {
   uint32_t generated_ = 0;
   bool seed_sent_ = false;
   bool in_step_ = false;
-  bool started_ = false;    // workers may hold its state
-  bool released_ = false;   // workers hold no state for it
-  bool finished_ = false;   // the final event was sent
+  bool started_ = false;   // workers may hold its state
+  bool released_ = false;  // workers hold no state for it
+  bool finished_ = false;  // the final event was sent
 
   std::atomic<bool> stop_requested_{false};
+  std::atomic<int> stop_reason_{v1::FINISH_REASON_CANCELLED};
   std::mutex events_mutex_;
   std::condition_variable events_ready_;
   std::deque<GenerationEvent> events_;

@@ -46,8 +46,7 @@ absl::StatusOr<v1::DecodeResponse> TokenizerClient::Decode(const std::vector<uin
   return response;
 }
 
-absl::StatusOr<tokenizer::WorldTokenizer> TokenizerClient::FetchVocabulary(
-    absl::Duration timeout) {
+absl::StatusOr<tokenizer::WorldTokenizer> TokenizerClient::FetchVocabulary(absl::Duration timeout) {
   grpc::ClientContext context;
   SetDeadline(context, timeout);
   v1::Vocabulary vocab;

@@ -46,23 +46,22 @@ absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* servi
   options.run_dtype = *dtype;
   options.threads = f.threads;
   options.bf16_activations = f.bf16_activations;
-  if (absl::Status s = skein::engine::ResolveLayerRange(
-          f.layers, f.stage, f.stages, static_cast<int>(config->n_layer), &options.first_layer,
-          &options.last_layer);
+  if (absl::Status s = skein::engine::ResolveLayerRange(f.layers, f.stage, f.stages,
+                                                        static_cast<int>(config->n_layer),
+                                                        &options.first_layer, &options.last_layer);
       !s.ok()) {
     return s;
   }
   const bool last = options.last_layer == config->n_layer;
   if (!last && f.next.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("layers ", options.first_layer, ":",
-                                                   options.last_layer, " do not end the model (",
-                                                   config->n_layer,
-                                                   " layers): name the next stage with --next"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layers ", options.first_layer, ":", options.last_layer, " do not end the model (",
+        config->n_layer, " layers): name the next stage with --next"));
   }
-  skein::log::Info("loading", {{"model", f.model},
-                               {"layers", absl::StrCat(options.first_layer, ":",
-                                                       options.last_layer)},
-                               {"dtype", f.dtype}});
+  skein::log::Info("loading",
+                   {{"model", f.model},
+                    {"layers", absl::StrCat(options.first_layer, ":", options.last_layer)},
+                    {"dtype", f.dtype}});
   absl::StatusOr<std::unique_ptr<skein::engine::StageEngine>> engine =
       skein::engine::StageEngine::FromArchive(shared, options);
   if (!engine.ok()) return engine.status();
@@ -78,8 +77,8 @@ absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* servi
         grpc::CreateChannel(f.store, grpc::InsecureChannelCredentials()));
   }
   service->SetEngine(*std::move(engine), std::move(next), std::move(store));
-  skein::log::Info("loaded", {{"layers", absl::StrCat(options.first_layer, ":",
-                                                      options.last_layer)}});
+  skein::log::Info("loaded",
+                   {{"layers", absl::StrCat(options.first_layer, ":", options.last_layer)}});
   return absl::OkStatus();
 }
 
@@ -127,6 +126,8 @@ int main(int argc, char** argv) {
   config.stage_count = static_cast<uint32_t>(f.stages);
   config.max_sessions = static_cast<size_t>(f.max_sessions);
   config.max_step_tokens = f.max_step_tokens;
+  config.link_dtype =
+      f.link_dtype == "bf16" ? skein::v1::ACTIVATION_DTYPE_BF16 : skein::v1::ACTIVATION_DTYPE_FP32;
   skein::worker::WorkerService service(config, host.metrics().registry());
   host.AddService(&service, "skein.v1.WorkerService");
   host.set_serving_at_start(false);  // NOT_SERVING until the model is loaded

@@ -13,8 +13,7 @@ StoreSpill::StoreSpill(state_store::StateStoreClient* client, std::string prefix
       metadata_(std::move(metadata)),
       ttl_seconds_(ttl_seconds) {}
 
-absl::Status StoreSpill::Save(const std::string& id,
-                              std::shared_ptr<const std::string> state_blob,
+absl::Status StoreSpill::Save(const std::string& id, std::shared_ptr<const std::string> state_blob,
                               const std::string& sampler) {
   state_store::ClientPutOptions options;
   options.metadata = metadata_;

@@ -18,8 +18,8 @@ class StoreSpill : public engine::SessionSpill {
  public:
   // `client` is not owned and must outlive the spill. `metadata` describes the stage's slices
   // (model and layers); the position is filled in per save.
-  StoreSpill(state_store::StateStoreClient* client, std::string prefix,
-             v1::StateMetadata metadata, uint64_t ttl_seconds);
+  StoreSpill(state_store::StateStoreClient* client, std::string prefix, v1::StateMetadata metadata,
+             uint64_t ttl_seconds);
 
   absl::Status Save(const std::string& id, std::shared_ptr<const std::string> state_blob,
                     const std::string& sampler) override;

@@ -31,8 +31,7 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
 
 WorkerService::WorkerService(WorkerConfig config, prometheus::Registry& registry)
     : config_(std::move(config)) {
-  const std::map<std::string, std::string> stage = {
-      {"stage", absl::StrCat(config_.stage_index)}};
+  const std::map<std::string, std::string> stage = {{"stage", absl::StrCat(config_.stage_index)}};
   step_seconds_ = &prometheus::BuildHistogram()
                        .Name("skein_worker_step_seconds")
                        .Help("Time this stage spends computing its layers for one step")
@@ -46,8 +45,9 @@ WorkerService::WorkerService(WorkerConfig config, prometheus::Registry& registry
                                     1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096});
   downstream_seconds_ = &prometheus::BuildHistogram()
                              .Name("skein_worker_link_seconds")
-                             .Help("From handing a step to the next stage until its result "
-                                   "comes back (the stages below plus the link)")
+                             .Help(
+                                 "From handing a step to the next stage until its result "
+                                 "comes back (the stages below plus the link)")
                              .Register(registry)
                              .Add(stage, LatencyBuckets());
   auto& steps = prometheus::BuildCounter()
@@ -94,11 +94,11 @@ void WorkerService::SetEngine(std::unique_ptr<engine::StageEngine> engine,
   store_ = std::move(store);
   const model::Rwkv7Weights& w = engine_->weights();
   if (store_ != nullptr) {
-    spill_ = std::make_unique<StoreSpill>(
-        store_.get(),
-        absl::StrFormat("worker-spill/%016x/%d-%d", w.fingerprint(), w.first_layer(),
-                        w.last_layer()),
-        Metadata(0, 0), config_.spill_ttl_seconds);
+    spill_ =
+        std::make_unique<StoreSpill>(store_.get(),
+                                     absl::StrFormat("worker-spill/%016x/%d-%d", w.fingerprint(),
+                                                     w.first_layer(), w.last_layer()),
+                                     Metadata(0, 0), config_.spill_ttl_seconds);
   }
   engine::SessionTableOptions t;
   t.capacity = config_.max_sessions;
@@ -135,7 +135,8 @@ void WorkerService::UpdateGauges() {
   last_restored_ = s.restored;
   if (next_ != nullptr) {
     const uint64_t bytes = next_->stats().bytes_sent;
-    if (bytes > last_link_bytes_) link_bytes_->Increment(static_cast<double>(bytes - last_link_bytes_));
+    if (bytes > last_link_bytes_)
+      link_bytes_->Increment(static_cast<double>(bytes - last_link_bytes_));
     last_link_bytes_ = bytes;
   }
 }
@@ -194,7 +195,10 @@ grpc::Status WorkerService::GetStageInfo(grpc::ServerContext*, const v1::GetStag
   response->mutable_layers()->set_last(static_cast<uint32_t>(w.last_layer()));
   response->set_stage_index(config_.stage_index);
   response->set_stage_count(config_.stage_count);
-  if (next_ != nullptr) response->set_next_stage(next_->peer());
+  if (next_ != nullptr) {
+    response->set_next_stage(next_->peer());
+    response->set_link_dtype(config_.link_dtype);
+  }
   const engine::SessionTableStats s = sessions_->stats();
   response->set_sessions_resident(static_cast<uint32_t>(s.resident));
   response->set_sessions_capacity(static_cast<uint32_t>(sessions_->capacity()));

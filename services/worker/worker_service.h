@@ -35,6 +35,7 @@ struct WorkerConfig {
   size_t max_sessions = 256;
   int64_t max_step_tokens = 4096;
   uint64_t spill_ttl_seconds = 3600;
+  v1::ActivationDType link_dtype = v1::ACTIVATION_DTYPE_FP32;
 };
 
 class WorkerService final : public v1::WorkerService::Service {
@@ -52,8 +53,9 @@ class WorkerService final : public v1::WorkerService::Service {
                             v1::StageInfo* response) override;
   grpc::Status Step(grpc::ServerContext* context, const v1::StepRequest* request,
                     v1::StepResult* response) override;
-  grpc::Status Relay(grpc::ServerContext* context,
-                     grpc::ServerReaderWriter<v1::StepResult, v1::ActivationFrame>* stream) override;
+  grpc::Status Relay(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::StepResult, v1::ActivationFrame>* stream) override;
   grpc::Status LoadState(grpc::ServerContext* context, const v1::LoadStateRequest* request,
                          v1::SessionStateInfo* response) override;
   grpc::Status SaveState(grpc::ServerContext* context, const v1::SaveStateRequest* request,

@@ -123,8 +123,8 @@ void RunBench(const BenchArgs& args) {
   }
   const model::Rwkv7Config& c = e->weights().config();
   const int64_t vocab = c.vocab;
-  const double bandwidth = kernels::MeasureReadBandwidth(
-      e->pool(), static_cast<size_t>(args.bandwidth_mib) << 20, 5);
+  const double bandwidth =
+      kernels::MeasureReadBandwidth(e->pool(), static_cast<size_t>(args.bandwidth_mib) << 20, 5);
   const double bytes_per_step = static_cast<double>(e->weights().bytes_read_per_token());
   const double roofline_step = bytes_per_step / bandwidth;
 
@@ -186,8 +186,9 @@ void RunBench(const BenchArgs& args) {
   }
   std::printf("prefill tokens  seconds  tokens/s\n");
   for (const FloatJson& row : out["prefill"]) {
-    std::printf("        %6lld  %7.3f  %8.1f\n", static_cast<long long>(row["tokens"].get<int64_t>()),
-                row["seconds"].get<float>(), row["tokens_per_s"].get<float>());
+    std::printf("        %6lld  %7.3f  %8.1f\n",
+                static_cast<long long>(row["tokens"].get<int64_t>()), row["seconds"].get<float>(),
+                row["tokens_per_s"].get<float>());
   }
 }
 

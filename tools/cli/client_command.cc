@@ -96,9 +96,8 @@ void RunClientGenerate(const ClientGenerateArgs& a) {
   grpc::Status status = reader->Finish();
   if (!status.ok()) {
     if (!a.json) std::printf("\n");
-    throw CommandError(1, "generate failed: " +
-                              std::string(GrpcCodeName(status.error_code())) + ": " +
-                              status.error_message());
+    throw CommandError(1, "generate failed: " + std::string(GrpcCodeName(status.error_code())) +
+                              ": " + status.error_message());
   }
   if (a.json) {
     nlohmann::json out;

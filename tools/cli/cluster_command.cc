@@ -123,8 +123,8 @@ std::string WaitReady(const std::string& path, pid_t pid, const std::string& nam
     }
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {
-      throw CommandError(1, absl::StrCat(name, " exited during start-up; its log ends with:",
-                                         LogTail(log)));
+      throw CommandError(
+          1, absl::StrCat(name, " exited during start-up; its log ends with:", LogTail(log)));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -147,8 +147,8 @@ void WaitServing(const Process& p, const std::string& log, double timeout) {
     }
     int status = 0;
     if (waitpid(p.pid, &status, WNOHANG) == p.pid) {
-      throw CommandError(1, absl::StrCat(p.name, " exited before serving; its log ends with:",
-                                         LogTail(log)));
+      throw CommandError(
+          1, absl::StrCat(p.name, " exited before serving; its log ends with:", LogTail(log)));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -183,8 +183,7 @@ void StopAll(const std::vector<Process>& processes, double drain_seconds) {
 nlohmann::json ToJson(const std::vector<Process>& processes) {
   nlohmann::json list = nlohmann::json::array();
   for (const Process& p : processes) {
-    nlohmann::json j = {{"name", p.name}, {"role", p.role}, {"address", p.address},
-                        {"pid", p.pid}};
+    nlohmann::json j = {{"name", p.name}, {"role", p.role}, {"address", p.address}, {"pid", p.pid}};
     j["stage"] = p.stage >= 0 ? nlohmann::json(p.stage) : nlohmann::json(nullptr);
     j["replica"] = p.replica >= 0 ? nlohmann::json(p.replica) : nlohmann::json(nullptr);
     list.push_back(j);
@@ -199,8 +198,8 @@ void ClusterUp(const ClusterArgs& a) {
   if (!a.layers.empty()) {
     layers = absl::StrSplit(a.layers, ',');
     if (static_cast<int>(layers.size()) != a.stages) {
-      throw CommandError(2, absl::StrCat("--layers names ", layers.size(),
-                                         " ranges for --stages ", a.stages));
+      throw CommandError(
+          2, absl::StrCat("--layers names ", layers.size(), " ranges for --stages ", a.stages));
     }
   }
   if (a.store == "redis" && a.redis.empty()) {
@@ -215,8 +214,8 @@ void ClusterUp(const ClusterArgs& a) {
   const std::string dir = fs::absolute(a.dir).string();
   fs::create_directories(dir);
   if (fs::exists(dir + "/cluster.json")) {
-    throw CommandError(1, dir + "/cluster.json exists: run `skein cluster down --dir " + a.dir +
-                              "` first");
+    throw CommandError(
+        1, dir + "/cluster.json exists: run `skein cluster down --dir " + a.dir + "` first");
   }
   const std::string bin = BinDir(a.bin_dir);
   const int workers = a.stages * a.replicas;
@@ -229,8 +228,8 @@ void ClusterUp(const ClusterArgs& a) {
     const std::string ready = dir + "/" + p.name + ".ready";
     const std::string log = dir + "/" + p.name + ".log";
     fs::remove(ready);
-    argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--metrics-port", "0", "--ready-file",
-                             ready});
+    argv.insert(argv.end(),
+                {"--listen", "127.0.0.1:0", "--metrics-port", "0", "--ready-file", ready});
     p.pid = Spawn(argv, log);
     processes.push_back(p);
     try {
@@ -247,26 +246,38 @@ void ClusterUp(const ClusterArgs& a) {
   if (a.store == "rocksdb") store_argv.insert(store_argv.end(), {"--data-dir", dir + "/store"});
   if (a.store == "redis") store_argv.insert(store_argv.end(), {"--redis", a.redis});
   const std::string store = start({"state-store", "state_store", "", -1, -1, -1}, store_argv);
-  const std::string tokenizer = start(
-      {"tokenizer", "tokenizer", "", -1, -1, -1},
-      {bin + "/services/tokenizer/skein-tokenizer", "--vocab", fs::absolute(a.vocab).string(),
-       "--vocab-sha256", ""});
+  const std::string tokenizer = start({"tokenizer", "tokenizer", "", -1, -1, -1},
+                                      {bin + "/services/tokenizer/skein-tokenizer", "--vocab",
+                                       fs::absolute(a.vocab).string(), "--vocab-sha256", ""});
   std::vector<std::string> heads;
   for (int r = 0; r < a.replicas; ++r) {
     std::string next;
     for (int s = a.stages - 1; s >= 0; --s) {
-      std::vector<std::string> argv = {
-          bin + "/services/worker/skein-worker", "--model", fs::absolute(a.model).string(),
-          "--stage", absl::StrCat(s), "--stages", absl::StrCat(a.stages), "--dtype", a.dtype,
-          "--threads", absl::StrCat(threads), "--store", store};
+      std::vector<std::string> argv = {bin + "/services/worker/skein-worker",
+                                       "--model",
+                                       fs::absolute(a.model).string(),
+                                       "--stage",
+                                       absl::StrCat(s),
+                                       "--stages",
+                                       absl::StrCat(a.stages),
+                                       "--dtype",
+                                       a.dtype,
+                                       "--threads",
+                                       absl::StrCat(threads),
+                                       "--store",
+                                       store};
       if (!layers.empty()) argv.insert(argv.end(), {"--layers", layers[s]});
       if (!next.empty()) argv.insert(argv.end(), {"--next", next});
       next = start({absl::StrCat("worker-r", r, "-s", s), "worker", "", s, r, -1}, argv);
     }
     heads.push_back(next);
   }
-  std::vector<std::string> router_argv = {bin + "/services/router/skein-router", "--tokenizer",
-                                          tokenizer, "--store", store, "--pipeline",
+  std::vector<std::string> router_argv = {bin + "/services/router/skein-router",
+                                          "--tokenizer",
+                                          tokenizer,
+                                          "--store",
+                                          store,
+                                          "--pipeline",
                                           absl::StrJoin(heads, ",")};
   router_argv.insert(router_argv.end(), a.router_args.begin(), a.router_args.end());
   start({"router", "router", "", -1, -1, -1}, router_argv);

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "services/worker/engine/stage_engine.h"
 #include "nlohmann/json.hpp"
+#include "services/worker/engine/stage_engine.h"
 #include "services/worker/model/tensor_archive.h"
 
 namespace skein::cli {

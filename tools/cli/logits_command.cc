@@ -43,7 +43,8 @@ void RunLogits(const LogitsArgs& args) {
   out["tokens"] = tokens;
   FloatJson rows = FloatJson::array();
   for (size_t t = 0; t < tokens.size(); ++t) {
-    rows.push_back(std::vector<float>(logits.begin() + t * vocab, logits.begin() + (t + 1) * vocab));
+    rows.push_back(
+        std::vector<float>(logits.begin() + t * vocab, logits.begin() + (t + 1) * vocab));
   }
   out["logits"] = std::move(rows);
   if (args.final_state) {

@@ -13,7 +13,8 @@ absl::StatusOr<model::SamplerOptions> ToSamplerOptions(const v1::SamplingParams&
   if (params.has_temperature()) o.temperature = params.temperature();
   if (params.has_top_p()) o.top_p = params.top_p();
   if (params.top_k() > static_cast<uint32_t>(INT32_MAX)) {
-    return absl::InvalidArgumentError(absl::StrCat("sampler: top_k ", params.top_k(), " is too large"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampler: top_k ", params.top_k(), " is too large"));
   }
   o.top_k = static_cast<int32_t>(params.top_k());
   o.presence_penalty = params.presence_penalty();

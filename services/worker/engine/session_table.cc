@@ -16,8 +16,7 @@ void SessionTable::Touch(Entry& e, const std::string& id) {
   e.lru = lru_.begin();
 }
 
-SessionTable::Entry& SessionTable::Insert(const std::string& id,
-                                          std::unique_ptr<Session> session) {
+SessionTable::Entry& SessionTable::Insert(const std::string& id, std::unique_ptr<Session> session) {
   auto [it, inserted] = entries_.try_emplace(id);
   Entry& e = it->second;
   if (inserted) {
@@ -44,10 +43,10 @@ SessionTable::Entry* SessionTable::FindOrRestore(const std::string& id, absl::St
   }
   absl::StatusOr<SpilledSession> saved = options_.spill->Load(id);
   if (!saved.ok()) {
-    *status = saved.status().code() == absl::StatusCode::kNotFound
-                  ? absl::NotFoundError(
-                        absl::StrCat("session '", id, "' is not held by this stage"))
-                  : saved.status();
+    *status =
+        saved.status().code() == absl::StatusCode::kNotFound
+            ? absl::NotFoundError(absl::StrCat("session '", id, "' is not held by this stage"))
+            : saved.status();
     return nullptr;
   }
   absl::StatusOr<model::Rwkv7State> state =

@@ -51,8 +51,9 @@ absl::Status ResolveLayerRange(const std::string& layers, int stage, int stages,
         absl::StrCat("stage ", stage, " of ", stages, " is not a stage of the pipeline"));
   }
   if (stages > num_layers) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        stages, " stages cannot split a model of ", num_layers, " layers (one layer at least each)"));
+    return absl::InvalidArgumentError(absl::StrCat(stages, " stages cannot split a model of ",
+                                                   num_layers,
+                                                   " layers (one layer at least each)"));
   }
   const int base = num_layers / stages, extra = num_layers % stages;
   *first = stage * base + std::min(stage, extra);
@@ -60,8 +61,8 @@ absl::Status ResolveLayerRange(const std::string& layers, int stage, int stages,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::Load(
-    const std::string& path, const StageEngineOptions& options) {
+absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::Load(const std::string& path,
+                                                               const StageEngineOptions& options) {
   absl::StatusOr<std::unique_ptr<model::TensorArchive>> archive = model::OpenCheckpoint(path);
   if (!archive.ok()) return archive.status();
   return FromArchive(std::shared_ptr<const model::TensorArchive>(*std::move(archive)), options);

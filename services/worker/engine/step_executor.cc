@@ -55,8 +55,8 @@ int64_t StepTokenCount(const v1::StepRequest& request) {
 StepExecutor::StepExecutor(StageEngine* engine, SessionTable* sessions, int64_t max_step_tokens)
     : engine_(engine), sessions_(sessions), max_step_tokens_(max_step_tokens) {}
 
-absl::Status StepExecutor::Run(const v1::StepRequest& request,
-                               const model::StageActivations* input, StepOutcome* out) {
+absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::StageActivations* input,
+                               StepOutcome* out) {
   const int n = request.sequences_size();
   if (n == 0) return absl::InvalidArgumentError("the step has no sequences");
   const int64_t tokens = StepTokenCount(request);
@@ -85,8 +85,8 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request,
     for (uint32_t t : seq.tokens()) {
       if (t >= static_cast<uint64_t>(vocab)) {
         return absl::InvalidArgumentError(absl::StrCat("session '", seq.session_id(), "': token ",
-                                                       t, " is outside the vocabulary [0, ",
-                                                       vocab, ")"));
+                                                       t, " is outside the vocabulary [0, ", vocab,
+                                                       ")"));
       }
     }
     if (seq.top_logprobs() > kMaxTopLogprobs) {
@@ -100,14 +100,21 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request,
     }
   }
 
+  int64_t computing_count = 0;
+  for (const v1::SequenceInput& seq : request.sequences()) computing_count += seq.tokens_size() > 0;
+  if (static_cast<size_t>(computing_count) > sessions_->capacity()) {
+    return absl::ResourceExhaustedError(absl::StrCat("the step names ", computing_count,
+                                                     " sessions; this stage holds at most ",
+                                                     sessions_->capacity()));
+  }
   // Pin the sessions that compute; forget the release-only ones at the end.
   std::vector<int> computing;
   std::vector<Session*> sessions;
   for (int s = 0; s < n; ++s) {
     const v1::SequenceInput& seq = request.sequences(s);
     if (seq.tokens_size() == 0) continue;
-    absl::StatusOr<Session*> pinned =
-        sessions_->Pin(seq.session_id(), seq.reset(), static_cast<int64_t>(seq.expected_position()));
+    absl::StatusOr<Session*> pinned = sessions_->Pin(seq.session_id(), seq.reset(),
+                                                     static_cast<int64_t>(seq.expected_position()));
     if (!pinned.ok()) {
       for (int c : computing) sessions_->Unpin(request.sequences(c).session_id(), false, false);
       return pinned.status();
@@ -151,7 +158,13 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request,
   out->result.Clear();
   out->result.set_step_id(request.step_id());
   if (!last) {
-    out->activations = std::move(result.activations);
+    if (computing.empty()) {
+      // Only releases: the next stages get the step with no rows.
+      out->activations = model::StageActivations{};
+      out->activations.width = engine_->config().n_embd;
+    } else {
+      out->activations = std::move(result.activations);
+    }
   } else {
     int64_t row = 0;
     size_t next = 0;
@@ -190,14 +203,15 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request,
       if (!status.ok()) break;
       absl::StatusOr<int32_t> token = session.sampler->Sample(final_row);
       if (!token.ok()) {
-        status = absl::InternalError(absl::StrCat("session '", seq.session_id(),
-                                                  "': sampling failed after the step: ",
-                                                  token.status().message()));
+        status = absl::InternalError(
+            absl::StrCat("session '", seq.session_id(),
+                         "': sampling failed after the step: ", token.status().message()));
         break;
       }
       o->set_sampled_token(static_cast<uint32_t>(*token));
       o->set_seed(session.sampler->seed());
-      if (seq.logprobs()) FillLogprobs(final_row, *token, seq.top_logprobs(), o->mutable_logprobs());
+      if (seq.logprobs())
+        FillLogprobs(final_row, *token, seq.top_logprobs(), o->mutable_logprobs());
     }
   }
   unpin_all(true);

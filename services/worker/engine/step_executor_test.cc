@@ -1,6 +1,7 @@
 #include "services/worker/engine/step_executor.h"
 
 #include <cmath>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -108,6 +109,12 @@ absl::StatusOr<v1::StepResult> RunChain(std::vector<Stage*> chain, const v1::Ste
   for (size_t i = 0; i < chain.size(); ++i) {
     absl::Status s = chain[i]->executor->Run(req, i == 0 ? nullptr : &carried, &out);
     if (!s.ok()) return s;
+    if (i + 1 < chain.size()) {
+      // What goes down the link has exactly one row per token of the step.
+      EXPECT_EQ(out.activations.rows, StepTokenCount(req));
+      EXPECT_EQ(out.activations.width, 128);
+      EXPECT_EQ(out.activations.hidden.size(), static_cast<size_t>(StepTokenCount(req) * 128));
+    }
     carried = std::move(out.activations);
   }
   return out.result;
@@ -116,7 +123,8 @@ absl::StatusOr<v1::StepResult> RunChain(std::vector<Stage*> chain, const v1::Ste
 // Greedy generation for several sessions at once, prompts prefilled in chunks mixed with
 // decode steps, through `chain`; returns each session's tokens.
 std::vector<std::vector<uint32_t>> Generate(std::vector<Stage*> chain, int steps,
-                                            float temperature = 0.0f) {
+                                            float temperature = 0.0f,
+                                            const std::function<void()>& between = {}) {
   const std::vector<std::vector<uint32_t>> prompts = {{1, 2, 3, 4, 5, 6, 7}, {9}, {100, 200, 17}};
   std::vector<std::vector<uint32_t>> out(prompts.size());
   std::vector<uint64_t> position(prompts.size(), 0);
@@ -141,13 +149,14 @@ std::vector<std::vector<uint32_t>> Generate(std::vector<Stage*> chain, int steps
       } else {
         feed = {out[s].back()};
       }
-      v1::SequenceInput* in = AddSequence(req, "s" + std::to_string(s), feed, position[s], true,
-                                          temperature);
+      v1::SequenceInput* in =
+          AddSequence(req, "s" + std::to_string(s), feed, position[s], true, temperature);
       in->clear_reset();
       // Seeded at a session's first sampled token; afterwards the generator goes on.
       if (!(s == 0 && out[0].empty())) in->mutable_sampling()->clear_seed();
       position[s] += feed.size();
     }
+    if (between) between();
     r = RunChain(chain, req);
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return out;
@@ -174,13 +183,27 @@ TEST(StepExecutorTest, TwoStagesGenerateWhatOneStageGenerates) {
 TEST(StepExecutorTest, EvictedSessionsComeBackFromTheSpillExactly) {
   Stage roomy(0, 4);
   MemorySpill spill;
-  Stage tight(0, 4, /*capacity=*/2, &spill);
+  Stage tight(0, 4, /*capacity=*/3, &spill);
   std::vector<std::vector<uint32_t>> expected = Generate({&roomy}, 5, 1.0f);
-  std::vector<std::vector<uint32_t>> got = Generate({&tight}, 5, 1.0f);
+  // Between the steps, three other sessions push the generating ones out of memory.
+  int round = 0;
+  auto crowd = [&] {
+    v1::StepRequest other;
+    for (int i = 0; i < 3; ++i) {
+      AddSequence(other, "crowd" + std::to_string(round * 3 + i), {7, 8}, 0, true, 1.0f);
+    }
+    ++round;
+    ASSERT_TRUE(RunChain({&tight}, other).ok());
+  };
+  std::vector<std::vector<uint32_t>> got = Generate({&tight}, 5, 1.0f, crowd);
   EXPECT_EQ(got, expected);
   EXPECT_GT(tight.table->stats().spilled, 0u);
   EXPECT_GT(tight.table->stats().restored, 0u);
   EXPECT_LE(tight.table->stats().resident, 3u);
+  // A step that needs more sessions than the stage holds is refused up front.
+  v1::StepRequest too_many;
+  for (int i = 0; i < 4; ++i) AddSequence(too_many, "many" + std::to_string(i), {1}, 0, true);
+  EXPECT_EQ(RunChain({&tight}, too_many).status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST(StepExecutorTest, ReleaseForgetsTheSessionOnEveryStage) {

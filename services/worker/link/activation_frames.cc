@@ -60,7 +60,8 @@ std::vector<v1::ActivationFrame> EncodeFrames(const v1::StepRequest& step,
     f.set_part_count(static_cast<uint32_t>(parts));
     if (rows == 0) continue;
     EncodeRows(acts.hidden.data() + begin * width, n * width, dtype, f.mutable_hidden());
-    if (has_v) EncodeRows(acts.v_first.data() + begin * width, n * width, dtype, f.mutable_v_first());
+    if (has_v)
+      EncodeRows(acts.v_first.data() + begin * width, n * width, dtype, f.mutable_v_first());
   }
   return frames;
 }
@@ -74,8 +75,8 @@ absl::StatusOr<std::optional<FrameAssembler::Step>> FrameAssembler::Add(
   };
   const uint32_t count = std::max<uint32_t>(1, frame.part_count());
   if (frame.part() != next_part_) {
-    return fail(absl::StrCat("part ", frame.part(), " arrived where part ", next_part_,
-                             " was expected"));
+    return fail(
+        absl::StrCat("part ", frame.part(), " arrived where part ", next_part_, " was expected"));
   }
   if (next_part_ == 0) {
     pending_.emplace();
@@ -85,9 +86,8 @@ absl::StatusOr<std::optional<FrameAssembler::Step>> FrameAssembler::Add(
   } else if (count != part_count_ || frame.width() != pending_->activations.width) {
     return fail("parts of one step disagree on their count or width");
   }
-  const v1::ActivationDType dtype = frame.dtype() == v1::ACTIVATION_DTYPE_UNSPECIFIED
-                                        ? v1::ACTIVATION_DTYPE_FP32
-                                        : frame.dtype();
+  const v1::ActivationDType dtype =
+      frame.dtype() == v1::ACTIVATION_DTYPE_UNSPECIFIED ? v1::ACTIVATION_DTYPE_FP32 : frame.dtype();
   if (dtype != v1::ACTIVATION_DTYPE_FP32 && dtype != v1::ACTIVATION_DTYPE_BF16) {
     return fail(absl::StrCat("unknown dtype ", frame.dtype()));
   }

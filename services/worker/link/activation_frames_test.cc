@@ -90,7 +90,8 @@ TEST(ActivationFramesTest, MalformedFramesAreRejected) {
     for (size_t i = 0; i + 1 < copy.size(); ++i) {
       ASSERT_TRUE(assembler.Add(std::move(copy[i])).ok());
     }
-    absl::StatusOr<std::optional<FrameAssembler::Step>> last = assembler.Add(std::move(copy.back()));
+    absl::StatusOr<std::optional<FrameAssembler::Step>> last =
+        assembler.Add(std::move(copy.back()));
     ASSERT_TRUE(last.ok());
     EXPECT_TRUE(last->has_value());
   }

@@ -7,8 +7,7 @@
 
 namespace skein::link {
 
-GrpcRelayLink::GrpcRelayLink(std::string target, v1::ActivationDType dtype,
-                             size_t max_frame_bytes)
+GrpcRelayLink::GrpcRelayLink(std::string target, v1::ActivationDType dtype, size_t max_frame_bytes)
     : target_(std::move(target)), dtype_(dtype), max_frame_bytes_(max_frame_bytes) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
@@ -116,8 +115,8 @@ void GrpcRelayLink::ReadLoop(Stream* s) {
     }
     result.set_step_id(p.caller_step_id);
     if (result.error_code() != 0) {
-      p.done(absl::Status(static_cast<absl::StatusCode>(result.error_code()),
-                          result.error_message()));
+      p.done(
+          absl::Status(static_cast<absl::StatusCode>(result.error_code()), result.error_message()));
     } else {
       p.done(std::move(result));
     }
@@ -132,8 +131,8 @@ void GrpcRelayLink::ReadLoop(Stream* s) {
     s->pending.clear();
   }
   const absl::Status why = absl::UnavailableError(
-      absl::StrCat("link to the next stage (", target_, ") broke: ",
-                   status.ok() ? "stream ended" : status.error_message()));
+      absl::StrCat("link to the next stage (", target_,
+                   ") broke: ", status.ok() ? "stream ended" : status.error_message()));
   FailAll(std::move(pending), why);
   std::lock_guard<std::mutex> lock(mutex_);
   s->reader_done = true;

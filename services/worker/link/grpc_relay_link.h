@@ -56,7 +56,7 @@ class GrpcRelayLink : public StageLink {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
 
-  std::mutex write_mutex_;  // held while a step's frames are written (orders the steps)
+  std::mutex write_mutex_;    // held while a step's frames are written (orders the steps)
   mutable std::mutex mutex_;  // guards everything below and every Stream's pending/flags
   std::unique_ptr<Stream> stream_;
   std::vector<std::unique_ptr<Stream>> retired_;  // broken streams whose reader may still run

@@ -35,7 +35,7 @@ struct SamplerOptions {
   int32_t top_k = 0;         // >= 0; 0 = no top-k truncation
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
-  float penalty_decay = 0.996f;  // in [0, 1]
+  float penalty_decay = 0.996f;                       // in [0, 1]
   std::vector<std::pair<int32_t, float>> logit_bias;  // (token, finite bias)
   std::vector<int32_t> banned_tokens;
   uint64_t seed = 0;
