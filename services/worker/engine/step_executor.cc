@@ -166,6 +166,17 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::Stag
       out->activations = std::move(result.activations);
     }
   } else {
+    // Outputs and logits first (serially), then the sampling rows in parallel: each session
+    // has its own sampler, so the picks are independent.
+    struct Pick {
+      Session* session;
+      const v1::SequenceInput* seq;
+      model::SamplerOptions* options;
+      absl::Span<const float> row;
+      v1::SequenceOutput* out;
+      absl::Status status;
+    };
+    std::vector<Pick> picks;
     int64_t row = 0;
     size_t next = 0;
     for (int s = 0; s < n; ++s) {
@@ -187,31 +198,51 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::Stag
       } else if (seq.logits() == v1::SequenceInput::LOGITS_MODE_LAST) {
         o->set_logits(final_row.data(), final_row.size() * sizeof(float));
       }
-      if (!sampling[s]) continue;
-      model::SamplerOptions& options = *sampling[s];
-      if (!session.sampler.has_value()) {
-        if (!seq.sampling().has_seed()) {
-          options.seed = std::random_device{}() ^ (seed_counter_.fetch_add(1) << 32);
+      if (sampling[s]) picks.push_back({&session, &seq, &*sampling[s], final_row, o, {}});
+    }
+    auto sample = [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        Pick& k = picks[p];
+        Session& session = *k.session;
+        if (!session.sampler.has_value()) {
+          if (!k.seq->sampling().has_seed()) {
+            k.options->seed = std::random_device{}() ^ (seed_counter_.fetch_add(1) << 32);
+          }
+          absl::StatusOr<model::Sampler> created = model::Sampler::Create(*k.options, vocab);
+          if (!created.ok()) {
+            k.status = created.status();
+            continue;
+          }
+          session.sampler = *std::move(created);
+        } else {
+          k.status = session.sampler->SetOptions(*k.options);
+          if (!k.status.ok()) continue;
+          if (k.seq->sampling().has_seed()) session.sampler->Reseed(k.options->seed);
         }
-        absl::StatusOr<model::Sampler> created = model::Sampler::Create(options, vocab);
-        if (!created.ok()) status = created.status();
-        if (created.ok()) session.sampler = *std::move(created);
-      } else {
-        status = session.sampler->SetOptions(options);
-        if (status.ok() && seq.sampling().has_seed()) session.sampler->Reseed(options.seed);
+        absl::StatusOr<int32_t> token = session.sampler->Sample(k.row);
+        if (!token.ok()) {
+          k.status = absl::InternalError(absl::StrCat("session '", k.seq->session_id(),
+                                                      "': sampling failed after the step: ",
+                                                      token.status().message()));
+          continue;
+        }
+        k.out->set_sampled_token(static_cast<uint32_t>(*token));
+        k.out->set_seed(session.sampler->seed());
+        if (k.seq->logprobs()) {
+          FillLogprobs(k.row, *token, k.seq->top_logprobs(), k.out->mutable_logprobs());
+        }
       }
-      if (!status.ok()) break;
-      absl::StatusOr<int32_t> token = session.sampler->Sample(final_row);
-      if (!token.ok()) {
-        status = absl::InternalError(
-            absl::StrCat("session '", seq.session_id(),
-                         "': sampling failed after the step: ", token.status().message()));
+    };
+    if (engine_->pool() != nullptr && picks.size() > 1) {
+      engine_->pool()->ParallelFor(static_cast<int64_t>(picks.size()), 1, sample);
+    } else {
+      sample(0, static_cast<int64_t>(picks.size()));
+    }
+    for (const Pick& k : picks) {
+      if (!k.status.ok()) {
+        status = k.status;
         break;
       }
-      o->set_sampled_token(static_cast<uint32_t>(*token));
-      o->set_seed(session.sampler->seed());
-      if (seq.logprobs())
-        FillLogprobs(final_row, *token, seq.top_logprobs(), o->mutable_logprobs());
     }
   }
   unpin_all(true);

@@ -177,6 +177,23 @@ absl::StatusOr<int32_t> Sampler::Sample(absl::Span<const float> logits) {
     return Invalid(absl::StrCat("got ", logits.size(), " logits for a vocabulary of ", vocab_));
   }
   constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+  const bool plain = options_.logit_bias.empty() && options_.banned_tokens.empty() &&
+                     (occurrences_.empty() ||
+                      (options_.presence_penalty == 0 && options_.frequency_penalty == 0));
+  if (options_.temperature <= 0 && plain) {
+    // Greedy on the logits as they are: one pass, no copy (the same pick as below).
+    int32_t best = -1;
+    for (int64_t i = 0; i < vocab_; ++i) {
+      const float v = logits[i];
+      if (std::isnan(v) || v == std::numeric_limits<float>::infinity()) {
+        return Invalid(absl::StrCat("logit ", i, " is ", v));
+      }
+      if (v != kMinusInf && (best < 0 || v > logits[best])) best = static_cast<int32_t>(i);
+    }
+    if (best < 0) return absl::FailedPreconditionError("sampler: every token is banned");
+    Record(best);
+    return best;
+  }
   std::vector<float>& z = adjusted_;
   z.assign(logits.begin(), logits.end());
   for (int64_t i = 0; i < vocab_; ++i) {
