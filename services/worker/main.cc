@@ -12,7 +12,7 @@
 #include "services/worker/engine/stage_engine.h"
 #include "services/worker/link/grpc_relay_link.h"
 #include "services/worker/model/rwkv_config.h"
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 #include "services/worker/worker_service.h"
 
 namespace {

@@ -13,7 +13,7 @@
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/memory_bandwidth.h"
-#include "services/worker/model/random_rwkv7_archive.h"
+#include "services/worker/model/testing/random_rwkv7_archive.h"
 #include "tools/cli/command_registry.h"
 #include "tools/cli/engine_cli.h"
 

@@ -10,9 +10,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "services/worker/model/dtype_convert.h"
+#include "services/worker/model/checkpoint/dtype_convert.h"
 #include "services/worker/model/rwkv_config.h"
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 #include "tests/support/test_data.h"
 
 namespace skein::cli {

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "services/worker/model/checkpoint_writer.h"
-#include "services/worker/model/dtype_convert.h"
+#include "services/worker/model/checkpoint/checkpoint_writer.h"
+#include "services/worker/model/checkpoint/dtype_convert.h"
 #include "services/worker/model/rwkv_config.h"
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 #include "tools/cli/command_registry.h"
 #include "tools/cli/dtype_flag.h"
 #include "tools/cli/progress.h"

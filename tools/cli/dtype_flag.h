@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 #include "tools/cli/command_registry.h"
 
 namespace skein::cli {

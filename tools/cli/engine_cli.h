@@ -13,7 +13,7 @@
 #include "CLI/CLI.hpp"
 #include "nlohmann/json.hpp"
 #include "services/worker/engine/stage_engine.h"
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 
 namespace skein::cli {
 

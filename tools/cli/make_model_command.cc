@@ -7,9 +7,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "services/worker/model/random_rwkv7.h"
+#include "services/worker/model/testing/random_rwkv7.h"
 #include "services/worker/model/rwkv_config.h"
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 #include "tools/cli/command_registry.h"
 #include "tools/cli/dtype_flag.h"
 #include "tools/cli/progress.h"

@@ -14,7 +14,7 @@
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/rwkv7_model.h"
 #include "services/worker/model/rwkv7_weights.h"
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 
 namespace skein::engine {
 

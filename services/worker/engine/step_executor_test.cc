@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "services/worker/model/random_rwkv7_archive.h"
+#include "services/worker/model/testing/random_rwkv7_archive.h"
 
 namespace skein::engine {
 namespace {

@@ -22,10 +22,10 @@
 
 #include "gtest/gtest.h"
 #include "kernels/cpu/thread_pool.h"
-#include "services/worker/model/archive_impl.h"
-#include "services/worker/model/random_rwkv7_archive.h"
+#include "services/worker/model/checkpoint/archive_impl.h"
+#include "services/worker/model/testing/random_rwkv7_archive.h"
 #include "services/worker/model/rwkv7_reference.h"
-#include "services/worker/model/rwkv7_test_util.h"
+#include "services/worker/model/testing/rwkv7_test_util.h"
 #include "services/worker/model/rwkv7_weights.h"
 #include "services/worker/model/sampler.h"
 #include "services/worker/model/state.h"

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "services/worker/model/rwkv_config.h"
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 
 namespace skein::model::testing {
 

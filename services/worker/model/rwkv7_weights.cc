@@ -12,8 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "services/worker/model/dtype_convert.h"
-#include "services/worker/model/string_compat.h"
+#include "services/worker/model/checkpoint/dtype_convert.h"
+#include "services/worker/model/checkpoint/string_compat.h"
 
 namespace skein::model {
 namespace {

@@ -31,7 +31,7 @@
 #include "kernels/cpu/kernels.h"
 #include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/state.h"
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 
 namespace skein::model {
 

@@ -10,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "services/worker/model/string_compat.h"
+#include "services/worker/model/checkpoint/string_compat.h"
 
 namespace skein::model {
 namespace {

@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "services/worker/model/tensor_archive.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 
 namespace skein::model {
 

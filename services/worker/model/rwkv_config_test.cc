@@ -7,7 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "services/worker/model/random_rwkv7.h"
+#include "services/worker/model/testing/random_rwkv7.h"
 #include "tests/support/test_data.h"
 
 namespace skein::model {

@@ -1,0 +1,56 @@
+#include "services/worker/model/testing/random_rwkv7_archive.h"
+
+#include <vector>
+
+#include "services/worker/model/checkpoint/archive_impl.h"
+#include "services/worker/model/checkpoint/dtype_convert.h"
+
+namespace skein::model {
+
+absl::StatusOr<std::unique_ptr<TensorArchive>> MakeRandomRwkv7Archive(const Rwkv7Shape& shape,
+                                                                       uint64_t seed,
+                                                                       DType dtype) {
+  absl::StatusOr<Rwkv7Shape> resolved = ResolveRwkv7Shape(shape);
+  if (!resolved.ok()) return resolved.status();
+  auto archive = std::make_unique<ArchiveImpl>("<random RWKV-7>", nullptr);
+  constexpr int64_t kChunk = 1 << 16;
+  std::vector<float> values(kChunk);
+  for (const TensorSpec& spec : Rwkv7TensorSpecs(*resolved, dtype)) {
+    TensorView view;
+    view.name = spec.name;
+    view.dtype = spec.dtype;
+    view.shape = spec.shape;
+    const int64_t n = view.numel();
+    view.nbytes = static_cast<size_t>(n) * DTypeSize(dtype);
+    auto buffer = std::make_unique<AlignedBuffer>(view.nbytes);
+    auto* out = static_cast<uint8_t*>(buffer->data());
+    for (int64_t first = 0; first < n; first += kChunk) {
+      const int64_t count = n - first < kChunk ? n - first : kChunk;
+      FillRandomRwkv7Values(spec, seed, first, count, values.data());
+      ConvertElements(DType::kF32, values.data(), dtype, out + first * DTypeSize(dtype), count);
+    }
+    if (absl::Status s = archive->AddOwned(std::move(view), std::move(buffer)); !s.ok()) return s;
+  }
+  return archive;
+}
+
+Rwkv7Shape Rwkv7Shape01B() {
+  Rwkv7Shape s;
+  s.n_layer = 12;
+  s.n_embd = 768;
+  s.vocab = 65536;
+  s.head_size = 64;
+  s.ffn = 4 * 768;
+  s.lora = {64, 64, 32, 128};
+  return s;
+}
+
+Rwkv7Shape Rwkv7Shape04B() {
+  Rwkv7Shape s = Rwkv7Shape01B();
+  s.n_layer = 24;
+  s.n_embd = 1024;
+  s.ffn = 4 * 1024;
+  return s;
+}
+
+}  // namespace skein::model
