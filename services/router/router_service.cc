@@ -145,7 +145,9 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
     return grpc::Status::OK;
   };
   for (;;) {
-    std::vector<GenerationEvent> events = gen->Wait(absl::Milliseconds(20));
+    // Events wake this thread at once; the time-out only bounds how late a cancelled or
+    // expired call is noticed (a sync server has no cancellation callback).
+    std::vector<GenerationEvent> events = gen->Wait(absl::Milliseconds(50));
     if (context->IsCancelled()) {
       gen->Stop();
       const bool expired = context->deadline() <= std::chrono::system_clock::now();

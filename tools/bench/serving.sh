@@ -5,7 +5,7 @@
 #
 #   tools/bench/serving.sh MODEL VOCAB [SECONDS]
 # MODEL: a 0.1B-shape checkpoint (e.g. the one ./run.sh uses); VOCAB: the World vocabulary.
-# Prints one JSON line per measurement.
+# Prints one JSON line per measurement. ONLY=name,name runs only those clusters.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 model=${1:?usage: serving.sh MODEL VOCAB [SECONDS]}
@@ -17,7 +17,7 @@ work=$(mktemp -d -t skein-bench.XXXXXX)
 trap 'for d in "$work"/c*; do [[ -f $d/cluster.json ]] && $skein cluster down --dir "$d" >/dev/null 2>&1; done; rm -rf "$work"' EXIT
 
 echo "# engine alone"
-$skein bench --model "$model" --dtype bf16 --threads "$(nproc)" --batch 1,64 --prompt 16
+[[ -n "${ONLY:-}" && ",$ONLY," != *",engine,"* ]] || $skein bench --model "$model" --dtype bf16 --threads "$(nproc)" --batch 1,64 --prompt 16
 
 metric() {  # metric DIR PROCESS NAME: the sum of a metric's series
   local port
@@ -26,6 +26,7 @@ metric() {  # metric DIR PROCESS NAME: the sum of a metric's series
 }
 
 run() {  # run NAME MODEL STAGES REPLICAS STREAMS MAX_TOKENS
+  [[ -z "${ONLY:-}" || ",$ONLY," == *",$1,"* ]] || return 0
   local dir=$work/c$1 router
   router=$($skein cluster up --model "$2" --vocab "$vocab" --stages "$3" --replicas "$4" \
     --dir "$dir" --store memory --dtype bf16 2>/dev/null | tail -n 1)
@@ -50,5 +51,6 @@ run 2x1 "$model" 2 1 64 1000
 run 1x2 "$model" 1 2 64 1000
 
 tiny=$work/tiny.pth
-$skein make-model --layers 1 --embd 64 --vocab 65536 --seed 1 --out "$tiny" >/dev/null
+# So small that the worker's step is cheap and the router's own cost shows.
+$skein make-model --layers 1 --embd 64 --vocab 1024 --seed 1 --out "$tiny" >/dev/null
 run tiny-1x1 "$tiny" 1 1 256 200
