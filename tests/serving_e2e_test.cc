@@ -233,6 +233,20 @@ TEST_F(ServingTest, SixteenConcurrentStreamsEachEqualTheirOwnRun) {
             c.Metric("router", "skein_router_batch_size_sum"));
 }
 
+// A 2000-token prompt in one step: its activations (2000 rows x 256 x 2 arrays x 4 bytes,
+// about 4 MB) cross the link as several frames, and the result equals the engine's.
+TEST_F(ServingTest, LongPromptCrossesTheLinkInSeveralFrames) {
+  Cluster c(model_, vocab_, 2, 1,
+            {"--router-arg=--max-step-tokens=2048", "--router-arg=--prefill-chunk=2048"});
+  std::vector<uint32_t> prompt;
+  for (int i = 0; i < 2000; ++i) prompt.push_back((i * 37 + 11) % 1024);
+  Generated g = Generate(c.stub(), TokenRequest(prompt, 4));
+  ASSERT_TRUE(g.status.ok()) << g.status.error_message();
+  EXPECT_EQ(g.tokens, EngineGreedy(model_, prompt, 4));
+  // The whole prompt went down the link in one step: more bytes than one frame holds.
+  EXPECT_GT(c.Metric("worker-r0-s0", "skein_worker_link_bytes_total"), 3.5 * (1 << 20));
+}
+
 TEST_F(ServingTest, CancelledAndExpiredStreamsFreeTheirSlots) {
   Cluster c(model_, vocab_, 1, 1);
   {

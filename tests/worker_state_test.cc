@@ -33,7 +33,8 @@ struct Service {
 
 Service Start(std::vector<std::string> argv, const std::string& name) {
   const std::string ready = ::skein::testing::MakeTempDir(name) + "/ready";
-  argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--metrics-port", "0", "--ready-file", ready});
+  argv.insert(argv.end(),
+              {"--listen", "127.0.0.1:0", "--metrics-port", "0", "--ready-file", ready});
   Service s;
   s.process = std::make_unique<ChildProcess>(argv);
   const std::string content = ::skein::testing::WaitForFile(ready, 30s);
@@ -81,7 +82,8 @@ class WorkerStateTest : public ::testing::Test {
     grpc::ClientContext ctx;
     v1::StepResult result;
     grpc::Status st = stub_->Step(&ctx, req, &result);
-    if (!st.ok()) return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
+    if (!st.ok())
+      return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
     return result.outputs(0).sampled_token();
   }
 
@@ -114,7 +116,8 @@ class WorkerStateTest : public ::testing::Test {
 TEST_F(WorkerStateTest, SavedDroppedAndLoadedSessionContinuesExactly) {
   absl::StatusOr<uint32_t> first = Step("a", prompt_, 0);
   ASSERT_TRUE(first.ok()) << first.status();
-  const std::vector<uint32_t> expected = Continue("b-reference", *Step("b-reference", prompt_, 0), 8, 6);
+  const std::vector<uint32_t> expected =
+      Continue("b-reference", *Step("b-reference", prompt_, 0), 8, 6);
 
   v1::SaveStateRequest save;
   save.set_session_id("a");

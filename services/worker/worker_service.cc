@@ -146,6 +146,7 @@ void WorkerService::RunAndForward(const v1::StepRequest& request,
   steps_in_flight_->Set(++in_flight_);
   auto finish = [this, done = std::move(done)](absl::StatusOr<v1::StepResult> r) {
     (r.ok() ? steps_ok_ : steps_failed_)->Increment();
+    UpdateGauges();
     steps_in_flight_->Set(--in_flight_);
     done(std::move(r));
   };
@@ -157,7 +158,6 @@ void WorkerService::RunAndForward(const v1::StepRequest& request,
     step_rows_->Observe(static_cast<double>(out.rows));
     tokens_->Increment(static_cast<double>(out.rows));
   }
-  UpdateGauges();
   if (!status.ok()) return finish(status);
   if (engine_->is_last()) return finish(std::move(out.result));
   if (next_ == nullptr) {
