@@ -75,6 +75,13 @@ class Cluster {
     router_ = LastLine(r.out);
     channel_ = grpc::CreateChannel(router_, grpc::InsecureChannelCredentials());
     stub_ = v1::RouterService::NewStub(channel_);
+    // The router serves once one replica answers; wait until it has seen them all.
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (Metric("router", "skein_router_replicas_healthy") < replicas &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(Metric("router", "skein_router_replicas_healthy"), replicas);
   }
   ~Cluster() {
     CmdResult r = Skein({"cluster", "down", "--dir", dir_, "--drain-seconds", "5"});

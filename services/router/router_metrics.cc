@@ -18,6 +18,11 @@ RouterMetrics::RouterMetrics(prometheus::Registry& r) {
                      .Help("Requests admitted but not yet running on a replica")
                      .Register(r)
                      .Add({});
+  replicas_healthy = &prometheus::BuildGauge()
+                          .Name("skein_router_replicas_healthy")
+                          .Help("Pipeline replicas whose stage 0 answered the last health poll")
+                          .Register(r)
+                          .Add({});
   running = &prometheus::BuildGauge()
                  .Name("skein_router_running_sequences")
                  .Help("Sequences running on the replicas (holding a slot)")

@@ -22,6 +22,7 @@ struct RouterMetrics {
   void Reject(const std::string& reason);
 
   prometheus::Gauge* queue_depth;
+  prometheus::Gauge* replicas_healthy;
   prometheus::Gauge* running;
   prometheus::Histogram* batch_size;
   prometheus::Histogram* step_tokens;

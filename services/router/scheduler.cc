@@ -94,8 +94,14 @@ void Scheduler::HealthLoop() {
         work_.notify_all();
       }
     }
-    bool any = false;
-    for (const auto& r : replicas_) any = any || r->healthy;
+    bool any = false, all = true;
+    size_t healthy = 0;
+    for (const auto& r : replicas_) {
+      any = any || r->healthy;
+      all = all && r->healthy;
+      healthy += r->healthy ? 1 : 0;
+    }
+    metrics_->replicas_healthy->Set(static_cast<double>(healthy));
     if (!any && !queue_.empty()) {
       // Nothing can run what waits: fail it now rather than leave it waiting.
       const absl::Status why = absl::UnavailableError("no pipeline replica is reachable");
@@ -111,8 +117,8 @@ void Scheduler::HealthLoop() {
         lock.lock();
       }
     }
-    // Poll quickly until a replica answers, then every half second.
-    work_.wait_for(lock, std::chrono::milliseconds(any ? 500 : 100), [&] { return stopping_; });
+    // Poll quickly while a replica is missing, then every half second.
+    work_.wait_for(lock, std::chrono::milliseconds(all ? 500 : 100), [&] { return stopping_; });
   }
 }
 
@@ -171,8 +177,20 @@ void Scheduler::FailAll(Replica& replica, const absl::Status& why) {
 }
 
 std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepRequest* request) {
-  // Pull queued generations while this replica has room.
-  while (!queue_.empty() && replica.running.size() < options_.max_running_per_replica) {
+  // Pull queued generations while this replica has room and is among the least loaded
+  // healthy replicas, so that a burst spreads over the replicas instead of landing on
+  // whichever loop woke first.
+  auto least_loaded = [&] {
+    for (const auto& other : replicas_) {
+      if (other.get() != &replica && other->healthy &&
+          other->running.size() < replica.running.size()) {
+        return false;
+      }
+    }
+    return true;
+  };
+  while (!queue_.empty() && replica.running.size() < options_.max_running_per_replica &&
+         least_loaded()) {
     std::shared_ptr<Generation> g = std::move(queue_.front());
     queue_.pop_front();
     if (g->stop_requested_.load()) {

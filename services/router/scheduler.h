@@ -5,7 +5,8 @@
 //   when the queue is full, UNAVAILABLE when no replica is healthy. Never an unbounded wait.
 // - Each replica runs `micro_batches` step loops (by default its stage count, so that with S
 //   stages S micro-batches are in flight and every stage works). A loop pulls queued
-//   generations while its replica has free slots (so replicas are chosen by load), then
+//   generations while its replica has free slots and no healthy replica runs fewer (so
+//   replicas are chosen by load), then
 //   builds one step from the generations not already in a step: decode tokens first, then
 //   prompt chunks of at most `prefill_chunk` tokens within `max_step_tokens`, so a long prompt
 //   never stalls the decoding streams. Generations join and leave between steps.
