@@ -176,7 +176,10 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
           std::string text_before = chunk.text();
           if (!text_before.empty() || chunk.token_ids_size() > 0) {
             chunk.set_text(std::move(text_before));
-            if (!emit(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
+            if (!emit(chunk)) {
+              metrics_->Reject("cancelled");
+              return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
+            }
             first = false;
           }
           return finish(v1::FINISH_REASON_STOP, e.position, "");
@@ -184,6 +187,7 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
         if (!chunk.text().empty() || chunk.token_ids_size() > 0 || chunk.logprobs_size() > 0) {
           if (!emit(chunk)) {
             gen->Stop();
+            metrics_->Reject("cancelled");
             return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
           }
           first = false;
