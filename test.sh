@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing (idempotent), builds everything and runs every test. Prints a
 # final line "N passed, M failed" (test cases, from the test reports) and exits non-zero on
-# any failure.
+# any failure. Skipped tests (with the reason each gave) and failed ones are listed by name
+# just above that line.
 set -uo pipefail
 cd "$(dirname "$0")"
 ./tools/setup/install_deps.sh || { echo "0 passed, 1 failed"; exit 1; }

@@ -45,6 +45,19 @@ def reports_from_build_events(path):
     return reports
 
 
+def skip_reason(case):
+    """The reason a skipped gtest case gave (GTEST_SKIP() << ...), on one line."""
+    node = case.find("skipped")
+    text = ""
+    if node is not None:
+        text = node.get("message") or node.text or ""
+    # gtest writes "file.cc:LINE" and then the message on the next line.
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and ".cc:" in lines[0]:
+        lines = lines[1:]
+    return " ".join(lines) or "no reason given"
+
+
 def reports_from_folder(logs):
     return [(os.path.relpath(root, logs), os.path.join(root, "test.xml"))
             for root, _, files in os.walk(logs) if "test.xml" in files]
@@ -59,6 +72,7 @@ def main():
         reports = reports_from_folder(logs)
     passed = failed = skipped = 0
     failures = []
+    skips = []
     for target, xml in reports:
         try:
             if xml is None:
@@ -87,12 +101,16 @@ def main():
                 failures.append(name)
             elif case.get("result") == "skipped" or case.find("skipped") is not None:
                 skipped += 1
+                skips.append(f"{name}: {skip_reason(case)}")
             else:
                 passed += 1
     # Bazel exit codes: 0 all passed, 3 some tests failed, 4 no tests; others: build failed.
     if bazel_rc not in (0, 3) and not failures:
         failed += 1
         failures.append(f"bazel exited with {bazel_rc} (build failure?)")
+    # Skips and failures go above the summary, which stays the last line (CI reads it).
+    for s in skips:
+        print(f"SKIPPED: {s}")
     for f in failures:
         print(f"FAILED: {f}")
     print(f"{passed} passed, {failed} failed, {skipped} skipped")

@@ -12,11 +12,15 @@ SCRIPT = pathlib.Path(__file__).resolve().parent / "summarize_tests.py"
 
 
 def write_report(path, cases):
-    """A gtest-style test.xml; cases maps a name to "pass", "fail" or "skip"."""
+    """A gtest-style test.xml; cases maps a name to "pass", "fail", "skip" or ("skip", why)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     body = []
     for name, outcome in cases.items():
-        inner = {"pass": "", "fail": "<failure message='x'/>", "skip": "<skipped/>"}[outcome]
+        if isinstance(outcome, tuple):
+            # As gtest 1.12 writes GTEST_SKIP() << why: the location, a newline, the message.
+            inner = f"<skipped message='x_test.cc:12&#x0A;{outcome[1]}'/>"
+        else:
+            inner = {"pass": "", "fail": "<failure message='x'/>", "skip": "<skipped/>"}[outcome]
         body.append(f"<testcase classname='T' name='{name}'>{inner}</testcase>")
     path.write_text("<testsuites><testsuite name='T'>" + "".join(body) +
                     "</testsuite></testsuites>")
@@ -88,6 +92,16 @@ class SummarizeTestsTest(unittest.TestCase):
         self.assertIn("FAILED: //b: T.x", lines)
         self.assertIn("FAILED: //c", lines)
         self.assertNotEqual(rc, 0)
+
+    def test_skipped_cases_are_listed_with_their_reason_above_the_summary(self):
+        write_report(self.logs / "s/test.xml", {
+            "a": ("skip", "the CPU lacks AVX512_BF16"), "b": "skip", "c": "pass"})
+        self.write_events([test_result_event("//s", self.logs / "s/test.xml")])
+        rc, lines = summarize(self.logs, 0, self.events)
+        self.assertEqual(rc, 0)
+        self.assertEqual(lines[-1], "1 passed, 0 failed, 2 skipped")
+        self.assertIn("SKIPPED: //s: T.a: the CPU lacks AVX512_BF16", lines)
+        self.assertIn("SKIPPED: //s: T.b: no reason given", lines)
 
     def test_a_failed_build_is_a_failure(self):
         self.write_events([])
