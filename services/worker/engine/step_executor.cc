@@ -52,8 +52,12 @@ int64_t StepTokenCount(const v1::StepRequest& request) {
   return n;
 }
 
-StepExecutor::StepExecutor(StageEngine* engine, SessionTable* sessions, int64_t max_step_tokens)
-    : engine_(engine), sessions_(sessions), max_step_tokens_(max_step_tokens) {}
+StepExecutor::StepExecutor(StageEngine* engine, SessionTable* sessions, int64_t max_step_tokens,
+                           int64_t max_logits_bytes)
+    : engine_(engine),
+      sessions_(sessions),
+      max_step_tokens_(max_step_tokens),
+      max_logits_bytes_(max_logits_bytes) {}
 
 absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::StageActivations* input,
                                StepOutcome* out) {
@@ -100,6 +104,21 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::Stag
     }
   }
 
+  if (last) {
+    int64_t logits_bytes = 0;
+    for (const v1::SequenceInput& seq : request.sequences()) {
+      if (seq.logits() == v1::SequenceInput::LOGITS_MODE_ALL) {
+        logits_bytes += seq.tokens_size() * vocab * static_cast<int64_t>(sizeof(float));
+      } else if (seq.logits() == v1::SequenceInput::LOGITS_MODE_LAST) {
+        logits_bytes += vocab * static_cast<int64_t>(sizeof(float));
+      }
+    }
+    if (logits_bytes > max_logits_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the step asks for ", logits_bytes, " bytes of logits; at most ", max_logits_bytes_,
+          " fit one answer (ask for fewer rows per step)"));
+    }
+  }
   int64_t computing_count = 0;
   for (const v1::SequenceInput& seq : request.sequences()) computing_count += seq.tokens_size() > 0;
   if (static_cast<size_t>(computing_count) > sessions_->capacity()) {
@@ -246,6 +265,10 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::Stag
     }
   }
   unpin_all(true);
+  // Scratch that one unusual step grew (many logits rows) is not kept by this thread.
+  if (result.logits.capacity() * sizeof(float) > (size_t{64} << 20)) {
+    std::vector<float>().swap(result.logits);
+  }
   for (int s = 0; s < n; ++s) {
     const v1::SequenceInput& seq = request.sequences(s);
     if (seq.tokens_size() == 0 && seq.release()) (void)sessions_->Drop(seq.session_id());

@@ -8,7 +8,7 @@
 // INVALID_ARGUMENT (empty step, empty or repeated session id, a sequence without tokens that
 // is not a release, token id >= vocab, bad sampling parameters, too many top log-probs,
 // activations that do not fit), RESOURCE_EXHAUSTED (more tokens than max_step_tokens, more
-// sessions than the table holds), NOT_FOUND / FAILED_PRECONDITION (see SessionTable::Pin),
+// sessions than the table holds, more logits asked for than max_logits_bytes), NOT_FOUND / FAILED_PRECONDITION (see SessionTable::Pin),
 // INTERNAL (the sampler failed after the states advanced: logits with NaN).
 //
 // Thread-safe: steps over disjoint sessions may run concurrently (the model serializes the
@@ -37,8 +37,11 @@ struct StepOutcome {
 
 class StepExecutor {
  public:
-  // Neither is owned; both must outlive the executor.
-  StepExecutor(StageEngine* engine, SessionTable* sessions, int64_t max_step_tokens);
+  // Neither is owned; both must outlive the executor. `max_logits_bytes` bounds the logits
+  // one step may return (LOGITS_MODE_ALL over a long prompt is V floats per token), so the
+  // answer fits a message and no thread keeps a huge buffer.
+  StepExecutor(StageEngine* engine, SessionTable* sessions, int64_t max_step_tokens,
+               int64_t max_logits_bytes = int64_t{48} << 20);
 
   // `input` must be null on stage 0 and hold the previous stage's activations elsewhere.
   absl::Status Run(const v1::StepRequest& request, const model::StageActivations* input,
@@ -50,6 +53,7 @@ class StepExecutor {
   StageEngine* engine_;
   SessionTable* sessions_;
   const int64_t max_step_tokens_;
+  const int64_t max_logits_bytes_;
   std::atomic<uint64_t> seed_counter_{0};
 };
 

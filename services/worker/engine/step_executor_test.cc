@@ -272,6 +272,20 @@ TEST(StepExecutorTest, BadStepsFailWithTheDocumentedCodeAndChangeNothing) {
   EXPECT_EQ(r->outputs(0).position(), 3u);
 }
 
+TEST(StepExecutorTest, MoreLogitsThanOneAnswerHoldsAreRefused) {
+  Stage s(0, 4);
+  // 300 floats a row: 8 rows of all logits are 9600 bytes.
+  StepExecutor small(s.engine.get(), s.table.get(), 512, 9000);
+  v1::StepRequest req;
+  AddSequence(req, "l", {1, 2, 3, 4, 5, 6, 7, 8}, 0, false)
+      ->set_logits(v1::SequenceInput::LOGITS_MODE_ALL);
+  StepOutcome out;
+  EXPECT_EQ(small.Run(req, nullptr, &out).code(), absl::StatusCode::kResourceExhausted);
+  req.mutable_sequences(0)->mutable_tokens()->Truncate(7);  // 8400 bytes fit
+  ASSERT_TRUE(small.Run(req, nullptr, &out).ok());
+  EXPECT_EQ(out.result.outputs(0).logits().size(), 7u * 300 * sizeof(float));
+}
+
 TEST(StepExecutorTest, LogprobsDescribeTheModelsDistribution) {
   Stage s(0, 4);
   v1::StepRequest req;
