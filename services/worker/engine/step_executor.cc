@@ -114,9 +114,9 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::Stag
       }
     }
     if (logits_bytes > max_logits_bytes_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the step asks for ", logits_bytes, " bytes of logits; at most ", max_logits_bytes_,
-          " fit one answer (ask for fewer rows per step)"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the step asks for ", logits_bytes, " bytes of logits; at most ",
+                       max_logits_bytes_, " fit one answer (ask for fewer rows per step)"));
     }
   }
   int64_t computing_count = 0;
@@ -240,9 +240,9 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::Stag
         }
         absl::StatusOr<int32_t> token = session.sampler->Sample(k.row);
         if (!token.ok()) {
-          k.status = absl::InternalError(absl::StrCat("session '", k.seq->session_id(),
-                                                      "': sampling failed after the step: ",
-                                                      token.status().message()));
+          k.status = absl::InternalError(
+              absl::StrCat("session '", k.seq->session_id(),
+                           "': sampling failed after the step: ", token.status().message()));
           continue;
         }
         k.out->set_sampled_token(static_cast<uint32_t>(*token));

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,13 +24,13 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/checkpoint/archive_impl.h"
-#include "services/worker/model/testing/random_rwkv7_archive.h"
 #include "services/worker/model/rwkv7_reference.h"
-#include "services/worker/model/testing/rwkv7_test_util.h"
 #include "services/worker/model/rwkv7_weights.h"
 #include "services/worker/model/sampler.h"
 #include "services/worker/model/state.h"
 #include "services/worker/model/state_blob.h"
+#include "services/worker/model/testing/random_rwkv7_archive.h"
+#include "services/worker/model/testing/rwkv7_test_util.h"
 #include "tests/support/test_data.h"
 
 namespace skein::model {
@@ -692,6 +693,41 @@ TEST(WeightsTest, RejectsBadCheckpointsAndRanges) {
     o.last_layer = last;
     EXPECT_EQ(Rwkv7Weights::Load(archive, o).status().code(), absl::StatusCode::kInvalidArgument)
         << first << ".." << last;
+  }
+}
+
+// A checkpoint that differs from another in one byte anywhere in its weights (a fine-tune
+// that touched one value) is another model.
+TEST(WeightsTest, FingerprintCoversEveryByteOfTheWeights) {
+  const Rwkv7Shape d = SmallShape(2);
+  const std::string dir = ::testing::TempDir();
+  const std::string path = dir + "/fingerprint.safetensors";
+  ASSERT_TRUE(WriteRandomRwkv7(path, d, DType::kBF16, 4).ok());
+  auto fingerprint = [&]() {
+    absl::StatusOr<std::unique_ptr<TensorArchive>> archive = OpenCheckpoint(path);
+    EXPECT_TRUE(archive.ok()) << archive.status();
+    return LoadRange(std::shared_ptr<const TensorArchive>(*std::move(archive)), 0, 2)
+        ->fingerprint();
+  };
+  const uint64_t original = fingerprint();
+  EXPECT_EQ(fingerprint(), original);  // deterministic
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  // Bytes well inside the data region, at offsets no sampling scheme would pick on purpose.
+  for (std::streamoff offset : {size / 2 + 12345, size - 4099, size * 3 / 4 + 7}) {
+    char byte;
+    f.seekg(offset);
+    f.read(&byte, 1);
+    const char flipped = static_cast<char>(byte ^ 0x01);
+    f.seekp(offset);
+    f.write(&flipped, 1);
+    f.flush();
+    EXPECT_NE(fingerprint(), original) << "byte " << offset;
+    f.seekp(offset);
+    f.write(&byte, 1);
+    f.flush();
+    EXPECT_EQ(fingerprint(), original);
   }
 }
 

@@ -35,32 +35,36 @@ ElementType ToElementType(DType t) {
   return ElementType::kF32;
 }
 
-uint64_t Fingerprint(const TensorArchive& archive) {
-  constexpr size_t kFullHashLimit = size_t{1} << 20;
-  constexpr size_t kSample = 4096;
-  constexpr size_t kSamples = 64;
+uint64_t Fingerprint(const TensorArchive& archive, kernels::ThreadPool* pool) {
   std::vector<const TensorView*> sorted;
   for (const TensorView& t : archive.tensors()) sorted.push_back(&t);
   std::sort(sorted.begin(), sorted.end(),
             [](const TensorView* a, const TensorView* b) { return a->name < b->name; });
+  // Every byte of every tensor, each tensor hashed on its own (in parallel: the whole model
+  // is read once at load), then the per-tensor digests combined in name order with the
+  // names, dtypes and shapes.
+  std::vector<uint64_t> digests(sorted.size());
+  auto hash = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      digests[i] = XXH3_64bits(sorted[i]->data, sorted[i]->nbytes);
+    }
+  };
+  if (pool != nullptr) {
+    pool->ParallelFor(static_cast<int64_t>(sorted.size()), 1, hash);
+  } else {
+    hash(0, static_cast<int64_t>(sorted.size()));
+  }
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
-  for (const TensorView* t : sorted) {
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const TensorView* t = sorted[i];
     XXH3_64bits_update(state, t->name.data(), t->name.size() + 1);
     const int32_t dtype = static_cast<int32_t>(t->dtype);
     XXH3_64bits_update(state, &dtype, sizeof(dtype));
     const uint64_t rank = t->shape.size();
     XXH3_64bits_update(state, &rank, sizeof(rank));
     XXH3_64bits_update(state, t->shape.data(), t->shape.size() * sizeof(int64_t));
-    const auto* bytes = static_cast<const uint8_t*>(t->data);
-    if (t->nbytes <= kFullHashLimit) {
-      XXH3_64bits_update(state, bytes, t->nbytes);
-    } else {
-      for (size_t s = 0; s < kSamples; ++s) {
-        const size_t offset = (t->nbytes - kSample) / (kSamples - 1) * s;
-        XXH3_64bits_update(state, bytes + offset, kSample);
-      }
-    }
+    XXH3_64bits_update(state, &digests[i], sizeof(digests[i]));
   }
   const uint64_t digest = XXH3_64bits_digest(state);
   XXH3_freeState(state);
@@ -181,7 +185,7 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
   w->first_layer_ = options.first_layer;
   w->last_layer_ = last;
   w->run_dtype_ = options.run_dtype;
-  w->fingerprint_ = Fingerprint(*w->archive_);
+  w->fingerprint_ = Fingerprint(*w->archive_, options.pool);
 
   Rwkv7WeightsBuilder b(
       w.get(),
