@@ -1,30 +1,16 @@
 #include "services/router/tokenizer_client.h"
 
+#include "services/common/client_channel.h"
 #include "services/common/status.h"
 
 namespace skein::router {
-namespace {
-
-void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
-  context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));
-}
-
-}  // namespace
-
-TokenizerClient::TokenizerClient(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(256 << 20);
-  args.SetMaxSendMessageSize(256 << 20);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  stub_ = v1::TokenizerService::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
-}
+TokenizerClient::TokenizerClient(const std::string& address)
+    : stub_(v1::TokenizerService::NewStub(CreateClientChannel(address))) {}
 
 absl::StatusOr<std::vector<uint32_t>> TokenizerClient::Encode(const std::string& bytes,
                                                               absl::Duration timeout) {
   grpc::ClientContext context;
-  SetDeadline(context, timeout);
+  SetTimeout(&context, timeout);
   v1::EncodeRequest request;
   request.add_texts(bytes);
   v1::EncodeResponse response;
@@ -37,7 +23,7 @@ absl::StatusOr<std::vector<uint32_t>> TokenizerClient::Encode(const std::string&
 absl::StatusOr<v1::DecodeResponse> TokenizerClient::Decode(const std::vector<uint32_t>& ids,
                                                            absl::Duration timeout) {
   grpc::ClientContext context;
-  SetDeadline(context, timeout);
+  SetTimeout(&context, timeout);
   v1::DecodeRequest request;
   request.mutable_ids()->Add(ids.begin(), ids.end());
   v1::DecodeResponse response;
@@ -48,7 +34,7 @@ absl::StatusOr<v1::DecodeResponse> TokenizerClient::Decode(const std::vector<uin
 
 absl::StatusOr<tokenizer::WorldTokenizer> TokenizerClient::FetchVocabulary(absl::Duration timeout) {
   grpc::ClientContext context;
-  SetDeadline(context, timeout);
+  SetTimeout(&context, timeout);
   v1::Vocabulary vocab;
   grpc::Status s = stub_->GetVocabulary(&context, v1::GetVocabularyRequest(), &vocab);
   if (!s.ok()) return FromGrpcStatus(s);

@@ -8,18 +8,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/client_context.h"
+#include "services/common/client_channel.h"
 #include "services/common/status.h"
 #include "services/state_store/chunk_codec.h"
 
 namespace skein::state_store {
 namespace {
-
-void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
-  if (timeout > absl::ZeroDuration()) {
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::microseconds(absl::ToInt64Microseconds(timeout)));
-  }
-}
 
 v1::Checksum::Algorithm ToProto(ChecksumAlgorithm algorithm) {
   return algorithm == ChecksumAlgorithm::kCrc32c ? v1::Checksum::ALGORITHM_CRC32C
@@ -62,7 +56,7 @@ absl::StatusOr<v1::PutResponse> StateStoreClient::PutChunks(
     const std::string& key, std::string_view data, const ClientPutOptions& options,
     const std::function<grpc::ByteBuffer(size_t offset, size_t size)>& chunk) {
   grpc::ClientContext context;
-  SetDeadline(&context, options.timeout);
+  SetTimeout(&context, options.timeout);
   grpc::ByteBuffer response_buffer;
   std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
       grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel_.get(), raw_put_,
@@ -96,7 +90,7 @@ absl::StatusOr<v1::PutResponse> StateStoreClient::PutChunks(
 absl::StatusOr<ClientBlob> StateStoreClient::Get(const std::string& key, uint32_t part,
                                                  uint32_t chunk_bytes, absl::Duration timeout) {
   grpc::ClientContext context;
-  SetDeadline(&context, timeout);
+  SetTimeout(&context, timeout);
   v1::GetRequest request;
   request.set_key(key);
   request.set_part(part);

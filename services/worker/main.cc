@@ -6,13 +6,14 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
+#include "services/common/client_channel.h"
 #include "services/common/logging.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
 #include "services/worker/engine/stage_engine.h"
 #include "services/worker/link/grpc_relay_link.h"
-#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/rwkv_config.h"
 #include "services/worker/worker_service.h"
 
 namespace {
@@ -73,8 +74,8 @@ absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* servi
   }
   std::unique_ptr<skein::state_store::StateStoreClient> store;
   if (!f.store.empty()) {
-    store = std::make_unique<skein::state_store::StateStoreClient>(
-        grpc::CreateChannel(f.store, grpc::InsecureChannelCredentials()));
+    store =
+        std::make_unique<skein::state_store::StateStoreClient>(skein::CreateClientChannel(f.store));
   }
   service->SetEngine(*std::move(engine), std::move(next), std::move(store));
   skein::log::Info("loaded",

@@ -189,7 +189,7 @@ grpc::Status WorkerService::GetStageInfo(grpc::ServerContext*, const v1::GetStag
   m->set_vocab_size(static_cast<uint32_t>(c.vocab));
   m->set_parameter_count(static_cast<uint64_t>(c.parameters));
   m->set_state_bytes(static_cast<uint64_t>(c.state_bytes()));
-  m->set_weight_dtype(engine::RunDTypeName(w.run_dtype()));
+  m->set_weight_dtype(std::string(model::DTypeName(w.run_dtype())));
   m->set_tokenizer("rwkv-world");
   response->mutable_layers()->set_first(static_cast<uint32_t>(w.first_layer()));
   response->mutable_layers()->set_last(static_cast<uint32_t>(w.last_layer()));

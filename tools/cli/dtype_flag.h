@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "services/worker/engine/stage_engine.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
 #include "tools/cli/command_registry.h"
 
@@ -11,10 +12,9 @@ namespace skein::cli {
 
 // "bf16", "fp16" or "fp32"; anything else throws CommandError (exit code 2).
 inline model::DType ParseDTypeFlag(const std::string& text) {
-  if (text == "bf16") return model::DType::kBF16;
-  if (text == "fp16") return model::DType::kF16;
-  if (text == "fp32") return model::DType::kF32;
-  throw CommandError(2, "--dtype must be bf16, fp16 or fp32, not '" + text + "'");
+  absl::StatusOr<model::DType> dtype = engine::ParseRunDType(text);
+  if (!dtype.ok()) throw CommandError(2, "--" + std::string(dtype.status().message()));
+  return *dtype;
 }
 
 }  // namespace skein::cli

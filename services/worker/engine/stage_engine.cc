@@ -9,22 +9,11 @@
 namespace skein::engine {
 
 absl::StatusOr<model::DType> ParseRunDType(const std::string& text) {
-  if (text == "bf16") return model::DType::kBF16;
-  if (text == "fp16") return model::DType::kF16;
-  if (text == "fp32") return model::DType::kF32;
+  for (model::DType d : {model::DType::kF32, model::DType::kBF16, model::DType::kF16}) {
+    if (text == model::DTypeName(d)) return d;
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("dtype must be bf16, fp16 or fp32, not '", text, "'"));
-}
-
-std::string RunDTypeName(model::DType dtype) {
-  switch (dtype) {
-    case model::DType::kBF16:
-      return "bf16";
-    case model::DType::kF16:
-      return "fp16";
-    default:
-      return "fp32";
-  }
 }
 
 absl::Status ResolveLayerRange(const std::string& layers, int stage, int stages, int num_layers,

@@ -12,9 +12,9 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/cpu/thread_pool.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 #include "services/worker/model/rwkv7_model.h"
 #include "services/worker/model/rwkv7_weights.h"
-#include "services/worker/model/checkpoint/tensor_archive.h"
 
 namespace skein::engine {
 
@@ -26,9 +26,8 @@ struct StageEngineOptions {
   bool bf16_activations = false;
 };
 
-// "fp32", "bf16" or "fp16"; INVALID_ARGUMENT otherwise.
+// "fp32", "bf16" or "fp16" (the names model::DTypeName gives); INVALID_ARGUMENT otherwise.
 absl::StatusOr<model::DType> ParseRunDType(const std::string& text);
-std::string RunDTypeName(model::DType dtype);
 
 // Resolves a stage's layer range from "A:B" (`layers`, may be empty) or from a stage index
 // and count that split `num_layers` as evenly as possible (earlier stages take the extra

@@ -49,7 +49,7 @@ TEST(RunDTypeTest, ParsesAndNamesEachDType) {
   for (const char* name : {"fp32", "bf16", "fp16"}) {
     absl::StatusOr<model::DType> d = ParseRunDType(name);
     ASSERT_TRUE(d.ok());
-    EXPECT_EQ(RunDTypeName(*d), name);
+    EXPECT_EQ(model::DTypeName(*d), name);
   }
   EXPECT_EQ(ParseRunDType("int4").status().code(), absl::StatusCode::kInvalidArgument);
 }

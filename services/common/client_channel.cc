@@ -1,0 +1,24 @@
+#include "services/common/client_channel.h"
+
+#include <chrono>
+
+namespace skein {
+
+std::shared_ptr<grpc::Channel> CreateClientChannel(const std::string& address,
+                                                   int max_message_bytes) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(max_message_bytes);
+  args.SetMaxSendMessageSize(max_message_bytes);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+void SetTimeout(grpc::ClientContext* context, absl::Duration timeout) {
+  if (timeout > absl::ZeroDuration()) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::microseconds(absl::ToInt64Microseconds(timeout)));
+  }
+}
+
+}  // namespace skein
