@@ -28,6 +28,15 @@ absl::StatusOr<v1::ModelInfo> RouterService::ResolveModel(const std::string& nam
   return *model;
 }
 
+absl::Status RouterService::CheckModelName(const std::string& name) {
+  absl::StatusOr<v1::ModelInfo> model = ResolveModel(name);
+  // Tokenizing needs no worker: without a name it works before any replica answered.
+  if (!model.ok() && !(model.status().code() == absl::StatusCode::kUnavailable && name.empty())) {
+    return model.status();
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<const tokenizer::WorldTokenizer*> RouterService::Vocabulary() {
   std::lock_guard<std::mutex> lock(vocab_mutex_);
   if (vocab_ == nullptr) {
@@ -239,11 +248,7 @@ grpc::Status RouterService::ListModels(grpc::ServerContext*, const v1::ListModel
 
 grpc::Status RouterService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
                                      v1::TokenizeResponse* response) {
-  absl::StatusOr<v1::ModelInfo> model = ResolveModel(request->model());
-  if (!model.ok() &&
-      !(model.status().code() == absl::StatusCode::kUnavailable && request->model().empty())) {
-    return ToGrpcStatus(model.status());
-  }
+  if (absl::Status s = CheckModelName(request->model()); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<std::vector<uint32_t>> ids =
       tokenizer_->Encode(request->text(), limits_.tokenizer_timeout);
   if (!ids.ok()) return ToGrpcStatus(ids.status());
@@ -253,11 +258,7 @@ grpc::Status RouterService::Tokenize(grpc::ServerContext*, const v1::TokenizeReq
 
 grpc::Status RouterService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* request,
                                        v1::DetokenizeResponse* response) {
-  absl::StatusOr<v1::ModelInfo> model = ResolveModel(request->model());
-  if (!model.ok() &&
-      !(model.status().code() == absl::StatusCode::kUnavailable && request->model().empty())) {
-    return ToGrpcStatus(model.status());
-  }
+  if (absl::Status s = CheckModelName(request->model()); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<v1::DecodeResponse> decoded =
       tokenizer_->Decode(std::vector<uint32_t>(request->ids().begin(), request->ids().end()),
                          limits_.tokenizer_timeout);

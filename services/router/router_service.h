@@ -51,6 +51,9 @@ class RouterService final : public v1::RouterService::Service {
   // NOT_FOUND unless `name` is empty or the served model's name; UNAVAILABLE before any
   // replica has described its model.
   absl::StatusOr<v1::ModelInfo> ResolveModel(const std::string& name);
+  // ResolveModel for the tokenizer RPCs: OK also when no replica answered yet and no model
+  // was named (the tokenizer does not need one).
+  absl::Status CheckModelName(const std::string& name);
   // Runs a generation, calling `emit` with every chunk (the last one has finish_reason set).
   // `emit` returns false when the client is gone.
   grpc::Status Run(grpc::ServerContext* context, const v1::GenerateRequest& request,

@@ -212,11 +212,8 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
       if (g->in_step_ || plan.size() >= share) continue;
       const bool stopping = g->stop_requested_.load() || g->finished_;
       if (pass == 0 && stopping) {
-        if (g->started_ && !g->released_) {
-          plan.push_back({g, Planned::kRelease, 0});
-        } else {
-          plan.push_back({g, Planned::kRelease, 0});  // nothing to release: just retire
-        }
+        // Released on the workers if they hold its state, else just retired (see below).
+        plan.push_back({g, Planned::kRelease, 0});
       } else if (pass == 0 && g->pending_token_ && budget >= 1) {
         plan.push_back({g, Planned::kDecode, 1});
         budget -= 1;

@@ -14,12 +14,11 @@ StoreSpill::StoreSpill(state_store::StateStoreClient* client, std::string prefix
       ttl_seconds_(ttl_seconds) {}
 
 absl::Status StoreSpill::Save(const std::string& id, std::shared_ptr<const std::string> state_blob,
-                              const std::string& sampler) {
+                              int64_t position, const std::string& sampler) {
   state_store::ClientPutOptions options;
   options.metadata = metadata_;
   options.ttl_seconds = ttl_seconds_;
-  absl::StatusOr<model::StateBlobInfo> info = model::InspectStateBlob(*state_blob);
-  if (info.ok()) options.metadata.set_token_position(static_cast<uint64_t>(info->position));
+  options.metadata.set_token_position(static_cast<uint64_t>(position));
   options.metadata.set_size_bytes(state_blob->size());
   options.metadata.set_format_version(model::kStateBlobVersion);
   // The sampler first: a state without its sampler would restore a session that samples

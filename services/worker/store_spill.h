@@ -22,7 +22,7 @@ class StoreSpill : public engine::SessionSpill {
              uint64_t ttl_seconds);
 
   absl::Status Save(const std::string& id, std::shared_ptr<const std::string> state_blob,
-                    const std::string& sampler) override;
+                    int64_t position, const std::string& sampler) override;
   absl::StatusOr<engine::SpilledSession> Load(const std::string& id) override;
   void Forget(const std::string& id) override;
 

@@ -82,7 +82,7 @@ void SessionTable::EvictOverCapacity() {
       auto blob = std::make_shared<const std::string>(
           model::EncodeStateBlob(e.session->state, options_.model_fingerprint));
       const std::string sampler = e.session->sampler ? e.session->sampler->SerializeState() : "";
-      saved = options_.spill->Save(*it, std::move(blob), sampler).ok();
+      saved = options_.spill->Save(*it, std::move(blob), e.session->state.position(), sampler).ok();
     }
     ++(saved ? stats_.spilled : stats_.dropped);
     if (saved) spilled_ids_.insert(*it);
@@ -208,9 +208,6 @@ absl::StatusOr<bool> SessionTable::Drop(const std::string& id) {
   }
   if (spilled_ids_.erase(id) > 0) options_.spill->Forget(id);
   if (it == entries_.end()) return false;
-  if (it->second.pinned) {
-    return absl::FailedPreconditionError(absl::StrCat("session '", id, "' is in a step"));
-  }
   lru_.erase(it->second.lru);
   entries_.erase(it);
   return true;

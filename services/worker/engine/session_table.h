@@ -44,9 +44,10 @@ struct SpilledSession {
 class SessionSpill {
  public:
   virtual ~SessionSpill() = default;
-  // Saves a session (replacing an earlier save). Errors: the backing store's.
+  // Saves a session (replacing an earlier save); `position` is the state's token position.
+  // Errors: the backing store's.
   virtual absl::Status Save(const std::string& id, std::shared_ptr<const std::string> state_blob,
-                            const std::string& sampler) = 0;
+                            int64_t position, const std::string& sampler) = 0;
   // NOT_FOUND when nothing is saved under `id`; other errors: the backing store's.
   virtual absl::StatusOr<SpilledSession> Load(const std::string& id) = 0;
   // Removes a save, if any. Best effort.

@@ -8,8 +8,9 @@
 // INVALID_ARGUMENT (empty step, empty or repeated session id, a sequence without tokens that
 // is not a release, token id >= vocab, bad sampling parameters, too many top log-probs,
 // activations that do not fit), RESOURCE_EXHAUSTED (more tokens than max_step_tokens, more
-// sessions than the table holds, more logits asked for than max_logits_bytes), NOT_FOUND / FAILED_PRECONDITION (see SessionTable::Pin),
-// INTERNAL (the sampler failed after the states advanced: logits with NaN).
+// sessions than the table holds, more logits asked for than max_logits_bytes), NOT_FOUND /
+// FAILED_PRECONDITION (see SessionTable::Pin), INTERNAL (the sampler failed after the states
+// advanced: logits with NaN).
 //
 // Thread-safe: steps over disjoint sessions may run concurrently (the model serializes the
 // computation itself; pinning and sampling overlap with it).

@@ -38,7 +38,7 @@ std::shared_ptr<const model::TensorArchive> Archive() {
 class MemorySpill : public SessionSpill {
  public:
   absl::Status Save(const std::string& id, std::shared_ptr<const std::string> blob,
-                    const std::string& sampler) override {
+                    int64_t /*position*/, const std::string& sampler) override {
     std::lock_guard<std::mutex> lock(mu_);
     saved_[id] = {*blob, sampler};
     return absl::OkStatus();

@@ -3,16 +3,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "services/common/status.h"
+#include "services/common/client_channel.h"
 
 namespace skein::link {
 
 GrpcRelayLink::GrpcRelayLink(std::string target, v1::ActivationDType dtype, size_t max_frame_bytes)
     : target_(std::move(target)), dtype_(dtype), max_frame_bytes_(max_frame_bytes) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
-  channel_ = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+  channel_ = CreateClientChannel(target_);
   stub_ = v1::WorkerService::NewStub(channel_);
 }
 
@@ -28,7 +25,6 @@ GrpcRelayLink::~GrpcRelayLink() {
     s->context.TryCancel();
     if (s->reader.joinable()) s->reader.join();
   }
-  // Streams retired earlier whose readers ended: their threads were joined by Send.
 }
 
 void GrpcRelayLink::FailAll(absl::flat_hash_map<uint64_t, Pending> pending,
@@ -44,15 +40,14 @@ void GrpcRelayLink::Send(const v1::StepRequest& step, const model::StageActivati
   // on flow control.
   std::lock_guard<std::mutex> write_lock(write_mutex_);
   Stream* s = nullptr;
-  std::vector<std::thread> finished;
+  std::vector<std::unique_ptr<Stream>> finished;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stream_ != nullptr && stream_->broken) retired_.push_back(std::move(stream_));
     // Readers of broken streams end once their pending steps have failed; collect them.
     for (auto it = retired_.begin(); it != retired_.end();) {
       if ((*it)->pending.empty() && (*it)->reader_done) {
-        finished.push_back(std::move((*it)->reader));
-        dead_.push_back(std::move(*it));
+        finished.push_back(std::move(*it));
         it = retired_.erase(it);
       } else {
         ++it;
@@ -60,11 +55,8 @@ void GrpcRelayLink::Send(const v1::StepRequest& step, const model::StageActivati
     }
     s = stream_.get();
   }
-  for (std::thread& t : finished) t.join();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    dead_.clear();
-  }
+  // Their readers have nothing left to touch; join them, and the streams go with `finished`.
+  for (auto& f : finished) f->reader.join();
   if (s == nullptr) {
     auto fresh = std::make_unique<Stream>();
     fresh->rw = stub_->Relay(&fresh->context);
@@ -75,14 +67,14 @@ void GrpcRelayLink::Send(const v1::StepRequest& step, const model::StageActivati
     }
     s->reader = std::thread([this, s] { ReadLoop(s); });
   }
-  std::vector<v1::ActivationFrame> frames;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     const uint64_t id = next_id_++;
     relayed.set_step_id(id);
     s->pending.emplace(id, Pending{step.step_id(), std::move(done)});
   }
-  frames = EncodeFrames(relayed, acts, dtype_, max_frame_bytes_);
+  const std::vector<v1::ActivationFrame> frames =
+      EncodeFrames(relayed, acts, dtype_, max_frame_bytes_);
   uint64_t bytes = 0;
   bool ok = true;
   for (const v1::ActivationFrame& f : frames) {

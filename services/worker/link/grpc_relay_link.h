@@ -47,7 +47,8 @@ class GrpcRelayLink : public StageLink {
   };
 
   void ReadLoop(Stream* stream);
-  // Fails every step still pending on `stream` (mutex_ held by the caller: moved out first).
+  // Answers every step of `pending` with `why` (called without mutex_, on steps moved out
+  // of a stream under it).
   static void FailAll(absl::flat_hash_map<uint64_t, Pending> pending, const absl::Status& why);
 
   const std::string target_;
@@ -60,7 +61,6 @@ class GrpcRelayLink : public StageLink {
   mutable std::mutex mutex_;  // guards everything below and every Stream's pending/flags
   std::unique_ptr<Stream> stream_;
   std::vector<std::unique_ptr<Stream>> retired_;  // broken streams whose reader may still run
-  std::vector<std::unique_ptr<Stream>> dead_;     // joined, about to be freed
   uint64_t next_id_ = 1;
   LinkStats stats_;
 };
