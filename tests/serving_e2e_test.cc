@@ -19,157 +19,26 @@
 #include "nlohmann/json.hpp"
 #include "skein/v1/router.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/serving_cluster.h"
 #include "tests/support/test_data.h"
 
 namespace skein {
 namespace {
 
 using ::skein::testing::ChildProcess;
+using ::skein::testing::Cluster;
+using ::skein::testing::CmdResult;
+using ::skein::testing::EngineGreedy;
+using ::skein::testing::Generate;
+using ::skein::testing::Generated;
 using ::skein::testing::RunfilePath;
+using ::skein::testing::Skein;
+using ::skein::testing::TokenRequest;
 using namespace std::chrono_literals;
 
 constexpr char kSmall[] = "golden/rwkv7/small-l4-c256-v1024.pth";
 constexpr char kGreedy[] = "golden/rwkv7/small-l4-c256-v1024.greedy.json";
 constexpr char kVocab[] = "data/rwkv_vocab_v20230424.txt";
-
-struct CmdResult {
-  int code = -1;
-  std::string out, err;
-};
-
-CmdResult Skein(std::vector<std::string> args, std::chrono::milliseconds timeout = 180s) {
-  args.insert(args.begin(), RunfilePath("tools/skein"));
-  ChildProcess p(args);
-  CmdResult r;
-  std::optional<int> code = p.Wait(timeout);
-  r.code = code.value_or(-1);
-  r.out = p.Stdout();
-  r.err = p.Stderr();
-  return r;
-}
-
-std::string LastLine(const std::string& text) {
-  std::string t = text;
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
-}
-
-// A cluster for the lifetime of the object.
-class Cluster {
- public:
-  Cluster(const std::string& model, const std::string& vocab, int stages, int replicas,
-          std::vector<std::string> extra = {}) {
-    dir_ = ::skein::testing::MakeTempDir("cluster");
-    std::vector<std::string> args = {"cluster",    "up",
-                                     "--model",    model,
-                                     "--vocab",    vocab,
-                                     "--stages",   std::to_string(stages),
-                                     "--replicas", std::to_string(replicas),
-                                     "--dir",      dir_,
-                                     "--store",    "memory",
-                                     "--dtype",    "fp32",
-                                     "--bin-dir",  BinDir()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    CmdResult r = Skein(args);
-    EXPECT_EQ(r.code, 0) << r.err;
-    router_ = LastLine(r.out);
-    channel_ = grpc::CreateChannel(router_, grpc::InsecureChannelCredentials());
-    stub_ = v1::RouterService::NewStub(channel_);
-    // The router serves once one replica answers; wait until it has seen them all.
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    while (Metric("router", "skein_router_replicas_healthy") < replicas &&
-           std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(20ms);
-    }
-    EXPECT_EQ(Metric("router", "skein_router_replicas_healthy"), replicas);
-  }
-  ~Cluster() {
-    CmdResult r = Skein({"cluster", "down", "--dir", dir_, "--drain-seconds", "5"});
-    EXPECT_EQ(r.code, 0) << r.err;
-  }
-  static std::string BinDir() {
-    // RunfilePath("tools/skein") is <root>/tools/skein; the services sit under <root>.
-    return std::filesystem::path(RunfilePath("tools/skein")).parent_path().parent_path().string();
-  }
-  v1::RouterService::Stub& stub() { return *stub_; }
-  const std::string& router() const { return router_; }
-  const std::string& dir() const { return dir_; }
-  nlohmann::json Processes() const {
-    std::ifstream in(dir_ + "/cluster.json");
-    return nlohmann::json::parse(in)["processes"];
-  }
-  // One metric's value (summed over its series) from the named process's /metrics.
-  double Metric(const std::string& process, const std::string& name) const {
-    std::ifstream in(dir_ + "/" + process + ".ready");
-    const int port = nlohmann::json::parse(in)["metrics_port"].get<int>();
-    std::optional<std::string> body = ::skein::testing::HttpGet(port, "/metrics");
-    double sum = 0;
-    if (!body) return -1;
-    std::istringstream lines(*body);
-    std::string line;
-    while (std::getline(lines, line)) {
-      if (line.rfind(name, 0) != 0) continue;
-      const char next = line[name.size()];
-      if (next != ' ' && next != '{') continue;
-      sum += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return sum;
-  }
-
- private:
-  std::string dir_, router_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::RouterService::Stub> stub_;
-};
-
-struct Generated {
-  grpc::Status status;
-  std::vector<uint32_t> tokens;
-  std::string text;
-  v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
-  int chunks = 0;
-};
-
-Generated Generate(v1::RouterService::Stub& stub, const v1::GenerateRequest& request,
-                   std::chrono::milliseconds deadline = 120s) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
-  auto reader = stub.Generate(&ctx, request);
-  Generated g;
-  v1::GenerateResponse chunk;
-  while (reader->Read(&chunk)) {
-    ++g.chunks;
-    g.tokens.insert(g.tokens.end(), chunk.token_ids().begin(), chunk.token_ids().end());
-    g.text += chunk.text();
-    if (chunk.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) g.reason = chunk.finish_reason();
-  }
-  g.status = reader->Finish();
-  return g;
-}
-
-v1::GenerateRequest TokenRequest(const std::vector<uint32_t>& prompt, uint32_t max_tokens) {
-  v1::GenerateRequest r;
-  for (uint32_t t : prompt) r.mutable_prompt()->mutable_tokens()->add_ids(t);
-  r.mutable_stop()->set_max_tokens(max_tokens);
-  r.mutable_stop()->set_ignore_eos(true);
-  r.set_return_token_ids(true);
-  return r;
-}
-
-std::string Join(const std::vector<uint32_t>& ids) {
-  std::string s;
-  for (uint32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
-  return s;
-}
-
-// The single-process engine's greedy continuation (`skein generate`).
-std::vector<uint32_t> EngineGreedy(const std::string& model, const std::vector<uint32_t>& prompt,
-                                   int n) {
-  CmdResult r = Skein({"generate", "--model", model, "--prompt-tokens", Join(prompt),
-                       "--max-tokens", std::to_string(n), "--dtype", "fp32", "--threads", "1"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  return nlohmann::json::parse(r.out)["tokens"].get<std::vector<uint32_t>>();
-}
 
 class ServingTest : public ::testing::Test {
  protected:

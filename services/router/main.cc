@@ -5,12 +5,15 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_split.h"
+#include "services/common/client_channel.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
 #include "services/router/router_metrics.h"
 #include "services/router/router_service.h"
 #include "services/router/scheduler.h"
+#include "services/router/session_store.h"
 #include "services/router/tokenizer_client.h"
+#include "services/state_store/client.h"
 
 int main(int argc, char** argv) {
   skein::ServerOptions options;
@@ -29,7 +32,21 @@ int main(int argc, char** argv) {
   CLI::App app{"skein-router: the public Skein API", "skein-router"};
   skein::AddServerFlags(app, &options);
   app.add_option("--tokenizer", tokenizer, "Tokenizer service address (default 127.0.0.1:7710)");
-  app.add_option("--store", store, "State store address (sessions; reserved)");
+  app.add_option("--store", store,
+                 "State store address: sessions, snapshots, failover and the prefix cache "
+                 "(none: stateless requests only)");
+  app.add_option("--snapshot-grid", scheduler.snapshot_grid,
+                 "Store a prompt's state every this many tokens (prefix cache; 0: never) (256)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--prefix-ttl-seconds", scheduler.prefix_ttl_seconds,
+                 "TTL of cached prefix states (0: the store's default; LRU evicts them anyway)");
+  app.add_option("--session-ttl-seconds", limits.default_session_ttl_seconds,
+                 "Idle time before a session expires, when it asks for none (86400)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-session-ttl-seconds", limits.max_session_ttl_seconds,
+                 "Longest TTL a session may ask for (30 days; the store's --max-lease-seconds "
+                 "must allow it)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--pipeline", pipeline,
                  "Stage-0 address of every pipeline replica, comma-separated")
       ->required();
@@ -76,8 +93,17 @@ int main(int argc, char** argv) {
   }
   skein::router::RouterMetrics metrics(host.metrics().registry());
   skein::router::TokenizerClient tokenizer_client(tokenizer);
+  std::unique_ptr<skein::state_store::StateStoreClient> store_client;
+  std::unique_ptr<skein::router::SessionStore> sessions;
+  if (!store.empty()) {
+    store_client =
+        std::make_unique<skein::state_store::StateStoreClient>(skein::CreateClientChannel(store));
+    sessions = std::make_unique<skein::router::SessionStore>(store_client.get(), absl::Seconds(30));
+    scheduler.store = store_client.get();
+  }
+  limits.snapshot_grid = scheduler.snapshot_grid;
   skein::router::Scheduler sched(scheduler, &metrics);
-  skein::router::RouterService service(&sched, &tokenizer_client, &metrics, limits);
+  skein::router::RouterService service(&sched, &tokenizer_client, &metrics, limits, sessions.get());
   host.AddService(&service, "skein.v1.RouterService");
   return host.Run();
 }

@@ -75,6 +75,42 @@ RouterMetrics::RouterMetrics(prometheus::Registry& r) {
                   .Name("skein_router_requests_finished_total")
                   .Help("Generations that ended, by finish reason")
                   .Register(r);
+  auto& prefix = prometheus::BuildCounter()
+                     .Name("skein_router_prefix_cache_lookups_total")
+                     .Help("Prompts looked up in the prefix-state cache, by result (hit, miss)")
+                     .Register(r);
+  prefix_hits = &prefix.Add({{"result", "hit"}});
+  prefix_misses = &prefix.Add({{"result", "miss"}});
+  prefix_tokens_reused = &prometheus::BuildCounter()
+                              .Name("skein_router_prefix_cache_tokens_reused_total")
+                              .Help("Prompt tokens not computed because a cached state held them")
+                              .Register(r)
+                              .Add({});
+  snapshots = &prometheus::BuildCounter()
+                   .Name("skein_router_snapshots_total")
+                   .Help(
+                       "State snapshots by kind (grid: within a prompt; turn: a session's "
+                       "turn end) and result (written, existed, failed)")
+                   .Register(r);
+  snapshot_seconds = &prometheus::BuildHistogram()
+                          .Name("skein_router_snapshot_seconds")
+                          .Help("Time to make one snapshot durable (every stage's slice)")
+                          .Register(r)
+                          .Add({}, Seconds());
+  load_seconds = &prometheus::BuildHistogram()
+                      .Name("skein_router_state_load_seconds")
+                      .Help("Time to load a stored state onto every stage of a replica")
+                      .Register(r)
+                      .Add({}, Seconds());
+  restarts = &prometheus::BuildCounter()
+                  .Name("skein_router_generation_restarts_total")
+                  .Help("Generations restarted from their last snapshot after a failed step")
+                  .Register(r)
+                  .Add({});
+  session_ops = &prometheus::BuildCounter()
+                     .Name("skein_router_session_operations_total")
+                     .Help("Session RPCs and turns, by operation")
+                     .Register(r);
 }
 
 void RouterMetrics::Reject(const std::string& reason) {

@@ -1,6 +1,6 @@
 // The router's serving metrics (docs/metrics.md): queue and batch shape, per-request latency
 // (time to first token, inter-token, end to end), tokens in and out, rejections by reason,
-// step time per replica.
+// step time per replica, snapshots and restores, prefix-cache hits and misses, restarts.
 #ifndef SKEIN_SERVICES_ROUTER_ROUTER_METRICS_H_
 #define SKEIN_SERVICES_ROUTER_ROUTER_METRICS_H_
 
@@ -34,6 +34,15 @@ struct RouterMetrics {
   prometheus::Family<prometheus::Counter>* rejections;
   prometheus::Family<prometheus::Histogram>* step_seconds;  // label: replica
   prometheus::Family<prometheus::Counter>* finished;        // label: reason
+  // Sessions and the prefix-state cache.
+  prometheus::Counter* prefix_hits;
+  prometheus::Counter* prefix_misses;
+  prometheus::Counter* prefix_tokens_reused;
+  prometheus::Family<prometheus::Counter>* snapshots;  // labels: kind (grid|turn), result
+  prometheus::Histogram* snapshot_seconds;
+  prometheus::Histogram* load_seconds;
+  prometheus::Counter* restarts;  // generations restarted from their restart point
+  prometheus::Family<prometheus::Counter>* session_ops;  // label: op
 };
 
 }  // namespace skein::router

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "services/common/status.h"
 #include "services/router/stop_matcher.h"
 #include "services/tokenizer/stream_detokenizer.h"
@@ -12,8 +13,15 @@
 
 namespace skein::router {
 RouterService::RouterService(Scheduler* scheduler, TokenizerClient* tokenizer,
-                             RouterMetrics* metrics, RouterLimits limits)
-    : scheduler_(scheduler), tokenizer_(tokenizer), metrics_(metrics), limits_(limits) {}
+                             RouterMetrics* metrics, RouterLimits limits, SessionStore* sessions)
+    : scheduler_(scheduler),
+      tokenizer_(tokenizer),
+      metrics_(metrics),
+      limits_(limits),
+      sessions_(sessions) {
+  std::random_device rd;
+  router_id_ = absl::StrFormat("%08x%08x", rd(), rd());
+}
 
 absl::StatusOr<v1::ModelInfo> RouterService::ResolveModel(const std::string& name) {
   std::optional<v1::ModelInfo> model = scheduler_->model();
@@ -51,46 +59,52 @@ absl::StatusOr<const tokenizer::WorldTokenizer*> RouterService::Vocabulary() {
   return vocab_.get();
 }
 
-absl::StatusOr<GenerationSpec> RouterService::Prepare(const v1::GenerateRequest& request) {
-  if (!request.session_id().empty()) {
-    return absl::UnimplementedError(
-        "sessions are not served yet: send requests without a session_id");
-  }
-  absl::StatusOr<v1::ModelInfo> model = ResolveModel(request.model());
-  if (!model.ok()) return model.status();
-  const int64_t vocab = model->vocab_size();
-  GenerationSpec spec;
-  switch (request.prompt().content_case()) {
+absl::StatusOr<std::vector<uint32_t>> RouterService::PromptTokens(const v1::Prompt& prompt,
+                                                                  int64_t vocab) {
+  std::vector<uint32_t> ids;
+  switch (prompt.content_case()) {
     case v1::Prompt::kText: {
-      const std::string& text = request.prompt().text();
+      const std::string& text = prompt.text();
       if (!tokenizer::IsValidUtf8(text)) {
         return absl::InvalidArgumentError("prompt.text is not valid UTF-8");
       }
-      if (text.empty()) return absl::InvalidArgumentError("the prompt is empty");
-      absl::StatusOr<std::vector<uint32_t>> ids =
+      if (text.empty()) break;
+      absl::StatusOr<std::vector<uint32_t>> encoded =
           tokenizer_->Encode(text, limits_.tokenizer_timeout);
-      if (!ids.ok()) return ids.status();
-      spec.prompt = *std::move(ids);
+      if (!encoded.ok()) return encoded.status();
+      ids = *std::move(encoded);
       break;
     }
     case v1::Prompt::kTokens:
-      spec.prompt.assign(request.prompt().tokens().ids().begin(),
-                         request.prompt().tokens().ids().end());
+      ids.assign(prompt.tokens().ids().begin(), prompt.tokens().ids().end());
       break;
     default:
       break;
   }
-  if (spec.prompt.empty()) return absl::InvalidArgumentError("the prompt is empty");
-  if (spec.prompt.size() > limits_.max_prompt_tokens) {
-    return absl::ResourceExhaustedError(absl::StrCat("the prompt has ", spec.prompt.size(),
-                                                     " tokens; the limit is ",
-                                                     limits_.max_prompt_tokens));
+  if (ids.size() > limits_.max_prompt_tokens) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the prompt has ", ids.size(), " tokens; the limit is ", limits_.max_prompt_tokens));
   }
-  for (size_t i = 0; i < spec.prompt.size(); ++i) {
-    if (spec.prompt[i] >= vocab) {
-      return absl::InvalidArgumentError(absl::StrCat("prompt token ", i, " is ", spec.prompt[i],
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] >= vocab) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt token ", i, " is ", ids[i],
                                                      ", outside the vocabulary [0, ", vocab, ")"));
     }
+  }
+  return ids;
+}
+
+absl::StatusOr<GenerationSpec> RouterService::Prepare(const v1::GenerateRequest& request,
+                                                      bool allow_empty) {
+  absl::StatusOr<v1::ModelInfo> model = ResolveModel(request.model());
+  if (!model.ok()) return model.status();
+  const int64_t vocab = model->vocab_size();
+  GenerationSpec spec;
+  absl::StatusOr<std::vector<uint32_t>> prompt = PromptTokens(request.prompt(), vocab);
+  if (!prompt.ok()) return prompt.status();
+  spec.prompt = *std::move(prompt);
+  if (spec.prompt.empty() && !allow_empty) {
+    return absl::InvalidArgumentError("the prompt is empty");
   }
   absl::StatusOr<model::SamplerOptions> sampling =
       engine::ToSamplerOptions(request.sampling(), vocab);
@@ -122,19 +136,90 @@ absl::StatusOr<GenerationSpec> RouterService::Prepare(const v1::GenerateRequest&
   return spec;
 }
 
+void RouterService::UsePrefixCache(GenerationSpec* spec, size_t keep_last) {
+  const int64_t grid = limits_.snapshot_grid;
+  std::optional<ChainHash> identity = scheduler_->identity();
+  if (sessions_ == nullptr || grid <= 0 || !identity || spec->prompt.size() <= keep_last) return;
+  const size_t max_position = spec->prompt.size() - keep_last;
+  // Short prompts are cheap to compute and never stored: no lookup.
+  if (max_position < static_cast<size_t>(grid)) return;
+  // Chain hashes at every grid point and at the longest usable prefix, longest first.
+  std::vector<std::pair<size_t, ChainHash>> candidates;
+  ChainHash h = *identity;
+  size_t done = 0;
+  auto advance_to = [&](size_t position) {
+    h = ExtendChain(h, std::span<const uint32_t>(spec->prompt).subspan(done, position - done));
+    done = position;
+  };
+  for (size_t g = static_cast<size_t>(grid); g <= max_position; g += static_cast<size_t>(grid)) {
+    advance_to(g);
+    candidates.emplace_back(g, h);
+  }
+  if (candidates.back().first != max_position) {
+    advance_to(max_position);
+    candidates.emplace_back(max_position, h);
+  }
+  for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
+    const std::string key = StateKey(*identity, it->second);
+    if (!sessions_->HasState(key, it->first)) continue;
+    metrics_->prefix_hits->Increment();
+    metrics_->prefix_tokens_reused->Increment(static_cast<double>(it->first));
+    spec->start.key = key;
+    spec->start.position = it->first;
+    spec->start.chain = it->second;
+    spec->start_tokens.assign(spec->prompt.begin(),
+                              spec->prompt.begin() + static_cast<std::ptrdiff_t>(it->first));
+    spec->prompt.erase(spec->prompt.begin(),
+                       spec->prompt.begin() + static_cast<std::ptrdiff_t>(it->first));
+    return;
+  }
+  metrics_->prefix_misses->Increment();
+}
+
 grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::GenerateRequest& request,
                                 const std::function<bool(v1::GenerateResponse&)>& emit) {
-  absl::StatusOr<GenerationSpec> spec = Prepare(request);
-  if (!spec.ok()) {
-    if (spec.status().code() == absl::StatusCode::kInvalidArgument) metrics_->Reject("invalid");
-    return ToGrpcStatus(spec.status());
+  GenerationSpec spec;
+  std::shared_ptr<TurnContext> turn;
+  uint32_t prompt_tokens = 0;
+  if (!request.session_id().empty()) {
+    std::optional<v1::CompleteResponse> replay;
+    absl::Status s = PrepareTurn(context, request, &spec, &turn, &replay);
+    if (!s.ok()) {
+      if (s.code() == absl::StatusCode::kInvalidArgument) metrics_->Reject("invalid");
+      return ToGrpcStatus(s);
+    }
+    if (replay) return ReplayTurn(request, *replay, emit);
+    prompt_tokens = turn->prompt_tokens;
+  } else {
+    absl::StatusOr<GenerationSpec> prepared = Prepare(request, /*allow_empty=*/false);
+    if (!prepared.ok()) {
+      if (prepared.status().code() == absl::StatusCode::kInvalidArgument) {
+        metrics_->Reject("invalid");
+      }
+      return ToGrpcStatus(prepared.status());
+    }
+    spec = *std::move(prepared);
+    prompt_tokens = static_cast<uint32_t>(spec.prompt.size());
+    UsePrefixCache(&spec, 1);
+    // A long prompt's state before its last token is stored, so a repeat feeds one token.
+    const uint64_t before_last = spec.start.position + spec.prompt.size() - 1;
+    if (sessions_ != nullptr && limits_.snapshot_grid > 0 &&
+        before_last >= static_cast<uint64_t>(limits_.snapshot_grid) &&
+        before_last > spec.start.position) {
+      spec.snapshot_at = before_last;
+    }
   }
   absl::StatusOr<const tokenizer::WorldTokenizer*> vocab = Vocabulary();
-  if (!vocab.ok()) return ToGrpcStatus(vocab.status());
-  const uint64_t seed = spec->sampling.seed();
-  const uint32_t prompt_tokens = static_cast<uint32_t>(spec->prompt.size());
-  absl::StatusOr<std::shared_ptr<Generation>> submitted = scheduler_->Submit(*std::move(spec));
-  if (!submitted.ok()) return ToGrpcStatus(submitted.status());
+  if (!vocab.ok()) {
+    if (turn) ClearBusy(request.session_id());
+    return ToGrpcStatus(vocab.status());
+  }
+  const uint64_t seed = spec.sampling.seed();
+  absl::StatusOr<std::shared_ptr<Generation>> submitted = scheduler_->Submit(std::move(spec));
+  if (!submitted.ok()) {
+    if (turn) ClearBusy(request.session_id());
+    return ToGrpcStatus(submitted.status());
+  }
   std::shared_ptr<Generation> gen = *std::move(submitted);
 
   tokenizer::StreamDetokenizer detokenizer(*vocab, tokenizer::DecodeMode::kLenient);
@@ -148,11 +233,13 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
     last.set_finish_reason(reason);
     last.mutable_usage()->set_prompt_tokens(prompt_tokens);
     last.mutable_usage()->set_completion_tokens(completion);
-    last.set_session_position(position);
-    if (first) last.set_seed(seed);
+    // A session reports its conversation's length as committed.
+    last.set_session_position(turn ? turn->position : position);
+    if (first && seed != 0) last.set_seed(seed);
     emit(last);
     return grpc::Status::OK;
   };
+  bool stopped = false;  // a stop string matched: wait for the end, send nothing more
   for (;;) {
     // Events wake this thread at once; the time-out only bounds how late a cancelled or
     // expired call is noticed (a sync server has no cancellation callback).
@@ -169,7 +256,7 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
           expired ? "the request's deadline passed" : "the client cancelled");
     }
     for (GenerationEvent& e : events) {
-      if (!e.tokens.empty()) {
+      if (!e.tokens.empty() && !stopped) {
         completion += static_cast<uint32_t>(e.tokens.size());
         std::string text;
         (void)detokenizer.Push(e.tokens, &text);
@@ -181,17 +268,18 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
         for (v1::TokenLogprobs& lp : e.logprobs) *chunk.add_logprobs() = std::move(lp);
         if (first) chunk.set_seed(seed);
         if (stops.stopped()) {
+          // The end comes once the scheduler has released (or, for a session, committed)
+          // the state.
           gen->Stop(v1::FINISH_REASON_STOP);
-          std::string text_before = chunk.text();
-          if (!text_before.empty() || chunk.token_ids_size() > 0) {
-            chunk.set_text(std::move(text_before));
+          stopped = true;
+          if (!chunk.text().empty() || chunk.token_ids_size() > 0) {
             if (!emit(chunk)) {
               metrics_->Reject("cancelled");
               return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
             }
             first = false;
           }
-          return finish(v1::FINISH_REASON_STOP, e.position, "");
+          continue;
         }
         if (!chunk.text().empty() || chunk.token_ids_size() > 0 || chunk.logprobs_size() > 0) {
           if (!emit(chunk)) {
@@ -204,6 +292,7 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
       }
       if (e.finished) {
         if (!e.error.ok()) return ToGrpcStatus(e.error);
+        if (stopped) return finish(v1::FINISH_REASON_STOP, e.position, "");
         std::string tail = stops.Push(detokenizer.Finish());
         if (stops.stopped()) return finish(v1::FINISH_REASON_STOP, e.position, tail);
         tail += stops.Flush();

@@ -1,13 +1,37 @@
 #include "services/router/scheduler.h"
 
 #include <algorithm>
+#include <future>
 #include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "services/common/client_channel.h"
+#include "services/common/logging.h"
+#include "services/common/status.h"
 
 namespace skein::router {
+namespace {
+
+// A failed step that a restart from the last snapshot cures: the replica (or one stage) is
+// gone or restarted, or a stage lost or advanced the state.
+bool Restartable(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kDeadlineExceeded:
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr int kMaxStages = 64;
+
+}  // namespace
 
 void Generation::Push(GenerationEvent e) {
   std::lock_guard<std::mutex> lock(events_mutex_);
@@ -37,6 +61,11 @@ Scheduler::Scheduler(SchedulerOptions options, RouterMetrics* metrics)
   for (const std::string& address : options_.replicas) {
     replicas_.push_back(std::make_unique<Replica>(address));
   }
+  if (options_.store != nullptr) {
+    for (int i = 0; i < std::max(1, options_.state_threads); ++i) {
+      state_threads_.emplace_back([this] { StateThread(); });
+    }
+  }
   health_ = std::thread([this] { HealthLoop(); });
 }
 
@@ -50,9 +79,13 @@ Scheduler::~Scheduler() {
   for (auto& r : replicas_) {
     for (std::thread& t : r->loops) t.join();
   }
+  for (std::thread& t : state_threads_) t.join();
   std::lock_guard<std::mutex> lock(mutex_);
   const absl::Status why = absl::UnavailableError("the router is shutting down");
-  for (auto& r : replicas_) FailAll(*r, why);
+  for (auto& r : replicas_) {
+    for (auto& g : r->running) Finish(*g, v1::FINISH_REASON_UNSPECIFIED, why);
+    r->running.clear();
+  }
   for (auto& g : queue_) Finish(*g, v1::FINISH_REASON_UNSPECIFIED, why);
   queue_.clear();
 }
@@ -62,11 +95,55 @@ std::optional<v1::ModelInfo> Scheduler::model() const {
   return model_;
 }
 
+std::optional<ChainHash> Scheduler::identity() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return identity_;
+}
+
 size_t Scheduler::healthy_replicas() const {
   std::lock_guard<std::mutex> lock(mutex_);
   size_t n = 0;
   for (const auto& r : replicas_) n += r->healthy ? 1 : 0;
   return n;
+}
+
+void Scheduler::DropHot(const std::string& worker_id) {
+  std::shared_ptr<WorkerClient> stage;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = hot_.find(worker_id);
+    if (it == hot_.end()) return;
+    Replica* r = it->second.replica;
+    hot_.erase(it);
+    if (!r->healthy || r->stages.empty()) return;
+    // Every stage holds a slice; drop them all (best effort, off the caller's lock).
+    std::vector<std::shared_ptr<WorkerClient>> stages = r->stages;
+    RunStateOp([stages, worker_id] {
+      for (const auto& s : stages) (void)s->DropState(worker_id, absl::Seconds(5));
+    });
+  }
+}
+
+absl::StatusOr<std::vector<v1::StageInfo>> Scheduler::DescribeChain(Replica& replica) {
+  std::vector<v1::StageInfo> chain;
+  std::string address = replica.client.address();
+  while (true) {
+    std::shared_ptr<WorkerClient>& client = replica.chain_clients[address];
+    if (client == nullptr) client = std::make_shared<WorkerClient>(address);
+    absl::StatusOr<v1::StageInfo> info = client->Info(absl::Milliseconds(500));
+    if (!info.ok()) return info.status();
+    if (info->stage_index() != chain.size()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "stage at ", address, " says it is stage ", info->stage_index(), " but is number ",
+          chain.size(), " of the chain from ", replica.client.address()));
+    }
+    std::string next = info->next_stage();
+    chain.push_back(*std::move(info));
+    if (next.empty()) break;
+    if (chain.size() >= kMaxStages) return absl::FailedPreconditionError("chain too long");
+    address = std::move(next);
+  }
+  return chain;
 }
 
 void Scheduler::HealthLoop() {
@@ -75,15 +152,50 @@ void Scheduler::HealthLoop() {
     for (auto& r : replicas_) {
       Replica* replica = r.get();
       lock.unlock();
-      absl::StatusOr<v1::StageInfo> info = replica->client.Info(absl::Milliseconds(500));
+      absl::StatusOr<std::vector<v1::StageInfo>> chain = DescribeChain(*replica);
       lock.lock();
       if (stopping_) break;
-      if (!info.ok()) {
-        replica->healthy = false;
+      std::optional<ChainHash> identity;
+      if (chain.ok()) identity = PipelineIdentity(*chain);
+      if (chain.ok() && identity_ && *identity != *identity_) {
+        chain = absl::FailedPreconditionError("serves another model or layer split");
+      }
+      if (!chain.ok()) {
+        if (replica->healthy) {
+          log::Warning(absl::StrCat("pipeline replica ", replica->client.address(),
+                                    " is not usable: ", chain.status().message()));
+          replica->healthy = false;
+          for (auto it = hot_.begin(); it != hot_.end();) {
+            if (it->second.replica == replica) {
+              hot_.erase(it++);
+            } else {
+              ++it;
+            }
+          }
+        }
         continue;
       }
-      if (!model_) model_ = info->model();
-      replica->stage_count = std::max<int>(1, static_cast<int>(info->stage_count()));
+      if (!model_) {
+        model_ = chain->back().model();
+        // The whole model's name and fingerprint: the identity covers every stage.
+        model_->mutable_model()->set_fingerprint(HashHex(*identity));
+      }
+      identity_ = identity;
+      replica->stage_count = static_cast<int>(chain->size());
+      if (replica->stages.size() != chain->size() || [&] {
+            for (size_t i = 1; i < chain->size(); ++i) {
+              if (replica->stages[i]->address() != (*chain)[i - 1].next_stage()) return true;
+            }
+            return false;
+          }()) {
+        std::vector<std::shared_ptr<WorkerClient>> stages;
+        std::string address = replica->client.address();
+        for (const v1::StageInfo& info : *chain) {
+          stages.push_back(replica->chain_clients[address]);
+          address = info.next_stage();
+        }
+        replica->stages = std::move(stages);
+      }
       if (!replica->healthy) {
         replica->healthy = true;
         const int loops =
@@ -123,10 +235,21 @@ void Scheduler::HealthLoop() {
 }
 
 absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spec) {
+  if (!spec.start.key.empty() && options_.store == nullptr) {
+    return absl::FailedPreconditionError("a stored start state needs a state store");
+  }
+  if (spec.max_tokens == 0 && !spec.keep) {
+    return absl::InvalidArgumentError("a generation that samples nothing must keep its state");
+  }
   auto gen = std::make_shared<Generation>();
   gen->spec_ = std::move(spec);
   gen->submitted_ = absl::Now();
   std::lock_guard<std::mutex> lock(mutex_);
+  // The zero state's chain hash is the pipeline identity.
+  if (gen->spec_.start.key.empty()) gen->spec_.start.chain = identity_.value_or(ChainHash{});
+  gen->restart_ = gen->spec_.start;
+  gen->position_ = gen->restart_.position;
+  gen->chain_ = gen->restart_.chain;
   bool any = false;
   for (const auto& r : replicas_) any = any || r->healthy;
   if (!any) {
@@ -139,7 +262,8 @@ absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spe
     return absl::ResourceExhaustedError(absl::StrCat(
         "the router's queue is full (", options_.max_queue, " waiting requests); retry later"));
   }
-  gen->id_ = absl::StrCat(id_prefix_, "-", next_id_++);
+  gen->id_ = gen->spec_.worker_id.empty() ? absl::StrCat(id_prefix_, "-", next_id_++)
+                                          : gen->spec_.worker_id;
   metrics_->prompt_tokens->Increment(static_cast<double>(gen->spec_.prompt.size()));
   queue_.push_back(gen);
   metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
@@ -150,6 +274,7 @@ absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spe
 void Scheduler::Finish(Generation& gen, v1::FinishReason reason, absl::Status error) {
   if (gen.finished_) return;
   gen.finished_ = true;
+  if (gen.spec_.on_finished) gen.spec_.on_finished();
   GenerationEvent e;
   e.finished = true;
   e.reason = reason;
@@ -168,36 +293,97 @@ void Scheduler::Remove(Replica& replica, const Generation* gen) {
 }
 
 void Scheduler::FailAll(Replica& replica, const absl::Status& why) {
+  std::vector<std::shared_ptr<Generation>> idle;
   for (auto& g : replica.running) {
-    if (!g->in_step_) Finish(*g, v1::FINISH_REASON_UNSPECIFIED, why);
+    if (!g->in_step_ && g->phase_ != Generation::Phase::kBusy &&
+        g->phase_ != Generation::Phase::kEnding) {
+      idle.push_back(g);
+    }
   }
-  replica.running.erase(std::remove_if(replica.running.begin(), replica.running.end(),
-                                       [](const auto& g) { return !g->in_step_; }),
-                        replica.running.end());
+  for (auto& g : idle) {
+    if (!Restart(replica, g, why)) {
+      Finish(*g, v1::FINISH_REASON_UNSPECIFIED, why);
+      Remove(replica, g.get());
+    }
+  }
+}
+
+bool Scheduler::Restart(Replica& replica, const std::shared_ptr<Generation>& gen,
+                        const absl::Status& why) {
+  Generation& g = *gen;
+  if (g.finished_ || g.restarts_ >= options_.max_restarts || !Restartable(why)) return false;
+  // Everything fed since the restart point, the sampled token not yet fed, then the rest of
+  // the prompt: fed again from the restart point, it rebuilds the state exactly.
+  std::vector<uint32_t> feed = g.since_restart_;
+  if (g.pending_token_) feed.push_back(*g.pending_token_);
+  feed.insert(feed.end(), g.spec_.prompt.begin() + static_cast<std::ptrdiff_t>(g.prompt_fed_),
+              g.spec_.prompt.end());
+  if (feed.empty() && !g.ending_) return false;
+  ++g.restarts_;
+  metrics_->restarts->Increment();
+  log::Warning(absl::StrCat("restarting generation ", g.id_, " from position ", g.restart_.position,
+                            " (", feed.size(), " tokens to feed again) after: ", why.message()));
+  g.spec_.prompt = std::move(feed);
+  g.prompt_fed_ = 0;
+  g.pending_token_.reset();
+  g.position_ = g.restart_.position;
+  g.chain_ = g.restart_.chain;
+  g.since_restart_.clear();
+  g.started_ = false;
+  g.released_ = false;
+  g.in_step_ = false;
+  g.phase_ = Generation::Phase::kReady;
+  // A sampler made afresh on the new replica starts from the seed again.
+  g.seed_sent_ = false;
+  hot_.erase(g.id_);
+  Remove(replica, &g);
+  queue_.push_front(gen);
+  metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
+  return true;
 }
 
 std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepRequest* request) {
-  // Pull queued generations while this replica has room and is among the least loaded
-  // healthy replicas, so that a burst spreads over the replicas instead of landing on
-  // whichever loop woke first.
-  auto least_loaded = [&] {
-    for (const auto& other : replicas_) {
-      if (other.get() != &replica && other->healthy &&
-          other->running.size() < replica.running.size()) {
-        return false;
-      }
-    }
-    return true;
-  };
-  while (!queue_.empty() && replica.running.size() < options_.max_running_per_replica &&
-         least_loaded()) {
-    std::shared_ptr<Generation> g = std::move(queue_.front());
-    queue_.pop_front();
-    if (g->stop_requested_.load()) {
+  // Pull queued generations while this replica has room. A generation whose state is hot on
+  // a healthy replica waits for that one, unless it runs `affinity_slack` more than the least
+  // loaded; the rest go to the least loaded replicas, so that a burst spreads over the
+  // replicas instead of landing on whichever loop woke first.
+  size_t min_load = replica.running.size();
+  for (const auto& other : replicas_) {
+    if (other->healthy) min_load = std::min(min_load, other->running.size());
+  }
+  const bool least_loaded = replica.running.size() <= min_load;
+  for (auto it = queue_.begin();
+       it != queue_.end() && replica.running.size() < options_.max_running_per_replica;) {
+    std::shared_ptr<Generation>& g = *it;
+    if (g->stop_requested_.load() && !g->spec_.keep) {
       Finish(*g, static_cast<v1::FinishReason>(g->stop_reason_.load()), absl::OkStatus());
+      it = queue_.erase(it);
       continue;
     }
-    replica.running.push_back(std::move(g));
+    Replica* hot = nullptr;
+    if (auto h = hot_.find(g->id_);
+        h != hot_.end() && h->second.key == g->restart_.key && h->second.replica->healthy) {
+      hot = h->second.replica;
+    }
+    const bool mine = hot == &replica;
+    const bool within_slack = hot != nullptr &&
+                              hot->running.size() <= min_load + options_.affinity_slack &&
+                              hot->running.size() < options_.max_running_per_replica;
+    const bool take =
+        mine ? within_slack || least_loaded : (hot == nullptr || !within_slack) && least_loaded;
+    if (!take) {
+      ++it;
+      continue;
+    }
+    std::shared_ptr<Generation> gen = std::move(g);
+    it = queue_.erase(it);
+    if (mine) {
+      gen->started_ = true;  // the workers hold its state at restart_.position
+    } else {
+      hot_.erase(gen->id_);
+      if (!gen->restart_.key.empty()) StartLoad(replica, gen);
+    }
+    replica.running.push_back(std::move(gen));
   }
   metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
 
@@ -205,28 +391,51 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
   const int loops = std::max(1, replica.loops_started);
   const size_t share = (replica.running.size() + loops - 1) / loops;
   std::vector<Planned> plan;
+  std::vector<std::shared_ptr<Generation>> ending;
   int64_t budget = options_.max_step_tokens;
+  const int64_t grid = options_.store != nullptr ? options_.snapshot_grid : 0;
   // Releases and decode tokens first, then prompt chunks.
   for (int pass = 0; pass < 2; ++pass) {
     for (auto& g : replica.running) {
-      if (g->in_step_ || plan.size() >= share) continue;
+      if (g->in_step_ || g->phase_ != Generation::Phase::kReady || plan.size() >= share) {
+        continue;
+      }
       const bool stopping = g->stop_requested_.load() || g->finished_;
-      if (pass == 0 && stopping) {
+      const bool prompt_done = g->prompt_fed_ == g->spec_.prompt.size();
+      if (pass == 0 && stopping && g->spec_.keep) {
+        // A session turn ends by snapshotting its state, never by releasing it, and only
+        // once its whole prompt is fed (a turn never leaves half a prompt in a session).
+        if (!g->ending_) {
+          g->ending_ = true;
+          g->end_reason_ = static_cast<v1::FinishReason>(g->stop_reason_.load());
+        }
+        if (prompt_done && !g->finished_) ending.push_back(g);
+      } else if (pass == 0 && stopping) {
         // Released on the workers if they hold its state, else just retired (see below).
         plan.push_back({g, Planned::kRelease, 0});
-      } else if (pass == 0 && g->pending_token_ && budget >= 1) {
+      } else if (pass == 0 && g->pending_token_ && !g->ending_ && budget >= 1) {
         plan.push_back({g, Planned::kDecode, 1});
         budget -= 1;
-      } else if (pass == 1 && !stopping && !g->pending_token_ && budget > 0) {
+      } else if (pass == 1 && (!stopping || (g->spec_.keep && !g->finished_)) &&
+                 !g->pending_token_ && !prompt_done && budget > 0) {
         const size_t left = g->spec_.prompt.size() - g->prompt_fed_;
-        const size_t n = std::min<size_t>(
+        size_t n = std::min<size_t>(
             {left, static_cast<size_t>(budget), static_cast<size_t>(options_.prefill_chunk)});
+        if (grid > 0) {
+          // Chunks end on the snapshot grid, so that every grid point can be stored.
+          const uint64_t next = (g->position_ / grid + 1) * grid;
+          n = std::min<size_t>(n, next - g->position_);
+        }
+        if (options_.store != nullptr && g->spec_.snapshot_at > g->position_) {
+          n = std::min<size_t>(n, g->spec_.snapshot_at - g->position_);
+        }
         if (n == 0) continue;
         plan.push_back({g, Planned::kPrefill, n});
         budget -= static_cast<int64_t>(n);
       }
     }
   }
+  for (auto& g : ending) End(replica, g, g->end_reason_);
   // Build the request: retired generations that hold no worker state need no sequence.
   request->Clear();
   request->set_step_id(next_step_id_++);
@@ -250,15 +459,16 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
     } else {
       for (size_t i = 0; i < p.tokens; ++i) s->add_tokens(g.spec_.prompt[g.prompt_fed_ + i]);
     }
-    const bool samples =
+    const bool prompt_done =
         p.kind == Planned::kDecode || g.prompt_fed_ + p.tokens == g.spec_.prompt.size();
+    const bool samples = prompt_done && !g.ending_ && g.generated_ < g.spec_.max_tokens;
     if (samples) {
       *s->mutable_sampling() = g.spec_.sampling;
       if (g.seed_sent_) s->mutable_sampling()->clear_seed();
       s->set_logprobs(g.spec_.logprobs);
       s->set_top_logprobs(g.spec_.top_logprobs);
-      // The step that samples the last allowed token also frees the state.
-      if (g.generated_ + 1 >= g.spec_.max_tokens) s->set_release(true);
+      // The step that samples the last allowed token also frees the state (unless kept).
+      if (!g.spec_.keep && g.generated_ + 1 >= g.spec_.max_tokens) s->set_release(true);
     }
   }
   return plan;
@@ -268,6 +478,7 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
                       const absl::StatusOr<v1::StepResult>& result) {
   int index = 0;  // into result->outputs(), which follows the request's sequences
   const absl::Time now = absl::Now();
+  const int64_t grid = options_.store != nullptr ? options_.snapshot_grid : 0;
   for (Planned& p : plan) {
     Generation& g = *p.gen;
     g.in_step_ = false;
@@ -278,6 +489,7 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
       ++index;
     }
     if (!result.ok()) {
+      if (p.kind != Planned::kRelease && Restart(replica, p.gen, result.status())) continue;
       // The workers' view of this generation is unknown; its state there is dropped by
       // their LRU. The client hears why.
       metrics_->Reject("step_failed");
@@ -296,26 +508,59 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
     }
     g.started_ = true;
     if (out != nullptr) g.position_ = out->position();
+    // The token log: what was fed, for the chain hash and for a replay.
+    const size_t log_start = g.since_restart_.size();
     if (p.kind == Planned::kPrefill) {
+      g.since_restart_.insert(
+          g.since_restart_.end(),
+          g.spec_.prompt.begin() + static_cast<std::ptrdiff_t>(g.prompt_fed_),
+          g.spec_.prompt.begin() + static_cast<std::ptrdiff_t>(g.prompt_fed_ + p.tokens));
       g.prompt_fed_ += p.tokens;
     } else {
+      g.since_restart_.push_back(*g.pending_token_);
       g.pending_token_.reset();
     }
-    if (out == nullptr || !out->has_sampled_token()) continue;  // a prompt chunk
-    if (g.stop_requested_.load() || g.finished_) continue;      // released next step
+    if (options_.store != nullptr) {
+      g.chain_ =
+          ExtendChain(g.chain_, std::span<const uint32_t>(g.since_restart_).subspan(log_start));
+    }
+    const bool prompt_done = g.prompt_fed_ == g.spec_.prompt.size();
+    if (out == nullptr || !out->has_sampled_token()) {
+      // A prompt chunk. A kept generation that samples nothing more ends once it is fed.
+      if (prompt_done && g.spec_.keep && (g.ending_ || g.generated_ >= g.spec_.max_tokens)) {
+        End(replica, p.gen, g.ending_ ? g.end_reason_ : v1::FINISH_REASON_LENGTH);
+      } else if (options_.store != nullptr && p.kind == Planned::kPrefill &&
+                 ((grid > 0 && g.position_ % grid == 0) || g.position_ == g.spec_.snapshot_at) &&
+                 g.position_ > g.restart_.position && !g.stop_requested_.load()) {
+        StartSnapshot(replica, p.gen, /*final=*/false);
+      }
+      continue;
+    }
+    if (g.stop_requested_.load() || g.finished_) continue;  // released or ended next step
     const uint32_t token = out->sampled_token();
     g.seed_sent_ = true;
     ++g.generated_;
     const bool last_allowed = g.generated_ >= g.spec_.max_tokens;
-    if (last_allowed) g.released_ = true;  // the step carried `release`
+    if (last_allowed && !g.spec_.keep) g.released_ = true;  // the step carried `release`
+    // A kept generation keeps every sampled token in its conversation (fed next turn).
+    if (g.spec_.keep) g.pending_token_ = token;
     if (!g.spec_.ignore_eos && token == 0) {
-      Finish(g, v1::FINISH_REASON_END_OF_TEXT, absl::OkStatus());
+      if (g.spec_.keep) {
+        End(replica, p.gen, v1::FINISH_REASON_END_OF_TEXT);
+      } else {
+        Finish(g, v1::FINISH_REASON_END_OF_TEXT, absl::OkStatus());
+      }
       continue;
     }
     if (g.spec_.stop_tokens.contains(token)) {
-      Finish(g, v1::FINISH_REASON_STOP, absl::OkStatus());
+      if (g.spec_.keep) {
+        End(replica, p.gen, v1::FINISH_REASON_STOP);
+      } else {
+        Finish(g, v1::FINISH_REASON_STOP, absl::OkStatus());
+      }
       continue;
     }
+    g.generated_tokens_.push_back(token);  // as the client sees them
     GenerationEvent e;
     e.tokens.push_back(token);
     if (g.spec_.logprobs) e.logprobs.push_back(out->logprobs());
@@ -329,7 +574,11 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
     g.last_token_time_ = now;
     g.Push(std::move(e));
     if (last_allowed) {
-      Finish(g, v1::FINISH_REASON_LENGTH, absl::OkStatus());
+      if (g.spec_.keep) {
+        End(replica, p.gen, v1::FINISH_REASON_LENGTH);
+      } else {
+        Finish(g, v1::FINISH_REASON_LENGTH, absl::OkStatus());
+      }
     } else {
       g.pending_token_ = token;
     }
@@ -352,6 +601,10 @@ void Scheduler::StepLoop(Replica* replica) {
   v1::StepRequest request;
   while (!stopping_) {
     if (!replica->healthy) {
+      if (!replica->running.empty()) {
+        FailAll(*replica, absl::UnavailableError(
+                              absl::StrCat("pipeline replica ", label, " became unreachable")));
+      }
       work_.wait_for(lock, std::chrono::milliseconds(200));
       continue;
     }

@@ -15,8 +15,27 @@
 //   token or string, cancellation, deadline) is released by the next step of its replica: its
 //   slot is free within one step.
 // - Events (tokens, log-probs, the end) reach the caller through Generation::Wait in order.
-// - A replica whose step fails with UNAVAILABLE is marked unhealthy (its generations fail
-//   with UNAVAILABLE) until its stage 0 answers GetStageInfo again (polled every 0.5 s).
+// - A replica is healthy while every stage of its chain answers GetStageInfo (polled every
+//   0.5 s, every 0.1 s while one is missing) and its pipeline identity (state_keys.h) equals
+//   the first healthy replica's. A step that fails with UNAVAILABLE marks it unhealthy.
+// - With a state store (SchedulerOptions::store), generations are durable:
+//   - a generation starts from its spec's StartPoint: the zero state, a snapshot in the store
+//     (loaded onto every stage, LoadState), or the copy a replica still holds hot from the
+//     worker id's last turn (StartPoint::key equal to that turn's final snapshot);
+//   - whenever its position reaches a multiple of `snapshot_grid` while it is fed prompt
+//     tokens, every stage's slice is written as one two-phase snapshot under the
+//     content-addressed key of what was fed (skipped when the key exists: a prefix-cache
+//     entry), and that snapshot becomes its restart point;
+//   - a generation whose step fails for a reason a restart cures (UNAVAILABLE, NOT_FOUND,
+//     FAILED_PRECONDITION, ABORTED, DEADLINE_EXCEEDED) goes back to the front of the queue:
+//     on the next replica it restarts from its restart point and is fed again everything fed
+//     since (the token log) plus the pending sampled token, so its stream continues with no
+//     token lost or repeated (greedy streams are exact; sampled ones restart the sampler from
+//     the restart point's state). At most `max_restarts` times.
+//   - a generation with `keep` (a session turn) is not released at its end: its final state
+//     is snapshotted, `on_end` runs with it (the router commits the session there), the
+//     state stays hot on the replica for the next turn, and then the final event is sent.
+//   Snapshot and load I/O runs on the scheduler's own threads, never in a step loop.
 // Thread-safe.
 #ifndef SKEIN_SERVICES_ROUTER_SCHEDULER_H_
 #define SKEIN_SERVICES_ROUTER_SCHEDULER_H_
@@ -33,25 +52,64 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "services/router/router_metrics.h"
+#include "services/router/state_keys.h"
 #include "services/router/worker_client.h"
+#include "services/state_store/client.h"
 #include "skein/v1/common.pb.h"
 #include "skein/v1/worker.pb.h"
 
 namespace skein::router {
 
+// A state a generation can start from: the zero state (empty key), or a snapshot in the
+// store holding the state after `position` tokens whose chain hash is `chain`.
+struct StartPoint {
+  std::string key;
+  uint64_t position = 0;
+  ChainHash chain{};
+  std::string sampler;  // the last stage's sampler state to restore ("" = none)
+};
+
+// How a `keep` generation ended, handed to its on_end.
+struct TurnEnd {
+  StartPoint snapshot;              // the final state, durable in the store
+  std::vector<uint32_t> pending;    // sampled but not fed (the last token), 0 or 1 of them
+  std::vector<uint32_t> generated;  // the tokens streamed to the client
+  v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
+};
+
 // What to generate.
 struct GenerationSpec {
-  std::vector<uint32_t> prompt;  // at least one token
+  std::vector<uint32_t> prompt;  // tokens to feed: at least one
   v1::SamplingParams sampling;   // `seed` set (the caller draws one when unset)
-  uint32_t max_tokens = 0;       // at least 1
+  uint32_t max_tokens = 0;       // 0: only feed the prompt (needs `keep`)
   absl::flat_hash_set<uint32_t> stop_tokens;
   bool ignore_eos = false;
   bool logprobs = false;
   uint32_t top_logprobs = 0;
+
+  // Where to start (with a store only; otherwise the zero state).
+  StartPoint start;
+  // When `start` is a prefix-cache entry: the tokens it holds, fed from the zero state
+  // instead should the entry be gone by the time it is loaded. Empty for sessions.
+  std::vector<uint32_t> start_tokens;
+  // The state's name on the workers; empty: a fresh name.
+  std::string worker_id;
+  // A session turn: snapshot and keep the state at the end (see the contract).
+  bool keep = false;
+  // With a store: also snapshot when the position reaches this (0: no). A stateless request
+  // stores the state just before its last prompt token, so a repeat of the prompt feeds one.
+  uint64_t snapshot_at = 0;
+  // Runs on a scheduler thread after the final snapshot of a `keep` generation; its status
+  // becomes the generation's (an error is sent as the final event's error).
+  std::function<absl::Status(const TurnEnd&)> on_end;
+  // Runs once when the generation ends in any way, under the scheduler's lock: must be quick
+  // and must not call the scheduler.
+  std::function<void()> on_finished;
 };
 
 struct GenerationEvent {
@@ -94,6 +152,15 @@ class Generation {
   bool started_ = false;   // workers may hold its state
   bool released_ = false;  // workers hold no state for it
   bool finished_ = false;  // the final event was sent
+  // Durability (with a store).
+  enum class Phase { kReady, kNeedsLoad, kBusy, kEnding } phase_ = Phase::kReady;
+  StartPoint restart_;                   // the last durable state
+  std::vector<uint32_t> since_restart_;  // fed since restart_
+  ChainHash chain_{};                    // of everything fed
+  std::vector<uint32_t> generated_tokens_;
+  int restarts_ = 0;
+  bool ending_ = false;  // a keep generation's end is under way
+  v1::FinishReason end_reason_ = v1::FINISH_REASON_UNSPECIFIED;
 
   std::atomic<bool> stop_requested_{false};
   std::atomic<int> stop_reason_{v1::FINISH_REASON_CANCELLED};
@@ -105,6 +172,16 @@ class Generation {
 
 struct SchedulerOptions {
   std::vector<std::string> replicas;  // stage-0 addresses, one per pipeline replica
+  // Durability (see the contract); null: none. Not owned.
+  state_store::StateStoreClient* store = nullptr;
+  int64_t snapshot_grid = 256;      // 0: no snapshots within a prompt
+  uint64_t prefix_ttl_seconds = 0;  // TTL of prefix-state entries (0: the store's default)
+  int max_restarts = 3;
+  int state_threads = 4;
+  // A session goes to the replica holding it hot unless that replica runs more than this many
+  // generations above the least loaded one.
+  size_t affinity_slack = 4;
+  absl::Duration state_timeout = absl::Seconds(30);
   size_t max_running_per_replica = 128;
   size_t max_queue = 1024;
   int64_t max_step_tokens = 512;
@@ -124,14 +201,21 @@ class Scheduler {
   // See the contract above. `spec.prompt` must be non-empty, ids < vocab (the caller checks).
   absl::StatusOr<std::shared_ptr<Generation>> Submit(GenerationSpec spec);
 
-  // The model the healthy replicas serve, once one has answered.
+  // The model the healthy replicas serve, once one has answered, and their identity.
   std::optional<v1::ModelInfo> model() const;
+  std::optional<ChainHash> identity() const;
   size_t healthy_replicas() const;
+  // Forgets a worker id's hot copy (best effort, e.g. for a deleted session).
+  void DropHot(const std::string& worker_id);
 
  private:
   struct Replica {
     explicit Replica(std::string address) : client(std::move(address)) {}
-    WorkerClient client;
+    WorkerClient client;  // stage 0
+    // Every stage (stages[0] is stage 0's address), found by following next_stage.
+    std::vector<std::shared_ptr<WorkerClient>> stages;
+    // Clients for the chain walk, by address (used by the health thread only).
+    absl::flat_hash_map<std::string, std::shared_ptr<WorkerClient>> chain_clients;
     bool healthy = false;
     int stage_count = 1;
     int loops_started = 0;
@@ -144,7 +228,28 @@ class Scheduler {
     size_t tokens = 0;
   };
 
+  struct Hot {
+    Replica* replica = nullptr;
+    std::string key;  // the snapshot its state equals
+  };
+
   void HealthLoop();
+  // Describes every stage of the chain from `replica`'s stage 0 (called without the lock).
+  absl::StatusOr<std::vector<v1::StageInfo>> DescribeChain(Replica& replica);
+  // State I/O on the scheduler's threads.
+  void RunStateOp(std::function<void()> op);
+  void StateThread();
+  void StartLoad(Replica& replica, std::shared_ptr<Generation> gen);
+  void StartSnapshot(Replica& replica, std::shared_ptr<Generation> gen, bool final);
+  // Writes (or finds) the snapshot of `worker_id`'s state on `replica` (no lock held).
+  absl::StatusOr<StartPoint> Snapshot(Replica& replica, const std::string& worker_id,
+                                      uint64_t position, const ChainHash& chain, bool with_sampler);
+  absl::Status Load(Replica& replica, const std::string& worker_id, const StartPoint& start);
+  // Puts `gen` back in the queue to restart from its restart point (mutex_ held); false if
+  // it may not restart.
+  bool Restart(Replica& replica, const std::shared_ptr<Generation>& gen, const absl::Status& why);
+  // Ends a keep generation: final snapshot, on_end, then the final event (mutex_ held).
+  void End(Replica& replica, const std::shared_ptr<Generation>& gen, v1::FinishReason reason);
   void StepLoop(Replica* replica);
   // Builds a step for `replica` from generations not in a step (mutex_ held).
   std::vector<Planned> Plan(Replica& replica, v1::StepRequest* request);
@@ -161,6 +266,10 @@ class Scheduler {
   std::deque<std::shared_ptr<Generation>> queue_;
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::optional<v1::ModelInfo> model_;
+  std::optional<ChainHash> identity_;
+  absl::flat_hash_map<std::string, Hot> hot_;  // worker id -> where its state is hot
+  std::deque<std::function<void()>> state_ops_;
+  std::vector<std::thread> state_threads_;
   bool stopping_ = false;
   bool any_healthy_ = false;  // as last reported to on_serving_change
   uint64_t next_id_ = 1;

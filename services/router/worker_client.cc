@@ -30,4 +30,36 @@ absl::StatusOr<v1::StageInfo> WorkerClient::Info(absl::Duration timeout) {
   return info;
 }
 
+absl::StatusOr<v1::SessionStateInfo> WorkerClient::LoadState(const v1::LoadStateRequest& request,
+                                                             absl::Duration timeout) {
+  grpc::ClientContext context;
+  SetTimeout(&context, timeout);
+  v1::SessionStateInfo info;
+  grpc::Status s = stub_->LoadState(&context, request, &info);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return info;
+}
+
+absl::StatusOr<v1::SaveStateResponse> WorkerClient::SaveState(const v1::SaveStateRequest& request,
+                                                              absl::Duration timeout) {
+  grpc::ClientContext context;
+  SetTimeout(&context, timeout);
+  v1::SaveStateResponse response;
+  grpc::Status s = stub_->SaveState(&context, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
+
+absl::StatusOr<bool> WorkerClient::DropState(const std::string& session_id,
+                                             absl::Duration timeout) {
+  grpc::ClientContext context;
+  SetTimeout(&context, timeout);
+  v1::DropStateRequest request;
+  request.set_session_id(session_id);
+  v1::DropStateResponse response;
+  grpc::Status s = stub_->DropState(&context, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.existed();
+}
+
 }  // namespace skein::router

@@ -1,5 +1,6 @@
-// A typed client of one pipeline replica's stage 0 (skein.v1.WorkerService): batched steps
-// and stage descriptions, with absl::Status errors. Thread-safe (gRPC stubs are).
+// A typed client of one pipeline stage (skein.v1.WorkerService): batched steps (stage 0),
+// stage descriptions, and a session's state slice to and from the state store, with
+// absl::Status errors. Thread-safe (gRPC stubs are).
 #ifndef SKEIN_SERVICES_ROUTER_WORKER_CLIENT_H_
 #define SKEIN_SERVICES_ROUTER_WORKER_CLIENT_H_
 
@@ -24,6 +25,12 @@ class WorkerClient {
   absl::StatusOr<v1::StepResult> Step(const v1::StepRequest& request, absl::Duration timeout);
   // Describes the stage. UNAVAILABLE while it loads or cannot be reached.
   absl::StatusOr<v1::StageInfo> Info(absl::Duration timeout);
+  // See LoadState, SaveState and DropState in worker.proto.
+  absl::StatusOr<v1::SessionStateInfo> LoadState(const v1::LoadStateRequest& request,
+                                                 absl::Duration timeout);
+  absl::StatusOr<v1::SaveStateResponse> SaveState(const v1::SaveStateRequest& request,
+                                                  absl::Duration timeout);
+  absl::StatusOr<bool> DropState(const std::string& session_id, absl::Duration timeout);
 
  private:
   std::string address_;

@@ -38,7 +38,7 @@ struct Flags {
   uint64_t capacity_bytes = 4ull << 30;
   uint64_t max_blob_bytes = 256ull << 20;
   uint64_t default_ttl_seconds = 0;
-  uint64_t max_lease_seconds = 3600;
+  uint64_t max_lease_seconds = 30 * 86400;  // sessions pin their state for their TTL
   uint64_t snapshot_timeout_seconds = 60;
   std::string compression = "none";
   int zstd_level = 1;
@@ -151,9 +151,10 @@ int main(int argc, char** argv) {
   app.add_option("--default-ttl-seconds", flags.default_ttl_seconds,
                  "TTL of entries written without one (0: no expiry)")
       ->capture_default_str();
-  app.add_option("--max-lease-seconds", flags.max_lease_seconds, "Longest pin lease")
+  app.add_option("--max-lease-seconds", flags.max_lease_seconds,
+                 "Longest pin lease (30 days: a router pins a session for its TTL)")
       ->capture_default_str()
-      ->check(CLI::Range(uint64_t{1}, uint64_t{7} * 24 * 3600));
+      ->check(CLI::Range(uint64_t{1}, uint64_t{365} * 24 * 3600));
   app.add_option("--snapshot-timeout-seconds", flags.snapshot_timeout_seconds,
                  "How long a snapshot may stay open when BeginSnapshot gives no time-out")
       ->capture_default_str()

@@ -302,10 +302,25 @@ grpc::Status WorkerService::LoadState(grpc::ServerContext*, const v1::LoadStateR
   const model::Rwkv7Weights& w = engine_->weights();
   absl::StatusOr<model::Rwkv7State> state =
       model::DecodeStateBlob(blob, w.fingerprint(), w.state_shape());
+  if (request->has_store() && state.status().code() == absl::StatusCode::kInvalidArgument) {
+    // Stored bytes that are not a state blob at all: damaged in storage (inline bytes that
+    // are not one are the caller's mistake: INVALID_ARGUMENT).
+    return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                        absl::StrCat("the state blob is damaged: ", state.status().message()));
+  }
   if (!state.ok()) return ToGrpcStatus(state.status());
   auto session = std::make_unique<engine::Session>(w.state_shape());
   const int64_t position = state->position();
   session->state = *std::move(state);
+  if (!request->sampler_state().empty()) {
+    absl::StatusOr<model::Sampler> sampler = model::Sampler::Create({}, engine_->config().vocab);
+    if (!sampler.ok()) return ToGrpcStatus(sampler.status());
+    if (absl::Status s = sampler->RestoreState(request->sampler_state()); !s.ok()) {
+      return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                          absl::StrCat("sampler_state does not decode: ", s.message()));
+    }
+    session->sampler = *std::move(sampler);
+  }
   if (absl::Status s = sessions_->Put(request->session_id(), std::move(session)); !s.ok()) {
     return ToGrpcStatus(s);
   }
@@ -324,6 +339,7 @@ grpc::Status WorkerService::SaveState(grpc::ServerContext*, const v1::SaveStateR
     blob = std::make_shared<std::string>(
         model::EncodeStateBlob(session.state, engine_->weights().fingerprint()));
     position = session.state.position();
+    if (session.sampler.has_value()) response->set_sampler_state(session.sampler->SerializeState());
     return absl::OkStatus();
   });
   if (!s.ok()) return ToGrpcStatus(s);

@@ -1,0 +1,280 @@
+// The scheduler's state I/O (see the contract in scheduler.h): loading a generation's start
+// state onto a replica, snapshots (grid and turn end), and the end of a kept generation.
+// Runs on the scheduler's state threads; never inside a step loop.
+#include <future>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/client_channel.h"
+#include "services/common/logging.h"
+#include "services/common/status.h"
+#include "services/router/scheduler.h"
+
+namespace skein::router {
+
+void Scheduler::RunStateOp(std::function<void()> op) {
+  state_ops_.push_back(std::move(op));
+  work_.notify_all();
+}
+
+void Scheduler::StateThread() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stopping_) {
+    if (state_ops_.empty()) {
+      work_.wait_for(lock, std::chrono::milliseconds(200));
+      continue;
+    }
+    std::function<void()> op = std::move(state_ops_.front());
+    state_ops_.pop_front();
+    lock.unlock();
+    op();
+    lock.lock();
+  }
+}
+
+absl::Status Scheduler::Load(Replica& replica, const std::string& worker_id,
+                             const StartPoint& start) {
+  std::vector<std::shared_ptr<WorkerClient>> stages;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stages = replica.stages;
+  }
+  if (stages.empty()) return absl::UnavailableError("the replica's stages are not known yet");
+  const absl::Time begin = absl::Now();
+  std::vector<std::future<absl::StatusOr<v1::SessionStateInfo>>> calls;
+  for (size_t k = 0; k < stages.size(); ++k) {
+    v1::LoadStateRequest request;
+    request.set_session_id(worker_id);
+    request.mutable_store()->set_key(start.key);
+    request.mutable_store()->set_part(static_cast<uint32_t>(k));
+    if (k + 1 == stages.size()) request.set_sampler_state(start.sampler);
+    calls.push_back(std::async(std::launch::async, [stage = stages[k], request, this] {
+      return stage->LoadState(request, options_.state_timeout);
+    }));
+  }
+  absl::Status status;
+  for (auto& c : calls) {
+    absl::StatusOr<v1::SessionStateInfo> info = c.get();
+    if (!status.ok()) continue;
+    if (!info.ok()) {
+      status = info.status();
+    } else if (info->metadata().token_position() != start.position) {
+      status = absl::DataLossError(absl::StrCat("stored state ", start.key, " holds position ",
+                                                info->metadata().token_position(), ", not ",
+                                                start.position));
+    }
+  }
+  if (status.ok()) metrics_->load_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - begin));
+  return status;
+}
+
+absl::StatusOr<StartPoint> Scheduler::Snapshot(Replica& replica, const std::string& worker_id,
+                                               uint64_t position, const ChainHash& chain,
+                                               bool with_sampler) {
+  std::vector<std::shared_ptr<WorkerClient>> stages;
+  ChainHash identity;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stages = replica.stages;
+    identity = identity_.value_or(ChainHash{});
+  }
+  if (stages.empty()) return absl::UnavailableError("the replica's stages are not known yet");
+  StartPoint point;
+  point.key = StateKey(identity, chain);
+  point.position = position;
+  point.chain = chain;
+  state_store::StateStoreClient& store = *options_.store;
+  {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.state_timeout);
+    v1::StatRequest stat;
+    stat.set_key(point.key);
+    v1::EntryInfo info;
+    if (store.stub().Stat(&context, stat, &info).ok() &&
+        info.parts_size() == static_cast<int>(stages.size()) &&
+        info.parts(0).metadata().token_position() == position) {
+      // The same tokens through the same pipeline: the state is already stored.
+      if (with_sampler) {
+        v1::SaveStateRequest request;
+        request.set_session_id(worker_id);
+        absl::StatusOr<v1::SaveStateResponse> last =
+            stages.back()->SaveState(request, options_.state_timeout);
+        if (!last.ok()) return last.status();
+        point.sampler = last->sampler_state();
+      }
+      return point;
+    }
+  }
+  std::string snapshot_id;
+  {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.state_timeout);
+    v1::BeginSnapshotRequest begin;
+    begin.set_key(point.key);
+    begin.set_part_count(static_cast<uint32_t>(stages.size()));
+    begin.set_ttl_seconds(options_.prefix_ttl_seconds);
+    v1::BeginSnapshotResponse begun;
+    grpc::Status s = store.stub().BeginSnapshot(&context, begin, &begun);
+    if (!s.ok()) return FromGrpcStatus(s);
+    snapshot_id = begun.snapshot_id();
+  }
+  auto abort = [&] {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.state_timeout);
+    v1::AbortSnapshotRequest request;
+    request.set_snapshot_id(snapshot_id);
+    v1::AbortSnapshotResponse response;
+    (void)store.stub().AbortSnapshot(&context, request, &response);
+  };
+  std::vector<std::future<absl::StatusOr<v1::SaveStateResponse>>> calls;
+  for (size_t k = 0; k < stages.size(); ++k) {
+    v1::SaveStateRequest request;
+    request.set_session_id(worker_id);
+    request.mutable_store()->set_key(point.key);
+    request.mutable_store()->set_part(static_cast<uint32_t>(k));
+    request.mutable_store()->set_snapshot_id(snapshot_id);
+    calls.push_back(std::async(std::launch::async, [stage = stages[k], request, this] {
+      return stage->SaveState(request, options_.state_timeout);
+    }));
+  }
+  absl::Status status;
+  for (size_t k = 0; k < calls.size(); ++k) {
+    absl::StatusOr<v1::SaveStateResponse> saved = calls[k].get();
+    if (!status.ok()) continue;
+    if (!saved.ok()) {
+      status = saved.status();
+    } else if (saved->metadata().token_position() != position) {
+      status = absl::FailedPreconditionError(
+          absl::StrCat("stage ", k, " holds position ", saved->metadata().token_position(), " for ",
+                       worker_id, ", expected ", position));
+    } else if (k + 1 == calls.size()) {
+      point.sampler = saved->sampler_state();
+    }
+  }
+  if (!status.ok()) {
+    abort();
+    return status;
+  }
+  grpc::ClientContext context;
+  SetTimeout(&context, options_.state_timeout);
+  v1::CommitSnapshotRequest commit;
+  commit.set_snapshot_id(snapshot_id);
+  commit.set_expected_version(0);
+  v1::EntryInfo committed;
+  grpc::Status s = store.stub().CommitSnapshot(&context, commit, &committed);
+  if (!s.ok()) {
+    abort();
+    // Another writer stored the same tokens' state first: that one serves.
+    if (s.error_code() != grpc::StatusCode::ABORTED) return FromGrpcStatus(s);
+  }
+  return point;
+}
+
+void Scheduler::StartLoad(Replica& replica, std::shared_ptr<Generation> gen) {
+  gen->phase_ = Generation::Phase::kBusy;
+  RunStateOp([this, &replica, gen] {
+    const absl::Status s = Load(replica, gen->id_, gen->restart_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    Generation& g = *gen;
+    g.phase_ = Generation::Phase::kReady;
+    work_.notify_all();
+    if (s.ok()) {
+      g.started_ = true;
+      return;
+    }
+    if (!g.spec_.start_tokens.empty() && g.restart_.key == g.spec_.start.key &&
+        (s.code() == absl::StatusCode::kNotFound || s.code() == absl::StatusCode::kDataLoss)) {
+      // The cached prefix went away (evicted) or is damaged: compute it instead.
+      log::Warning(absl::StrCat("prefix state ", g.restart_.key, " unusable (", s.message(),
+                                "); computing the prefix"));
+      std::vector<uint32_t> feed = g.spec_.start_tokens;
+      feed.insert(feed.end(), g.spec_.prompt.begin(), g.spec_.prompt.end());
+      g.spec_.prompt = std::move(feed);
+      g.spec_.start_tokens.clear();
+      g.restart_ = StartPoint{};
+      g.restart_.chain = identity_.value_or(ChainHash{});
+      g.chain_ = g.restart_.chain;
+      g.position_ = 0;
+      return;
+    }
+    if (!Restart(replica, gen, s)) {
+      Finish(g, v1::FINISH_REASON_UNSPECIFIED, s);
+      Remove(replica, &g);
+    }
+  });
+}
+
+void Scheduler::StartSnapshot(Replica& replica, std::shared_ptr<Generation> gen, bool final) {
+  Generation& g = *gen;
+  g.phase_ = final ? Generation::Phase::kEnding : Generation::Phase::kBusy;
+  // Nothing fed since the restart point (or nothing at all): that point is the state.
+  const bool unchanged = g.position_ == g.restart_.position && g.since_restart_.empty();
+  const uint64_t position = g.position_;
+  const ChainHash chain = g.chain_;
+  RunStateOp([this, &replica, gen, final, unchanged, position, chain, restart = g.restart_] {
+    const absl::Time begin = absl::Now();
+    absl::StatusOr<StartPoint> point = restart;
+    if (!unchanged) point = Snapshot(replica, gen->id_, position, chain, final);
+    const char* kind = final ? "turn" : "grid";
+    if (!unchanged) {
+      metrics_->snapshots->Add({{"kind", kind}, {"result", point.ok() ? "ok" : "failed"}})
+          .Increment();
+      if (point.ok()) {
+        metrics_->snapshot_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - begin));
+      }
+    }
+    if (!final) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      Generation& g = *gen;
+      g.phase_ = Generation::Phase::kReady;
+      work_.notify_all();
+      if (!point.ok()) {
+        // A missed prefix entry costs only a longer replay should this generation restart.
+        log::Warning(absl::StrCat("snapshot of ", g.id_, " at ", position,
+                                  " failed: ", point.status().message()));
+        return;
+      }
+      g.restart_ = *std::move(point);
+      // Fed after the snapshot position cannot exist: the generation waited for it.
+      g.since_restart_.clear();
+      return;
+    }
+    absl::Status status = point.status();
+    TurnEnd end;
+    if (point.ok()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      end.snapshot = *point;
+      if (gen->pending_token_) end.pending.push_back(*gen->pending_token_);
+      end.generated = gen->generated_tokens_;
+      end.reason = gen->end_reason_;
+    }
+    if (status.ok() && gen->spec_.on_end) status = gen->spec_.on_end(end);
+    std::lock_guard<std::mutex> lock(mutex_);
+    Generation& g = *gen;
+    work_.notify_all();
+    if (!point.ok() && Restart(replica, gen, point.status())) return;  // ends after replay
+    if (status.ok()) {
+      g.restart_ = *point;
+      g.since_restart_.clear();
+      if (!point->key.empty()) hot_[g.id_] = Hot{&replica, point->key};
+    } else {
+      hot_.erase(g.id_);
+    }
+    g.phase_ = Generation::Phase::kReady;
+    g.released_ = true;  // the state stays hot on the workers, owned by the session
+    Finish(g, g.end_reason_, status);
+    Remove(replica, &g);
+  });
+}
+
+void Scheduler::End(Replica& replica, const std::shared_ptr<Generation>& gen,
+                    v1::FinishReason reason) {
+  Generation& g = *gen;
+  if (!g.ending_) {
+    g.ending_ = true;
+    g.end_reason_ = reason;
+  }
+  StartSnapshot(replica, gen, /*final=*/true);
+}
+
+}  // namespace skein::router
