@@ -368,6 +368,44 @@ TEST_F(SessionsTest, BadInputGetsTheDocumentedStatus) {
   EXPECT_EQ(after.position(), s.position());
 }
 
+TEST_F(SessionsTest, CommandLineSessionsFollowTheApi) {
+  Cluster c(model_, vocab_, 1, 1);
+  using ::skein::testing::Join;
+  using ::skein::testing::Skein;
+  auto json = [](const ::skein::testing::CmdResult& r) {
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out.empty() ? "{}" : r.out);
+  };
+  const std::vector<uint32_t> prefix = Tokens(10, 21), prompt = Tokens(3, 22);
+  nlohmann::json created = json(Skein({"client", "session", "create", "--router", c.router(),
+                                       "--id", "cli", "--prefix-tokens", Join(prefix)}));
+  EXPECT_EQ(created["session_id"], "cli");
+  EXPECT_EQ(created["position"], "10");  // uint64 in proto JSON is a string
+  nlohmann::json turn =
+      json(Skein({"client", "generate", "--router", c.router(), "--session", "cli",
+                  "--prompt-tokens", Join(prompt), "--max-tokens", "4", "--ignore-eos", "--json"}));
+  EXPECT_EQ(turn["tokens"].get<std::vector<uint32_t>>(),
+            EngineGreedy(model_, Concat({prefix, prompt}), 4));
+  EXPECT_EQ(turn["session_position"], 17);
+  nlohmann::json forked = json(Skein(
+      {"client", "session", "fork", "--router", c.router(), "--id", "cli", "--new-id", "cli-2"}));
+  EXPECT_EQ(forked["forked_from"], "cli");
+  EXPECT_EQ(json(Skein(
+                {"client", "session", "get", "--router", c.router(), "--id", "cli-2"}))["position"],
+            "17");
+  nlohmann::json list =
+      json(Skein({"client", "session", "list", "--router", c.router(), "--page-size", "1"}));
+  ASSERT_EQ(list["sessions"].size(), 2u);
+  EXPECT_EQ(list["sessions"][1]["session_id"], "cli-2");
+  EXPECT_EQ(
+      json(Skein({"client", "session", "rm", "--router", c.router(), "--id", "cli"}))["existed"],
+      true);
+  ::skein::testing::CmdResult gone =
+      Skein({"client", "session", "get", "--router", c.router(), "--id", "cli"});
+  EXPECT_EQ(gone.code, 1);
+  EXPECT_NE(gone.err.find("NOT_FOUND"), std::string::npos) << gone.err;
+}
+
 // SIGKILL of one worker while 8 greedy streams run on 2 replicas × 2 stages: every stream
 // ends with exactly the tokens of an undisturbed run.
 void KillDuringStreams(const std::string& model, const std::string& vocab, int stage) {

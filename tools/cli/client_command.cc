@@ -1,7 +1,10 @@
 // `skein client generate --router ADDR (--prompt TEXT | --prompt-tokens 1,2,3) --max-tokens N
-// [sampling flags] [--stop S]... [--json]`: streams a generation from a router. Text goes to
-// stdout as it arrives; with --json only {"tokens":[...],"text":"...","finish_reason":"..."}
-// is printed at the end. A failed call exits 1 with the gRPC status on stderr.
+// [sampling flags] [--stop S]... [--session ID [--idempotency-key K] [--expected-position P]]
+// [--json]`: streams a generation (a session's turn with --session) from a router. Text goes
+// to stdout as it arrives; with --json only
+// {"tokens":[...],"text":"...","finish_reason":"...","session_position":N} is printed at the
+// end. A failed call exits 1 with the gRPC status on stderr.
+// `skein client session ...`: see client_session.h.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -12,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "services/common/status.h"
 #include "skein/v1/router.grpc.pb.h"
+#include "tools/cli/client_session.h"
 #include "tools/cli/command_registry.h"
 #include "tools/cli/engine_cli.h"
 
@@ -36,17 +40,29 @@ struct ClientGenerateArgs {
   bool ignore_eos = false;
   bool json = false;
   double timeout_seconds = 0;
+  std::string session;
+  std::string idempotency_key;
+  int64_t expected_position = -1;
+  std::string owner;
 };
 
 void RunClientGenerate(const ClientGenerateArgs& a) {
-  if (a.prompt.empty() == a.prompt_tokens.empty()) {
-    throw CommandError(2, "give exactly one of --prompt and --prompt-tokens");
+  if (!a.prompt.empty() && !a.prompt_tokens.empty()) {
+    throw CommandError(2, "give at most one of --prompt and --prompt-tokens");
+  }
+  if (a.prompt.empty() && a.prompt_tokens.empty() && a.session.empty()) {
+    throw CommandError(2, "give --prompt or --prompt-tokens (only a session turn may have none)");
   }
   v1::GenerateRequest request;
   request.set_model(a.model);
+  request.set_session_id(a.session);
+  request.set_idempotency_key(a.idempotency_key);
+  if (a.expected_position >= 0) {
+    request.set_expected_position(static_cast<uint64_t>(a.expected_position));
+  }
   if (!a.prompt.empty()) {
     request.mutable_prompt()->set_text(a.prompt);
-  } else {
+  } else if (!a.prompt_tokens.empty()) {
     for (int32_t t : ParseTokenList(a.prompt_tokens, "--prompt-tokens")) {
       request.mutable_prompt()->mutable_tokens()->add_ids(static_cast<uint32_t>(t));
     }
@@ -74,6 +90,7 @@ void RunClientGenerate(const ClientGenerateArgs& a) {
   auto channel = grpc::CreateCustomChannel(a.router, grpc::InsecureChannelCredentials(), args);
   auto stub = v1::RouterService::NewStub(channel);
   grpc::ClientContext context;
+  if (!a.owner.empty()) context.AddMetadata("x-skein-owner", a.owner);
   if (a.timeout_seconds > 0) {
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::milliseconds(static_cast<int64_t>(a.timeout_seconds * 1000)));
@@ -84,6 +101,7 @@ void RunClientGenerate(const ClientGenerateArgs& a) {
   std::vector<uint32_t> tokens;
   std::string text;
   v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
+  uint64_t session_position = 0;
   while (reader->Read(&chunk)) {
     tokens.insert(tokens.end(), chunk.token_ids().begin(), chunk.token_ids().end());
     text += chunk.text();
@@ -91,7 +109,10 @@ void RunClientGenerate(const ClientGenerateArgs& a) {
       std::fwrite(chunk.text().data(), 1, chunk.text().size(), stdout);
       std::fflush(stdout);
     }
-    if (chunk.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) reason = chunk.finish_reason();
+    if (chunk.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+      reason = chunk.finish_reason();
+      session_position = chunk.session_position();
+    }
   }
   grpc::Status status = reader->Finish();
   if (!status.ok()) {
@@ -104,6 +125,7 @@ void RunClientGenerate(const ClientGenerateArgs& a) {
     out["tokens"] = tokens;
     out["text"] = text;
     out["finish_reason"] = v1::FinishReason_Name(reason);
+    out["session_position"] = session_position;
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("\n");
@@ -135,5 +157,12 @@ SKEIN_REGISTER_COMMAND(client, [](CLI::App& app) {
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at end-of-text");
   cmd->add_flag("--json", a->json, "Print {\"tokens\",\"text\",\"finish_reason\"} at the end");
   cmd->add_option("--timeout", a->timeout_seconds, "Deadline in seconds (default: none)");
+  cmd->add_option("--session", a->session, "Run a turn of this session");
+  cmd->add_option("--idempotency-key", a->idempotency_key,
+                  "Names the turn: a retry with the same key does not run it twice");
+  cmd->add_option("--expected-position", a->expected_position,
+                  "Run only if the session is at this position");
+  cmd->add_option("--owner", a->owner, "Sent as the x-skein-owner header");
   cmd->callback([a] { skein::cli::RunClientGenerate(*a); });
+  skein::cli::AddClientSessionCommands(client);
 });

@@ -1,0 +1,16 @@
+// `skein client session create|get|list|fork|rm`: a router's sessions from the command line.
+// Each prints the session (or the list) as JSON on stdout; a failed call exits 1 with the
+// gRPC status on stderr.
+#ifndef SKEIN_TOOLS_CLI_CLIENT_SESSION_H_
+#define SKEIN_TOOLS_CLI_CLIENT_SESSION_H_
+
+#include "CLI/CLI.hpp"
+
+namespace skein::cli {
+
+// Adds the `session` subcommand group under `client`.
+void AddClientSessionCommands(CLI::App* client);
+
+}  // namespace skein::cli
+
+#endif  // SKEIN_TOOLS_CLI_CLIENT_SESSION_H_
