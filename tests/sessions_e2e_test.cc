@@ -95,6 +95,10 @@ class ExtraRouter {
     process_->Signal(SIGTERM);
     process_->Wait(30s);
   }
+  void Kill() {
+    process_->Signal(SIGKILL);
+    process_->Wait(30s);
+  }
   v1::RouterService::Stub& stub() { return *stub_; }
 
  private:
@@ -406,11 +410,11 @@ TEST_F(SessionsTest, CommandLineSessionsFollowTheApi) {
   EXPECT_NE(gone.err.find("NOT_FOUND"), std::string::npos) << gone.err;
 }
 
-// SIGKILL of one worker while 8 greedy streams run on 2 replicas × 2 stages: every stream
+// SIGKILL of one worker while 16 greedy streams run on 2 replicas × 2 stages: every stream
 // ends with exactly the tokens of an undisturbed run.
 void KillDuringStreams(const std::string& model, const std::string& vocab, int stage) {
   Cluster c(model, vocab, 2, 2);
-  constexpr int kStreams = 8, kTokens = 120;
+  constexpr int kStreams = 16, kTokens = 120;
   std::vector<std::vector<uint32_t>> prompts, expected;
   for (int i = 0; i < 4; ++i) {
     prompts.push_back(Tokens(20 + 70 * i, 100 + i));
@@ -447,6 +451,76 @@ TEST_F(SessionsTest, LastStageKilledMidStreamLosesNoToken) { KillDuringStreams(m
 
 TEST_F(SessionsTest, FirstStageKilledMidStreamLosesNoToken) {
   KillDuringStreams(model_, vocab_, 0);
+}
+
+TEST_F(SessionsTest, RollingRestartOfEveryWorkerLosesNoStream) {
+  Cluster c(model_, vocab_, 2, 2);
+  constexpr int kStreams = 16, kTokens = 700;
+  std::vector<std::vector<uint32_t>> prompts, expected;
+  for (int i = 0; i < 4; ++i) {
+    prompts.push_back(Tokens(10 + 40 * i, 200 + i));
+    expected.push_back(EngineGreedy(model_, prompts.back(), kTokens));
+  }
+  std::vector<Generated> out(kStreams);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kStreams; ++i) {
+    threads.emplace_back(
+        [&, i] { out[i] = Generate(c.stub(), TokenRequest(prompts[i % 4], kTokens), 300s); });
+  }
+  // Restart every worker, one at a time, the way a rolling upgrade does: SIGTERM (it drains
+  // and exits), then the same command on the same address.
+  std::vector<std::unique_ptr<ChildProcess>> restarted;
+  for (const auto& p : c.Processes()) {
+    if (p["role"] != "worker") continue;
+    SCOPED_TRACE(p["name"].get<std::string>());
+    const pid_t pid = p["pid"];
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 300 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(50ms);
+    ASSERT_NE(kill(pid, 0), 0) << "the worker did not exit after SIGTERM";
+    std::vector<std::string> argv = p["argv"];
+    for (std::string& arg : argv) {
+      if (arg == "127.0.0.1:0") arg = p["address"];
+    }
+    restarted.push_back(std::make_unique<ChildProcess>(argv));
+    // Back in the router's pool before the next one goes.
+    const auto until = std::chrono::steady_clock::now() + 60s;
+    while (c.Metric("router", "skein_router_replicas_healthy") < 2 &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_EQ(c.Metric("router", "skein_router_replicas_healthy"), 2);
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kStreams; ++i) {
+    SCOPED_TRACE(::testing::Message() << "stream " << i);
+    ASSERT_TRUE(out[i].status.ok()) << out[i].status.error_message();
+    EXPECT_EQ(out[i].tokens, expected[i % 4]);
+  }
+  EXPECT_GT(c.Metric("router", "skein_router_generation_migrations_total"), 0);
+  for (auto& p : restarted) p->Signal(SIGTERM);
+}
+
+TEST_F(SessionsTest, RouterKilledMidTurnLeavesTheSessionAtItsLastTurn) {
+  Cluster c(model_, vocab_, 1, 2);
+  const std::vector<uint32_t> a = Tokens(9, 31), b = Tokens(4, 32);
+  ASSERT_TRUE(CreateSession(c.stub(), "durable").ok());
+  Generated t1 = Turn(c.stub(), "durable", a, 5);
+  ASSERT_TRUE(t1.status.ok()) << t1.status.error_message();
+  {
+    // A turn through a second router that dies (SIGKILL) while streaming.
+    ExtraRouter doomed(c);
+    std::thread turn([&] { Turn(doomed.stub(), "durable", b, 60000); });
+    std::this_thread::sleep_for(500ms);
+    doomed.Kill();
+    turn.join();
+  }
+  // The session is what the last committed turn left; a client continues it elsewhere.
+  v1::Session s;
+  ASSERT_TRUE(GetSession(c.stub(), "durable", &s).ok());
+  EXPECT_EQ(s.position(), a.size() + 5);
+  Generated t2 = Turn(c.stub(), "durable", b, 5);
+  ASSERT_TRUE(t2.status.ok()) << t2.status.error_message();
+  EXPECT_EQ(t2.tokens, EngineGreedy(model_, Concat({a, t1.tokens, b}), 5));
 }
 
 }  // namespace

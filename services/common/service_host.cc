@@ -238,6 +238,10 @@ int ServiceHost::Run(const std::function<absl::Status()>& after_start) {
   int signal_number = 0;
   sigwait(&set, &signal_number);
   log::Info("signal received", {{"signal", strsignal(signal_number)}});
+  if (drain_hook_) {
+    SetServing(false);
+    drain_hook_(absl::Now() + absl::Seconds(options_.drain_seconds));
+  }
   Shutdown();
   return 0;
 }

@@ -66,6 +66,12 @@ class ServiceHost {
   // (ignored: a draining server stays NOT_SERVING).
   void SetServing(bool serving);
 
+  // Runs after SIGTERM/SIGINT with health already NOT_SERVING and the server still taking
+  // calls, before the server stops: a stage hands its work over here. Gets the drain deadline.
+  void set_drain_hook(std::function<void(absl::Time deadline)> hook) {
+    drain_hook_ = std::move(hook);
+  }
+
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;
 
@@ -74,6 +80,7 @@ class ServiceHost {
   absl::Status WriteReadyFile() const;
 
   ServerOptions options_;
+  std::function<void(absl::Time)> drain_hook_;
   Metrics metrics_;
   std::vector<std::pair<grpc::Service*, std::string>> services_;
   std::unique_ptr<grpc::Server> server_;

@@ -107,6 +107,11 @@ RouterMetrics::RouterMetrics(prometheus::Registry& r) {
                   .Help("Generations restarted from their last snapshot after a failed step")
                   .Register(r)
                   .Add({});
+  migrations = &prometheus::BuildCounter()
+                    .Name("skein_router_generation_migrations_total")
+                    .Help("Generations moved off a draining replica (snapshotted, restarted)")
+                    .Register(r)
+                    .Add({});
   session_ops = &prometheus::BuildCounter()
                      .Name("skein_router_session_operations_total")
                      .Help("Session RPCs and turns, by operation")

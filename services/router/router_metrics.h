@@ -41,7 +41,8 @@ struct RouterMetrics {
   prometheus::Family<prometheus::Counter>* snapshots;  // labels: kind (grid|turn), result
   prometheus::Histogram* snapshot_seconds;
   prometheus::Histogram* load_seconds;
-  prometheus::Counter* restarts;  // generations restarted from their restart point
+  prometheus::Counter* restarts;    // generations restarted from their restart point
+  prometheus::Counter* migrations;  // generations moved off a draining replica
   prometheus::Family<prometheus::Counter>* session_ops;  // label: op
 };
 

@@ -181,6 +181,21 @@ void Scheduler::HealthLoop() {
         model_->mutable_model()->set_fingerprint(HashHex(*identity));
       }
       identity_ = identity;
+      const bool draining = std::any_of(chain->begin(), chain->end(),
+                                        [](const v1::StageInfo& i) { return i.draining(); });
+      if (draining && !replica->draining) {
+        log::Info(absl::StrCat("pipeline replica ", replica->client.address(),
+                               " is draining: moving its generations"));
+        for (auto it = hot_.begin(); it != hot_.end();) {
+          if (it->second.replica == replica) {
+            hot_.erase(it++);
+          } else {
+            ++it;
+          }
+        }
+        work_.notify_all();
+      }
+      replica->draining = draining;
       replica->stage_count = static_cast<int>(chain->size());
       if (replica->stages.size() != chain->size() || [&] {
             for (size_t i = 1; i < chain->size(); ++i) {
@@ -209,17 +224,28 @@ void Scheduler::HealthLoop() {
     bool any = false, all = true;
     size_t healthy = 0;
     for (const auto& r : replicas_) {
-      any = any || r->healthy;
-      all = all && r->healthy;
-      healthy += r->healthy ? 1 : 0;
+      const bool usable = r->healthy && !r->draining;
+      any = any || usable;
+      all = all && usable;
+      healthy += usable ? 1 : 0;
     }
     metrics_->replicas_healthy->Set(static_cast<double>(healthy));
     if (!any && !queue_.empty()) {
-      // Nothing can run what waits: fail it now rather than leave it waiting.
+      // Nothing can run what waits: fail it rather than leave it waiting, once a restarted
+      // generation has had its grace to see a replica come back.
       const absl::Status why = absl::UnavailableError("no pipeline replica is reachable");
-      for (auto& g : queue_) Finish(*g, v1::FINISH_REASON_UNSPECIFIED, why);
-      queue_.clear();
-      metrics_->queue_depth->Set(0);
+      const absl::Time now = absl::Now();
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        Generation& g = **it;
+        const bool restarted = g.restarts_ > 0 || g.queued_at_ != g.submitted_;
+        if (restarted && now - g.queued_at_ < options_.no_replica_grace) {
+          ++it;
+          continue;
+        }
+        Finish(g, v1::FINISH_REASON_UNSPECIFIED, why);
+        it = queue_.erase(it);
+      }
+      metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
     }
     if (any != any_healthy_ && !stopping_) {
       any_healthy_ = any;
@@ -251,7 +277,7 @@ absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spe
   gen->position_ = gen->restart_.position;
   gen->chain_ = gen->restart_.chain;
   bool any = false;
-  for (const auto& r : replicas_) any = any || r->healthy;
+  for (const auto& r : replicas_) any = any || (r->healthy && !r->draining);
   if (!any) {
     metrics_->Reject("no_pipeline");
     return absl::UnavailableError(
@@ -262,6 +288,7 @@ absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spe
     return absl::ResourceExhaustedError(absl::StrCat(
         "the router's queue is full (", options_.max_queue, " waiting requests); retry later"));
   }
+  gen->queued_at_ = gen->submitted_;
   gen->id_ = gen->spec_.worker_id.empty() ? absl::StrCat(id_prefix_, "-", next_id_++)
                                           : gen->spec_.worker_id;
   metrics_->prompt_tokens->Increment(static_cast<double>(gen->spec_.prompt.size()));
@@ -309,9 +336,11 @@ void Scheduler::FailAll(Replica& replica, const absl::Status& why) {
 }
 
 bool Scheduler::Restart(Replica& replica, const std::shared_ptr<Generation>& gen,
-                        const absl::Status& why) {
+                        const absl::Status& why, bool counts) {
   Generation& g = *gen;
-  if (g.finished_ || g.restarts_ >= options_.max_restarts || !Restartable(why)) return false;
+  if (g.finished_ || (counts && g.restarts_ >= options_.max_restarts) || !Restartable(why)) {
+    return false;
+  }
   // Everything fed since the restart point, the sampled token not yet fed, then the rest of
   // the prompt: fed again from the restart point, it rebuilds the state exactly.
   std::vector<uint32_t> feed = g.since_restart_;
@@ -319,8 +348,11 @@ bool Scheduler::Restart(Replica& replica, const std::shared_ptr<Generation>& gen
   feed.insert(feed.end(), g.spec_.prompt.begin() + static_cast<std::ptrdiff_t>(g.prompt_fed_),
               g.spec_.prompt.end());
   if (feed.empty() && !g.ending_) return false;
-  ++g.restarts_;
-  metrics_->restarts->Increment();
+  if (counts) {
+    ++g.restarts_;
+    metrics_->restarts->Increment();
+  }
+  g.queued_at_ = absl::Now();
   log::Warning(absl::StrCat("restarting generation ", g.id_, " from position ", g.restart_.position,
                             " (", feed.size(), " tokens to feed again) after: ", why.message()));
   g.spec_.prompt = std::move(feed);
@@ -347,9 +379,13 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
   // a healthy replica waits for that one, unless it runs `affinity_slack` more than the least
   // loaded; the rest go to the least loaded replicas, so that a burst spreads over the
   // replicas instead of landing on whichever loop woke first.
+  if (replica.draining) {
+    MigrateAll(replica);
+    return {};
+  }
   size_t min_load = replica.running.size();
   for (const auto& other : replicas_) {
-    if (other->healthy) min_load = std::min(min_load, other->running.size());
+    if (other->healthy && !other->draining) min_load = std::min(min_load, other->running.size());
   }
   const bool least_loaded = replica.running.size() <= min_load;
   for (auto it = queue_.begin();
@@ -361,8 +397,8 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
       continue;
     }
     Replica* hot = nullptr;
-    if (auto h = hot_.find(g->id_);
-        h != hot_.end() && h->second.key == g->restart_.key && h->second.replica->healthy) {
+    if (auto h = hot_.find(g->id_); h != hot_.end() && h->second.key == g->restart_.key &&
+                                    h->second.replica->healthy && !h->second.replica->draining) {
       hot = h->second.replica;
     }
     const bool mine = hot == &replica;

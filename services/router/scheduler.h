@@ -18,6 +18,9 @@
 // - A replica is healthy while every stage of its chain answers GetStageInfo (polled every
 //   0.5 s, every 0.1 s while one is missing) and its pipeline identity (state_keys.h) equals
 //   the first healthy replica's. A step that fails with UNAVAILABLE marks it unhealthy.
+// - A replica with a draining stage (SIGTERM) takes no new work; with a store, each of its
+//   generations is snapshotted at its next step boundary and restarted from that snapshot on
+//   another replica (a drain is not counted against max_restarts).
 // - With a state store (SchedulerOptions::store), generations are durable:
 //   - a generation starts from its spec's StartPoint: the zero state, a snapshot in the store
 //     (loaded onto every stage, LoadState), or the copy a replica still holds hot from the
@@ -140,6 +143,7 @@ class Generation {
   GenerationSpec spec_;
   std::string id_;
   absl::Time submitted_;
+  absl::Time queued_at_;
   absl::Time last_token_time_;
 
   // Guarded by the scheduler's mutex.
@@ -181,6 +185,9 @@ struct SchedulerOptions {
   // A session goes to the replica holding it hot unless that replica runs more than this many
   // generations above the least loaded one.
   size_t affinity_slack = 4;
+  // How long a restarted generation may wait in the queue while no replica is available (a
+  // one-replica deployment restarting its workers) before it fails with UNAVAILABLE.
+  absl::Duration no_replica_grace = absl::Seconds(20);
   absl::Duration state_timeout = absl::Seconds(30);
   size_t max_running_per_replica = 128;
   size_t max_queue = 1024;
@@ -217,6 +224,7 @@ class Scheduler {
     // Clients for the chain walk, by address (used by the health thread only).
     absl::flat_hash_map<std::string, std::shared_ptr<WorkerClient>> chain_clients;
     bool healthy = false;
+    bool draining = false;  // a stage is shutting down: take no work, move what runs
     int stage_count = 1;
     int loops_started = 0;
     std::vector<std::shared_ptr<Generation>> running;
@@ -247,7 +255,11 @@ class Scheduler {
   absl::Status Load(Replica& replica, const std::string& worker_id, const StartPoint& start);
   // Puts `gen` back in the queue to restart from its restart point (mutex_ held); false if
   // it may not restart.
-  bool Restart(Replica& replica, const std::shared_ptr<Generation>& gen, const absl::Status& why);
+  bool Restart(Replica& replica, const std::shared_ptr<Generation>& gen, const absl::Status& why,
+               bool counts = true);
+  // Moves the generations of a draining replica: each idle one is snapshotted where it is
+  // (at a step boundary) and restarted from that snapshot elsewhere (mutex_ held).
+  void MigrateAll(Replica& replica);
   // Ends a keep generation: final snapshot, on_end, then the final event (mutex_ held).
   void End(Replica& replica, const std::shared_ptr<Generation>& gen, v1::FinishReason reason);
   void StepLoop(Replica* replica);

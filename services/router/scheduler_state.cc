@@ -277,4 +277,62 @@ void Scheduler::End(Replica& replica, const std::shared_ptr<Generation>& gen,
   StartSnapshot(replica, gen, /*final=*/true);
 }
 
+void Scheduler::MigrateAll(Replica& replica) {
+  const absl::Status why = absl::UnavailableError(
+      absl::StrCat("pipeline replica ", replica.client.address(), " is draining"));
+  std::vector<std::shared_ptr<Generation>> idle;
+  for (auto& g : replica.running) {
+    if (!g->in_step_ && g->phase_ == Generation::Phase::kReady) idle.push_back(g);
+  }
+  for (auto& gen : idle) {
+    Generation& g = *gen;
+    const bool stopping = g.stop_requested_.load() || g.finished_;
+    if (stopping && !g.spec_.keep) {
+      // Nothing to move: its state dies with the stage.
+      g.released_ = true;
+      Finish(g, static_cast<v1::FinishReason>(g.stop_reason_.load()), absl::OkStatus());
+      Remove(replica, &g);
+      continue;
+    }
+    if (stopping || (g.ending_ && g.prompt_fed_ == g.spec_.prompt.size())) {
+      End(replica, gen,
+          g.ending_ ? g.end_reason_ : static_cast<v1::FinishReason>(g.stop_reason_.load()));
+      continue;
+    }
+    if (!g.started_ || options_.store == nullptr) {
+      // No state here yet (or nowhere to save it): start again elsewhere from the start point.
+      if (!Restart(replica, gen, why, /*counts=*/false)) {
+        Finish(g, v1::FINISH_REASON_UNSPECIFIED, why);
+        Remove(replica, &g);
+      }
+      continue;
+    }
+    // Snapshot it here, at this step boundary, then restart it from that snapshot.
+    metrics_->migrations->Increment();
+    g.phase_ = Generation::Phase::kBusy;
+    const uint64_t position = g.position_;
+    const ChainHash chain = g.chain_;
+    RunStateOp([this, &replica, gen, position, chain, why] {
+      absl::StatusOr<StartPoint> point =
+          Snapshot(replica, gen->id_, position, chain, /*with_sampler=*/true);
+      std::lock_guard<std::mutex> lock(mutex_);
+      Generation& g = *gen;
+      g.phase_ = Generation::Phase::kReady;
+      if (point.ok()) {
+        g.restart_ = *std::move(point);
+        g.since_restart_.clear();
+      } else {
+        log::Warning(absl::StrCat("snapshot of ", g.id_, " on a draining replica failed (",
+                                  point.status().message(), "); replaying from position ",
+                                  g.restart_.position));
+      }
+      if (!Restart(replica, gen, why, /*counts=*/false)) {
+        Finish(g, v1::FINISH_REASON_UNSPECIFIED, why);
+        Remove(replica, &g);
+      }
+      work_.notify_all();
+    });
+  }
+}
+
 }  // namespace skein::router

@@ -132,6 +132,9 @@ int main(int argc, char** argv) {
   skein::worker::WorkerService service(config, host.metrics().registry());
   host.AddService(&service, "skein.v1.WorkerService");
   host.set_serving_at_start(false);  // NOT_SERVING until the model is loaded
+  // On SIGTERM, let routers move this stage's generations away before it stops.
+  host.set_drain_hook(
+      [&service](absl::Time deadline) { service.Drain(absl::Milliseconds(500), deadline); });
   return host.Run([&]() -> absl::Status {
     if (absl::Status s = LoadStage(f, &service); !s.ok()) return s;
     host.SetServing(true);

@@ -144,6 +144,7 @@ void WorkerService::UpdateGauges() {
 void WorkerService::RunAndForward(const v1::StepRequest& request,
                                   const model::StageActivations* input, Done done) {
   steps_in_flight_->Set(++in_flight_);
+  last_step_unix_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
   auto finish = [this, done = std::move(done)](absl::StatusOr<v1::StepResult> r) {
     (r.ok() ? steps_ok_ : steps_failed_)->Increment();
     UpdateGauges();
@@ -205,6 +206,7 @@ grpc::Status WorkerService::GetStageInfo(grpc::ServerContext*, const v1::GetStag
   response->set_max_step_tokens(static_cast<uint32_t>(config_.max_step_tokens));
   response->set_device("cpu");
   response->set_steps_in_flight(in_flight_.load());
+  response->set_draining(draining_.load());
   return grpc::Status::OK;
 }
 
@@ -228,8 +230,24 @@ grpc::Status WorkerService::Step(grpc::ServerContext*, const v1::StepRequest* re
 }
 
 grpc::Status WorkerService::Relay(
-    grpc::ServerContext*, grpc::ServerReaderWriter<v1::StepResult, v1::ActivationFrame>* stream) {
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::StepResult, v1::ActivationFrame>* stream) {
   if (!ready()) return Loading();
+  {
+    std::lock_guard<std::mutex> lock(relay_mutex_);
+    if (draining_.load()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this stage is shutting down");
+    }
+    relays_.insert(context);
+  }
+  struct Unregister {
+    WorkerService* self;
+    grpc::ServerContext* context;
+    ~Unregister() {
+      std::lock_guard<std::mutex> lock(self->relay_mutex_);
+      self->relays_.erase(context);
+    }
+  } unregister{this, context};
   if (engine_->is_first()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "stage 0 takes token ids through Step, not activations");
@@ -392,6 +410,20 @@ grpc::Status WorkerService::DropState(grpc::ServerContext*, const v1::DropStateR
   UpdateGauges();
   response->set_existed(*existed);
   return grpc::Status::OK;
+}
+
+void WorkerService::Drain(absl::Duration quiet, absl::Time deadline) {
+  draining_.store(true);
+  // The router notices at its next health poll (every 0.5 s) and stops stepping here.
+  while (absl::Now() < deadline) {
+    const absl::Time last = absl::FromUnixNanos(last_step_unix_ns_.load());
+    if (in_flight_.load() == 0 && absl::Now() - last >= quiet) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  // The previous stage's relay stream would keep the server's shutdown waiting for its whole
+  // deadline: end it now that no work flows (the sender reopens to the restarted stage).
+  std::lock_guard<std::mutex> lock(relay_mutex_);
+  for (grpc::ServerContext* c : relays_) c->TryCancel();
 }
 
 }  // namespace skein::worker

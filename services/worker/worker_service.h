@@ -13,8 +13,10 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
@@ -65,6 +67,12 @@ class WorkerService final : public v1::WorkerService::Service {
   grpc::Status DropState(grpc::ServerContext* context, const v1::DropStateRequest* request,
                          v1::DropStateResponse* response) override;
 
+  // Drain (SIGTERM): from now on GetStageInfo reports `draining`, so routers stop sending new
+  // work here and move this stage's running generations elsewhere (snapshotting them through
+  // SaveState, which keeps working). Returns once no step has run for `quiet`, or at
+  // `deadline`, whichever comes first. Idempotent.
+  void Drain(absl::Duration quiet, absl::Time deadline);
+
  private:
   using Done = link::StageLink::Done;
   // Computes this stage's share of `request` and forwards it; `done` gets the final result.
@@ -83,6 +91,10 @@ class WorkerService final : public v1::WorkerService::Service {
   std::unique_ptr<state_store::StateStoreClient> store_;
   std::atomic<bool> ready_{false};
   std::atomic<uint32_t> in_flight_{0};
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> last_step_unix_ns_{0};
+  std::mutex relay_mutex_;
+  absl::flat_hash_set<grpc::ServerContext*> relays_;  // open Relay streams
 
   prometheus::Histogram* step_seconds_;
   prometheus::Histogram* step_rows_;

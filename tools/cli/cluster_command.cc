@@ -59,6 +59,7 @@ struct Process {
   std::string name, role, address;
   int stage = -1, replica = -1;
   pid_t pid = -1;
+  std::vector<std::string> argv;  // as started, so an operator (or a test) can restart it
 };
 
 // Where the service binaries are: --bin-dir, $SKEIN_BIN_DIR, or beside this binary in a
@@ -186,6 +187,7 @@ nlohmann::json ToJson(const std::vector<Process>& processes) {
     nlohmann::json j = {{"name", p.name}, {"role", p.role}, {"address", p.address}, {"pid", p.pid}};
     j["stage"] = p.stage >= 0 ? nlohmann::json(p.stage) : nlohmann::json(nullptr);
     j["replica"] = p.replica >= 0 ? nlohmann::json(p.replica) : nlohmann::json(nullptr);
+    j["argv"] = p.argv;
     list.push_back(j);
   }
   return {{"processes", list}};
@@ -231,6 +233,7 @@ void ClusterUp(const ClusterArgs& a) {
     argv.insert(argv.end(),
                 {"--listen", "127.0.0.1:0", "--metrics-port", "0", "--ready-file", ready});
     p.pid = Spawn(argv, log);
+    p.argv = argv;
     processes.push_back(p);
     try {
       processes.back().address = WaitReady(ready, p.pid, p.name, log, a.timeout_seconds);
@@ -245,8 +248,8 @@ void ClusterUp(const ClusterArgs& a) {
                                          "--backend", a.store};
   if (a.store == "rocksdb") store_argv.insert(store_argv.end(), {"--data-dir", dir + "/store"});
   if (a.store == "redis") store_argv.insert(store_argv.end(), {"--redis", a.redis});
-  const std::string store = start({"state-store", "state_store", "", -1, -1, -1}, store_argv);
-  const std::string tokenizer = start({"tokenizer", "tokenizer", "", -1, -1, -1},
+  const std::string store = start({"state-store", "state_store", "", -1, -1, -1, {}}, store_argv);
+  const std::string tokenizer = start({"tokenizer", "tokenizer", "", -1, -1, -1, {}},
                                       {bin + "/services/tokenizer/skein-tokenizer", "--vocab",
                                        fs::absolute(a.vocab).string(), "--vocab-sha256", ""});
   std::vector<std::string> heads;
@@ -268,7 +271,7 @@ void ClusterUp(const ClusterArgs& a) {
                                        store};
       if (!layers.empty()) argv.insert(argv.end(), {"--layers", layers[s]});
       if (!next.empty()) argv.insert(argv.end(), {"--next", next});
-      next = start({absl::StrCat("worker-r", r, "-s", s), "worker", "", s, r, -1}, argv);
+      next = start({absl::StrCat("worker-r", r, "-s", s), "worker", "", s, r, -1, {}}, argv);
     }
     heads.push_back(next);
   }
@@ -280,7 +283,7 @@ void ClusterUp(const ClusterArgs& a) {
                                           "--pipeline",
                                           absl::StrJoin(heads, ",")};
   router_argv.insert(router_argv.end(), a.router_args.begin(), a.router_args.end());
-  start({"router", "router", "", -1, -1, -1}, router_argv);
+  start({"router", "router", "", -1, -1, -1, {}}, router_argv);
 
   try {
     for (const Process& p : processes) {
