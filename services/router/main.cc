@@ -40,6 +40,11 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--prefix-ttl-seconds", scheduler.prefix_ttl_seconds,
                  "TTL of cached prefix states (0: the store's default; LRU evicts them anyway)");
+  double restart_wait_seconds = absl::ToDoubleSeconds(scheduler.no_replica_grace);
+  app.add_option("--restart-wait-seconds", restart_wait_seconds,
+                 "How long a generation restarted after a worker failure waits for a replica "
+                 "when none is available (5)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--session-ttl-seconds", limits.default_session_ttl_seconds,
                  "Idle time before a session expires, when it asks for none (86400)")
       ->check(CLI::PositiveNumber);
@@ -76,6 +81,7 @@ int main(int argc, char** argv) {
     return *exit_code;
   }
   scheduler.max_running_per_replica = static_cast<size_t>(max_running);
+  scheduler.no_replica_grace = absl::Seconds(restart_wait_seconds);
   scheduler.max_queue = static_cast<size_t>(max_queue);
   for (absl::string_view a : absl::StrSplit(pipeline, ',', absl::SkipWhitespace())) {
     scheduler.replicas.emplace_back(a);

@@ -215,6 +215,7 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
     return ToGrpcStatus(vocab.status());
   }
   const uint64_t seed = spec.sampling.seed();
+  const uint32_t cached = turn ? 0 : static_cast<uint32_t>(spec.start_tokens.size());
   absl::StatusOr<std::shared_ptr<Generation>> submitted = scheduler_->Submit(std::move(spec));
   if (!submitted.ok()) {
     if (turn) ClearBusy(request.session_id());
@@ -233,6 +234,7 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
     last.set_finish_reason(reason);
     last.mutable_usage()->set_prompt_tokens(prompt_tokens);
     last.mutable_usage()->set_completion_tokens(completion);
+    last.mutable_usage()->set_cached_prompt_tokens(cached);
     // A session reports its conversation's length as committed.
     last.set_session_position(turn ? turn->position : position);
     if (first && seed != 0) last.set_seed(seed);

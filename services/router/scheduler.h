@@ -187,7 +187,7 @@ struct SchedulerOptions {
   size_t affinity_slack = 4;
   // How long a restarted generation may wait in the queue while no replica is available (a
   // one-replica deployment restarting its workers) before it fails with UNAVAILABLE.
-  absl::Duration no_replica_grace = absl::Seconds(20);
+  absl::Duration no_replica_grace = absl::Seconds(5);
   absl::Duration state_timeout = absl::Seconds(30);
   size_t max_running_per_replica = 128;
   size_t max_queue = 1024;
