@@ -19,6 +19,7 @@
 #include "skein/router/session_record.pb.h"
 #include "skein/v1/router.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/redis_server.h"
 #include "tests/support/serving_cluster.h"
 #include "tests/support/test_data.h"
 
@@ -521,6 +522,80 @@ TEST_F(SessionsTest, RouterKilledMidTurnLeavesTheSessionAtItsLastTurn) {
   Generated t2 = Turn(c.stub(), "durable", b, 5);
   ASSERT_TRUE(t2.status.ok()) << t2.status.error_message();
   EXPECT_EQ(t2.tokens, EngineGreedy(model_, Concat({a, t1.tokens, b}), 5));
+}
+
+// Two store processes share a Redis Cluster of three masters; one is killed (SIGKILL) while 12
+// greedy streams run, 4 of them session turns. Every stream ends with the tokens of an
+// undisturbed run, and every committed turn is still there: the next turns continue exactly.
+TEST_F(SessionsTest, AStoreProcessKilledUnderLoadLosesNoStreamAndNoCommittedTurn) {
+  std::string why;
+  std::unique_ptr<::skein::testing::RedisCluster> redis =
+      ::skein::testing::RedisCluster::Start(3, &why);
+  if (redis == nullptr) GTEST_SKIP() << why;
+  Cluster c(model_, vocab_, 2, 2,
+            {"--store", "redis", "--redis", redis->address(), "--stores", "2",
+             "--router-arg=--snapshot-grid=64"});
+  constexpr int kTokens = 60;
+  // Sessions with one committed turn each.
+  std::vector<std::vector<uint32_t>> history(4);
+  for (int s = 0; s < 4; ++s) {
+    const std::string id = "kept-" + std::to_string(s);
+    ASSERT_TRUE(CreateSession(c.stub(), id).ok());
+    const std::vector<uint32_t> first = Tokens(30, 300 + s);
+    Generated t = Turn(c.stub(), id, first, 5);
+    ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+    history[s] = Concat({first, t.tokens});
+  }
+  std::vector<std::vector<uint32_t>> prompts, expected;
+  for (int i = 0; i < 4; ++i) {
+    prompts.push_back(Tokens(150 + 40 * i, 400 + i));
+    expected.push_back(EngineGreedy(model_, prompts.back(), kTokens));
+  }
+  const std::vector<uint32_t> next = Tokens(6, 500);
+  std::vector<std::vector<uint32_t>> session_expected;
+  for (int s = 0; s < 4; ++s) {
+    session_expected.push_back(EngineGreedy(model_, Concat({history[s], next}), kTokens));
+  }
+  pid_t victim = -1;
+  for (const auto& p : c.Processes()) {
+    if (p["name"] == "state-store-2") victim = p["pid"];
+  }
+  ASSERT_GT(victim, 0);
+  std::vector<Generated> out(12);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 12; ++i) {
+    threads.emplace_back([&, i] {
+      if (i < 8) {
+        out[i] = Generate(c.stub(), TokenRequest(prompts[i % 4], kTokens), 120s);
+      } else {
+        out[i] = Turn(c.stub(), "kept-" + std::to_string(i - 8), next, kTokens);
+      }
+    });
+  }
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while (c.Metric("router", "skein_router_tokens_total{direction=\"out\"}") < 4 * 5 + 60 &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  kill(victim, SIGKILL);
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 12; ++i) {
+    SCOPED_TRACE(::testing::Message() << "stream " << i);
+    ASSERT_TRUE(out[i].status.ok()) << out[i].status.error_message();
+    EXPECT_EQ(out[i].tokens, i < 8 ? expected[i % 4] : session_expected[i - 8]);
+  }
+  // Every committed turn survived: the next turn of each session continues exactly.
+  for (int s = 0; s < 4; ++s) {
+    const std::string id = "kept-" + std::to_string(s);
+    v1::Session session;
+    ASSERT_TRUE(GetSession(c.stub(), id, &session).ok());
+    const std::vector<uint32_t> whole = Concat({history[s], next, session_expected[s]});
+    EXPECT_EQ(session.position(), whole.size());
+    const std::vector<uint32_t> more = Tokens(3, 600 + s);
+    Generated after = Turn(c.stub(), id, more, 4);
+    ASSERT_TRUE(after.status.ok()) << after.status.error_message();
+    EXPECT_EQ(after.tokens, EngineGreedy(model_, Concat({whole, more}), 4));
+  }
 }
 
 }  // namespace

@@ -11,7 +11,13 @@ std::shared_ptr<grpc::Channel> CreateClientChannel(const std::string& address,
   args.SetMaxSendMessageSize(max_message_bytes);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  if (address.find(',') == std::string::npos) {
+    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  }
+  // Several interchangeable servers (e.g. state stores sharing one Redis Cluster): calls are
+  // spread over the ones that answer, and a server that goes away is skipped.
+  args.SetLoadBalancingPolicyName("round_robin");
+  return grpc::CreateCustomChannel("ipv4:" + address, grpc::InsecureChannelCredentials(), args);
 }
 
 void SetTimeout(grpc::ClientContext* context, absl::Duration timeout) {

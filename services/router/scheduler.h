@@ -253,6 +253,11 @@ class Scheduler {
   absl::StatusOr<StartPoint> Snapshot(Replica& replica, const std::string& worker_id,
                                       uint64_t position, const ChainHash& chain, bool with_sampler);
   absl::Status Load(Replica& replica, const std::string& worker_id, const StartPoint& start);
+  // One attempt of each (the two above retry once when the store was unreachable).
+  absl::StatusOr<StartPoint> SnapshotOnce(Replica& replica, const std::string& worker_id,
+                                          uint64_t position, const ChainHash& chain,
+                                          bool with_sampler);
+  absl::Status LoadOnce(Replica& replica, const std::string& worker_id, const StartPoint& start);
   // Puts `gen` back in the queue to restart from its restart point (mutex_ held); false if
   // it may not restart.
   bool Restart(Replica& replica, const std::shared_ptr<Generation>& gen, const absl::Status& why,

@@ -34,6 +34,17 @@ void Scheduler::StateThread() {
 
 absl::Status Scheduler::Load(Replica& replica, const std::string& worker_id,
                              const StartPoint& start) {
+  absl::Status status;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    status = LoadOnce(replica, worker_id, start);
+    if (status.code() != absl::StatusCode::kUnavailable) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return status;
+}
+
+absl::Status Scheduler::LoadOnce(Replica& replica, const std::string& worker_id,
+                                 const StartPoint& start) {
   std::vector<std::shared_ptr<WorkerClient>> stages;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -71,6 +82,20 @@ absl::Status Scheduler::Load(Replica& replica, const std::string& worker_id,
 absl::StatusOr<StartPoint> Scheduler::Snapshot(Replica& replica, const std::string& worker_id,
                                                uint64_t position, const ChainHash& chain,
                                                bool with_sampler) {
+  // A store process that went away (several may share one Redis) fails the calls that were
+  // on it; the next attempt goes to another. A dead worker fails both attempts.
+  absl::StatusOr<StartPoint> point;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    point = SnapshotOnce(replica, worker_id, position, chain, with_sampler);
+    if (point.ok() || point.status().code() != absl::StatusCode::kUnavailable) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return point;
+}
+
+absl::StatusOr<StartPoint> Scheduler::SnapshotOnce(Replica& replica, const std::string& worker_id,
+                                                   uint64_t position, const ChainHash& chain,
+                                                   bool with_sampler) {
   std::vector<std::shared_ptr<WorkerClient>> stages;
   ChainHash identity;
   {

@@ -17,6 +17,10 @@ SessionStore::SessionStore(state_store::StateStoreClient* client, absl::Duration
 
 absl::StatusOr<VersionedRecord> SessionStore::Get(const std::string& id) {
   absl::StatusOr<state_store::ClientBlob> blob = client_->Get(SessionKey(id), 0, 0, timeout_);
+  if (blob.status().code() == absl::StatusCode::kUnavailable) {
+    // One store of several went away mid-call: the next call goes to another.
+    blob = client_->Get(SessionKey(id), 0, 0, timeout_);
+  }
   if (!blob.ok()) {
     if (blob.status().code() == absl::StatusCode::kNotFound) {
       return absl::NotFoundError(absl::StrCat("session '", id, "' does not exist"));
@@ -38,7 +42,19 @@ absl::StatusOr<uint64_t> SessionStore::Write(const SessionRecord& record,
   options.expected_version = expected_version;
   options.timeout = timeout_;
   const std::string key = SessionKey(record.session_id());
-  absl::StatusOr<v1::PutResponse> put = client_->Put(key, record.SerializeAsString(), options);
+  const std::string bytes = record.SerializeAsString();
+  absl::StatusOr<v1::PutResponse> put = client_->Put(key, bytes, options);
+  if (put.status().code() == absl::StatusCode::kUnavailable) {
+    // The write may or may not have landed before the store went away: look, then decide.
+    absl::StatusOr<state_store::ClientBlob> now = client_->Get(key, 0, 0, timeout_);
+    if (now.ok() && now->data == bytes) {
+      (void)PinState(key, record.session_id(), record.ttl_seconds());
+      return now->header.entry().version();
+    }
+    if (now.ok() || now.status().code() == absl::StatusCode::kNotFound) {
+      put = client_->Put(key, bytes, options);
+    }
+  }
   if (!put.ok()) {
     if (put.status().code() == absl::StatusCode::kAborted && expected_version == 0) {
       return absl::AlreadyExistsError(
@@ -100,6 +116,11 @@ absl::Status SessionStore::PinState(const std::string& key, const std::string& i
   request.set_lease_seconds(ttl_seconds);
   v1::PinResponse response;
   grpc::Status s = client_->stub().Pin(&context, request, &response);
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    grpc::ClientContext again;
+    SetTimeout(&again, timeout_);
+    s = client_->stub().Pin(&again, request, &response);
+  }
   return s.ok() ? absl::OkStatus() : FromGrpcStatus(s);
 }
 

@@ -1,7 +1,8 @@
 // skein-state-store: durable, checksummed session-state snapshots.
 //
-// Backends: --backend rocksdb (default; files under --data-dir), redis (--redis HOST:PORT),
-// memory (lost on exit). Without --data-dir the RocksDB store lives in a fresh directory under
+// Backends: --backend rocksdb (default; files under --data-dir), redis (--redis HOST:PORT: a
+// server, or any node of a Redis Cluster; the index is kept in Redis too, so several stores
+// on one Redis share one view: --shared-index), memory (lost on exit). Without --data-dir the RocksDB store lives in a fresh directory under
 // $TMPDIR (named in the log, removed when the store stops), so a bare start never clashes
 // with another store; pass --data-dir for a store that survives restarts.
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "services/state_store/allocator.h"
 #include "services/state_store/memory_backend.h"
 #include "services/state_store/redis_backend.h"
+#include "services/state_store/redis_store_index.h"
 #include "services/state_store/rocksdb_backend.h"
 #include "services/state_store/state_store_service.h"
 #include "services/state_store/store.h"
@@ -35,6 +37,7 @@ struct Flags {
   double fsync_interval_seconds = 1;
   std::string redis = "127.0.0.1:6379";
   std::string redis_key_prefix = "skein";
+  bool shared_index = true;
   uint64_t capacity_bytes = 4ull << 30;
   uint64_t max_blob_bytes = 256ull << 20;
   uint64_t default_ttl_seconds = 0;
@@ -138,6 +141,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.001, 3600.0));
   app.add_option("--redis", flags.redis, "Redis server HOST:PORT (--backend redis)")
       ->capture_default_str();
+  app.add_option("--shared-index", flags.shared_index,
+                 "With --backend redis: keep the index (keys, LRU, pins, TTLs, capacity) in Redis, "
+                 "shared by every store on it (default true)");
   app.add_option("--redis-key-prefix", flags.redis_key_prefix,
                  "Prefix of every Redis key this store uses")
       ->capture_default_str();
@@ -190,9 +196,19 @@ int main(int argc, char** argv) {
   store_options.default_snapshot_timeout =
       absl::Seconds(static_cast<int64_t>(flags.snapshot_timeout_seconds));
   store_options.zstd_level = flags.compression == "zstd" ? flags.zstd_level : 0;
+  std::unique_ptr<skein::state_store::StoreIndex> index;
+  if (flags.backend == "redis" && flags.shared_index) {
+    skein::state_store::RedisOptions redis;
+    (void)skein::SplitHostPort(flags.redis, &redis.host, &redis.port);  // checked above
+    redis.key_prefix = flags.redis_key_prefix;
+    absl::StatusOr<std::unique_ptr<skein::state_store::RedisStoreIndex>> shared =
+        skein::state_store::RedisStoreIndex::Connect(redis);
+    if (!shared.ok()) return Fail(options.service_name, std::string(shared.status().message()));
+    index = *std::move(shared);
+  }
   absl::StatusOr<std::unique_ptr<skein::state_store::StateStore>> store =
       skein::state_store::StateStore::Open(*std::move(backend), store_options, nullptr,
-                                           &host.metrics().registry());
+                                           &host.metrics().registry(), std::move(index));
   if (!store.ok()) return Fail(options.service_name, std::string(store.status().message()));
   (*store)->StartSweeper(absl::Seconds(flags.sweep_interval_seconds));
 

@@ -15,13 +15,8 @@ namespace {
 // absl here is built with its own string_view; this bridges std::string_view into it.
 absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-struct ReplyDeleter {
-  void operator()(redisReply* reply) const {
-    if (reply != nullptr) freeReplyObject(reply);
-  }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-using Args = std::vector<std::string_view>;
+using Reply = RedisReply;
+using Args = RedisArgs;
 
 // Atomically checks a batch's expectations and applies its changes. KEYS are the objects;
 // ARGV[1] is the number of operations, then four arguments per operation: kind, index into
@@ -55,13 +50,6 @@ end
 return 'ok'
 )lua";
 
-timeval TimevalOf(absl::Duration d) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(absl::ToInt64Seconds(d));
-  tv.tv_usec = static_cast<suseconds_t>(absl::ToInt64Microseconds(d) % 1'000'000);
-  return tv;
-}
-
 // Unix milliseconds for PEXPIREAT; 0 means "no expiry".
 int64_t ExpiryMillis(absl::Time expiry) {
   if (expiry == absl::InfiniteFuture()) return 0;
@@ -79,114 +67,21 @@ std::string GlobEscape(std::string_view text) {
 
 }  // namespace
 
-// One hiredis connection. Not thread-safe: owned by one caller at a time through the pool.
-class RedisBackend::Connection {
- public:
-  static absl::StatusOr<std::unique_ptr<Connection>> Open(const RedisOptions& options) {
-    redisContext* ctx = redisConnectWithTimeout(options.host.c_str(), options.port,
-                                                TimevalOf(options.connect_timeout));
-    if (ctx == nullptr) return absl::UnavailableError("redis: cannot allocate a connection");
-    auto connection = std::unique_ptr<Connection>(new Connection(ctx));
-    if (ctx->err != 0) {
-      return absl::UnavailableError(absl::StrCat("redis: cannot connect to ", options.host, ":",
-                                                 options.port, ": ", ctx->errstr));
-    }
-    redisSetTimeout(ctx, TimevalOf(options.io_timeout));
-    return connection;
-  }
-  ~Connection() { redisFree(ctx_); }
-
-  bool broken() const { return broken_; }
-
-  // Sends every command, then reads every reply (one round trip). Error replies are returned
-  // as replies; only I/O failures are errors (and leave the connection broken).
-  absl::StatusOr<std::vector<Reply>> Pipeline(const std::vector<Args>& commands) {
-    for (const Args& args : commands) {
-      std::vector<const char*> argv;
-      std::vector<size_t> lengths;
-      for (std::string_view a : args) {
-        argv.push_back(a.data());
-        lengths.push_back(a.size());
-      }
-      if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(),
-                                 lengths.data()) != REDIS_OK) {
-        return Broken();
-      }
-    }
-    std::vector<Reply> replies;
-    for (size_t i = 0; i < commands.size(); ++i) {
-      void* raw = nullptr;
-      if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return Broken();
-      replies.emplace_back(static_cast<redisReply*>(raw));
-    }
-    return replies;
-  }
-
-  // One command; an error reply becomes INTERNAL.
-  absl::StatusOr<Reply> Run(const Args& args) {
-    absl::StatusOr<std::vector<Reply>> replies = Pipeline({args});
-    if (!replies.ok()) return replies.status();
-    Reply reply = std::move((*replies)[0]);
-    if (reply->type == REDIS_REPLY_ERROR) {
-      return absl::InternalError(
-          absl::StrCat("redis ", Sv(args[0]), ": ", absl::string_view(reply->str, reply->len)));
-    }
-    return reply;
-  }
-
- private:
-  explicit Connection(redisContext* ctx) : ctx_(ctx) {}
-  absl::Status Broken() {
-    broken_ = true;
-    return absl::UnavailableError(
-        absl::StrCat("redis: ", ctx_->errstr[0] ? ctx_->errstr : "connection lost"));
-  }
-
-  redisContext* ctx_;
-  bool broken_ = false;
-};
-
 absl::StatusOr<std::unique_ptr<RedisBackend>> RedisBackend::Connect(const RedisOptions& options) {
-  if (options.port <= 0 || options.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("redis: bad port ", options.port));
-  }
   if (options.chunk_bytes == 0) return absl::InvalidArgumentError("redis: chunk_bytes is 0");
   if (options.key_prefix.empty() || options.key_prefix.find_first_of("{}: ") != std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("redis: key prefix \"", options.key_prefix,
                      "\" must be non-empty and free of '{', '}', ':' and spaces"));
   }
-  auto backend = std::unique_ptr<RedisBackend>(new RedisBackend(options));
-  absl::StatusOr<std::unique_ptr<Connection>> connection = backend->Acquire();
-  if (!connection.ok()) return connection.status();
-  absl::StatusOr<Reply> pong = (*connection)->Run({"PING"});
-  if (!pong.ok()) return pong.status();
-  backend->Release(*std::move(connection));
-  return backend;
+  absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Connect(options);
+  if (!client.ok()) return client.status();
+  return std::unique_ptr<RedisBackend>(new RedisBackend(*std::move(client)));
 }
 
-RedisBackend::RedisBackend(RedisOptions options) : options_(std::move(options)) {}
+RedisBackend::RedisBackend(std::unique_ptr<RedisClient> client)
+    : options_(client->options()), client_(std::move(client)) {}
 RedisBackend::~RedisBackend() = default;
-
-absl::StatusOr<std::unique_ptr<RedisBackend::Connection>> RedisBackend::Acquire() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!idle_.empty()) {
-      std::unique_ptr<Connection> connection = std::move(idle_.back());
-      idle_.pop_back();
-      return connection;
-    }
-  }
-  return Connection::Open(options_);
-}
-
-void RedisBackend::Release(std::unique_ptr<Connection> connection) {
-  if (connection->broken()) return;
-  absl::MutexLock lock(&mu_);
-  if (static_cast<int>(idle_.size()) < options_.max_idle_connections) {
-    idle_.push_back(std::move(connection));
-  }
-}
 
 std::string RedisBackend::RedisKey(std::string_view group, char kind, std::string_view name) const {
   uint64_t hash = XXH3_64bits(group.data(), group.size());
@@ -196,11 +91,8 @@ std::string RedisBackend::RedisKey(std::string_view group, char kind, std::strin
 
 absl::StatusOr<std::optional<std::string>> RedisBackend::ReadRecord(std::string_view group,
                                                                     std::string_view name) {
-  absl::StatusOr<std::unique_ptr<Connection>> connection = Acquire();
-  if (!connection.ok()) return connection.status();
   std::string key = RedisKey(group, 'r', name);
-  absl::StatusOr<Reply> reply = (*connection)->Run({"GET", key});
-  Release(*std::move(connection));
+  absl::StatusOr<Reply> reply = client_->Run(key, {"GET", key});
   if (!reply.ok()) return reply.status();
   if ((*reply)->type == REDIS_REPLY_NIL) return std::nullopt;
   if ((*reply)->type != REDIS_REPLY_STRING) {
@@ -250,10 +142,7 @@ absl::Status RedisBackend::Apply(const Batch& batch) {
   args.push_back(op_count);
   for (const std::string& a : argv_tail) args.push_back(a);
 
-  absl::StatusOr<std::unique_ptr<Connection>> connection = Acquire();
-  if (!connection.ok()) return connection.status();
-  absl::StatusOr<Reply> reply = (*connection)->Run(args);
-  Release(*std::move(connection));
+  absl::StatusOr<Reply> reply = client_->Run(keys[0], args);
   if (!reply.ok()) return reply.status();
   std::string_view answer((*reply)->str ? (*reply)->str : "", (*reply)->len);
   if (answer == "ok") return absl::OkStatus();
@@ -279,10 +168,7 @@ absl::Status RedisBackend::WriteBlob(std::string_view group, std::string_view na
   if (expiry != absl::InfiniteFuture()) commands.push_back({"PEXPIREAT", key, expiry_ms});
   commands.push_back({"EXEC"});
 
-  absl::StatusOr<std::unique_ptr<Connection>> connection = Acquire();
-  if (!connection.ok()) return connection.status();
-  absl::StatusOr<std::vector<Reply>> replies = (*connection)->Pipeline(commands);
-  Release(*std::move(connection));
+  absl::StatusOr<std::vector<Reply>> replies = client_->Pipeline(key, commands);
   if (!replies.ok()) return replies.status();
   for (const Reply& reply : *replies) {
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -306,10 +192,7 @@ absl::Status RedisBackend::WriteBlob(std::string_view group, std::string_view na
 
 absl::StatusOr<std::string> RedisBackend::ReadBlob(std::string_view group, std::string_view name) {
   std::string key = RedisKey(group, 'b', name);
-  absl::StatusOr<std::unique_ptr<Connection>> connection = Acquire();
-  if (!connection.ok()) return connection.status();
-  absl::StatusOr<Reply> reply = (*connection)->Run({"LRANGE", key, "0", "-1"});
-  Release(*std::move(connection));
+  absl::StatusOr<Reply> reply = client_->Run(key, {"LRANGE", key, "0", "-1"});
   if (!reply.ok()) return reply.status();
   if ((*reply)->type != REDIS_REPLY_ARRAY) {
     return absl::InternalError(absl::StrCat("redis LRANGE ", key, ": unexpected reply type"));
@@ -331,48 +214,47 @@ absl::StatusOr<std::string> RedisBackend::ReadBlob(std::string_view group, std::
   return data;
 }
 
-absl::Status RedisBackend::Scan(char kind,
-                                const std::function<void(std::string_view, std::string_view,
-                                                         const std::string&, Connection&)>& visit) {
-  absl::StatusOr<std::unique_ptr<Connection>> acquired = Acquire();
-  if (!acquired.ok()) return acquired.status();
-  std::unique_ptr<Connection> connection = *std::move(acquired);
+absl::Status RedisBackend::Scan(
+    char kind, const std::function<void(std::string_view, std::string_view, const std::string&,
+                                        RedisConnection&)>& visit) {
   const std::string head = options_.key_prefix + ":{";
   const std::string pattern = GlobEscape(head) + "*";
-  std::string cursor = "0";
-  do {
-    absl::StatusOr<Reply> reply =
-        connection->Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
-    if (!reply.ok()) return reply.status();
-    if ((*reply)->type != REDIS_REPLY_ARRAY || (*reply)->elements != 2) {
-      return absl::InternalError("redis SCAN: unexpected reply");
-    }
-    cursor.assign((*reply)->element[0]->str, (*reply)->element[0]->len);
-    const redisReply* keys = (*reply)->element[1];
-    for (size_t i = 0; i < keys->elements; ++i) {
-      std::string key(keys->element[i]->str, keys->element[i]->len);
-      // PREFIX:{16 hex}:GROUP:K:NAME, where NAME has no ':'.
-      size_t group_start = head.size() + 16 + 2;
-      size_t last_colon = key.rfind(':');
-      if (key.size() < group_start || last_colon == std::string::npos ||
-          last_colon < group_start + 2 || key[last_colon - 2] != ':') {
-        continue;
+  // Every master holds its own slots' keys.
+  return client_->ForEachMaster([&](RedisConnection& connection) -> absl::Status {
+    std::string cursor = "0";
+    do {
+      absl::StatusOr<Reply> reply =
+          connection.Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+      if (!reply.ok()) return reply.status();
+      if ((*reply)->type != REDIS_REPLY_ARRAY || (*reply)->elements != 2) {
+        return absl::InternalError("redis SCAN: unexpected reply");
       }
-      if (key[last_colon - 1] != kind) continue;
-      std::string_view view(key);
-      visit(view.substr(group_start, last_colon - 2 - group_start), view.substr(last_colon + 1),
-            key, *connection);
-      if (connection->broken()) return absl::UnavailableError("redis: connection lost in scan");
-    }
-  } while (cursor != "0");
-  Release(std::move(connection));
-  return absl::OkStatus();
+      cursor.assign((*reply)->element[0]->str, (*reply)->element[0]->len);
+      const redisReply* keys = (*reply)->element[1];
+      for (size_t i = 0; i < keys->elements; ++i) {
+        std::string key(keys->element[i]->str, keys->element[i]->len);
+        // PREFIX:{16 hex}:GROUP:K:NAME, where NAME has no ':'.
+        size_t group_start = head.size() + 16 + 2;
+        size_t last_colon = key.rfind(':');
+        if (key.size() < group_start || last_colon == std::string::npos ||
+            last_colon < group_start + 2 || key[last_colon - 2] != ':') {
+          continue;
+        }
+        if (key[last_colon - 1] != kind) continue;
+        std::string_view view(key);
+        visit(view.substr(group_start, last_colon - 2 - group_start), view.substr(last_colon + 1),
+              key, connection);
+        if (connection.broken()) return absl::UnavailableError("redis: connection lost in scan");
+      }
+    } while (cursor != "0");
+    return absl::OkStatus();
+  });
 }
 
 absl::Status RedisBackend::ScanRecords(const RecordVisitor& visit) {
   absl::Status failure;
   absl::Status status = Scan('r', [&](std::string_view group, std::string_view name,
-                                      const std::string& key, Connection& connection) {
+                                      const std::string& key, RedisConnection& connection) {
     absl::StatusOr<Reply> reply = connection.Run({"GET", key});
     if (!reply.ok()) {
       failure = reply.status();
@@ -388,7 +270,7 @@ absl::Status RedisBackend::ScanRecords(const RecordVisitor& visit) {
 
 absl::Status RedisBackend::ScanBlobs(const BlobVisitor& visit) {
   return Scan('b', [&](std::string_view group, std::string_view name, const std::string&,
-                       Connection&) { visit(group, name); });
+                       RedisConnection&) { visit(group, name); });
 }
 
 }  // namespace skein::state_store

@@ -14,9 +14,8 @@
 // Durability is Redis's: Apply returns after Redis replied to the script, so an acknowledged
 // Apply is as durable as the server's persistence setting makes it (with
 // `appendonly yes` and `appendfsync always` it is in the fsynced AOF before the reply).
-// Connections come from a small pool and are re-established after errors. Thread-safe.
-// Scans use SCAN, which covers one node; run one store per node's keyspace or a single-node
-// Redis when the store's start-up scan must see everything.
+// Works on one server or a Redis Cluster (redis_client.h routes each call to the master of
+// its slot; scans visit every master). Thread-safe.
 #ifndef SKEIN_SERVICES_STATE_STORE_REDIS_BACKEND_H_
 #define SKEIN_SERVICES_STATE_STORE_REDIS_BACKEND_H_
 
@@ -28,27 +27,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "services/state_store/backend.h"
-
-struct redisContext;
+#include "services/state_store/redis_client.h"
 
 namespace skein::state_store {
 
-struct RedisOptions {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string key_prefix = "skein";
-  // Connections kept open for reuse; more are opened under load and closed after use.
-  int max_idle_connections = 8;
-  absl::Duration connect_timeout = absl::Seconds(2);
-  absl::Duration io_timeout = absl::Seconds(30);
-  // Largest list element of a blob.
-  size_t chunk_bytes = 1 << 20;
-};
-
 class RedisBackend final : public StorageBackend {
  public:
-  // Connects and PINGs. Errors: UNAVAILABLE when the server cannot be reached;
-  // INVALID_ARGUMENT for bad options.
+  // Connects (to a server, or to any node of a cluster). Errors: UNAVAILABLE when it cannot
+  // be reached; INVALID_ARGUMENT for bad options.
   static absl::StatusOr<std::unique_ptr<RedisBackend>> Connect(const RedisOptions& options);
   ~RedisBackend() override;
 
@@ -67,17 +53,14 @@ class RedisBackend final : public StorageBackend {
   std::string RedisKey(std::string_view group, char kind, std::string_view name) const;
 
  private:
-  class Connection;
-  explicit RedisBackend(RedisOptions options);
-  absl::StatusOr<std::unique_ptr<Connection>> Acquire();
-  void Release(std::unique_ptr<Connection> connection);
+  explicit RedisBackend(std::unique_ptr<RedisClient> client);
   absl::Status Scan(
-      char kind, const std::function<void(std::string_view group, std::string_view name,
-                                          const std::string& key, Connection& connection)>& visit);
+      char kind,
+      const std::function<void(std::string_view group, std::string_view name,
+                               const std::string& key, RedisConnection& connection)>& visit);
 
-  RedisOptions options_;
-  absl::Mutex mu_;
-  std::vector<std::unique_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);
+  const RedisOptions options_;
+  std::unique_ptr<RedisClient> client_;
 };
 
 }  // namespace skein::state_store

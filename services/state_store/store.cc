@@ -137,12 +137,13 @@ std::optional<std::pair<std::string, std::string>> ParseSnapshotId(const std::st
 // Opening and recovery.
 
 StateStore::StateStore(std::unique_ptr<StorageBackend> backend, StoreOptions options, Clock* clock,
-                       prometheus::Registry* registry)
+                       prometheus::Registry* registry, std::unique_ptr<StoreIndex> index)
     : backend_(std::move(backend)),
       options_(options),
       clock_(clock ? clock : RealClock::Get()),
       own_registry_(registry ? nullptr : std::make_unique<prometheus::Registry>()),
-      metrics_(registry ? *registry : *own_registry_, backend_->Name()) {}
+      metrics_(registry ? *registry : *own_registry_, backend_->Name()),
+      index_(index ? std::move(index) : std::make_unique<MemoryStoreIndex>()) {}
 
 StateStore::~StateStore() {
   stop_sweeper_.Notify();
@@ -151,7 +152,7 @@ StateStore::~StateStore() {
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
     std::unique_ptr<StorageBackend> backend, StoreOptions options, Clock* clock,
-    prometheus::Registry* registry) {
+    prometheus::Registry* registry, std::unique_ptr<StoreIndex> index) {
   if (backend == nullptr) return absl::InvalidArgumentError("no storage backend");
   if (options.zstd_level != 0) {
     if (absl::StatusOr<std::string> probe = ZstdCompress("", options.zstd_level); !probe.ok()) {
@@ -159,7 +160,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
     }
   }
   auto store =
-      std::unique_ptr<StateStore>(new StateStore(std::move(backend), options, clock, registry));
+      std::unique_ptr<StateStore>(new StateStore(std::move(backend), options, clock, registry,
+                                                 std::move(index)));
   if (absl::Status s = store->Recover(); !s.ok()) return s;
   return store;
 }
@@ -189,13 +191,13 @@ absl::Status StateStore::Recover() {
         stored += p.stored_size();
         referenced.insert({group, p.blob()});
       }
-      index_.Upsert(InfoOf(*entry, now), stored);
+      index_->Upsert(InfoOf(*entry, now), stored);
       if (entry->version() > last_version_) last_version_ = entry->version();
     } else if (name.rfind("s/", 0) == 0) {
       absl::StatusOr<StoredSnapshot> snap = ParseRecord<StoredSnapshot>(value, group, "snapshot");
       if (!snap.ok()) return;
       std::string id = MakeSnapshotId(std::string(name.substr(2)), group);
-      index_.AddSnapshot(id, group, absl::FromUnixMillis(snap->deadline_unix_ms()),
+      index_->AddSnapshot(id, group, absl::FromUnixMillis(snap->deadline_unix_ms()),
                          snap->committed());
       if (!snap->committed()) open_snapshots.insert({group, std::string(name)});
       if (snap->planned_version() > last_version_) last_version_ = snap->planned_version();
@@ -222,7 +224,7 @@ absl::Status StateStore::Recover() {
     std::string id = MakeSnapshotId(snapshot.second.substr(2), group);
     for (const FoundPart& found : list) {
       referenced.insert({group, found.part.blob()});
-      index_.SetSnapshotPart(id, found.index, found.part.stored_size());
+      index_->SetSnapshotPart(id, found.index, found.part.stored_size());
     }
   }
 
@@ -279,13 +281,13 @@ absl::StatusOr<StateStore::ReadEntryResult> StateStore::ReadEntry(const std::str
 
 bool StateStore::IsLive(const StoredEntry& entry, absl::Time now) const {
   return entry.expires_at_unix_ms() == 0 || Millis(now) < entry.expires_at_unix_ms() ||
-         index_.PinnedUntil(entry.key(), now).has_value();
+         index_->PinnedUntil(entry.key(), now).has_value();
 }
 
 absl::Time StateStore::BackendExpiry(const StoredEntry& entry, absl::Time now) const {
   if (entry.expires_at_unix_ms() == 0) return absl::InfiniteFuture();
   absl::Time expiry = absl::FromUnixMillis(entry.expires_at_unix_ms());
-  if (std::optional<absl::Time> pinned = index_.PinnedUntil(entry.key(), now)) {
+  if (std::optional<absl::Time> pinned = index_->PinnedUntil(entry.key(), now)) {
     expiry = std::max(expiry, *pinned);
   }
   return expiry;
@@ -306,7 +308,7 @@ v1::EntryInfo StateStore::InfoOf(const StoredEntry& entry, absl::Time now) const
   info.set_total_size(total);
   info.set_expires_at_unix_ms(entry.expires_at_unix_ms());
   info.set_created_at_unix_ms(entry.created_at_unix_ms());
-  info.set_pinned(index_.PinnedUntil(entry.key(), now).has_value());
+  info.set_pinned(index_->PinnedUntil(entry.key(), now).has_value());
   return info;
 }
 
@@ -333,7 +335,7 @@ absl::StatusOr<absl::Time> StateStore::ExpiryFor(uint64_t ttl_seconds, absl::Tim
   return now + ttl;
 }
 
-void StateStore::PublishUsage() { metrics_.SetUsage(index_.usage(), options_.capacity_bytes); }
+void StateStore::PublishUsage() { metrics_.SetUsage(index_->usage(), options_.capacity_bytes); }
 
 absl::Status StateStore::ReserveCapacity(uint64_t bytes) {
   if (options_.capacity_bytes != 0 && bytes > options_.capacity_bytes) {
@@ -343,7 +345,7 @@ absl::Status StateStore::ReserveCapacity(uint64_t bytes) {
   }
   std::vector<std::string> victims;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    switch (index_.TryReserve(bytes, options_.capacity_bytes, clock_->Now(), &victims)) {
+    switch (index_->TryReserve(bytes, options_.capacity_bytes, clock_->Now(), &victims)) {
       case StoreIndex::ReserveResult::kReserved:
         return absl::OkStatus();
       case StoreIndex::ReserveResult::kExhausted:
@@ -365,17 +367,17 @@ void StateStore::Evict(const std::string& key, bool for_ttl) {
   absl::StatusOr<ReadEntryResult> current = ReadEntry(key);
   if (!current.ok()) return;
   if (!current->entry) {
-    index_.Remove(key);
+    index_->Remove(key);
     PublishUsage();
     return;
   }
-  if (index_.PinnedUntil(key, now)) return;
+  if (index_->PinnedUntil(key, now)) return;
   if (for_ttl && IsLive(*current->entry, now)) return;
   Batch batch(key);
   batch.ExpectRecord(kEntryName, current->raw).DeleteRecord(kEntryName);
   for (const StoredPart& p : current->entry->parts()) batch.DeleteBlob(p.blob());
   if (!backend_->Apply(batch).ok()) return;
-  index_.Remove(key);
+  index_->Remove(key);
   (for_ttl ? metrics_.evictions_ttl : metrics_.evictions_capacity).Increment();
   PublishUsage();
   log::Debug("evicted", {{"key", key}, {"reason", for_ttl ? "ttl" : "capacity"}});
@@ -493,7 +495,7 @@ absl::StatusOr<v1::PutResponse> StateStore::Put(const v1::PutHeader& header, std
         ParseSnapshotId(header.snapshot_id());
     result = PutSnapshotPart(header, parsed->second, parsed->first, part, stored);
   }
-  index_.Release(stored.size());
+  index_->Release(stored.size());
   PublishUsage();
   if (result.ok()) {
     metrics_.put_bytes.Increment(static_cast<double>(header.total_size()));
@@ -556,7 +558,7 @@ absl::StatusOr<v1::PutResponse> StateStore::PutEntry(const v1::PutHeader& header
     absl::Status applied = backend_->Apply(batch);
     if (IsConflict(applied)) continue;
     if (!applied.ok()) return applied;  // outcome unknown: the blob is left for clean-up
-    index_.Upsert(InfoOf(entry, now), part.stored_size());
+    index_->Upsert(InfoOf(entry, now), part.stored_size());
     v1::PutResponse response;
     response.set_key(key);
     response.set_version(entry.version());
@@ -629,7 +631,7 @@ absl::StatusOr<v1::PutResponse> StateStore::PutSnapshotPart(const v1::PutHeader&
     absl::Status applied = backend_->Apply(batch);
     if (IsConflict(applied)) continue;
     if (!applied.ok()) return applied;
-    index_.SetSnapshotPart(header.snapshot_id(), header.part(), part.stored_size());
+    index_->SetSnapshotPart(header.snapshot_id(), header.part(), part.stored_size());
     v1::PutResponse response;
     response.set_key(key);
     response.set_version(snap->planned_version());
@@ -708,7 +710,7 @@ absl::StatusOr<StateStore::Blob> StateStore::Get(const std::string& key, uint32_
       }
       return problem;
     }
-    index_.MarkUsed(key);
+    index_->MarkUsed(key);
     metrics_.hits.Increment();
     metrics_.get_bytes.Increment(static_cast<double>(data.size()));
     metrics_.get_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
@@ -748,7 +750,7 @@ absl::StatusOr<v1::ListResponse> StateStore::List(const v1::ListRequest& request
     after = *decoded;
   }
   std::vector<v1::EntryInfo> entries =
-      index_.List(request.prefix(), after, page_size + 1, clock_->Now());
+      index_->List(request.prefix(), after, page_size + 1, clock_->Now());
   v1::ListResponse response;
   bool more = entries.size() > page_size;
   if (more) entries.resize(page_size);
@@ -780,7 +782,7 @@ absl::StatusOr<v1::DeleteResponse> StateStore::Delete(const v1::DeleteRequest& r
     v1::DeleteResponse response;
     response.set_existed(live);
     if (!current->entry) {
-      index_.Remove(key);
+      index_->Remove(key);
       PublishUsage();
       return response;
     }
@@ -790,7 +792,7 @@ absl::StatusOr<v1::DeleteResponse> StateStore::Delete(const v1::DeleteRequest& r
     absl::Status applied = backend_->Apply(batch);
     if (IsConflict(applied)) continue;
     if (!applied.ok()) return applied;
-    index_.Remove(key);
+    index_->Remove(key);
     PublishUsage();
     return response;
   }
@@ -828,7 +830,7 @@ absl::StatusOr<v1::EntryInfo> StateStore::Touch(const v1::TouchRequest& request)
     uint64_t stored = 0;
     for (const StoredPart& p : entry.parts()) stored += p.stored_size();
     v1::EntryInfo info = InfoOf(entry, now);
-    index_.Upsert(info, stored);
+    index_->Upsert(info, stored);
     return info;
   }
   return absl::AbortedError(absl::StrCat("key \"", key, "\" kept changing"));
@@ -859,7 +861,7 @@ absl::StatusOr<v1::PinResponse> StateStore::Pin(const v1::PinRequest& request) {
       return absl::NotFoundError(absl::StrCat("no entry \"", key, "\""));
     }
     absl::Time until = now + lease;
-    index_.Pin(key, request.holder(), until);
+    index_->Pin(key, request.holder(), until);
     // A backend that expires objects must keep a pinned entry at least as long as the lease.
     if (backend_->ExpiresObjects() && current->entry->expires_at_unix_ms() != 0) {
       absl::Time expiry = BackendExpiry(*current->entry, now);
@@ -879,7 +881,7 @@ absl::StatusOr<v1::PinResponse> StateStore::Pin(const v1::PinRequest& request) {
 
 absl::Status StateStore::Unpin(const v1::UnpinRequest& request) {
   if (absl::Status s = ValidateKey(request.key()); !s.ok()) return s;
-  index_.Unpin(request.key(), request.holder());
+  index_->Unpin(request.key(), request.holder());
   return absl::OkStatus();
 }
 
@@ -923,7 +925,7 @@ absl::StatusOr<v1::BeginSnapshotResponse> StateStore::BeginSnapshot(
   batch.ExpectRecord(SnapshotName(hex), std::nullopt)
       .PutRecord(SnapshotName(hex), snap.SerializeAsString(), deadline);
   if (absl::Status s = backend_->Apply(batch); !s.ok()) return s;
-  index_.AddSnapshot(id, key, deadline, /*committed=*/false);
+  index_->AddSnapshot(id, key, deadline, /*committed=*/false);
   PublishUsage();
   v1::BeginSnapshotResponse response;
   response.set_snapshot_id(id);
@@ -1023,9 +1025,9 @@ absl::StatusOr<v1::EntryInfo> StateStore::CommitSnapshot(const v1::CommitSnapsho
     absl::Status applied = backend_->Apply(batch);
     if (IsConflict(applied)) continue;
     if (!applied.ok()) return applied;
-    index_.RemoveSnapshot(request.snapshot_id());
-    index_.AddSnapshot(request.snapshot_id(), key, marker_deadline, /*committed=*/true);
-    index_.Upsert(info, stored);
+    index_->RemoveSnapshot(request.snapshot_id());
+    index_->AddSnapshot(request.snapshot_id(), key, marker_deadline, /*committed=*/true);
+    index_->Upsert(info, stored);
     metrics_.snapshots_committed.Increment();
     PublishUsage();
     return info;
@@ -1052,7 +1054,7 @@ absl::Status StateStore::AbortSnapshotById(const std::string& id, const std::str
     absl::StatusOr<std::optional<std::string>> raw = backend_->ReadRecord(key, snapshot_name);
     if (!raw.ok()) return raw.status();
     if (!raw->has_value()) {
-      index_.RemoveSnapshot(id);
+      index_->RemoveSnapshot(id);
       PublishUsage();
       return absl::OkStatus();
     }
@@ -1078,7 +1080,7 @@ absl::Status StateStore::AbortSnapshotById(const std::string& id, const std::str
     absl::Status applied = backend_->Apply(batch);
     if (IsConflict(applied)) continue;
     if (!applied.ok()) return applied;
-    index_.RemoveSnapshot(id);
+    index_->RemoveSnapshot(id);
     if (!snap->committed()) {
       (expired ? metrics_.snapshots_expired : metrics_.snapshots_aborted).Increment();
     }
@@ -1093,15 +1095,15 @@ absl::Status StateStore::AbortSnapshotById(const std::string& id, const std::str
 
 void StateStore::SweepOnce() {
   absl::Time now = clock_->Now();
-  for (const std::string& key : index_.ExpiredKeys(now)) Evict(key, /*for_ttl=*/true);
-  for (const StoreIndex::SnapshotRef& s : index_.ExpiredSnapshots(now)) {
+  for (const std::string& key : index_->ExpiredKeys(now)) Evict(key, /*for_ttl=*/true);
+  for (const StoreIndex::SnapshotRef& s : index_->ExpiredSnapshots(now)) {
     absl::Status status = AbortSnapshotById(s.id, s.key, /*expired=*/true);
     if (!status.ok()) {
       log::Warning("cannot discard expired snapshot",
                    {{"snapshot_id", s.id}, {"error", std::string(status.message())}});
     }
   }
-  index_.PruneExpiredPins(now);
+  index_->PruneExpiredPins(now);
   PublishUsage();
 }
 

@@ -77,10 +77,13 @@ class StateStore {
   // (left by writers that died). `clock` must outlive the store (nullptr: real time).
   // `registry` receives the store's metrics (nullptr: a private registry).
   // Errors: those of the backend's scans.
+  // `index` is where the store keeps its index (nullptr: its own memory; a RedisStoreIndex
+  // shares it with every store on the same Redis).
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(std::unique_ptr<StorageBackend> backend,
                                                           StoreOptions options,
                                                           Clock* clock = nullptr,
-                                                          prometheus::Registry* registry = nullptr);
+                                                          prometheus::Registry* registry = nullptr,
+                                                          std::unique_ptr<StoreIndex> index = nullptr);
   ~StateStore();
 
   // Checks a put's header before its data arrives: key, checksum algorithm, size limit,
@@ -110,7 +113,7 @@ class StateStore {
   // Runs SweepOnce every `interval` on a thread until the store is destroyed.
   void StartSweeper(absl::Duration interval);
 
-  StoreIndex::Usage usage() const { return index_.usage(); }
+  StoreIndex::Usage usage() const { return index_->usage(); }
   const StoreOptions& options() const { return options_; }
   StorageBackend& backend() { return *backend_; }
 
@@ -121,7 +124,7 @@ class StateStore {
   };
 
   StateStore(std::unique_ptr<StorageBackend> backend, StoreOptions options, Clock* clock,
-             prometheus::Registry* registry);
+             prometheus::Registry* registry, std::unique_ptr<StoreIndex> index);
   absl::Status Recover();
 
   absl::Mutex& KeyLock(const std::string& key);
@@ -157,7 +160,7 @@ class StateStore {
   Clock* clock_;
   std::unique_ptr<prometheus::Registry> own_registry_;
   StoreMetrics metrics_;
-  StoreIndex index_;
+  std::unique_ptr<StoreIndex> index_;
   std::array<absl::Mutex, 128> key_locks_;
   // The largest version issued or seen at start-up.
   std::atomic<uint64_t> last_version_{0};

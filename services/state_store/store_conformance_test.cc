@@ -84,8 +84,10 @@ class StoreConformanceTest : public ::testing::TestWithParam<BackendKind> {
     registry_ = std::make_unique<prometheus::Registry>();
     absl::StatusOr<std::unique_ptr<StorageBackend>> backend = factory_->Make();
     ASSERT_TRUE(backend.ok()) << backend.status();
-    absl::StatusOr<std::unique_ptr<StateStore>> store =
-        StateStore::Open(*std::move(backend), options, &clock_, registry_.get());
+    absl::StatusOr<std::unique_ptr<StoreIndex>> index = factory_->MakeIndex();
+    ASSERT_TRUE(index.ok()) << index.status();
+    absl::StatusOr<std::unique_ptr<StateStore>> store = StateStore::Open(
+        *std::move(backend), options, &clock_, registry_.get(), *std::move(index));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
   }
@@ -725,7 +727,7 @@ TEST_P(StoreConformanceTest, ARestartedStoreKeepsCommittedDataAndOpenSnapshots) 
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, StoreConformanceTest,
                          ::testing::Values(BackendKind::kMemory, BackendKind::kRocksDb,
-                                           BackendKind::kRedis),
+                                           BackendKind::kRedis, BackendKind::kRedisCluster),
                          testing::BackendKindName);
 
 // ---------------------------------------------------------------------------------------------
@@ -816,7 +818,7 @@ TEST_P(BackendContractTest, GroupsWithAwkwardCharactersStaySeparate) {
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, BackendContractTest,
                          ::testing::Values(BackendKind::kMemory, BackendKind::kRocksDb,
-                                           BackendKind::kRedis),
+                                           BackendKind::kRedis, BackendKind::kRedisCluster),
                          testing::BackendKindName);
 
 }  // namespace

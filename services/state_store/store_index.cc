@@ -2,7 +2,7 @@
 
 namespace skein::state_store {
 
-void StoreIndex::Upsert(const v1::EntryInfo& info, uint64_t stored_bytes) {
+void MemoryStoreIndex::Upsert(const v1::EntryInfo& info, uint64_t stored_bytes) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(info.key());
   if (it != entries_.end()) {
@@ -19,7 +19,7 @@ void StoreIndex::Upsert(const v1::EntryInfo& info, uint64_t stored_bytes) {
   committed_bytes_ += stored_bytes;
 }
 
-void StoreIndex::Remove(const std::string& key, uint64_t version) {
+void MemoryStoreIndex::Remove(const std::string& key, uint64_t version) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
@@ -30,14 +30,14 @@ void StoreIndex::Remove(const std::string& key, uint64_t version) {
   pins_.erase(key);
 }
 
-void StoreIndex::MarkUsed(const std::string& key) {
+void MemoryStoreIndex::MarkUsed(const std::string& key) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
   lru_.splice(lru_.end(), lru_, it->second.lru);
 }
 
-bool StoreIndex::IsPinnedLocked(const std::string& key, absl::Time now) const {
+bool MemoryStoreIndex::IsPinnedLocked(const std::string& key, absl::Time now) const {
   auto it = pins_.find(key);
   if (it == pins_.end()) return false;
   for (const auto& [holder, until] : it->second) {
@@ -46,12 +46,12 @@ bool StoreIndex::IsPinnedLocked(const std::string& key, absl::Time now) const {
   return false;
 }
 
-bool StoreIndex::IsLiveLocked(const Entry& entry, absl::Time now) const {
+bool MemoryStoreIndex::IsLiveLocked(const Entry& entry, absl::Time now) const {
   int64_t expires = entry.info.expires_at_unix_ms();
   return expires == 0 || absl::ToUnixMillis(now) < expires || IsPinnedLocked(entry.info.key(), now);
 }
 
-std::vector<v1::EntryInfo> StoreIndex::List(const std::string& prefix, const std::string& after,
+std::vector<v1::EntryInfo> MemoryStoreIndex::List(const std::string& prefix, const std::string& after,
                                             size_t limit, absl::Time now) const {
   absl::MutexLock lock(&mu_);
   std::vector<v1::EntryInfo> out;
@@ -66,7 +66,7 @@ std::vector<v1::EntryInfo> StoreIndex::List(const std::string& prefix, const std
   return out;
 }
 
-std::vector<std::string> StoreIndex::ExpiredKeys(absl::Time now) const {
+std::vector<std::string> MemoryStoreIndex::ExpiredKeys(absl::Time now) const {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> out;
   for (const auto& [key, entry] : entries_) {
@@ -75,12 +75,12 @@ std::vector<std::string> StoreIndex::ExpiredKeys(absl::Time now) const {
   return out;
 }
 
-void StoreIndex::Pin(const std::string& key, const std::string& holder, absl::Time until) {
+void MemoryStoreIndex::Pin(const std::string& key, const std::string& holder, absl::Time until) {
   absl::MutexLock lock(&mu_);
   pins_[key][holder] = until;
 }
 
-void StoreIndex::Unpin(const std::string& key, const std::string& holder) {
+void MemoryStoreIndex::Unpin(const std::string& key, const std::string& holder) {
   absl::MutexLock lock(&mu_);
   auto it = pins_.find(key);
   if (it == pins_.end()) return;
@@ -88,7 +88,7 @@ void StoreIndex::Unpin(const std::string& key, const std::string& holder) {
   if (it->second.empty()) pins_.erase(it);
 }
 
-std::optional<absl::Time> StoreIndex::PinnedUntil(const std::string& key, absl::Time now) const {
+std::optional<absl::Time> MemoryStoreIndex::PinnedUntil(const std::string& key, absl::Time now) const {
   absl::MutexLock lock(&mu_);
   auto it = pins_.find(key);
   if (it == pins_.end()) return std::nullopt;
@@ -99,7 +99,7 @@ std::optional<absl::Time> StoreIndex::PinnedUntil(const std::string& key, absl::
   return latest;
 }
 
-void StoreIndex::PruneExpiredPins(absl::Time now) {
+void MemoryStoreIndex::PruneExpiredPins(absl::Time now) {
   absl::MutexLock lock(&mu_);
   for (auto it = pins_.begin(); it != pins_.end();) {
     std::erase_if(it->second, [now](const auto& pin) { return pin.second <= now; });
@@ -107,7 +107,7 @@ void StoreIndex::PruneExpiredPins(absl::Time now) {
   }
 }
 
-StoreIndex::ReserveResult StoreIndex::TryReserve(uint64_t bytes, uint64_t capacity, absl::Time now,
+StoreIndex::ReserveResult MemoryStoreIndex::TryReserve(uint64_t bytes, uint64_t capacity, absl::Time now,
                                                  std::vector<std::string>* victims) {
   absl::MutexLock lock(&mu_);
   uint64_t used = committed_bytes_ + pending_bytes_ + reserved_bytes_;
@@ -131,12 +131,12 @@ StoreIndex::ReserveResult StoreIndex::TryReserve(uint64_t bytes, uint64_t capaci
   return ReserveResult::kNeedEviction;
 }
 
-void StoreIndex::Release(uint64_t bytes) {
+void MemoryStoreIndex::Release(uint64_t bytes) {
   absl::MutexLock lock(&mu_);
   reserved_bytes_ -= std::min(bytes, reserved_bytes_);
 }
 
-void StoreIndex::AddSnapshot(const std::string& id, const std::string& key, absl::Time deadline,
+void MemoryStoreIndex::AddSnapshot(const std::string& id, const std::string& key, absl::Time deadline,
                              bool committed) {
   absl::MutexLock lock(&mu_);
   Snapshot& s = snapshots_[id];
@@ -145,7 +145,7 @@ void StoreIndex::AddSnapshot(const std::string& id, const std::string& key, absl
   s.committed = committed;
 }
 
-void StoreIndex::SetSnapshotPart(const std::string& id, uint32_t part, uint64_t stored_bytes) {
+void MemoryStoreIndex::SetSnapshotPart(const std::string& id, uint32_t part, uint64_t stored_bytes) {
   absl::MutexLock lock(&mu_);
   auto it = snapshots_.find(id);
   if (it == snapshots_.end()) return;
@@ -155,7 +155,7 @@ void StoreIndex::SetSnapshotPart(const std::string& id, uint32_t part, uint64_t 
   pending_bytes_ += slot;
 }
 
-void StoreIndex::RemoveSnapshot(const std::string& id) {
+void MemoryStoreIndex::RemoveSnapshot(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = snapshots_.find(id);
   if (it == snapshots_.end()) return;
@@ -163,7 +163,7 @@ void StoreIndex::RemoveSnapshot(const std::string& id) {
   snapshots_.erase(it);
 }
 
-std::vector<StoreIndex::SnapshotRef> StoreIndex::ExpiredSnapshots(absl::Time now) const {
+std::vector<StoreIndex::SnapshotRef> MemoryStoreIndex::ExpiredSnapshots(absl::Time now) const {
   absl::MutexLock lock(&mu_);
   std::vector<SnapshotRef> out;
   for (const auto& [id, s] : snapshots_) {
@@ -172,7 +172,7 @@ std::vector<StoreIndex::SnapshotRef> StoreIndex::ExpiredSnapshots(absl::Time now
   return out;
 }
 
-StoreIndex::Usage StoreIndex::usage() const {
+StoreIndex::Usage MemoryStoreIndex::usage() const {
   absl::MutexLock lock(&mu_);
   Usage u;
   u.entries = entries_.size();

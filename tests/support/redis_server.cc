@@ -54,7 +54,8 @@ std::string RedisServer::FindBinary() {
   return "";
 }
 
-std::unique_ptr<RedisServer> RedisServer::Start(std::string* why) {
+std::unique_ptr<RedisServer> RedisServer::Start(std::string* why,
+                                                std::vector<std::string> extra_args) {
   std::string binary = FindBinary();
   if (binary.empty()) {
     *why = "redis-server not found (install it with tools/setup/install_deps.sh)";
@@ -63,7 +64,7 @@ std::unique_ptr<RedisServer> RedisServer::Start(std::string* why) {
   // A port picked as free can be taken before the server binds it; try a few.
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto server = std::unique_ptr<RedisServer>(
-        new RedisServer(binary, MakeTempDir("redis"), PickUnusedPort()));
+        new RedisServer(binary, MakeTempDir("redis"), PickUnusedPort(), extra_args));
     if (server->Launch(why)) return server;
   }
   return nullptr;
@@ -72,10 +73,12 @@ std::unique_ptr<RedisServer> RedisServer::Start(std::string* why) {
 RedisServer::~RedisServer() { Kill(); }
 
 bool RedisServer::Launch(std::string* why) {
-  process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+  std::vector<std::string> argv = {
       binary_, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", dir_, "--save", "",
       "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--protected-mode",
-      "yes", "--loglevel", "warning"});
+      "yes", "--loglevel", "warning"};
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  process_ = std::make_unique<ChildProcess>(argv);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!process_->Running()) {
@@ -100,6 +103,70 @@ void RedisServer::Kill() {
 bool RedisServer::Restart(std::string* why) {
   Kill();
   return Launch(why);
+}
+
+std::string RedisCommand(int port, const std::string& command) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string line = command + "\r\n";
+    if (send(fd, line.data(), line.size(), 0) == static_cast<ssize_t>(line.size())) {
+      char buf[4096];
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n > 0) reply.assign(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return reply;
+}
+
+std::unique_ptr<RedisCluster> RedisCluster::Start(int masters, std::string* why) {
+  const std::string server = RedisServer::FindBinary();
+  if (server.empty()) {
+    *why = "redis-server not found (install it with tools/setup/install_deps.sh)";
+    return nullptr;
+  }
+  const std::string cli = (std::filesystem::path(server).parent_path() / "redis-cli").string();
+  if (access(cli.c_str(), X_OK) != 0) {
+    *why = "redis-cli not found beside " + server + " (install redis-tools)";
+    return nullptr;
+  }
+  auto cluster = std::unique_ptr<RedisCluster>(new RedisCluster());
+  std::vector<std::string> create = {cli, "--cluster", "create"};
+  for (int i = 0; i < masters; ++i) {
+    std::unique_ptr<RedisServer> node = RedisServer::Start(
+        why, {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+              "--cluster-node-timeout", "2000"});
+    if (node == nullptr) return nullptr;
+    create.push_back(node->address());
+    cluster->nodes_.push_back(std::move(node));
+  }
+  create.insert(create.end(), {"--cluster-replicas", "0", "--cluster-yes"});
+  ChildProcess made(create);
+  if (made.Wait(std::chrono::seconds(60)).value_or(-1) != 0) {
+    *why = "redis-cli --cluster create failed: " + made.Stdout() + made.Stderr();
+    return nullptr;
+  }
+  // Every node must agree the cluster is up before clients use it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (const auto& node : cluster->nodes_) {
+    while (RedisCommand(node->port(), "CLUSTER INFO").find("cluster_state:ok") ==
+           std::string::npos) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        *why = "the Redis Cluster did not reach cluster_state:ok";
+        return nullptr;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  return cluster;
 }
 
 }  // namespace skein::testing

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/support/child_process.h"
 
@@ -19,7 +20,9 @@ class RedisServer {
   static std::string FindBinary();
 
   // Starts a server and waits until it answers PING. nullptr (with `*why`) on failure.
-  static std::unique_ptr<RedisServer> Start(std::string* why);
+  // `extra_args` are added to its command line (e.g. cluster mode).
+  static std::unique_ptr<RedisServer> Start(std::string* why,
+                                            std::vector<std::string> extra_args = {});
   ~RedisServer();
 
   int port() const { return port_; }
@@ -33,15 +36,34 @@ class RedisServer {
   bool Restart(std::string* why);
 
  private:
-  RedisServer(std::string binary, std::string dir, int port)
-      : binary_(std::move(binary)), dir_(std::move(dir)), port_(port) {}
+  RedisServer(std::string binary, std::string dir, int port, std::vector<std::string> extra)
+      : binary_(std::move(binary)), dir_(std::move(dir)), port_(port), extra_(std::move(extra)) {}
   bool Launch(std::string* why);
 
   std::string binary_;
   std::string dir_;
   int port_;
+  std::vector<std::string> extra_;
   std::unique_ptr<ChildProcess> process_;
 };
+
+// A Redis Cluster of private servers (cluster mode, the same strict persistence), its slots
+// spread over `masters` masters with no replicas, created with `redis-cli --cluster create`.
+class RedisCluster {
+ public:
+  // nullptr (with `*why`) on failure, e.g. no redis-cli.
+  static std::unique_ptr<RedisCluster> Start(int masters, std::string* why);
+  // One node's address: clients learn the rest from it.
+  std::string address() const { return nodes_.front()->address(); }
+  RedisServer& node(int i) { return *nodes_[static_cast<size_t>(i)]; }
+  int size() const { return static_cast<int>(nodes_.size()); }
+
+ private:
+  std::vector<std::unique_ptr<RedisServer>> nodes_;
+};
+
+// Sends one inline command to 127.0.0.1:port and returns the raw reply ("" on failure).
+std::string RedisCommand(int port, const std::string& command);
 
 }  // namespace skein::testing
 

@@ -1,5 +1,6 @@
 #include "tests/support/serving_cluster.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -41,9 +42,11 @@ Cluster::Cluster(const std::string& model, const std::string& vocab, int stages,
                                    "--stages",   std::to_string(stages),
                                    "--replicas", std::to_string(replicas),
                                    "--dir",      dir_,
-                                   "--store",    "memory",
                                    "--dtype",    "fp32",
                                    "--bin-dir",  BinDir()};
+  if (std::find(extra.begin(), extra.end(), "--store") == extra.end()) {
+    args.insert(args.end(), {"--store", "memory"});
+  }
   args.insert(args.end(), extra.begin(), extra.end());
   CmdResult r = Skein(args);
   EXPECT_EQ(r.code, 0) << r.err;

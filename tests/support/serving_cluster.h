@@ -24,8 +24,8 @@ struct CmdResult {
 CmdResult Skein(std::vector<std::string> args,
                 std::chrono::milliseconds timeout = std::chrono::seconds(180));
 
-// A cluster for the lifetime of the object (memory store, fp32 workers unless `extra` says
-// otherwise).
+// A cluster for the lifetime of the object: fp32 workers, and an in-memory store unless
+// `extra` names a --store.
 class Cluster {
  public:
   Cluster(const std::string& model, const std::string& vocab, int stages, int replicas,

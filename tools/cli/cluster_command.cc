@@ -1,7 +1,7 @@
 // `skein cluster up|down`: a whole Skein cluster on this machine, on loopback.
 //
 //   skein cluster up --model PATH --vocab PATH --stages S --replicas R --dir DIR
-//       [--layers 0:4,4:8,...] [--store rocksdb|redis|memory] [--redis HOST:PORT]
+//       [--layers 0:4,4:8,...] [--store rocksdb|redis|memory] [--redis HOST:PORT [--stores N]]
 //       [--dtype bf16] [--threads N] [--bin-dir DIR] [--timeout S]
 // starts the state store, the tokenizer, S×R workers and the router, each on a port the
 // kernel picks (read back from its ready file, so ports never race), waits until every one
@@ -48,6 +48,7 @@ struct ClusterArgs {
   std::string layers;
   std::string store = "rocksdb";
   std::string redis;
+  int stores = 1;
   std::string dtype = "bf16";
   int threads = 0;
   std::string bin_dir;
@@ -248,7 +249,15 @@ void ClusterUp(const ClusterArgs& a) {
                                          "--backend", a.store};
   if (a.store == "rocksdb") store_argv.insert(store_argv.end(), {"--data-dir", dir + "/store"});
   if (a.store == "redis") store_argv.insert(store_argv.end(), {"--redis", a.redis});
-  const std::string store = start({"state-store", "state_store", "", -1, -1, -1, {}}, store_argv);
+  if (a.stores < 1 || (a.stores > 1 && a.store != "redis")) {
+    throw CommandError(2, "--stores N > 1 needs --store redis (the stores share its data)");
+  }
+  // Several stores share one Redis: the others find the same data and index there.
+  std::string store = start({"state-store", "state_store", "", -1, -1, -1, {}}, store_argv);
+  for (int i = 2; i <= a.stores; ++i) {
+    store += "," + start({absl::StrCat("state-store-", i), "state_store", "", -1, -1, -1, {}},
+                         store_argv);
+  }
   const std::string tokenizer = start({"tokenizer", "tokenizer", "", -1, -1, -1, {}},
                                       {bin + "/services/tokenizer/skein-tokenizer", "--vocab",
                                        fs::absolute(a.vocab).string(), "--vocab-sha256", ""});
@@ -334,7 +343,9 @@ SKEIN_REGISTER_COMMAND(cluster, [](CLI::App& app) {
   up->add_option("--dir", a->dir, "Directory for logs, data and cluster.json")->required();
   up->add_option("--layers", a->layers, "Layer range per stage, e.g. 0:4,4:8");
   up->add_option("--store", a->store, "State store backend: rocksdb (default), redis, memory");
-  up->add_option("--redis", a->redis, "Redis address for --store redis");
+  up->add_option("--redis", a->redis, "Redis address for --store redis (any node of a cluster)");
+  up->add_option("--stores", a->stores,
+                 "State store processes sharing the Redis (--store redis; default 1)");
   up->add_option("--dtype", a->dtype, "Worker weight dtype (default bf16)");
   up->add_option("--threads", a->threads, "Threads per worker (default: cores / workers)");
   up->add_option("--bin-dir", a->bin_dir, "Where services/*/skein-* are (default: beside skein)");

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/state_store/memory_backend.h"
 #include "services/state_store/redis_backend.h"
+#include "services/state_store/redis_store_index.h"
 #include "services/state_store/rocksdb_backend.h"
 
 namespace skein::state_store::testing {
@@ -52,6 +53,29 @@ SharedRedis& Redis() {
   return *redis;
 }
 
+struct SharedCluster {
+  std::unique_ptr<skein::testing::RedisCluster> cluster;
+  std::string why;
+};
+
+SharedCluster& Cluster() {
+  static SharedCluster* shared = [] {
+    auto* c = new SharedCluster;
+    c->cluster = skein::testing::RedisCluster::Start(3, &c->why);
+    static std::unique_ptr<SharedCluster> owner(c);
+    return c;
+  }();
+  return *shared;
+}
+
+RedisOptions ClusterOptions(const std::string& prefix) {
+  RedisOptions options;
+  options.port = Cluster().cluster->node(0).port();
+  options.key_prefix = prefix;
+  options.chunk_bytes = 4096;
+  return options;
+}
+
 }  // namespace
 
 std::string BackendKindName(const ::testing::TestParamInfo<BackendKind>& info) {
@@ -62,6 +86,8 @@ std::string BackendKindName(const ::testing::TestParamInfo<BackendKind>& info) {
       return "RocksDb";
     case BackendKind::kRedis:
       return "Redis";
+    case BackendKind::kRedisCluster:
+      return "RedisClusterSharedIndex";
   }
   return "Unknown";
 }
@@ -79,6 +105,10 @@ BackendFactory::BackendFactory(BackendKind kind) : kind_(kind) {
     case BackendKind::kRedis:
       if (!Redis().server) unavailable_ = Redis().why;
       redis_prefix_ = absl::StrCat("test", counter);
+      break;
+    case BackendKind::kRedisCluster:
+      if (!Cluster().cluster) unavailable_ = Cluster().why;
+      redis_prefix_ = absl::StrCat("ctest", counter);
       break;
   }
 }
@@ -111,8 +141,24 @@ absl::StatusOr<std::unique_ptr<StorageBackend>> BackendFactory::Make() {
       if (!backend.ok()) return backend.status();
       return std::unique_ptr<StorageBackend>(*std::move(backend));
     }
+    case BackendKind::kRedisCluster: {
+      if (!unavailable_.empty()) return absl::UnavailableError(unavailable_);
+      absl::StatusOr<std::unique_ptr<RedisBackend>> backend =
+          RedisBackend::Connect(ClusterOptions(redis_prefix_));
+      if (!backend.ok()) return backend.status();
+      return std::unique_ptr<StorageBackend>(*std::move(backend));
+    }
   }
   return absl::InternalError("unknown backend kind");
+}
+
+absl::StatusOr<std::unique_ptr<StoreIndex>> BackendFactory::MakeIndex() {
+  if (kind_ != BackendKind::kRedisCluster) return std::unique_ptr<StoreIndex>();
+  if (!unavailable_.empty()) return absl::UnavailableError(unavailable_);
+  absl::StatusOr<std::unique_ptr<RedisStoreIndex>> index =
+      RedisStoreIndex::Connect(ClusterOptions(redis_prefix_));
+  if (!index.ok()) return index.status();
+  return std::unique_ptr<StoreIndex>(*std::move(index));
 }
 
 }  // namespace skein::state_store::testing

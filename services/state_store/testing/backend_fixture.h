@@ -13,11 +13,13 @@
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "services/state_store/backend.h"
+#include "services/state_store/store_index.h"
 #include "tests/support/redis_server.h"
 
 namespace skein::state_store::testing {
 
-enum class BackendKind { kMemory, kRocksDb, kRedis };
+// kRedisCluster: a Redis Cluster of three masters, with the index kept in it (shared).
+enum class BackendKind { kMemory, kRocksDb, kRedis, kRedisCluster };
 
 std::string BackendKindName(const ::testing::TestParamInfo<BackendKind>& info);
 
@@ -32,6 +34,10 @@ class BackendFactory {
   // A new backend over the same data as every earlier one from this factory. For RocksDB the
   // previous backend must have been destroyed first (its directory lock).
   absl::StatusOr<std::unique_ptr<StorageBackend>> Make();
+
+  // The index a store over this factory's data uses: nullptr (the store's own memory), or for
+  // kRedisCluster a RedisStoreIndex over the same cluster and prefix.
+  absl::StatusOr<std::unique_ptr<StoreIndex>> MakeIndex();
 
   BackendKind kind() const { return kind_; }
   // The shared redis-server (nullptr unless kind is kRedis).
