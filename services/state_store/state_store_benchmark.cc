@@ -6,7 +6,8 @@
 // 3 RocksDB --fsync always (what flushing before every acknowledgement costs), 4 RocksDB
 // --fsync never (what the background flushes of the default cost). Reports MB/s
 // and p50/p99 latency
-// per operation. Also measures what zstd does to real RWKV-7 states (the reference's final
+// per operation. Backend 5 is a Redis Cluster of three masters with the shared index.
+// Also measures what zstd does to real RWKV-7 states (the reference's final
 // states in the goldens), which is why compression is off by default.
 //
 //   bazel run -c opt //services/state_store:state_store_benchmark
@@ -30,6 +31,7 @@
 #include "services/state_store/compression.h"
 #include "services/state_store/memory_backend.h"
 #include "services/state_store/redis_backend.h"
+#include "services/state_store/redis_store_index.h"
 #include "services/state_store/rocksdb_backend.h"
 #include "services/state_store/state_store_service.h"
 #include "services/state_store/store.h"
@@ -47,12 +49,16 @@ constexpr int kMemory = 2;
 constexpr int kRocksDbFsyncAlways = 3;
 // RocksDB with --fsync never: what the default's background flushes cost.
 constexpr int kRocksDbFsyncNever = 4;
+// A Redis Cluster of three masters (AOF always) with the shared index: what scaling the store
+// out over Redis Cluster costs per operation.
+constexpr int kRedisCluster = 5;
 constexpr int64_t kState01B = 2'433'024;
 constexpr int64_t kState7B = 34'603'008;
 
 // A store behind a gRPC server on 127.0.0.1, and a client talking to it.
 struct Harness {
   std::unique_ptr<skein::testing::RedisServer> redis;
+  std::unique_ptr<skein::testing::RedisCluster> cluster;
   std::unique_ptr<StateStore> store;
   std::unique_ptr<StateStoreServiceImpl> service;
   std::unique_ptr<grpc::Server> server;
@@ -78,6 +84,7 @@ Harness* GetHarness(int backend_kind) {
   if (h) return h.get();
   h = std::make_unique<Harness>();
   std::unique_ptr<StorageBackend> backend;
+  std::unique_ptr<StoreIndex> index;
   if (backend_kind == kRocksDb || backend_kind == kRocksDbFsyncAlways ||
       backend_kind == kRocksDbFsyncNever) {
     RocksDbOptions options;
@@ -93,6 +100,19 @@ Harness* GetHarness(int backend_kind) {
     backend = *std::move(opened);
   } else if (backend_kind == kMemory) {
     backend = std::make_unique<MemoryBackend>();
+  } else if (backend_kind == kRedisCluster) {
+    h->cluster = skein::testing::RedisCluster::Start(3, &h->error);
+    if (!h->cluster) return h.get();
+    RedisOptions options;
+    options.port = h->cluster->node(0).port();
+    auto connected = RedisBackend::Connect(options);
+    auto shared = RedisStoreIndex::Connect(options);
+    if (!connected.ok() || !shared.ok()) {
+      h->error = std::string((connected.ok() ? shared.status() : connected.status()).message());
+      return h.get();
+    }
+    backend = *std::move(connected);
+    index = *std::move(shared);
   } else {
     h->redis = skein::testing::RedisServer::Start(&h->error);
     if (!h->redis) return h.get();
@@ -107,7 +127,8 @@ Harness* GetHarness(int backend_kind) {
   }
   StoreOptions store_options;
   store_options.capacity_bytes = 0;
-  auto store = StateStore::Open(std::move(backend), store_options);
+  auto store =
+      StateStore::Open(std::move(backend), store_options, nullptr, nullptr, std::move(index));
   if (!store.ok()) {
     h->error = std::string(store.status().message());
     return h.get();
@@ -224,7 +245,8 @@ void Sizes(benchmark::internal::Benchmark* b) {
   BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState01B})->Iterations(1000);             \
   BENCHMARK(fn)->Apply(Sizes)->Args({kMemory, kState7B})->Iterations(30);                \
   BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDbFsyncAlways, kState01B})->Iterations(1000); \
-  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDbFsyncNever, kState01B})->Iterations(1000)
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRocksDbFsyncNever, kState01B})->Iterations(1000);  \
+  BENCHMARK(fn)->Apply(Sizes)->Args({kRedisCluster, kState01B})->Iterations(1000)
 
 STATE_BENCHMARK(BM_Put);
 STATE_BENCHMARK(BM_Get);
