@@ -61,7 +61,8 @@ std::vector<uint32_t> Tokens(size_t n, uint32_t seed) {
 // second router of a horizontally scaled deployment. It holds no session hot.
 class ExtraRouter {
  public:
-  explicit ExtraRouter(const Cluster& c) {
+  // `only_replica` >= 0: the router knows that pipeline replica alone.
+  explicit ExtraRouter(const Cluster& c, int only_replica = -1) {
     const std::string dir = ::skein::testing::MakeTempDir("router2");
     std::vector<std::string> heads;
     std::string store, tokenizer;
@@ -71,7 +72,7 @@ class ExtraRouter {
         if (p["role"] == "worker" && p["stage"] == 0 && p["replica"] == r) head = p["address"];
       }
       if (head.empty()) break;
-      heads.push_back(head);
+      if (only_replica < 0 || only_replica == r) heads.push_back(head);
     }
     std::string pipeline;
     for (const auto& h : heads) pipeline += (pipeline.empty() ? "" : ",") + h;
@@ -218,6 +219,21 @@ TEST_F(SessionsTest, TurnsForksAndOtherRoutersAllEqualOneLongRun) {
   }
   EXPECT_GT(c.Metric("router", "skein_router_snapshots_total"), 0);
 
+  // The same snapshot continued on each replica in turn (through forks, so both continue
+  // from one state): at least one of them is not where the snapshot was taken, and both equal
+  // continuing in place.
+  const std::vector<uint32_t> f = Tokens(3, 5);
+  ASSERT_TRUE(Fork(c.stub(), "chat", "via-replica-0").ok());
+  ASSERT_TRUE(Fork(c.stub(), "chat", "via-replica-1").ok());
+  const Generated in_place = Turn(c.stub(), "chat", f, 4);
+  ASSERT_TRUE(in_place.status.ok()) << in_place.status.error_message();
+  for (int r = 0; r < 2; ++r) {
+    ExtraRouter pinned(c, r);
+    Generated g = Turn(pinned.stub(), "via-replica-" + std::to_string(r), f, 4);
+    ASSERT_TRUE(g.status.ok()) << g.status.error_message();
+    EXPECT_EQ(g.tokens, in_place.tokens) << "replica " << r;
+  }
+
   // Listing shows both sessions (for this owner) and deleting one leaves the other.
   {
     grpc::ClientContext ctx;
@@ -225,7 +241,8 @@ TEST_F(SessionsTest, TurnsForksAndOtherRoutersAllEqualOneLongRun) {
     ASSERT_TRUE(c.stub().ListSessions(&ctx, {}, &list).ok());
     std::vector<std::string> ids;
     for (const auto& x : list.sessions()) ids.push_back(x.session_id());
-    EXPECT_EQ(ids, (std::vector<std::string>{"chat", "chat-fork"}));
+    EXPECT_EQ(ids,
+              (std::vector<std::string>{"chat", "chat-fork", "via-replica-0", "via-replica-1"}));
   }
   {
     grpc::ClientContext ctx;
@@ -456,7 +473,7 @@ TEST_F(SessionsTest, FirstStageKilledMidStreamLosesNoToken) {
 
 TEST_F(SessionsTest, RollingRestartOfEveryWorkerLosesNoStream) {
   Cluster c(model_, vocab_, 2, 2);
-  constexpr int kStreams = 16, kTokens = 700;
+  constexpr int kStreams = 16, kTokens = 2000;
   std::vector<std::vector<uint32_t>> prompts, expected;
   for (int i = 0; i < 4; ++i) {
     prompts.push_back(Tokens(10 + 40 * i, 200 + i));
@@ -476,7 +493,7 @@ TEST_F(SessionsTest, RollingRestartOfEveryWorkerLosesNoStream) {
     SCOPED_TRACE(p["name"].get<std::string>());
     const pid_t pid = p["pid"];
     kill(pid, SIGTERM);
-    for (int i = 0; i < 300 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(50ms);
+    for (int i = 0; i < 800 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(50ms);
     ASSERT_NE(kill(pid, 0), 0) << "the worker did not exit after SIGTERM";
     std::vector<std::string> argv = p["argv"];
     for (std::string& arg : argv) {
@@ -524,9 +541,10 @@ TEST_F(SessionsTest, RouterKilledMidTurnLeavesTheSessionAtItsLastTurn) {
   EXPECT_EQ(t2.tokens, EngineGreedy(model_, Concat({a, t1.tokens, b}), 5));
 }
 
-// Two store processes share a Redis Cluster of three masters; one is killed (SIGKILL) while 12
-// greedy streams run, 4 of them session turns. Every stream ends with the tokens of an
-// undisturbed run, and every committed turn is still there: the next turns continue exactly.
+// Two store processes share a Redis Cluster of three masters; one is killed (SIGKILL) while 16
+// greedy streams run on 2 stages x 2 replicas, 4 of them session turns. Every stream ends with the
+// tokens of an undisturbed run, and every committed turn is still there: the next turns continue
+// exactly.
 TEST_F(SessionsTest, AStoreProcessKilledUnderLoadLosesNoStreamAndNoCommittedTurn) {
   std::string why;
   std::unique_ptr<::skein::testing::RedisCluster> redis =
@@ -561,14 +579,14 @@ TEST_F(SessionsTest, AStoreProcessKilledUnderLoadLosesNoStreamAndNoCommittedTurn
     if (p["name"] == "state-store-2") victim = p["pid"];
   }
   ASSERT_GT(victim, 0);
-  std::vector<Generated> out(12);
+  std::vector<Generated> out(16);
   std::vector<std::thread> threads;
-  for (int i = 0; i < 12; ++i) {
+  for (int i = 0; i < 16; ++i) {
     threads.emplace_back([&, i] {
-      if (i < 8) {
+      if (i < 12) {
         out[i] = Generate(c.stub(), TokenRequest(prompts[i % 4], kTokens), 120s);
       } else {
-        out[i] = Turn(c.stub(), "kept-" + std::to_string(i - 8), next, kTokens);
+        out[i] = Turn(c.stub(), "kept-" + std::to_string(i - 12), next, kTokens);
       }
     });
   }
@@ -579,10 +597,10 @@ TEST_F(SessionsTest, AStoreProcessKilledUnderLoadLosesNoStreamAndNoCommittedTurn
   }
   kill(victim, SIGKILL);
   for (auto& t : threads) t.join();
-  for (int i = 0; i < 12; ++i) {
+  for (int i = 0; i < 16; ++i) {
     SCOPED_TRACE(::testing::Message() << "stream " << i);
     ASSERT_TRUE(out[i].status.ok()) << out[i].status.error_message();
-    EXPECT_EQ(out[i].tokens, i < 8 ? expected[i % 4] : session_expected[i - 8]);
+    EXPECT_EQ(out[i].tokens, i < 12 ? expected[i % 4] : session_expected[i - 12]);
   }
   // Every committed turn survived: the next turn of each session continues exactly.
   for (int s = 0; s < 4; ++s) {

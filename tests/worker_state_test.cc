@@ -215,6 +215,49 @@ TEST_F(WorkerStateTest, BadStateSourcesGetTheDocumentedCodes) {
   EXPECT_EQ(load(r), grpc::StatusCode::INVALID_ARGUMENT);
   r.set_blob(inline_blob.blob());
   EXPECT_EQ(load(r), grpc::StatusCode::OK);
+
+  // A stored slice read at another version than the one named: ABORTED (every stage of a
+  // pipeline restoring a snapshot names the version it saw, so none reads a newer commit).
+  v1::SaveStateRequest to_store = save;
+  to_store.mutable_store()->set_key("test/versioned");
+  v1::SaveStateResponse saved;
+  {
+    grpc::ClientContext c;
+    ASSERT_TRUE(stub_->SaveState(&c, to_store, &saved).ok());
+  }
+  v1::LoadStateRequest versioned;
+  versioned.set_session_id("v");
+  versioned.mutable_store()->set_key("test/versioned");
+  versioned.mutable_store()->set_version(saved.store_version() + 1);
+  EXPECT_EQ(load(versioned), grpc::StatusCode::ABORTED);
+  versioned.mutable_store()->set_version(saved.store_version());
+  EXPECT_EQ(load(versioned), grpc::StatusCode::OK);
+
+  // A state of another model of the very same shape: FAILED_PRECONDITION, never applied.
+  const std::string other = ::skein::testing::MakeTempDir("other") + "/other.pth";
+  ChildProcess made({RunfilePath("tools/skein"), "make-model", "--layers", "4", "--embd", "256",
+                     "--vocab", "1024", "--seed", "77", "--out", other});
+  ASSERT_EQ(made.Wait(60s).value_or(-1), 0) << made.Stderr();
+  Service stranger = Start({RunfilePath("services/worker/skein-worker"), "--model", other,
+                            "--dtype", "fp32", "--threads", "1"},
+                           "stranger");
+  auto stranger_stub = v1::WorkerService::NewStub(
+      grpc::CreateChannel(stranger.address, grpc::InsecureChannelCredentials()));
+  {
+    v1::LoadStateRequest foreign;
+    foreign.set_session_id("foreign");
+    foreign.set_blob(inline_blob.blob());
+    v1::SessionStateInfo info;
+    grpc::Status status;
+    // The worker answers UNAVAILABLE until its model is loaded.
+    for (int i = 0; i < 100; ++i) {
+      grpc::ClientContext attempt;
+      status = stranger_stub->LoadState(&attempt, foreign, &info);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  }
   grpc::ClientContext ctx;
   v1::ForkStateRequest fork;
   fork.set_source_session_id("nobody");

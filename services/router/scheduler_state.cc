@@ -52,12 +52,30 @@ absl::Status Scheduler::LoadOnce(Replica& replica, const std::string& worker_id,
   }
   if (stages.empty()) return absl::UnavailableError("the replica's stages are not known yet");
   const absl::Time begin = absl::Now();
+  // Every stage reads the version committed now, so the slices come from one commit.
+  uint64_t version = 0;
+  {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.state_timeout);
+    v1::StatRequest stat;
+    stat.set_key(start.key);
+    v1::EntryInfo info;
+    grpc::Status s = options_.store->stub().Stat(&context, stat, &info);
+    if (!s.ok()) return FromGrpcStatus(s);
+    if (info.parts_size() != static_cast<int>(stages.size())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("stored state ", start.key, " has ", info.parts_size(), " parts for ",
+                       stages.size(), " stages"));
+    }
+    version = info.version();
+  }
   std::vector<std::future<absl::StatusOr<v1::SessionStateInfo>>> calls;
   for (size_t k = 0; k < stages.size(); ++k) {
     v1::LoadStateRequest request;
     request.set_session_id(worker_id);
     request.mutable_store()->set_key(start.key);
     request.mutable_store()->set_part(static_cast<uint32_t>(k));
+    request.mutable_store()->set_version(version);
     if (k + 1 == stages.size()) request.set_sampler_state(start.sampler);
     calls.push_back(std::async(std::launch::async, [stage = stages[k], request, this] {
       return stage->LoadState(request, options_.state_timeout);

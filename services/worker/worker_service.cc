@@ -311,6 +311,13 @@ grpc::Status WorkerService::LoadState(grpc::ServerContext*, const v1::LoadStateR
     absl::StatusOr<state_store::ClientBlob> got =
         store_->Get(request->store().key(), request->store().part());
     if (!got.ok()) return ToGrpcStatus(got.status());
+    if (request->store().version() != 0 &&
+        got->header.entry().version() != request->store().version()) {
+      return grpc::Status(grpc::StatusCode::ABORTED,
+                          absl::StrCat("store entry ", request->store().key(), " is at version ",
+                                       got->header.entry().version(), ", not ",
+                                       request->store().version()));
+    }
     blob = std::move(got->data);
   } else if (request->source_case() == v1::LoadStateRequest::kBlob) {
     blob = request->blob();

@@ -67,11 +67,22 @@ void GrpcRelayLink::Send(const v1::StepRequest& step, const model::StageActivati
     }
     s->reader = std::thread([this, s] { ReadLoop(s); });
   }
+  bool dead = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    const uint64_t id = next_id_++;
-    relayed.set_step_id(id);
-    s->pending.emplace(id, Pending{step.step_id(), std::move(done)});
+    // The reader may have ended between the check above and now; it no longer fails what is
+    // pending, so a step registered there would never be answered.
+    dead = s->broken;
+    if (!dead) {
+      const uint64_t id = next_id_++;
+      relayed.set_step_id(id);
+      s->pending.emplace(id, Pending{step.step_id(), std::move(done)});
+    }
+  }
+  if (dead) {
+    done(absl::UnavailableError(
+        absl::StrCat("link to the next stage (", target_, ") broke before the step was sent")));
+    return;
   }
   const std::vector<v1::ActivationFrame> frames =
       EncodeFrames(relayed, acts, dtype_, max_frame_bytes_);
