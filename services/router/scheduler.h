@@ -3,6 +3,11 @@
 // Contract:
 // - Submit admits a generation into a bounded queue, or fails at once: RESOURCE_EXHAUSTED
 //   when the queue is full, UNAVAILABLE when no replica is healthy. Never an unbounded wait.
+// - Routing: a generation whose state a replica holds hot (its worker id's last turn ended
+//   there with the snapshot it starts from) goes to that replica unless it runs more than
+//   `affinity_slack` generations above the least loaded; every other generation goes to the
+//   least loaded replica. (Prefix states live in the shared store, so every replica can start
+//   from one equally.)
 // - Each replica runs `micro_batches` step loops (by default its stage count, so that with S
 //   stages S micro-batches are in flight and every stage works). A loop pulls queued
 //   generations while its replica has free slots and no healthy replica runs fewer (so

@@ -49,6 +49,18 @@ std::string Redirect(const redisReply* r, bool* ask) {
   return std::string(text.substr(space + 1));
 }
 
+// The one reply of a one-command pipeline; an error reply becomes INTERNAL.
+absl::StatusOr<RedisReply> SingleReply(const RedisArgs& args,
+                                       absl::StatusOr<std::vector<RedisReply>> replies) {
+  if (!replies.ok()) return replies.status();
+  RedisReply reply = std::move((*replies)[0]);
+  if (reply->type == REDIS_REPLY_ERROR) {
+    return absl::InternalError(
+        absl::StrCat("redis ", Sv(args[0]), ": ", Sv(ReplyText(reply.get()))));
+  }
+  return reply;
+}
+
 }  // namespace
 
 void RedisReplyDeleter::operator()(redisReply* reply) const {
@@ -112,14 +124,7 @@ absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
 }
 
 absl::StatusOr<RedisReply> RedisConnection::Run(const RedisArgs& args) {
-  absl::StatusOr<std::vector<RedisReply>> replies = Pipeline({args});
-  if (!replies.ok()) return replies.status();
-  RedisReply reply = std::move((*replies)[0]);
-  if (reply->type == REDIS_REPLY_ERROR) {
-    return absl::InternalError(
-        absl::StrCat("redis ", Sv(args[0]), ": ", Sv(ReplyText(reply.get()))));
-  }
-  return reply;
+  return SingleReply(args, Pipeline({args}));
 }
 
 absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(const RedisOptions& options) {
@@ -273,14 +278,7 @@ absl::StatusOr<std::vector<RedisReply>> RedisClient::Pipeline(
 }
 
 absl::StatusOr<RedisReply> RedisClient::Run(std::string_view key, const RedisArgs& args) {
-  absl::StatusOr<std::vector<RedisReply>> replies = Pipeline(key, {args});
-  if (!replies.ok()) return replies.status();
-  RedisReply reply = std::move((*replies)[0]);
-  if (reply->type == REDIS_REPLY_ERROR) {
-    return absl::InternalError(
-        absl::StrCat("redis ", Sv(args[0]), ": ", Sv(ReplyText(reply.get()))));
-  }
-  return reply;
+  return SingleReply(args, Pipeline(key, {args}));
 }
 
 absl::Status RedisClient::ForEachMaster(

@@ -16,29 +16,8 @@
 namespace skein::testing {
 namespace {
 
-// Sends PING over a raw socket; true on "+PONG" (a server still loading its AOF answers
-// "-LOADING" and is not ready yet).
-bool Ping(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  timeval tv{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = false;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const char ping[] = "PING\r\n";
-    if (send(fd, ping, sizeof(ping) - 1, 0) == static_cast<ssize_t>(sizeof(ping) - 1)) {
-      char buf[64] = {};
-      ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
-      ok = n >= 5 && std::string(buf, 5) == "+PONG";
-    }
-  }
-  close(fd);
-  return ok;
-}
+// True on "+PONG" (a server still loading its AOF answers "-LOADING" and is not ready yet).
+bool Ping(int port) { return RedisCommand(port, "PING").rfind("+PONG", 0) == 0; }
 
 }  // namespace
 
@@ -73,10 +52,25 @@ std::unique_ptr<RedisServer> RedisServer::Start(std::string* why,
 RedisServer::~RedisServer() { Kill(); }
 
 bool RedisServer::Launch(std::string* why) {
-  std::vector<std::string> argv = {
-      binary_, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", dir_, "--save", "",
-      "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--protected-mode",
-      "yes", "--loglevel", "warning"};
+  std::vector<std::string> argv = {binary_,
+                                   "--port",
+                                   std::to_string(port_),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--dir",
+                                   dir_,
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "yes",
+                                   "--appendfsync",
+                                   "always",
+                                   "--daemonize",
+                                   "no",
+                                   "--protected-mode",
+                                   "yes",
+                                   "--loglevel",
+                                   "warning"};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   process_ = std::make_unique<ChildProcess>(argv);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -141,9 +135,9 @@ std::unique_ptr<RedisCluster> RedisCluster::Start(int masters, std::string* why)
   auto cluster = std::unique_ptr<RedisCluster>(new RedisCluster());
   std::vector<std::string> create = {cli, "--cluster", "create"};
   for (int i = 0; i < masters; ++i) {
-    std::unique_ptr<RedisServer> node = RedisServer::Start(
-        why, {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-              "--cluster-node-timeout", "2000"});
+    std::unique_ptr<RedisServer> node =
+        RedisServer::Start(why, {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                 "--cluster-node-timeout", "2000"});
     if (node == nullptr) return nullptr;
     create.push_back(node->address());
     cluster->nodes_.push_back(std::move(node));
