@@ -9,7 +9,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev prometheus
   libgtest-dev libgmock-dev libbenchmark-dev
-  librocksdb-dev redis-server libhiredis-dev libzstd-dev libxxhash-dev
+  librocksdb-dev redis-server redis-tools libhiredis-dev libzstd-dev libxxhash-dev
   nlohmann-json3-dev libcli11-dev libssl-dev zlib1g-dev
   clang libclang-rt-14-dev
   python3
