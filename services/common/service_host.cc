@@ -174,6 +174,7 @@ absl::Status ServiceHost::WriteReadyFile() const {
   nlohmann::json ready = {{"grpc", absl::StrCat(host_, ":", grpc_port_)},
                           {"metrics_port", metrics_port()},
                           {"pid", static_cast<int>(getpid())}};
+  for (const auto& [key, value] : ready_fields_) ready[key] = value;
   // Written whole and renamed, so a reader never sees a partial file.
   std::string tmp = options_.ready_file + ".tmp";
   {

@@ -72,6 +72,11 @@ class ServiceHost {
     drain_hook_ = std::move(hook);
   }
 
+  // Adds `key: value` to the ready file (e.g. the address of a second listener). Before Start.
+  void AddReadyField(std::string key, std::string value) {
+    ready_fields_.emplace_back(std::move(key), std::move(value));
+  }
+
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;
 
@@ -81,6 +86,7 @@ class ServiceHost {
 
   ServerOptions options_;
   std::function<void(absl::Time)> drain_hook_;
+  std::vector<std::pair<std::string, std::string>> ready_fields_;
   Metrics metrics_;
   std::vector<std::pair<grpc::Service*, std::string>> services_;
   std::unique_ptr<grpc::Server> server_;

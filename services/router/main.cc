@@ -8,6 +8,7 @@
 #include "services/common/client_channel.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
+#include "services/router/openai_http.h"
 #include "services/router/router_metrics.h"
 #include "services/router/router_service.h"
 #include "services/router/scheduler.h"
@@ -71,6 +72,14 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--max-prompt-tokens", limits.max_prompt_tokens,
                  "Longer prompts get RESOURCE_EXHAUSTED (65536)");
+  std::string http_listen;
+  skein::router::OpenAiHttpOptions http;
+  app.add_option("--http-listen", http_listen,
+                 "HOST:PORT of the OpenAI-compatible HTTP front (port 0: any free one; empty: "
+                 "none)");
+  app.add_option("--http-max-streams", http.max_streams,
+                 "HTTP requests served at once; each open stream holds one (64)")
+      ->check(CLI::PositiveNumber);
   bool require_pipeline = true;
   app.add_option("--require-pipeline", require_pipeline,
                  "Report NOT_SERVING while no pipeline replica answers (default true)");
@@ -111,5 +120,25 @@ int main(int argc, char** argv) {
   skein::router::Scheduler sched(scheduler, &metrics);
   skein::router::RouterService service(&sched, &tokenizer_client, &metrics, limits, sessions.get());
   host.AddService(&service, "skein.v1.RouterService");
-  return host.Run();
+  std::unique_ptr<skein::router::OpenAiHttpServer> front;
+  if (!http_listen.empty()) {
+    if (absl::Status s = skein::SplitHostPort(http_listen, &http.host, &http.port); !s.ok()) {
+      std::fprintf(stderr, "skein-router: error: --http-listen: %s\n",
+                   std::string(s.message()).c_str());
+      return 2;
+    }
+    front = std::make_unique<skein::router::OpenAiHttpServer>(
+        http, [&service] { return service.Vocabulary(); });
+    absl::StatusOr<int> port = front->Bind();
+    if (!port.ok()) {
+      std::fprintf(stderr, "skein-router: error: %s\n",
+                   std::string(port.status().message()).c_str());
+      return 1;
+    }
+    host.AddReadyField("http", absl::StrCat(http.host, ":", *port));
+  }
+  return host.Run([&]() -> absl::Status {
+    if (front != nullptr) front->Start(absl::StrCat("127.0.0.1:", host.grpc_port()));
+    return absl::OkStatus();
+  });
 }

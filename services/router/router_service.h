@@ -70,6 +70,10 @@ class RouterService final : public v1::RouterService::Service {
   grpc::Status Detokenize(grpc::ServerContext* context, const v1::DetokenizeRequest* request,
                           v1::DetokenizeResponse* response) override;
 
+  // The vocabulary for streaming text, fetched from the tokenizer on first use (the HTTP
+  // front uses it for token texts).
+  absl::StatusOr<const tokenizer::WorldTokenizer*> Vocabulary();
+
  private:
   // Validates and tokenizes `request` into a generation spec (an empty prompt is allowed
   // when `allow_empty`: a session turn that continues from its pending token).
@@ -118,8 +122,7 @@ class RouterService final : public v1::RouterService::Service {
   // `emit` returns false when the client is gone.
   grpc::Status Run(grpc::ServerContext* context, const v1::GenerateRequest& request,
                    const std::function<bool(v1::GenerateResponse&)>& emit);
-  // The vocabulary for streaming text, fetched from the tokenizer on first use.
-  absl::StatusOr<const tokenizer::WorldTokenizer*> Vocabulary();
+
 
   Scheduler* scheduler_;
   TokenizerClient* tokenizer_;

@@ -61,6 +61,7 @@ struct Process {
   int stage = -1, replica = -1;
   pid_t pid = -1;
   std::vector<std::string> argv;  // as started, so an operator (or a test) can restart it
+  std::string http_address;       // the router's OpenAI-compatible HTTP front
 };
 
 // Where the service binaries are: --bin-dir, $SKEIN_BIN_DIR, or beside this binary in a
@@ -189,6 +190,7 @@ nlohmann::json ToJson(const std::vector<Process>& processes) {
     j["stage"] = p.stage >= 0 ? nlohmann::json(p.stage) : nlohmann::json(nullptr);
     j["replica"] = p.replica >= 0 ? nlohmann::json(p.replica) : nlohmann::json(nullptr);
     j["argv"] = p.argv;
+    if (!p.http_address.empty()) j["http_address"] = p.http_address;
     list.push_back(j);
   }
   return {{"processes", list}};
@@ -253,12 +255,12 @@ void ClusterUp(const ClusterArgs& a) {
     throw CommandError(2, "--stores N > 1 needs --store redis (the stores share its data)");
   }
   // Several stores share one Redis: the others find the same data and index there.
-  std::string store = start({"state-store", "state_store", "", -1, -1, -1, {}}, store_argv);
+  std::string store = start({"state-store", "state_store", "", -1, -1, -1, {}, ""}, store_argv);
   for (int i = 2; i <= a.stores; ++i) {
-    store += "," + start({absl::StrCat("state-store-", i), "state_store", "", -1, -1, -1, {}},
+    store += "," + start({absl::StrCat("state-store-", i), "state_store", "", -1, -1, -1, {}, ""},
                          store_argv);
   }
-  const std::string tokenizer = start({"tokenizer", "tokenizer", "", -1, -1, -1, {}},
+  const std::string tokenizer = start({"tokenizer", "tokenizer", "", -1, -1, -1, {}, ""},
                                       {bin + "/services/tokenizer/skein-tokenizer", "--vocab",
                                        fs::absolute(a.vocab).string(), "--vocab-sha256", ""});
   std::vector<std::string> heads;
@@ -280,7 +282,7 @@ void ClusterUp(const ClusterArgs& a) {
                                        store};
       if (!layers.empty()) argv.insert(argv.end(), {"--layers", layers[s]});
       if (!next.empty()) argv.insert(argv.end(), {"--next", next});
-      next = start({absl::StrCat("worker-r", r, "-s", s), "worker", "", s, r, -1, {}}, argv);
+      next = start({absl::StrCat("worker-r", r, "-s", s), "worker", "", s, r, -1, {}, ""}, argv);
     }
     heads.push_back(next);
   }
@@ -291,8 +293,17 @@ void ClusterUp(const ClusterArgs& a) {
                                           store,
                                           "--pipeline",
                                           absl::StrJoin(heads, ",")};
+  router_argv.insert(router_argv.end(), {"--http-listen", "127.0.0.1:0"});
   router_argv.insert(router_argv.end(), a.router_args.begin(), a.router_args.end());
-  start({"router", "router", "", -1, -1, -1, {}}, router_argv);
+  start({"router", "router", "", -1, -1, -1, {}, ""}, router_argv);
+  {
+    // The HTTP front's address is in the router's ready file.
+    std::ifstream in(dir + "/router.ready");
+    nlohmann::json ready = nlohmann::json::parse(in, nullptr, false);
+    if (!ready.is_discarded() && ready.contains("http")) {
+      processes.back().http_address = ready["http"].get<std::string>();
+    }
+  }
 
   try {
     for (const Process& p : processes) {
@@ -304,7 +315,8 @@ void ClusterUp(const ClusterArgs& a) {
   }
   std::ofstream(dir + "/cluster.json") << ToJson(processes).dump(2) << "\n";
   for (const Process& p : processes) {
-    std::fprintf(stderr, "%-14s %-22s pid %d\n", p.name.c_str(), p.address.c_str(), p.pid);
+    std::fprintf(stderr, "%-14s %-22s pid %d%s\n", p.name.c_str(), p.address.c_str(), p.pid,
+                 p.http_address.empty() ? "" : (" http " + p.http_address).c_str());
   }
   std::printf("%s\n", processes.back().address.c_str());
 }

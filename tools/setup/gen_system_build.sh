@@ -50,6 +50,21 @@ emit xxhash "" libxxhash
 emit crypto "" libcrypto
 emit zlib "" zlib
 
+# cpp-httplib as Debian builds it: a compiled library whose header must see the same
+# CPPHTTPLIB_* switches it was built with.
+{
+  echo "cc_library("
+  echo "    name = \"httplib\","
+  echo "    defines = ["
+  pkg-config --cflags-only-other cpp-httplib | tr ' ' '\n' | grep '^-D' | sed 's/^-D//; s/.*/        "&",/'
+  echo "    ],"
+  echo "    linkopts = ["
+  libs cpp-httplib | sed 's/.*/        "&",/'
+  echo "    ],"
+  echo ")"
+  echo
+} >>"$out"
+
 cat >>"$out" <<'TAIL'
 # Header-only libraries: nothing to link.
 cc_library(name = "nlohmann_json")

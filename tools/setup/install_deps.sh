@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev prometheus
   libgtest-dev libgmock-dev libbenchmark-dev
   librocksdb-dev redis-server redis-tools libhiredis-dev libzstd-dev libxxhash-dev
-  nlohmann-json3-dev libcli11-dev libssl-dev zlib1g-dev
+  nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libssl-dev zlib1g-dev
   clang libclang-rt-14-dev
   python3
 )
