@@ -1,6 +1,6 @@
 // The router's OpenAI-compatible HTTP front on a real cluster (`skein cluster up`, a model with
 // the World vocabulary's 65536 rows): with curl (non-streamed and server-sent events, errors
-// in OpenAI's shape) and with the real `openai` npm client (tests/openai/client.mjs). Greedy
+// in OpenAI's shape) and with the real `openai` npm client (tests/node/openai_client.mjs). Greedy
 // answers through HTTP equal the same request through gRPC.
 #include <unistd.h>
 
@@ -171,8 +171,8 @@ TEST_F(OpenAiHttpTest, CurlGetsCompletionsStreamsAndErrorsInOpenAisShape) {
 
 TEST_F(OpenAiHttpTest, TheOpenAiNpmClientWorksUnchanged) {
   const std::string root = ::skein::testing::SourceRoot();
-  const std::string script = root + "/tests/openai/client.mjs";
-  if (root.empty() || !std::filesystem::exists(root + "/tests/openai/node_modules/openai")) {
+  const std::string script = root + "/tests/node/openai_client.mjs";
+  if (root.empty() || !std::filesystem::exists(root + "/tests/node/node_modules/openai")) {
     GTEST_SKIP() << "the openai npm package is not installed (tools/setup/install_node_deps.sh)";
   }
   const std::string node_binary = Which("node");

@@ -1,5 +1,5 @@
 // The real `openai` npm client against Skein's OpenAI-compatible HTTP front.
-//   node client.mjs BASE_URL     (e.g. http://127.0.0.1:PORT/v1)
+//   node openai_client.mjs BASE_URL     (e.g. http://127.0.0.1:PORT/v1)
 // Prints one JSON object with what each call returned; tests/openai_http_test.cc checks it.
 import OpenAI from 'openai';
 
