@@ -113,6 +113,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-sessions", f.max_sessions,
                  "Session states kept in memory; past it the least recently used go to the store")
       ->check(CLI::PositiveNumber);
+  bool measure_bandwidth = true;
+  app.add_option("--measure-bandwidth", measure_bandwidth,
+                 "Measure memory read bandwidth at load (about 0.1 s) for the "
+                 "bandwidth-utilisation metric (default true)");
   app.add_option("--max-step-tokens", f.max_step_tokens, "Most tokens one step may carry")
       ->check(CLI::PositiveNumber);
   if (auto exit_code = skein::ParseCommandLine(app, options.service_name, argc, argv)) {
@@ -127,6 +131,7 @@ int main(int argc, char** argv) {
   config.stage_count = static_cast<uint32_t>(f.stages);
   config.max_sessions = static_cast<size_t>(f.max_sessions);
   config.max_step_tokens = f.max_step_tokens;
+  config.measure_bandwidth = measure_bandwidth;
   config.link_dtype =
       f.link_dtype == "bf16" ? skein::v1::ACTIVATION_DTYPE_BF16 : skein::v1::ACTIVATION_DTYPE_FP32;
   skein::worker::WorkerService service(config, host.metrics().registry());

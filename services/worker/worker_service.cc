@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "kernels/cpu/memory_bandwidth.h"
 #include "services/common/status.h"
 #include "services/worker/link/activation_frames.h"
 #include "services/worker/model/state_blob.h"
@@ -82,6 +83,23 @@ WorkerService::WorkerService(WorkerConfig config, prometheus::Registry& registry
                     .Register(registry);
   sessions_spilled_ = &moved.Add({{"stage", stage.at("stage")}, {"direction", "spilled"}});
   sessions_restored_ = &moved.Add({{"stage", stage.at("stage")}, {"direction", "restored"}});
+  weight_bytes_per_step_ = &prometheus::BuildGauge()
+                                .Name("skein_worker_weight_bytes_per_step")
+                                .Help("Weight bytes one step reads (this stage's layers)")
+                                .Register(registry)
+                                .Add(stage);
+  weight_bytes_read_ = &prometheus::BuildCounter()
+                            .Name("skein_worker_weight_bytes_read_total")
+                            .Help("Weight bytes read by this stage's steps")
+                            .Register(registry)
+                            .Add(stage);
+  read_bandwidth_ = &prometheus::BuildGauge()
+                         .Name("skein_worker_memory_read_bandwidth_bytes_per_second")
+                         .Help(
+                             "The machine's memory read bandwidth, measured at load (0: not "
+                             "measured)")
+                         .Register(registry)
+                         .Add(stage);
 }
 
 WorkerService::~WorkerService() = default;
@@ -109,6 +127,11 @@ void WorkerService::SetEngine(std::unique_ptr<engine::StageEngine> engine,
   sessions_ = std::make_unique<engine::SessionTable>(t);
   executor_ = std::make_unique<engine::StepExecutor>(engine_.get(), sessions_.get(),
                                                      config_.max_step_tokens);
+  weight_bytes_per_step_->Set(static_cast<double>(w.bytes_read_per_token()));
+  if (config_.measure_bandwidth) {
+    // A short all-thread read pass (128 MiB, best of 2): the roofline decode is held to.
+    read_bandwidth_->Set(kernels::MeasureReadBandwidth(engine_->pool(), size_t{128} << 20, 2));
+  }
   ready_.store(true, std::memory_order_release);
 }
 
@@ -158,6 +181,8 @@ void WorkerService::RunAndForward(const v1::StepRequest& request,
   if (status.ok()) {
     step_rows_->Observe(static_cast<double>(out.rows));
     tokens_->Increment(static_cast<double>(out.rows));
+    // A batched step reads every weight of the stage once, whatever its rows.
+    if (out.rows > 0) weight_bytes_read_->Increment(weight_bytes_per_step_->Value());
   }
   if (!status.ok()) return finish(status);
   if (engine_->is_last()) return finish(std::move(out.result));
@@ -313,10 +338,10 @@ grpc::Status WorkerService::LoadState(grpc::ServerContext*, const v1::LoadStateR
     if (!got.ok()) return ToGrpcStatus(got.status());
     if (request->store().version() != 0 &&
         got->header.entry().version() != request->store().version()) {
-      return grpc::Status(grpc::StatusCode::ABORTED,
-                          absl::StrCat("store entry ", request->store().key(), " is at version ",
-                                       got->header.entry().version(), ", not ",
-                                       request->store().version()));
+      return grpc::Status(
+          grpc::StatusCode::ABORTED,
+          absl::StrCat("store entry ", request->store().key(), " is at version ",
+                       got->header.entry().version(), ", not ", request->store().version()));
     }
     blob = std::move(got->data);
   } else if (request->source_case() == v1::LoadStateRequest::kBlob) {

@@ -38,6 +38,9 @@ struct WorkerConfig {
   int64_t max_step_tokens = 4096;
   uint64_t spill_ttl_seconds = 3600;
   v1::ActivationDType link_dtype = v1::ACTIVATION_DTYPE_FP32;
+  // Measure the machine's memory read bandwidth at load (about 0.1 s), for the
+  // bandwidth-utilisation metrics.
+  bool measure_bandwidth = true;
 };
 
 class WorkerService final : public v1::WorkerService::Service {
@@ -107,6 +110,9 @@ class WorkerService final : public v1::WorkerService::Service {
   prometheus::Gauge* steps_in_flight_;
   prometheus::Counter* sessions_spilled_;
   prometheus::Counter* sessions_restored_;
+  prometheus::Gauge* weight_bytes_per_step_;
+  prometheus::Counter* weight_bytes_read_;
+  prometheus::Gauge* read_bandwidth_;
   uint64_t last_link_bytes_ = 0, last_spilled_ = 0, last_restored_ = 0;
   std::mutex gauge_mutex_;
 };
