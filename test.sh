@@ -7,6 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 ./tools/setup/install_deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 ./tools/setup/install_node_deps.sh
+./tools/setup/install_helm.sh
 
 # Reference data beside the checkout (CI has ../shared); tests skip with a reason without it.
 if [[ -z "${SKEIN_SHARED_DIR:-}" && -d ../shared ]]; then

@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 dir=tests/node
 missing=0
-for pkg in openai @grpc/grpc-js @grpc/proto-loader; do
+for pkg in openai @grpc/grpc-js @grpc/proto-loader kubernetes-models @kubernetes-models/prometheus-operator js-yaml; do
   [[ -f $dir/node_modules/$pkg/package.json ]] || missing=1
 done
 if [[ $missing == 0 ]]; then exit 0; fi
