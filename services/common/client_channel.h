@@ -12,7 +12,8 @@
 
 namespace skein {
 
-// An insecure channel to `address` that sends and receives messages up to
+// A channel to `address` (TLS when the process set it up, tls.h; else plaintext) that sends
+// and receives messages up to
 // `max_message_bytes`, and retries a lost connection after 0.1 s (at most 1 s apart)
 // instead of gRPC's default back-off, which grows to minutes. `address` may list several
 // interchangeable servers as IPv4 "HOST:PORT,HOST:PORT": calls then go round-robin over the

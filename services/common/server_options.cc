@@ -28,6 +28,11 @@ void AddServerFlags(CLI::App& app, ServerOptions* options) {
                  "Largest gRPC message accepted or sent")
       ->capture_default_str()
       ->check(CLI::Range(1024, 1 << 30));
+  app.add_option("--tls-cert", options->tls_cert,
+                 "PEM certificate chain: serve TLS (and present it to other Skein services)");
+  app.add_option("--tls-key", options->tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-ca", options->tls_ca,
+                 "PEM CA: peers must present a certificate it signed (mutual TLS)");
 }
 
 std::optional<int> ParseCommandLine(CLI::App& app, const std::string& binary, int argc,

@@ -27,11 +27,20 @@ struct ServerOptions {
   std::string log_level = "info";
   // Largest request or response message in bytes.
   int max_message_bytes = 64 << 20;
+  // TLS, PEM files (docs/api.md, "Security"). With a certificate and key the server speaks
+  // TLS; with the CA too, clients must present a certificate it signed (mutual TLS), and this
+  // process's own calls to other Skein services use TLS with this certificate.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  // The public API (the router) lets clients without a certificate in: they authenticate by
+  // bearer token instead.
+  bool tls_client_certificate_optional = false;
 };
 
 // Registers the common flags (--listen, --metrics-port, --config, --drain-seconds,
-// --ready-file, --log-level, --max-message-bytes) on `app`, with the service's defaults taken
-// from `*options`.
+// --ready-file, --log-level, --max-message-bytes, --tls-cert, --tls-key, --tls-ca) on `app`, with
+// the service's defaults taken from `*options`.
 void AddServerFlags(CLI::App& app, ServerOptions* options);
 
 // Parses argv into the flags registered on `app`. Returns the exit code to end the process

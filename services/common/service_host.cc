@@ -65,6 +65,14 @@ ServiceHost::ServiceHost(ServerOptions options)
   log::Level level = log::Level::kInfo;
   if (log::ParseLevel(options_.log_level, &level)) log::SetMinLevel(level);
   gpr_set_log_function(RouteGrpcLog);
+  // Before any client channel is made: this process's calls to other services use it too.
+  absl::StatusOr<TlsPem> pem = LoadTlsPem(options_.tls_cert, options_.tls_key, options_.tls_ca);
+  if (pem.ok()) {
+    tls_ = *std::move(pem);
+    SetClientTls(tls_);
+  } else {
+    tls_status_ = pem.status();
+  }
 }
 
 ServiceHost::~ServiceHost() { Shutdown(); }
@@ -111,6 +119,15 @@ absl::Status ServiceHost::Start() {
     return s;
   }
   if (absl::Status s = CheckBindable(host_, requested_port); !s.ok()) return s;
+  if (!tls_status_.ok()) return tls_status_;
+  const bool loopback =
+      host_.rfind("127.", 0) == 0 || host_ == "localhost" || host_ == "[::1]" || host_ == "::1";
+  if (!loopback && !tls_.enabled()) {
+    log::Warning(
+        "listening beyond loopback without TLS: anyone who reaches this address can "
+        "call it; give --tls-cert, --tls-key and --tls-ca",
+        {{"listen", options_.listen}});
+  }
 
   std::set<std::string> known = {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
                                  "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
@@ -127,7 +144,9 @@ absl::Status ServiceHost::Start() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.AddListeningPort(options_.listen,
+                           ServerCredentials(tls_, options_.tls_client_certificate_optional),
+                           &grpc_port_);
   for (const auto& [service, name] : services_) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(metrics_.InterceptorFactory(known));
@@ -209,6 +228,13 @@ void ServiceHost::Shutdown() {
     std::filesystem::remove(options_.ready_file, ec);
   }
   log::Info("stopped");
+}
+
+std::shared_ptr<grpc::Channel> ServiceHost::InProcessChannel() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  args.SetMaxSendMessageSize(options_.max_message_bytes);
+  return server_->InProcessChannel(args);
 }
 
 void ServiceHost::SetServing(bool serving) {

@@ -24,6 +24,7 @@
 #include "grpcpp/server_builder.h"
 #include "services/common/metrics.h"
 #include "services/common/server_options.h"
+#include "services/common/tls.h"
 
 namespace skein {
 
@@ -78,6 +79,11 @@ class ServiceHost {
   }
 
   int grpc_port() const { return grpc_port_; }
+  // The TLS material the server uses (empty without --tls-cert).
+  const TlsPem& tls() const { return tls_; }
+  // A channel to this server's own services that never leaves the process (no TLS, no
+  // network), for a second front end of the same API. After Start.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
   int metrics_port() const;
 
  private:
@@ -85,6 +91,8 @@ class ServiceHost {
   absl::Status WriteReadyFile() const;
 
   ServerOptions options_;
+  TlsPem tls_;
+  absl::Status tls_status_;
   std::function<void(absl::Time)> drain_hook_;
   std::vector<std::pair<std::string, std::string>> ready_fields_;
   Metrics metrics_;

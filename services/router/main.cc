@@ -1,4 +1,5 @@
 // skein-router: the public Skein API
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-prompt-tokens", limits.max_prompt_tokens,
                  "Longer prompts get RESOURCE_EXHAUSTED (65536)");
   std::string http_listen;
+  std::string token_file;
+  app.add_option("--auth-token-file", token_file,
+                 "Bearer tokens the public API accepts, one per line (gRPC `authorization` "
+                 "metadata and the HTTP Authorization header); none: no token needed");
   skein::router::OpenAiHttpOptions http;
   app.add_option("--http-listen", http_listen,
                  "HOST:PORT of the OpenAI-compatible HTTP front (port 0: any free one; empty: "
@@ -100,6 +105,27 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Clients of the public API authenticate by token; certificates are optional for them.
+  options.tls_client_certificate_optional = true;
+  std::vector<std::string> tokens;
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) {
+      std::fprintf(stderr, "skein-router: error: --auth-token-file: cannot read %s\n",
+                   token_file.c_str());
+      return 2;
+    }
+    for (std::string line; std::getline(in, line);) {
+      const size_t first = line.find_first_not_of(" \t\r");
+      if (first == std::string::npos || line[first] == '#') continue;
+      tokens.push_back(line.substr(first, line.find_last_not_of(" \t\r") - first + 1));
+    }
+    if (tokens.empty()) {
+      std::fprintf(stderr, "skein-router: error: --auth-token-file %s holds no token\n",
+                   token_file.c_str());
+      return 2;
+    }
+  }
   skein::ServiceHost host(options);
   // Health says SERVING while at least one pipeline replica answers.
   if (require_pipeline) {
@@ -119,6 +145,7 @@ int main(int argc, char** argv) {
   limits.snapshot_grid = scheduler.snapshot_grid;
   skein::router::Scheduler sched(scheduler, &metrics);
   skein::router::RouterService service(&sched, &tokenizer_client, &metrics, limits, sessions.get());
+  service.set_auth_tokens(tokens);
   host.AddService(&service, "skein.v1.RouterService");
   std::unique_ptr<skein::router::OpenAiHttpServer> front;
   if (!http_listen.empty()) {
@@ -127,6 +154,8 @@ int main(int argc, char** argv) {
                    std::string(s.message()).c_str());
       return 2;
     }
+    http.tls_cert_file = options.tls_cert;
+    http.tls_key_file = options.tls_key;
     front = std::make_unique<skein::router::OpenAiHttpServer>(
         http, [&service] { return service.Vocabulary(); });
     absl::StatusOr<int> port = front->Bind();
@@ -138,7 +167,7 @@ int main(int argc, char** argv) {
     host.AddReadyField("http", absl::StrCat(http.host, ":", *port));
   }
   return host.Run([&]() -> absl::Status {
-    if (front != nullptr) front->Start(absl::StrCat("127.0.0.1:", host.grpc_port()));
+    if (front != nullptr) front->Start(host.InProcessChannel());
     return absl::OkStatus();
   });
 }

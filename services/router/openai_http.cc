@@ -199,7 +199,10 @@ OpenAiHttpServer::OpenAiHttpServer(
     std::function<absl::StatusOr<const tokenizer::WorldTokenizer*>()> vocabulary)
     : options_(std::move(options)),
       vocabulary_(std::move(vocabulary)),
-      server_(std::make_unique<httplib::Server>()) {
+      server_(options_.tls_cert_file.empty()
+                  ? std::make_unique<httplib::Server>()
+                  : std::unique_ptr<httplib::Server>(std::make_unique<httplib::SSLServer>(
+                        options_.tls_cert_file.c_str(), options_.tls_key_file.c_str()))) {
   const int streams = std::max(1, options_.max_streams);
   server_->new_task_queue = [streams] { return new httplib::ThreadPool(streams); };
   server_->Get("/v1/models",
@@ -234,8 +237,8 @@ absl::StatusOr<int> OpenAiHttpServer::Bind() {
   return port;
 }
 
-void OpenAiHttpServer::Start(const std::string& router_address) {
-  stub_ = v1::RouterService::NewStub(CreateClientChannel(router_address));
+void OpenAiHttpServer::Start(std::shared_ptr<grpc::Channel> router) {
+  stub_ = v1::RouterService::NewStub(std::move(router));
   thread_ = std::thread([this] { server_->listen_after_bind(); });
 }
 
@@ -244,9 +247,22 @@ void OpenAiHttpServer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void OpenAiHttpServer::Models(const httplib::Request&, httplib::Response& res) {
+namespace {
+// The client's credentials and identity go to the router, which checks them.
+void PassOn(const httplib::Request& req, grpc::ClientContext* context) {
+  if (req.has_header("Authorization")) {
+    context->AddMetadata("authorization", req.get_header_value("Authorization"));
+  }
+  if (req.has_header("x-skein-owner")) {
+    context->AddMetadata("x-skein-owner", req.get_header_value("x-skein-owner"));
+  }
+}
+}  // namespace
+
+void OpenAiHttpServer::Models(const httplib::Request& req, httplib::Response& res) {
   grpc::ClientContext context;
   SetTimeout(&context, absl::Seconds(10));
+  PassOn(req, &context);
   v1::ListModelsResponse models;
   grpc::Status s = stub_->ListModels(&context, v1::ListModelsRequest(), &models);
   if (!s.ok()) return SendError(res, FromGrpcStatus(s));
@@ -275,13 +291,12 @@ void OpenAiHttpServer::Generate(const httplib::Request& req, httplib::Response& 
   auto call = std::make_shared<Call>();
   call->request = *std::move(parsed);
   SetTimeout(&call->context, options_.request_timeout);
-  if (req.has_header("x-skein-owner")) {
-    call->context.AddMetadata("x-skein-owner", req.get_header_value("x-skein-owner"));
-  }
+  PassOn(req, &call->context);
   std::string model = call->request.model;
   if (model.empty()) {
     grpc::ClientContext context;
     SetTimeout(&context, absl::Seconds(10));
+    PassOn(req, &context);
     v1::ListModelsResponse models;
     if (stub_->ListModels(&context, v1::ListModelsRequest(), &models).ok() &&
         models.models_size() > 0) {

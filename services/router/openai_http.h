@@ -2,7 +2,8 @@
 // /v1/completions and /v1/chat/completions, streamed as server-sent events ending in
 // `data: [DONE]`, errors in OpenAI's JSON shape (openai_format.h). It serves through the
 // router's own gRPC API on loopback, so it behaves exactly as RouterService documents
-// (sessions, cancellation, limits); a client that goes away cancels its generation.
+// (sessions, cancellation, limits, bearer tokens); a client that goes away cancels its
+// generation. HTTPS when given a certificate.
 // Built on cpp-httplib; each open stream holds one of `max_streams` threads.
 // Thread-safe.
 #ifndef SKEIN_SERVICES_ROUTER_OPENAI_HTTP_H_
@@ -33,6 +34,9 @@ struct OpenAiHttpOptions {
   int max_streams = 64;
   // Longest a request may run.
   absl::Duration request_timeout = absl::Minutes(30);
+  // HTTPS with this PEM certificate and key (both or neither).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class OpenAiHttpServer {
@@ -45,8 +49,9 @@ class OpenAiHttpServer {
   // Binds the port (before the router's ready file is written). Returns the port.
   // Errors: UNAVAILABLE when it cannot be bound.
   absl::StatusOr<int> Bind();
-  // Starts answering, calling the router at `router_address` (its gRPC address).
-  void Start(const std::string& router_address);
+  // Starts answering through `router` (a channel to the router's own gRPC API; the client's
+  // Authorization header is passed on, so the router checks bearer tokens for both fronts).
+  void Start(std::shared_ptr<grpc::Channel> router);
   void Stop();
 
  private:

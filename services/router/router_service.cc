@@ -23,6 +23,32 @@ RouterService::RouterService(Scheduler* scheduler, TokenizerClient* tokenizer,
   router_id_ = absl::StrFormat("%08x%08x", rd(), rd());
 }
 
+absl::Status RouterService::Authorize(const grpc::ServerContext* context) const {
+  if (tokens_.empty()) return absl::OkStatus();
+  auto it = context->client_metadata().find("authorization");
+  if (it == context->client_metadata().end()) {
+    return absl::UnauthenticatedError(
+        "this router needs a bearer token (authorization: Bearer TOKEN)");
+  }
+  const std::string value(it->second.data(), it->second.size());
+  constexpr std::string_view kBearer = "Bearer ";
+  if (value.rfind(kBearer, 0) != 0) {
+    return absl::UnauthenticatedError("the authorization metadata is not a bearer token");
+  }
+  const std::string_view token = std::string_view(value).substr(kBearer.size());
+  bool match = false;
+  for (const std::string& t : tokens_) {
+    // Every byte compared whatever the first difference, so timing says nothing.
+    unsigned char diff = t.size() == token.size() ? 0 : 1;
+    for (size_t i = 0; i < t.size(); ++i) {
+      diff |= static_cast<unsigned char>(t[i] ^ (i < token.size() ? token[i] : 0));
+    }
+    match = match || diff == 0;
+  }
+  if (!match) return absl::UnauthenticatedError("the bearer token is not valid here");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::ModelInfo> RouterService::ResolveModel(const std::string& name) {
   std::optional<v1::ModelInfo> model = scheduler_->model();
   if (!model) {
@@ -178,6 +204,7 @@ void RouterService::UsePrefixCache(GenerationSpec* spec, size_t keep_last) {
 
 grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::GenerateRequest& request,
                                 const std::function<bool(v1::GenerateResponse&)>& emit) {
+  if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   GenerationSpec spec;
   std::shared_ptr<TurnContext> turn;
   uint32_t prompt_tokens = 0;
@@ -330,15 +357,18 @@ grpc::Status RouterService::Complete(grpc::ServerContext* context,
   return s;
 }
 
-grpc::Status RouterService::ListModels(grpc::ServerContext*, const v1::ListModelsRequest*,
+grpc::Status RouterService::ListModels(grpc::ServerContext* context, const v1::ListModelsRequest*,
                                        v1::ListModelsResponse* response) {
+  if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   std::optional<v1::ModelInfo> model = scheduler_->model();
   if (model) *response->add_models() = *model;
   return grpc::Status::OK;
 }
 
-grpc::Status RouterService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
+grpc::Status RouterService::Tokenize(grpc::ServerContext* context,
+                                     const v1::TokenizeRequest* request,
                                      v1::TokenizeResponse* response) {
+  if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   if (absl::Status s = CheckModelName(request->model()); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<std::vector<uint32_t>> ids =
       tokenizer_->Encode(request->text(), limits_.tokenizer_timeout);
@@ -347,8 +377,10 @@ grpc::Status RouterService::Tokenize(grpc::ServerContext*, const v1::TokenizeReq
   return grpc::Status::OK;
 }
 
-grpc::Status RouterService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* request,
+grpc::Status RouterService::Detokenize(grpc::ServerContext* context,
+                                       const v1::DetokenizeRequest* request,
                                        v1::DetokenizeResponse* response) {
+  if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   if (absl::Status s = CheckModelName(request->model()); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<v1::DecodeResponse> decoded =
       tokenizer_->Decode(std::vector<uint32_t>(request->ids().begin(), request->ids().end()),

@@ -74,6 +74,10 @@ class RouterService final : public v1::RouterService::Service {
   // front uses it for token texts).
   absl::StatusOr<const tokenizer::WorldTokenizer*> Vocabulary();
 
+  // Bearer tokens the public API accepts (`authorization: Bearer TOKEN` metadata); empty:
+  // no token is needed. Every RPC without a valid one is UNAUTHENTICATED. Call before serving.
+  void set_auth_tokens(std::vector<std::string> tokens) { tokens_ = std::move(tokens); }
+
  private:
   // Validates and tokenizes `request` into a generation spec (an empty prompt is allowed
   // when `allow_empty`: a session turn that continues from its pending token).
@@ -123,13 +127,15 @@ class RouterService final : public v1::RouterService::Service {
   grpc::Status Run(grpc::ServerContext* context, const v1::GenerateRequest& request,
                    const std::function<bool(v1::GenerateResponse&)>& emit);
 
-
   Scheduler* scheduler_;
   TokenizerClient* tokenizer_;
   RouterMetrics* metrics_;
   const RouterLimits limits_;
   SessionStore* sessions_;
   std::string router_id_;  // names this router's hot copies on the workers
+  std::vector<std::string> tokens_;
+  // OK when no token is configured or the call carries a valid one; else UNAUTHENTICATED.
+  absl::Status Authorize(const grpc::ServerContext* context) const;
   std::mutex busy_mutex_;
   absl::flat_hash_set<std::string> busy_;
   std::mutex vocab_mutex_;

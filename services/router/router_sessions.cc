@@ -225,6 +225,7 @@ grpc::Status RouterService::ReplayTurn(const v1::GenerateRequest& request,
 grpc::Status RouterService::CreateSession(grpc::ServerContext* context,
                                           const v1::CreateSessionRequest* request,
                                           v1::Session* response) {
+  if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   if (sessions_ == nullptr) return ToGrpcStatus(NoStore());
   const std::string id = request->session_id().empty() ? RandomSessionId() : request->session_id();
   if (!ValidSessionId(id)) return ToGrpcStatus(OwnedSession(context, id).status());
@@ -300,6 +301,7 @@ grpc::Status RouterService::CreateSession(grpc::ServerContext* context,
 grpc::Status RouterService::GetSession(grpc::ServerContext* context,
                                        const v1::GetSessionRequest* request,
                                        v1::Session* response) {
+  if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<VersionedRecord> r = OwnedSession(context, request->session_id());
   if (!r.ok()) return ToGrpcStatus(r.status());
   *response = Describe(r->record);
@@ -309,6 +311,7 @@ grpc::Status RouterService::GetSession(grpc::ServerContext* context,
 grpc::Status RouterService::ListSessions(grpc::ServerContext* context,
                                          const v1::ListSessionsRequest* request,
                                          v1::ListSessionsResponse* response) {
+  if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   if (sessions_ == nullptr) return ToGrpcStatus(NoStore());
   if (request->page_size() > 1000) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "page_size is over 1000");
@@ -328,6 +331,7 @@ grpc::Status RouterService::ListSessions(grpc::ServerContext* context,
 grpc::Status RouterService::ForkSession(grpc::ServerContext* context,
                                         const v1::ForkSessionRequest* request,
                                         v1::Session* response) {
+  if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<VersionedRecord> source = OwnedSession(context, request->session_id());
   if (!source.ok()) return ToGrpcStatus(source.status());
   {
@@ -380,6 +384,7 @@ grpc::Status RouterService::ForkSession(grpc::ServerContext* context,
 grpc::Status RouterService::DeleteSession(grpc::ServerContext* context,
                                           const v1::DeleteSessionRequest* request,
                                           v1::DeleteSessionResponse* response) {
+  if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<VersionedRecord> r = OwnedSession(context, request->session_id());
   if (r.status().code() == absl::StatusCode::kNotFound) {
     response->set_existed(false);

@@ -63,9 +63,9 @@ absl::Status Scheduler::LoadOnce(Replica& replica, const std::string& worker_id,
     grpc::Status s = options_.store->stub().Stat(&context, stat, &info);
     if (!s.ok()) return FromGrpcStatus(s);
     if (info.parts_size() != static_cast<int>(stages.size())) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("stored state ", start.key, " has ", info.parts_size(), " parts for ",
-                       stages.size(), " stages"));
+      return absl::FailedPreconditionError(absl::StrCat("stored state ", start.key, " has ",
+                                                        info.parts_size(), " parts for ",
+                                                        stages.size(), " stages"));
     }
     version = info.version();
   }

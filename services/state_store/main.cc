@@ -2,15 +2,17 @@
 //
 // Backends: --backend rocksdb (default; files under --data-dir), redis (--redis HOST:PORT: a
 // server, or any node of a Redis Cluster; the index is kept in Redis too, so several stores
-// on one Redis share one view: --shared-index), memory (lost on exit). Without --data-dir the RocksDB store lives in a fresh directory under
-// $TMPDIR (named in the log, removed when the store stops), so a bare start never clashes
-// with another store; pass --data-dir for a store that survives restarts.
+// on one Redis share one view: --shared-index), memory (lost on exit). Without --data-dir the
+// RocksDB store lives in a fresh directory under $TMPDIR (named in the log, removed when the store
+// stops), so a bare start never clashes with another store; pass --data-dir for a store that
+// survives restarts.
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +40,8 @@ struct Flags {
   std::string redis = "127.0.0.1:6379";
   std::string redis_key_prefix = "skein";
   bool shared_index = true;
+  std::string redis_password_file;
+  std::string redis_username;
   uint64_t capacity_bytes = 4ull << 30;
   uint64_t max_blob_bytes = 256ull << 20;
   uint64_t default_ttl_seconds = 0;
@@ -73,6 +77,18 @@ std::string MakeDefaultDataDir() {
   return buffer.data();
 }
 
+// The Redis AUTH credentials the flags name.
+absl::Status RedisAuth(const Flags& flags, skein::state_store::RedisOptions* options) {
+  options->username = flags.redis_username;
+  if (flags.redis_password_file.empty()) return absl::OkStatus();
+  std::ifstream in(flags.redis_password_file);
+  if (!in || !std::getline(in, options->password) || options->password.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--redis-password-file: cannot read a password from ", flags.redis_password_file));
+  }
+  return absl::OkStatus();
+}
+
 // Opens the backend the flags choose; for RocksDB, `*data_dir` receives the directory used.
 absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> OpenBackend(
     const Flags& flags, std::string* data_dir) {
@@ -89,6 +105,7 @@ absl::StatusOr<std::unique_ptr<skein::state_store::StorageBackend>> OpenBackend(
       return absl::InvalidArgumentError(absl::StrCat("--redis: ", s.message()));
     }
     options.key_prefix = flags.redis_key_prefix;
+    if (absl::Status s = RedisAuth(flags, &options); !s.ok()) return s;
     absl::StatusOr<std::unique_ptr<RedisBackend>> backend = RedisBackend::Connect(options);
     if (!backend.ok()) return backend.status();
     return std::unique_ptr<StorageBackend>(*std::move(backend));
@@ -141,6 +158,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.001, 3600.0));
   app.add_option("--redis", flags.redis, "Redis server HOST:PORT (--backend redis)")
       ->capture_default_str();
+  app.add_option("--redis-password-file", flags.redis_password_file,
+                 "File holding the Redis AUTH password (first line)");
+  app.add_option("--redis-username", flags.redis_username, "Redis ACL user for AUTH");
   app.add_option("--shared-index", flags.shared_index,
                  "With --backend redis: keep the index (keys, LRU, pins, TTLs, capacity) in Redis, "
                  "shared by every store on it (default true)");
@@ -201,6 +221,9 @@ int main(int argc, char** argv) {
     skein::state_store::RedisOptions redis;
     (void)skein::SplitHostPort(flags.redis, &redis.host, &redis.port);  // checked above
     redis.key_prefix = flags.redis_key_prefix;
+    if (absl::Status s = RedisAuth(flags, &redis); !s.ok()) {
+      return Fail(options.service_name, std::string(s.message()));
+    }
     absl::StatusOr<std::unique_ptr<skein::state_store::RedisStoreIndex>> shared =
         skein::state_store::RedisStoreIndex::Connect(redis);
     if (!shared.ok()) return Fail(options.service_name, std::string(shared.status().message()));

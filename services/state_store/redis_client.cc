@@ -89,6 +89,16 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Open(
         absl::StrCat("redis: cannot connect to ", host, ":", port, ": ", ctx->errstr));
   }
   redisSetTimeout(ctx, TimevalOf(options.io_timeout));
+  if (!options.password.empty()) {
+    RedisArgs auth = {"AUTH"};
+    if (!options.username.empty()) auth.push_back(options.username);
+    auth.push_back(options.password);
+    absl::StatusOr<RedisReply> ok = connection->Run(auth);
+    if (!ok.ok()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("redis: AUTH refused by ", host, ":", port, ": ", ok.status().message()));
+    }
+  }
   return connection;
 }
 

@@ -35,6 +35,9 @@ struct RedisOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
   std::string key_prefix = "skein";
+  // Redis AUTH password (requirepass, or an ACL user's with `username`); empty: none.
+  std::string username;
+  std::string password;
   // Connections kept open for reuse per node; more are opened under load and closed after.
   int max_idle_connections = 8;
   absl::Duration connect_timeout = absl::Seconds(2);
