@@ -85,13 +85,14 @@ TEST(SecurityTest, TlsMutualTlsAndBearerTokens) {
   const std::string dir = ::skein::testing::MakeTempDir("tls");
   std::ofstream(dir + "/ext.cnf") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
                                   << "extendedKeyUsage=serverAuth,clientAuth\n";
-  ASSERT_TRUE(RunCommand({openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                   "/CN=skein-test-ca", "-keyout", dir + "/ca-key.pem", "-out", dir + "/ca.pem"}));
-  ASSERT_TRUE(RunCommand({openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=skein", "-keyout",
-                   dir + "/key.pem", "-out", dir + "/cert.csr"}));
+  ASSERT_TRUE(
+      RunCommand({openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                  "/CN=skein-test-ca", "-keyout", dir + "/ca-key.pem", "-out", dir + "/ca.pem"}));
+  ASSERT_TRUE(RunCommand({openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=skein",
+                          "-keyout", dir + "/key.pem", "-out", dir + "/cert.csr"}));
   ASSERT_TRUE(RunCommand({openssl, "x509", "-req", "-in", dir + "/cert.csr", "-CA", dir + "/ca.pem",
-                   "-CAkey", dir + "/ca-key.pem", "-CAcreateserial", "-days", "2", "-extfile",
-                   dir + "/ext.cnf", "-out", dir + "/cert.pem"}));
+                          "-CAkey", dir + "/ca-key.pem", "-CAcreateserial", "-days", "2",
+                          "-extfile", dir + "/ext.cnf", "-out", dir + "/cert.pem"}));
   std::ofstream(dir + "/tokens") << "# tokens\nsecret-token\n";
 
   Service tokenizer = Start(
@@ -145,6 +146,15 @@ TEST(SecurityTest, TlsMutualTlsAndBearerTokens) {
   }
   EXPECT_EQ(std::vector<uint32_t>(done.token_ids().begin(), done.token_ids().end()),
             ::skein::testing::EngineGreedy(model, {1, 2, 3, 4}, 6));
+
+  // The command-line client, given the CA and the token.
+  ::skein::testing::CmdResult cli =
+      ::skein::testing::Skein({"client", "generate", "--router", address, "--tls-ca",
+                               dir + "/ca.pem", "--token", "secret-token", "--prompt-tokens",
+                               "1,2,3,4", "--max-tokens", "6", "--ignore-eos", "--json"});
+  ASSERT_EQ(cli.code, 0) << cli.err;
+  EXPECT_EQ(nlohmann::json::parse(cli.out)["tokens"].get<std::vector<uint32_t>>(),
+            std::vector<uint32_t>(done.token_ids().begin(), done.token_ids().end()));
 
   // No token, or a wrong one: UNAUTHENTICATED.
   for (const std::string& token : {std::string(), std::string("guess")}) {

@@ -383,13 +383,19 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
     MigrateAll(replica);
     return {};
   }
-  size_t min_load = replica.running.size();
-  for (const auto& other : replicas_) {
-    if (other->healthy && !other->draining) min_load = std::min(min_load, other->running.size());
-  }
-  const bool least_loaded = replica.running.size() <= min_load;
+  // The least load among the replicas taking work (this one included); recomputed as this
+  // replica takes generations, so that a burst spreads instead of landing here.
+  auto min_load_now = [&] {
+    size_t m = replica.running.size();
+    for (const auto& other : replicas_) {
+      if (other->healthy && !other->draining) m = std::min(m, other->running.size());
+    }
+    return m;
+  };
   for (auto it = queue_.begin();
        it != queue_.end() && replica.running.size() < options_.max_running_per_replica;) {
+    const size_t min_load = min_load_now();
+    const bool least_loaded = replica.running.size() <= min_load;
     std::shared_ptr<Generation>& g = *it;
     if (g->stop_requested_.load() && !g->spec_.keep) {
       Finish(*g, static_cast<v1::FinishReason>(g->stop_reason_.load()), absl::OkStatus());

@@ -44,6 +44,8 @@ struct ClientGenerateArgs {
   std::string idempotency_key;
   int64_t expected_position = -1;
   std::string owner;
+  std::string tls_ca;
+  std::string token;
 };
 
 void RunClientGenerate(const ClientGenerateArgs& a) {
@@ -87,10 +89,11 @@ void RunClientGenerate(const ClientGenerateArgs& a) {
 
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(a.router, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(a.router, ClientChannelCredentials(a.tls_ca), args);
   auto stub = v1::RouterService::NewStub(channel);
   grpc::ClientContext context;
   if (!a.owner.empty()) context.AddMetadata("x-skein-owner", a.owner);
+  if (!a.token.empty()) context.AddMetadata("authorization", "Bearer " + a.token);
   if (a.timeout_seconds > 0) {
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::milliseconds(static_cast<int64_t>(a.timeout_seconds * 1000)));
@@ -163,6 +166,8 @@ SKEIN_REGISTER_COMMAND(client, [](CLI::App& app) {
   cmd->add_option("--expected-position", a->expected_position,
                   "Run only if the session is at this position");
   cmd->add_option("--owner", a->owner, "Sent as the x-skein-owner header");
+  cmd->add_option("--tls-ca", a->tls_ca, "PEM CA: connect with TLS and verify the router");
+  cmd->add_option("--token", a->token, "Bearer token for a router started with --auth-token-file");
   cmd->callback([a] { skein::cli::RunClientGenerate(*a); });
   skein::cli::AddClientSessionCommands(client);
 });

@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "google/protobuf/util/json_util.h"
@@ -25,6 +27,8 @@ struct SessionArgs {
   uint64_t ttl_seconds = 0;
   uint32_t page_size = 0;
   std::string owner;
+  std::string tls_ca;
+  std::string token;
   double timeout_seconds = 600;
 };
 
@@ -40,11 +44,12 @@ class Call {
  public:
   explicit Call(const SessionArgs& a)
       : stub_(v1::RouterService::NewStub(
-            grpc::CreateChannel(a.router, grpc::InsecureChannelCredentials()))) {
+            grpc::CreateChannel(a.router, ClientChannelCredentials(a.tls_ca)))) {
     context_.set_deadline(
         std::chrono::system_clock::now() +
         std::chrono::milliseconds(static_cast<int64_t>(a.timeout_seconds * 1000)));
     if (!a.owner.empty()) context_.AddMetadata("x-skein-owner", a.owner);
+    if (!a.token.empty()) context_.AddMetadata("authorization", "Bearer " + a.token);
   }
   v1::RouterService::Stub& stub() { return *stub_; }
   grpc::ClientContext* context() { return &context_; }
@@ -134,6 +139,17 @@ void Remove(const SessionArgs& a) {
 
 }  // namespace
 
+std::shared_ptr<grpc::ChannelCredentials> ClientChannelCredentials(const std::string& ca_file) {
+  if (ca_file.empty()) return grpc::InsecureChannelCredentials();
+  std::ifstream in(ca_file);
+  if (!in) throw CommandError(2, "--tls-ca: cannot read " + ca_file);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = pem.str();
+  return grpc::SslCredentials(options);
+}
+
 void AddClientSessionCommands(CLI::App* client) {
   auto* group = client->add_subcommand("session", "Create, inspect, fork and delete sessions");
   group->require_subcommand(1);
@@ -143,6 +159,9 @@ void AddClientSessionCommands(CLI::App* client) {
     auto* id = cmd->add_option("--id", a->id, "Session id");
     if (id_required) id->required();
     cmd->add_option("--owner", a->owner, "Sent as the x-skein-owner header");
+    cmd->add_option("--tls-ca", a->tls_ca, "PEM CA: connect with TLS and verify the router");
+    cmd->add_option("--token", a->token,
+                    "Bearer token for a router started with --auth-token-file");
     cmd->add_option("--timeout", a->timeout_seconds, "Deadline in seconds (default 600)");
   };
   auto* create = group->add_subcommand("create", "Create a session (optionally primed)");
