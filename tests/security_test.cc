@@ -208,6 +208,32 @@ TEST(SecurityTest, TlsMutualTlsAndBearerTokens) {
   EXPECT_EQ(http({}), "401");
   EXPECT_EQ(http({"-H", "Authorization: Bearer secret-token"}), "200");
 
+  // A second router whose HTTP front wants client certificates (mutual TLS over HTTPS).
+  Service strict = Start({RunfilePath("services/router/skein-router"), "--pipeline",
+                          worker.ready["grpc"], "--tokenizer", tokenizer.ready["grpc"],
+                          "--http-listen", "127.0.0.1:0", "--http-client-ca", dir + "/ca.pem"},
+                         dir, "strict-router");
+  ASSERT_FALSE(strict.ready.is_null());
+  const std::string strict_url =
+      "https://" + strict.ready["http"].get<std::string>() + "/v1/models";
+  auto strict_http = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {curl,        "-sS", "--cacert",     dir + "/ca.pem", "-o",
+                                     "/dev/null", "-w",  "%{http_code}", strict_url};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ChildProcess p(argv);
+    p.Wait(30s);
+    return p.Stdout();
+  };
+  EXPECT_NE(strict_http({}), "200");  // the handshake fails without a certificate
+  for (int i = 0;
+       i < 100 && strict_http({"--cert", dir + "/cert.pem", "--key", dir + "/key.pem"}) != "200";
+       ++i) {
+    std::this_thread::sleep_for(100ms);  // until it has seen its replica
+  }
+  EXPECT_EQ(strict_http({"--cert", dir + "/cert.pem", "--key", dir + "/key.pem"}), "200");
+  strict.process->Signal(SIGTERM);
+  strict.process->Wait(30s);
+
   for (Service* s : {&router, &worker, &store, &tokenizer}) {
     s->process->Signal(SIGTERM);
     s->process->Wait(30s);

@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
   app.add_option("--http-listen", http_listen,
                  "HOST:PORT of the OpenAI-compatible HTTP front (port 0: any free one; empty: "
                  "none)");
+  app.add_option("--http-client-ca", http.client_ca_file,
+                 "With TLS: HTTP clients must present a certificate this PEM CA signed");
   app.add_option("--http-max-streams", http.max_streams,
                  "HTTP requests served at once; each open stream holds one (64)")
       ->check(CLI::PositiveNumber);

@@ -199,10 +199,12 @@ OpenAiHttpServer::OpenAiHttpServer(
     std::function<absl::StatusOr<const tokenizer::WorldTokenizer*>()> vocabulary)
     : options_(std::move(options)),
       vocabulary_(std::move(vocabulary)),
-      server_(options_.tls_cert_file.empty()
-                  ? std::make_unique<httplib::Server>()
-                  : std::unique_ptr<httplib::Server>(std::make_unique<httplib::SSLServer>(
-                        options_.tls_cert_file.c_str(), options_.tls_key_file.c_str()))) {
+      server_(
+          options_.tls_cert_file.empty()
+              ? std::make_unique<httplib::Server>()
+              : std::unique_ptr<httplib::Server>(std::make_unique<httplib::SSLServer>(
+                    options_.tls_cert_file.c_str(), options_.tls_key_file.c_str(),
+                    options_.client_ca_file.empty() ? nullptr : options_.client_ca_file.c_str()))) {
   const int streams = std::max(1, options_.max_streams);
   server_->new_task_queue = [streams] { return new httplib::ThreadPool(streams); };
   server_->Get("/v1/models",

@@ -37,6 +37,8 @@ struct OpenAiHttpOptions {
   // HTTPS with this PEM certificate and key (both or neither).
   std::string tls_cert_file;
   std::string tls_key_file;
+  // With HTTPS: clients must present a certificate this PEM CA signed (mutual TLS).
+  std::string client_ca_file;
 };
 
 class OpenAiHttpServer {

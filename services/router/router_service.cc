@@ -204,6 +204,7 @@ void RouterService::UsePrefixCache(GenerationSpec* spec, size_t keep_last) {
 
 grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::GenerateRequest& request,
                                 const std::function<bool(v1::GenerateResponse&)>& emit) {
+  const auto received = std::chrono::system_clock::now();
   if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
   GenerationSpec spec;
   std::shared_ptr<TurnContext> turn;
@@ -276,9 +277,12 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
     if (context->IsCancelled()) {
       gen->Stop();
       // The client's transport cancels the call at its deadline, a moment before the
-      // server's copy of that deadline passes: a cancellation that close to it is expiry.
-      const bool expired =
-          context->deadline() <= std::chrono::system_clock::now() + std::chrono::milliseconds(100);
+      // server's copy of it passes (the server's copy is later by however long the call took
+      // to arrive, which on a busy machine is hundreds of milliseconds): a cancellation in the
+      // last second, or the last half, of the call's time counts as expiry.
+      const auto now = std::chrono::system_clock::now();
+      const auto left = context->deadline() - now;
+      const bool expired = left <= std::chrono::seconds(1) || left <= now - received;
       metrics_->Reject(expired ? "deadline" : "cancelled");
       return grpc::Status(
           expired ? grpc::StatusCode::DEADLINE_EXCEEDED : grpc::StatusCode::CANCELLED,
