@@ -26,16 +26,6 @@ using ::skein::testing::EngineGreedy;
 using Json = nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string Which(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path ? path : "/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::filesystem::path candidate = std::filesystem::path(dir) / name;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
-}
-
 std::vector<uint32_t> Ids(const Json& j) { return j.get<std::vector<uint32_t>>(); }
 
 TEST(NodeGrpcTest, TheContractHoldsFromNodeJs) {
@@ -48,7 +38,7 @@ TEST(NodeGrpcTest, TheContractHoldsFromNodeJs) {
   if (root.empty() || !std::filesystem::exists(root + "/tests/node/node_modules/@grpc/grpc-js")) {
     GTEST_SKIP() << "@grpc/grpc-js is not installed (tools/setup/install_node_deps.sh)";
   }
-  const std::string node_binary = Which("node");
+  const std::string node_binary = ::skein::testing::FindOnPath("node");
   if (node_binary.empty()) GTEST_SKIP() << "node not found on PATH";
 
   Cluster c(model, vocab, 1, 1);

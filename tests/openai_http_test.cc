@@ -30,17 +30,6 @@ using namespace std::chrono_literals;
 
 constexpr char kVocab[] = "data/rwkv_vocab_v20230424.txt";
 
-// The path of `name` on $PATH, or "" (ChildProcess runs a path, not a name).
-std::string Which(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path ? path : "/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::filesystem::path candidate = std::filesystem::path(dir) / name;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
-}
-
 struct Http {
   int code = 0;
   std::string body;
@@ -48,7 +37,8 @@ struct Http {
 
 // curl, as a user would call it: the status code on the last line of the output.
 Http Curl(const std::string& url, const std::string& body = "", bool post = true) {
-  std::vector<std::string> argv = {Which("curl"), "-sS", "-N", "-w", "\n%{http_code}", url};
+  std::vector<std::string> argv = {
+      ::skein::testing::FindOnPath("curl"), "-sS", "-N", "-w", "\n%{http_code}", url};
   if (post) {
     argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", body});
   }
@@ -68,7 +58,7 @@ class OpenAiHttpTest : public ::testing::Test {
     std::string why;
     vocab_ = ::skein::testing::FindTestData(kVocab, &why);
     if (vocab_.empty()) GTEST_SKIP() << "test data: " << why;
-    if (Which("curl").empty()) GTEST_SKIP() << "curl not found on PATH";
+    if (::skein::testing::FindOnPath("curl").empty()) GTEST_SKIP() << "curl not found on PATH";
     model_ = ::skein::testing::MakeTempDir("model") + "/random.pth";
     auto r = Skein({"make-model", "--layers", "2", "--embd", "128", "--vocab", "65536", "--seed",
                     "5", "--out", model_});
@@ -175,7 +165,7 @@ TEST_F(OpenAiHttpTest, TheOpenAiNpmClientWorksUnchanged) {
   if (root.empty() || !std::filesystem::exists(root + "/tests/node/node_modules/openai")) {
     GTEST_SKIP() << "the openai npm package is not installed (tools/setup/install_node_deps.sh)";
   }
-  const std::string node_binary = Which("node");
+  const std::string node_binary = ::skein::testing::FindOnPath("node");
   if (node_binary.empty()) GTEST_SKIP() << "node not found on PATH";
   Cluster c(model_, vocab_, 1, 1);
   ChildProcess node({node_binary, script, HttpBase(c) + "/v1"});

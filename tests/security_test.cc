@@ -32,16 +32,6 @@ using ::skein::testing::ChildProcess;
 using ::skein::testing::RunfilePath;
 using namespace std::chrono_literals;
 
-std::string Which(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path ? path : "/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::filesystem::path candidate = std::filesystem::path(dir) / name;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
-}
-
 std::string Read(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -78,7 +68,8 @@ TEST(SecurityTest, TlsMutualTlsAndBearerTokens) {
       ::skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.pth", &why);
   const std::string vocab = ::skein::testing::FindTestData("data/rwkv_vocab_v20230424.txt", &why);
   if (model.empty() || vocab.empty()) GTEST_SKIP() << "test data: " << why;
-  const std::string openssl = Which("openssl"), curl = Which("curl");
+  const std::string openssl = ::skein::testing::FindOnPath("openssl"),
+                    curl = ::skein::testing::FindOnPath("curl");
   if (openssl.empty() || curl.empty()) GTEST_SKIP() << "openssl and curl are needed";
 
   // A CA, and one certificate for every process (server and client use), valid for loopback.

@@ -56,6 +56,9 @@ std::optional<std::string> HttpGet(int port, const std::string& path);
 // A TCP port that was free a moment ago (bound to port 0 and released).
 int PickUnusedPort();
 
+// The path of executable `name` on $PATH, or "" (ChildProcess runs a path, not a name).
+std::string FindOnPath(const std::string& name);
+
 }  // namespace skein::testing
 
 #endif  // SKEIN_TESTS_SUPPORT_CHILD_PROCESS_H_

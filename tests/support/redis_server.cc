@@ -7,9 +7,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -18,6 +20,30 @@ namespace {
 
 // True on "+PONG" (a server still loading its AOF answers "-LOADING" and is not ready yet).
 bool Ping(int port) { return RedisCommand(port, "PING").rfind("+PONG", 0) == 0; }
+
+// True if 127.0.0.1:port can be bound right now.
+bool Bindable(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// A port for a cluster node: Redis Cluster also listens on port + 10000 (its bus), so the
+// port must be at most 55535 and both must be free.
+int PickClusterPort() {
+  static std::mt19937 rng(std::random_device{}());
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = 20000 + static_cast<int>(rng() % 35000);
+    if (Bindable(port) && Bindable(port + 10000)) return port;
+  }
+  return PickUnusedPort();
+}
 
 }  // namespace
 
@@ -40,10 +66,12 @@ std::unique_ptr<RedisServer> RedisServer::Start(std::string* why,
     *why = "redis-server not found (install it with tools/setup/install_deps.sh)";
     return nullptr;
   }
+  const bool cluster =
+      std::find(extra_args.begin(), extra_args.end(), "--cluster-enabled") != extra_args.end();
   // A port picked as free can be taken before the server binds it; try a few.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto server = std::unique_ptr<RedisServer>(
-        new RedisServer(binary, MakeTempDir("redis"), PickUnusedPort(), extra_args));
+    auto server = std::unique_ptr<RedisServer>(new RedisServer(
+        binary, MakeTempDir("redis"), cluster ? PickClusterPort() : PickUnusedPort(), extra_args));
     if (server->Launch(why)) return server;
   }
   return nullptr;
