@@ -42,6 +42,9 @@ struct Flags {
   bool shared_index = true;
   std::string redis_password_file;
   std::string redis_username;
+  std::string redis_tls_ca;
+  std::string redis_tls_cert;
+  std::string redis_tls_key;
   uint64_t capacity_bytes = 4ull << 30;
   uint64_t max_blob_bytes = 256ull << 20;
   uint64_t default_ttl_seconds = 0;
@@ -80,6 +83,9 @@ std::string MakeDefaultDataDir() {
 // The Redis AUTH credentials the flags name.
 absl::Status RedisAuth(const Flags& flags, skein::state_store::RedisOptions* options) {
   options->username = flags.redis_username;
+  options->tls.ca_file = flags.redis_tls_ca;
+  options->tls.cert_file = flags.redis_tls_cert;
+  options->tls.key_file = flags.redis_tls_key;
   if (flags.redis_password_file.empty()) return absl::OkStatus();
   std::ifstream in(flags.redis_password_file);
   if (!in || !std::getline(in, options->password) || options->password.empty()) {
@@ -161,6 +167,11 @@ int main(int argc, char** argv) {
   app.add_option("--redis-password-file", flags.redis_password_file,
                  "File holding the Redis AUTH password (first line)");
   app.add_option("--redis-username", flags.redis_username, "Redis ACL user for AUTH");
+  app.add_option("--redis-tls-ca", flags.redis_tls_ca,
+                 "PEM CA of a Redis served over TLS (its --tls-port): connect with TLS");
+  app.add_option("--redis-tls-cert", flags.redis_tls_cert,
+                 "PEM client certificate for Redis TLS (when Redis asks for one)");
+  app.add_option("--redis-tls-key", flags.redis_tls_key, "PEM key of --redis-tls-cert");
   app.add_option("--shared-index", flags.shared_index,
                  "With --backend redis: keep the index (keys, LRU, pins, TTLs, capacity) in Redis, "
                  "shared by every store on it (default true)");

@@ -80,10 +80,21 @@ uint16_t RedisSlot(std::string_view key) {
 
 absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Open(
     const std::string& host, int port, const RedisOptions& options) {
-  redisContext* ctx =
-      redisConnectWithTimeout(host.c_str(), port, TimevalOf(options.connect_timeout));
+  std::unique_ptr<RedisTlsBridge> bridge;
+  redisContext* ctx = nullptr;
+  if (!options.tls.ca_file.empty()) {
+    int fd = -1;
+    absl::StatusOr<std::unique_ptr<RedisTlsBridge>> made =
+        RedisTlsBridge::Connect(host, port, options.tls, options.connect_timeout, &fd);
+    if (!made.ok()) return made.status();
+    bridge = *std::move(made);
+    ctx = redisConnectFd(fd);
+  } else {
+    ctx = redisConnectWithTimeout(host.c_str(), port, TimevalOf(options.connect_timeout));
+  }
   if (ctx == nullptr) return absl::UnavailableError("redis: cannot allocate a connection");
   auto connection = std::unique_ptr<RedisConnection>(new RedisConnection(ctx));
+  connection->tls_ = std::move(bridge);
   if (ctx->err != 0) {
     return absl::UnavailableError(
         absl::StrCat("redis: cannot connect to ", host, ":", port, ": ", ctx->errstr));

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/state_store/redis_tls.h"
 
 struct redisContext;
 struct redisReply;
@@ -35,6 +36,8 @@ struct RedisOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
   std::string key_prefix = "skein";
+  // TLS to Redis (a server started with --tls-port): set `tls.ca_file` to use it.
+  RedisTlsOptions tls;
   // Redis AUTH password (requirepass, or an ACL user's with `username`); empty: none.
   std::string username;
   std::string password;
@@ -74,6 +77,8 @@ class RedisConnection {
   absl::Status Broken();
   redisContext* ctx_;
   bool broken_ = false;
+  // With TLS: the bridge hiredis talks through (outlives ctx_, which closes its side first).
+  std::unique_ptr<RedisTlsBridge> tls_;
 };
 
 class RedisClient {

@@ -48,6 +48,7 @@ emit hiredis "" hiredis
 emit zstd "" libzstd
 emit xxhash "" libxxhash
 emit crypto "" libcrypto
+emit ssl "" libssl libcrypto
 emit zlib "" zlib
 
 # cpp-httplib as Debian builds it: a compiled library whose header must see the same
