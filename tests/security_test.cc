@@ -225,6 +225,15 @@ TEST(SecurityTest, TlsMutualTlsAndBearerTokens) {
   strict.process->Signal(SIGTERM);
   strict.process->Wait(30s);
 
+  // An internal service with a certificate but no CA would take any peer: it refuses to start.
+  {
+    ChildProcess lax({RunfilePath("services/state_store/skein-state-store"), "--backend", "memory",
+                      "--listen", "127.0.0.1:0", "--metrics-port", "0", "--tls-cert",
+                      dir + "/cert.pem", "--tls-key", dir + "/key.pem"});
+    EXPECT_NE(lax.Wait(30s).value_or(0), 0);
+    EXPECT_NE(lax.Stderr().find("--tls-ca"), std::string::npos) << lax.Stderr();
+  }
+
   for (Service* s : {&router, &worker, &store, &tokenizer}) {
     s->process->Signal(SIGTERM);
     s->process->Wait(30s);

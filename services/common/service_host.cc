@@ -120,6 +120,11 @@ absl::Status ServiceHost::Start() {
   }
   if (absl::Status s = CheckBindable(host_, requested_port); !s.ok()) return s;
   if (!tls_status_.ok()) return tls_status_;
+  if (tls_.enabled() && tls_.ca.empty() && !options_.tls_client_certificate_optional) {
+    // An internal service with TLS accepts only peers with a certificate the CA signed.
+    return absl::InvalidArgumentError(
+        "--tls-cert needs --tls-ca here: internal services accept only mutual-TLS peers");
+  }
   const bool loopback =
       host_.rfind("127.", 0) == 0 || host_ == "localhost" || host_ == "[::1]" || host_ == "::1";
   if (!loopback && !tls_.enabled()) {
