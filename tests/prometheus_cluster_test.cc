@@ -29,20 +29,6 @@ using ::skein::testing::TokenRequest;
 using Json = nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string UrlEncode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '_' || c == '.' || c == '-') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof(buf), "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 TEST(PrometheusClusterTest, DeployConfigScrapesAClusterAndEveryDashboardQueryEvaluates) {
   std::string why;
   const std::string model =
@@ -106,7 +92,7 @@ TEST(PrometheusClusterTest, DeployConfigScrapesAClusterAndEveryDashboardQueryEva
     return j.is_discarded() ? Json() : j;
   };
   auto query = [&](const std::string& promql) {
-    return api("/api/v1/query?query=" + UrlEncode(promql));
+    return api("/api/v1/query?query=" + ::skein::testing::UrlEncode(promql));
   };
   auto scalar = [&](const std::string& promql) {
     Json r = query(promql);

@@ -31,20 +31,6 @@ struct Service {
 };
 
 // Percent-encodes a PromQL query for a URL.
-std::string UrlEncode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '_' || c == '.' || c == '-') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof(buf), "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 TEST(PrometheusScrapeTest, PrometheusScrapesEveryServiceAndSeesRpcSeries) {
   if (std::system("command -v prometheus >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "the prometheus server is not installed (tools/setup/install_deps.sh)";
@@ -108,7 +94,8 @@ TEST(PrometheusScrapeTest, PrometheusScrapesEveryServiceAndSeesRpcSeries) {
                            "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)});
 
   auto query = [&](const std::string& promql) -> nlohmann::json {
-    auto body = testing::HttpGet(prom_port, "/api/v1/query?query=" + UrlEncode(promql));
+    auto body =
+        testing::HttpGet(prom_port, "/api/v1/query?query=" + ::skein::testing::UrlEncode(promql));
     if (!body) return nlohmann::json();
     auto json = nlohmann::json::parse(*body, nullptr, false);
     if (json.is_discarded() || json["status"] != "success") return nlohmann::json();

@@ -50,6 +50,9 @@ class ChildProcess {
 // place); returns its content, or empty after `timeout`.
 std::string WaitForFile(const std::string& path, std::chrono::milliseconds timeout);
 
+// Percent-encodes `s` for a URL query (everything but letters, digits and "_.-").
+std::string UrlEncode(const std::string& s);
+
 // Minimal HTTP/1.0 GET to 127.0.0.1:port; returns the body, or nullopt on failure.
 std::optional<std::string> HttpGet(int port, const std::string& path);
 
