@@ -198,6 +198,18 @@ TEST_F(WorkerStateTest, BadStateSourcesGetTheDocumentedCodes) {
     ASSERT_TRUE(stub_->SaveState(&ctx, save, &inline_blob).ok());
   }
   ASSERT_FALSE(inline_blob.blob().empty());
+  // The sampler alone, for a state already stored: no blob, the same position and sampler.
+  {
+    v1::SaveStateRequest sampler_only = save;
+    sampler_only.set_sampler_only(true);
+    v1::SaveStateResponse r;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->SaveState(&ctx, sampler_only, &r).ok());
+    EXPECT_TRUE(r.blob().empty());
+    EXPECT_EQ(r.metadata().token_position(), inline_blob.metadata().token_position());
+    EXPECT_FALSE(r.sampler_state().empty());
+    EXPECT_EQ(r.sampler_state(), inline_blob.sampler_state());
+  }
   auto load = [&](v1::LoadStateRequest r) {
     grpc::ClientContext ctx;
     v1::SessionStateInfo info;

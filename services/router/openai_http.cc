@@ -279,6 +279,24 @@ void OpenAiHttpServer::Models(const httplib::Request& req, httplib::Response& re
   SendJson(res, 200, {{"object", "list"}, {"data", data}});
 }
 
+std::string OpenAiHttpServer::ServedModel(const httplib::Request& req) {
+  {
+    std::lock_guard<std::mutex> lock(model_mutex_);
+    if (!served_model_.empty()) return served_model_;
+  }
+  grpc::ClientContext context;
+  SetTimeout(&context, absl::Seconds(10));
+  PassOn(req, &context);
+  v1::ListModelsResponse models;
+  if (!stub_->ListModels(&context, v1::ListModelsRequest(), &models).ok() ||
+      models.models_size() == 0) {
+    return "";
+  }
+  std::lock_guard<std::mutex> lock(model_mutex_);
+  served_model_ = models.models(0).model().name();
+  return served_model_;
+}
+
 void OpenAiHttpServer::Generate(const httplib::Request& req, httplib::Response& res, bool chat) {
   Json body = Json::parse(req.body, nullptr, false);
   if (body.is_discarded()) {
@@ -295,16 +313,7 @@ void OpenAiHttpServer::Generate(const httplib::Request& req, httplib::Response& 
   SetTimeout(&call->context, options_.request_timeout);
   PassOn(req, &call->context);
   std::string model = call->request.model;
-  if (model.empty()) {
-    grpc::ClientContext context;
-    SetTimeout(&context, absl::Seconds(10));
-    PassOn(req, &context);
-    v1::ListModelsResponse models;
-    if (stub_->ListModels(&context, v1::ListModelsRequest(), &models).ok() &&
-        models.models_size() > 0) {
-      model = models.models(0).model().name();
-    }
-  }
+  if (model.empty()) model = ServedModel(req);
   call->reply = std::make_unique<Reply>(chat, call->request, model, *vocab);
   call->reader = stub_->Generate(&call->context, call->request.generate);
   // The first message decides the answer: an error the router finds at once (unknown model

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -59,12 +60,16 @@ class OpenAiHttpServer {
  private:
   void Models(const httplib::Request& request, httplib::Response& response);
   void Generate(const httplib::Request& request, httplib::Response& response, bool chat);
+  // The model the router serves, asked once (answers echo it when a request names none).
+  std::string ServedModel(const httplib::Request& request);
 
   const OpenAiHttpOptions options_;
   std::function<absl::StatusOr<const tokenizer::WorldTokenizer*>()> vocabulary_;
   std::unique_ptr<httplib::Server> server_;
   std::unique_ptr<v1::RouterService::Stub> stub_;
   std::thread thread_;
+  std::mutex model_mutex_;
+  std::string served_model_;
 };
 
 }  // namespace skein::router

@@ -162,7 +162,7 @@ class Generation {
   bool released_ = false;  // workers hold no state for it
   bool finished_ = false;  // the final event was sent
   // Durability (with a store).
-  enum class Phase { kReady, kNeedsLoad, kBusy, kEnding } phase_ = Phase::kReady;
+  enum class Phase { kReady, kBusy, kEnding } phase_ = Phase::kReady;
   StartPoint restart_;                   // the last durable state
   std::vector<uint32_t> since_restart_;  // fed since restart_
   ChainHash chain_{};                    // of everything fed

@@ -53,22 +53,14 @@ absl::Status Scheduler::LoadOnce(Replica& replica, const std::string& worker_id,
   if (stages.empty()) return absl::UnavailableError("the replica's stages are not known yet");
   const absl::Time begin = absl::Now();
   // Every stage reads the version committed now, so the slices come from one commit.
-  uint64_t version = 0;
-  {
-    grpc::ClientContext context;
-    SetTimeout(&context, options_.state_timeout);
-    v1::StatRequest stat;
-    stat.set_key(start.key);
-    v1::EntryInfo info;
-    grpc::Status s = options_.store->stub().Stat(&context, stat, &info);
-    if (!s.ok()) return FromGrpcStatus(s);
-    if (info.parts_size() != static_cast<int>(stages.size())) {
-      return absl::FailedPreconditionError(absl::StrCat("stored state ", start.key, " has ",
-                                                        info.parts_size(), " parts for ",
-                                                        stages.size(), " stages"));
-    }
-    version = info.version();
+  absl::StatusOr<v1::EntryInfo> info = options_.store->Stat(start.key, options_.state_timeout);
+  if (!info.ok()) return info.status();
+  if (info->parts_size() != static_cast<int>(stages.size())) {
+    return absl::FailedPreconditionError(absl::StrCat("stored state ", start.key, " has ",
+                                                      info->parts_size(), " parts for ",
+                                                      stages.size(), " stages"));
   }
+  const uint64_t version = info->version();
   std::vector<std::future<absl::StatusOr<v1::SessionStateInfo>>> calls;
   for (size_t k = 0; k < stages.size(); ++k) {
     v1::LoadStateRequest request;
@@ -128,18 +120,14 @@ absl::StatusOr<StartPoint> Scheduler::SnapshotOnce(Replica& replica, const std::
   point.chain = chain;
   state_store::StateStoreClient& store = *options_.store;
   {
-    grpc::ClientContext context;
-    SetTimeout(&context, options_.state_timeout);
-    v1::StatRequest stat;
-    stat.set_key(point.key);
-    v1::EntryInfo info;
-    if (store.stub().Stat(&context, stat, &info).ok() &&
-        info.parts_size() == static_cast<int>(stages.size()) &&
-        info.parts(0).metadata().token_position() == position) {
+    absl::StatusOr<v1::EntryInfo> info = store.Stat(point.key, options_.state_timeout);
+    if (info.ok() && info->parts_size() == static_cast<int>(stages.size()) &&
+        info->parts(0).metadata().token_position() == position) {
       // The same tokens through the same pipeline: the state is already stored.
       if (with_sampler) {
         v1::SaveStateRequest request;
         request.set_session_id(worker_id);
+        request.set_sampler_only(true);
         absl::StatusOr<v1::SaveStateResponse> last =
             stages.back()->SaveState(request, options_.state_timeout);
         if (!last.ok()) return last.status();

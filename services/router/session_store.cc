@@ -135,13 +135,9 @@ void SessionStore::UnpinState(const std::string& key, const std::string& id) {
 }
 
 bool SessionStore::HasState(const std::string& key, uint64_t position) {
-  grpc::ClientContext context;
-  SetTimeout(&context, timeout_);
-  v1::StatRequest request;
-  request.set_key(key);
-  v1::EntryInfo info;
-  if (!client_->stub().Stat(&context, request, &info).ok() || info.parts_size() == 0) return false;
-  for (const v1::PartInfo& part : info.parts()) {
+  absl::StatusOr<v1::EntryInfo> info = client_->Stat(key, timeout_);
+  if (!info.ok() || info->parts_size() == 0) return false;
+  for (const v1::PartInfo& part : info->parts()) {
     if (part.metadata().token_position() != position) return false;
   }
   return true;

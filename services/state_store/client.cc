@@ -87,6 +87,18 @@ absl::StatusOr<v1::PutResponse> StateStoreClient::PutChunks(
   return response;
 }
 
+absl::StatusOr<v1::EntryInfo> StateStoreClient::Stat(const std::string& key,
+                                                     absl::Duration timeout) {
+  grpc::ClientContext context;
+  SetTimeout(&context, timeout);
+  v1::StatRequest request;
+  request.set_key(key);
+  v1::EntryInfo info;
+  grpc::Status s = stub_->Stat(&context, request, &info);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return info;
+}
+
 absl::StatusOr<ClientBlob> StateStoreClient::Get(const std::string& key, uint32_t part,
                                                  uint32_t chunk_bytes, absl::Duration timeout) {
   grpc::ClientContext context;

@@ -59,6 +59,10 @@ class StateStoreClient {
                                  uint32_t chunk_bytes = 0,
                                  absl::Duration timeout = absl::Seconds(60));
 
+  // Describes an entry. Errors: the server's (NOT_FOUND); UNAVAILABLE.
+  absl::StatusOr<v1::EntryInfo> Stat(const std::string& key,
+                                     absl::Duration timeout = absl::Seconds(60));
+
   v1::StateStoreService::Stub& stub() { return *stub_; }
 
  private:

@@ -231,24 +231,25 @@ absl::StatusOr<RedisReply> RedisStoreIndex::Script(const char* script,
   return client_->Run(key_names_[0], argv);
 }
 
+void RedisStoreIndex::Change(const char* what, const char* script,
+                             const std::vector<std::string>& args) {
+  absl::StatusOr<RedisReply> r = Script(script, args);
+  if (!r.ok()) Failed(what, r.status());
+}
+
 void RedisStoreIndex::Upsert(const v1::EntryInfo& info, uint64_t stored_bytes) {
   v1::EntryInfo copy = info;
   copy.set_pinned(false);
-  absl::StatusOr<RedisReply> r =
-      Script(kUpsert, {info.key(), absl::StrCat(info.version()), absl::StrCat(stored_bytes),
-                       copy.SerializeAsString(), absl::StrCat(info.expires_at_unix_ms())});
-  if (!r.ok()) Failed("upsert", r.status());
+  Change("upsert", kUpsert,
+         {info.key(), absl::StrCat(info.version()), absl::StrCat(stored_bytes),
+          copy.SerializeAsString(), absl::StrCat(info.expires_at_unix_ms())});
 }
 
 void RedisStoreIndex::Remove(const std::string& key, uint64_t version) {
-  absl::StatusOr<RedisReply> r = Script(kRemove, {key, absl::StrCat(version)});
-  if (!r.ok()) Failed("remove", r.status());
+  Change("remove", kRemove, {key, absl::StrCat(version)});
 }
 
-void RedisStoreIndex::MarkUsed(const std::string& key) {
-  absl::StatusOr<RedisReply> r = Script(kMarkUsed, {key});
-  if (!r.ok()) Failed("mark_used", r.status());
-}
+void RedisStoreIndex::MarkUsed(const std::string& key) { Change("mark_used", kMarkUsed, {key}); }
 
 std::vector<std::vector<absl::Time>> RedisStoreIndex::Leases(
     const std::vector<std::string>& keys) const {
@@ -354,13 +355,11 @@ std::vector<std::string> RedisStoreIndex::ExpiredKeys(absl::Time now) const {
 }
 
 void RedisStoreIndex::Pin(const std::string& key, const std::string& holder, absl::Time until) {
-  absl::StatusOr<RedisReply> r = Script(kPin, {key, holder, absl::StrCat(Millis(until))});
-  if (!r.ok()) Failed("pin", r.status());
+  Change("pin", kPin, {key, holder, absl::StrCat(Millis(until))});
 }
 
 void RedisStoreIndex::Unpin(const std::string& key, const std::string& holder) {
-  absl::StatusOr<RedisReply> r = Script(kUnpin, {key, holder});
-  if (!r.ok()) Failed("unpin", r.status());
+  Change("unpin", kUnpin, {key, holder});
 }
 
 std::optional<absl::Time> RedisStoreIndex::PinnedUntil(const std::string& key,
@@ -374,8 +373,7 @@ std::optional<absl::Time> RedisStoreIndex::PinnedUntil(const std::string& key,
 }
 
 void RedisStoreIndex::PruneExpiredPins(absl::Time now) {
-  absl::StatusOr<RedisReply> r = Script(kPrune, {absl::StrCat(Millis(now))});
-  if (!r.ok()) Failed("prune", r.status());
+  Change("prune", kPrune, {absl::StrCat(Millis(now))});
 }
 
 StoreIndex::ReserveResult RedisStoreIndex::TryReserve(uint64_t bytes, uint64_t capacity,
@@ -418,20 +416,16 @@ void RedisStoreIndex::Release(uint64_t bytes) {
 
 void RedisStoreIndex::AddSnapshot(const std::string& id, const std::string& key,
                                   absl::Time deadline, bool committed) {
-  absl::StatusOr<RedisReply> r =
-      Script(kAddSnapshot, {id, key, absl::StrCat(Millis(deadline)), committed ? "1" : "0"});
-  if (!r.ok()) Failed("add_snapshot", r.status());
+  Change("add_snapshot", kAddSnapshot,
+         {id, key, absl::StrCat(Millis(deadline)), committed ? "1" : "0"});
 }
 
 void RedisStoreIndex::SetSnapshotPart(const std::string& id, uint32_t part, uint64_t stored_bytes) {
-  absl::StatusOr<RedisReply> r =
-      Script(kSetPart, {id, absl::StrCat(part), absl::StrCat(stored_bytes)});
-  if (!r.ok()) Failed("set_snapshot_part", r.status());
+  Change("set_snapshot_part", kSetPart, {id, absl::StrCat(part), absl::StrCat(stored_bytes)});
 }
 
 void RedisStoreIndex::RemoveSnapshot(const std::string& id) {
-  absl::StatusOr<RedisReply> r = Script(kRemoveSnapshot, {id});
-  if (!r.ok()) Failed("remove_snapshot", r.status());
+  Change("remove_snapshot", kRemoveSnapshot, {id});
 }
 
 std::vector<StoreIndex::SnapshotRef> RedisStoreIndex::ExpiredSnapshots(absl::Time now) const {

@@ -73,6 +73,8 @@ class RedisStoreIndex final : public StoreIndex {
   std::string Key(const char* name) const;
   // Runs a script over the index's keys (all of them, in the order of kKeyNames).
   absl::StatusOr<RedisReply> Script(const char* script, const std::vector<std::string>& args) const;
+  // Runs a script that changes the index; a failure is logged and counted.
+  void Change(const char* what, const char* script, const std::vector<std::string>& args);
   // Logs and counts a failed change.
   void Failed(const char* what, const absl::Status& status) const;
   // Pins per key for `keys` (HMGET), as lease ends.

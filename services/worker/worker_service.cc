@@ -386,13 +386,19 @@ grpc::Status WorkerService::SaveState(grpc::ServerContext*, const v1::SaveStateR
   std::shared_ptr<std::string> blob;
   int64_t position = 0;
   absl::Status s = sessions_->With(request->session_id(), [&](engine::Session& session) {
-    blob = std::make_shared<std::string>(
-        model::EncodeStateBlob(session.state, engine_->weights().fingerprint()));
+    if (!request->sampler_only()) {
+      blob = std::make_shared<std::string>(
+          model::EncodeStateBlob(session.state, engine_->weights().fingerprint()));
+    }
     position = session.state.position();
     if (session.sampler.has_value()) response->set_sampler_state(session.sampler->SerializeState());
     return absl::OkStatus();
   });
   if (!s.ok()) return ToGrpcStatus(s);
+  if (request->sampler_only()) {
+    *response->mutable_metadata() = Metadata(position, 0);
+    return grpc::Status::OK;
+  }
   *response->mutable_metadata() = Metadata(position, blob->size());
   if (!request->has_store()) {
     response->set_blob(std::move(*blob));
