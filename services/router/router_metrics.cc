@@ -90,7 +90,7 @@ RouterMetrics::RouterMetrics(prometheus::Registry& r) {
                    .Name("skein_router_snapshots_total")
                    .Help(
                        "State snapshots by kind (grid: within a prompt; turn: a session's "
-                       "turn end) and result (written, existed, failed)")
+                       "turn end) and result (ok, failed; a key already stored counts as ok)")
                    .Register(r);
   snapshot_seconds = &prometheus::BuildHistogram()
                           .Name("skein_router_snapshot_seconds")
