@@ -13,11 +13,14 @@ for c in clang++ clang++-14; do
   if command -v "$c" >/dev/null 2>&1; then cxx="$c"; break; fi
 done
 if [[ -z "$cxx" ]]; then
-  # The stand-in reports a skipped test (in Bazel's test.xml), not a pass.
+  # The stand-in reports a skipped test (in Bazel's test.xml), not a pass; where
+  # prerequisites are required (CI=true or SKEIN_REQUIRE_DATA set) it fails.
   cat >"$out" <<'STUB'
 #!/bin/sh
 why="no clang++ when this was built; not fuzzing (install clang and libclang-rt-14-dev)"
 echo "$why"
+case "${CI:-}" in true|1) echo "failing: CI is set, so clang++ is required"; exit 1 ;; esac
+case "${SKEIN_REQUIRE_DATA:-0}" in ""|0) ;; *) echo "failing: SKEIN_REQUIRE_DATA is set"; exit 1 ;; esac
 if [ -n "${XML_OUTPUT_FILE:-}" ]; then
   printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites><testsuite name="fuzz" tests="1" skipped="1"><testcase classname="fuzz" name="smoke"><skipped message="%s"/></testcase></testsuite></testsuites>\n' "$why" >"$XML_OUTPUT_FILE"
 fi

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/serving_cluster.h"
 #include "tests/support/test_data.h"
 
@@ -33,13 +34,14 @@ TEST(NodeGrpcTest, TheContractHoldsFromNodeJs) {
   const std::string model =
       ::skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.pth", &why);
   const std::string vocab = ::skein::testing::FindTestData("data/rwkv_vocab_v20230424.txt", &why);
-  if (model.empty() || vocab.empty()) GTEST_SKIP() << "test data: " << why;
+  if (model.empty() || vocab.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
   const std::string root = ::skein::testing::SourceRoot();
   if (root.empty() || !std::filesystem::exists(root + "/tests/node/node_modules/@grpc/grpc-js")) {
-    GTEST_SKIP() << "@grpc/grpc-js is not installed (tools/setup/install_node_deps.sh)";
+    SKEIN_MISSING_PREREQUISITE()
+        << "@grpc/grpc-js is not installed (tools/setup/install_node_deps.sh)";
   }
   const std::string node_binary = ::skein::testing::FindOnPath("node");
-  if (node_binary.empty()) GTEST_SKIP() << "node not found on PATH";
+  if (node_binary.empty()) SKEIN_MISSING_PREREQUISITE() << "node not found on PATH";
 
   Cluster c(model, vocab, 1, 1);
   ChildProcess node(

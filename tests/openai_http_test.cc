@@ -16,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "skein/v1/router.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/serving_cluster.h"
 #include "tests/support/test_data.h"
 
@@ -57,8 +58,9 @@ class OpenAiHttpTest : public ::testing::Test {
   void SetUp() override {
     std::string why;
     vocab_ = ::skein::testing::FindTestData(kVocab, &why);
-    if (vocab_.empty()) GTEST_SKIP() << "test data: " << why;
-    if (::skein::testing::FindOnPath("curl").empty()) GTEST_SKIP() << "curl not found on PATH";
+    if (vocab_.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
+    if (::skein::testing::FindOnPath("curl").empty())
+      SKEIN_MISSING_PREREQUISITE() << "curl not found on PATH";
     model_ = ::skein::testing::MakeTempDir("model") + "/random.pth";
     auto r = Skein({"make-model", "--layers", "2", "--embd", "128", "--vocab", "65536", "--seed",
                     "5", "--out", model_});
@@ -163,10 +165,11 @@ TEST_F(OpenAiHttpTest, TheOpenAiNpmClientWorksUnchanged) {
   const std::string root = ::skein::testing::SourceRoot();
   const std::string script = root + "/tests/node/openai_client.mjs";
   if (root.empty() || !std::filesystem::exists(root + "/tests/node/node_modules/openai")) {
-    GTEST_SKIP() << "the openai npm package is not installed (tools/setup/install_node_deps.sh)";
+    SKEIN_MISSING_PREREQUISITE()
+        << "the openai npm package is not installed (tools/setup/install_node_deps.sh)";
   }
   const std::string node_binary = ::skein::testing::FindOnPath("node");
-  if (node_binary.empty()) GTEST_SKIP() << "node not found on PATH";
+  if (node_binary.empty()) SKEIN_MISSING_PREREQUISITE() << "node not found on PATH";
   Cluster c(model_, vocab_, 1, 1);
   ChildProcess node({node_binary, script, HttpBase(c) + "/v1"});
   ASSERT_EQ(node.Wait(180s).value_or(-1), 0) << node.Stderr();

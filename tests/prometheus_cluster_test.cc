@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/serving_cluster.h"
 #include "tests/support/test_data.h"
 
@@ -34,9 +35,10 @@ TEST(PrometheusClusterTest, DeployConfigScrapesAClusterAndEveryDashboardQueryEva
   const std::string model =
       ::skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.pth", &why);
   const std::string vocab = ::skein::testing::FindTestData("data/rwkv_vocab_v20230424.txt", &why);
-  if (model.empty() || vocab.empty()) GTEST_SKIP() << "test data: " << why;
+  if (model.empty() || vocab.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
   if (!std::filesystem::exists("/usr/bin/prometheus")) {
-    GTEST_SKIP() << "the prometheus server is not installed (tools/setup/install_deps.sh)";
+    SKEIN_MISSING_PREREQUISITE()
+        << "the prometheus server is not installed (tools/setup/install_deps.sh)";
   }
   const std::string root = ::skein::testing::SourceRoot();
   ASSERT_FALSE(root.empty());

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/test_data.h"
 
 namespace skein {
@@ -33,7 +34,8 @@ struct Service {
 // Percent-encodes a PromQL query for a URL.
 TEST(PrometheusScrapeTest, PrometheusScrapesEveryServiceAndSeesRpcSeries) {
   if (std::system("command -v prometheus >/dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "the prometheus server is not installed (tools/setup/install_deps.sh)";
+    SKEIN_MISSING_PREREQUISITE()
+        << "the prometheus server is not installed (tools/setup/install_deps.sh)";
   }
   SKEIN_REQUIRE_TEST_DATA(vocab, "data/rwkv_vocab_v20230424.txt");
   SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/tiny-l2-c128-v256.pth");

@@ -22,6 +22,7 @@
 #include "skein/v1/router.grpc.pb.h"
 #include "skein/v1/worker.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/serving_cluster.h"
 #include "tests/support/test_data.h"
 
@@ -67,10 +68,11 @@ TEST(SecurityTest, TlsMutualTlsAndBearerTokens) {
   const std::string model =
       ::skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.pth", &why);
   const std::string vocab = ::skein::testing::FindTestData("data/rwkv_vocab_v20230424.txt", &why);
-  if (model.empty() || vocab.empty()) GTEST_SKIP() << "test data: " << why;
+  if (model.empty() || vocab.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
   const std::string openssl = ::skein::testing::FindOnPath("openssl"),
                     curl = ::skein::testing::FindOnPath("curl");
-  if (openssl.empty() || curl.empty()) GTEST_SKIP() << "openssl and curl are needed";
+  if (openssl.empty() || curl.empty())
+    SKEIN_MISSING_PREREQUISITE() << "openssl and curl are needed";
 
   // A CA, and one certificate for every process (server and client use), valid for loopback.
   const std::string dir = ::skein::testing::MakeTempDir("tls");

@@ -25,6 +25,7 @@
 #include "skein/v1/tokenizer.grpc.pb.h"
 #include "skein/v1/worker.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/test_data.h"
 
 namespace skein {
@@ -132,7 +133,7 @@ class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
     if (!GetParam().data_flag.empty()) {
       std::string why;
       data_path_ = testing::FindTestData(GetParam().data_path, &why);
-      if (data_path_.empty()) GTEST_SKIP() << "test data not found: " << why;
+      if (data_path_.empty()) SKEIN_MISSING_PREREQUISITE() << "test data not found: " << why;
     }
   }
 

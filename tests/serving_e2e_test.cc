@@ -19,6 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "skein/v1/router.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/serving_cluster.h"
 #include "tests/support/test_data.h"
 
@@ -47,7 +48,8 @@ class ServingTest : public ::testing::Test {
     model_ = ::skein::testing::FindTestData(kSmall, &why);
     vocab_ = ::skein::testing::FindTestData(kVocab, &why);
     const std::string greedy = ::skein::testing::FindTestData(kGreedy, &why);
-    if (model_.empty() || vocab_.empty() || greedy.empty()) GTEST_SKIP() << "test data: " << why;
+    if (model_.empty() || vocab_.empty() || greedy.empty())
+      SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
     std::ifstream in(greedy);
     nlohmann::json j = nlohmann::json::parse(in);
     prompt_ = j["prompt"].get<std::vector<uint32_t>>();
@@ -234,7 +236,7 @@ class TextServingTest : public ::testing::Test {
   void SetUp() override {
     std::string why;
     vocab_ = ::skein::testing::FindTestData(kVocab, &why);
-    if (vocab_.empty()) GTEST_SKIP() << "test data: " << why;
+    if (vocab_.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
     model_ = ::skein::testing::MakeTempDir("model") + "/random.pth";
     CmdResult r = Skein({"make-model", "--layers", "2", "--embd", "128", "--vocab", "65536",
                          "--seed", "3", "--out", model_});

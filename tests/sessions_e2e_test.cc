@@ -19,6 +19,7 @@
 #include "skein/router/session_record.pb.h"
 #include "skein/v1/router.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/serving_cluster.h"
 #include "tests/support/test_data.h"
@@ -167,7 +168,7 @@ class SessionsTest : public ::testing::Test {
     std::string why;
     model_ = ::skein::testing::FindTestData(kSmall, &why);
     vocab_ = ::skein::testing::FindTestData(kVocab, &why);
-    if (model_.empty() || vocab_.empty()) GTEST_SKIP() << "test data: " << why;
+    if (model_.empty() || vocab_.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
   }
   std::string model_, vocab_;
 };
@@ -549,7 +550,7 @@ TEST_F(SessionsTest, AStoreProcessKilledUnderLoadLosesNoStreamAndNoCommittedTurn
   std::string why;
   std::unique_ptr<::skein::testing::RedisCluster> redis =
       ::skein::testing::RedisCluster::Start(3, &why);
-  if (redis == nullptr) GTEST_SKIP() << why;
+  if (redis == nullptr) SKEIN_MISSING_PREREQUISITE() << why;
   Cluster c(model_, vocab_, 2, 2,
             {"--store", "redis", "--redis", redis->address(), "--stores", "2",
              "--router-arg=--snapshot-grid=64"});

@@ -27,6 +27,7 @@
 #include "nlohmann/json.hpp"
 #include "services/state_store/client.h"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/redis_server.h"
 
 namespace skein {
@@ -252,7 +253,7 @@ TEST(StateStoreFaultTest, RocksDbKeepsEveryAcknowledgedWriteThroughSigkill) {
 TEST(StateStoreFaultTest, RedisBackedStoreKeepsEveryAcknowledgedWriteThroughSigkill) {
   std::string why;
   auto redis = testing::RedisServer::Start(&why);
-  if (!redis) GTEST_SKIP() << why;
+  if (!redis) SKEIN_MISSING_PREREQUISITE() << why;
   std::vector<std::string> args = {"--backend", "redis", "--redis", redis->address()};
   Store store = StartStore(args);
   ASSERT_FALSE(store.address.empty());
@@ -271,7 +272,7 @@ TEST(StateStoreFaultTest, RedisBackedStoreKeepsEveryAcknowledgedWriteThroughSigk
 TEST(StateStoreFaultTest, AcknowledgedWritesSurviveASigkilledRedis) {
   std::string why;
   auto redis = testing::RedisServer::Start(&why);
-  if (!redis) GTEST_SKIP() << why;
+  if (!redis) SKEIN_MISSING_PREREQUISITE() << why;
   Store store = StartStore({"--backend", "redis", "--redis", redis->address()});
   ASSERT_FALSE(store.address.empty());
   Workload workload(store.address);

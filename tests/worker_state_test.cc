@@ -16,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "skein/v1/worker.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/test_data.h"
 
 namespace skein {
@@ -51,7 +52,7 @@ class WorkerStateTest : public ::testing::Test {
   void SetUp() override {
     std::string why;
     model_ = ::skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.pth", &why);
-    if (model_.empty()) GTEST_SKIP() << "test data: " << why;
+    if (model_.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
     store_ = Start({RunfilePath("services/state_store/skein-state-store"), "--backend", "memory"},
                    "store");
     worker_ = Start({RunfilePath("services/worker/skein-worker"), "--model", model_, "--dtype",

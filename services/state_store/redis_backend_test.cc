@@ -12,6 +12,7 @@
 #include "services/state_store/checksum.h"
 #include "services/state_store/store.h"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/redis_server.h"
 
 namespace skein::state_store {
@@ -44,7 +45,7 @@ class RedisBackendTest : public ::testing::Test {
   void SetUp() override {
     std::string why;
     server_ = skein::testing::RedisServer::Start(&why);
-    if (!server_) GTEST_SKIP() << why;
+    if (!server_) SKEIN_MISSING_PREREQUISITE() << why;
     RedisOptions options;
     options.port = server_->port();
     options.chunk_bytes = 1000;
@@ -150,7 +151,7 @@ TEST_F(RedisBackendTest, RecoversFromARestartedServer) {
 // sign the server, is refused.
 TEST(RedisTlsTest, AStoreTalksToRedisOverTls) {
   const std::string openssl = skein::testing::FindOnPath("openssl");
-  if (openssl.empty()) GTEST_SKIP() << "openssl not found";
+  if (openssl.empty()) SKEIN_MISSING_PREREQUISITE() << "openssl not found";
   const std::string dir = skein::testing::MakeTempDir("redis-tls");
   auto run = [](std::vector<std::string> argv) {
     skein::testing::ChildProcess p(std::move(argv));
@@ -173,7 +174,7 @@ TEST(RedisTlsTest, AStoreTalksToRedisOverTls) {
   auto server = skein::testing::RedisServer::Start(
       &why, {"--tls-port", std::to_string(tls_port), "--tls-cert-file", dir + "/cert.pem",
              "--tls-key-file", dir + "/key.pem", "--tls-ca-cert-file", dir + "/ca.pem"});
-  if (!server) GTEST_SKIP() << why;
+  if (!server) SKEIN_MISSING_PREREQUISITE() << why;
 
   RedisOptions options;
   options.port = tls_port;

@@ -10,6 +10,7 @@
 #include "services/state_store/clock.h"
 #include "services/state_store/store.h"
 #include "services/state_store/testing/backend_fixture.h"
+#include "tests/support/prerequisite.h"
 
 namespace skein::state_store {
 namespace {
@@ -31,7 +32,8 @@ class SharedIndexTest : public ::testing::Test {
  protected:
   void SetUp() override {
     factory_ = std::make_unique<BackendFactory>(BackendKind::kRedisCluster);
-    if (!factory_->unavailable_reason().empty()) GTEST_SKIP() << factory_->unavailable_reason();
+    if (!factory_->unavailable_reason().empty())
+      SKEIN_MISSING_PREREQUISITE() << factory_->unavailable_reason();
   }
   std::unique_ptr<StateStore> OpenStore(uint64_t capacity = 0) {
     StoreOptions options;

@@ -13,6 +13,7 @@
 #include "services/state_store/client.h"
 #include "services/state_store/testing/backend_fixture.h"
 #include "skein/state_store/records.pb.h"
+#include "tests/support/prerequisite.h"
 
 namespace skein::state_store {
 namespace {
@@ -47,7 +48,8 @@ class StateStoreServiceTest : public ::testing::TestWithParam<BackendKind> {
  protected:
   void SetUp() override {
     factory_ = std::make_unique<BackendFactory>(GetParam());
-    if (!factory_->unavailable_reason().empty()) GTEST_SKIP() << factory_->unavailable_reason();
+    if (!factory_->unavailable_reason().empty())
+      SKEIN_MISSING_PREREQUISITE() << factory_->unavailable_reason();
     absl::StatusOr<std::unique_ptr<StorageBackend>> backend = factory_->Make();
     ASSERT_TRUE(backend.ok()) << backend.status();
     StoreOptions options;

@@ -19,6 +19,7 @@
 #include "services/state_store/store.h"
 #include "services/state_store/testing/backend_fixture.h"
 #include "skein/state_store/records.pb.h"
+#include "tests/support/prerequisite.h"
 
 namespace skein::state_store {
 namespace {
@@ -73,7 +74,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<BackendKind> {
   void SetUp() override {
     factory_ = std::make_unique<BackendFactory>(GetParam());
     if (!factory_->unavailable_reason().empty()) {
-      GTEST_SKIP() << factory_->unavailable_reason();
+      SKEIN_MISSING_PREREQUISITE() << factory_->unavailable_reason();
     }
     Open();
   }
@@ -86,8 +87,8 @@ class StoreConformanceTest : public ::testing::TestWithParam<BackendKind> {
     ASSERT_TRUE(backend.ok()) << backend.status();
     absl::StatusOr<std::unique_ptr<StoreIndex>> index = factory_->MakeIndex();
     ASSERT_TRUE(index.ok()) << index.status();
-    absl::StatusOr<std::unique_ptr<StateStore>> store = StateStore::Open(
-        *std::move(backend), options, &clock_, registry_.get(), *std::move(index));
+    absl::StatusOr<std::unique_ptr<StateStore>> store =
+        StateStore::Open(*std::move(backend), options, &clock_, registry_.get(), *std::move(index));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
   }
@@ -737,7 +738,8 @@ class BackendContractTest : public ::testing::TestWithParam<BackendKind> {
  protected:
   void SetUp() override {
     factory_ = std::make_unique<BackendFactory>(GetParam());
-    if (!factory_->unavailable_reason().empty()) GTEST_SKIP() << factory_->unavailable_reason();
+    if (!factory_->unavailable_reason().empty())
+      SKEIN_MISSING_PREREQUISITE() << factory_->unavailable_reason();
     absl::StatusOr<std::unique_ptr<StorageBackend>> backend = factory_->Make();
     ASSERT_TRUE(backend.ok()) << backend.status();
     backend_ = *std::move(backend);

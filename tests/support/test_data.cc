@@ -75,6 +75,7 @@ std::string FindTestData(const std::string& relative, std::string* why) {
   if (!source.empty()) {
     roots.push_back(fs::path(source).parent_path() / "shared");
     roots.push_back(fs::path(source) / "tests" / "data");
+    roots.push_back(fs::path(source) / "tests" / "data" / "downloads");
   }
   std::string searched;
   for (const fs::path& root : roots) {
@@ -83,7 +84,7 @@ std::string FindTestData(const std::string& relative, std::string* why) {
     searched += (searched.empty() ? "" : ", ") + p.string();
   }
   if (!source.empty()) {
-    std::string got = TryDownload(relative, fs::path(source) / "tests" / "data");
+    std::string got = TryDownload(relative, fs::path(source) / "tests" / "data" / "downloads");
     if (!got.empty()) return got;
   }
   if (why) {

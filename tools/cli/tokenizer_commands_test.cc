@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "services/tokenizer/test_vocab.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/test_data.h"
 
 namespace skein::cli {
@@ -68,7 +69,7 @@ class TokenizerCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     vocab_ = skein::testing::FindTestData(tokenizer::testing::kWorldVocabPath);
-    if (vocab_.empty()) GTEST_SKIP() << "vocabulary not found";
+    if (vocab_.empty()) SKEIN_MISSING_PREREQUISITE() << "vocabulary not found";
   }
   std::string vocab_;
 };
