@@ -28,6 +28,34 @@ void AddServerFlags(CLI::App& app, ServerOptions* options) {
                  "Largest gRPC message accepted or sent")
       ->capture_default_str()
       ->check(CLI::Range(1024, 1 << 30));
+  app.add_option("--max-rpc-threads", options->max_rpc_threads,
+                 "Threads serving RPCs; a call beyond them gets RESOURCE_EXHAUSTED")
+      ->capture_default_str()
+      ->check(CLI::Range(4, 1 << 16));
+  app.add_option("--max-concurrent-streams", options->max_concurrent_streams,
+                 "Concurrent RPC streams per client connection")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-grpc-memory-bytes", options->max_grpc_memory_bytes,
+                 "Memory gRPC may use for buffers (0: gRPC's default)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 42));
+  app.add_option("--keepalive-seconds", options->keepalive_seconds,
+                 "Ping a connection idle this long (0: no keepalive pings)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--keepalive-timeout-seconds", options->keepalive_timeout_seconds,
+                 "Close a connection whose keepalive ping is unanswered this long")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--min-client-ping-seconds", options->min_client_ping_seconds,
+                 "Close connections of clients that ping more often than this")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--max-connection-idle-seconds", options->max_connection_idle_seconds,
+                 "Close a connection with no RPC for this long (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 30.0 * 86400));
   app.add_option("--tls-cert", options->tls_cert,
                  "PEM certificate chain: serve TLS (and present it to other Skein services)");
   app.add_option("--tls-key", options->tls_key, "PEM private key of --tls-cert");

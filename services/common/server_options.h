@@ -27,6 +27,24 @@ struct ServerOptions {
   std::string log_level = "info";
   // Largest request or response message in bytes.
   int max_message_bytes = 64 << 20;
+  // Bounds on what clients can make the server hold (docs/api.md, "Limits"). RPCs run on
+  // threads from a bounded pool: a call arriving when all `max_rpc_threads` are busy is
+  // answered RESOURCE_EXHAUSTED at once rather than queued without bound.
+  int max_rpc_threads = 1024;
+  // Concurrent streams one client connection may open (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS);
+  // a client beyond it waits for a stream to finish.
+  int max_concurrent_streams = 1000;
+  // Memory gRPC may use for its buffers across all connections (0: gRPC's own default);
+  // reading from clients slows down near the bound.
+  int64_t max_grpc_memory_bytes = 0;
+  // Keepalive: ping an idle connection after this many seconds, and close it if the ping is
+  // not answered within the timeout; clients may ping no more often than the minimum interval
+  // (more often and the connection is closed, which stops ping floods). A connection with no
+  // RPC for `max_connection_idle_seconds` is closed gracefully (0: never).
+  double keepalive_seconds = 60;
+  double keepalive_timeout_seconds = 20;
+  double min_client_ping_seconds = 10;
+  double max_connection_idle_seconds = 0;
   // TLS, PEM files (docs/api.md, "Security"). With a certificate and key the server speaks
   // TLS; with the CA too, clients must present a certificate it signed (mutual TLS), and this
   // process's own calls to other Skein services use TLS with this certificate.
@@ -39,8 +57,8 @@ struct ServerOptions {
 };
 
 // Registers the common flags (--listen, --metrics-port, --config, --drain-seconds,
-// --ready-file, --log-level, --max-message-bytes, --tls-cert, --tls-key, --tls-ca) on `app`, with
-// the service's defaults taken from `*options`.
+// --ready-file, --log-level, --max-message-bytes, the limits and keepalive flags, --tls-cert,
+// --tls-key, --tls-ca) on `app`, with the service's defaults taken from `*options`.
 void AddServerFlags(CLI::App& app, ServerOptions* options);
 
 // Parses argv into the flags registered on `app`. Returns the exit code to end the process

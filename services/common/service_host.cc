@@ -22,6 +22,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "nlohmann/json.hpp"
 #include "services/common/logging.h"
+#include "services/common/server_limits.h"
 
 namespace skein {
 namespace {
@@ -149,6 +150,7 @@ absl::Status ServiceHost::Start() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  ApplyLimits(options_, &builder);
   builder.AddListeningPort(options_.listen,
                            ServerCredentials(tls_, options_.tls_client_certificate_optional),
                            &grpc_port_);

@@ -53,6 +53,10 @@ struct Flags {
   std::string compression = "none";
   int zstd_level = 1;
   double sweep_interval_seconds = 1;
+  uint64_t max_pending_bytes = 0;
+  uint64_t max_open_snapshots = 4096;
+  uint64_t max_inflight_put_bytes = 1ull << 30;
+  double stream_idle_seconds = 60;
 };
 
 // Removes the temporary data directory (when one was made) once the store has closed it: a
@@ -206,6 +210,20 @@ int main(int argc, char** argv) {
                  "How often expired entries and snapshots are removed")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 3600.0));
+  app.add_option("--max-pending-bytes", flags.max_pending_bytes,
+                 "Stored bytes open snapshots' parts may hold together; beyond it a part is "
+                 "refused (0: a quarter of --capacity-bytes)")
+      ->capture_default_str();
+  app.add_option("--max-open-snapshots", flags.max_open_snapshots,
+                 "Snapshots open at once; beyond it BeginSnapshot is refused (0: no bound)")
+      ->capture_default_str();
+  app.add_option("--max-inflight-put-bytes", flags.max_inflight_put_bytes,
+                 "Bytes that puts in progress may announce together (0: no bound)")
+      ->capture_default_str();
+  app.add_option("--stream-idle-seconds", flags.stream_idle_seconds,
+                 "Cancel a put or get stream that moves nothing for this long (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   if (auto exit_code = skein::ParseCommandLine(app, options.service_name, argc, argv)) {
     return *exit_code;
   }
@@ -227,6 +245,8 @@ int main(int argc, char** argv) {
   store_options.default_snapshot_timeout =
       absl::Seconds(static_cast<int64_t>(flags.snapshot_timeout_seconds));
   store_options.zstd_level = flags.compression == "zstd" ? flags.zstd_level : 0;
+  store_options.max_pending_bytes = flags.max_pending_bytes;
+  store_options.max_open_snapshots = flags.max_open_snapshots;
   std::unique_ptr<skein::state_store::StoreIndex> index;
   if (flags.backend == "redis" && flags.shared_index) {
     skein::state_store::RedisOptions redis;
@@ -247,6 +267,8 @@ int main(int argc, char** argv) {
   (*store)->StartSweeper(absl::Seconds(flags.sweep_interval_seconds));
 
   skein::state_store::ServiceOptions service_options;
+  service_options.max_inflight_put_bytes = flags.max_inflight_put_bytes;
+  service_options.stream_idle_timeout = absl::Seconds(flags.stream_idle_seconds);
   // Leave room for the message framing inside --max-message-bytes.
   service_options.max_chunk_bytes = static_cast<uint32_t>(
       std::max(4 << 10, std::min(4 << 20, options.max_message_bytes - (64 << 10))));

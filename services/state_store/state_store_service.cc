@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/status.h"
 #include "services/state_store/chunk_codec.h"
@@ -23,7 +24,7 @@ grpc::Status Answer(absl::StatusOr<T> result, T* response) {
 }  // namespace
 
 StateStoreServiceImpl::StateStoreServiceImpl(StateStore* store, ServiceOptions options)
-    : store_(store), options_(options) {
+    : store_(store), options_(options), watchdog_(options.stream_idle_timeout) {
   // Put and Get (methods 0 and 1, in state_store.proto's order) read and write raw byte
   // buffers. A streamed handler is what gRPC's generated code offers for replacing a method's
   // handler; the server then treats the call as a bidirectional stream, which on the wire is
@@ -35,8 +36,14 @@ StateStoreServiceImpl::StateStoreServiceImpl(StateStore* store, ServiceOptions o
 }
 
 grpc::Status StateStoreServiceImpl::RawPut(grpc::ServerContext* context, RawStream* stream) {
+  StreamWatchdog::Watch watch = watchdog_.Start(context);
+  const grpc::Status idle(
+      grpc::StatusCode::DEADLINE_EXCEEDED,
+      absl::StrCat("the put stream was idle for over ",
+                   absl::FormatDuration(watchdog_.idle_limit()), "; nothing was stored"));
   grpc::ByteBuffer buffer;
   if (!stream->Read(&buffer)) {
+    if (watch.cancelled()) return idle;
     if (context->IsCancelled()) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "client went away; nothing was stored");
     }
@@ -53,6 +60,18 @@ grpc::Status StateStoreServiceImpl::RawPut(grpc::ServerContext* context, RawStre
   }
   const v1::PutHeader header = message.header();
   if (absl::Status s = store_->CheckPutHeader(header); !s.ok()) return ToGrpcStatus(s);
+  // The announced size is what this stream will buffer; refuse before reading any of it.
+  const uint64_t announced = header.total_size();
+  const uint64_t before = inflight_put_bytes_.fetch_add(announced);
+  const auto release = absl::MakeCleanup([&] { inflight_put_bytes_.fetch_sub(announced); });
+  if (options_.max_inflight_put_bytes != 0 &&
+      before + announced > options_.max_inflight_put_bytes) {
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("puts in progress already hold ", before, " bytes; ", announced,
+                     " more would pass the bound of ", options_.max_inflight_put_bytes,
+                     " (--max-inflight-put-bytes); retry later"));
+  }
 
   std::string data;
   data.reserve(header.total_size());
@@ -61,6 +80,7 @@ grpc::Status StateStoreServiceImpl::RawPut(grpc::ServerContext* context, RawStre
                               absl::StrCat("more data than the header's total_size of ",
                                            header.total_size(), " bytes; nothing was stored"));
   while (stream->Read(&buffer)) {
+    watch.Progress();
     if (std::optional<ChunkView> chunk = FindChunk(buffer)) {
       if (too_much(chunk->size())) return overflow;
       chunk->AppendTo(&data);
@@ -76,6 +96,7 @@ grpc::Status StateStoreServiceImpl::RawPut(grpc::ServerContext* context, RawStre
     if (too_much(message.chunk().size())) return overflow;
     data.append(message.chunk());
   }
+  if (watch.cancelled()) return idle;
   if (context->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED,
                         absl::StrCat("client went away after ", data.size(), " of ",
@@ -87,7 +108,9 @@ grpc::Status StateStoreServiceImpl::RawPut(grpc::ServerContext* context, RawStre
   return grpc::Status::OK;
 }
 
-grpc::Status StateStoreServiceImpl::RawGet(grpc::ServerContext* /*context*/, RawStream* stream) {
+grpc::Status StateStoreServiceImpl::RawGet(grpc::ServerContext* context, RawStream* stream) {
+  // A client that stops reading blocks Write (flow control) while the blob is held.
+  StreamWatchdog::Watch watch = watchdog_.Start(context);
   grpc::ByteBuffer buffer;
   v1::GetRequest request;
   if (!stream->Read(&buffer) || !ParseMessage(buffer, &request)) {
@@ -107,8 +130,13 @@ grpc::Status StateStoreServiceImpl::RawGet(grpc::ServerContext* /*context*/, Raw
   const auto data = std::make_shared<const std::string>(std::move(blob->data));
   for (size_t offset = 0; offset < data->size(); offset += chunk_bytes) {
     if (!stream->Write(ChunkMessage(data, offset, std::min(chunk_bytes, data->size() - offset)))) {
+      if (watch.cancelled()) {
+        return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                            "the client read nothing for too long; the get was cancelled");
+      }
       return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
     }
+    watch.Progress();
   }
   return grpc::Status::OK;
 }

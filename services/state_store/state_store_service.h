@@ -9,9 +9,12 @@
 #ifndef SKEIN_SERVICES_STATE_STORE_STATE_STORE_SERVICE_H_
 #define SKEIN_SERVICES_STATE_STORE_STATE_STORE_SERVICE_H_
 
+#include <atomic>
 #include <cstdint>
 
+#include "absl/time/time.h"
 #include "services/state_store/store.h"
+#include "services/state_store/stream_watchdog.h"
 #include "skein/v1/state_store.grpc.pb.h"
 
 namespace skein::state_store {
@@ -23,6 +26,12 @@ struct ServiceOptions {
   // must leave room in --max-message-bytes for the message framing.
   uint32_t min_chunk_bytes = 4 << 10;
   uint32_t max_chunk_bytes = 4 << 20;
+  // Bytes that Put streams in progress may announce together (their headers' total_size,
+  // buffered in memory until stored); a Put beyond it is refused with RESOURCE_EXHAUSTED
+  // before any data is read. 0: no bound.
+  uint64_t max_inflight_put_bytes = 1ull << 30;
+  // A Put or Get stream that moves no message for this long is cancelled (0: never).
+  absl::Duration stream_idle_timeout = absl::Seconds(60);
 };
 
 class StateStoreServiceImpl final : public v1::StateStoreService::Service {
@@ -57,6 +66,8 @@ class StateStoreServiceImpl final : public v1::StateStoreService::Service {
 
   StateStore* store_;
   ServiceOptions options_;
+  std::atomic<uint64_t> inflight_put_bytes_{0};
+  StreamWatchdog watchdog_;
 };
 
 }  // namespace skein::state_store

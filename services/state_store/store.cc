@@ -159,9 +159,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
       return probe.status();
     }
   }
-  auto store =
-      std::unique_ptr<StateStore>(new StateStore(std::move(backend), options, clock, registry,
-                                                 std::move(index)));
+  auto store = std::unique_ptr<StateStore>(
+      new StateStore(std::move(backend), options, clock, registry, std::move(index)));
   if (absl::Status s = store->Recover(); !s.ok()) return s;
   return store;
 }
@@ -198,7 +197,7 @@ absl::Status StateStore::Recover() {
       if (!snap.ok()) return;
       std::string id = MakeSnapshotId(std::string(name.substr(2)), group);
       index_->AddSnapshot(id, group, absl::FromUnixMillis(snap->deadline_unix_ms()),
-                         snap->committed());
+                          snap->committed());
       if (!snap->committed()) open_snapshots.insert({group, std::string(name)});
       if (snap->planned_version() > last_version_) last_version_ = snap->planned_version();
     } else if (name.rfind("p/", 0) == 0) {
@@ -361,6 +360,22 @@ absl::Status StateStore::ReserveCapacity(uint64_t bytes) {
       absl::StrCat("no room for ", bytes, " bytes after evicting; the store is busy"));
 }
 
+absl::Status StateStore::CheckPendingRoom(uint64_t bytes) {
+  const uint64_t limit =
+      options_.max_pending_bytes != 0 ? options_.max_pending_bytes : options_.capacity_bytes / 4;
+  if (limit == 0) return absl::OkStatus();
+  // A soft bound: concurrent parts may pass the check together and overshoot it by their own
+  // sizes, which the capacity reservation that follows still bounds.
+  const StoreIndex::Usage usage = index_->usage();
+  if (usage.pending_bytes + usage.reserved_bytes + bytes > limit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "open snapshots and writes in progress hold ", usage.pending_bytes + usage.reserved_bytes,
+        " bytes; a part of ", bytes, " more would pass the bound of ", limit,
+        " (--max-pending-bytes); commit or abort snapshots, or retry later"));
+  }
+  return absl::OkStatus();
+}
+
 void StateStore::Evict(const std::string& key, bool for_ttl) {
   absl::MutexLock lock(&KeyLock(key));
   absl::Time now = clock_->Now();
@@ -486,6 +501,9 @@ absl::StatusOr<v1::PutResponse> StateStore::Put(const v1::PutHeader& header, std
   }
   part.set_stored_size(stored.size());
 
+  if (!header.snapshot_id().empty()) {
+    if (absl::Status s = CheckPendingRoom(stored.size()); !s.ok()) return s;
+  }
   if (absl::Status s = ReserveCapacity(stored.size()); !s.ok()) return s;
   absl::StatusOr<v1::PutResponse> result;
   if (header.snapshot_id().empty()) {
@@ -907,6 +925,13 @@ absl::StatusOr<v1::BeginSnapshotResponse> StateStore::BeginSnapshot(
     return absl::InvalidArgumentError(absl::StrCat(
         "open_timeout_seconds ", request.open_timeout_seconds(), " is over the maximum of ",
         absl::ToInt64Seconds(options_.max_snapshot_timeout)));
+  }
+  if (options_.max_open_snapshots != 0 &&
+      index_->usage().open_snapshots >= options_.max_open_snapshots) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(options_.max_open_snapshots,
+                     " snapshots are open, the most allowed (--max-open-snapshots); commit or "
+                     "abort some, or retry later"));
   }
   std::string hex = RandomHex();
   std::string id = MakeSnapshotId(hex, key);

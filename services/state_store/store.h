@@ -63,6 +63,13 @@ struct StoreOptions {
   absl::Duration staging_timeout = absl::Minutes(10);
   // zstd level for stored blobs; 0 stores them uncompressed.
   int zstd_level = 0;
+  // Stored bytes that parts of open (uncommitted) snapshots may hold together, counting writes
+  // in progress. A part beyond it is refused with RESOURCE_EXHAUSTED rather than evicting
+  // committed entries to make room for data that may never be committed. 0: a quarter of
+  // capacity_bytes (no bound without a capacity).
+  uint64_t max_pending_bytes = 0;
+  // Snapshots open at once; BeginSnapshot beyond it is refused with RESOURCE_EXHAUSTED.
+  uint64_t max_open_snapshots = 4096;
 };
 
 class StateStore {
@@ -79,11 +86,9 @@ class StateStore {
   // Errors: those of the backend's scans.
   // `index` is where the store keeps its index (nullptr: its own memory; a RedisStoreIndex
   // shares it with every store on the same Redis).
-  static absl::StatusOr<std::unique_ptr<StateStore>> Open(std::unique_ptr<StorageBackend> backend,
-                                                          StoreOptions options,
-                                                          Clock* clock = nullptr,
-                                                          prometheus::Registry* registry = nullptr,
-                                                          std::unique_ptr<StoreIndex> index = nullptr);
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(
+      std::unique_ptr<StorageBackend> backend, StoreOptions options, Clock* clock = nullptr,
+      prometheus::Registry* registry = nullptr, std::unique_ptr<StoreIndex> index = nullptr);
   ~StateStore();
 
   // Checks a put's header before its data arrives: key, checksum algorithm, size limit,
@@ -142,6 +147,8 @@ class StateStore {
   absl::StatusOr<absl::Time> ExpiryFor(uint64_t ttl_seconds, absl::Time now) const;
 
   absl::Status ReserveCapacity(uint64_t bytes);
+  // RESOURCE_EXHAUSTED when a snapshot part of `bytes` would pass max_pending_bytes.
+  absl::Status CheckPendingRoom(uint64_t bytes);
   // Deletes `key` if it is still what the index thinks and not pinned; counts the reason.
   void Evict(const std::string& key, bool for_ttl);
   absl::Status AbortSnapshotById(const std::string& id, const std::string& key, bool expired);

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
                  "Most ids per Decode request or StreamDecode message")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 28));
+  app.add_option("--max-decode-bytes", limits.max_decode_bytes,
+                 "Most bytes one Decode answer or StreamDecode message may decode to")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 30));
   if (auto exit_code = skein::ParseCommandLine(app, options.service_name, argc, argv)) {
     return *exit_code;
   }

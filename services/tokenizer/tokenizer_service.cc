@@ -65,6 +65,21 @@ grpc::Status TokenizerServiceImpl::CheckTokenCount(int count) const {
   return grpc::Status::OK;
 }
 
+grpc::Status TokenizerServiceImpl::CheckDecodedSize(
+    const google::protobuf::RepeatedField<uint32_t>& ids) const {
+  uint64_t bytes = 0;
+  for (uint32_t id : ids) {
+    bytes += tokenizer_->TokenBytes(id).size();
+  }
+  if (bytes > limits_.max_decode_bytes) {
+    rejected_limit_->Increment();
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("ids: they decode to ", bytes, " bytes, over the limit of ",
+                                     limits_.max_decode_bytes, " per answer"));
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status TokenizerServiceImpl::Encode(grpc::ServerContext*, const v1::EncodeRequest* request,
                                           v1::EncodeResponse* response) {
   if (grpc::Status s = CheckTextBatch(request->texts()); !s.ok()) return s;
@@ -82,6 +97,7 @@ grpc::Status TokenizerServiceImpl::Encode(grpc::ServerContext*, const v1::Encode
 grpc::Status TokenizerServiceImpl::Decode(grpc::ServerContext*, const v1::DecodeRequest* request,
                                           v1::DecodeResponse* response) {
   if (grpc::Status s = CheckTokenCount(request->ids_size()); !s.ok()) return s;
+  if (grpc::Status s = CheckDecodedSize(request->ids()); !s.ok()) return s;
   absl::StatusOr<std::string> bytes = tokenizer_->Decode(request->ids(), DecodeMode::kStrict);
   if (!bytes.ok()) return ToGrpcStatus(bytes.status());
   const bool valid = IsValidUtf8(*bytes);
@@ -101,6 +117,7 @@ grpc::Status TokenizerServiceImpl::StreamDecode(
   v1::StreamDecodeResponse response;
   while (stream->Read(&request)) {
     if (grpc::Status s = CheckTokenCount(request.ids_size()); !s.ok()) return s;
+    if (grpc::Status s = CheckDecodedSize(request.ids()); !s.ok()) return s;
     std::string* text = response.mutable_text();
     text->clear();
     absl::Status pushed = detokenizer.Push(request.ids(), text);

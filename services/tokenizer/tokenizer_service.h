@@ -22,6 +22,9 @@ struct TokenizerServiceLimits {
   uint64_t max_request_bytes = 16 << 20;
   // Most ids in one Decode request or one StreamDecode message.
   uint64_t max_request_tokens = 4 << 20;
+  // Most bytes one Decode answer (or one StreamDecode message) may decode to. The answer
+  // carries them twice (the raw bytes and the text), so this bounds its memory.
+  uint64_t max_decode_bytes = 16 << 20;
 };
 
 class TokenizerServiceImpl final : public v1::TokenizerService::Service {
@@ -49,6 +52,9 @@ class TokenizerServiceImpl final : public v1::TokenizerService::Service {
   // INVALID_ARGUMENT for an empty batch; RESOURCE_EXHAUSTED over the batch or byte limits.
   grpc::Status CheckTextBatch(const google::protobuf::RepeatedPtrField<std::string>& texts) const;
   grpc::Status CheckTokenCount(int count) const;
+  // RESOURCE_EXHAUSTED when `ids` decode to more than max_decode_bytes (unknown ids count as
+  // nothing here; decoding reports them).
+  grpc::Status CheckDecodedSize(const google::protobuf::RepeatedField<uint32_t>& ids) const;
 
   const WorldTokenizer* tokenizer_;
   TokenizerServiceLimits limits_;

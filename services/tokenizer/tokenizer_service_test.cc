@@ -28,6 +28,7 @@ class TokenizerServiceTest : public ::testing::Test {
     limits.max_batch = 4;
     limits.max_request_bytes = 1000;
     limits.max_request_tokens = 100;
+    limits.max_decode_bytes = 300;
     service_ = std::make_unique<TokenizerServiceImpl>(tokenizer_, limits, &registry_);
     grpc::ServerBuilder builder;
     int port = 0;
@@ -142,12 +143,28 @@ TEST_F(TokenizerServiceTest, LimitsAnswerResourceExhausted) {
     EXPECT_EQ(stub_->Decode(&ctx, req, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
   {
+    // Few ids, but long tokens: the answer's size is bounded, not just the id count.
+    const std::vector<uint32_t> long_token = tokenizer_->Encode(std::string(16, ' '));
+    ASSERT_EQ(long_token.size(), 1u) << "the World vocabulary has a 16-space token";
+    v1::DecodeRequest req;
+    for (int i = 0; i < 19; ++i) req.add_ids(long_token[0]);  // 304 bytes
+    v1::DecodeResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->Decode(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(s.error_message(), HasSubstr("304 bytes"));
+    req.mutable_ids()->RemoveLast();  // 288 bytes fit
+    grpc::ClientContext again;
+    EXPECT_TRUE(stub_->Decode(&again, req, &resp).ok());
+    EXPECT_EQ(resp.data(), std::string(288, ' '));
+  }
+  {
     v1::EncodeRequest req;
     v1::EncodeResponse resp;
     grpc::ClientContext ctx;
     EXPECT_EQ(stub_->Encode(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   }
-  EXPECT_THAT(Metrics(), HasSubstr("skein_tokenizer_rejected_requests_total 3"));
+  EXPECT_THAT(Metrics(), HasSubstr("skein_tokenizer_rejected_requests_total 4"));
 }
 
 TEST_F(TokenizerServiceTest, CountTokensMatchesEncode) {
