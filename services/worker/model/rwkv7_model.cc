@@ -6,6 +6,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/kernels.h"
@@ -59,6 +60,22 @@ struct Rwkv7Model::Scratch {
     lora_v.Resize(t, std::max<int64_t>(d.d_value, 1));
     lora_g.Resize(t, d.d_gate);
     ffn_hidden.Resize(t, d.ffn);
+  }
+
+  std::vector<Buffer*> All() {
+    return {&x,      &v_first, &xa,    &xr,     &xw,     &xk,     &xv,     &xa_mix,     &xg,
+            &r,      &k,       &v,     &lora_w, &lora_a, &lora_v, &lora_g, &decay,      &alpha,
+            &v_gate, &gate,    &kappa, &a_in,   &b_in,   &y,      &xf,     &ffn_hidden, &head_in};
+  }
+  // Frees every buffer (the next step allocates what it needs).
+  void Release() {
+    for (Buffer* b : All()) std::vector<float>().swap(b->data);
+    std::vector<int32_t>().swap(row_sequence);
+  }
+  size_t bytes() {
+    size_t total = row_sequence.capacity() * sizeof(int32_t);
+    for (Buffer* b : All()) total += b->data.capacity() * sizeof(float);
+    return total;
   }
 };
 
@@ -172,6 +189,10 @@ absl::Status Rwkv7Model::Step(absl::Span<const SequenceStep> sequences,
 
   Scratch& sc = *scratch_;
   sc.Resize(rows, d);
+  // Whichever way the step ends, an oversized one hands its scratch memory back.
+  absl::Cleanup shrink = [&sc, rows] {
+    if (rows > kRetainedScratchRows) sc.Release();
+  };
   sc.row_sequence.resize(rows);
   for (size_t s = 0; s < sequences.size(); ++s) {
     for (int64_t r = offsets[s]; r < offsets[s + 1]; ++r)
@@ -236,6 +257,8 @@ absl::Status Rwkv7Model::Step(absl::Span<const SequenceStep> sequences,
                   pool_);
   return absl::OkStatus();
 }
+
+size_t Rwkv7Model::scratch_bytes() const { return scratch_->bytes(); }
 
 void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
                           absl::Span<const int64_t> offsets) {

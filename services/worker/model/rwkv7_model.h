@@ -93,6 +93,13 @@ class Rwkv7Model {
   absl::Status Step(absl::Span<const SequenceStep> sequences, const StageActivations* input,
                     StepResult* result);
 
+  // Steps of up to this many rows (tokens of all sequences together) keep their scratch
+  // memory for the next step; a larger one (an oversized prefill) gives it back when it ends,
+  // so one long prompt does not pin its peak memory for the life of the worker.
+  static constexpr int64_t kRetainedScratchRows = 1024;
+  // Bytes of scratch memory held between steps. Call only while no Step runs (tests).
+  size_t scratch_bytes() const;
+
  private:
   struct Scratch;
 

@@ -467,6 +467,36 @@ TEST(RandomModelTest, MatchesFloat64ReferenceAtOddShapes) {
   EXPECT_LE(RelativeStateDiff(state, *ref.model), kStateTolerance);
 }
 
+// An oversized prefill gives its scratch memory back when it ends; ordinary steps keep
+// theirs, and the results do not depend on either.
+TEST(RandomModelTest, ScratchShrinksAfterAnOversizedPrefill) {
+  const Rwkv7Shape d = SmallShape();
+  std::shared_ptr<const Rwkv7Weights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
+  Rwkv7Model model(w, &Pool());
+  const std::vector<int32_t> tokens = SomeTokens(64, d.vocab, 2);
+  Rwkv7State a = model.NewState();
+  ASSERT_TRUE(StepOne(model, a, tokens).ok());
+  const size_t ordinary = model.scratch_bytes();
+  EXPECT_GT(ordinary, 0u) << "an ordinary step keeps its scratch";
+
+  const std::vector<int32_t> long_prompt =
+      SomeTokens(Rwkv7Model::kRetainedScratchRows + 200, d.vocab, 3);
+  Rwkv7State b = model.NewState();
+  ASSERT_TRUE(StepOne(model, b, long_prompt).ok());
+  EXPECT_EQ(model.scratch_bytes(), 0u) << "an oversized prefill kept its peak memory";
+
+  // The next ordinary step is unaffected by the release.
+  Rwkv7State c = model.NewState();
+  absl::StatusOr<StepResult> again = StepOne(model, c, tokens);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(model.scratch_bytes(), ordinary);
+  Rwkv7Model fresh(w, &Pool());
+  Rwkv7State e = fresh.NewState();
+  absl::StatusOr<StepResult> want = StepOne(fresh, e, tokens);
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(again->logits, want->logits);
+}
+
 // Sessions with different histories and positions, fed different numbers of tokens in one
 // step, end exactly where each would alone.
 TEST(RandomModelTest, BatchOfSessionsEqualsEachAlone) {

@@ -20,7 +20,10 @@ class ByteSource {
 };
 
 // Maps the whole file read-only. NOT_FOUND if it does not exist; an empty file gives an empty
-// source.
+// source. Should the file shrink on disk while it is mapped (truncated or rewritten in place),
+// a read of the lost bytes ends the process with a message naming the file on stderr and
+// exit code kTruncatedMappingExitCode, instead of an unexplained SIGBUS.
+constexpr int kTruncatedMappingExitCode = 74;  // EX_IOERR
 absl::StatusOr<std::shared_ptr<const ByteSource>> MapFile(const std::string& path);
 
 // Wraps an in-memory buffer (tests, fuzzing).
