@@ -1,6 +1,7 @@
-// Every bound skein-state-store puts on what clients can make it hold, against the real
-// process on loopback: RPC threads, bytes announced by puts in progress, idle streams, open
-// snapshots and the bytes their uncommitted parts hold. Each limit answers RESOURCE_EXHAUSTED
+// The bounds the services put on what clients can make them hold, against the real processes
+// on loopback: RPC threads (any service; the tokenizer here), and in skein-state-store the
+// bytes announced by puts in progress, idle streams, open snapshots and the bytes their
+// uncommitted parts hold. Each limit answers RESOURCE_EXHAUSTED
 // (an idle stream: cancelled) and leaves the store serving and its committed data intact.
 #include <chrono>
 #include <memory>
@@ -13,7 +14,9 @@
 #include "nlohmann/json.hpp"
 #include "services/state_store/client.h"
 #include "skein/v1/state_store.grpc.pb.h"
+#include "skein/v1/tokenizer.grpc.pb.h"
 #include "tests/support/child_process.h"
+#include "tests/support/test_data.h"
 
 namespace skein {
 namespace {
@@ -77,30 +80,56 @@ void ExpectIntact(const std::string& address, const std::string& key, const std:
   EXPECT_EQ(blob->data, data);
 }
 
-TEST(StoreLimitsTest, BusyRpcThreadsAnswerResourceExhausted) {
-  Store store = StartStore({"--max-rpc-threads", "6", "--stream-idle-seconds", "0"});
-  ASSERT_FALSE(store.address.empty());
-  auto stub = v1::StateStoreService::NewStub(Channel(store.address));
-  // Each open put holds a thread; more than the quota must be refused, not queued.
-  std::vector<std::unique_ptr<OpenPut>> puts;
+// RPCs on synchronous methods hold a thread each; beyond --max-rpc-threads a call is refused
+// at once rather than queued without bound. The tokenizer's StreamDecode streams hold theirs
+// while open.
+TEST(ServerLimitsTest, BusyRpcThreadsAnswerResourceExhausted) {
+  SKEIN_REQUIRE_TEST_DATA(vocab, "data/rwkv_vocab_v20230424.txt");
+  const std::string binary = testing::RunfilePath("services/tokenizer/skein-tokenizer");
+  ASSERT_FALSE(binary.empty());
+  const std::string ready = testing::MakeTempDir("ready") + "/ready.json";
+  testing::ChildProcess tokenizer({binary, "--listen", "127.0.0.1:0", "--metrics-port", "0",
+                                   "--ready-file", ready, "--vocab", vocab, "--max-rpc-threads",
+                                   "6", "--log-level", "warning"});
+  const std::string content = testing::WaitForFile(ready, 30s);
+  ASSERT_FALSE(content.empty()) << tokenizer.Stderr();
+  const std::string address = nlohmann::json::parse(content)["grpc"];
+  auto stub = v1::TokenizerService::NewStub(Channel(address));
+
+  struct OpenStream {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::StreamDecodeRequest, v1::StreamDecodeResponse>>
+        stream;
+  };
+  std::vector<std::unique_ptr<OpenStream>> streams;
   grpc::Status refused;
   for (int i = 0; i < 12 && refused.ok(); ++i) {
-    puts.push_back(std::make_unique<OpenPut>(*stub, "busy/" + std::to_string(i), 10));
-    v1::StatRequest request;
-    request.set_key("busy/none");
-    v1::EntryInfo info;
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + 10s);
-    grpc::Status s = stub->Stat(&context, request, &info);
-    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) refused = s;
+    auto open = std::make_unique<OpenStream>();
+    open->stream = stub->StreamDecode(&open->context);
+    v1::StreamDecodeRequest request;
+    request.add_ids(33);
+    v1::StreamDecodeResponse response;
+    if (!open->stream->Write(request) || !open->stream->Read(&response)) {
+      refused = open->stream->Finish();
+      continue;  // finished: not closed again below
+    }
+    streams.push_back(std::move(open));
   }
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-      << "12 open streams on 6 threads were all served";
-  // Finishing the streams (each short of its 10 bytes) frees the threads.
-  for (auto& put : puts) EXPECT_EQ(put->Finish().error_code(), grpc::StatusCode::DATA_LOSS);
-  state_store::StateStoreClient client(Channel(store.address));
-  absl::StatusOr<v1::PutResponse> ok = client.Put("busy/after", "fine");
-  EXPECT_TRUE(ok.ok()) << ok.status();
+      << "12 open streams on 6 threads were all served: " << refused.error_message();
+  // Closing the streams frees their threads.
+  for (auto& open : streams) {
+    open->stream->WritesDone();
+    v1::StreamDecodeResponse last;
+    while (open->stream->Read(&last)) {
+    }
+    open->stream->Finish().IgnoreError();
+  }
+  v1::DecodeRequest request;
+  request.add_ids(33);
+  v1::DecodeResponse response;
+  grpc::ClientContext context;
+  EXPECT_TRUE(stub->Decode(&context, request, &response).ok());
 }
 
 TEST(StoreLimitsTest, BytesAnnouncedByPutsInProgressAreBounded) {

@@ -56,7 +56,9 @@ struct Flags {
   uint64_t max_pending_bytes = 0;
   uint64_t max_open_snapshots = 4096;
   uint64_t max_inflight_put_bytes = 1ull << 30;
+  uint64_t max_inflight_get_bytes = 1ull << 30;
   double stream_idle_seconds = 60;
+  int io_threads = 8;
 };
 
 // Removes the temporary data directory (when one was made) once the store has closed it: a
@@ -220,6 +222,13 @@ int main(int argc, char** argv) {
   app.add_option("--max-inflight-put-bytes", flags.max_inflight_put_bytes,
                  "Bytes that puts in progress may announce together (0: no bound)")
       ->capture_default_str();
+  app.add_option("--max-inflight-get-bytes", flags.max_inflight_get_bytes,
+                 "Bytes of blobs that gets in progress may hold together (0: no bound)")
+      ->capture_default_str();
+  app.add_option("--io-threads", flags.io_threads,
+                 "Threads for the storage calls of put and get streams")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   app.add_option("--stream-idle-seconds", flags.stream_idle_seconds,
                  "Cancel a put or get stream that moves nothing for this long (0: never)")
       ->capture_default_str()
@@ -268,6 +277,8 @@ int main(int argc, char** argv) {
 
   skein::state_store::ServiceOptions service_options;
   service_options.max_inflight_put_bytes = flags.max_inflight_put_bytes;
+  service_options.max_inflight_get_bytes = flags.max_inflight_get_bytes;
+  service_options.io_threads = flags.io_threads;
   service_options.stream_idle_timeout = absl::Seconds(flags.stream_idle_seconds);
   // Leave room for the message framing inside --max-message-bytes.
   service_options.max_chunk_bytes = static_cast<uint32_t>(

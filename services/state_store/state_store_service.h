@@ -3,41 +3,34 @@
 // chunks of the requested size) and maps absl::Status to gRPC status. All behaviour lives in
 // StateStore. Thread-safe (gRPC calls it from many threads).
 //
-// Put and Get take their messages as raw byte buffers (chunk_codec.h), so that chunks go
-// from the wire into the blob and from the stored blob onto the wire without protobuf's
-// copies; on the wire they are the same messages as state_store.proto declares.
+// Put and Get take their messages as raw byte buffers (blob_streams.h, chunk_codec.h), so
+// that chunks go from the wire into the blob and from the stored blob onto the wire without
+// protobuf's copies; on the wire they are the same messages as state_store.proto declares.
 #ifndef SKEIN_SERVICES_STATE_STORE_STATE_STORE_SERVICE_H_
 #define SKEIN_SERVICES_STATE_STORE_STATE_STORE_SERVICE_H_
 
-#include <atomic>
-#include <cstdint>
-
-#include "absl/time/time.h"
+#include "services/state_store/blob_streams.h"
 #include "services/state_store/store.h"
-#include "services/state_store/stream_watchdog.h"
 #include "skein/v1/state_store.grpc.pb.h"
 
 namespace skein::state_store {
 
-struct ServiceOptions {
-  // Get chunk size when the request leaves it 0.
-  uint32_t default_chunk_bytes = 1 << 20;
-  // Chunk sizes asked for are clamped to [min_chunk_bytes, max_chunk_bytes]; the maximum
-  // must leave room in --max-message-bytes for the message framing.
-  uint32_t min_chunk_bytes = 4 << 10;
-  uint32_t max_chunk_bytes = 4 << 20;
-  // Bytes that Put streams in progress may announce together (their headers' total_size,
-  // buffered in memory until stored); a Put beyond it is refused with RESOURCE_EXHAUSTED
-  // before any data is read. 0: no bound.
-  uint64_t max_inflight_put_bytes = 1ull << 30;
-  // A Put or Get stream that moves no message for this long is cancelled (0: never).
-  absl::Duration stream_idle_timeout = absl::Seconds(60);
-};
+// Chunk sizes and the bounds of the Put and Get streams (blob_streams.h).
+using ServiceOptions = BlobStreamOptions;
 
-class StateStoreServiceImpl final : public v1::StateStoreService::Service {
+// Put and Get use the callback API with raw byte buffers (blob_streams.h); the other methods
+// are synchronous.
+class StateStoreServiceImpl final
+    : public v1::StateStoreService::WithRawCallbackMethod_Put<
+          v1::StateStoreService::WithRawCallbackMethod_Get<v1::StateStoreService::Service>> {
  public:
   // `store` is not owned and must outlive the service.
   StateStoreServiceImpl(StateStore* store, ServiceOptions options);
+
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Put(grpc::CallbackServerContext* context,
+                                                 grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Get(grpc::CallbackServerContext* context,
+                                                  const grpc::ByteBuffer* request) override;
 
   grpc::Status Stat(grpc::ServerContext* context, const v1::StatRequest* request,
                     v1::EntryInfo* response) override;
@@ -60,14 +53,8 @@ class StateStoreServiceImpl final : public v1::StateStoreService::Service {
                              v1::AbortSnapshotResponse* response) override;
 
  private:
-  using RawStream = grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
-  grpc::Status RawPut(grpc::ServerContext* context, RawStream* stream);
-  grpc::Status RawGet(grpc::ServerContext* context, RawStream* stream);
-
   StateStore* store_;
-  ServiceOptions options_;
-  std::atomic<uint64_t> inflight_put_bytes_{0};
-  StreamWatchdog watchdog_;
+  BlobStreams streams_;
 };
 
 }  // namespace skein::state_store

@@ -35,7 +35,7 @@ void StreamWatchdog::Watch::Progress() {
   if (entry_ != nullptr) entry_->last_progress_ns.store(NowNanos(), std::memory_order_relaxed);
 }
 
-StreamWatchdog::Watch StreamWatchdog::Start(grpc::ServerContext* context) {
+StreamWatchdog::Watch StreamWatchdog::Start(grpc::ServerContextBase* context) {
   if (idle_limit_ <= absl::ZeroDuration()) return Watch(this, nullptr);
   auto entry = std::make_shared<Entry>();
   entry->context = context;

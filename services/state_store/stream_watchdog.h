@@ -23,7 +23,7 @@ namespace skein::state_store {
 class StreamWatchdog {
  private:
   struct Entry {
-    grpc::ServerContext* context;
+    grpc::ServerContextBase* context;
     std::atomic<int64_t> last_progress_ns;
     std::atomic<bool> cancelled{false};
   };
@@ -55,7 +55,7 @@ class StreamWatchdog {
   };
 
   // Starts watching `context` (which must outlive the returned Watch).
-  Watch Start(grpc::ServerContext* context);
+  Watch Start(grpc::ServerContextBase* context);
 
  private:
   void Loop();
