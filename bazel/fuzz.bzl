@@ -13,23 +13,41 @@ Usage (in a BUILD file):
     skein_fuzz_test(
         name = "pth_reader_fuzz_test",
         srcs = ["pth_reader_fuzz.cc"],           # defines LLVMFuzzerTestOneInput
-        lib_srcs = ["pth_reader.cc", ...],       # library .cc files compiled in with it
+        lib_srcs = ["pth_reader.cc", ...],       # library .cc (or .proto) files compiled in
         hdrs = glob(["*.h"]),                    # every project header those files include
         pkg_config = ["absl_statusor", ...],     # link flags from pkg-config
         linkopts = ["-lz"],                      # extra link flags
         seeds = ["testdata/a.pth"],              # seed files, copied into the corpus
         seed_generator = ":fuzz_seeds",          # optional binary run as `gen CORPUS_DIR`
         max_total_time = 15,                     # seconds of fuzzing
+        per_file_copts = {                       # extra flags for some of the sources
+            "//kernels/cpu:kernels_avx2.cc": ["-mavx2", "-mfma", "-mf16c"],
+        },
     )
 
 Sources are compiled with `clang++ -std=c++20 -O1 -fsanitize=fuzzer,address,undefined
 -fno-sanitize-recover=all -I<repository root>`, so they include project headers by their
 repository path as usual. Project headers must be listed in `hdrs` (Bazel only exposes
-declared files). Without clang++ the genrule builds a stand-in that prints why and records
+declared files). A `.proto` in `lib_srcs` is run through protoc (imports resolved from proto/,
+as in bazel/proto.bzl) and its message code compiled in, so library code that includes
+"skein/.../x.pb.h" can be fuzzed without reaching into the proto packages' private genrules.
+Without clang++ the genrule builds a stand-in that prints why and records
 the test as skipped, so `bazel build //...` and `bazel test //...` keep working on machines
 without clang.
-Run longer by hand with: bazel run //pkg:<name>_fuzzer -- -max_total_time=600 CORPUS_DIR
+Run longer with tools/fuzz.sh (every target, N minutes each, a persistent corpus; see
+docs/testing.md), or by hand: bazel run //pkg:<name>_runner -- --max-total-time 600 --corpus DIR
+(seeds included), or bazel run //pkg:<name>_fuzzer -- -max_total_time=600 CORPUS_DIR.
 """
+
+def _source_arg(src, per_file_copts):
+    """The fuzz_build.sh argument for `src`: its path(s), or `path::flag,flag` (one file)."""
+    flags = per_file_copts.get(src)
+    if not flags:
+        return "$(locations %s)" % src
+    for f in flags:
+        if "," in f or " " in f or "'" in f:
+            fail("per_file_copts flag %r for %s may not contain ',', ' ' or a quote" % (f, src))
+    return "'$(location %s)::%s'" % (src, ",".join(flags))
 
 def skein_fuzz_test(
         name,
@@ -42,10 +60,12 @@ def skein_fuzz_test(
         seed_generator = None,
         max_total_time = 15,
         max_len = 65536,
+        per_file_copts = {},
         size = "medium",
         tags = [],
         **kwargs):
-    """Declares `name` (an sh_test) and `name + "_fuzzer"` (the libFuzzer binary).
+    """Declares `name` (an sh_test), `name + "_fuzzer"` (the libFuzzer binary) and
+    `name + "_runner"` (the test's run as an sh_binary, for tools/fuzz.sh).
 
     Args:
       name: test name.
@@ -59,10 +79,15 @@ def skein_fuzz_test(
         argument to write more seeds.
       max_total_time: seconds to fuzz.
       max_len: largest input libFuzzer generates, in bytes.
+      per_file_copts: {source label: [flags]} for sources that need their own flags (the
+        per-ISA kernels); each must be one of `srcs` or `lib_srcs` and name a single file.
       size: the test size.
       tags: test tags; "fuzz" is added.
       **kwargs: passed to sh_test (e.g. visibility, timeout).
     """
+    for src in per_file_copts:
+        if src not in srcs + lib_srcs:
+            fail("per_file_copts names %s, which is not in srcs or lib_srcs" % src)
     fuzzer = name + "_fuzzer"
     native.genrule(
         name = fuzzer + "_build",
@@ -73,7 +98,7 @@ def skein_fuzz_test(
         cmd = "$(location //bazel:fuzz_build.sh) $@ '%s' '%s' %s" % (
             " ".join(pkg_config),
             " ".join(linkopts),
-            " ".join(["$(locations %s)" % s for s in srcs + lib_srcs]),
+            " ".join([_source_arg(s, per_file_copts) for s in srcs + lib_srcs]),
         ),
         tags = ["fuzz"],
         message = "Compiling fuzz target %s with clang++" % fuzzer,
@@ -101,4 +126,17 @@ def skein_fuzz_test(
         size = size,
         tags = tags + ["fuzz"],
         **kwargs
+    )
+
+    # The same run outside the test runner, for longer runs with a corpus that persists
+    # (tools/fuzz.sh): bazel run //pkg:<name>_runner -- --max-total-time 600 --corpus DIR.
+    # Built only when asked for.
+    native.sh_binary(
+        name = name + "_runner",
+        testonly = True,
+        srcs = ["//bazel:fuzz_runner.sh"],
+        args = args,
+        data = data,
+        tags = ["fuzz", "manual"],
+        visibility = kwargs.get("visibility"),
     )

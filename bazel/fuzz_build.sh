@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Compiles a libFuzzer target with clang++ (see bazel/fuzz.bzl).
 # Usage: fuzz_build.sh OUTPUT "PKG-CONFIG PACKAGES" "LINKOPTS" SOURCE...
-# Runs from the execution root, where sources sit at their repository paths.
+# Runs from the execution root, where sources sit at their repository paths. A SOURCE may be
+#   path.cc                  compiled with the common flags;
+#   path.cc::-mavx2,-mfma    compiled with extra flags (comma-separated), for the kernel
+#                            files that Bazel builds with per-ISA -m flags;
+#   path.proto               generated with protoc (imports from proto/) and compiled;
+#   path.h                   ignored (headers come in through srcs only to be declared).
 set -euo pipefail
 out="$1"
 pkgs="$2"
@@ -29,18 +34,47 @@ STUB
   exit 0
 fi
 
-flags=(-std=c++20 -O1 -gline-tables-only -fno-omit-frame-pointer
-       -fsanitize=address,undefined -fno-sanitize-recover=all -I.)
 objdir="$(mktemp -d)"
 trap 'rm -rf "$objdir"' EXIT
+flags=(-std=c++20 -O1 -gline-tables-only -fno-omit-frame-pointer
+       -fsanitize=address,undefined -fno-sanitize-recover=all -I. -I"$objdir/gen")
+
+# Split the arguments into (source, extra flags) pairs; generate the message code of any
+# .proto first, since the other sources include it. Generated code is compiled like the rest
+# (instrumented), which is what lets the fuzzer see into message parsing.
+sources=()
+extras=()
+protos=()
+for arg in "$@"; do
+  src="${arg%%::*}"
+  extra=""
+  [[ "$arg" == *::* ]] && extra="${arg#*::}"
+  case "$src" in
+    *.h | *.hpp) ;;
+    *.proto) protos+=("$src") ;;
+    *) sources+=("$src"); extras+=("${extra//,/ }") ;;
+  esac
+done
+if ((${#protos[@]})); then
+  mkdir -p "$objdir/gen"
+  protoc -Iproto --cpp_out="$objdir/gen" "${protos[@]}"
+  for p in "${protos[@]}"; do
+    sources+=("$objdir/gen/${p#proto/}")
+    sources[-1]="${sources[-1]%.proto}.pb.cc"
+    extras+=("-w")
+  done
+fi
+
 # Compile in parallel; the fuzzer instrumentation is added per object, libFuzzer's main at link.
 pids=()
 objs=()
 jobs=$(nproc 2>/dev/null || echo 2)
-for src in "$@"; do
+for i in "${!sources[@]}"; do
+  src="${sources[$i]}"
   obj="$objdir/$(echo "$src" | tr '/' '_').o"
   objs+=("$obj")
-  "$cxx" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj" &
+  read -r -a extra <<<"${extras[$i]}"
+  "$cxx" "${flags[@]}" "${extra[@]+"${extra[@]}"}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj" &
   pids+=($!)
   while (($(jobs -rp | wc -l) >= jobs)); do wait -n; done
 done
@@ -48,4 +82,5 @@ for p in "${pids[@]}"; do wait "$p"; done
 pkg_flags=()
 if [[ -n "$pkgs" ]]; then read -r -a pkg_flags <<<"$(pkg-config --libs $pkgs)"; fi
 read -r -a extra <<<"$linkopts"
-"$cxx" "${flags[@]}" -fsanitize=fuzzer "${objs[@]}" -o "$out" "${pkg_flags[@]}" "${extra[@]}"
+"$cxx" "${flags[@]}" -fsanitize=fuzzer "${objs[@]}" -o "$out" "${pkg_flags[@]+"${pkg_flags[@]}"}" \
+  "${extra[@]+"${extra[@]}"}"

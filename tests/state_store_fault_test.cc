@@ -15,13 +15,14 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -113,7 +114,7 @@ class Workload {
   // Checks every key against what was acknowledged and attempted.
   void Verify(const std::string& address) {
     state_store::StateStoreClient client = ClientFor(address);
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     int checked = 0;
     for (const auto& [key, attempted] : attempted_) {
       SCOPED_TRACE(key);
@@ -138,7 +139,7 @@ class Workload {
   }
 
   std::vector<std::string> Keys() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     std::vector<std::string> keys;
     for (const auto& [key, seq] : attempted_) keys.push_back(key);
     return keys;
@@ -151,14 +152,14 @@ class Workload {
       std::string key =
           "sessions/w" + std::to_string(writer) + "/k" + std::to_string(seq % kKeysPerWriter);
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         attempted_[key] = seq;
       }
       state_store::ClientPutOptions options;
       options.metadata.set_token_position(seq);
       options.timeout = absl::Seconds(20);
       if (client.Put(key, Content(key, seq), options).ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         acked_[key] = seq;
         ++acks_;
       } else {
@@ -171,9 +172,9 @@ class Workload {
   std::atomic<bool> stop_{false};
   std::atomic<int> acks_{0};
   std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::map<std::string, uint64_t> attempted_;
-  std::map<std::string, uint64_t> acked_;
+  absl::Mutex mu_;
+  std::map<std::string, uint64_t> attempted_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> acked_ ABSL_GUARDED_BY(mu_);
 };
 
 // Opens a two-part snapshot and writes only its first part.

@@ -55,8 +55,8 @@ ThreadPool::ThreadPool(int num_threads, std::chrono::microseconds spin)
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> lock(run_mutex_);
-    stop_ = true;
+    absl::MutexLock lock(&run_mutex_);
+    stop_.store(true, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
   }
@@ -69,7 +69,7 @@ void ThreadPool::WorkerLoop() {
   uint32_t seen = 0;
   for (;;) {
     seen = Await(generation_, spin_, [seen](uint32_t g) { return g != seen; });
-    if (stop_) return;
+    if (stop_.load(std::memory_order_relaxed)) return;  // ordered by generation_'s acquire
     Participate(seen);
   }
 }
@@ -85,11 +85,12 @@ void ThreadPool::Participate(uint32_t generation) {
     if (chunk >= total) return;
     if (!claim_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) continue;
     // Holding an unfinished chunk of this generation: the loop's fields stay valid.
-    const int64_t begin = static_cast<int64_t>(chunk) * grain_;
-    const int64_t end = std::min(n_, begin + grain_);
+    const Loop& loop = published_loop();
+    const int64_t begin = static_cast<int64_t>(chunk) * loop.grain;
+    const int64_t end = std::min(loop.n, begin + loop.grain);
     const bool nested = tls_inside_body;
     tls_inside_body = true;
-    (*body_)(begin, end);
+    (*loop.body)(begin, end);
     tls_inside_body = nested;
     if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == total) done_.notify_all();
   }
@@ -104,10 +105,8 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     fn(0, n);
     return;
   }
-  std::lock_guard<std::mutex> lock(run_mutex_);
-  body_ = &fn;
-  n_ = n;
-  grain_ = grain;
+  absl::MutexLock lock(&run_mutex_);
+  loop_ = Loop{&fn, n, grain};
   done_.store(0, std::memory_order_relaxed);
   const uint32_t generation = generation_.load(std::memory_order_relaxed) + 1;
   limit_.store(static_cast<uint64_t>(generation) << 32 | static_cast<uint32_t>(chunks),
@@ -119,7 +118,7 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
 
   Participate(generation);
   Await(done_, spin_, [chunks](uint32_t d) { return d == chunks; });
-  body_ = nullptr;
+  loop_.body = nullptr;
 }
 
 void ThreadPool::Run(absl::FunctionRef<void(int)> fn) {

@@ -15,11 +15,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
+#include "absl/synchronization/mutex.h"
 
 namespace skein::kernels {
 
@@ -48,22 +49,33 @@ class ThreadPool {
   void Run(absl::FunctionRef<void(int)> fn);
 
  private:
+  struct Loop {
+    const absl::FunctionRef<void(int64_t, int64_t)>* body = nullptr;
+    int64_t n = 0;
+    int64_t grain = 1;
+  };
+
   void WorkerLoop();
   // Claims and runs chunks of loop `generation` until none is left.
   void Participate(uint32_t generation);
 
+  // The current loop, to a thread that holds an unfinished chunk of it (a worker does not hold
+  // run_mutex_). The loop is written only with run_mutex_ held, before its generation is
+  // published (release), and read only by a thread that claimed a chunk of that generation
+  // (acquire); its writer waits for that chunk before it changes the loop again. The atomics
+  // order these reads, which clang's analysis cannot follow; nothing else reads loop_ without
+  // the mutex.
+  const Loop& published_loop() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return loop_; }
+
   const int num_threads_;
   const std::chrono::microseconds spin_;
   std::vector<std::thread> workers_;
-  std::mutex run_mutex_;  // one loop at a time
+  absl::Mutex run_mutex_;  // one loop at a time
 
-  // The current loop. Written by the caller before it publishes the generation (release);
-  // read by a worker only while it holds an unfinished chunk of that generation, which keeps
-  // the caller (and so these fields) waiting.
-  const absl::FunctionRef<void(int64_t, int64_t)>* body_ = nullptr;
-  int64_t n_ = 0;
-  int64_t grain_ = 1;
-  bool stop_ = false;
+  Loop loop_ ABSL_GUARDED_BY(run_mutex_);
+  // Set by the destructor before it publishes its generation. Atomic: a worker late for the
+  // previous loop may read it while the destructor writes it.
+  std::atomic<bool> stop_{false};
 
   // (generation << 32) | next unclaimed chunk, advanced by compare-and-swap so that a claim
   // made for an old loop can never take a chunk of a newer one.

@@ -2,17 +2,34 @@
 
 #include <atomic>
 #include <chrono>
-#include <mutex>
 #include <numeric>
 #include <set>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 
 namespace skein::kernels {
 namespace {
+
+// What the chunks of a loop saw, collected from every thread.
+template <typename T>
+struct Collected {
+  absl::Mutex mu;
+  std::set<T> items ABSL_GUARDED_BY(mu);
+
+  void Add(T item) {
+    absl::MutexLock lock(&mu);
+    items.insert(std::move(item));
+  }
+  std::set<T> Get() {
+    absl::MutexLock lock(&mu);
+    return items;
+  }
+};
 
 TEST(ThreadPoolTest, RunCallsEveryIndexOnce) {
   for (int threads : {1, 2, 3, 5}) {
@@ -30,15 +47,13 @@ TEST(ThreadPoolTest, WorkersShareTheLoop) {
   // Chunks that wait for each other can only finish if two threads run them at once.
   ThreadPool pool(2);
   std::atomic<int> arrived{0};
-  std::set<std::thread::id> ids;
-  std::mutex mu;
+  Collected<std::thread::id> ids;
   pool.ParallelFor(2, 1, [&](int64_t, int64_t) {
     arrived.fetch_add(1);
     while (arrived.load() < 2) std::this_thread::yield();
-    std::lock_guard<std::mutex> lock(mu);
-    ids.insert(std::this_thread::get_id());
+    ids.Add(std::this_thread::get_id());
   });
-  EXPECT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids.Get().size(), 2u);
 }
 
 TEST(ThreadPoolTest, ASlowWorkerDoesNotHoldUpTheCaller) {
@@ -80,13 +95,9 @@ TEST(ThreadPoolTest, ParallelForCoversRangeExactlyOnce) {
 
 TEST(ThreadPoolTest, ParallelForCutsChunksOfGrain) {
   ThreadPool pool(4);
-  std::mutex mu;
-  std::set<std::pair<int64_t, int64_t>> chunks;
-  pool.ParallelFor(20, 8, [&](int64_t b, int64_t e) {
-    std::lock_guard<std::mutex> lock(mu);
-    chunks.insert({b, e});
-  });
-  EXPECT_EQ(chunks, (std::set<std::pair<int64_t, int64_t>>{{0, 8}, {8, 16}, {16, 20}}));
+  Collected<std::pair<int64_t, int64_t>> chunks;
+  pool.ParallelFor(20, 8, [&](int64_t b, int64_t e) { chunks.Add({b, e}); });
+  EXPECT_EQ(chunks.Get(), (std::set<std::pair<int64_t, int64_t>>{{0, 8}, {8, 16}, {16, 20}}));
 }
 
 TEST(ThreadPoolTest, NestedCallsRunInline) {

@@ -4,19 +4,22 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 
 namespace skein::log {
 namespace {
 
-std::mutex& WriteMutex() {
-  static auto* mu = new std::mutex();
+// Orders the lines on stderr and guards the service name. Never destroyed, so that threads
+// still logging while the process exits find it intact.
+absl::Mutex& WriteMutex() {
+  static auto* mu = new absl::Mutex();
   return *mu;
 }
 
-std::string& ServiceName() {
+std::string& ServiceName() ABSL_EXCLUSIVE_LOCKS_REQUIRED(WriteMutex()) {
   static auto* name = new std::string("skein");
   return *name;
 }
@@ -53,7 +56,7 @@ std::string Timestamp() {
 }  // namespace
 
 void SetServiceName(std::string_view name) {
-  std::lock_guard<std::mutex> lock(WriteMutex());
+  absl::MutexLock lock(&WriteMutex());
   ServiceName() = std::string(name);
 }
 
@@ -74,7 +77,7 @@ void Write(Level level, std::string_view message, std::initializer_list<Field> f
   nlohmann::ordered_json line;
   line["ts"] = Timestamp();
   line["level"] = LevelName(level);
-  std::lock_guard<std::mutex> lock(WriteMutex());
+  absl::MutexLock lock(&WriteMutex());
   line["service"] = ServiceName();
   line["msg"] = std::string(message);
   for (const Field& f : fields) line[std::string(f.first)] = f.second;

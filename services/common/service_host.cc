@@ -179,7 +179,7 @@ absl::Status ServiceHost::Start() {
   metrics_server_ = *std::move(metrics_server);
 
   {
-    std::lock_guard<std::mutex> lock(serving_mutex_);
+    absl::MutexLock lock(&serving_mutex_);
     grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
     health->SetServingStatus(serving_);
     for (const auto& [service, name] : services_) health->SetServingStatus(name, serving_);
@@ -219,7 +219,7 @@ absl::Status ServiceHost::WriteReadyFile() const {
 
 void ServiceHost::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(serving_mutex_);
+    absl::MutexLock lock(&serving_mutex_);
     if (shut_down_ || server_ == nullptr) return;
     shut_down_ = true;
     server_->GetHealthCheckService()->SetServingStatus(false);
@@ -245,7 +245,7 @@ std::shared_ptr<grpc::Channel> ServiceHost::InProcessChannel() {
 }
 
 void ServiceHost::SetServing(bool serving) {
-  std::lock_guard<std::mutex> lock(serving_mutex_);
+  absl::MutexLock lock(&serving_mutex_);
   if (shut_down_) return;
   serving_ = serving;
   if (!started_) return;  // Start applies it

@@ -14,12 +14,13 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "services/common/metrics.h"
@@ -62,7 +63,10 @@ class ServiceHost {
 
   // With `serving` false before Start, health reports NOT_SERVING for every service (and the
   // server as a whole) until SetServing(true). Thread-safe after Start.
-  void set_serving_at_start(bool serving) { serving_ = serving; }
+  void set_serving_at_start(bool serving) {
+    absl::MutexLock lock(&serving_mutex_);
+    serving_ = serving;
+  }
   // Safe before Start (the status then applies once the server is up) and after Shutdown
   // (ignored: a draining server stays NOT_SERVING).
   void SetServing(bool serving);
@@ -101,10 +105,10 @@ class ServiceHost {
   std::unique_ptr<MetricsServer> metrics_server_;
   std::string host_;
   int grpc_port_ = 0;
-  bool shut_down_ = false;
-  std::mutex serving_mutex_;  // orders SetServing against Start and Shutdown
-  bool serving_ = true;       // the status health reports once started
-  bool started_ = false;      // Start has applied serving_
+  bool shut_down_ ABSL_GUARDED_BY(serving_mutex_) = false;
+  absl::Mutex serving_mutex_;  // orders SetServing against Start and Shutdown
+  bool serving_ ABSL_GUARDED_BY(serving_mutex_) = true;   // what health reports once started
+  bool started_ ABSL_GUARDED_BY(serving_mutex_) = false;  // Start has applied serving_
 };
 
 // The full names of every RPC method of a proto service ("/pkg.Service/Method"), from the

@@ -1,22 +1,24 @@
 #include "services/common/tls.h"
 
 #include <fstream>
-#include <mutex>
 #include <sstream>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace skein {
 namespace {
 
-std::mutex& Mutex() {
-  static std::mutex mu;
-  return mu;
+absl::Mutex& Mutex() {
+  static auto* mu = new absl::Mutex();
+  return *mu;
 }
 
-TlsPem& Global() {
-  static TlsPem pem;
-  return pem;
+// The client TLS material SetClientTls installed.
+TlsPem& Global() ABSL_EXCLUSIVE_LOCKS_REQUIRED(Mutex()) {
+  static auto* pem = new TlsPem();
+  return *pem;
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
@@ -52,17 +54,17 @@ absl::StatusOr<TlsPem> LoadTlsPem(const std::string& cert_file, const std::strin
 }
 
 void SetClientTls(const TlsPem& pem) {
-  std::lock_guard<std::mutex> lock(Mutex());
+  absl::MutexLock lock(&Mutex());
   Global() = pem;
 }
 
-const TlsPem& ClientTls() {
-  std::lock_guard<std::mutex> lock(Mutex());
+TlsPem ClientTls() {
+  absl::MutexLock lock(&Mutex());
   return Global();
 }
 
 std::shared_ptr<grpc::ChannelCredentials> ClientCredentials() {
-  const TlsPem& pem = ClientTls();
+  const TlsPem pem = ClientTls();
   if (!pem.enabled()) return grpc::InsecureChannelCredentials();
   grpc::SslCredentialsOptions options;
   options.pem_root_certs = pem.ca;

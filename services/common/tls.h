@@ -27,7 +27,8 @@ absl::StatusOr<TlsPem> LoadTlsPem(const std::string& cert_file, const std::strin
 
 // Makes every later CreateClientChannel use `pem` (call once, at start-up).
 void SetClientTls(const TlsPem& pem);
-const TlsPem& ClientTls();
+// What SetClientTls installed, as a copy (a reference would outlive the lock that guards it).
+TlsPem ClientTls();
 
 // Credentials for a client channel: TLS with this process's certificate and CA, or insecure.
 std::shared_ptr<grpc::ChannelCredentials> ClientCredentials();

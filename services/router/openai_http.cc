@@ -281,7 +281,7 @@ void OpenAiHttpServer::Models(const httplib::Request& req, httplib::Response& re
 
 std::string OpenAiHttpServer::ServedModel(const httplib::Request& req) {
   {
-    std::lock_guard<std::mutex> lock(model_mutex_);
+    absl::MutexLock lock(&model_mutex_);
     if (!served_model_.empty()) return served_model_;
   }
   grpc::ClientContext context;
@@ -292,7 +292,7 @@ std::string OpenAiHttpServer::ServedModel(const httplib::Request& req) {
       models.models_size() == 0) {
     return "";
   }
-  std::lock_guard<std::mutex> lock(model_mutex_);
+  absl::MutexLock lock(&model_mutex_);
   served_model_ = models.models(0).model().name();
   return served_model_;
 }

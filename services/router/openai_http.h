@@ -11,11 +11,12 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "services/tokenizer/world_tokenizer.h"
 #include "skein/v1/router.grpc.pb.h"
@@ -68,8 +69,8 @@ class OpenAiHttpServer {
   std::unique_ptr<httplib::Server> server_;
   std::unique_ptr<v1::RouterService::Stub> stub_;
   std::thread thread_;
-  std::mutex model_mutex_;
-  std::string served_model_;
+  absl::Mutex model_mutex_;
+  std::string served_model_ ABSL_GUARDED_BY(model_mutex_);
 };
 
 }  // namespace skein::router

@@ -72,7 +72,7 @@ absl::Status RouterService::CheckModelName(const std::string& name) {
 }
 
 absl::StatusOr<const tokenizer::WorldTokenizer*> RouterService::Vocabulary() {
-  std::lock_guard<std::mutex> lock(vocab_mutex_);
+  absl::MutexLock lock(&vocab_mutex_);
   if (vocab_ == nullptr) {
     absl::StatusOr<tokenizer::WorldTokenizer> v =
         tokenizer_->FetchVocabulary(limits_.tokenizer_timeout);

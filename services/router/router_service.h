@@ -16,11 +16,12 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "services/router/router_metrics.h"
 #include "services/router/scheduler.h"
 #include "services/router/session_store.h"
@@ -136,10 +137,12 @@ class RouterService final : public v1::RouterService::Service {
   std::vector<std::string> tokens_;
   // OK when no token is configured or the call carries a valid one; else UNAUTHENTICATED.
   absl::Status Authorize(const grpc::ServerContext* context) const;
-  std::mutex busy_mutex_;
-  absl::flat_hash_set<std::string> busy_;
-  std::mutex vocab_mutex_;
-  std::unique_ptr<tokenizer::WorldTokenizer> vocab_;
+  absl::Mutex busy_mutex_;
+  absl::flat_hash_set<std::string> busy_ ABSL_GUARDED_BY(busy_mutex_);
+  // Held while the vocabulary is fetched, so that it is fetched once. Once set, vocab_ is never
+  // replaced, so the tokenizer that Vocabulary() returns stays valid after the lock.
+  absl::Mutex vocab_mutex_;
+  std::unique_ptr<tokenizer::WorldTokenizer> vocab_ ABSL_GUARDED_BY(vocab_mutex_);
 };
 
 }  // namespace skein::router

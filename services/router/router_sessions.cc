@@ -40,12 +40,12 @@ std::string RouterService::WorkerId(const std::string& session_id) const {
 }
 
 bool RouterService::MarkBusy(const std::string& id) {
-  std::lock_guard<std::mutex> lock(busy_mutex_);
+  absl::MutexLock lock(&busy_mutex_);
   return busy_.insert(id).second;
 }
 
 void RouterService::ClearBusy(const std::string& id) {
-  std::lock_guard<std::mutex> lock(busy_mutex_);
+  absl::MutexLock lock(&busy_mutex_);
   busy_.erase(id);
 }
 
@@ -59,7 +59,7 @@ v1::Session RouterService::Describe(const SessionRecord& r) {
   s.set_expires_at_unix_ms(r.updated_at_unix_ms() + static_cast<int64_t>(r.ttl_seconds()) * 1000);
   s.set_owner(r.owner());
   s.set_forked_from(r.forked_from());
-  std::lock_guard<std::mutex> lock(busy_mutex_);
+  absl::MutexLock lock(&busy_mutex_);
   s.set_busy(busy_.contains(r.session_id()));
   return s;
 }
@@ -335,7 +335,7 @@ grpc::Status RouterService::ForkSession(grpc::ServerContext* context,
   absl::StatusOr<VersionedRecord> source = OwnedSession(context, request->session_id());
   if (!source.ok()) return ToGrpcStatus(source.status());
   {
-    std::lock_guard<std::mutex> lock(busy_mutex_);
+    absl::MutexLock lock(&busy_mutex_);
     if (busy_.contains(request->session_id())) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           absl::StrCat("session '", request->session_id(),
@@ -392,7 +392,7 @@ grpc::Status RouterService::DeleteSession(grpc::ServerContext* context,
   }
   if (!r.ok()) return ToGrpcStatus(r.status());
   {
-    std::lock_guard<std::mutex> lock(busy_mutex_);
+    absl::MutexLock lock(&busy_mutex_);
     if (busy_.contains(request->session_id())) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           absl::StrCat("session '", request->session_id(),

@@ -33,16 +33,25 @@ constexpr int kMaxStages = 64;
 
 }  // namespace
 
+Generation::Generation(GenerationSpec spec, std::string id, absl::Time submitted, Progress progress,
+                       const absl::Mutex* scheduler_mutex)
+    : spec_(std::move(spec)),
+      id_(std::move(id)),
+      submitted_(submitted),
+      progress_(scheduler_mutex, std::move(progress)) {}
+
 void Generation::Push(GenerationEvent e) {
-  std::lock_guard<std::mutex> lock(events_mutex_);
+  absl::MutexLock lock(&events_mutex_);
   events_.push_back(std::move(e));
-  events_ready_.notify_all();
+  events_ready_.SignalAll();
 }
 
 std::vector<GenerationEvent> Generation::Wait(absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(events_mutex_);
-  events_ready_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
-                         [&] { return !events_.empty(); });
+  absl::MutexLock lock(&events_mutex_);
+  // A wake-up with nothing to take (spurious) waits again, until the deadline.
+  const absl::Time deadline = absl::Now() + timeout;
+  while (events_.empty() && !events_ready_.WaitWithDeadline(&events_mutex_, deadline)) {
+  }
   std::vector<GenerationEvent> out(std::make_move_iterator(events_.begin()),
                                    std::make_move_iterator(events_.end()));
   events_.clear();
@@ -59,7 +68,7 @@ Scheduler::Scheduler(SchedulerOptions options, RouterMetrics* metrics)
   std::random_device rd;
   id_prefix_ = absl::StrFormat("g%08x", rd());
   for (const std::string& address : options_.replicas) {
-    replicas_.push_back(std::make_unique<Replica>(address));
+    replicas_.push_back(std::make_unique<Replica>(address, &mutex_));
   }
   if (options_.store != nullptr) {
     for (int i = 0; i < std::max(1, options_.state_threads); ++i) {
@@ -70,58 +79,62 @@ Scheduler::Scheduler(SchedulerOptions options, RouterMetrics* metrics)
 }
 
 Scheduler::~Scheduler() {
+  std::vector<std::thread> loops;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     stopping_ = true;
   }
-  work_.notify_all();
+  work_.SignalAll();
   if (health_.joinable()) health_.join();
-  for (auto& r : replicas_) {
-    for (std::thread& t : r->loops) t.join();
+  {
+    // The health thread, which starts the step loops, is gone: no loop is added now.
+    absl::MutexLock lock(&mutex_);
+    for (auto& r : replicas_) {
+      for (std::thread& t : Locked(*r).loops) loops.push_back(std::move(t));
+    }
   }
+  for (std::thread& t : loops) t.join();
   for (std::thread& t : state_threads_) t.join();
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   const absl::Status why = absl::UnavailableError("the router is shutting down");
   for (auto& r : replicas_) {
-    for (auto& g : r->running) Finish(*g, v1::FINISH_REASON_UNSPECIFIED, why);
-    r->running.clear();
+    Replica::State& rs = Locked(*r);
+    for (auto& g : rs.running) Finish(*g, v1::FINISH_REASON_UNSPECIFIED, why);
+    rs.running.clear();
   }
   for (auto& g : queue_) Finish(*g, v1::FINISH_REASON_UNSPECIFIED, why);
   queue_.clear();
 }
 
 std::optional<v1::ModelInfo> Scheduler::model() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return model_;
 }
 
 std::optional<ChainHash> Scheduler::identity() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return identity_;
 }
 
 size_t Scheduler::healthy_replicas() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   size_t n = 0;
-  for (const auto& r : replicas_) n += r->healthy ? 1 : 0;
+  for (const auto& r : replicas_) n += r->state.Get(mutex_).healthy ? 1 : 0;
   return n;
 }
 
 void Scheduler::DropHot(const std::string& worker_id) {
-  std::shared_ptr<WorkerClient> stage;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = hot_.find(worker_id);
-    if (it == hot_.end()) return;
-    Replica* r = it->second.replica;
-    hot_.erase(it);
-    if (!r->healthy || r->stages.empty()) return;
-    // Every stage holds a slice; drop them all (best effort, off the caller's lock).
-    std::vector<std::shared_ptr<WorkerClient>> stages = r->stages;
-    RunStateOp([stages, worker_id] {
-      for (const auto& s : stages) (void)s->DropState(worker_id, absl::Seconds(5));
-    });
-  }
+  absl::MutexLock lock(&mutex_);
+  auto it = hot_.find(worker_id);
+  if (it == hot_.end()) return;
+  Replica::State& rs = Locked(*it->second.replica);
+  hot_.erase(it);
+  if (!rs.healthy || rs.stages.empty()) return;
+  // Every stage holds a slice; drop them all (best effort, off the caller's lock).
+  std::vector<std::shared_ptr<WorkerClient>> stages = rs.stages;
+  RunStateOp([stages, worker_id] {
+    for (const auto& s : stages) (void)s->DropState(worker_id, absl::Seconds(5));
+  });
 }
 
 absl::StatusOr<std::vector<v1::StageInfo>> Scheduler::DescribeChain(Replica& replica) {
@@ -147,24 +160,25 @@ absl::StatusOr<std::vector<v1::StageInfo>> Scheduler::DescribeChain(Replica& rep
 }
 
 void Scheduler::HealthLoop() {
-  std::unique_lock<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   while (!stopping_) {
     for (auto& r : replicas_) {
       Replica* replica = r.get();
-      lock.unlock();
+      mutex_.Unlock();
       absl::StatusOr<std::vector<v1::StageInfo>> chain = DescribeChain(*replica);
-      lock.lock();
+      mutex_.Lock();
       if (stopping_) break;
+      Replica::State& rs = Locked(*replica);
       std::optional<ChainHash> identity;
       if (chain.ok()) identity = PipelineIdentity(*chain);
       if (chain.ok() && identity_ && *identity != *identity_) {
         chain = absl::FailedPreconditionError("serves another model or layer split");
       }
       if (!chain.ok()) {
-        if (replica->healthy) {
+        if (rs.healthy) {
           log::Warning(absl::StrCat("pipeline replica ", replica->client.address(),
                                     " is not usable: ", chain.status().message()));
-          replica->healthy = false;
+          rs.healthy = false;
           for (auto it = hot_.begin(); it != hot_.end();) {
             if (it->second.replica == replica) {
               hot_.erase(it++);
@@ -183,7 +197,7 @@ void Scheduler::HealthLoop() {
       identity_ = identity;
       const bool draining = std::any_of(chain->begin(), chain->end(),
                                         [](const v1::StageInfo& i) { return i.draining(); });
-      if (draining && !replica->draining) {
+      if (draining && !rs.draining) {
         log::Info(absl::StrCat("pipeline replica ", replica->client.address(),
                                " is draining: moving its generations"));
         for (auto it = hot_.begin(); it != hot_.end();) {
@@ -193,13 +207,13 @@ void Scheduler::HealthLoop() {
             ++it;
           }
         }
-        work_.notify_all();
+        work_.SignalAll();
       }
-      replica->draining = draining;
-      replica->stage_count = static_cast<int>(chain->size());
-      if (replica->stages.size() != chain->size() || [&] {
+      rs.draining = draining;
+      rs.stage_count = static_cast<int>(chain->size());
+      if (rs.stages.size() != chain->size() || [&] {
             for (size_t i = 1; i < chain->size(); ++i) {
-              if (replica->stages[i]->address() != (*chain)[i - 1].next_stage()) return true;
+              if (rs.stages[i]->address() != (*chain)[i - 1].next_stage()) return true;
             }
             return false;
           }()) {
@@ -209,22 +223,22 @@ void Scheduler::HealthLoop() {
           stages.push_back(replica->chain_clients[address]);
           address = info.next_stage();
         }
-        replica->stages = std::move(stages);
+        rs.stages = std::move(stages);
       }
-      if (!replica->healthy) {
-        replica->healthy = true;
-        const int loops =
-            options_.micro_batches > 0 ? options_.micro_batches : replica->stage_count;
-        for (; replica->loops_started < loops; ++replica->loops_started) {
-          replica->loops.emplace_back([this, replica] { StepLoop(replica); });
+      if (!rs.healthy) {
+        rs.healthy = true;
+        const int loops = options_.micro_batches > 0 ? options_.micro_batches : rs.stage_count;
+        for (; rs.loops_started < loops; ++rs.loops_started) {
+          rs.loops.emplace_back([this, replica] { StepLoop(replica); });
         }
-        work_.notify_all();
+        work_.SignalAll();
       }
     }
     bool any = false, all = true;
     size_t healthy = 0;
     for (const auto& r : replicas_) {
-      const bool usable = r->healthy && !r->draining;
+      const Replica::State& rs = Locked(*r);
+      const bool usable = rs.healthy && !rs.draining;
       any = any || usable;
       all = all && usable;
       healthy += usable ? 1 : 0;
@@ -237,8 +251,9 @@ void Scheduler::HealthLoop() {
       const absl::Time now = absl::Now();
       for (auto it = queue_.begin(); it != queue_.end();) {
         Generation& g = **it;
-        const bool restarted = g.restarts_ > 0 || g.queued_at_ != g.submitted_;
-        if (restarted && now - g.queued_at_ < options_.no_replica_grace) {
+        const Generation::Progress& prog = Locked(g);
+        const bool restarted = prog.restarts > 0 || prog.queued_at != g.submitted_;
+        if (restarted && now - prog.queued_at < options_.no_replica_grace) {
           ++it;
           continue;
         }
@@ -250,13 +265,16 @@ void Scheduler::HealthLoop() {
     if (any != any_healthy_ && !stopping_) {
       any_healthy_ = any;
       if (options_.on_serving_change) {
-        lock.unlock();
+        mutex_.Unlock();
         options_.on_serving_change(any);
-        lock.lock();
+        mutex_.Lock();
       }
     }
-    // Poll quickly while a replica is missing, then every half second.
-    work_.wait_for(lock, std::chrono::milliseconds(all ? 500 : 100), [&] { return stopping_; });
+    // Poll quickly while a replica is missing, then every half second; a wake-up that is not
+    // the stop (spurious, or another thread's signal) waits again until the deadline.
+    const absl::Time deadline = absl::Now() + absl::Milliseconds(all ? 500 : 100);
+    while (!stopping_ && !work_.WaitWithDeadline(&mutex_, deadline)) {
+    }
   }
 }
 
@@ -267,17 +285,23 @@ absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spe
   if (spec.max_tokens == 0 && !spec.keep) {
     return absl::InvalidArgumentError("a generation that samples nothing must keep its state");
   }
-  auto gen = std::make_shared<Generation>();
-  gen->spec_ = std::move(spec);
-  gen->submitted_ = absl::Now();
-  std::lock_guard<std::mutex> lock(mutex_);
+  const absl::Time submitted = absl::Now();
+  Generation::Progress progress;
+  progress.prompt = std::move(spec.prompt);
+  progress.start_tokens = std::move(spec.start_tokens);
+  spec.prompt.clear();
+  spec.start_tokens.clear();
+  absl::MutexLock lock(&mutex_);
   // The zero state's chain hash is the pipeline identity.
-  if (gen->spec_.start.key.empty()) gen->spec_.start.chain = identity_.value_or(ChainHash{});
-  gen->restart_ = gen->spec_.start;
-  gen->position_ = gen->restart_.position;
-  gen->chain_ = gen->restart_.chain;
+  if (spec.start.key.empty()) spec.start.chain = identity_.value_or(ChainHash{});
+  progress.restart = spec.start;
+  progress.position = progress.restart.position;
+  progress.chain = progress.restart.chain;
   bool any = false;
-  for (const auto& r : replicas_) any = any || (r->healthy && !r->draining);
+  for (const auto& r : replicas_) {
+    const Replica::State& rs = Locked(*r);
+    any = any || (rs.healthy && !rs.draining);
+  }
   if (!any) {
     metrics_->Reject("no_pipeline");
     return absl::UnavailableError(
@@ -288,25 +312,29 @@ absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spe
     return absl::ResourceExhaustedError(absl::StrCat(
         "the router's queue is full (", options_.max_queue, " waiting requests); retry later"));
   }
-  gen->queued_at_ = gen->submitted_;
-  gen->id_ = gen->spec_.worker_id.empty() ? absl::StrCat(id_prefix_, "-", next_id_++)
-                                          : gen->spec_.worker_id;
-  metrics_->prompt_tokens->Increment(static_cast<double>(gen->spec_.prompt.size()));
+  progress.queued_at = submitted;
+  std::string id =
+      spec.worker_id.empty() ? absl::StrCat(id_prefix_, "-", next_id_++) : spec.worker_id;
+  metrics_->prompt_tokens->Increment(static_cast<double>(progress.prompt.size()));
+  // Generation's constructor is private (for Submit alone): no make_shared.
+  std::shared_ptr<Generation> gen(
+      new Generation(std::move(spec), std::move(id), submitted, std::move(progress), &mutex_));
   queue_.push_back(gen);
   metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
-  work_.notify_all();
+  work_.SignalAll();
   return gen;
 }
 
 void Scheduler::Finish(Generation& gen, v1::FinishReason reason, absl::Status error) {
-  if (gen.finished_) return;
-  gen.finished_ = true;
+  Generation::Progress& prog = Locked(gen);
+  if (prog.finished) return;
+  prog.finished = true;
   if (gen.spec_.on_finished) gen.spec_.on_finished();
   GenerationEvent e;
   e.finished = true;
   e.reason = reason;
   e.error = std::move(error);
-  e.position = gen.position_;
+  e.position = prog.position;
   metrics_->end_to_end->Observe(absl::ToDoubleSeconds(absl::Now() - gen.submitted_));
   metrics_->finished->Add({{"reason", e.error.ok() ? v1::FinishReason_Name(reason) : "ERROR"}})
       .Increment();
@@ -314,16 +342,17 @@ void Scheduler::Finish(Generation& gen, v1::FinishReason reason, absl::Status er
 }
 
 void Scheduler::Remove(Replica& replica, const Generation* gen) {
-  auto& v = replica.running;
+  auto& v = Locked(replica).running;
   v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& g) { return g.get() == gen; }),
           v.end());
 }
 
 void Scheduler::FailAll(Replica& replica, const absl::Status& why) {
   std::vector<std::shared_ptr<Generation>> idle;
-  for (auto& g : replica.running) {
-    if (!g->in_step_ && g->phase_ != Generation::Phase::kBusy &&
-        g->phase_ != Generation::Phase::kEnding) {
+  for (auto& g : Locked(replica).running) {
+    const Generation::Progress& prog = Locked(*g);
+    if (!prog.in_step && prog.phase != Generation::Phase::kBusy &&
+        prog.phase != Generation::Phase::kEnding) {
       idle.push_back(g);
     }
   }
@@ -338,35 +367,37 @@ void Scheduler::FailAll(Replica& replica, const absl::Status& why) {
 bool Scheduler::Restart(Replica& replica, const std::shared_ptr<Generation>& gen,
                         const absl::Status& why, bool counts) {
   Generation& g = *gen;
-  if (g.finished_ || (counts && g.restarts_ >= options_.max_restarts) || !Restartable(why)) {
+  Generation::Progress& prog = Locked(g);
+  if (prog.finished || (counts && prog.restarts >= options_.max_restarts) || !Restartable(why)) {
     return false;
   }
   // Everything fed since the restart point, the sampled token not yet fed, then the rest of
   // the prompt: fed again from the restart point, it rebuilds the state exactly.
-  std::vector<uint32_t> feed = g.since_restart_;
-  if (g.pending_token_) feed.push_back(*g.pending_token_);
-  feed.insert(feed.end(), g.spec_.prompt.begin() + static_cast<std::ptrdiff_t>(g.prompt_fed_),
-              g.spec_.prompt.end());
-  if (feed.empty() && !g.ending_) return false;
+  std::vector<uint32_t> feed = prog.since_restart;
+  if (prog.pending_token) feed.push_back(*prog.pending_token);
+  feed.insert(feed.end(), prog.prompt.begin() + static_cast<std::ptrdiff_t>(prog.prompt_fed),
+              prog.prompt.end());
+  if (feed.empty() && !prog.ending) return false;
   if (counts) {
-    ++g.restarts_;
+    ++prog.restarts;
     metrics_->restarts->Increment();
   }
-  g.queued_at_ = absl::Now();
-  log::Warning(absl::StrCat("restarting generation ", g.id_, " from position ", g.restart_.position,
-                            " (", feed.size(), " tokens to feed again) after: ", why.message()));
-  g.spec_.prompt = std::move(feed);
-  g.prompt_fed_ = 0;
-  g.pending_token_.reset();
-  g.position_ = g.restart_.position;
-  g.chain_ = g.restart_.chain;
-  g.since_restart_.clear();
-  g.started_ = false;
-  g.released_ = false;
-  g.in_step_ = false;
-  g.phase_ = Generation::Phase::kReady;
+  prog.queued_at = absl::Now();
+  log::Warning(absl::StrCat("restarting generation ", g.id_, " from position ",
+                            prog.restart.position, " (", feed.size(),
+                            " tokens to feed again) after: ", why.message()));
+  prog.prompt = std::move(feed);
+  prog.prompt_fed = 0;
+  prog.pending_token.reset();
+  prog.position = prog.restart.position;
+  prog.chain = prog.restart.chain;
+  prog.since_restart.clear();
+  prog.started = false;
+  prog.released = false;
+  prog.in_step = false;
+  prog.phase = Generation::Phase::kReady;
   // A sampler made afresh on the new replica starts from the seed again.
-  g.seed_sent_ = false;
+  prog.seed_sent = false;
   hot_.erase(g.id_);
   Remove(replica, &g);
   queue_.push_front(gen);
@@ -379,23 +410,25 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
   // a healthy replica waits for that one, unless it runs `affinity_slack` more than the least
   // loaded; the rest go to the least loaded replicas, so that a burst spreads over the
   // replicas instead of landing on whichever loop woke first.
-  if (replica.draining) {
+  Replica::State& rs = Locked(replica);
+  if (rs.draining) {
     MigrateAll(replica);
     return {};
   }
   // The least load among the replicas taking work (this one included); recomputed as this
   // replica takes generations, so that a burst spreads instead of landing here.
-  auto min_load_now = [&] {
-    size_t m = replica.running.size();
+  auto min_load_now = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    size_t m = rs.running.size();
     for (const auto& other : replicas_) {
-      if (other->healthy && !other->draining) m = std::min(m, other->running.size());
+      const Replica::State& os = Locked(*other);
+      if (os.healthy && !os.draining) m = std::min(m, os.running.size());
     }
     return m;
   };
   for (auto it = queue_.begin();
-       it != queue_.end() && replica.running.size() < options_.max_running_per_replica;) {
+       it != queue_.end() && rs.running.size() < options_.max_running_per_replica;) {
     const size_t min_load = min_load_now();
-    const bool least_loaded = replica.running.size() <= min_load;
+    const bool least_loaded = rs.running.size() <= min_load;
     std::shared_ptr<Generation>& g = *it;
     if (g->stop_requested_.load() && !g->spec_.keep) {
       Finish(*g, static_cast<v1::FinishReason>(g->stop_reason_.load()), absl::OkStatus());
@@ -403,14 +436,15 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
       continue;
     }
     Replica* hot = nullptr;
-    if (auto h = hot_.find(g->id_); h != hot_.end() && h->second.key == g->restart_.key &&
-                                    h->second.replica->healthy && !h->second.replica->draining) {
+    if (auto h = hot_.find(g->id_); h != hot_.end() && h->second.key == Locked(*g).restart.key &&
+                                    Locked(*h->second.replica).healthy &&
+                                    !Locked(*h->second.replica).draining) {
       hot = h->second.replica;
     }
     const bool mine = hot == &replica;
     const bool within_slack = hot != nullptr &&
-                              hot->running.size() <= min_load + options_.affinity_slack &&
-                              hot->running.size() < options_.max_running_per_replica;
+                              Locked(*hot).running.size() <= min_load + options_.affinity_slack &&
+                              Locked(*hot).running.size() < options_.max_running_per_replica;
     const bool take =
         mine ? within_slack || least_loaded : (hot == nullptr || !within_slack) && least_loaded;
     if (!take) {
@@ -420,56 +454,57 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
     std::shared_ptr<Generation> gen = std::move(g);
     it = queue_.erase(it);
     if (mine) {
-      gen->started_ = true;  // the workers hold its state at restart_.position
+      Locked(*gen).started = true;  // the workers hold its state at restart.position
     } else {
       hot_.erase(gen->id_);
-      if (!gen->restart_.key.empty()) StartLoad(replica, gen);
+      if (!Locked(*gen).restart.key.empty()) StartLoad(replica, gen);
     }
-    replica.running.push_back(std::move(gen));
+    rs.running.push_back(std::move(gen));
   }
   metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
 
   // Each of the replica's loops takes its share, so that micro-batches split the work.
-  const int loops = std::max(1, replica.loops_started);
-  const size_t share = (replica.running.size() + loops - 1) / loops;
+  const int loops = std::max(1, rs.loops_started);
+  const size_t share = (rs.running.size() + loops - 1) / loops;
   std::vector<Planned> plan;
   std::vector<std::shared_ptr<Generation>> ending;
   int64_t budget = options_.max_step_tokens;
   const int64_t grid = options_.store != nullptr ? options_.snapshot_grid : 0;
   // Releases and decode tokens first, then prompt chunks.
   for (int pass = 0; pass < 2; ++pass) {
-    for (auto& g : replica.running) {
-      if (g->in_step_ || g->phase_ != Generation::Phase::kReady || plan.size() >= share) {
+    for (auto& g : rs.running) {
+      Generation::Progress& prog = Locked(*g);
+      if (prog.in_step || prog.phase != Generation::Phase::kReady || plan.size() >= share) {
         continue;
       }
-      const bool stopping = g->stop_requested_.load() || g->finished_;
-      const bool prompt_done = g->prompt_fed_ == g->spec_.prompt.size();
+      const bool stopping = g->stop_requested_.load() || prog.finished;
+      const bool prompt_done = prog.prompt_fed == prog.prompt.size();
       if (pass == 0 && stopping && g->spec_.keep) {
         // A session turn ends by snapshotting its state, never by releasing it, and only
         // once its whole prompt is fed (a turn never leaves half a prompt in a session).
-        if (!g->ending_) {
-          g->ending_ = true;
-          g->end_reason_ = static_cast<v1::FinishReason>(g->stop_reason_.load());
+        if (!prog.ending) {
+          prog.ending = true;
+          prog.end_reason = static_cast<v1::FinishReason>(g->stop_reason_.load());
         }
-        if (prompt_done && !g->finished_) ending.push_back(g);
+        if (prompt_done && !prog.finished) ending.push_back(g);
       } else if (pass == 0 && stopping) {
         // Released on the workers if they hold its state, else just retired (see below).
         plan.push_back({g, Planned::kRelease, 0});
-      } else if (pass == 0 && g->pending_token_ && !g->ending_ && budget >= 1) {
+      } else if (pass == 0 && prog.pending_token && !prog.ending && budget >= 1) {
         plan.push_back({g, Planned::kDecode, 1});
         budget -= 1;
-      } else if (pass == 1 && (!stopping || (g->spec_.keep && !g->finished_)) &&
-                 !g->pending_token_ && !prompt_done && budget > 0) {
-        const size_t left = g->spec_.prompt.size() - g->prompt_fed_;
+      } else if (pass == 1 && (!stopping || (g->spec_.keep && !prog.finished)) &&
+                 !prog.pending_token && !prompt_done && budget > 0) {
+        const size_t left = prog.prompt.size() - prog.prompt_fed;
         size_t n = std::min<size_t>(
             {left, static_cast<size_t>(budget), static_cast<size_t>(options_.prefill_chunk)});
         if (grid > 0) {
           // Chunks end on the snapshot grid, so that every grid point can be stored.
-          const uint64_t next = (g->position_ / grid + 1) * grid;
-          n = std::min<size_t>(n, next - g->position_);
+          const uint64_t next = (prog.position / grid + 1) * grid;
+          n = std::min<size_t>(n, next - prog.position);
         }
-        if (options_.store != nullptr && g->spec_.snapshot_at > g->position_) {
-          n = std::min<size_t>(n, g->spec_.snapshot_at - g->position_);
+        if (options_.store != nullptr && g->spec_.snapshot_at > prog.position) {
+          n = std::min<size_t>(n, g->spec_.snapshot_at - prog.position);
         }
         if (n == 0) continue;
         plan.push_back({g, Planned::kPrefill, n});
@@ -477,40 +512,41 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
       }
     }
   }
-  for (auto& g : ending) End(replica, g, g->end_reason_);
+  for (auto& g : ending) End(replica, g, Locked(*g).end_reason);
   // Build the request: retired generations that hold no worker state need no sequence.
   request->Clear();
   request->set_step_id(next_step_id_++);
   for (Planned& p : plan) {
     Generation& g = *p.gen;
-    g.in_step_ = true;
+    Generation::Progress& prog = Locked(g);
+    prog.in_step = true;
     if (p.kind == Planned::kRelease) {
-      if (!g.started_ || g.released_) continue;
+      if (!prog.started || prog.released) continue;
       v1::SequenceInput* s = request->add_sequences();
       s->set_session_id(g.id_);
-      s->set_expected_position(g.position_);
+      s->set_expected_position(prog.position);
       s->set_release(true);
       continue;
     }
     v1::SequenceInput* s = request->add_sequences();
     s->set_session_id(g.id_);
-    s->set_expected_position(g.position_);
-    s->set_reset(!g.started_);
+    s->set_expected_position(prog.position);
+    s->set_reset(!prog.started);
     if (p.kind == Planned::kDecode) {
-      s->add_tokens(*g.pending_token_);
+      s->add_tokens(*prog.pending_token);
     } else {
-      for (size_t i = 0; i < p.tokens; ++i) s->add_tokens(g.spec_.prompt[g.prompt_fed_ + i]);
+      for (size_t i = 0; i < p.tokens; ++i) s->add_tokens(prog.prompt[prog.prompt_fed + i]);
     }
     const bool prompt_done =
-        p.kind == Planned::kDecode || g.prompt_fed_ + p.tokens == g.spec_.prompt.size();
-    const bool samples = prompt_done && !g.ending_ && g.generated_ < g.spec_.max_tokens;
+        p.kind == Planned::kDecode || prog.prompt_fed + p.tokens == prog.prompt.size();
+    const bool samples = prompt_done && !prog.ending && prog.generated < g.spec_.max_tokens;
     if (samples) {
       *s->mutable_sampling() = g.spec_.sampling;
-      if (g.seed_sent_) s->mutable_sampling()->clear_seed();
+      if (prog.seed_sent) s->mutable_sampling()->clear_seed();
       s->set_logprobs(g.spec_.logprobs);
       s->set_top_logprobs(g.spec_.top_logprobs);
       // The step that samples the last allowed token also frees the state (unless kept).
-      if (!g.spec_.keep && g.generated_ + 1 >= g.spec_.max_tokens) s->set_release(true);
+      if (!g.spec_.keep && prog.generated + 1 >= g.spec_.max_tokens) s->set_release(true);
     }
   }
   return plan;
@@ -523,8 +559,9 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
   const int64_t grid = options_.store != nullptr ? options_.snapshot_grid : 0;
   for (Planned& p : plan) {
     Generation& g = *p.gen;
-    g.in_step_ = false;
-    const bool had_sequence = p.kind != Planned::kRelease || (g.started_ && !g.released_);
+    Generation::Progress& prog = Locked(g);
+    prog.in_step = false;
+    const bool had_sequence = p.kind != Planned::kRelease || (prog.started && !prog.released);
     const v1::SequenceOutput* out = nullptr;
     if (had_sequence && result.ok()) {
       if (index < result->outputs_size()) out = &result->outputs(index);
@@ -535,57 +572,58 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
       // The workers' view of this generation is unknown; its state there is dropped by
       // their LRU. The client hears why.
       metrics_->Reject("step_failed");
-      g.released_ = true;
+      prog.released = true;
       Finish(g, v1::FINISH_REASON_UNSPECIFIED, result.status());
       Remove(replica, &g);
       continue;
     }
     if (p.kind == Planned::kRelease) {
-      g.released_ = true;
-      if (!g.finished_) {
+      prog.released = true;
+      if (!prog.finished) {
         Finish(g, static_cast<v1::FinishReason>(g.stop_reason_.load()), absl::OkStatus());
       }
       Remove(replica, &g);
       continue;
     }
-    g.started_ = true;
-    if (out != nullptr) g.position_ = out->position();
+    prog.started = true;
+    if (out != nullptr) prog.position = out->position();
     // The token log: what was fed, for the chain hash and for a replay.
-    const size_t log_start = g.since_restart_.size();
+    const size_t log_start = prog.since_restart.size();
     if (p.kind == Planned::kPrefill) {
-      g.since_restart_.insert(
-          g.since_restart_.end(),
-          g.spec_.prompt.begin() + static_cast<std::ptrdiff_t>(g.prompt_fed_),
-          g.spec_.prompt.begin() + static_cast<std::ptrdiff_t>(g.prompt_fed_ + p.tokens));
-      g.prompt_fed_ += p.tokens;
+      prog.since_restart.insert(
+          prog.since_restart.end(),
+          prog.prompt.begin() + static_cast<std::ptrdiff_t>(prog.prompt_fed),
+          prog.prompt.begin() + static_cast<std::ptrdiff_t>(prog.prompt_fed + p.tokens));
+      prog.prompt_fed += p.tokens;
     } else {
-      g.since_restart_.push_back(*g.pending_token_);
-      g.pending_token_.reset();
+      prog.since_restart.push_back(*prog.pending_token);
+      prog.pending_token.reset();
     }
     if (options_.store != nullptr) {
-      g.chain_ =
-          ExtendChain(g.chain_, std::span<const uint32_t>(g.since_restart_).subspan(log_start));
+      prog.chain =
+          ExtendChain(prog.chain, std::span<const uint32_t>(prog.since_restart).subspan(log_start));
     }
-    const bool prompt_done = g.prompt_fed_ == g.spec_.prompt.size();
+    const bool prompt_done = prog.prompt_fed == prog.prompt.size();
     if (out == nullptr || !out->has_sampled_token()) {
       // A prompt chunk. A kept generation that samples nothing more ends once it is fed.
-      if (prompt_done && g.spec_.keep && (g.ending_ || g.generated_ >= g.spec_.max_tokens)) {
-        End(replica, p.gen, g.ending_ ? g.end_reason_ : v1::FINISH_REASON_LENGTH);
+      if (prompt_done && g.spec_.keep && (prog.ending || prog.generated >= g.spec_.max_tokens)) {
+        End(replica, p.gen, prog.ending ? prog.end_reason : v1::FINISH_REASON_LENGTH);
       } else if (options_.store != nullptr && p.kind == Planned::kPrefill &&
-                 ((grid > 0 && g.position_ % grid == 0) || g.position_ == g.spec_.snapshot_at) &&
-                 g.position_ > g.restart_.position && !g.stop_requested_.load()) {
+                 ((grid > 0 && prog.position % grid == 0) ||
+                  prog.position == g.spec_.snapshot_at) &&
+                 prog.position > prog.restart.position && !g.stop_requested_.load()) {
         StartSnapshot(replica, p.gen, /*final=*/false);
       }
       continue;
     }
-    if (g.stop_requested_.load() || g.finished_) continue;  // released or ended next step
+    if (g.stop_requested_.load() || prog.finished) continue;  // released or ended next step
     const uint32_t token = out->sampled_token();
-    g.seed_sent_ = true;
-    ++g.generated_;
-    const bool last_allowed = g.generated_ >= g.spec_.max_tokens;
-    if (last_allowed && !g.spec_.keep) g.released_ = true;  // the step carried `release`
+    prog.seed_sent = true;
+    ++prog.generated;
+    const bool last_allowed = prog.generated >= g.spec_.max_tokens;
+    if (last_allowed && !g.spec_.keep) prog.released = true;  // the step carried `release`
     // A kept generation keeps every sampled token in its conversation (fed next turn).
-    if (g.spec_.keep) g.pending_token_ = token;
+    if (g.spec_.keep) prog.pending_token = token;
     if (!g.spec_.ignore_eos && token == 0) {
       if (g.spec_.keep) {
         End(replica, p.gen, v1::FINISH_REASON_END_OF_TEXT);
@@ -602,18 +640,18 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
       }
       continue;
     }
-    g.generated_tokens_.push_back(token);  // as the client sees them
+    prog.generated_tokens.push_back(token);  // as the client sees them
     GenerationEvent e;
     e.tokens.push_back(token);
     if (g.spec_.logprobs) e.logprobs.push_back(out->logprobs());
-    e.position = g.position_;
+    e.position = prog.position;
     metrics_->completion_tokens->Increment();
-    if (g.generated_ == 1) {
+    if (prog.generated == 1) {
       metrics_->ttft->Observe(absl::ToDoubleSeconds(now - g.submitted_));
     } else {
-      metrics_->inter_token->Observe(absl::ToDoubleSeconds(now - g.last_token_time_));
+      metrics_->inter_token->Observe(absl::ToDoubleSeconds(now - prog.last_token_time));
     }
-    g.last_token_time_ = now;
+    prog.last_token_time = now;
     g.Push(std::move(e));
     if (last_allowed) {
       if (g.spec_.keep) {
@@ -622,40 +660,42 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
         Finish(g, v1::FINISH_REASON_LENGTH, absl::OkStatus());
       }
     } else {
-      g.pending_token_ = token;
+      prog.pending_token = token;
     }
   }
   // Generations that finished and hold no state leave now.
-  replica.running.erase(std::remove_if(replica.running.begin(), replica.running.end(),
-                                       [](const auto& g) {
-                                         return !g->in_step_ && g->finished_ &&
-                                                (g->released_ || !g->started_);
-                                       }),
-                        replica.running.end());
+  std::vector<std::shared_ptr<Generation>>& running = Locked(replica).running;
+  running.erase(std::remove_if(running.begin(), running.end(),
+                               [&](const auto& g) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+                                 const Generation::Progress& prog = Locked(*g);
+                                 return !prog.in_step && prog.finished &&
+                                        (prog.released || !prog.started);
+                               }),
+                running.end());
 }
 
 void Scheduler::StepLoop(Replica* replica) {
-  std::unique_lock<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   const std::string label = replica->client.address();
   prometheus::Histogram& step_seconds = metrics_->step_seconds->Add(
       {{"replica", label}}, prometheus::Histogram::BucketBoundaries{0.001, 0.002, 0.005, 0.01, 0.02,
                                                                     0.05, 0.1, 0.2, 0.5, 1, 2, 5});
   v1::StepRequest request;
   while (!stopping_) {
-    if (!replica->healthy) {
-      if (!replica->running.empty()) {
+    if (!Locked(*replica).healthy) {
+      if (!Locked(*replica).running.empty()) {
         FailAll(*replica, absl::UnavailableError(
                               absl::StrCat("pipeline replica ", label, " became unreachable")));
       }
-      work_.wait_for(lock, std::chrono::milliseconds(200));
+      work_.WaitWithTimeout(&mutex_, absl::Milliseconds(200));
       continue;
     }
     std::vector<Planned> plan = Plan(*replica, &request);
     size_t running = 0;
-    for (const auto& r : replicas_) running += r->running.size();
+    for (const auto& r : replicas_) running += Locked(*r).running.size();
     metrics_->running->Set(static_cast<double>(running));
     if (plan.empty()) {
-      work_.wait_for(lock, std::chrono::milliseconds(50));
+      work_.WaitWithTimeout(&mutex_, absl::Milliseconds(50));
       continue;
     }
     absl::StatusOr<v1::StepResult> result = v1::StepResult();
@@ -664,20 +704,20 @@ void Scheduler::StepLoop(Replica* replica) {
       for (const auto& s : request.sequences()) tokens += s.tokens_size();
       metrics_->batch_size->Observe(request.sequences_size());
       metrics_->step_tokens->Observe(static_cast<double>(tokens));
-      lock.unlock();
+      mutex_.Unlock();
       const absl::Time start = absl::Now();
       result = replica->client.Step(request, options_.step_timeout);
       step_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
-      lock.lock();
+      mutex_.Lock();
       if (!result.ok() && result.status().code() == absl::StatusCode::kUnavailable) {
-        replica->healthy = false;
+        Locked(*replica).healthy = false;
       }
     }
     Apply(*replica, plan, result);
-    if (!replica->healthy)
+    if (!Locked(*replica).healthy)
       FailAll(*replica, absl::UnavailableError(
                             absl::StrCat("pipeline replica ", label, " became unreachable")));
-    work_.notify_all();
+    work_.SignalAll();
   }
 }
 

@@ -44,26 +44,28 @@
 //     is snapshotted, `on_end` runs with it (the router commits the session there), the
 //     state stays hot on the replica for the next turn, and then the final event is sent.
 //   Snapshot and load I/O runs on the scheduler's own threads, never in a step loop.
-// Thread-safe.
+// Thread-safe: one mutex guards the queue, the replicas and the generations' progress (each
+// replica's and generation's share sits in an ExternallyGuarded, so clang checks its uses).
 #ifndef SKEIN_SERVICES_ROUTER_SCHEDULER_H_
 #define SKEIN_SERVICES_ROUTER_SCHEDULER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/common/externally_guarded.h"
 #include "services/router/router_metrics.h"
 #include "services/router/state_keys.h"
 #include "services/router/worker_client.h"
@@ -140,43 +142,56 @@ class Generation {
   // CANCELLED). The scheduler releases its worker state within one step. Idempotent (the
   // first reason is kept).
   void Stop(v1::FinishReason reason = v1::FINISH_REASON_CANCELLED);
-  const GenerationSpec& spec() const { return spec_; }
   const std::string& id() const { return id_; }
 
  private:
   friend class Scheduler;
-  GenerationSpec spec_;
-  std::string id_;
-  absl::Time submitted_;
-  absl::Time queued_at_;
-  absl::Time last_token_time_;
+  enum class Phase { kReady, kBusy, kEnding };
+  // What the scheduler changes as the generation runs, guarded by the scheduler's mutex.
+  struct Progress {
+    // The tokens to feed from `restart`: the spec's prompt, then what a restart replays.
+    std::vector<uint32_t> prompt;
+    // The spec's start_tokens, until the start state has loaded or been given up.
+    std::vector<uint32_t> start_tokens;
+    absl::Time queued_at;
+    absl::Time last_token_time;
+    size_t prompt_fed = 0;
+    uint64_t position = 0;
+    std::optional<uint32_t> pending_token;
+    uint32_t generated = 0;
+    bool seed_sent = false;
+    bool in_step = false;
+    bool started = false;   // workers may hold its state
+    bool released = false;  // workers hold no state for it
+    bool finished = false;  // the final event was sent
+    // Durability (with a store).
+    Phase phase = Phase::kReady;
+    StartPoint restart;                   // the last durable state
+    std::vector<uint32_t> since_restart;  // fed since restart
+    ChainHash chain{};                    // of everything fed
+    std::vector<uint32_t> generated_tokens;
+    int restarts = 0;
+    bool ending = false;  // a keep generation's end is under way
+    v1::FinishReason end_reason = v1::FINISH_REASON_UNSPECIFIED;
+  };
 
-  // Guarded by the scheduler's mutex.
-  size_t prompt_fed_ = 0;
-  uint64_t position_ = 0;
-  std::optional<uint32_t> pending_token_;
-  uint32_t generated_ = 0;
-  bool seed_sent_ = false;
-  bool in_step_ = false;
-  bool started_ = false;   // workers may hold its state
-  bool released_ = false;  // workers hold no state for it
-  bool finished_ = false;  // the final event was sent
-  // Durability (with a store).
-  enum class Phase { kReady, kBusy, kEnding } phase_ = Phase::kReady;
-  StartPoint restart_;                   // the last durable state
-  std::vector<uint32_t> since_restart_;  // fed since restart_
-  ChainHash chain_{};                    // of everything fed
-  std::vector<uint32_t> generated_tokens_;
-  int restarts_ = 0;
-  bool ending_ = false;  // a keep generation's end is under way
-  v1::FinishReason end_reason_ = v1::FINISH_REASON_UNSPECIFIED;
+  // Made by Submit; `scheduler_mutex` guards `progress`.
+  Generation(GenerationSpec spec, std::string id, absl::Time submitted, Progress progress,
+             const absl::Mutex* scheduler_mutex);
+  void Push(GenerationEvent e);
+
+  // Set before the generation is shared, then only read. The spec's prompt and start_tokens
+  // move into Progress, where they change as the generation runs.
+  const GenerationSpec spec_;
+  const std::string id_;
+  const absl::Time submitted_;
+  ExternallyGuarded<Progress> progress_;  // guarded by the scheduler's mutex_
 
   std::atomic<bool> stop_requested_{false};
   std::atomic<int> stop_reason_{v1::FINISH_REASON_CANCELLED};
-  std::mutex events_mutex_;
-  std::condition_variable events_ready_;
-  std::deque<GenerationEvent> events_;
-  void Push(GenerationEvent e);
+  absl::Mutex events_mutex_;
+  absl::CondVar events_ready_;
+  std::deque<GenerationEvent> events_ ABSL_GUARDED_BY(events_mutex_);
 };
 
 struct SchedulerOptions {
@@ -222,18 +237,23 @@ class Scheduler {
 
  private:
   struct Replica {
-    explicit Replica(std::string address) : client(std::move(address)) {}
-    WorkerClient client;  // stage 0
-    // Every stage (stages[0] is stage 0's address), found by following next_stage.
-    std::vector<std::shared_ptr<WorkerClient>> stages;
-    // Clients for the chain walk, by address (used by the health thread only).
+    // What the scheduler's threads change, guarded by the scheduler's mutex_.
+    struct State {
+      // Every stage (stages[0] is stage 0's address), found by following next_stage.
+      std::vector<std::shared_ptr<WorkerClient>> stages;
+      bool healthy = false;
+      bool draining = false;  // a stage is shutting down: take no work, move what runs
+      int stage_count = 1;
+      int loops_started = 0;
+      std::vector<std::shared_ptr<Generation>> running;
+      std::vector<std::thread> loops;
+    };
+    Replica(std::string address, const absl::Mutex* scheduler_mutex)
+        : client(std::move(address)), state(scheduler_mutex) {}
+    WorkerClient client;  // stage 0 (thread-safe)
+    // Clients for the chain walk, by address (the health thread's alone: no lock).
     absl::flat_hash_map<std::string, std::shared_ptr<WorkerClient>> chain_clients;
-    bool healthy = false;
-    bool draining = false;  // a stage is shutting down: take no work, move what runs
-    int stage_count = 1;
-    int loops_started = 0;
-    std::vector<std::shared_ptr<Generation>> running;
-    std::vector<std::thread> loops;
+    ExternallyGuarded<State> state;
   };
   struct Planned {
     std::shared_ptr<Generation> gen;
@@ -246,57 +266,78 @@ class Scheduler {
     std::string key;  // the snapshot its state equals
   };
 
-  void HealthLoop();
+  // The parts of a generation and of a replica that mutex_ guards.
+  Generation::Progress& Locked(Generation& gen) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return gen.progress_.Get(mutex_);
+  }
+  Replica::State& Locked(Replica& replica) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return replica.state.Get(mutex_);
+  }
+
+  void HealthLoop() ABSL_LOCKS_EXCLUDED(mutex_);
   // Describes every stage of the chain from `replica`'s stage 0 (called without the lock).
-  absl::StatusOr<std::vector<v1::StageInfo>> DescribeChain(Replica& replica);
+  absl::StatusOr<std::vector<v1::StageInfo>> DescribeChain(Replica& replica)
+      ABSL_LOCKS_EXCLUDED(mutex_);
   // State I/O on the scheduler's threads.
-  void RunStateOp(std::function<void()> op);
-  void StateThread();
-  void StartLoad(Replica& replica, std::shared_ptr<Generation> gen);
-  void StartSnapshot(Replica& replica, std::shared_ptr<Generation> gen, bool final);
+  void RunStateOp(std::function<void()> op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void StateThread() ABSL_LOCKS_EXCLUDED(mutex_);
+  void StartLoad(Replica& replica, std::shared_ptr<Generation> gen)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void StartSnapshot(Replica& replica, std::shared_ptr<Generation> gen, bool final)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Writes (or finds) the snapshot of `worker_id`'s state on `replica` (no lock held).
   absl::StatusOr<StartPoint> Snapshot(Replica& replica, const std::string& worker_id,
-                                      uint64_t position, const ChainHash& chain, bool with_sampler);
-  absl::Status Load(Replica& replica, const std::string& worker_id, const StartPoint& start);
+                                      uint64_t position, const ChainHash& chain, bool with_sampler)
+      ABSL_LOCKS_EXCLUDED(mutex_);
+  absl::Status Load(Replica& replica, const std::string& worker_id, const StartPoint& start)
+      ABSL_LOCKS_EXCLUDED(mutex_);
   // One attempt of each (the two above retry once when the store was unreachable).
   absl::StatusOr<StartPoint> SnapshotOnce(Replica& replica, const std::string& worker_id,
                                           uint64_t position, const ChainHash& chain,
-                                          bool with_sampler);
-  absl::Status LoadOnce(Replica& replica, const std::string& worker_id, const StartPoint& start);
-  // Puts `gen` back in the queue to restart from its restart point (mutex_ held); false if
-  // it may not restart.
+                                          bool with_sampler) ABSL_LOCKS_EXCLUDED(mutex_);
+  absl::Status LoadOnce(Replica& replica, const std::string& worker_id, const StartPoint& start)
+      ABSL_LOCKS_EXCLUDED(mutex_);
+  // Puts `gen` back in the queue to restart from its restart point; false if it may not
+  // restart.
   bool Restart(Replica& replica, const std::shared_ptr<Generation>& gen, const absl::Status& why,
-               bool counts = true);
+               bool counts = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Moves the generations of a draining replica: each idle one is snapshotted where it is
-  // (at a step boundary) and restarted from that snapshot elsewhere (mutex_ held).
-  void MigrateAll(Replica& replica);
-  // Ends a keep generation: final snapshot, on_end, then the final event (mutex_ held).
-  void End(Replica& replica, const std::shared_ptr<Generation>& gen, v1::FinishReason reason);
-  void StepLoop(Replica* replica);
-  // Builds a step for `replica` from generations not in a step (mutex_ held).
-  std::vector<Planned> Plan(Replica& replica, v1::StepRequest* request);
-  void Finish(Generation& gen, v1::FinishReason reason, absl::Status error);
+  // (at a step boundary) and restarted from that snapshot elsewhere.
+  void MigrateAll(Replica& replica) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Ends a keep generation: final snapshot, on_end, then the final event.
+  void End(Replica& replica, const std::shared_ptr<Generation>& gen, v1::FinishReason reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void StepLoop(Replica* replica) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Builds a step for `replica` from generations not in a step.
+  std::vector<Planned> Plan(Replica& replica, v1::StepRequest* request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void Finish(Generation& gen, v1::FinishReason reason, absl::Status error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Apply(Replica& replica, std::vector<Planned>& plan,
-             const absl::StatusOr<v1::StepResult>& result);
-  void Remove(Replica& replica, const Generation* gen);
-  void FailAll(Replica& replica, const absl::Status& why);
+             const absl::StatusOr<v1::StepResult>& result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void Remove(Replica& replica, const Generation* gen) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void FailAll(Replica& replica, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const SchedulerOptions options_;
   RouterMetrics* metrics_;
-  mutable std::mutex mutex_;
-  std::condition_variable work_;
-  std::deque<std::shared_ptr<Generation>> queue_;
+  mutable absl::Mutex mutex_;
+  absl::CondVar work_;
+  std::deque<std::shared_ptr<Generation>> queue_ ABSL_GUARDED_BY(mutex_);
+  // Made in the constructor, then only read; each replica's State is guarded by mutex_.
   std::vector<std::unique_ptr<Replica>> replicas_;
-  std::optional<v1::ModelInfo> model_;
-  std::optional<ChainHash> identity_;
-  absl::flat_hash_map<std::string, Hot> hot_;  // worker id -> where its state is hot
-  std::deque<std::function<void()>> state_ops_;
+  std::optional<v1::ModelInfo> model_ ABSL_GUARDED_BY(mutex_);
+  std::optional<ChainHash> identity_ ABSL_GUARDED_BY(mutex_);
+  // Worker id -> where its state is hot.
+  absl::flat_hash_map<std::string, Hot> hot_ ABSL_GUARDED_BY(mutex_);
+  std::deque<std::function<void()>> state_ops_ ABSL_GUARDED_BY(mutex_);
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  // As last reported to on_serving_change.
+  bool any_healthy_ ABSL_GUARDED_BY(mutex_) = false;
+  uint64_t next_id_ ABSL_GUARDED_BY(mutex_) = 1;
+  uint64_t next_step_id_ ABSL_GUARDED_BY(mutex_) = 1;
+  std::string id_prefix_;  // set in the constructor
+  // Started in the constructor and joined in the destructor, by no other thread.
   std::vector<std::thread> state_threads_;
-  bool stopping_ = false;
-  bool any_healthy_ = false;  // as last reported to on_serving_change
-  uint64_t next_id_ = 1;
-  uint64_t next_step_id_ = 1;
-  std::string id_prefix_;
   std::thread health_;
 };
 

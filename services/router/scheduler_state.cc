@@ -14,21 +14,21 @@ namespace skein::router {
 
 void Scheduler::RunStateOp(std::function<void()> op) {
   state_ops_.push_back(std::move(op));
-  work_.notify_all();
+  work_.SignalAll();
 }
 
 void Scheduler::StateThread() {
-  std::unique_lock<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   while (!stopping_) {
     if (state_ops_.empty()) {
-      work_.wait_for(lock, std::chrono::milliseconds(200));
+      work_.WaitWithTimeout(&mutex_, absl::Milliseconds(200));
       continue;
     }
     std::function<void()> op = std::move(state_ops_.front());
     state_ops_.pop_front();
-    lock.unlock();
+    mutex_.Unlock();
     op();
-    lock.lock();
+    mutex_.Lock();
   }
 }
 
@@ -47,8 +47,8 @@ absl::Status Scheduler::LoadOnce(Replica& replica, const std::string& worker_id,
                                  const StartPoint& start) {
   std::vector<std::shared_ptr<WorkerClient>> stages;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stages = replica.stages;
+    absl::MutexLock lock(&mutex_);
+    stages = Locked(replica).stages;
   }
   if (stages.empty()) return absl::UnavailableError("the replica's stages are not known yet");
   const absl::Time begin = absl::Now();
@@ -109,8 +109,8 @@ absl::StatusOr<StartPoint> Scheduler::SnapshotOnce(Replica& replica, const std::
   std::vector<std::shared_ptr<WorkerClient>> stages;
   ChainHash identity;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stages = replica.stages;
+    absl::MutexLock lock(&mutex_);
+    stages = Locked(replica).stages;
     identity = identity_.value_or(ChainHash{});
   }
   if (stages.empty()) return absl::UnavailableError("the replica's stages are not known yet");
@@ -202,30 +202,34 @@ absl::StatusOr<StartPoint> Scheduler::SnapshotOnce(Replica& replica, const std::
 }
 
 void Scheduler::StartLoad(Replica& replica, std::shared_ptr<Generation> gen) {
-  gen->phase_ = Generation::Phase::kBusy;
-  RunStateOp([this, &replica, gen] {
-    const absl::Status s = Load(replica, gen->id_, gen->restart_);
-    std::lock_guard<std::mutex> lock(mutex_);
+  Generation::Progress& prog = Locked(*gen);
+  prog.phase = Generation::Phase::kBusy;
+  // A busy generation's restart point stays as it is until the load is done; the copy keeps
+  // the state thread off the generation's fields until it holds the lock again.
+  RunStateOp([this, &replica, gen, start = prog.restart] {
+    const absl::Status s = Load(replica, gen->id_, start);
+    absl::MutexLock lock(&mutex_);
     Generation& g = *gen;
-    g.phase_ = Generation::Phase::kReady;
-    work_.notify_all();
+    Generation::Progress& prog = Locked(g);
+    prog.phase = Generation::Phase::kReady;
+    work_.SignalAll();
     if (s.ok()) {
-      g.started_ = true;
+      prog.started = true;
       return;
     }
-    if (!g.spec_.start_tokens.empty() && g.restart_.key == g.spec_.start.key &&
+    if (!prog.start_tokens.empty() && prog.restart.key == g.spec_.start.key &&
         (s.code() == absl::StatusCode::kNotFound || s.code() == absl::StatusCode::kDataLoss)) {
       // The cached prefix went away (evicted) or is damaged: compute it instead.
-      log::Warning(absl::StrCat("prefix state ", g.restart_.key, " unusable (", s.message(),
+      log::Warning(absl::StrCat("prefix state ", prog.restart.key, " unusable (", s.message(),
                                 "); computing the prefix"));
-      std::vector<uint32_t> feed = g.spec_.start_tokens;
-      feed.insert(feed.end(), g.spec_.prompt.begin(), g.spec_.prompt.end());
-      g.spec_.prompt = std::move(feed);
-      g.spec_.start_tokens.clear();
-      g.restart_ = StartPoint{};
-      g.restart_.chain = identity_.value_or(ChainHash{});
-      g.chain_ = g.restart_.chain;
-      g.position_ = 0;
+      std::vector<uint32_t> feed = prog.start_tokens;
+      feed.insert(feed.end(), prog.prompt.begin(), prog.prompt.end());
+      prog.prompt = std::move(feed);
+      prog.start_tokens.clear();
+      prog.restart = StartPoint{};
+      prog.restart.chain = identity_.value_or(ChainHash{});
+      prog.chain = prog.restart.chain;
+      prog.position = 0;
       return;
     }
     if (!Restart(replica, gen, s)) {
@@ -236,13 +240,13 @@ void Scheduler::StartLoad(Replica& replica, std::shared_ptr<Generation> gen) {
 }
 
 void Scheduler::StartSnapshot(Replica& replica, std::shared_ptr<Generation> gen, bool final) {
-  Generation& g = *gen;
-  g.phase_ = final ? Generation::Phase::kEnding : Generation::Phase::kBusy;
+  Generation::Progress& prog = Locked(*gen);
+  prog.phase = final ? Generation::Phase::kEnding : Generation::Phase::kBusy;
   // Nothing fed since the restart point (or nothing at all): that point is the state.
-  const bool unchanged = g.position_ == g.restart_.position && g.since_restart_.empty();
-  const uint64_t position = g.position_;
-  const ChainHash chain = g.chain_;
-  RunStateOp([this, &replica, gen, final, unchanged, position, chain, restart = g.restart_] {
+  const bool unchanged = prog.position == prog.restart.position && prog.since_restart.empty();
+  const uint64_t position = prog.position;
+  const ChainHash chain = prog.chain;
+  RunStateOp([this, &replica, gen, final, unchanged, position, chain, restart = prog.restart] {
     const absl::Time begin = absl::Now();
     absl::StatusOr<StartPoint> point = restart;
     if (!unchanged) point = Snapshot(replica, gen->id_, position, chain, final);
@@ -255,55 +259,58 @@ void Scheduler::StartSnapshot(Replica& replica, std::shared_ptr<Generation> gen,
       }
     }
     if (!final) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      Generation& g = *gen;
-      g.phase_ = Generation::Phase::kReady;
-      work_.notify_all();
+      absl::MutexLock lock(&mutex_);
+      Generation::Progress& prog = Locked(*gen);
+      prog.phase = Generation::Phase::kReady;
+      work_.SignalAll();
       if (!point.ok()) {
         // A missed prefix entry costs only a longer replay should this generation restart.
-        log::Warning(absl::StrCat("snapshot of ", g.id_, " at ", position,
+        log::Warning(absl::StrCat("snapshot of ", gen->id_, " at ", position,
                                   " failed: ", point.status().message()));
         return;
       }
-      g.restart_ = *std::move(point);
+      prog.restart = *std::move(point);
       // Fed after the snapshot position cannot exist: the generation waited for it.
-      g.since_restart_.clear();
+      prog.since_restart.clear();
       return;
     }
     absl::Status status = point.status();
     TurnEnd end;
     if (point.ok()) {
-      std::lock_guard<std::mutex> lock(mutex_);
+      absl::MutexLock lock(&mutex_);
+      const Generation::Progress& prog = Locked(*gen);
       end.snapshot = *point;
-      if (gen->pending_token_) end.pending.push_back(*gen->pending_token_);
-      end.generated = gen->generated_tokens_;
-      end.reason = gen->end_reason_;
+      if (prog.pending_token) end.pending.push_back(*prog.pending_token);
+      end.generated = prog.generated_tokens;
+      end.reason = prog.end_reason;
     }
+    // Without the lock: on_end writes the session to the store.
     if (status.ok() && gen->spec_.on_end) status = gen->spec_.on_end(end);
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     Generation& g = *gen;
-    work_.notify_all();
+    Generation::Progress& prog = Locked(g);
+    work_.SignalAll();
     if (!point.ok() && Restart(replica, gen, point.status())) return;  // ends after replay
     if (status.ok()) {
-      g.restart_ = *point;
-      g.since_restart_.clear();
+      prog.restart = *point;
+      prog.since_restart.clear();
       if (!point->key.empty()) hot_[g.id_] = Hot{&replica, point->key};
     } else {
       hot_.erase(g.id_);
     }
-    g.phase_ = Generation::Phase::kReady;
-    g.released_ = true;  // the state stays hot on the workers, owned by the session
-    Finish(g, g.end_reason_, status);
+    prog.phase = Generation::Phase::kReady;
+    prog.released = true;  // the state stays hot on the workers, owned by the session
+    Finish(g, prog.end_reason, status);
     Remove(replica, &g);
   });
 }
 
 void Scheduler::End(Replica& replica, const std::shared_ptr<Generation>& gen,
                     v1::FinishReason reason) {
-  Generation& g = *gen;
-  if (!g.ending_) {
-    g.ending_ = true;
-    g.end_reason_ = reason;
+  Generation::Progress& prog = Locked(*gen);
+  if (!prog.ending) {
+    prog.ending = true;
+    prog.end_reason = reason;
   }
   StartSnapshot(replica, gen, /*final=*/true);
 }
@@ -312,25 +319,27 @@ void Scheduler::MigrateAll(Replica& replica) {
   const absl::Status why = absl::UnavailableError(
       absl::StrCat("pipeline replica ", replica.client.address(), " is draining"));
   std::vector<std::shared_ptr<Generation>> idle;
-  for (auto& g : replica.running) {
-    if (!g->in_step_ && g->phase_ == Generation::Phase::kReady) idle.push_back(g);
+  for (auto& g : Locked(replica).running) {
+    const Generation::Progress& prog = Locked(*g);
+    if (!prog.in_step && prog.phase == Generation::Phase::kReady) idle.push_back(g);
   }
   for (auto& gen : idle) {
     Generation& g = *gen;
-    const bool stopping = g.stop_requested_.load() || g.finished_;
+    Generation::Progress& prog = Locked(g);
+    const bool stopping = g.stop_requested_.load() || prog.finished;
     if (stopping && !g.spec_.keep) {
       // Nothing to move: its state dies with the stage.
-      g.released_ = true;
+      prog.released = true;
       Finish(g, static_cast<v1::FinishReason>(g.stop_reason_.load()), absl::OkStatus());
       Remove(replica, &g);
       continue;
     }
-    if (stopping || (g.ending_ && g.prompt_fed_ == g.spec_.prompt.size())) {
+    if (stopping || (prog.ending && prog.prompt_fed == prog.prompt.size())) {
       End(replica, gen,
-          g.ending_ ? g.end_reason_ : static_cast<v1::FinishReason>(g.stop_reason_.load()));
+          prog.ending ? prog.end_reason : static_cast<v1::FinishReason>(g.stop_reason_.load()));
       continue;
     }
-    if (!g.started_ || options_.store == nullptr) {
+    if (!prog.started || options_.store == nullptr) {
       // No state here yet (or nowhere to save it): start again elsewhere from the start point.
       if (!Restart(replica, gen, why, /*counts=*/false)) {
         Finish(g, v1::FINISH_REASON_UNSPECIFIED, why);
@@ -340,28 +349,29 @@ void Scheduler::MigrateAll(Replica& replica) {
     }
     // Snapshot it here, at this step boundary, then restart it from that snapshot.
     metrics_->migrations->Increment();
-    g.phase_ = Generation::Phase::kBusy;
-    const uint64_t position = g.position_;
-    const ChainHash chain = g.chain_;
+    prog.phase = Generation::Phase::kBusy;
+    const uint64_t position = prog.position;
+    const ChainHash chain = prog.chain;
     RunStateOp([this, &replica, gen, position, chain, why] {
       absl::StatusOr<StartPoint> point =
           Snapshot(replica, gen->id_, position, chain, /*with_sampler=*/true);
-      std::lock_guard<std::mutex> lock(mutex_);
+      absl::MutexLock lock(&mutex_);
       Generation& g = *gen;
-      g.phase_ = Generation::Phase::kReady;
+      Generation::Progress& prog = Locked(g);
+      prog.phase = Generation::Phase::kReady;
       if (point.ok()) {
-        g.restart_ = *std::move(point);
-        g.since_restart_.clear();
+        prog.restart = *std::move(point);
+        prog.since_restart.clear();
       } else {
         log::Warning(absl::StrCat("snapshot of ", g.id_, " on a draining replica failed (",
                                   point.status().message(), "); replaying from position ",
-                                  g.restart_.position));
+                                  prog.restart.position));
       }
       if (!Restart(replica, gen, why, /*counts=*/false)) {
         Finish(g, v1::FINISH_REASON_UNSPECIFIED, why);
         Remove(replica, &g);
       }
-      work_.notify_all();
+      work_.SignalAll();
     });
   }
 }

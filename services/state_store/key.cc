@@ -2,12 +2,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/absl_bridge.h"
 
 namespace skein::state_store {
 namespace {
-
-// absl here is built with its own string_view; this bridges std::string_view into it.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 // Shows a key in an error message without echoing control bytes back to a terminal.
 std::string Printable(std::string_view text) {
@@ -25,19 +23,19 @@ std::string Printable(std::string_view text) {
 
 absl::Status CheckCharacters(std::string_view text, std::string_view what) {
   if (text.size() > kMaxKeyBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Sv(what), " is ", text.size(), " bytes; the limit is ", kMaxKeyBytes));
+    return absl::InvalidArgumentError(absl::StrCat(base::AsAbsl(what), " is ", text.size(),
+                                                   " bytes; the limit is ", kMaxKeyBytes));
   }
   for (size_t i = 0; i < text.size(); ++i) {
     auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x20 || c >= 0x7F) {
       return absl::InvalidArgumentError(
-          absl::StrCat(Sv(what), " \"", Printable(text), "\" has a non-printable byte 0x",
+          absl::StrCat(base::AsAbsl(what), " \"", Printable(text), "\" has a non-printable byte 0x",
                        absl::Hex(c, absl::kZeroPad2), " at offset ", i));
     }
     if (c == '\\') {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Sv(what), " \"", Printable(text), "\" has a backslash at offset ", i));
+      return absl::InvalidArgumentError(absl::StrCat(base::AsAbsl(what), " \"", Printable(text),
+                                                     "\" has a backslash at offset ", i));
     }
   }
   return absl::OkStatus();
@@ -52,7 +50,7 @@ absl::Status ValidateKey(std::string_view key) {
     return absl::InvalidArgumentError(
         absl::StrCat("key \"", Printable(key), "\" starts or ends with '/'"));
   }
-  for (absl::string_view segment : absl::StrSplit(Sv(key), '/')) {
+  for (absl::string_view segment : absl::StrSplit(base::AsAbsl(key), '/')) {
     if (segment.empty() || segment == "." || segment == "..") {
       return absl::InvalidArgumentError(
           absl::StrCat("key \"", Printable(key), "\" has an empty, \".\" or \"..\" path segment"));

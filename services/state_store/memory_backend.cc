@@ -3,14 +3,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_bridge.h"
 
 namespace skein::state_store {
-namespace {
-
-// absl here is built with its own string_view; this bridges std::string_view into it.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-}  // namespace
+namespace {}  // namespace
 
 absl::StatusOr<std::optional<std::string>> MemoryBackend::ReadRecord(std::string_view group,
                                                                      std::string_view name) {
@@ -65,7 +61,8 @@ absl::StatusOr<std::string> MemoryBackend::ReadBlob(std::string_view group, std:
   absl::MutexLock lock(&mu_);
   auto it = blobs_.find({std::string(group), std::string(name)});
   if (it == blobs_.end()) {
-    return absl::NotFoundError(absl::StrCat("no blob ", Sv(name), " in ", Sv(group)));
+    return absl::NotFoundError(
+        absl::StrCat("no blob ", base::AsAbsl(name), " in ", base::AsAbsl(group)));
   }
   return it->second;
 }

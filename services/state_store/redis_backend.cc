@@ -7,13 +7,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_bridge.h"
 #include "xxhash.h"
 
 namespace skein::state_store {
 namespace {
-
-// absl here is built with its own string_view; this bridges std::string_view into it.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 using Reply = RedisReply;
 using Args = RedisArgs;
@@ -85,8 +83,9 @@ RedisBackend::~RedisBackend() = default;
 
 std::string RedisBackend::RedisKey(std::string_view group, char kind, std::string_view name) const {
   uint64_t hash = XXH3_64bits(group.data(), group.size());
-  return absl::StrCat(options_.key_prefix, ":{", absl::Hex(hash, absl::kZeroPad16), "}:", Sv(group),
-                      ":", absl::string_view(&kind, 1), ":", Sv(name));
+  return absl::StrCat(options_.key_prefix, ":{", absl::Hex(hash, absl::kZeroPad16),
+                      "}:", base::AsAbsl(group), ":", absl::string_view(&kind, 1), ":",
+                      base::AsAbsl(name));
 }
 
 absl::StatusOr<std::optional<std::string>> RedisBackend::ReadRecord(std::string_view group,
@@ -147,9 +146,10 @@ absl::Status RedisBackend::Apply(const Batch& batch) {
   std::string_view answer((*reply)->str ? (*reply)->str : "", (*reply)->len);
   if (answer == "ok") return absl::OkStatus();
   if (answer.rfind("conflict", 0) == 0) {
-    return absl::AbortedError(absl::StrCat("redis: ", Sv(answer), " changed"));
+    return absl::AbortedError(absl::StrCat("redis: ", base::AsAbsl(answer), " changed"));
   }
-  return absl::InternalError(absl::StrCat("redis apply script answered \"", Sv(answer), "\""));
+  return absl::InternalError(
+      absl::StrCat("redis apply script answered \"", base::AsAbsl(answer), "\""));
 }
 
 absl::Status RedisBackend::WriteBlob(std::string_view group, std::string_view name,
@@ -198,7 +198,8 @@ absl::StatusOr<std::string> RedisBackend::ReadBlob(std::string_view group, std::
     return absl::InternalError(absl::StrCat("redis LRANGE ", key, ": unexpected reply type"));
   }
   if ((*reply)->elements == 0) {
-    return absl::NotFoundError(absl::StrCat("no blob ", Sv(name), " in ", Sv(group)));
+    return absl::NotFoundError(
+        absl::StrCat("no blob ", base::AsAbsl(name), " in ", base::AsAbsl(group)));
   }
   size_t total = 0;
   for (size_t i = 0; i < (*reply)->elements; ++i) total += (*reply)->element[i]->len;

@@ -7,12 +7,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_bridge.h"
 
 namespace skein::state_store {
 namespace {
-
-// absl here is built with its own string_view; this bridges std::string_view into it.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 timeval TimevalOf(absl::Duration d) {
   timeval tv{};
@@ -56,7 +54,7 @@ absl::StatusOr<RedisReply> SingleReply(const RedisArgs& args,
   RedisReply reply = std::move((*replies)[0]);
   if (reply->type == REDIS_REPLY_ERROR) {
     return absl::InternalError(
-        absl::StrCat("redis ", Sv(args[0]), ": ", Sv(ReplyText(reply.get()))));
+        absl::StrCat("redis ", base::AsAbsl(args[0]), ": ", base::AsAbsl(ReplyText(reply.get()))));
   }
   return reply;
 }
@@ -289,7 +287,7 @@ absl::StatusOr<std::vector<RedisReply>> RedisClient::Pipeline(
     if (target.empty()) return replies;
     if (attempt >= 5) {
       return absl::UnavailableError(
-          absl::StrCat("redis: key ", Sv(key), " is still redirected after 5 tries"));
+          absl::StrCat("redis: key ", base::AsAbsl(key), " is still redirected after 5 tries"));
     }
     // MOVED: the slot map is stale. ASK: this one call goes to the migration target.
     if (!ask) (void)RefreshSlots();

@@ -8,6 +8,7 @@
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_bridge.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
@@ -16,9 +17,6 @@
 
 namespace skein::state_store {
 namespace {
-
-// absl here is built with its own string_view; this bridges std::string_view into it.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 constexpr char kRecord = 'r';
 constexpr char kManifest = 'm';
@@ -35,7 +33,7 @@ std::string DbKey(char kind, std::string_view group, std::string_view name) {
 
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return absl::OkStatus();
-  std::string message = absl::StrCat("rocksdb ", Sv(what), ": ", s.ToString());
+  std::string message = absl::StrCat("rocksdb ", base::AsAbsl(what), ": ", s.ToString());
   if (s.IsNotFound()) return absl::NotFoundError(message);
   if (s.IsCorruption()) return absl::DataLossError(message);
   if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) {
@@ -50,8 +48,8 @@ absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(std::string_view name) {
   if (name == "always") return FsyncPolicy::kAlways;
   if (name == "interval") return FsyncPolicy::kInterval;
   if (name == "never") return FsyncPolicy::kNever;
-  return absl::InvalidArgumentError(
-      absl::StrCat("fsync policy \"", Sv(name), "\": expected always, interval or never"));
+  return absl::InvalidArgumentError(absl::StrCat("fsync policy \"", base::AsAbsl(name),
+                                                 "\": expected always, interval or never"));
 }
 
 absl::StatusOr<std::unique_ptr<RocksDbBackend>> RocksDbBackend::Open(
@@ -260,7 +258,8 @@ absl::StatusOr<std::string> RocksDbBackend::ReadBlob(std::string_view group,
   std::string ignored;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), DbKey(kManifest, group, name), &ignored);
   if (s.IsNotFound()) {
-    return absl::NotFoundError(absl::StrCat("no blob ", Sv(name), " in ", Sv(group)));
+    return absl::NotFoundError(
+        absl::StrCat("no blob ", base::AsAbsl(name), " in ", base::AsAbsl(group)));
   }
   if (!s.ok()) return FromRocks(s, "read blob manifest");
   absl::StatusOr<std::string> data = blob_files_.Read(BlobFiles::FileName(group, name));
@@ -269,13 +268,14 @@ absl::StatusOr<std::string> RocksDbBackend::ReadBlob(std::string_view group,
     // Then the blob is simply gone, which the caller handles like any other absent blob.
     s = db_->Get(rocksdb::ReadOptions(), DbKey(kManifest, group, name), &ignored);
     if (s.IsNotFound()) {
-      return absl::NotFoundError(absl::StrCat("no blob ", Sv(name), " in ", Sv(group)));
+      return absl::NotFoundError(
+          absl::StrCat("no blob ", base::AsAbsl(name), " in ", base::AsAbsl(group)));
     }
     if (!s.ok()) return FromRocks(s, "read blob manifest");
     // Listed but gone: lost underneath the store (a machine crash before the file was
     // flushed, or a file removed by hand).
     return absl::DataLossError(
-        absl::StrCat("blob ", Sv(name), " in ", Sv(group),
+        absl::StrCat("blob ", base::AsAbsl(name), " in ", base::AsAbsl(group),
                      " is listed but its file is missing: ", data.status().message()));
   }
   return data;

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "gtest/gtest.h"
 #include "services/state_store/checksum.h"
-#include "services/state_store/clock.h"
 #include "services/state_store/store.h"
 #include "services/state_store/testing/backend_fixture.h"
 #include "tests/support/prerequisite.h"
@@ -58,7 +58,7 @@ class SharedIndexTest : public ::testing::Test {
   }
 
   std::unique_ptr<BackendFactory> factory_;
-  FakeClock clock_;
+  base::FakeClock clock_;
 };
 
 TEST_F(SharedIndexTest, WritesVersionsAndListsAreOneViewAcrossStores) {

@@ -34,9 +34,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "base/clock.h"
 #include "prometheus/registry.h"
 #include "services/state_store/backend.h"
-#include "services/state_store/clock.h"
 #include "services/state_store/store_index.h"
 #include "services/state_store/store_metrics.h"
 #include "skein/state_store/records.pb.h"
@@ -87,7 +87,7 @@ class StateStore {
   // `index` is where the store keeps its index (nullptr: its own memory; a RedisStoreIndex
   // shares it with every store on the same Redis).
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(
-      std::unique_ptr<StorageBackend> backend, StoreOptions options, Clock* clock = nullptr,
+      std::unique_ptr<StorageBackend> backend, StoreOptions options, base::Clock* clock = nullptr,
       prometheus::Registry* registry = nullptr, std::unique_ptr<StoreIndex> index = nullptr);
   ~StateStore();
 
@@ -113,7 +113,7 @@ class StateStore {
 
   // Removes expired entries (not pinned), discards open snapshots past their deadline, and
   // forgets old commit markers and lapsed pins. Called by the sweeper thread; tests call it
-  // directly with a FakeClock.
+  // directly with a base::FakeClock.
   void SweepOnce();
   // Runs SweepOnce every `interval` on a thread until the store is destroyed.
   void StartSweeper(absl::Duration interval);
@@ -128,7 +128,7 @@ class StateStore {
     std::optional<std::string> raw;
   };
 
-  StateStore(std::unique_ptr<StorageBackend> backend, StoreOptions options, Clock* clock,
+  StateStore(std::unique_ptr<StorageBackend> backend, StoreOptions options, base::Clock* clock,
              prometheus::Registry* registry, std::unique_ptr<StoreIndex> index);
   absl::Status Recover();
 
@@ -164,7 +164,7 @@ class StateStore {
 
   std::unique_ptr<StorageBackend> backend_;
   StoreOptions options_;
-  Clock* clock_;
+  base::Clock* clock_;
   std::unique_ptr<prometheus::Registry> own_registry_;
   StoreMetrics metrics_;
   std::unique_ptr<StoreIndex> index_;

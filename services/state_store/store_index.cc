@@ -51,8 +51,9 @@ bool MemoryStoreIndex::IsLiveLocked(const Entry& entry, absl::Time now) const {
   return expires == 0 || absl::ToUnixMillis(now) < expires || IsPinnedLocked(entry.info.key(), now);
 }
 
-std::vector<v1::EntryInfo> MemoryStoreIndex::List(const std::string& prefix, const std::string& after,
-                                            size_t limit, absl::Time now) const {
+std::vector<v1::EntryInfo> MemoryStoreIndex::List(const std::string& prefix,
+                                                  const std::string& after, size_t limit,
+                                                  absl::Time now) const {
   absl::MutexLock lock(&mu_);
   std::vector<v1::EntryInfo> out;
   auto it = after.empty() ? entries_.lower_bound(prefix) : entries_.upper_bound(after);
@@ -88,7 +89,8 @@ void MemoryStoreIndex::Unpin(const std::string& key, const std::string& holder) 
   if (it->second.empty()) pins_.erase(it);
 }
 
-std::optional<absl::Time> MemoryStoreIndex::PinnedUntil(const std::string& key, absl::Time now) const {
+std::optional<absl::Time> MemoryStoreIndex::PinnedUntil(const std::string& key,
+                                                        absl::Time now) const {
   absl::MutexLock lock(&mu_);
   auto it = pins_.find(key);
   if (it == pins_.end()) return std::nullopt;
@@ -107,8 +109,9 @@ void MemoryStoreIndex::PruneExpiredPins(absl::Time now) {
   }
 }
 
-StoreIndex::ReserveResult MemoryStoreIndex::TryReserve(uint64_t bytes, uint64_t capacity, absl::Time now,
-                                                 std::vector<std::string>* victims) {
+StoreIndex::ReserveResult MemoryStoreIndex::TryReserve(uint64_t bytes, uint64_t capacity,
+                                                       absl::Time now,
+                                                       std::vector<std::string>* victims) {
   absl::MutexLock lock(&mu_);
   uint64_t used = committed_bytes_ + pending_bytes_ + reserved_bytes_;
   if (capacity == 0 || used + bytes <= capacity) {
@@ -136,8 +139,8 @@ void MemoryStoreIndex::Release(uint64_t bytes) {
   reserved_bytes_ -= std::min(bytes, reserved_bytes_);
 }
 
-void MemoryStoreIndex::AddSnapshot(const std::string& id, const std::string& key, absl::Time deadline,
-                             bool committed) {
+void MemoryStoreIndex::AddSnapshot(const std::string& id, const std::string& key,
+                                   absl::Time deadline, bool committed) {
   absl::MutexLock lock(&mu_);
   Snapshot& s = snapshots_[id];
   s.key = key;
@@ -145,7 +148,8 @@ void MemoryStoreIndex::AddSnapshot(const std::string& id, const std::string& key
   s.committed = committed;
 }
 
-void MemoryStoreIndex::SetSnapshotPart(const std::string& id, uint32_t part, uint64_t stored_bytes) {
+void MemoryStoreIndex::SetSnapshotPart(const std::string& id, uint32_t part,
+                                       uint64_t stored_bytes) {
   absl::MutexLock lock(&mu_);
   auto it = snapshots_.find(id);
   if (it == snapshots_.end()) return;

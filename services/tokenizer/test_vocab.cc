@@ -4,21 +4,34 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/test_data.h"
 
 namespace skein::tokenizer::testing {
+namespace {
+
+absl::Mutex& CacheMutex() {
+  static auto* mu = new absl::Mutex();
+  return *mu;
+}
+
+// Loaded tokenizers by path. Entries are never removed, so a reference to one stays valid.
+std::map<std::string, std::unique_ptr<WorldTokenizer>>& Cache()
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(CacheMutex()) {
+  static auto* cache = new std::map<std::string, std::unique_ptr<WorldTokenizer>>();
+  return *cache;
+}
+
+}  // namespace
 
 const WorldTokenizer& SharedWorldTokenizer(const std::string& path) {
-  static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<WorldTokenizer>>* cache =
-      new std::map<std::string, std::unique_ptr<WorldTokenizer>>();
-  std::lock_guard<std::mutex> lock(mu);
-  auto& slot = (*cache)[path];
+  absl::MutexLock lock(&CacheMutex());
+  auto& slot = Cache()[path];
   if (!slot) {
     absl::StatusOr<WorldTokenizer> t = WorldTokenizer::LoadFile(path);
     if (!t.ok()) {

@@ -1,7 +1,6 @@
 #include "services/worker/worker_service.h"
 
 #include <chrono>
-#include <condition_variable>
 #include <future>
 #include <utility>
 
@@ -150,7 +149,7 @@ v1::StateMetadata WorkerService::Metadata(int64_t position, size_t size) const {
 
 void WorkerService::UpdateGauges() {
   engine::SessionTableStats s = sessions_->stats();
-  std::lock_guard<std::mutex> lock(gauge_mutex_);
+  absl::MutexLock lock(&gauge_mutex_);
   sessions_resident_->Set(static_cast<double>(s.resident));
   if (s.spilled > last_spilled_) sessions_spilled_->Increment(s.spilled - last_spilled_);
   if (s.restored > last_restored_) sessions_restored_->Increment(s.restored - last_restored_);
@@ -259,7 +258,7 @@ grpc::Status WorkerService::Relay(
     grpc::ServerReaderWriter<v1::StepResult, v1::ActivationFrame>* stream) {
   if (!ready()) return Loading();
   {
-    std::lock_guard<std::mutex> lock(relay_mutex_);
+    absl::MutexLock lock(&relay_mutex_);
     if (draining_.load()) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this stage is shutting down");
     }
@@ -269,7 +268,7 @@ grpc::Status WorkerService::Relay(
     WorkerService* self;
     grpc::ServerContext* context;
     ~Unregister() {
-      std::lock_guard<std::mutex> lock(self->relay_mutex_);
+      absl::MutexLock lock(&self->relay_mutex_);
       self->relays_.erase(context);
     }
   } unregister{this, context};
@@ -278,10 +277,13 @@ grpc::Status WorkerService::Relay(
                         "stage 0 takes token ids through Step, not activations");
   }
   // Results are written from this thread and from the link's; the count of outstanding
-  // steps keeps the stream alive until every one has been answered.
-  std::mutex mu;
-  std::condition_variable idle;
-  int outstanding = 0;
+  // steps keeps the stream alive until every one has been answered. The mutex also orders the
+  // writes (gRPC takes one at a time).
+  struct Outstanding {
+    absl::Mutex mu;
+    absl::CondVar idle;
+    int steps ABSL_GUARDED_BY(mu) = 0;
+  } outstanding;
   auto answer = [&](uint64_t step_id, absl::StatusOr<v1::StepResult> r) {
     v1::StepResult out;
     if (r.ok()) {
@@ -291,9 +293,9 @@ grpc::Status WorkerService::Relay(
       out.set_error_message(std::string(r.status().message()));
     }
     out.set_step_id(step_id);
-    std::lock_guard<std::mutex> lock(mu);
+    absl::MutexLock lock(&outstanding.mu);
     stream->Write(out);
-    if (--outstanding == 0) idle.notify_all();
+    if (--outstanding.steps == 0) outstanding.idle.SignalAll();
   };
   link::FrameAssembler assembler;
   v1::ActivationFrame frame;
@@ -309,15 +311,15 @@ grpc::Status WorkerService::Relay(
     if (!step->has_value()) continue;
     link::FrameAssembler::Step& s = **step;
     {
-      std::lock_guard<std::mutex> lock(mu);
-      ++outstanding;
+      absl::MutexLock lock(&outstanding.mu);
+      ++outstanding.steps;
     }
     const uint64_t id = s.request.step_id();
     RunAndForward(s.request, &s.activations,
                   [&answer, id](absl::StatusOr<v1::StepResult> r) { answer(id, std::move(r)); });
   }
-  std::unique_lock<std::mutex> lock(mu);
-  idle.wait(lock, [&] { return outstanding == 0; });
+  absl::MutexLock lock(&outstanding.mu);
+  while (outstanding.steps != 0) outstanding.idle.Wait(&outstanding.mu);
   return end;
 }
 
@@ -460,7 +462,7 @@ void WorkerService::Drain(absl::Duration quiet, absl::Time deadline) {
   }
   // The previous stage's relay stream would keep the server's shutdown waiting for its whole
   // deadline: end it now that no work flows (the sender reopens to the restarted stage).
-  std::lock_guard<std::mutex> lock(relay_mutex_);
+  absl::MutexLock lock(&relay_mutex_);
   for (grpc::ServerContext* c : relays_) c->TryCancel();
 }
 

@@ -13,10 +13,11 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
@@ -96,8 +97,9 @@ class WorkerService final : public v1::WorkerService::Service {
   std::atomic<uint32_t> in_flight_{0};
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> last_step_unix_ns_{0};
-  std::mutex relay_mutex_;
-  absl::flat_hash_set<grpc::ServerContext*> relays_;  // open Relay streams
+  absl::Mutex relay_mutex_;
+  // Open Relay streams.
+  absl::flat_hash_set<grpc::ServerContext*> relays_ ABSL_GUARDED_BY(relay_mutex_);
 
   prometheus::Histogram* step_seconds_;
   prometheus::Histogram* step_rows_;
@@ -113,8 +115,11 @@ class WorkerService final : public v1::WorkerService::Service {
   prometheus::Gauge* weight_bytes_per_step_;
   prometheus::Counter* weight_bytes_read_;
   prometheus::Gauge* read_bandwidth_;
-  uint64_t last_link_bytes_ = 0, last_spilled_ = 0, last_restored_ = 0;
-  std::mutex gauge_mutex_;
+  // What UpdateGauges last saw (the counters grow by the difference).
+  absl::Mutex gauge_mutex_;
+  uint64_t last_link_bytes_ ABSL_GUARDED_BY(gauge_mutex_) = 0;
+  uint64_t last_spilled_ ABSL_GUARDED_BY(gauge_mutex_) = 0;
+  uint64_t last_restored_ ABSL_GUARDED_BY(gauge_mutex_) = 0;
 };
 
 }  // namespace skein::worker

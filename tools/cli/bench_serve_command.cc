@@ -10,12 +10,13 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "skein/v1/router.grpc.pb.h"
@@ -64,8 +65,12 @@ void RunBenchServe(const BenchServeArgs& a) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const auto end = start + std::chrono::milliseconds(static_cast<int64_t>(a.seconds * 1000));
-  std::mutex mu;
-  std::vector<double> ttft, itl;
+  // Every client's latencies, merged as each one ends.
+  struct Latencies {
+    absl::Mutex mu;
+    std::vector<double> ttft ABSL_GUARDED_BY(mu);
+    std::vector<double> itl ABSL_GUARDED_BY(mu);
+  } all;
   std::atomic<int64_t> tokens{0}, requests{0}, failures{0};
   std::vector<std::thread> clients;
   for (int c = 0; c < a.streams; ++c) {
@@ -107,12 +112,14 @@ void RunBenchServe(const BenchServeArgs& a) {
           ++failures;
         }
       }
-      std::lock_guard<std::mutex> lock(mu);
-      ttft.insert(ttft.end(), my_ttft.begin(), my_ttft.end());
-      itl.insert(itl.end(), my_itl.begin(), my_itl.end());
+      absl::MutexLock lock(&all.mu);
+      all.ttft.insert(all.ttft.end(), my_ttft.begin(), my_ttft.end());
+      all.itl.insert(all.itl.end(), my_itl.begin(), my_itl.end());
     });
   }
   for (auto& t : clients) t.join();
+  // Every client has ended; the lock is free and keeps each access to the latencies checked.
+  absl::MutexLock lock(&all.mu);
   nlohmann::json out;
   out["router"] = a.router;
   out["streams"] = a.streams;
@@ -122,10 +129,10 @@ void RunBenchServe(const BenchServeArgs& a) {
   out["requests_completed"] = requests.load();
   out["requests_failed"] = failures.load();
   out["tokens_per_second"] = static_cast<double>(tokens.load()) / a.seconds;
-  out["ttft_p50_ms"] = Percentile(ttft, 0.5) * 1e3;
-  out["ttft_p99_ms"] = Percentile(ttft, 0.99) * 1e3;
-  out["inter_token_p50_ms"] = Percentile(itl, 0.5) * 1e3;
-  out["inter_token_p99_ms"] = Percentile(itl, 0.99) * 1e3;
+  out["ttft_p50_ms"] = Percentile(all.ttft, 0.5) * 1e3;
+  out["ttft_p99_ms"] = Percentile(all.ttft, 0.99) * 1e3;
+  out["inter_token_p50_ms"] = Percentile(all.itl, 0.5) * 1e3;
+  out["inter_token_p99_ms"] = Percentile(all.itl, 0.99) * 1e3;
   std::printf("%s\n", out.dump().c_str());
 }
 

@@ -93,7 +93,7 @@ void SessionTable::EvictOverCapacity() {
 
 absl::StatusOr<Session*> SessionTable::Pin(const std::string& id, bool reset,
                                            int64_t expected_position) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   auto it = entries_.find(id);
   if (it != entries_.end() && it->second.pinned) {
     return absl::FailedPreconditionError(
@@ -129,7 +129,7 @@ absl::StatusOr<Session*> SessionTable::Pin(const std::string& id, bool reset,
 }
 
 void SessionTable::Unpin(const std::string& id, bool commit, bool release) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
   Entry& e = it->second;
@@ -148,7 +148,7 @@ void SessionTable::Unpin(const std::string& id, bool commit, bool release) {
 }
 
 absl::Status SessionTable::Put(const std::string& id, std::unique_ptr<Session> session) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   auto it = entries_.find(id);
   if (it != entries_.end() && it->second.pinned) {
     return absl::FailedPreconditionError(absl::StrCat("session '", id, "' is in a step"));
@@ -160,7 +160,7 @@ absl::Status SessionTable::Put(const std::string& id, std::unique_ptr<Session> s
 
 absl::Status SessionTable::With(const std::string& id,
                                 const std::function<absl::Status(Session&)>& fn) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   auto it = entries_.find(id);
   if (it != entries_.end() && it->second.pinned) {
     return absl::FailedPreconditionError(absl::StrCat("session '", id, "' is in a step"));
@@ -174,7 +174,7 @@ absl::Status SessionTable::With(const std::string& id,
 }
 
 absl::Status SessionTable::Fork(const std::string& source, const std::string& target) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   absl::Status status;
   Entry* src = FindOrRestore(source, &status);
   if (src == nullptr) return status;
@@ -201,7 +201,7 @@ absl::Status SessionTable::Fork(const std::string& source, const std::string& ta
 }
 
 absl::StatusOr<bool> SessionTable::Drop(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   auto it = entries_.find(id);
   if (it != entries_.end() && it->second.pinned) {
     return absl::FailedPreconditionError(absl::StrCat("session '", id, "' is in a step"));
@@ -214,7 +214,7 @@ absl::StatusOr<bool> SessionTable::Drop(const std::string& id) {
 }
 
 SessionTableStats SessionTable::stats() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   SessionTableStats s = stats_;
   s.resident = entries_.size();
   for (const auto& [id, e] : entries_) s.pinned += e.pinned ? 1 : 0;

@@ -16,13 +16,14 @@
 #include <functional>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "services/worker/model/sampler.h"
 #include "services/worker/model/state.h"
 
@@ -110,20 +111,23 @@ class SessionTable {
   };
 
   // Finds a resident entry or restores it from the spill; null with *status set otherwise.
-  Entry* FindOrRestore(const std::string& id, absl::Status* status);
-  Entry& Insert(const std::string& id, std::unique_ptr<Session> session);
-  void Touch(Entry& e, const std::string& id);
-  void EvictOverCapacity();
+  Entry* FindOrRestore(const std::string& id, absl::Status* status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  Entry& Insert(const std::string& id, std::unique_ptr<Session> session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void Touch(Entry& e, const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void EvictOverCapacity() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const SessionTableOptions options_;
-  mutable std::mutex mutex_;
-  absl::node_hash_map<std::string, Entry> entries_;  // stable addresses
-  std::list<std::string> lru_;
+  mutable absl::Mutex mutex_;
+  // Stable addresses. A pinned entry's session belongs to the step that pinned it until Unpin.
+  absl::node_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mutex_);
+  std::list<std::string> lru_ ABSL_GUARDED_BY(mutex_);
   // Sessions this table saved to the spill and has not restored or forgotten since; only
   // these are forgotten in the spill on release or drop (a save from an earlier process
   // expires by its TTL).
-  absl::flat_hash_set<std::string> spilled_ids_;
-  SessionTableStats stats_;
+  absl::flat_hash_set<std::string> spilled_ids_ ABSL_GUARDED_BY(mutex_);
+  SessionTableStats stats_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace skein::engine

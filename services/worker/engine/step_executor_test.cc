@@ -4,10 +4,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "services/worker/model/testing/random_rwkv7_archive.h"
 
@@ -39,28 +40,28 @@ class MemorySpill : public SessionSpill {
  public:
   absl::Status Save(const std::string& id, std::shared_ptr<const std::string> blob,
                     int64_t /*position*/, const std::string& sampler) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     saved_[id] = {*blob, sampler};
     return absl::OkStatus();
   }
   absl::StatusOr<SpilledSession> Load(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = saved_.find(id);
     if (it == saved_.end()) return absl::NotFoundError(id);
     return it->second;
   }
   void Forget(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     saved_.erase(id);
   }
   size_t size() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return saved_.size();
   }
 
  private:
-  std::mutex mu_;
-  std::map<std::string, SpilledSession> saved_;
+  absl::Mutex mu_;
+  std::map<std::string, SpilledSession> saved_ ABSL_GUARDED_BY(mu_);
 };
 
 // One stage: an engine over a layer range, its session table and executor.

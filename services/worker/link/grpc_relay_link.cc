@@ -14,16 +14,19 @@ GrpcRelayLink::GrpcRelayLink(std::string target, v1::ActivationDType dtype, size
 }
 
 GrpcRelayLink::~GrpcRelayLink() {
+  // write_mutex_ stays held while the readers are joined (it owns their threads); a reader
+  // never takes it, nor do the callbacks it runs.
+  absl::MutexLock write_lock(&write_mutex_);
   std::vector<std::unique_ptr<Stream>> streams;
   {
-    std::lock_guard<std::mutex> write_lock(write_mutex_);
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     if (stream_) streams.push_back(std::move(stream_));
     for (auto& s : retired_) streams.push_back(std::move(s));
   }
   for (auto& s : streams) {
     s->context.TryCancel();
-    if (s->reader.joinable()) s->reader.join();
+    std::thread& reader = s->reader.Get(write_mutex_);
+    if (reader.joinable()) reader.join();
   }
 }
 
@@ -38,15 +41,18 @@ void GrpcRelayLink::Send(const v1::StepRequest& step, const model::StageActivati
   // write_mutex_ keeps frames of different steps from interleaving and orders the steps;
   // mutex_ guards only the bookkeeping, so the reader delivers results while a write waits
   // on flow control.
-  std::lock_guard<std::mutex> write_lock(write_mutex_);
+  absl::MutexLock write_lock(&write_mutex_);
   Stream* s = nullptr;
   std::vector<std::unique_ptr<Stream>> finished;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stream_ != nullptr && stream_->broken) retired_.push_back(std::move(stream_));
+    absl::MutexLock lock(&mutex_);
+    if (stream_ != nullptr && stream_->shared.Get(mutex_).broken) {
+      retired_.push_back(std::move(stream_));
+    }
     // Readers of broken streams end once their pending steps have failed; collect them.
     for (auto it = retired_.begin(); it != retired_.end();) {
-      if ((*it)->pending.empty() && (*it)->reader_done) {
+      const Stream::Shared& shared = (*it)->shared.Get(mutex_);
+      if (shared.pending.empty() && shared.reader_done) {
         finished.push_back(std::move(*it));
         it = retired_.erase(it);
       } else {
@@ -56,27 +62,28 @@ void GrpcRelayLink::Send(const v1::StepRequest& step, const model::StageActivati
     s = stream_.get();
   }
   // Their readers have nothing left to touch; join them, and the streams go with `finished`.
-  for (auto& f : finished) f->reader.join();
+  for (auto& f : finished) f->reader.Get(write_mutex_).join();
   if (s == nullptr) {
-    auto fresh = std::make_unique<Stream>();
+    auto fresh = std::make_unique<Stream>(&mutex_, &write_mutex_);
     fresh->rw = stub_->Relay(&fresh->context);
     s = fresh.get();
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      absl::MutexLock lock(&mutex_);
       stream_ = std::move(fresh);
     }
-    s->reader = std::thread([this, s] { ReadLoop(s); });
+    s->reader.Get(write_mutex_) = std::thread([this, s] { ReadLoop(s); });
   }
   bool dead = false;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
+    Stream::Shared& shared = s->shared.Get(mutex_);
     // The reader may have ended between the check above and now; it no longer fails what is
     // pending, so a step registered there would never be answered.
-    dead = s->broken;
+    dead = shared.broken;
     if (!dead) {
       const uint64_t id = next_id_++;
       relayed.set_step_id(id);
-      s->pending.emplace(id, Pending{step.step_id(), std::move(done)});
+      shared.pending.emplace(id, Pending{step.step_id(), std::move(done)});
     }
   }
   if (dead) {
@@ -95,12 +102,12 @@ void GrpcRelayLink::Send(const v1::StepRequest& step, const model::StageActivati
       break;
     }
   }
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   stats_.bytes_sent += bytes;
   stats_.frames_sent += frames.size();
   if (!ok) {
     // The stream is gone; its reader sees the end and fails what is pending (this step too).
-    s->broken = true;
+    s->shared.Get(mutex_).broken = true;
     s->context.TryCancel();
   }
 }
@@ -110,11 +117,12 @@ void GrpcRelayLink::ReadLoop(Stream* s) {
   while (s->rw->Read(&result)) {
     Pending p;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = s->pending.find(result.step_id());
-      if (it == s->pending.end()) continue;  // not ours: ignore
+      absl::MutexLock lock(&mutex_);
+      absl::flat_hash_map<uint64_t, Pending>& pending = s->shared.Get(mutex_).pending;
+      auto it = pending.find(result.step_id());
+      if (it == pending.end()) continue;  // not ours: ignore
       p = std::move(it->second);
-      s->pending.erase(it);
+      pending.erase(it);
     }
     result.set_step_id(p.caller_step_id);
     if (result.error_code() != 0) {
@@ -128,23 +136,24 @@ void GrpcRelayLink::ReadLoop(Stream* s) {
   grpc::Status status = s->rw->Finish();
   absl::flat_hash_map<uint64_t, Pending> pending;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    s->broken = true;
-    pending = std::move(s->pending);
-    s->pending.clear();
+    absl::MutexLock lock(&mutex_);
+    Stream::Shared& shared = s->shared.Get(mutex_);
+    shared.broken = true;
+    pending = std::move(shared.pending);
+    shared.pending.clear();
   }
   const absl::Status why = absl::UnavailableError(
       absl::StrCat("link to the next stage (", target_,
                    ") broke: ", status.ok() ? "stream ended" : status.error_message()));
   FailAll(std::move(pending), why);
-  std::lock_guard<std::mutex> lock(mutex_);
-  s->reader_done = true;
+  absl::MutexLock lock(&mutex_);
+  s->shared.Get(mutex_).reader_done = true;
 }
 
 LinkStats GrpcRelayLink::stats() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   LinkStats s = stats_;
-  if (stream_) s.in_flight = static_cast<uint32_t>(stream_->pending.size());
+  if (stream_) s.in_flight = static_cast<uint32_t>(stream_->shared.Get(mutex_).pending.size());
   return s;
 }
 

@@ -8,13 +8,15 @@
 #define SKEIN_SERVICES_WORKER_LINK_GRPC_RELAY_LINK_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
+#include "services/common/externally_guarded.h"
 #include "services/worker/link/activation_frames.h"
 #include "services/worker/link/stage_link.h"
 #include "skein/v1/worker.grpc.pb.h"
@@ -38,15 +40,24 @@ class GrpcRelayLink : public StageLink {
     Done done;
   };
   struct Stream {
-    grpc::ClientContext context;
+    // What the stream's reader and the senders share.
+    struct Shared {
+      absl::flat_hash_map<uint64_t, Pending> pending;
+      bool broken = false;
+      bool reader_done = false;
+    };
+    Stream(const absl::Mutex* link_mutex, const absl::Mutex* link_write_mutex)
+        : shared(link_mutex), reader(link_write_mutex) {}
+    grpc::ClientContext context;  // TryCancel is thread-safe
+    // Set before the reader starts. Then the reader reads (and finishes) and one sender at a
+    // time (write_mutex_) writes, as gRPC allows.
     std::unique_ptr<grpc::ClientReaderWriter<v1::ActivationFrame, v1::StepResult>> rw;
-    absl::flat_hash_map<uint64_t, Pending> pending;  // guarded by the link's mutex_
-    bool broken = false;
-    bool reader_done = false;
-    std::thread reader;
+    ExternallyGuarded<Shared> shared;  // guarded by the link's mutex_
+    // Started and joined by Send or the destructor, with the link's write_mutex_ held.
+    ExternallyGuarded<std::thread> reader;
   };
 
-  void ReadLoop(Stream* stream);
+  void ReadLoop(Stream* stream) ABSL_LOCKS_EXCLUDED(mutex_);
   // Answers every step of `pending` with `why` (called without mutex_, on steps moved out
   // of a stream under it).
   static void FailAll(absl::flat_hash_map<uint64_t, Pending> pending, const absl::Status& why);
@@ -57,12 +68,16 @@ class GrpcRelayLink : public StageLink {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
 
-  std::mutex write_mutex_;    // held while a step's frames are written (orders the steps)
-  mutable std::mutex mutex_;  // guards everything below and every Stream's pending/flags
-  std::unique_ptr<Stream> stream_;
-  std::vector<std::unique_ptr<Stream>> retired_;  // broken streams whose reader may still run
-  uint64_t next_id_ = 1;
-  LinkStats stats_;
+  // Held while a step's frames are written (orders the steps); taken before mutex_.
+  absl::Mutex write_mutex_;
+  // Guards what follows and every Stream's Shared part. Never held while writing frames, so
+  // the reader delivers results while a write waits on flow control.
+  mutable absl::Mutex mutex_ ABSL_ACQUIRED_AFTER(write_mutex_);
+  std::unique_ptr<Stream> stream_ ABSL_GUARDED_BY(mutex_);
+  // Broken streams whose reader may still run.
+  std::vector<std::unique_ptr<Stream>> retired_ ABSL_GUARDED_BY(mutex_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mutex_) = 1;
+  LinkStats stats_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace skein::link

@@ -163,7 +163,7 @@ absl::StatusOr<StepResult> Rwkv7Model::Step(absl::Span<const SequenceStep> seque
 absl::Status Rwkv7Model::Step(absl::Span<const SequenceStep> sequences,
                               const StageActivations* input, StepResult* out) {
   if (absl::Status s = Validate(sequences, input); !s.ok()) return s;
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   const Rwkv7Weights& w = *weights_;
   const Rwkv7Config& d = w.config();
   const int64_t C = d.n_embd;
@@ -258,7 +258,10 @@ absl::Status Rwkv7Model::Step(absl::Span<const SequenceStep> sequences,
   return absl::OkStatus();
 }
 
-size_t Rwkv7Model::scratch_bytes() const { return scratch_->bytes(); }
+size_t Rwkv7Model::scratch_bytes() const {
+  absl::MutexLock lock(&mutex_);
+  return scratch_->bytes();
+}
 
 void Rwkv7Model::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
                           absl::Span<const int64_t> offsets) {

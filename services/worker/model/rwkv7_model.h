@@ -17,10 +17,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/rwkv7_weights.h"
@@ -106,13 +107,13 @@ class Rwkv7Model {
   absl::Status Validate(absl::Span<const SequenceStep> sequences,
                         const StageActivations* input) const;
   void RunLayer(int layer, absl::Span<const SequenceStep> sequences,
-                absl::Span<const int64_t> offsets);
+                absl::Span<const int64_t> offsets) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   std::shared_ptr<const Rwkv7Weights> weights_;
   kernels::ThreadPool* pool_;
   Rwkv7ModelOptions options_;
-  std::mutex mutex_;
-  std::unique_ptr<Scratch> scratch_;
+  mutable absl::Mutex mutex_;  // one step at a time uses the scratch memory (and the pool)
+  std::unique_ptr<Scratch> scratch_ ABSL_GUARDED_BY(mutex_) ABSL_PT_GUARDED_BY(mutex_);
 };
 
 }  // namespace skein::model

@@ -57,7 +57,9 @@ std::string EncodeStateBlob(const Rwkv7State& state, uint64_t model_fingerprint)
   Put<uint64_t>(out, 48, static_cast<uint64_t>(state.position()));
   Put<uint64_t>(out, 56, payload);
   if constexpr (std::endian::native == std::endian::little) {
-    std::memcpy(out.data() + kHeaderSize, data.data(), payload);
+    // A state of no layers has no storage (data() is null), and memcpy from null is undefined
+    // even for zero bytes.
+    if (payload > 0) std::memcpy(out.data() + kHeaderSize, data.data(), payload);
   } else {
     for (size_t i = 0; i < data.size(); ++i) {
       uint32_t bits;
@@ -77,8 +79,8 @@ absl::StatusOr<StateBlobInfo> InspectStateBlob(std::string_view blob) {
   StateBlobInfo info;
   info.version = Get<uint32_t>(blob, 8);
   if (info.version != kStateBlobVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("state blob format version ",
-                                                      info.version, " is not supported (this "
+    return absl::FailedPreconditionError(absl::StrCat("state blob format version ", info.version,
+                                                      " is not supported (this "
                                                       "build reads version ",
                                                       kStateBlobVersion, ")"));
   }
@@ -107,13 +109,21 @@ absl::StatusOr<StateBlobInfo> InspectStateBlob(std::string_view blob) {
   info.shape.head_size = Get<uint32_t>(blob, 44);
   info.position = static_cast<int64_t>(Get<uint64_t>(blob, 48));
   const StateShape& s = info.shape;
-  // Guard the arithmetic below against absurd (but checksummed) headers.
-  if (s.first_layer < 0 || s.last_layer < s.first_layer || s.embd <= 0 || s.embd > (1 << 20) ||
-      s.heads <= 0 || s.head_size <= 0 || s.head_size > 4096 || info.position < 0 ||
-      static_cast<uint64_t>(s.total_floats()) * sizeof(float) != payload) {
+  // A checksum only proves the bytes are as written, not that a writer was sane: bound every
+  // dimension so one layer's size cannot overflow, then check the layer count against the
+  // payload by division (layers × layer size may not fit in 64 bits for a lying header).
+  bool consistent = s.first_layer >= 0 && s.last_layer >= s.first_layer && s.embd > 0 &&
+                    s.embd <= (1 << 20) && s.heads > 0 && s.heads <= (1 << 20) && s.head_size > 0 &&
+                    s.head_size <= 4096 && info.position >= 0;
+  if (consistent) {
+    const uint64_t layer_bytes = static_cast<uint64_t>(s.floats_per_layer()) * sizeof(float);
+    consistent =
+        payload % layer_bytes == 0 && payload / layer_bytes == static_cast<uint64_t>(s.layers());
+  }
+  if (!consistent) {
     return absl::DataLossError(absl::StrCat("state blob header is inconsistent: ", ShapeText(s),
-                                            ", position ", info.position, ", payload ",
-                                            payload, " bytes"));
+                                            ", position ", info.position, ", payload ", payload,
+                                            " bytes"));
   }
   return info;
 }
@@ -123,20 +133,22 @@ absl::StatusOr<Rwkv7State> DecodeStateBlob(std::string_view blob, uint64_t model
   absl::StatusOr<StateBlobInfo> info = InspectStateBlob(blob);
   if (!info.ok()) return info.status();
   if (info->model_fingerprint != model_fingerprint) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "state blob belongs to another model (fingerprint ", info->model_fingerprint,
-        ", this model is ", model_fingerprint, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("state blob belongs to another model (fingerprint ", info->model_fingerprint,
+                     ", this model is ", model_fingerprint, ")"));
   }
   if (info->shape != expected) {
     return absl::FailedPreconditionError(absl::StrCat("state blob holds ", ShapeText(info->shape),
-                                                      "; this stage needs ",
-                                                      ShapeText(expected)));
+                                                      "; this stage needs ", ShapeText(expected)));
   }
   Rwkv7State state(expected);
   state.set_position(info->position);
   absl::Span<float> data = state.data();
   if constexpr (std::endian::native == std::endian::little) {
-    std::memcpy(data.data(), blob.data() + kHeaderSize, data.size() * sizeof(float));
+    // As in EncodeStateBlob: a blob of no layers has nothing to copy into a null data().
+    if (!data.empty()) {
+      std::memcpy(data.data(), blob.data() + kHeaderSize, data.size() * sizeof(float));
+    }
   } else {
     for (size_t i = 0; i < data.size(); ++i) {
       const uint32_t bits = Get<uint32_t>(blob, kHeaderSize + 4 * i);

@@ -1,5 +1,7 @@
 #include "services/worker/model/state_blob.h"
 
+#include <xxhash.h>
+
 #include <string>
 
 #include "gtest/gtest.h"
@@ -11,6 +13,19 @@ namespace {
 constexpr uint64_t kModel = 0x1234abcd5678ef00ull;
 
 StateShape Shape() { return StateShape{2, 5, 8, 2, 4}; }
+
+// Overwrites the little-endian integer at `offset` and recomputes the trailing checksum, as a
+// buggy (or hostile) writer would: the blob passes the checksum and only the header checks
+// stand between it and the decoder's arithmetic.
+template <typename T>
+void SetAndReseal(std::string& blob, size_t offset, T value) {
+  for (size_t i = 0; i < sizeof(T); ++i) {
+    blob[offset + i] = static_cast<char>(static_cast<uint64_t>(value) >> (8 * i));
+  }
+  const size_t body = blob.size() - 8;
+  const uint64_t sum = XXH3_64bits(blob.data(), body);
+  for (size_t i = 0; i < 8; ++i) blob[body + i] = static_cast<char>(sum >> (8 * i));
+}
 
 Rwkv7State FilledState() {
   Rwkv7State state(Shape());
@@ -71,8 +86,8 @@ TEST(StateBlobTest, RejectsOtherVersion) {
 
 TEST(StateBlobTest, RejectsCorruptPayloadAndHeader) {
   const std::string good = EncodeStateBlob(FilledState(), kModel);
-  for (size_t offset : {size_t{20}, size_t{48}, size_t{64}, good.size() / 2, good.size() - 9,
-                        good.size() - 1}) {
+  for (size_t offset :
+       {size_t{20}, size_t{48}, size_t{64}, good.size() / 2, good.size() - 9, good.size() - 1}) {
     std::string blob = good;
     blob[offset] ^= 0x10;
     absl::Status s = DecodeStateBlob(blob, kModel, Shape()).status();
@@ -87,8 +102,7 @@ TEST(StateBlobTest, RejectsTruncation) {
     EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << length << ": " << s;
   }
   std::string longer = good + "x";
-  EXPECT_EQ(DecodeStateBlob(longer, kModel, Shape()).status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeStateBlob(longer, kModel, Shape()).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(StateBlobTest, RejectsOtherModelOrLayerRange) {
@@ -105,6 +119,45 @@ TEST(StateBlobTest, RejectsOtherModelOrLayerRange) {
   other_width.heads = 4;
   EXPECT_EQ(DecodeStateBlob(blob, kModel, other_width).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+// Found by state_blob_fuzz_test: a checksummed header whose head count and layer range are
+// huge overflowed the int64 size computation (undefined behaviour) before the payload size
+// was compared. Such headers must be refused as inconsistent, whatever their product.
+TEST(StateBlobTest, RejectsHeadersWhoseSizeOverflows) {
+  const std::string good = EncodeStateBlob(FilledState(), kModel);
+  std::string blob = good;
+  SetAndReseal<uint32_t>(blob, 28, 0x66000003u);  // last layer
+  SetAndReseal<uint32_t>(blob, 40, 0xfdffff01u);  // heads
+  EXPECT_EQ(InspectStateBlob(blob).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeStateBlob(blob, kModel, Shape()).status().code(), absl::StatusCode::kDataLoss);
+  // Dimensions that each look plausible but multiply past 64 bits.
+  blob = good;
+  SetAndReseal<uint32_t>(blob, 24, 0);            // first layer
+  SetAndReseal<uint32_t>(blob, 28, 0x7fffffffu);  // last layer
+  SetAndReseal<uint32_t>(blob, 40, 1u << 20);     // heads
+  SetAndReseal<uint32_t>(blob, 44, 4096);         // head size
+  EXPECT_EQ(InspectStateBlob(blob).status().code(), absl::StatusCode::kDataLoss);
+  // A header whose sizes agree with its payload still decodes after resealing.
+  blob = good;
+  SetAndReseal<uint64_t>(blob, 48, 99);  // position
+  absl::StatusOr<Rwkv7State> moved = DecodeStateBlob(blob, kModel, Shape());
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(moved->position(), 99);
+}
+
+// Found by state_blob_fuzz_test (UBSan): a state of no layers has no storage, and encoding or
+// decoding it passed a null pointer to memcpy. It round-trips as an empty payload.
+TEST(StateBlobTest, RoundTripsAStateOfNoLayers) {
+  const StateShape empty{3, 3, 8, 2, 4};
+  Rwkv7State state(empty);
+  state.set_position(7);
+  const std::string blob = EncodeStateBlob(state, kModel);
+  EXPECT_EQ(blob.size(), 64u + 8u);
+  absl::StatusOr<Rwkv7State> back = DecodeStateBlob(blob, kModel, empty);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->data().empty());
+  EXPECT_EQ(back->position(), 7);
 }
 
 }  // namespace
