@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/float16.h"
 #include "kernels/cpu/bf16_panels_internal.h"
-#include "kernels/cpu/float_convert.h"
 #include "kernels/cpu/kernels.h"
 
 namespace skein::kernels {
@@ -64,8 +64,8 @@ void MatMulBf16PanelsPortable(const MatMulJob& job, int64_t o_begin, int64_t o_e
       float sum = 0.0f;
       for (int64_t k = 0; k < job.w.cols; ++k) {
         const uint32_t word = words[(k / 2) * kBf16PanelRows];
-        const float weight = Bf16ToF32(static_cast<uint16_t>(k % 2 == 0 ? word : word >> 16));
-        const float value = job.bf16_activations ? Bf16ToF32(F32ToBf16(x[k])) : x[k];
+        const float weight = base::Bf16ToF32(static_cast<uint16_t>(k % 2 == 0 ? word : word >> 16));
+        const float value = job.bf16_activations ? base::Bf16ToF32(base::F32ToBf16(x[k])) : x[k];
         sum += weight * value;
       }
       float& y = job.y[b * job.ldy + o];

@@ -24,7 +24,7 @@ constexpr int64_t kMinParallelWork = 16 * 1024;
 // Relative cost of one output row of `job`: its weight bytes (what decode is bound by) plus
 // its multiply-adds (what large batches are bound by), scaled to comparable units.
 int64_t RowCost(const MatMulJob& job) {
-  return job.w.cols * (static_cast<int64_t>(ElementSize(job.w.type)) + job.batch);
+  return job.w.cols * (static_cast<int64_t>(DTypeSize(job.w.type)) + job.batch);
 }
 
 // Batches from which the bf16 dot-product kernel pays off (it packs both operands).
@@ -37,8 +37,8 @@ bool PanelsAccelerated() {
 }
 
 bool UseBf16Dot(const MatMulJob& job) {
-  return job.bf16_activations && job.w.type == ElementType::kBF16 &&
-         job.batch >= kMinBf16DotBatch && PanelsAccelerated();
+  return job.bf16_activations && job.w.type == DType::kBF16 && job.batch >= kMinBf16DotBatch &&
+         PanelsAccelerated();
 }
 
 // Whether the product's activations are rounded to bf16 pairs before its panels use them.
@@ -80,8 +80,6 @@ bool Bf16PanelsAccelerated() {
       HaveBf16DotKernels() && DetectCpuFeatures().avx512_bf16 && KernelsFor(IsaLevel::kAvx512);
   return available;
 }
-
-size_t ElementSize(ElementType type) { return type == ElementType::kF32 ? 4 : 2; }
 
 const KernelTable* KernelsFor(IsaLevel level) {
   switch (level) {

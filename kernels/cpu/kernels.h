@@ -11,20 +11,20 @@
 #include <cstdint>
 
 #include "absl/types/span.h"
+#include "base/dtype.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace skein::kernels {
 
-// Element type of weight matrices. Activations are always fp32.
-enum class ElementType { kF32, kBF16, kF16 };
-
-size_t ElementSize(ElementType type);
+// Element types of weight matrices (activations are always fp32): the project's one enum.
+using base::DType;
+using base::DTypeSize;
 
 // A row-major matrix in nn.Linear layout: `rows` outputs by `cols` inputs, row r starting
 // `stride` elements after row r - 1 (stride >= cols). Not owned.
 struct WeightMatrix {
   const void* data = nullptr;
-  ElementType type = ElementType::kF32;
+  DType type = DType::kF32;
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t stride = 0;
@@ -33,7 +33,7 @@ struct WeightMatrix {
   // `data` may be null.
   const uint32_t* panels = nullptr;
 
-  size_t bytes() const { return static_cast<size_t>(rows * stride) * ElementSize(type); }
+  size_t bytes() const { return static_cast<size_t>(rows * stride) * DTypeSize(type); }
 };
 
 // One matrix product: for b < batch and o < w.rows,

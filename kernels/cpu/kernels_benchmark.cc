@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "base/float16.h"
 #include "benchmark/benchmark.h"
 #include "kernels/cpu/cpu_features.h"
-#include "kernels/cpu/float_convert.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/thread_pool.h"
 
@@ -32,16 +32,16 @@ struct WeightSet {
 
 // `streamed`: enough copies to defeat the caches (decode-sized batches, which are bound by
 // reading the weights); otherwise one (large batches are bound by arithmetic).
-WeightSet MakeWeights(ElementType type, int64_t rows, int64_t cols, bool streamed) {
+WeightSet MakeWeights(DType type, int64_t rows, int64_t cols, bool streamed) {
   WeightSet set;
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-0.05f, 0.05f);
-  const size_t bytes = rows * cols * ElementSize(type);
+  const size_t bytes = rows * cols * DTypeSize(type);
   const size_t copies = streamed ? std::max<size_t>(1, kMinWeightBytesInFlight / bytes) : 1;
   for (size_t c = 0; c < copies; ++c) {
     WeightMatrix m{nullptr, type, rows, cols, cols};
     // Random values once; copies reuse them (their addresses are what matters).
-    if (type == ElementType::kF32) {
+    if (type == DType::kF32) {
       set.f32.emplace_back(rows * cols);
       if (c == 0) {
         for (float& v : set.f32.back()) v = dist(rng);
@@ -53,7 +53,7 @@ WeightSet MakeWeights(ElementType type, int64_t rows, int64_t cols, bool streame
       set.half.emplace_back(rows * cols);
       if (c == 0) {
         for (uint16_t& v : set.half.back()) {
-          v = type == ElementType::kBF16 ? F32ToBf16(dist(rng)) : F32ToF16(dist(rng));
+          v = type == DType::kBF16 ? base::F32ToBf16(dist(rng)) : base::F32ToF16(dist(rng));
         }
       } else {
         set.half.back() = set.half.front();
@@ -83,8 +83,7 @@ void BM_MatMul(benchmark::State& state) {
   // same on pre-packed panels.
   const bool packed = state.range(3) == 4;
   const bool bf16_activations = state.range(3) >= 3;
-  const auto type =
-      bf16_activations ? ElementType::kBF16 : static_cast<ElementType>(state.range(3));
+  const auto type = bf16_activations ? DType::kBF16 : static_cast<DType>(state.range(3));
   if (packed && !Bf16PanelsAccelerated()) {
     state.SkipWithError("no AVX512_BF16 on this CPU or build");
     return;
@@ -105,15 +104,15 @@ void BM_MatMul(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   const double calls = static_cast<double>(state.iterations());
-  state.counters["weight_GBps"] = benchmark::Counter(calls * rows * cols * ElementSize(type) / 1e9,
-                                                     benchmark::Counter::kIsRate);
+  state.counters["weight_GBps"] =
+      benchmark::Counter(calls * rows * cols * DTypeSize(type) / 1e9, benchmark::Counter::kIsRate);
   state.counters["GFLOPS"] =
       benchmark::Counter(calls * 2.0 * batch * rows * cols / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(std::string(IsaLevelName(isa)) + (packed ? " bf16 panels (bf16 activations)"
                                                    : bf16_activations ? " bf16 (bf16 activations)"
-                                                   : type == ElementType::kF32  ? " f32"
-                                                   : type == ElementType::kBF16 ? " bf16"
-                                                                                : " f16"));
+                                                   : type == DType::kF32  ? " f32"
+                                                   : type == DType::kBF16 ? " bf16"
+                                                                          : " f16"));
   (void)ForceIsaLevel(SupportedIsaLevel());
 }
 

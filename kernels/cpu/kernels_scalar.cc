@@ -3,20 +3,20 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/cpu/float_convert.h"
+#include "base/float16.h"
 #include "kernels/cpu/kernel_table.h"
 
 namespace skein::kernels {
 namespace {
 
-float LoadWeight(const void* data, ElementType type, int64_t index) {
+float LoadWeight(const void* data, DType type, int64_t index) {
   switch (type) {
-    case ElementType::kF32:
+    case DType::kF32:
       return static_cast<const float*>(data)[index];
-    case ElementType::kBF16:
-      return Bf16ToF32(static_cast<const uint16_t*>(data)[index]);
-    case ElementType::kF16:
-      return F16ToF32(static_cast<const uint16_t*>(data)[index]);
+    case DType::kBF16:
+      return base::Bf16ToF32(static_cast<const uint16_t*>(data)[index]);
+    case DType::kF16:
+      return base::F16ToF32(static_cast<const uint16_t*>(data)[index]);
   }
   return 0.0f;
 }
@@ -36,8 +36,8 @@ void MatMulScalar(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t 
   }
 }
 
-void LayerNormScalar(const float* x, const float* gamma, const float* beta, int64_t n,
-                     float eps, float* y) {
+void LayerNormScalar(const float* x, const float* gamma, const float* beta, int64_t n, float eps,
+                     float* y) {
   double sum = 0.0;
   for (int64_t i = 0; i < n; ++i) sum += x[i];
   const double mean = sum / static_cast<double>(n);
@@ -96,8 +96,8 @@ void TanhScalar(const float* x, float* y, int64_t n) {
 }
 
 constexpr KernelTable kScalarTable = {
-    IsaLevel::kScalar, &MatMulScalar, &LayerNormScalar, &L2NormalizeScalar, &Wkv7HeadScalar,
-    &ExpScalar,        &SigmoidScalar, &TanhScalar,
+    IsaLevel::kScalar, &MatMulScalar, &LayerNormScalar, &L2NormalizeScalar,
+    &Wkv7HeadScalar,   &ExpScalar,    &SigmoidScalar,   &TanhScalar,
 };
 
 }  // namespace

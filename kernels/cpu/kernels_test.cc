@@ -10,9 +10,9 @@
 #include <tuple>
 #include <vector>
 
+#include "base/float16.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_features.h"
-#include "kernels/cpu/float_convert.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/kernels_bf16.h"
 #include "kernels/cpu/thread_pool.h"
@@ -35,23 +35,22 @@ struct TestWeights {
   WeightMatrix matrix;
 };
 
-TestWeights MakeWeights(std::mt19937& rng, ElementType type, int64_t rows, int64_t cols,
-                        int64_t stride) {
+TestWeights MakeWeights(std::mt19937& rng, DType type, int64_t rows, int64_t cols, int64_t stride) {
   TestWeights t;
   std::vector<float> values = RandomVector(rng, rows * stride);
   t.exact.resize(values.size());
-  if (type == ElementType::kF32) {
+  if (type == DType::kF32) {
     t.f32 = values;
     t.exact = values;
   } else {
     t.half.resize(values.size());
     for (size_t i = 0; i < values.size(); ++i) {
-      t.half[i] = type == ElementType::kBF16 ? F32ToBf16(values[i]) : F32ToF16(values[i]);
-      t.exact[i] = type == ElementType::kBF16 ? Bf16ToF32(t.half[i]) : F16ToF32(t.half[i]);
+      t.half[i] = type == DType::kBF16 ? base::F32ToBf16(values[i]) : base::F32ToF16(values[i]);
+      t.exact[i] = type == DType::kBF16 ? base::Bf16ToF32(t.half[i]) : base::F16ToF32(t.half[i]);
     }
   }
-  t.matrix.data = type == ElementType::kF32 ? static_cast<const void*>(t.f32.data())
-                                            : static_cast<const void*>(t.half.data());
+  t.matrix.data = type == DType::kF32 ? static_cast<const void*>(t.f32.data())
+                                      : static_cast<const void*>(t.half.data());
   t.matrix.type = type;
   t.matrix.rows = rows;
   t.matrix.cols = cols;
@@ -99,14 +98,14 @@ INSTANTIATE_TEST_SUITE_P(Isa, SimdWkv7Test, ::testing::Values(IsaLevel::kAvx2, I
 INSTANTIATE_TEST_SUITE_P(Isa, SimdMathTest, ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512),
                          LevelName);
 
-const char* TypeName(ElementType t) {
-  return t == ElementType::kF32 ? "f32" : t == ElementType::kBF16 ? "bf16" : "f16";
+const char* TypeName(DType t) {
+  return t == DType::kF32 ? "f32" : t == DType::kBF16 ? "bf16" : "f16";
 }
 
 // Runs the product with `table` over the whole job and checks it against exact fp64 sums
 // with a bound proportional to Σ|x·w| (what fp32 reordering can change).
-void CheckMatMul(const KernelTable& table, ElementType type, int64_t batch, int64_t rows,
-                 int64_t cols, bool accumulate, std::mt19937& rng) {
+void CheckMatMul(const KernelTable& table, DType type, int64_t batch, int64_t rows, int64_t cols,
+                 bool accumulate, std::mt19937& rng) {
   const int64_t stride = cols + (cols % 3);  // sometimes padded rows
   TestWeights w = MakeWeights(rng, type, rows, cols, stride);
   const int64_t ldx = cols + 2;
@@ -142,7 +141,7 @@ TEST_P(MatMulLevelTest, MatchesExactSums) {
   const IsaLevel level = GetParam();
   {
     const KernelTable& table = *KernelsFor(level);
-    for (ElementType type : {ElementType::kF32, ElementType::kBF16, ElementType::kF16}) {
+    for (DType type : {DType::kF32, DType::kBF16, DType::kF16}) {
       for (int64_t batch : {1, 2, 3, 4, 5, 9}) {
         for (int64_t rows : {1, 5, 6, 7, 13, 100}) {
           for (int64_t cols : {1, 7, 16, 33, 129}) {
@@ -158,7 +157,7 @@ TEST_P(MatMulLevelTest, LongRowsCrossContractionBlocks) {
   std::mt19937 rng(2);
   const IsaLevel level = GetParam();
   {
-    for (ElementType type : {ElementType::kF32, ElementType::kBF16, ElementType::kF16}) {
+    for (DType type : {DType::kF32, DType::kBF16, DType::kF16}) {
       CheckMatMul(*KernelsFor(level), type, 5, 37, 2500, false, rng);
       CheckMatMul(*KernelsFor(level), type, 2, 200, 1030, true, rng);
     }
@@ -170,7 +169,7 @@ TEST_P(MatMulLevelTest, EmptyContractionGivesZeros) {
   {
     std::vector<float> y(6, 5.0f);
     float dummy = 0.0f;
-    WeightMatrix w{&dummy, ElementType::kF32, 3, 0, 0};
+    WeightMatrix w{&dummy, DType::kF32, 3, 0, 0};
     MatMulJob job{&dummy, 0, w, y.data(), 3, 2, false};
     KernelsFor(level)->matmul(job, 0, 2, 0, 3);
     for (float v : y) EXPECT_EQ(v, 0.0f) << IsaLevelName(level);
@@ -184,10 +183,10 @@ TEST(MatMulTest, ThreadedManyEqualsSingleThread) {
   ThreadPool pool(3);
   const int64_t batch = 3;
   std::vector<TestWeights> weights;
-  weights.push_back(MakeWeights(rng, ElementType::kBF16, 300, 64, 64));
-  weights.push_back(MakeWeights(rng, ElementType::kF32, 17, 64, 64));
-  weights.push_back(MakeWeights(rng, ElementType::kF16, 129, 64, 64));
-  weights.push_back(MakeWeights(rng, ElementType::kF32, 1, 64, 64));
+  weights.push_back(MakeWeights(rng, DType::kBF16, 300, 64, 64));
+  weights.push_back(MakeWeights(rng, DType::kF32, 17, 64, 64));
+  weights.push_back(MakeWeights(rng, DType::kF16, 129, 64, 64));
+  weights.push_back(MakeWeights(rng, DType::kF32, 1, 64, 64));
   std::vector<float> x = RandomVector(rng, batch * 64);
   std::vector<std::vector<float>> threaded(weights.size()), single(weights.size());
   std::vector<MatMulJob> jobs;
@@ -373,7 +372,7 @@ TEST_P(SimdMatMulTest, PackedGemmMatchesExactSums) {
   std::mt19937 rng(12);
   const IsaLevel level = GetParam();
   {
-    for (ElementType type : {ElementType::kF32, ElementType::kBF16, ElementType::kF16}) {
+    for (DType type : {DType::kF32, DType::kBF16, DType::kF16}) {
       for (int64_t batch : {16, 29, 64}) {
         for (auto [rows, cols] : {std::pair<int64_t, int64_t>{50, 77}, {97, 300}, {16, 129}}) {
           CheckMatMul(*KernelsFor(level), type, batch, rows, cols, batch == 29, rng);
@@ -386,7 +385,7 @@ TEST_P(SimdMatMulTest, PackedGemmMatchesExactSums) {
 TEST(MatMulTest, ThreadedPackedEqualsSingleThread) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
-  TestWeights w = MakeWeights(rng, ElementType::kBF16, 200, 140, 140);
+  TestWeights w = MakeWeights(rng, DType::kBF16, 200, 140, 140);
   const int64_t batch = 40;
   std::vector<float> x = RandomVector(rng, batch * 140), a(batch * 200), b(batch * 200);
   MatMul({x.data(), 140, w.matrix, a.data(), 200, batch, false}, &pool);
@@ -415,7 +414,7 @@ TEST(MatMulTest, Bf16ActivationsRoundXAndAccumulateExactly) {
                                    {33, 50, 77},
                                    {20, 97, 600},
                                    {64, 16, 31}}) {
-    TestWeights w = MakeWeights(rng, ElementType::kBF16, rows, cols, cols + 1);
+    TestWeights w = MakeWeights(rng, DType::kBF16, rows, cols, cols + 1);
     std::vector<float> x = RandomVector(rng, batch * cols);
     std::vector<float> y(batch * rows, 1.0f);
     MatMulJob job{x.data(), cols, w.matrix, y.data(), rows, batch, /*accumulate=*/true, true};
@@ -424,7 +423,7 @@ TEST(MatMulTest, Bf16ActivationsRoundXAndAccumulateExactly) {
       for (int64_t o = 0; o < rows; ++o) {
         double sum = 1.0, magnitude = 1.0;
         for (int64_t i = 0; i < cols; ++i) {
-          const double p = static_cast<double>(Bf16ToF32(F32ToBf16(x[b * cols + i]))) *
+          const double p = static_cast<double>(base::Bf16ToF32(base::F32ToBf16(x[b * cols + i]))) *
                            w.exact[o * (cols + 1) + i];
           sum += p;
           magnitude += std::fabs(p);
@@ -463,7 +462,7 @@ void CheckPackedPanels(IsaLevel level) {
       for (bool bf16_activations : {false, true}) {
         for (bool accumulate : {false, true}) {
           const int64_t stride = cols + 3;
-          TestWeights w = MakeWeights(rng, ElementType::kBF16, rows, cols, stride);
+          TestWeights w = MakeWeights(rng, DType::kBF16, rows, cols, stride);
           std::vector<uint32_t> panels(Bf16PanelWords(rows, cols));
           PackBf16Panels(w.matrix, panels.data());
           WeightMatrix packed = w.matrix;
@@ -486,9 +485,9 @@ void CheckPackedPanels(IsaLevel level) {
               double magnitude = std::fabs(sum);
               for (int64_t i = 0; i < cols; ++i) {
                 const float xi = x[b * ldx + i];
-                const double p =
-                    static_cast<double>(bf16_activations ? Bf16ToF32(F32ToBf16(xi)) : xi) *
-                    w.exact[o * stride + i];
+                const double p = static_cast<double>(
+                                     bf16_activations ? base::Bf16ToF32(base::F32ToBf16(xi)) : xi) *
+                                 w.exact[o * stride + i];
                 sum += p;
                 magnitude += std::fabs(p);
               }
@@ -520,7 +519,7 @@ TEST(MatMulTest, PackBf16PanelsPlacesPairsAndZeroPads) {
   // empty.
   std::vector<uint16_t> w(50 * 5);
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(i + 1);
-  WeightMatrix m{w.data(), ElementType::kBF16, 50, 5, 5};
+  WeightMatrix m{w.data(), DType::kBF16, 50, 5, 5};
   ASSERT_EQ(Bf16PanelWords(50, 5), 2 * 3 * 48);
   std::vector<uint32_t> panels(Bf16PanelWords(50, 5), 0xDEADBEEF);
   PackBf16Panels(m, panels.data());
@@ -535,7 +534,7 @@ TEST(MatMulTest, PackBf16PanelsPlacesPairsAndZeroPads) {
 
   // Packing on a pool's threads writes the same words.
   std::mt19937 rng(16);
-  TestWeights big = MakeWeights(rng, ElementType::kBF16, 48 * 40 + 7, 301, 305);
+  TestWeights big = MakeWeights(rng, DType::kBF16, 48 * 40 + 7, 301, 305);
   std::vector<uint32_t> serial(Bf16PanelWords(big.matrix.rows, big.matrix.cols));
   std::vector<uint32_t> threaded(serial.size(), 0xDEADBEEF);
   PackBf16Panels(big.matrix, serial.data());

@@ -8,12 +8,11 @@
 // `S` provides: V (vector of kLanes floats); kTileRows/kTileCols (register tile of the
 // dot-product matrix kernel); kPanelVectors/kPackRows/kMinPackedBatch (the packed GEMM);
 // kWkvChains (partial sums per reduction in the key-major WKV update);
-// Transpose (a kLanes×kLanes block in place); Prefetch (a cache line into L1); Zero, Set1, Load, LoadPartial (first `count` lanes, rest zero), Store,
-// StorePartial, KeepFirst (zero all but the first `count` lanes), Add, Sub, Mul, Div,
-// Fma(a, b, c) = a·b + c, ReduceAdd, ReduceAdd4 (four vectors' sums), Exp (see
-// ExpPolynomial); and weight loads
-// LoadWeights(const T*, Tag) / LoadWeightsPartial(const T*, int count, Tag) widening
-// kLanes weights of type Tag to fp32.
+// Transpose (a kLanes×kLanes block in place); Prefetch (a cache line into L1); Zero, Set1, Load,
+// LoadPartial (first `count` lanes, rest zero), Store, StorePartial, KeepFirst (zero all but the
+// first `count` lanes), Add, Sub, Mul, Div, Fma(a, b, c) = a·b + c, ReduceAdd, ReduceAdd4 (four
+// vectors' sums), Exp (see ExpPolynomial); and weight loads LoadWeights(const T*, Tag) /
+// LoadWeightsPartial(const T*, int count, Tag) widening kLanes weights of type Tag to fp32.
 #ifndef SKEIN_KERNELS_CPU_SIMD_KERNELS_IMPL_H_
 #define SKEIN_KERNELS_CPU_SIMD_KERNELS_IMPL_H_
 
@@ -56,13 +55,12 @@ struct Kernels {
 
   // y[m][n] (+)= Σ_{i<kc} x[m][i]·w[n][i] for an MR×NR tile.
   template <class Tag, int MR, int NR>
-  static void Tile(const float* x, int64_t ldx, const typename Tag::T* w, int64_t ldw,
-                   int64_t kc, float* y, int64_t ldy, bool add) {
+  static void Tile(const float* x, int64_t ldx, const typename Tag::T* w, int64_t ldw, int64_t kc,
+                   float* y, int64_t ldy, bool add) {
     V acc[MR][NR];
     SKEIN_UNROLL
-    for (int m = 0; m < MR; ++m)
-      SKEIN_UNROLL
-      for (int n = 0; n < NR; ++n) acc[m][n] = S::Zero();
+    for (int m = 0; m < MR; ++m) SKEIN_UNROLL
+    for (int n = 0; n < NR; ++n) acc[m][n] = S::Zero();
     int64_t k = 0;
     for (; k + kLanes <= kc; k += kLanes) {
       V xv[MR];
@@ -112,8 +110,8 @@ struct Kernels {
   }
 
   template <class Tag>
-  using TileFn = void (*)(const float*, int64_t, const typename Tag::T*, int64_t, int64_t,
-                          float*, int64_t, bool);
+  using TileFn = void (*)(const float*, int64_t, const typename Tag::T*, int64_t, int64_t, float*,
+                          int64_t, bool);
 
   // kTiles<Tag>[mr-1][nr-1] = Tile<Tag, mr, nr>, for edge tiles.
   template <class Tag, int... I>
@@ -126,10 +124,9 @@ struct Kernels {
   }
 
   template <class Tag>
-  static void MatMulTyped(const MatMulJob& job, int64_t b_begin, int64_t b_end,
-                          int64_t o_begin, int64_t o_end) {
-    static constexpr auto kTiles =
-        MakeTileTable<Tag>(std::make_integer_sequence<int, kMR * kNR>{});
+  static void MatMulTyped(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
+                          int64_t o_end) {
+    static constexpr auto kTiles = MakeTileTable<Tag>(std::make_integer_sequence<int, kMR * kNR>{});
     const auto* w = static_cast<const typename Tag::T*>(job.w.data);
     const int64_t ldw = job.w.stride;
     const int64_t kdim = job.w.cols;
@@ -158,8 +155,7 @@ struct Kernels {
           }
           for (; o < o1; o += kNR) {
             const int nr = o1 - o < kNR ? static_cast<int>(o1 - o) : kNR;
-            kTiles.fn[mr - 1][nr - 1](x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy,
-                                      add);
+            kTiles.fn[mr - 1][nr - 1](x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy, add);
           }
         }
       }
@@ -178,8 +174,7 @@ struct Kernels {
 
   // panel[k·kPanel + p] = w[(o0 + p)·ldw + k0 + k] for p < rows, k < kc; zero elsewhere.
   template <class Tag>
-  static void PackPanel(const typename Tag::T* w, int64_t ldw, int rows, int64_t kc,
-                        float* panel) {
+  static void PackPanel(const typename Tag::T* w, int64_t ldw, int rows, int64_t kc, float* panel) {
     int64_t k = 0;
     if (rows == kPanel) {
       // Full panel, whole blocks of kLanes: no per-row checks.
@@ -252,7 +247,8 @@ struct Kernels {
       for (int q = 0; q < kPanelVectors; ++q) {
         const int left = cols - q * kLanes;
         if (left >= kLanes) {
-          S::Store(out + q * kLanes, add ? S::Add(S::Load(out + q * kLanes), acc[m][q]) : acc[m][q]);
+          S::Store(out + q * kLanes,
+                   add ? S::Add(S::Load(out + q * kLanes), acc[m][q]) : acc[m][q]);
         } else if (left > 0) {
           const V prior = add ? S::LoadPartial(out + q * kLanes, left) : S::Zero();
           S::StorePartial(out + q * kLanes, left, S::Add(prior, acc[m][q]));
@@ -272,8 +268,8 @@ struct Kernels {
   }
 
   template <class Tag>
-  static void MatMulPacked(const MatMulJob& job, int64_t b_begin, int64_t b_end,
-                           int64_t o_begin, int64_t o_end) {
+  static void MatMulPacked(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
+                           int64_t o_end) {
     static constexpr auto kTiles = MakePackedTable(std::make_integer_sequence<int, kPackMR>{});
     alignas(64) float panel[kPackK * kPanel];
     const auto* w = static_cast<const typename Tag::T*>(job.w.data);
@@ -304,8 +300,8 @@ struct Kernels {
   static constexpr int64_t kMinPackedBatch = S::kMinPackedBatch;
 
   template <class Tag>
-  static void MatMulDispatch(const MatMulJob& job, int64_t b_begin, int64_t b_end,
-                             int64_t o_begin, int64_t o_end) {
+  static void MatMulDispatch(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
+                             int64_t o_end) {
     if (b_end - b_begin >= kMinPackedBatch && job.w.cols > 0) {
       MatMulPacked<Tag>(job, b_begin, b_end, o_begin, o_end);
     } else {
@@ -316,11 +312,11 @@ struct Kernels {
   static void MatMul(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
                      int64_t o_end) {
     switch (job.w.type) {
-      case ElementType::kF32:
+      case DType::kF32:
         return MatMulDispatch<F32Tag>(job, b_begin, b_end, o_begin, o_end);
-      case ElementType::kBF16:
+      case DType::kBF16:
         return MatMulDispatch<Bf16Tag>(job, b_begin, b_end, o_begin, o_end);
-      case ElementType::kF16:
+      case DType::kF16:
         return MatMulDispatch<F16Tag>(job, b_begin, b_end, o_begin, o_end);
     }
   }
@@ -350,8 +346,8 @@ struct Kernels {
     return S::ReduceAdd(acc);
   }
 
-  static void LayerNorm(const float* x, const float* gamma, const float* beta, int64_t n,
-                        float eps, float* y) {
+  static void LayerNorm(const float* x, const float* gamma, const float* beta, int64_t n, float eps,
+                        float* y) {
     const float mean = Sum(x, n) / static_cast<float>(n);
     const float variance = SumSquaredDeviation(x, n, mean) / static_cast<float>(n);
     const float rstd = 1.0f / std::sqrt(variance + eps);
@@ -365,9 +361,9 @@ struct Kernels {
     if (i < n) {
       const int rest = static_cast<int>(n - i);
       const V norm = S::Mul(S::Sub(S::LoadPartial(x + i, rest), mv), rv);
-      S::StorePartial(y + i, rest,
-                      S::Fma(norm, S::LoadPartial(gamma + i, rest),
-                             S::LoadPartial(beta + i, rest)));
+      S::StorePartial(
+          y + i, rest,
+          S::Fma(norm, S::LoadPartial(gamma + i, rest), S::LoadPartial(beta + i, rest)));
     }
   }
 
@@ -571,8 +567,7 @@ struct Kernels {
           sa_acc = S::Fma(S::Load(a + j), S::Load(row + j), sa_acc);
         }
         if (rest) {
-          sa_acc = S::Fma(S::LoadPartial(a + full, rest), S::LoadPartial(row + full, rest),
-                          sa_acc);
+          sa_acc = S::Fma(S::LoadPartial(a + full, rest), S::LoadPartial(row + full, rest), sa_acc);
         }
         const V sa = S::Set1(S::ReduceAdd(sa_acc));
         const V vi = S::Set1(v[i]);
@@ -637,8 +632,8 @@ struct Kernels {
   }
 
   static constexpr KernelTable MakeTable(IsaLevel level) {
-    return KernelTable{level,     &MatMul,       &LayerNorm,   &L2Normalize, &Wkv7Head,
-                       &ExpArray, &SigmoidArray, &TanhArray};
+    return KernelTable{level,     &MatMul,   &LayerNorm,    &L2Normalize,
+                       &Wkv7Head, &ExpArray, &SigmoidArray, &TanhArray};
   }
 };
 

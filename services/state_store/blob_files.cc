@@ -13,12 +13,10 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "base/atomic_file.h"
 
 namespace skein::state_store {
 namespace {
-
-constexpr char kTemporarySuffix[] = ".tmp";
-constexpr size_t kTemporarySuffixSize = sizeof(kTemporarySuffix) - 1;
 
 std::string ErrnoText(int error) {
   return std::error_code(error, std::generic_category()).message();
@@ -69,36 +67,7 @@ std::string BlobFiles::FileName(std::string_view group, std::string_view name) {
 }
 
 absl::Status BlobFiles::Write(const std::string& file, std::string_view data, bool sync) const {
-  static std::atomic<uint64_t> counter{0};
-  const std::string path = absl::StrCat(dir_, "/", file);
-  // Unique per writer, so concurrent writers of one name cannot clobber each other's
-  // temporary file.
-  const std::string temporary =
-      absl::StrCat(path, ".", ::getpid(), ".", counter.fetch_add(1), kTemporarySuffix);
-  Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return IoError("cannot create", temporary, errno);
-  size_t written = 0;
-  while (written < data.size()) {
-    const ssize_t n = ::write(fd.get(), data.data() + written, data.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int error = errno;
-      ::unlink(temporary.c_str());
-      return IoError("cannot write", temporary, error);
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (sync && ::fdatasync(fd.get()) != 0) {
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    return IoError("cannot sync", temporary, error);
-  }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    return IoError("cannot rename", temporary, error);
-  }
-  return sync ? SyncDirectory() : absl::OkStatus();
+  return base::WriteFileAtomically(absl::StrCat(dir_, "/", file), data, sync);
 }
 
 absl::StatusOr<std::string> BlobFiles::Read(const std::string& file) const {
@@ -144,21 +113,14 @@ absl::Status BlobFiles::SyncFiles(const std::vector<std::string>& files) const {
   return SyncDirectory();
 }
 
-absl::Status BlobFiles::SyncDirectory() const {
-  Fd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.get() < 0 || ::fsync(dir.get()) != 0) return IoError("cannot sync", dir_, errno);
-  return absl::OkStatus();
-}
+absl::Status BlobFiles::SyncDirectory() const { return base::SyncDirectory(dir_); }
 
 absl::Status BlobFiles::RemoveUnlisted(
     const std::function<bool(const std::string& file)>& keep) const {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
     const std::string file = entry.path().filename().string();
-    const bool temporary = file.size() > kTemporarySuffixSize &&
-                           file.compare(file.size() - kTemporarySuffixSize, kTemporarySuffixSize,
-                                        kTemporarySuffix) == 0;
-    if (temporary || !keep(file)) {
+    if (base::IsTemporaryName(file) || !keep(file)) {
       if (absl::Status s = Remove(file); !s.ok()) return s;
     }
   }

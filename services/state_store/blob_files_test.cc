@@ -57,8 +57,9 @@ TEST(BlobFilesTest, RemoveUnlistedKeepsListedFilesAndDropsTemporaries) {
   ASSERT_TRUE(files->Write(keep, "kept", false).ok());
   ASSERT_TRUE(files->Write(drop, "dropped", false).ok());
   // What a writer killed between write() and rename() leaves.
-  std::ofstream(dir + "/" + keep + ".123.4.tmp") << "partial";
-  ASSERT_TRUE(files->RemoveUnlisted([&](const std::string& f) { return f == keep; }).ok());
+  // (base/atomic_file.h's temporary name); it goes although the keep test below keeps it.
+  std::ofstream(dir + "/." + keep + ".123.4.tmp") << "partial";
+  ASSERT_TRUE(files->RemoveUnlisted([&](const std::string& f) { return f != drop; }).ok());
   EXPECT_EQ(Files(dir), std::set<std::string>{keep});
   EXPECT_EQ(*files->Read(keep), "kept");
 }

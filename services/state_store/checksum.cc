@@ -5,7 +5,7 @@
 #include <array>
 #include <cstring>
 
-#include "services/state_store/xxh3_avx2.h"
+#include "base/hash.h"
 #include "xxhash.h"
 
 namespace skein::state_store {
@@ -71,11 +71,6 @@ bool HasSse42() {
   static const bool has = __builtin_cpu_supports("sse4.2");
   return has;
 }
-
-bool HasAvx2() {
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
-}
 #endif
 
 }  // namespace
@@ -135,10 +130,7 @@ uint64_t ComputeChecksum(ChecksumAlgorithm algorithm, std::string_view data) {
     case ChecksumAlgorithm::kCrc32c:
       return Crc32c(0, data);
     case ChecksumAlgorithm::kXxh3_64:
-#if defined(__x86_64__)
-      if (HasAvx2()) return Xxh3Avx2(data.data(), data.size());
-#endif
-      return XXH3_64bits(data.data(), data.size());
+      return base::Xxh3_64(data.data(), data.size());
   }
   return 0;
 }

@@ -8,11 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "base/dtype.h"
+#include "base/float16.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "services/worker/model/checkpoint/dtype_convert.h"
-#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/rwkv_config.h"
 #include "tests/support/test_data.h"
 
 namespace skein::cli {
@@ -121,7 +122,7 @@ std::unique_ptr<model::TensorArchive> Open(const std::string& path) {
 
 std::vector<float> Floats(const model::TensorView& t) {
   std::vector<float> v(static_cast<size_t>(t.numel()));
-  model::ConvertElements(t.dtype, t.data, model::DType::kF32, v.data(), v.size());
+  base::ConvertElements(t.dtype, t.data, model::DType::kF32, v.data(), v.size());
   return v;
 }
 
@@ -176,7 +177,7 @@ TEST(Convert, DtypeChangesRoundTrip) {
     EXPECT_EQ(std::memcmp(y->data, t.data, t.nbytes), 0);  // and narrowing back is too
     std::vector<float> want = Floats(t);
     const auto* h = static_cast<const uint16_t*>(z->data);
-    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(h[i], model::FloatToF16(want[i]));
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(h[i], base::F32ToF16(want[i]));
   }
 }
 

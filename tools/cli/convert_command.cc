@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "base/dtype.h"
 #include "services/worker/model/checkpoint/checkpoint_writer.h"
-#include "services/worker/model/checkpoint/dtype_convert.h"
-#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/rwkv_config.h"
 #include "tools/cli/command_registry.h"
 #include "tools/cli/dtype_flag.h"
 #include "tools/cli/progress.h"
@@ -73,8 +73,8 @@ void Convert(const ConvertArgs& args) {
     for (size_t first = 0; first < n; first += kChunk) {
       const size_t count = std::min(kChunk, n - first);
       buffer.resize(count * model::DTypeSize(to));
-      model::ConvertElements(t.dtype, src + first * model::DTypeSize(t.dtype), to, buffer.data(),
-                             count);
+      base::ConvertElements(t.dtype, src + first * model::DTypeSize(t.dtype), to, buffer.data(),
+                            count);
       absl::Status s = (*writer)->Append(std::string_view(buffer.data(), buffer.size()));
       if (!s.ok()) throw CommandError(1, std::string(s.message()));
       done += buffer.size();

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "kernels/cpu/float_convert.h"
+#include "base/float16.h"
 
 namespace skein::link {
 namespace {
@@ -18,7 +18,7 @@ void EncodeRows(const float* src, size_t count, v1::ActivationDType dtype, std::
   if (dtype == v1::ACTIVATION_DTYPE_BF16) {
     out->resize(count * 2);
     auto* dst = reinterpret_cast<uint16_t*>(out->data());
-    for (size_t i = 0; i < count; ++i) dst[i] = kernels::F32ToBf16(src[i]);
+    for (size_t i = 0; i < count; ++i) dst[i] = base::F32ToBf16(src[i]);
   } else {
     out->assign(reinterpret_cast<const char*>(src), count * sizeof(float));
   }
@@ -30,7 +30,7 @@ void DecodeRows(const std::string& bytes, v1::ActivationDType dtype, std::vector
   out->resize(at + count);
   if (dtype == v1::ACTIVATION_DTYPE_BF16) {
     const auto* src = reinterpret_cast<const uint16_t*>(bytes.data());
-    for (size_t i = 0; i < count; ++i) (*out)[at + i] = kernels::Bf16ToF32(src[i]);
+    for (size_t i = 0; i < count; ++i) (*out)[at + i] = base::Bf16ToF32(src[i]);
   } else {
     std::memcpy(out->data() + at, bytes.data(), count * sizeof(float));
   }

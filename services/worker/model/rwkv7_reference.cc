@@ -5,7 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "kernels/cpu/float_convert.h"
+#include "base/float16.h"
 
 namespace skein::model::testing {
 namespace {
@@ -65,7 +65,7 @@ Vec Rwkv7Reference::Get(const std::string& name) const {
     } else {
       uint16_t h;
       std::memcpy(&h, bytes + 2 * i, 2);
-      out[i] = t->dtype == DType::kBF16 ? kernels::Bf16ToF32(h) : kernels::F16ToF32(h);
+      out[i] = t->dtype == DType::kBF16 ? base::Bf16ToF32(h) : base::F16ToF32(h);
     }
   }
   return out;
@@ -91,8 +91,8 @@ std::vector<double> Rwkv7Reference::Forward(int64_t token) {
       for (int64_t i = 0; i < C; ++i) out[i] = xa[i] + d[i] * m[i];
       return out;
     };
-    const Vec xr = mix("att.x_r"), xw = mix("att.x_w"), xk = mix("att.x_k"),
-              xv = mix("att.x_v"), xA = mix("att.x_a"), xg = mix("att.x_g");
+    const Vec xr = mix("att.x_r"), xw = mix("att.x_w"), xk = mix("att.x_k"), xv = mix("att.x_v"),
+              xA = mix("att.x_a"), xg = mix("att.x_g");
     const Vec r = Linear(P("att.receptance.weight"), xr);
     Vec k = Linear(P("att.key.weight"), xk);
     Vec v = Linear(P("att.value.weight"), xv);

@@ -12,28 +12,16 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "services/worker/model/checkpoint/dtype_convert.h"
-#include "services/worker/model/checkpoint/string_compat.h"
+#include "base/absl_bridge.h"
+#include "base/dtype.h"
+#include "base/hash.h"
 
 namespace skein::model {
 namespace {
 
-using kernels::ElementType;
 using kernels::WeightMatrix;
 
 constexpr float kLayerNormEps = 1e-5f;
-
-ElementType ToElementType(DType t) {
-  switch (t) {
-    case DType::kF32:
-      return ElementType::kF32;
-    case DType::kBF16:
-      return ElementType::kBF16;
-    case DType::kF16:
-      return ElementType::kF16;
-  }
-  return ElementType::kF32;
-}
 
 uint64_t Fingerprint(const TensorArchive& archive, kernels::ThreadPool* pool) {
   std::vector<const TensorView*> sorted;
@@ -46,7 +34,7 @@ uint64_t Fingerprint(const TensorArchive& archive, kernels::ThreadPool* pool) {
   std::vector<uint64_t> digests(sorted.size());
   auto hash = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      digests[i] = XXH3_64bits(sorted[i]->data, sorted[i]->nbytes);
+      digests[i] = base::Xxh3_64(sorted[i]->data, sorted[i]->nbytes);
     }
   };
   if (pool != nullptr) {
@@ -87,7 +75,7 @@ class Rwkv7WeightsBuilder {
       return static_cast<const float*>(t->data);
     }
     float* out = static_cast<float*>(Allocate(t->numel() * sizeof(float)));
-    ConvertElements(t->dtype, t->data, DType::kF32, out, t->numel());
+    base::ConvertElements(t->dtype, t->data, DType::kF32, out, t->numel());
     return out;
   }
 
@@ -96,7 +84,7 @@ class Rwkv7WeightsBuilder {
     const TensorView* t = archive_.Find(name);
     const int64_t rows = t->shape[0], cols = t->shape[1];
     const DType run = w_->run_dtype_;
-    WeightMatrix m{nullptr, ToElementType(run), rows, cols, cols};
+    WeightMatrix m{nullptr, run, rows, cols, cols};
     if (t->dtype == run && reinterpret_cast<uintptr_t>(t->data) % DTypeSize(run) == 0) {
       m.data = t->data;
       if (pack_panels_) m.panels = Pack(m);
@@ -105,14 +93,14 @@ class Rwkv7WeightsBuilder {
     if (pack_panels_) {
       // Converted only to be packed: the row-major copy is not kept.
       std::vector<uint16_t> converted(rows * cols);
-      ConvertElements(t->dtype, t->data, run, converted.data(), rows * cols);
+      base::ConvertElements(t->dtype, t->data, run, converted.data(), rows * cols);
       m.data = converted.data();
       m.panels = Pack(m);
       m.data = nullptr;
       return m;
     }
     void* out = Allocate(rows * cols * DTypeSize(run));
-    ConvertElements(t->dtype, t->data, run, out, rows * cols);
+    base::ConvertElements(t->dtype, t->data, run, out, rows * cols);
     m.data = out;
     return m;
   }
@@ -122,7 +110,7 @@ class Rwkv7WeightsBuilder {
     const TensorView* t = archive_.Find(name);
     const int64_t in = t->shape[0], out_dim = t->shape[1];
     std::vector<float> stored(in * out_dim);
-    ConvertElements(t->dtype, t->data, DType::kF32, stored.data(), stored.size());
+    base::ConvertElements(t->dtype, t->data, DType::kF32, stored.data(), stored.size());
     float* out = static_cast<float*>(Allocate(in * out_dim * sizeof(float)));
     for (int64_t i = 0; i < in; ++i) {
       for (int64_t o = 0; o < out_dim; ++o) out[o * in + i] = stored[i * out_dim + o];
@@ -131,13 +119,13 @@ class Rwkv7WeightsBuilder {
       // Packed runs take the LoRAs in bf16 too, as the reference's bf16 runs do; a bf16
       // checkpoint loses nothing by it.
       std::vector<uint16_t> narrowed(in * out_dim);
-      ConvertElements(DType::kF32, out, DType::kBF16, narrowed.data(), narrowed.size());
-      WeightMatrix m{narrowed.data(), ElementType::kBF16, out_dim, in, in};
+      base::ConvertElements(DType::kF32, out, DType::kBF16, narrowed.data(), narrowed.size());
+      WeightMatrix m{narrowed.data(), DType::kBF16, out_dim, in, in};
       m.panels = Pack(m);
       m.data = nullptr;
       return m;
     }
-    return WeightMatrix{out, ElementType::kF32, out_dim, in, in};
+    return WeightMatrix{out, DType::kF32, out_dim, in, in};
   }
 
  private:
@@ -250,9 +238,9 @@ StateShape Rwkv7Weights::state_shape() const {
 
 void Rwkv7Weights::Embed(int64_t token, float* out) const {
   const int64_t C = config_.n_embd;
-  ConvertElements(emb_->dtype,
-                  static_cast<const uint8_t*>(emb_->data) + token * C * DTypeSize(emb_->dtype),
-                  DType::kF32, out, C);
+  base::ConvertElements(
+      emb_->dtype, static_cast<const uint8_t*>(emb_->data) + token * C * DTypeSize(emb_->dtype),
+      DType::kF32, out, C);
   kernels::LayerNorm(out, ln0_w_, ln0_b_, C, kLayerNormEps, out);
 }
 
@@ -263,13 +251,13 @@ int64_t Rwkv7Weights::bytes_read_per_token() const {
     for (const WeightMatrix* m :
          {&l.receptance, &l.key, &l.value, &l.output, &l.ffn_key, &l.ffn_value, &l.w1, &l.w2, &l.a1,
           &l.a2, &l.g1, &l.g2, &l.v1, &l.v2}) {
-      bytes += static_cast<int64_t>(m->rows * m->cols * kernels::ElementSize(m->type));
+      bytes += static_cast<int64_t>(m->rows * m->cols * DTypeSize(m->type));
     }
     bytes += 20 * C * static_cast<int64_t>(sizeof(float));  // vectors and norms
   }
   if (has_embedding()) bytes += C * static_cast<int64_t>(DTypeSize(emb_->dtype) + 8);
   if (has_head()) {
-    bytes += static_cast<int64_t>(head_.rows * head_.cols * kernels::ElementSize(head_.type));
+    bytes += static_cast<int64_t>(head_.rows * head_.cols * DTypeSize(head_.type));
     bytes += 2 * C * static_cast<int64_t>(sizeof(float));
   }
   return bytes;

@@ -38,8 +38,7 @@ void CheckMatrix(const kernels::WeightMatrix& m, int64_t rows, int64_t cols) {
   }
   if (m.data != nullptr) {
     if (rows > 0) {
-      Touch(m.data,
-            static_cast<size_t>((rows - 1) * m.stride + cols) * kernels::ElementSize(m.type));
+      Touch(m.data, static_cast<size_t>((rows - 1) * m.stride + cols) * kernels::DTypeSize(m.type));
     }
   } else if (m.panels == nullptr && rows * cols > 0) {
     std::abort();

@@ -10,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "services/worker/model/checkpoint/string_compat.h"
+#include "base/absl_bridge.h"
 
 namespace skein::model {
 namespace {
@@ -99,7 +99,7 @@ absl::Status Unsupported(const TensorArchive& archive, RwkvVersion version) {
     case RwkvVersion::kV5_1:
     case RwkvVersion::kV5_0:
       return absl::UnimplementedError(absl::StrCat(path, ": RWKV-5 preview (",
-                                                   ToAbsl(RwkvVersionName(version)),
+                                                   base::AsAbsl(RwkvVersionName(version)),
                                                    ") is not supported; only RWKV-7 (x070) is"));
     case RwkvVersion::kV4:
       return absl::UnimplementedError(
@@ -229,7 +229,7 @@ absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
 
   auto missing = [&](std::string_view name) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": RWKV-7 tensor '", ToAbsl(name), "' is missing"));
+        absl::StrCat(path, ": RWKV-7 tensor '", base::AsAbsl(name), "' is missing"));
   };
   auto bad_rank = [&](const TensorView& t, size_t rank) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", t.name, "' has shape ",
@@ -308,7 +308,7 @@ absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
     const std::string b = absl::StrCat("blocks.", l, ".");
     auto add = [&](std::string_view part, std::vector<int64_t> shape, bool vec = false,
                    bool optional = false) {
-      expected.push_back({absl::StrCat(b, ToAbsl(part)), std::move(shape), vec, optional});
+      expected.push_back({absl::StrCat(b, base::AsAbsl(part)), std::move(shape), vec, optional});
     };
     const bool l0 = l == 0;
     const int64_t dv = l0 ? d_value0 : c.d_value;

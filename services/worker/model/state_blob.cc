@@ -1,13 +1,12 @@
 #include "services/worker/model/state_blob.h"
 
-#include <xxhash.h>
-
 #include <bit>
 #include <cstring>
 #include <type_traits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/hash.h"
 
 namespace skein::model {
 namespace {
@@ -67,7 +66,7 @@ std::string EncodeStateBlob(const Rwkv7State& state, uint64_t model_fingerprint)
       Put<uint32_t>(out, kHeaderSize + 4 * i, bits);
     }
   }
-  Put<uint64_t>(out, kHeaderSize + payload, XXH3_64bits(out.data(), kHeaderSize + payload));
+  Put<uint64_t>(out, kHeaderSize + payload, base::Xxh3_64(out.data(), kHeaderSize + payload));
   return out;
 }
 
@@ -96,7 +95,7 @@ absl::StatusOr<StateBlobInfo> InspectStateBlob(std::string_view blob) {
                                             payload, " bytes"));
   }
   const uint64_t stored = Get<uint64_t>(blob, blob.size() - kChecksumSize);
-  const uint64_t actual = XXH3_64bits(blob.data(), blob.size() - kChecksumSize);
+  const uint64_t actual = base::Xxh3_64(blob.data(), blob.size() - kChecksumSize);
   if (stored != actual) {
     return absl::DataLossError(absl::StrCat("state blob checksum mismatch (stored ", stored,
                                             ", computed ", actual, "): the blob is corrupt"));

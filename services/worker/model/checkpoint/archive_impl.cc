@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "services/worker/model/checkpoint/string_compat.h"
+#include "base/absl_bridge.h"
 
 namespace skein::model {
 
@@ -22,7 +22,7 @@ AlignedBuffer::AlignedBuffer(size_t size) : size_(size) {
 AlignedBuffer::~AlignedBuffer() { std::free(data_); }
 
 const TensorView* ArchiveImpl::Find(std::string_view name) const {
-  auto it = index_.find(ToAbsl(name));
+  auto it = index_.find(base::AsAbsl(name));
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 

@@ -8,8 +8,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_bridge.h"
 #include "services/worker/model/checkpoint/byte_io.h"
-#include "services/worker/model/checkpoint/string_compat.h"
 
 namespace skein::model {
 namespace {
@@ -331,7 +331,8 @@ absl::StatusOr<Obj*> Machine::PersistentLoad(Obj* pid) {
   }
   std::string_view type_name = type->s;
   if (type_name.substr(0, 6) != "torch.") {
-    return Error(absl::StrCat("storage type '", ToAbsl(type_name), "' is not a torch storage"));
+    return Error(
+        absl::StrCat("storage type '", base::AsAbsl(type_name), "' is not a torch storage"));
   }
   type_name.remove_prefix(6);
   if (type_name.substr(0, 8) == "storage.") type_name.remove_prefix(8);
@@ -630,8 +631,8 @@ absl::Status Machine::Step(uint8_t op) {
       if (!module.ok()) return module.status();
       absl::StatusOr<std::string_view> name = ReadLine();
       if (!name.ok()) return name.status();
-      return Push(
-          MakeString(Obj::Kind::kGlobal, absl::StrCat(ToAbsl(*module), ".", ToAbsl(*name))));
+      return Push(MakeString(Obj::Kind::kGlobal,
+                             absl::StrCat(base::AsAbsl(*module), ".", base::AsAbsl(*name))));
     }
     case kStackGlobal: {
       absl::StatusOr<Obj*> name = Pop();

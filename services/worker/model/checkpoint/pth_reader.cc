@@ -9,10 +9,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/absl_bridge.h"
 #include "services/worker/model/checkpoint/archive_impl.h"
 #include "services/worker/model/checkpoint/archive_readers.h"
 #include "services/worker/model/checkpoint/pickle_reader.h"
-#include "services/worker/model/checkpoint/string_compat.h"
 #include "services/worker/model/checkpoint/zip_reader.h"
 
 namespace skein::model {
@@ -141,7 +141,7 @@ absl::Status PthLoader::AddTensor(const std::string& name, const PickledTensor& 
     return absl::DataLossError(absl::StrCat(path_, ": storage record '", record, "' of tensor '",
                                             name, "' holds ", entry->uncompressed_size,
                                             " bytes, less than its ", t.storage.numel, " ",
-                                            ToAbsl(DTypeName(dtype)), " elements need"));
+                                            base::AsAbsl(DTypeName(dtype)), " elements need"));
   }
 
   TensorView view;

@@ -4,11 +4,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "base/dtype.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/worker/model/checkpoint/archive_readers.h"
 #include "services/worker/model/checkpoint/byte_io.h"
-#include "services/worker/model/checkpoint/dtype_convert.h"
 #include "services/worker/model/checkpoint/pth_writer.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
 #include "services/worker/model/testing/test_zip.h"
@@ -84,7 +84,7 @@ std::string Floats(const std::vector<float>& v) {
 
 std::vector<float> FloatsOf(const TensorView& t) {
   std::vector<float> out(static_cast<size_t>(t.numel()));
-  ConvertElements(t.dtype, t.data, DType::kF32, out.data(), out.size());
+  base::ConvertElements(t.dtype, t.data, DType::kF32, out.data(), out.size());
   return out;
 }
 

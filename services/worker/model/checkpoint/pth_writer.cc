@@ -9,7 +9,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "services/worker/model/checkpoint/atomic_file.h"
+#include "base/absl_bridge.h"
+#include "base/atomic_file.h"
 #include "services/worker/model/checkpoint/byte_io.h"
 
 namespace skein::model {
@@ -107,18 +108,14 @@ class PickleWriter {
 
   // A string or global written once and fetched from the memo afterwards.
   void MemoString(std::string_view s) {
-    Memoized(absl::StrCat("s:", ToView(s)), [&] { String(s); });
+    Memoized(absl::StrCat("s:", base::AsAbsl(s)), [&] { String(s); });
   }
   void Global(std::string_view module, std::string_view name) {
-    std::string text = absl::StrCat(ToView(module), "\n", ToView(name), "\n");
+    std::string text = absl::StrCat(base::AsAbsl(module), "\n", base::AsAbsl(name), "\n");
     Memoized(absl::StrCat("g:", text), [&] { out_ += 'c' + text; });
   }
 
  private:
-  static absl::string_view ToView(std::string_view s) {
-    return absl::string_view(s.data(), s.size());
-  }
-
   template <typename EmitFn>
   void Memoized(const std::string& key, EmitFn emit) {
     auto it = memo_.find(key);
@@ -210,7 +207,7 @@ struct Record {
 
 class PthWriter : public TensorWriter {
  public:
-  PthWriter(std::unique_ptr<AtomicFile> file, std::string prefix, bool force_zip64)
+  PthWriter(std::unique_ptr<base::AtomicFile> file, std::string prefix, bool force_zip64)
       : file_(std::move(file)), prefix_(std::move(prefix)), force_zip64_(force_zip64) {}
 
   // Writes a whole record.
@@ -396,7 +393,7 @@ class PthWriter : public TensorWriter {
     return file_->Append(end);
   }
 
-  std::unique_ptr<AtomicFile> file_;
+  std::unique_ptr<base::AtomicFile> file_;
   std::string prefix_;
   bool force_zip64_;
   std::vector<Record> records_;
@@ -416,7 +413,7 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> CreatePthWriter(const std::string&
   std::string stem = options.archive_name;
   if (stem.empty()) stem = std::filesystem::path(path).stem().string();
   if (stem.empty() || stem.find('/') != std::string::npos) stem = "archive";
-  absl::StatusOr<std::unique_ptr<AtomicFile>> file = AtomicFile::Create(path);
+  absl::StatusOr<std::unique_ptr<base::AtomicFile>> file = base::AtomicFile::Create(path);
   if (!file.ok()) return file.status();
   auto writer = std::make_unique<PthWriter>(*std::move(file), stem + "/", options.force_zip64);
   if (absl::Status s = writer->AddRecord(stem + "/data.pkl", StateDictPickle(specs)); !s.ok()) {

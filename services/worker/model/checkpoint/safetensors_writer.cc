@@ -6,8 +6,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/atomic_file.h"
 #include "nlohmann/json.hpp"
-#include "services/worker/model/checkpoint/atomic_file.h"
 #include "services/worker/model/checkpoint/byte_io.h"
 #include "services/worker/model/checkpoint/safetensors_format.h"
 #include "services/worker/model/checkpoint/tensor_writer.h"
@@ -17,7 +17,7 @@ namespace {
 
 class SafetensorsWriter : public TensorWriter {
  public:
-  SafetensorsWriter(std::unique_ptr<AtomicFile> file, uint64_t data_start, uint64_t total)
+  SafetensorsWriter(std::unique_ptr<base::AtomicFile> file, uint64_t data_start, uint64_t total)
       : file_(std::move(file)), data_end_(data_start + total) {}
 
   absl::Status Append(std::string_view bytes) override {
@@ -38,7 +38,7 @@ class SafetensorsWriter : public TensorWriter {
   }
 
  private:
-  std::unique_ptr<AtomicFile> file_;
+  std::unique_ptr<base::AtomicFile> file_;
   uint64_t data_end_;
 };
 
@@ -77,7 +77,7 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> CreateSafetensorsWriter(
     return absl::InvalidArgumentError(absl::StrCat(path, ": safetensors header would be ",
                                                    text.size(), " bytes, over the limit"));
   }
-  absl::StatusOr<std::unique_ptr<AtomicFile>> file = AtomicFile::Create(path);
+  absl::StatusOr<std::unique_ptr<base::AtomicFile>> file = base::AtomicFile::Create(path);
   if (!file.ok()) return file.status();
   std::string prefix;
   AppendLE<uint64_t>(prefix, text.size());

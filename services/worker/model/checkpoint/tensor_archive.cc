@@ -6,29 +6,6 @@
 
 namespace skein::model {
 
-std::string_view DTypeName(DType t) {
-  switch (t) {
-    case DType::kF32:
-      return "fp32";
-    case DType::kBF16:
-      return "bf16";
-    case DType::kF16:
-      return "fp16";
-  }
-  return "unknown";
-}
-
-size_t DTypeSize(DType t) {
-  switch (t) {
-    case DType::kF32:
-      return 4;
-    case DType::kBF16:
-    case DType::kF16:
-      return 2;
-  }
-  return 0;
-}
-
 int64_t TensorView::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;

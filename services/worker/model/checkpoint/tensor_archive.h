@@ -18,14 +18,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/dtype.h"
 
 namespace skein::model {
 
-enum class DType { kF32, kBF16, kF16 };
-
-// "fp32", "bf16", "fp16".
-std::string_view DTypeName(DType t);
-size_t DTypeSize(DType t);
+// The project's element types (base/dtype.h).
+using base::DType;
+using base::DTypeName;
+using base::DTypeSize;
 
 struct TensorView {
   std::string name;

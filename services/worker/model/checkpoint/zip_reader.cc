@@ -7,8 +7,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_bridge.h"
 #include "services/worker/model/checkpoint/byte_io.h"
-#include "services/worker/model/checkpoint/string_compat.h"
 
 namespace skein::model {
 namespace {
@@ -39,7 +39,7 @@ absl::StatusOr<ZipReader> ZipReader::Open(std::string_view bytes, std::string pa
 }
 
 const ZipEntry* ZipReader::Find(std::string_view name) const {
-  auto it = index_.find(ToAbsl(name));
+  auto it = index_.find(base::AsAbsl(name));
   return it == index_.end() ? nullptr : &entries_[it->second];
 }
 

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/dtype.h"
 #include "services/worker/model/checkpoint/checkpoint_writer.h"
-#include "services/worker/model/checkpoint/dtype_convert.h"
 
 namespace skein::model {
 namespace {
@@ -188,8 +188,8 @@ absl::Status WriteRandomRwkv7(const std::string& path, const Rwkv7Shape& shape, 
       values.resize(static_cast<size_t>(count));
       converted.resize(static_cast<size_t>(count) * DTypeSize(dtype));
       FillRandomRwkv7Values(s, seed, first, count, values.data());
-      ConvertElements(DType::kF32, values.data(), dtype, converted.data(),
-                      static_cast<size_t>(count));
+      base::ConvertElements(DType::kF32, values.data(), dtype, converted.data(),
+                            static_cast<size_t>(count));
       absl::Status st = (*writer)->Append(std::string_view(converted.data(), converted.size()));
       if (!st.ok()) return st;
       done += converted.size();

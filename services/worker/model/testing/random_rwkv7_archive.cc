@@ -2,14 +2,13 @@
 
 #include <vector>
 
+#include "base/dtype.h"
 #include "services/worker/model/checkpoint/archive_impl.h"
-#include "services/worker/model/checkpoint/dtype_convert.h"
 
 namespace skein::model {
 
 absl::StatusOr<std::unique_ptr<TensorArchive>> MakeRandomRwkv7Archive(const Rwkv7Shape& shape,
-                                                                       uint64_t seed,
-                                                                       DType dtype) {
+                                                                      uint64_t seed, DType dtype) {
   absl::StatusOr<Rwkv7Shape> resolved = ResolveRwkv7Shape(shape);
   if (!resolved.ok()) return resolved.status();
   auto archive = std::make_unique<ArchiveImpl>("<random RWKV-7>", nullptr);
@@ -27,7 +26,8 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> MakeRandomRwkv7Archive(const Rwkv
     for (int64_t first = 0; first < n; first += kChunk) {
       const int64_t count = n - first < kChunk ? n - first : kChunk;
       FillRandomRwkv7Values(spec, seed, first, count, values.data());
-      ConvertElements(DType::kF32, values.data(), dtype, out + first * DTypeSize(dtype), count);
+      base::ConvertElements(DType::kF32, values.data(), dtype, out + first * DTypeSize(dtype),
+                            count);
     }
     if (absl::Status s = archive->AddOwned(std::move(view), std::move(buffer)); !s.ok()) return s;
   }

@@ -6,10 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "base/dtype.h"
+#include "base/float16.h"
 #include "gtest/gtest.h"
-#include "services/worker/model/checkpoint/dtype_convert.h"
-#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/testing/test_zip.h"
 
 namespace skein::model {
@@ -26,7 +27,7 @@ Rwkv7Shape Small() {
 
 std::vector<float> Values(const TensorView& t) {
   std::vector<float> v(static_cast<size_t>(t.numel()));
-  ConvertElements(t.dtype, t.data, DType::kF32, v.data(), v.size());
+  base::ConvertElements(t.dtype, t.data, DType::kF32, v.data(), v.size());
   return v;
 }
 
@@ -144,7 +145,7 @@ TEST(RandomRwkv7, Bf16IsTheRoundedFp32Model) {
   const TensorView* y = (*b)->Find("head.weight");
   const float* xf = static_cast<const float*>(x->data);
   const uint16_t* yh = static_cast<const uint16_t*>(y->data);
-  for (int64_t i = 0; i < x->numel(); ++i) ASSERT_EQ(FloatToBF16(xf[i]), yh[i]);
+  for (int64_t i = 0; i < x->numel(); ++i) ASSERT_EQ(base::F32ToBf16(xf[i]), yh[i]);
 }
 
 TEST(RandomRwkv7, DefaultsAndValidation) {
