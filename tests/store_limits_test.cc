@@ -151,6 +151,32 @@ TEST(StoreLimitsTest, BytesAnnouncedByPutsInProgressAreBounded) {
   ExpectIntact(store.address, "kept", "committed bytes");
 }
 
+TEST(StoreLimitsTest, BlobsHeldByGetsInProgressAreBounded) {
+  Store store = StartStore({"--max-inflight-get-bytes", "64000000", "--stream-idle-seconds", "0"});
+  ASSERT_FALSE(store.address.empty());
+  state_store::StateStoreClient client(Channel(store.address));
+  // Larger than what HTTP/2 flow control lets through to a client that does not read.
+  const std::string blob(48'000'000, 'g');
+  ASSERT_TRUE(client.Put("held", blob).ok());
+  auto stub = v1::StateStoreService::NewStub(Channel(store.address));
+  // A get whose client does not read: the server holds the blob until it is sent.
+  grpc::ClientContext slow_context;
+  v1::GetRequest request;
+  request.set_key("held");
+  std::unique_ptr<grpc::ClientReader<v1::GetResponse>> slow = stub->Get(&slow_context, request);
+  std::this_thread::sleep_for(300ms);
+  absl::StatusOr<state_store::ClientBlob> second = client.Get("held");
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted) << second.status();
+  // Reading the first get to its end frees its share.
+  v1::GetResponse response;
+  while (slow->Read(&response)) {
+  }
+  EXPECT_TRUE(slow->Finish().ok());
+  absl::StatusOr<state_store::ClientBlob> third = client.Get("held");
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->data, blob);
+}
+
 TEST(StoreLimitsTest, IdleStreamsAreCancelled) {
   Store store = StartStore({"--stream-idle-seconds", "0.5"});
   ASSERT_FALSE(store.address.empty());

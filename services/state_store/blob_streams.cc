@@ -12,9 +12,12 @@
 
 namespace skein::state_store {
 
-// Takes `bytes` from a shared budget for as long as it lives, if they fit.
+// Takes `bytes` from a shared budget for as long as it lives, if they fit. Keeps the budget
+// alive itself: a Get's share may outlive the service (gRPC frees sent chunks last).
 class BudgetShare {
  public:
+  using Pool = std::shared_ptr<std::atomic<uint64_t>>;
+
   BudgetShare() = default;
   ~BudgetShare() { Return(); }
   BudgetShare(const BudgetShare&) = delete;
@@ -22,7 +25,7 @@ class BudgetShare {
 
   // False (taking nothing) when `bytes` more would pass `limit` (0: no limit). `*held_before`
   // gets what others held.
-  bool Take(std::atomic<uint64_t>* pool, uint64_t bytes, uint64_t limit, uint64_t* held_before) {
+  bool Take(const Pool& pool, uint64_t bytes, uint64_t limit, uint64_t* held_before) {
     Return();
     *held_before = pool->fetch_add(bytes);
     if (limit != 0 && *held_before + bytes > limit) {
@@ -39,7 +42,7 @@ class BudgetShare {
   }
 
  private:
-  std::atomic<uint64_t>* pool_ = nullptr;
+  Pool pool_;
   uint64_t bytes_ = 0;
 };
 
@@ -85,7 +88,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     }
     const uint64_t announced = message.header().total_size();
     uint64_t before = 0;
-    if (!budget_.Take(&streams_->inflight_put_bytes_, announced,
+    if (!budget_.Take(streams_->inflight_put_bytes_, announced,
                       streams_->options_.max_inflight_put_bytes, &before)) {
       return grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -204,10 +207,13 @@ class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       Finish(ToGrpcStatus(blob.status()));
       return;
     }
+    // The blob and its share of the budget live as long as any chunk that refers to it: gRPC
+    // may still hold chunks after this reactor is gone, and the bound counts them.
+    auto held = std::make_shared<HeldBlob>();
     uint64_t before = 0;
     const BlobStreamOptions& options = streams_->options_;
-    if (!budget_.Take(&streams_->inflight_get_bytes_, blob->data.size(),
-                      options.max_inflight_get_bytes, &before)) {
+    if (!held->share.Take(streams_->inflight_get_bytes_, blob->data.size(),
+                          options.max_inflight_get_bytes, &before)) {
       Finish(grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
           absl::StrCat("gets in progress already hold ", before, " bytes; ", blob->data.size(),
@@ -220,8 +226,8 @@ class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         options.min_chunk_bytes, options.max_chunk_bytes);
     v1::GetResponse header;
     *header.mutable_header() = std::move(blob->header);
-    // The chunks refer to the blob; gRPC releases it once they are sent.
-    data_ = std::make_shared<const std::string>(std::move(blob->data));
+    held->bytes = std::move(blob->data);
+    data_ = std::shared_ptr<const std::string>(held, &held->bytes);
     out_ = SerializeMessage(header);
     StartWrite(&out_);
   }
@@ -237,9 +243,13 @@ class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     StartWrite(&out_);
   }
 
+  struct HeldBlob {
+    std::string bytes;
+    BudgetShare share;
+  };
+
   BlobStreams* const streams_;
   StreamWatchdog::Watch watch_;
-  BudgetShare budget_;
   std::shared_ptr<const std::string> data_;
   size_t chunk_bytes_ = 0;
   size_t offset_ = 0;

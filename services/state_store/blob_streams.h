@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "absl/time/time.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -59,8 +60,11 @@ class BlobStreams {
 
   StateStore* const store_;
   const BlobStreamOptions options_;
-  std::atomic<uint64_t> inflight_put_bytes_{0};
-  std::atomic<uint64_t> inflight_get_bytes_{0};
+  // Shared with what holds a share of them (BudgetShare in blob_streams.cc).
+  const std::shared_ptr<std::atomic<uint64_t>> inflight_put_bytes_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
+  const std::shared_ptr<std::atomic<uint64_t>> inflight_get_bytes_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
   StreamWatchdog watchdog_;
   // Last: destroyed (and so drained) first, while what its tasks use still exists.
   BlockingExecutor executor_;
