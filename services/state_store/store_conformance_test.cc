@@ -164,6 +164,10 @@ class StoreConformanceTest : public ::testing::TestWithParam<BackendKind> {
     return names;
   }
 
+  // Rewrites an open snapshot's record to claim `claimed_parts` parts, behind the store's
+  // back, and checks that commit, abort and a part write all answer DATA_LOSS.
+  void ExpectDamagedSnapshotIsDataLoss(uint32_t claimed_parts);
+
   // Flips one byte of the stored bytes of `key`'s part `part`, behind the store's back.
   void CorruptStoredBlob(const std::string& key, uint32_t part = 0) {
     absl::StatusOr<std::optional<std::string>> raw = store_->backend().ReadRecord(key, "e");
@@ -410,6 +414,13 @@ TEST_P(StoreConformanceTest, CorruptStoredDataIsNeverReturnedAndIsCounted) {
 // A damaged snapshot record claiming billions of parts is refused as DATA_LOSS by every
 // operation that reads it, at once (found by store_records_fuzz_test: each looped over them).
 TEST_P(StoreConformanceTest, ASnapshotRecordClaimingTooManyPartsIsDataLoss) {
+  for (uint32_t claimed : {0xFFFFFFFFu, 0u}) {  // zero: nothing to commit, nothing to index
+    SCOPED_TRACE(claimed);
+    ExpectDamagedSnapshotIsDataLoss(claimed);
+  }
+}
+
+void StoreConformanceTest::ExpectDamagedSnapshotIsDataLoss(uint32_t claimed_parts) {
   v1::BeginSnapshotRequest begin;
   begin.set_key("huge");
   begin.set_part_count(2);
@@ -420,7 +431,7 @@ TEST_P(StoreConformanceTest, ASnapshotRecordClaimingTooManyPartsIsDataLoss) {
   ASSERT_TRUE(raw.ok() && raw->has_value());
   StoredSnapshot snapshot;
   ASSERT_TRUE(snapshot.ParseFromString(**raw));
-  snapshot.set_part_count(0xFFFFFFFFu);
+  snapshot.set_part_count(claimed_parts);
   Batch damage("huge");
   damage.PutRecord(record, snapshot.SerializeAsString(), absl::InfiniteFuture());
   ASSERT_TRUE(store_->backend().Apply(damage).ok());
