@@ -21,26 +21,43 @@ installed=$(apt-cache depends --recurse --no-recommends --no-suggests --no-confl
   --no-breaks --no-replaces --no-enhances $listed apt 2>/dev/null |
   grep -E '^[a-z0-9]' | sed 's/:.*//' | sort -u)
 status=0
-checked=0
+# Each library once, however many binaries load it: `dpkg -S` reads the whole package
+# database per call, so one call per use made this test slow enough to time out under load.
+declare -A users=()
 for binary in "$@"; do
   if ldd "$binary" | grep -q 'not found'; then
     echo "$binary: a library is not found: $(ldd "$binary" | grep 'not found')" >&2
     status=1
   fi
   for lib in $(ldd "$binary" | awk '/=>/ {print $3}'); do
-    real=$(readlink -f "$lib")
-    owner=$(dpkg -S "$real" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null ||
-      dpkg -S "${real#/usr}" 2>/dev/null || true)
-    package=${owner%%:*}
-    checked=$((checked + 1))
-    if [[ -z $package ]]; then
-      echo "$binary: $lib belongs to no Debian package" >&2
-      status=1
-    elif ! grep -qx "$package" <<<"$installed"; then
-      echo "$binary: $lib comes from $package, which the runtime stage does not install" >&2
-      status=1
-    fi
+    users[$lib]+="${users[$lib]:+ }$(basename "$binary")"
   done
 done
-echo "$checked library uses checked against $(wc -l <<<"$listed") listed runtime packages"
+# Map every spelling of every library (as loaded, resolved, with and without /usr: Debian 12
+# merges /lib into /usr/lib, but dpkg records the path the package shipped) to its package.
+declare -A package_of=()
+candidates=()
+for lib in "${!users[@]}"; do
+  real=$(readlink -f "$lib")
+  candidates+=("$real" "/usr$lib" "${real#/usr}")
+done
+while IFS= read -r line; do
+  package=${line%%:*}
+  path=${line#*: }
+  package_of[$path]=$package
+done < <(dpkg -S "${candidates[@]}" 2>/dev/null || true)
+checked=0
+for lib in "${!users[@]}"; do
+  real=$(readlink -f "$lib")
+  package=${package_of[$real]:-${package_of[/usr$lib]:-${package_of[${real#/usr}]:-}}}
+  checked=$((checked + 1))
+  if [[ -z $package ]]; then
+    echo "${users[$lib]}: $lib belongs to no Debian package" >&2
+    status=1
+  elif ! grep -qx "$package" <<<"$installed"; then
+    echo "${users[$lib]}: $lib comes from $package, which the runtime stage does not install" >&2
+    status=1
+  fi
+done
+echo "$checked libraries checked against $(wc -l <<<"$listed") listed runtime packages"
 exit $status
