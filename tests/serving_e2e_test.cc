@@ -88,6 +88,38 @@ TEST_F(ServingTest, GreedyThroughEveryPipelineShapeEqualsTheReferenceAndTheEngin
   }
 }
 
+// RWKV-4, -5 (x052) and -6 (x060) serve like RWKV-7: greedy through a 2-stage pipeline
+// equals the single-process engine (which rwkv_multiversion_test holds to the goldens).
+TEST_F(ServingTest, EveryVersionThroughTwoStagesEqualsTheEngine) {
+  for (auto [file, architecture] : std::vector<std::pair<const char*, const char*>>{
+           {"tiny-v6.pth", "x060"}, {"tiny-v5.2.pth", "x052"}, {"tiny-v4.pth", "v4"}}) {
+    SCOPED_TRACE(file);
+    std::string why;
+    const std::string model =
+        ::skein::testing::FindTestData(std::string("golden/multiversion/") + file, &why);
+    if (model.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
+    const std::vector<uint32_t> prompt = {5, 17, 250, 3, 3, 99, 0, 42};
+    constexpr int kTokens = 10;
+    const std::vector<uint32_t> engine = EngineGreedy(model, prompt, kTokens);
+    ASSERT_EQ(engine.size(), static_cast<size_t>(kTokens));
+    Cluster c(model, vocab_, 2, 1);
+    Generated g = Generate(c.stub(), TokenRequest(prompt, kTokens));
+    ASSERT_TRUE(g.status.ok()) << g.status.error_message();
+    EXPECT_EQ(g.tokens, engine);
+    grpc::ClientContext ctx;
+    v1::ListModelsResponse models;
+    ASSERT_TRUE(c.stub().ListModels(&ctx, v1::ListModelsRequest(), &models).ok());
+    ASSERT_EQ(models.models_size(), 1);
+    EXPECT_EQ(models.models(0).architecture(), architecture);
+    EXPECT_EQ(models.models(0).num_layers(), 3u);
+    for (const auto& p : c.Processes()) {
+      if (p["role"] == "worker") {
+        EXPECT_GT(c.Metric(p["name"], "skein_worker_tokens_total"), 0) << p["name"];
+      }
+    }
+  }
+}
+
 TEST_F(ServingTest, SixteenConcurrentStreamsEachEqualTheirOwnRun) {
   Cluster c(model_, vocab_, 2, 1);
   constexpr int kStreams = 16, kTokens = 12;

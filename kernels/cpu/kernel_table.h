@@ -20,10 +20,11 @@ struct KernelTable {
   // Computes the rows [b_begin, b_end) × columns [o_begin, o_end) of `job` (all of K).
   void (*matmul)(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
                  int64_t o_end);
-  void (*layer_norm)(const float* x, const float* gamma, const float* beta, int64_t n,
-                     float eps, float* y);
+  void (*layer_norm)(const float* x, const float* gamma, const float* beta, int64_t n, float eps,
+                     float* y);
   void (*l2_normalize)(const float* x, int64_t n, float min_norm, float* y);
   void (*wkv7_head)(const Wkv7HeadArgs& args);
+  void (*wkv6_head)(const Wkv6HeadArgs& args);
   void (*exp)(const float* x, float* y, int64_t n);
   void (*sigmoid)(const float* x, float* y, int64_t n);
   void (*tanh)(const float* x, float* y, int64_t n);

@@ -186,6 +186,7 @@ void L2NormalizeGroups(const float* x, int64_t groups, int64_t group_size, float
 }
 
 void Wkv7Head(const Wkv7HeadArgs& args) { ActiveKernels().wkv7_head(args); }
+void Wkv6Head(const Wkv6HeadArgs& args) { ActiveKernels().wkv6_head(args); }
 
 void Exp(const float* x, float* y, int64_t n) { ActiveKernels().exp(x, y, n); }
 void Sigmoid(const float* x, float* y, int64_t n) { ActiveKernels().sigmoid(x, y, n); }

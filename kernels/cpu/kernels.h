@@ -123,6 +123,27 @@ struct Wkv7HeadArgs {
 //   sa = Σ_j a[j]·S[i][j];  S[i][j] = S[i][j]·w[j] + k[j]·v[i] + sa·b[j];  y[i] = Σ_j S[i][j]·r[j]
 void Wkv7Head(const Wkv7HeadArgs& args);
 
+// The inputs of the RWKV-5.2/6 state update for one head over `tokens` tokens (spec §§3-4),
+// laid out as for Wkv7HeadArgs. The bonus u is per key channel and the same for every token.
+struct Wkv6HeadArgs {
+  float* state = nullptr;  // n×n, row i = value channel, column j = key channel; in/out
+  int64_t n = 0;
+  int64_t tokens = 0;
+  int64_t stride = 0;
+  const float* r = nullptr;
+  const float* w = nullptr;  // decay, in (0, 1); per token (v6) or repeated (v5.2)
+  int64_t w_stride = 0;      // 0: the same decay for every token (v5.2)
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const float* u = nullptr;  // n values: the bonus of the current token
+  float* y = nullptr;
+  int64_t y_stride = 0;
+};
+
+// For each token in order, for each row i: the output reads the OLD state plus the bonus,
+//   y[i] = Σ_j r[j]·(S[i][j] + u[j]·k[j]·v[i]);   then  S[i][j] = S[i][j]·w[j] + k[j]·v[i].
+void Wkv6Head(const Wkv6HeadArgs& args);
+
 }  // namespace skein::kernels
 
 #endif  // SKEIN_KERNELS_CPU_KERNELS_H_

@@ -83,6 +83,28 @@ void Wkv7HeadScalar(const Wkv7HeadArgs& p) {
   }
 }
 
+void Wkv6HeadScalar(const Wkv6HeadArgs& p) {
+  const int64_t n = p.n;
+  for (int64_t t = 0; t < p.tokens; ++t) {
+    const int64_t off = t * p.stride;
+    const float* r = p.r + off;
+    const float* w = p.w + t * p.w_stride;
+    const float* k = p.k + off;
+    const float* v = p.v + off;
+    float* y = p.y + t * p.y_stride;
+    for (int64_t i = 0; i < n; ++i) {
+      float* row = p.state + i * n;
+      float out = 0.0f;
+      for (int64_t j = 0; j < n; ++j) {
+        const float kv = k[j] * v[i];
+        out += r[j] * (row[j] + p.u[j] * kv);
+        row[j] = row[j] * w[j] + kv;
+      }
+      y[i] = out;
+    }
+  }
+}
+
 void ExpScalar(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
@@ -96,8 +118,8 @@ void TanhScalar(const float* x, float* y, int64_t n) {
 }
 
 constexpr KernelTable kScalarTable = {
-    IsaLevel::kScalar, &MatMulScalar, &LayerNormScalar, &L2NormalizeScalar,
-    &Wkv7HeadScalar,   &ExpScalar,    &SigmoidScalar,   &TanhScalar,
+    IsaLevel::kScalar, &MatMulScalar, &LayerNormScalar, &L2NormalizeScalar, &Wkv7HeadScalar,
+    &Wkv6HeadScalar,   &ExpScalar,    &SigmoidScalar,   &TanhScalar,
 };
 
 }  // namespace

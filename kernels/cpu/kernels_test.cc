@@ -88,12 +88,15 @@ INSTANTIATE_TEST_SUITE_P(Isa, NormLevelTest,
 class SimdMatMulTest : public LevelTest {};
 class SimdNormTest : public LevelTest {};
 class SimdWkv7Test : public LevelTest {};
+class SimdWkv6Test : public LevelTest {};
 class SimdMathTest : public LevelTest {};
 INSTANTIATE_TEST_SUITE_P(Isa, SimdMatMulTest, ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512),
                          LevelName);
 INSTANTIATE_TEST_SUITE_P(Isa, SimdNormTest, ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512),
                          LevelName);
 INSTANTIATE_TEST_SUITE_P(Isa, SimdWkv7Test, ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512),
+                         LevelName);
+INSTANTIATE_TEST_SUITE_P(Isa, SimdWkv6Test, ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512),
                          LevelName);
 INSTANTIATE_TEST_SUITE_P(Isa, SimdMathTest, ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512),
                          LevelName);
@@ -317,6 +320,87 @@ TEST(Wkv7Test, ReferenceFollowsTheSpecFormula) {
   EXPECT_FLOAT_EQ(state[2], 4.6f);
   EXPECT_FLOAT_EQ(state[3], 6.2f);
   EXPECT_FLOAT_EQ(y[1], 4.6f - 6.2f);
+}
+
+TEST_P(SimdWkv6Test, MatchesReferenceOverSeveralTokens) {
+  std::mt19937 rng(16);
+  const IsaLevel level = GetParam();
+  for (int64_t n : {1, 7, 20, 33, 64}) {
+    for (int64_t tokens : {1, 4, 12}) {
+      for (bool per_token_decay : {false, true}) {  // v5.2 (static decay) and v6
+        const int64_t stride = n * 3 + 1;
+        auto make = [&](float lo, float hi) { return RandomVector(rng, tokens * stride, lo, hi); };
+        std::vector<float> r = make(-1, 1), w = make(0.5f, 1.0f), k = make(-1, 1), v = make(-1, 1),
+                           u = RandomVector(rng, n);
+        std::vector<float> state0 = RandomVector(rng, n * n);
+        std::vector<float> want_state = state0, got_state = state0;
+        const int64_t y_stride = n + 5;
+        std::vector<float> want_y(tokens * y_stride, 0.0f), got_y = want_y;
+        Wkv6HeadArgs args;
+        args.n = n;
+        args.tokens = tokens;
+        args.stride = stride;
+        args.r = r.data();
+        args.w = w.data();
+        args.w_stride = per_token_decay ? stride : 0;
+        args.k = k.data();
+        args.v = v.data();
+        args.u = u.data();
+        args.y_stride = y_stride;
+        args.state = want_state.data();
+        args.y = want_y.data();
+        ScalarKernels()->wkv6_head(args);
+        args.state = got_state.data();
+        args.y = got_y.data();
+        KernelsFor(level)->wkv6_head(args);
+        for (int64_t i = 0; i < n * n; ++i) {
+          ASSERT_NEAR(got_state[i], want_state[i], 1e-5f * (1 + std::fabs(want_state[i])))
+              << IsaLevelName(level) << " n=" << n << " T=" << tokens;
+        }
+        for (size_t i = 0; i < want_y.size(); ++i) {
+          ASSERT_NEAR(got_y[i], want_y[i], 1e-5f * (1 + std::fabs(want_y[i])))
+              << IsaLevelName(level) << " n=" << n << " T=" << tokens;
+        }
+      }
+    }
+  }
+}
+
+// The reference against the v5/v6 update written out by hand for a 2×2 head: the output
+// reads the old state plus the bonus, and a static decay (w_stride 0) serves every token.
+TEST(Wkv6Test, ReferenceFollowsTheSpecFormula) {
+  float state[4] = {1, 2, 3, 4};
+  const float r[4] = {1, -1, 0.5f, 2}, w[2] = {0.5f, 0.25f}, k[4] = {2, 3, 1, -1},
+              v[4] = {-1, 1, 2, 0.5f}, u[2] = {0.5f, 2};
+  float y[4];
+  Wkv6HeadArgs args;
+  args.state = state;
+  args.n = 2;
+  args.tokens = 2;
+  args.stride = 2;
+  args.r = r;
+  args.w = w;
+  args.w_stride = 0;
+  args.k = k;
+  args.v = v;
+  args.u = u;
+  args.y = y;
+  args.y_stride = 2;
+  ScalarKernels()->wkv6_head(args);
+  // Token 0, row 0 (v = −1): y = 1·(1 + 0.5·2·(−1)) − 1·(2 + 2·3·(−1)) = 0 + 4 = 4;
+  // S = [1·0.5 − 2, 2·0.25 − 3] = [−1.5, −2.5].
+  EXPECT_FLOAT_EQ(y[0], 4.0f);
+  // Row 1 (v = 1): y = (3 + 1) − (4 + 6) = −6;  S = [1.5 + 2, 1 + 3] = [3.5, 4].
+  EXPECT_FLOAT_EQ(y[1], -6.0f);
+  // Token 1 (r = [0.5, 2], k = [1, −1], v = [2, 0.5]), row 0: y = 0.5·(−1.5 + 0.5·1·2) +
+  // 2·(−2.5 + 2·(−1)·2) = −0.25 − 13 = −13.25;  S = [−0.75 + 2, −0.625 − 2].
+  EXPECT_FLOAT_EQ(y[2], -13.25f);
+  EXPECT_FLOAT_EQ(state[0], 1.25f);
+  EXPECT_FLOAT_EQ(state[1], -2.625f);
+  // Row 1: y = 0.5·(3.5 + 0.25) + 2·(4 − 1) = 1.875 + 6 = 7.875;  S = [1.75 + 0.5, 1 − 0.5].
+  EXPECT_FLOAT_EQ(y[3], 7.875f);
+  EXPECT_FLOAT_EQ(state[2], 2.25f);
+  EXPECT_FLOAT_EQ(state[3], 0.5f);
 }
 
 }  // namespace

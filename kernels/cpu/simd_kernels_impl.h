@@ -591,6 +591,49 @@ struct Kernels {
     }
   }
 
+  // RWKV-5.2/6: y[i] = S[i]·r + v[i]·(Σ_j r[j]·u[j]·k[j]), then S[i] = S[i]⊙w + v[i]·k. The
+  // bonus term is one dot product per token, so each row is read and written once.
+  static void Wkv6Head(const Wkv6HeadArgs& p) {
+    const int64_t n = p.n;
+    const int64_t full = n - n % kLanes;
+    const int rest = static_cast<int>(n - full);
+    for (int64_t t = 0; t < p.tokens; ++t) {
+      const int64_t off = t * p.stride;
+      const float* r = p.r + off;
+      const float* w = p.w + t * p.w_stride;
+      const float* k = p.k + off;
+      const float* v = p.v + off;
+      float* y = p.y + t * p.y_stride;
+      V ruk_acc = S::Zero();
+      for (int64_t j = 0; j < full; j += kLanes) {
+        ruk_acc = S::Fma(S::Mul(S::Load(r + j), S::Load(p.u + j)), S::Load(k + j), ruk_acc);
+      }
+      if (rest) {
+        ruk_acc = S::Fma(S::Mul(S::LoadPartial(r + full, rest), S::LoadPartial(p.u + full, rest)),
+                         S::LoadPartial(k + full, rest), ruk_acc);
+      }
+      const float ruk = S::ReduceAdd(ruk_acc);
+      for (int64_t i = 0; i < n; ++i) {
+        float* row = p.state + i * n;
+        const V vi = S::Set1(v[i]);
+        V y_acc = S::Zero();
+        for (int64_t j = 0; j < full; j += kLanes) {
+          const V sv = S::Load(row + j);
+          y_acc = S::Fma(sv, S::Load(r + j), y_acc);
+          S::Store(row + j, S::Fma(S::Load(k + j), vi, S::Mul(sv, S::Load(w + j))));
+        }
+        if (rest) {
+          const V sv = S::LoadPartial(row + full, rest);
+          y_acc = S::Fma(sv, S::LoadPartial(r + full, rest), y_acc);
+          S::StorePartial(row + full, rest,
+                          S::Fma(S::LoadPartial(k + full, rest), vi,
+                                 S::Mul(sv, S::LoadPartial(w + full, rest))));
+        }
+        y[i] = S::ReduceAdd(y_acc) + v[i] * ruk;
+      }
+    }
+  }
+
   // e^r for |r| <= ln2/2 (Cephes' expf polynomial, relative error ~1e-7); the traits' Exp
   // reduces x = n·ln2 + r and scales the result by 2^n.
   static V ExpPolynomial(V r) {
@@ -632,8 +675,8 @@ struct Kernels {
   }
 
   static constexpr KernelTable MakeTable(IsaLevel level) {
-    return KernelTable{level,     &MatMul,   &LayerNorm,    &L2Normalize,
-                       &Wkv7Head, &ExpArray, &SigmoidArray, &TanhArray};
+    return KernelTable{level,     &MatMul,   &LayerNorm,    &L2Normalize, &Wkv7Head,
+                       &Wkv6Head, &ExpArray, &SigmoidArray, &TanhArray};
   }
 };
 

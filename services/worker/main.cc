@@ -41,7 +41,7 @@ absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* servi
       skein::model::OpenCheckpoint(f.model);
   if (!archive.ok()) return archive.status();
   std::shared_ptr<const skein::model::TensorArchive> shared(*std::move(archive));
-  absl::StatusOr<skein::model::Rwkv7Config> config = skein::model::LoadRwkv7Config(*shared);
+  absl::StatusOr<skein::model::RwkvConfig> config = skein::model::LoadRwkvConfig(*shared);
   if (!config.ok()) return config.status();
   skein::engine::StageEngineOptions options;
   options.run_dtype = *dtype;

@@ -109,7 +109,7 @@ void WorkerService::SetEngine(std::unique_ptr<engine::StageEngine> engine,
   engine_ = std::move(engine);
   next_ = std::move(next);
   store_ = std::move(store);
-  const model::Rwkv7Weights& w = engine_->weights();
+  const model::RwkvWeights& w = engine_->weights();
   if (store_ != nullptr) {
     spill_ =
         std::make_unique<StoreSpill>(store_.get(),
@@ -135,7 +135,7 @@ void WorkerService::SetEngine(std::unique_ptr<engine::StageEngine> engine,
 }
 
 v1::StateMetadata WorkerService::Metadata(int64_t position, size_t size) const {
-  const model::Rwkv7Weights& w = engine_->weights();
+  const model::RwkvWeights& w = engine_->weights();
   v1::StateMetadata m;
   m.mutable_model()->set_name(config_.model_name);
   m.mutable_model()->set_fingerprint(absl::StrFormat("%016x", w.fingerprint()));
@@ -201,12 +201,12 @@ void WorkerService::RunAndForward(const v1::StepRequest& request,
 grpc::Status WorkerService::GetStageInfo(grpc::ServerContext*, const v1::GetStageInfoRequest*,
                                          v1::StageInfo* response) {
   if (!ready()) return Loading();
-  const model::Rwkv7Weights& w = engine_->weights();
-  const model::Rwkv7Config& c = engine_->config();
+  const model::RwkvWeights& w = engine_->weights();
+  const model::RwkvConfig& c = engine_->config();
   v1::ModelInfo* m = response->mutable_model();
   m->mutable_model()->set_name(config_.model_name);
   m->mutable_model()->set_fingerprint(absl::StrFormat("%016x", w.fingerprint()));
-  m->set_architecture("x070");
+  m->set_architecture(std::string(model::RwkvVersionName(c.version)));
   m->set_num_layers(static_cast<uint32_t>(c.n_layer));
   m->set_embedding_dim(static_cast<uint32_t>(c.n_embd));
   m->set_num_heads(static_cast<uint32_t>(c.n_head));
@@ -215,7 +215,8 @@ grpc::Status WorkerService::GetStageInfo(grpc::ServerContext*, const v1::GetStag
   m->set_parameter_count(static_cast<uint64_t>(c.parameters));
   m->set_state_bytes(static_cast<uint64_t>(c.state_bytes()));
   m->set_weight_dtype(std::string(model::DTypeName(w.run_dtype())));
-  m->set_tokenizer("rwkv-world");
+  // Vocabulary 50277 or 50304 (RWKV-4 Pile/Raven, RWKV-7 Pile) is the 20B BPE (spec §6).
+  m->set_tokenizer(c.vocab == 50277 || c.vocab == 50304 ? "gpt-neox-20b" : "rwkv-world");
   response->mutable_layers()->set_first(static_cast<uint32_t>(w.first_layer()));
   response->mutable_layers()->set_last(static_cast<uint32_t>(w.last_layer()));
   response->set_stage_index(config_.stage_index);
@@ -351,8 +352,8 @@ grpc::Status WorkerService::LoadState(grpc::ServerContext*, const v1::LoadStateR
   } else {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "name a store key or give a blob");
   }
-  const model::Rwkv7Weights& w = engine_->weights();
-  absl::StatusOr<model::Rwkv7State> state =
+  const model::RwkvWeights& w = engine_->weights();
+  absl::StatusOr<model::RwkvState> state =
       model::DecodeStateBlob(blob, w.fingerprint(), w.state_shape());
   if (request->has_store() && state.status().code() == absl::StatusCode::kInvalidArgument) {
     // Stored bytes that are not a state blob at all: damaged in storage (inline bytes that

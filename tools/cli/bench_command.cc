@@ -16,6 +16,7 @@
 #include "services/worker/model/testing/random_rwkv7_archive.h"
 #include "tools/cli/command_registry.h"
 #include "tools/cli/engine_cli.h"
+#include "tools/cli/version_flag.h"
 
 namespace skein::cli {
 namespace {
@@ -23,6 +24,7 @@ namespace {
 struct BenchArgs {
   EngineFlags engine;
   std::string shape;
+  std::string version = "x070";
   std::string batches = "1,8,32";
   std::string prompts = "128,1024";
   int decode_steps = 16;
@@ -44,8 +46,8 @@ void Check(const absl::Status& s) {
 }
 
 // Best seconds per step of `steps` decode steps over `batch` sequences.
-double TimeDecode(model::Rwkv7Model& m, int64_t batch, int steps, int repeats, int64_t vocab) {
-  std::vector<model::Rwkv7State> states;
+double TimeDecode(model::RwkvModel& m, int64_t batch, int steps, int repeats, int64_t vocab) {
+  std::vector<model::RwkvState> states;
   for (int64_t b = 0; b < batch; ++b) states.push_back(m.NewState());
   // A short history first, so the states are not all zero.
   std::vector<std::vector<int32_t>> prompts(batch);
@@ -74,13 +76,13 @@ double TimeDecode(model::Rwkv7Model& m, int64_t batch, int steps, int repeats, i
 }
 
 // Best seconds to prefill `length` tokens of one fresh sequence.
-double TimePrefill(model::Rwkv7Model& m, int64_t length, int repeats, int64_t vocab) {
+double TimePrefill(model::RwkvModel& m, int64_t length, int repeats, int64_t vocab) {
   std::vector<int32_t> tokens(length);
   for (int64_t i = 0; i < length; ++i) tokens[i] = TokenAt(i, vocab);
   double best = 1e30;
   model::StepResult result;
   for (int r = 0; r < repeats; ++r) {
-    model::Rwkv7State state = m.NewState();
+    model::RwkvState state = m.NewState();
     model::SequenceStep seq{&state, tokens};
     const auto start = std::chrono::steady_clock::now();
     Check(m.Step({&seq, 1}, nullptr, &result));
@@ -101,13 +103,18 @@ void RunBench(const BenchArgs& args) {
   std::string model_name = args.engine.model;
   Engine e;
   if (!args.shape.empty()) {
-    model::Rwkv7Shape shape;
+    model::RandomModelShape shape;
     if (args.shape == "0.1b") {
       shape = model::Rwkv7Shape01B();
     } else if (args.shape == "0.4b") {
       shape = model::Rwkv7Shape04B();
     } else {
       throw CommandError(2, "--shape must be 0.1b or 0.4b, not '" + args.shape + "'");
+    }
+    shape.version = ParseVersionFlag(args.version);
+    if (shape.version != model::RwkvVersion::kV7) {
+      // The released x060/x052 models use RWKV-LM's FFN width ⌊3.5C/32⌋·32; RWKV-4's is 4C.
+      shape.ffn = shape.version == model::RwkvVersion::kV4 ? 4 * shape.n_embd : 0;
     }
     // Stored in the run dtype, so the engine uses it in place as it would a mapped file.
     const model::DType dtype = args.engine.dtype == "fp32"   ? model::DType::kF32
@@ -117,11 +124,11 @@ void RunBench(const BenchArgs& args) {
         model::MakeRandomRwkv7Archive(shape, 0, dtype);
     if (!archive.ok()) throw CommandError(1, std::string(archive.status().message()));
     e = MakeEngine(std::shared_ptr<const model::TensorArchive>(*std::move(archive)), args.engine);
-    model_name = "random RWKV-7 " + args.shape;
+    model_name = "random " + args.version + " " + args.shape;
   } else {
     e = LoadEngine(args.engine);
   }
-  const model::Rwkv7Config& c = e->weights().config();
+  const model::RwkvConfig& c = e->weights().config();
   const int64_t vocab = c.vocab;
   const double bandwidth =
       kernels::MeasureReadBandwidth(e->pool(), static_cast<size_t>(args.bandwidth_mib) << 20, 5);
@@ -200,6 +207,8 @@ SKEIN_REGISTER_COMMAND(bench, [](CLI::App& app) {
   auto a = std::make_shared<skein::cli::BenchArgs>();
   skein::cli::AddEngineFlags(cmd, &a->engine, "bf16", /*model_required=*/false);
   cmd->add_option("--shape", a->shape, "Random model of an official shape: 0.1b or 0.4b");
+  cmd->add_option("--version", a->version, "With --shape: x070 (default), x060, x052 or v4")
+      ->check(CLI::IsMember({"x070", "x060", "x052", "v4"}));
   cmd->add_option("--batch", a->batches, "Decode batch sizes (default 1,8,32)");
   cmd->add_option("--prompt", a->prompts, "Prefill lengths (default 128,1024)");
   cmd->add_option("--decode-steps", a->decode_steps, "Timed decode steps per batch (default 16)");

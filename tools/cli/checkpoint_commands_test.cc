@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/dtype.h"
@@ -94,14 +95,70 @@ TEST(Inspect, DescribesAnRwkv7Checkpoint) {
   EXPECT_TRUE(r.err.empty()) << r.err;
 }
 
+TEST(Inspect, DescribesEverySupportedVersion) {
+  struct Want {
+    const char* file;
+    const char* version;
+    const char* heads;
+    const char* state;
+  };
+  // State: 3 layers of 2·128 + 2·64·64 floats, or 5·128 for RWKV-4, at 4 bytes each.
+  for (const Want& w :
+       {Want{"tiny-v6.pth", "version: x060 (RWKV-6)\n", "heads: 2 x 64\n", "state: 101376 bytes"},
+        Want{"tiny-v5.2.pth", "version: x052 (RWKV-5)\n", "heads: 2 x 64\n", "state: 101376 bytes"},
+        Want{"tiny-v4.pth", "version: v4 (RWKV-4)\n", "heads: none", "state: 7680 bytes"}}) {
+    SKEIN_REQUIRE_TEST_DATA(path, std::string("golden/multiversion/") + w.file);
+    CliRun r = Skein("inspect --model '" + path + "'");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr(w.version));
+    EXPECT_THAT(r.out, HasSubstr("supported: yes\n"));
+    EXPECT_THAT(r.out, HasSubstr(w.heads));
+    EXPECT_THAT(r.out, HasSubstr("layers: 3\n"));
+    EXPECT_THAT(r.out, HasSubstr(w.state));
+  }
+}
+
+// A minimal safetensors file: an 8-byte header length, the JSON header, the data.
+void WriteSafetensors(const std::string& path,
+                      const std::vector<std::pair<std::string, std::vector<int64_t>>>& tensors) {
+  std::string header = "{";
+  size_t offset = 0;
+  for (const auto& [name, shape] : tensors) {
+    size_t n = 1;
+    std::string dims;
+    for (int64_t d : shape) {
+      n *= static_cast<size_t>(d);
+      dims += (dims.empty() ? "" : ",") + std::to_string(d);
+    }
+    if (header.size() > 1) header += ",";
+    header += "\"" + name + "\":{\"dtype\":\"F32\",\"shape\":[" + dims + "],\"data_offsets\":[" +
+              std::to_string(offset) + "," + std::to_string(offset + 4 * n) + "]}";
+    offset += 4 * n;
+  }
+  header += "}";
+  std::string file(8, '\0');
+  for (int i = 0; i < 8; ++i) file[i] = static_cast<char>(header.size() >> (8 * i));
+  file += header;
+  file += std::string(offset, '\0');
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fwrite(file.data(), 1, file.size(), f), file.size());
+  std::fclose(f);
+}
+
 TEST(Inspect, ExplainsUnsupportedVersions) {
-  SKEIN_REQUIRE_TEST_DATA(path, "golden/multiversion/tiny-v6.pth");
+  // ChatRWKV's "v5.0" preview: ln_x but no gate.
+  const std::string path = ::testing::TempDir() + "/preview-v5.0.safetensors";
+  WriteSafetensors(path, {{"emb.weight", {10, 8}},
+                          {"blocks.0.att.ln_x.weight", {8}},
+                          {"blocks.0.att.time_decay", {2}},
+                          {"blocks.1.att.ln_x.weight", {8}}});
   CliRun r = Skein("inspect --model '" + path + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("version: x060 (RWKV-6)\n"));
-  EXPECT_THAT(r.out, HasSubstr("supported: no (RWKV-6 (x060) is not supported yet"));
-  EXPECT_THAT(r.out, HasSubstr("layers: 3\n"));
-  EXPECT_THAT(r.out, HasSubstr("parameters: "));
+  EXPECT_THAT(r.out, HasSubstr("version: v5.0 (RWKV-5)\n"));
+  EXPECT_THAT(r.out, HasSubstr("supported: no (RWKV-5 preview (v5.0) is not supported"));
+  EXPECT_THAT(r.out, HasSubstr("layers: 2\n"));
+  EXPECT_THAT(r.out, HasSubstr("parameters: 98\n"));
 }
 
 TEST(Inspect, BadPathsFailWithOneLine) {
@@ -148,7 +205,30 @@ TEST(Convert, PthToSafetensorsKeepsEverything) {
   EXPECT_EQ(dst->metadata().at("source_format"), "pth");
   EXPECT_EQ(dst->metadata().at("rwkv_version"), "x070");
   EXPECT_EQ(dst->metadata().at("format"), "pt");
-  EXPECT_TRUE(model::LoadRwkv7Config(*dst).ok());
+  EXPECT_TRUE(model::LoadRwkvConfig(*dst).ok());
+}
+
+// Random models of every supported version load, and the engine generates from them.
+TEST(MakeModel, WritesEveryVersionAndTheEngineRunsIt) {
+  for (const char* version : {"x070", "x060", "x052", "v4"}) {
+    SCOPED_TRACE(version);
+    const std::string out = Temp(std::string("random-") + version + ".safetensors");
+    CliRun made = Skein(std::string("make-model --version ") + version +
+                        " --layers 2 --embd 128 --vocab 50 --dtype fp32 --out '" + out + "'");
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    EXPECT_THAT(made.out, HasSubstr(std::string(": ") + version + ", layers 2"));
+    CliRun inspect = Skein("inspect --model '" + out + "'");
+    ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+    EXPECT_THAT(inspect.out, HasSubstr(std::string("version: ") + version));
+    EXPECT_THAT(inspect.out, HasSubstr("supported: yes"));
+    CliRun gen = Skein("generate --model '" + out + "' --prompt-tokens 1,2,3 --max-tokens 4");
+    ASSERT_EQ(gen.exit_code, 0) << gen.err;
+    EXPECT_FALSE(gen.out.empty());
+  }
+  CliRun bad = Skein("make-model --version x052-preview --layers 1 --embd 64 --vocab 8 --out '" +
+                     Temp("bad.pth") + "'");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("--version"));
 }
 
 TEST(Convert, DtypeChangesRoundTrip) {
@@ -205,7 +285,7 @@ TEST(MakeModel, WritesLoadableModelsInBothFormats) {
 
   auto a = Open(pth);
   ASSERT_TRUE(a);
-  auto ca = model::LoadRwkv7Config(*a);
+  auto ca = model::LoadRwkvConfig(*a);
   ASSERT_TRUE(ca.ok()) << ca.status();
   EXPECT_EQ(ca->n_layer, 2);
   EXPECT_EQ(ca->n_embd, 128);
@@ -219,7 +299,7 @@ TEST(MakeModel, WritesLoadableModelsInBothFormats) {
 
   auto b = Open(st);
   ASSERT_TRUE(b);
-  auto cb = model::LoadRwkv7Config(*b);
+  auto cb = model::LoadRwkvConfig(*b);
   ASSERT_TRUE(cb.ok()) << cb.status();
   EXPECT_EQ(cb->n_head, 2);
   EXPECT_EQ(cb->head_size, 32);

@@ -31,7 +31,7 @@ void RunGenerate(const GenerateArgs& args) {
   absl::StatusOr<model::Sampler> sampler = model::Sampler::Create(options, vocab);
   if (!sampler.ok()) throw CommandError(2, std::string(sampler.status().message()));
 
-  model::Rwkv7State state = e->model().NewState();
+  model::RwkvState state = e->model().NewState();
   std::vector<int32_t> generated;
   model::SequenceStep seq{&state, prompt};
   model::StepResult result;

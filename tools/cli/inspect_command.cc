@@ -4,8 +4,8 @@
 #include <memory>
 #include <string>
 
-#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/rwkv_config.h"
 #include "tools/cli/command_registry.h"
 
 namespace skein::cli {
@@ -53,8 +53,8 @@ void Inspect(const std::string& path) {
   std::printf("version: %s%s\n", version.c_str(),
               family.empty() ? "" : (" (" + family + ")").c_str());
   std::printf("tensors: %zu\n", a.tensors().size());
-  if (basics.version != RwkvVersion::kV7) {
-    auto config = model::LoadRwkv7Config(a);  // gives the reason
+  if (!model::IsSupportedRwkvVersion(basics.version)) {
+    auto config = model::LoadRwkvConfig(a);  // gives the reason
     std::printf("supported: no (%s)\n",
                 StripPath(std::string(config.status().message()), path).c_str());
     std::printf("layers: %lld\n", static_cast<long long>(basics.n_layer));
@@ -64,20 +64,29 @@ void Inspect(const std::string& path) {
     std::printf("parameters: %lld\n", static_cast<long long>(basics.parameters));
     return;
   }
-  auto config = model::LoadRwkv7Config(a);
+  auto config = model::LoadRwkvConfig(a);
   if (!config.ok()) throw CommandError(1, std::string(config.status().message()));
-  const model::Rwkv7Config& c = *config;
+  const model::RwkvConfig& c = *config;
   std::printf("supported: yes\n");
   std::printf("layers: %lld\n", static_cast<long long>(c.n_layer));
   std::printf("n_embd: %lld\n", static_cast<long long>(c.n_embd));
-  std::printf("heads: %lld x %lld\n", static_cast<long long>(c.n_head),
-              static_cast<long long>(c.head_size));
+  if (c.version == RwkvVersion::kV4) {
+    std::printf("heads: none (RWKV-4 mixes per channel)\n");
+  } else {
+    std::printf("heads: %lld x %lld\n", static_cast<long long>(c.n_head),
+                static_cast<long long>(c.head_size));
+  }
   std::printf("vocab: %lld\n", static_cast<long long>(c.vocab));
   std::printf("ffn: %lld\n", static_cast<long long>(c.ffn));
-  std::printf("lora (w/a/v/g): %lld/%lld/%lld/%lld\n", static_cast<long long>(c.d_decay),
-              static_cast<long long>(c.d_iclr), static_cast<long long>(c.d_value),
-              static_cast<long long>(c.d_gate));
-  std::printf("layer-0 v0/v1/v2: %s\n", c.layer0_value_lora ? "present (unused)" : "absent");
+  if (c.version == RwkvVersion::kV7) {
+    std::printf("lora (w/a/v/g): %lld/%lld/%lld/%lld\n", static_cast<long long>(c.d_decay),
+                static_cast<long long>(c.d_iclr), static_cast<long long>(c.d_value),
+                static_cast<long long>(c.d_gate));
+    std::printf("layer-0 v0/v1/v2: %s\n", c.layer0_value_lora ? "present (unused)" : "absent");
+  } else if (c.version == RwkvVersion::kV6) {
+    std::printf("lora (mix/decay): %lld/%lld\n", static_cast<long long>(c.d_mix),
+                static_cast<long long>(c.d_decay));
+  }
   std::printf("dtype: %s\n", c.dtype.c_str());
   std::printf("parameters: %lld\n", static_cast<long long>(c.parameters));
   std::printf("state: %lld bytes (%.2f MiB) per sequence, %lld fp32 values\n",

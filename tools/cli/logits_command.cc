@@ -24,7 +24,7 @@ void RunLogits(const LogitsArgs& args) {
   Engine e = LoadEngine(args.engine);
   const int64_t vocab = e->weights().config().vocab;
   const std::vector<int32_t> tokens = ParseTokenList(args.tokens, "--tokens", vocab);
-  model::Rwkv7State state = e->model().NewState();
+  model::RwkvState state = e->model().NewState();
   std::vector<float> logits;
   if (args.mode == "seq") {
     model::SequenceStep seq{&state, tokens, 0, /*all_logits=*/true};

@@ -1,5 +1,6 @@
-// `skein make-model`: writes a random RWKV-7 checkpoint in the official layout (for tests,
-// benchmarks and trying the engine without downloading a model), then checks it loads.
+// `skein make-model`: writes a random RWKV checkpoint (x070 by default; x060, x052 or RWKV-4
+// with --version) in the official layout (for tests, benchmarks and trying the engine without
+// downloading a model), then checks it loads.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -7,12 +8,13 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "services/worker/model/testing/random_rwkv7.h"
-#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/rwkv_config.h"
+#include "services/worker/model/testing/random_rwkv7.h"
 #include "tools/cli/command_registry.h"
 #include "tools/cli/dtype_flag.h"
 #include "tools/cli/progress.h"
+#include "tools/cli/version_flag.h"
 
 namespace skein::cli {
 namespace {
@@ -28,6 +30,7 @@ struct MakeModelArgs {
   std::string lora;
   std::string dtype = "bf16";
   bool layer0_v = false;
+  std::string version = "x070";
 };
 
 model::Rwkv7LoraRanks ParseLora(const std::string& text) {
@@ -44,7 +47,8 @@ model::Rwkv7LoraRanks ParseLora(const std::string& text) {
 }
 
 void MakeModel(const MakeModelArgs& args) {
-  model::Rwkv7Shape shape;
+  model::RandomModelShape shape;
+  shape.version = ParseVersionFlag(args.version);
   shape.n_layer = args.layers;
   shape.n_embd = args.embd;
   shape.vocab = args.vocab;
@@ -52,12 +56,12 @@ void MakeModel(const MakeModelArgs& args) {
   shape.ffn = args.ffn;
   shape.layer0_value_lora = args.layer0_v;
   if (!args.lora.empty()) shape.lora = ParseLora(args.lora);
-  auto resolved = model::ResolveRwkv7Shape(shape);
+  auto resolved = model::ResolveRandomModelShape(shape);
   if (!resolved.ok()) throw CommandError(2, std::string(resolved.status().message()));
   const model::DType dtype = ParseDTypeFlag(args.dtype);
   {
     TerminalProgress progress("writing " + args.out);
-    absl::Status s = model::WriteRandomRwkv7(
+    absl::Status s = model::WriteRandomModel(
         args.out, *resolved, dtype, args.seed,
         [&progress](uint64_t done, uint64_t total) { progress.Update(done, total); });
     if (!s.ok()) throw CommandError(1, std::string(s.message()));
@@ -65,26 +69,26 @@ void MakeModel(const MakeModelArgs& args) {
   // Read it back: what we write must be what the engine accepts.
   auto archive = model::OpenCheckpoint(args.out);
   if (!archive.ok()) throw CommandError(1, std::string(archive.status().message()));
-  auto config = model::LoadRwkv7Config(**archive);
+  auto config = model::LoadRwkvConfig(**archive);
   if (!config.ok()) throw CommandError(1, std::string(config.status().message()));
   std::printf(
-      "wrote %s: RWKV-7 x070, layers %lld, n_embd %lld, heads %lld x %lld, vocab %lld, "
+      "wrote %s: %s, layers %lld, n_embd %lld, heads %lld x %lld, vocab %lld, "
       "ffn %lld, lora %lld/%lld/%lld/%lld, %s, parameters: %lld\n",
-      args.out.c_str(), static_cast<long long>(config->n_layer),
-      static_cast<long long>(config->n_embd), static_cast<long long>(config->n_head),
-      static_cast<long long>(config->head_size), static_cast<long long>(config->vocab),
-      static_cast<long long>(config->ffn), static_cast<long long>(config->d_decay),
-      static_cast<long long>(config->d_iclr), static_cast<long long>(config->d_value),
-      static_cast<long long>(config->d_gate), config->dtype.c_str(),
-      static_cast<long long>(config->parameters));
+      args.out.c_str(), std::string(model::RwkvVersionName(config->version)).c_str(),
+      static_cast<long long>(config->n_layer), static_cast<long long>(config->n_embd),
+      static_cast<long long>(config->n_head), static_cast<long long>(config->head_size),
+      static_cast<long long>(config->vocab), static_cast<long long>(config->ffn),
+      static_cast<long long>(config->d_decay), static_cast<long long>(config->d_iclr),
+      static_cast<long long>(config->d_value), static_cast<long long>(config->d_gate),
+      config->dtype.c_str(), static_cast<long long>(config->parameters));
 }
 
 }  // namespace
 }  // namespace skein::cli
 
 SKEIN_REGISTER_COMMAND(make_model, [](CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "make-model", "Write a random RWKV-7 checkpoint (.pth or .safetensors by --out)");
+  auto* cmd = app.add_subcommand("make-model",
+                                 "Write a random RWKV checkpoint (.pth or .safetensors by --out)");
   auto a = std::make_shared<skein::cli::MakeModelArgs>();
   cmd->add_option("--layers", a->layers, "Number of layers L")->required();
   cmd->add_option("--embd", a->embd, "Embedding width C")->required();
@@ -96,6 +100,8 @@ SKEIN_REGISTER_COMMAND(make_model, [](CLI::App& app) {
   cmd->add_option("--lora", a->lora, "LoRA ranks w,a,v,g (default: RWKV-LM's formula for C)");
   cmd->add_option("--dtype", a->dtype, "bf16 (default), fp16 or fp32")
       ->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
+  cmd->add_option("--version", a->version, "x070 (default), x060, x052 or v4")
+      ->check(CLI::IsMember({"x070", "x060", "x052", "v4"}));
   cmd->add_flag("--layer0-v", a->layer0_v, "Also write the unused blocks.0.att.v0/v1/v2");
   cmd->callback([a] { skein::cli::MakeModel(*a); });
 });

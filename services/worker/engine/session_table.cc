@@ -49,7 +49,7 @@ SessionTable::Entry* SessionTable::FindOrRestore(const std::string& id, absl::St
             : saved.status();
     return nullptr;
   }
-  absl::StatusOr<model::Rwkv7State> state =
+  absl::StatusOr<model::RwkvState> state =
       model::DecodeStateBlob(saved->state_blob, options_.model_fingerprint, options_.shape);
   if (!state.ok()) {
     *status = state.status();
@@ -187,7 +187,7 @@ absl::Status SessionTable::Fork(const std::string& source, const std::string& ta
     if (it->second.pinned) {
       return absl::FailedPreconditionError(absl::StrCat("session '", target, "' is in a step"));
     }
-    const model::Rwkv7State& have = it->second.session->state;
+    const model::RwkvState& have = it->second.session->state;
     if (have.position() == copy->state.position() &&
         std::equal(have.data().begin(), have.data().end(), copy->state.data().begin())) {
       return absl::OkStatus();  // already a fork of the source: idempotent

@@ -31,7 +31,7 @@ namespace skein::engine {
 
 struct Session {
   explicit Session(const model::StateShape& shape) : state(shape) {}
-  model::Rwkv7State state;
+  model::RwkvState state;
   std::optional<model::Sampler> sampler;  // last stage, once it has sampled
 };
 

@@ -63,19 +63,19 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
   std::unique_ptr<StageEngine> e(new StageEngine());
   e->options_ = options;
   e->pool_ = std::make_unique<kernels::ThreadPool>(options.threads);
-  model::Rwkv7LoadOptions load;
+  model::RwkvLoadOptions load;
   load.run_dtype = options.run_dtype;
   load.first_layer = options.first_layer;
   load.last_layer = options.last_layer;
   load.pool = e->pool_.get();
-  absl::StatusOr<std::unique_ptr<model::Rwkv7Weights>> weights =
-      model::Rwkv7Weights::Load(archive, load);
+  absl::StatusOr<std::unique_ptr<model::RwkvWeights>> weights =
+      model::RwkvWeights::Load(archive, load);
   if (!weights.ok()) return weights.status();
   e->archive_ = std::move(archive);
   e->weights_ = *std::move(weights);
-  e->model_ = std::make_unique<model::Rwkv7Model>(
+  e->model_ = std::make_unique<model::RwkvModel>(
       e->weights_, e->pool_.get(),
-      model::Rwkv7ModelOptions{.bf16_activations = options.bf16_activations});
+      model::RwkvModelOptions{.bf16_activations = options.bf16_activations});
   return e;
 }
 

@@ -1,4 +1,4 @@
-// One pipeline stage's compute: a checkpoint's layer range loaded into an Rwkv7Model with its
+// One pipeline stage's compute: a checkpoint's layer range loaded into an RwkvModel with its
 // own thread pool. The worker service, the `skein` CLI (logits, generate, bench) and the
 // benchmarks all load models through this class, so they run the same engine.
 //
@@ -13,8 +13,8 @@
 #include "absl/status/statusor.h"
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
-#include "services/worker/model/rwkv7_model.h"
-#include "services/worker/model/rwkv7_weights.h"
+#include "services/worker/model/rwkv_model.h"
+#include "services/worker/model/rwkv_weights.h"
 
 namespace skein::engine {
 
@@ -46,10 +46,10 @@ class StageEngine {
   static absl::StatusOr<std::unique_ptr<StageEngine>> FromArchive(
       std::shared_ptr<const model::TensorArchive> archive, const StageEngineOptions& options);
 
-  const model::Rwkv7Weights& weights() const { return *weights_; }
-  const std::shared_ptr<const model::Rwkv7Weights>& shared_weights() const { return weights_; }
-  const model::Rwkv7Config& config() const { return weights_->config(); }
-  model::Rwkv7Model& model() { return *model_; }
+  const model::RwkvWeights& weights() const { return *weights_; }
+  const std::shared_ptr<const model::RwkvWeights>& shared_weights() const { return weights_; }
+  const model::RwkvConfig& config() const { return weights_->config(); }
+  model::RwkvModel& model() { return *model_; }
   kernels::ThreadPool* pool() { return pool_.get(); }
   const StageEngineOptions& options() const { return options_; }
   int first_layer() const { return weights_->first_layer(); }
@@ -63,8 +63,8 @@ class StageEngine {
   StageEngineOptions options_;
   std::shared_ptr<const model::TensorArchive> archive_;
   std::unique_ptr<kernels::ThreadPool> pool_;
-  std::shared_ptr<const model::Rwkv7Weights> weights_;
-  std::unique_ptr<model::Rwkv7Model> model_;
+  std::shared_ptr<const model::RwkvWeights> weights_;
+  std::unique_ptr<model::RwkvModel> model_;
 };
 
 }  // namespace skein::engine

@@ -15,8 +15,8 @@
 namespace skein::engine {
 namespace {
 
-model::Rwkv7Shape SmallShape() {
-  model::Rwkv7Shape d;
+model::RandomModelShape SmallShape() {
+  model::RandomModelShape d;
   d.n_layer = 4;
   d.n_embd = 128;
   d.head_size = 64;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "services/worker/model/rwkv7_model.h"
+#include "services/worker/model/rwkv_model.h"
 #include "skein/v1/worker.pb.h"
 
 namespace skein::link {

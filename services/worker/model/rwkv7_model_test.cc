@@ -11,8 +11,6 @@
 // 1.1e-5. So each check against a golden allows 1e-4 std (1e-5 for the state) plus the
 // golden's own measured error at that step, and a second check holds the engine to 1e-4 std
 // of the float64 answer at every step.
-#include "services/worker/model/rwkv7_model.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -25,7 +23,8 @@
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/checkpoint/archive_impl.h"
 #include "services/worker/model/rwkv7_reference.h"
-#include "services/worker/model/rwkv7_weights.h"
+#include "services/worker/model/rwkv_model.h"
+#include "services/worker/model/rwkv_weights.h"
 #include "services/worker/model/sampler.h"
 #include "services/worker/model/state.h"
 #include "services/worker/model/state_blob.h"
@@ -81,7 +80,7 @@ Reference RunReference(const TensorArchive& archive, const std::vector<int32_t>&
 }
 
 // Largest per-element |state − reference| / (1 + |reference|).
-float RelativeStateDiff(const Rwkv7State& state, const testing::Rwkv7Reference& ref) {
+float RelativeStateDiff(const RwkvState& state, const testing::Rwkv7Reference& ref) {
   float worst = 0;
   auto cmp = [&](absl::Span<const float> got, const std::vector<double>& want) {
     for (size_t i = 0; i < got.size(); ++i) {
@@ -107,7 +106,7 @@ float RelativeDiff(absl::Span<const float> a, absl::Span<const float> b) {
   return worst;
 }
 
-absl::StatusOr<StepResult> StepOne(Rwkv7Model& model, Rwkv7State& state,
+absl::StatusOr<StepResult> StepOne(RwkvModel& model, RwkvState& state,
                                    absl::Span<const int32_t> tokens, bool all_logits = false) {
   SequenceStep seq{&state, tokens, 0, all_logits};
   return model.Step({&seq, 1});
@@ -156,9 +155,9 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {
     for (size_t t = 0; t < golden_.tokens.size(); ++t) {
       golden_error_.push_back(MaxAbsDiff(golden_.logits[t], reference_.logits[t]));
     }
-    Rwkv7State ref_state(StateShape{0, static_cast<int>(golden_.final_state.size()),
-                                    static_cast<int64_t>(golden_.final_state[0].att_x_prev.size()),
-                                    1, 1});
+    RwkvState ref_state(StateShape{0, static_cast<int>(golden_.final_state.size()),
+                                   static_cast<int64_t>(golden_.final_state[0].att_x_prev.size()),
+                                   1, 1});
     golden_state_error_ = 0;
     for (size_t l = 0; l < golden_.final_state.size(); ++l) {
       const Golden::Layer& gl = golden_.final_state[l];
@@ -177,15 +176,15 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {
     EXPECT_LE(golden_state_error_, kGoldenStateBound) << "float64 reference vs official state";
   }
 
-  std::shared_ptr<const Rwkv7Weights> Weights(DType dtype = DType::kF32, int first = 0,
-                                              int last = -1) {
-    Rwkv7LoadOptions options;
+  std::shared_ptr<const RwkvWeights> Weights(DType dtype = DType::kF32, int first = 0,
+                                             int last = -1) {
+    RwkvLoadOptions options;
     options.run_dtype = dtype;
     options.first_layer = first;
     options.last_layer = last;
-    absl::StatusOr<std::unique_ptr<Rwkv7Weights>> w = Rwkv7Weights::Load(archive_, options);
+    absl::StatusOr<std::unique_ptr<RwkvWeights>> w = RwkvWeights::Load(archive_, options);
     EXPECT_TRUE(w.ok()) << w.status();
-    return w.ok() ? std::shared_ptr<const Rwkv7Weights>(*std::move(w)) : nullptr;
+    return w.ok() ? std::shared_ptr<const RwkvWeights>(*std::move(w)) : nullptr;
   }
 
   // Checks the logits after token `step` against the golden and the float64 reference.
@@ -201,7 +200,7 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {
         << what << ", step " << step << ": vs float64 reference";
   }
 
-  void ExpectFinalState(const Rwkv7State& state, const std::string& what) {
+  void ExpectFinalState(const RwkvState& state, const std::string& what) {
     // Against the golden alone, with a fixed bound.
     EXPECT_LE(MaxStateDiff(state, golden_), kGoldenStateBound) << what << ": vs official state";
     // Against the golden: within its own error plus ours (both measured from float64).
@@ -218,8 +217,8 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {
 };
 
 TEST_P(GoldenTest, StepByStepMatchesReference) {
-  Rwkv7Model model(Weights(), &Pool());
-  Rwkv7State state = model.NewState();
+  RwkvModel model(Weights(), &Pool());
+  RwkvState state = model.NewState();
   for (size_t t = 0; t < golden_.tokens.size(); ++t) {
     absl::StatusOr<StepResult> r = StepOne(model, state, {&golden_.tokens[t], 1});
     ASSERT_TRUE(r.ok()) << r.status();
@@ -231,8 +230,8 @@ TEST_P(GoldenTest, StepByStepMatchesReference) {
 }
 
 TEST_P(GoldenTest, SequenceModeMatchesReference) {
-  Rwkv7Model model(Weights(), &Pool());
-  Rwkv7State state = model.NewState();
+  RwkvModel model(Weights(), &Pool());
+  RwkvState state = model.NewState();
   absl::StatusOr<StepResult> r = StepOne(model, state, golden_.tokens, /*all_logits=*/true);
   ASSERT_TRUE(r.ok()) << r.status();
   const size_t V = golden_.logits[0].size();
@@ -244,7 +243,7 @@ TEST_P(GoldenTest, SequenceModeMatchesReference) {
   ExpectFinalState(state, "sequence mode");
 
   // Without all_logits only the last token's row comes back, equal to the full run's.
-  Rwkv7State again = model.NewState();
+  RwkvState again = model.NewState();
   absl::StatusOr<StepResult> last = StepOne(model, again, golden_.tokens);
   ASSERT_TRUE(last.ok());
   ASSERT_EQ(last->logits.size(), V);
@@ -253,14 +252,14 @@ TEST_P(GoldenTest, SequenceModeMatchesReference) {
 }
 
 TEST_P(GoldenTest, SplitWithSerializedStateMatchesWholeRun) {
-  std::shared_ptr<const Rwkv7Weights> weights = Weights();
-  Rwkv7Model model(weights, &Pool());
+  std::shared_ptr<const RwkvWeights> weights = Weights();
+  RwkvModel model(weights, &Pool());
   const size_t split = golden_.split > 0 ? golden_.split : golden_.tokens.size() / 2;
   const absl::Span<const int32_t> tokens = golden_.tokens;
-  Rwkv7State first = model.NewState();
+  RwkvState first = model.NewState();
   ASSERT_TRUE(StepOne(model, first, tokens.subspan(0, split)).ok());
   const std::string blob = EncodeStateBlob(first, weights->fingerprint());
-  absl::StatusOr<Rwkv7State> restored =
+  absl::StatusOr<RwkvState> restored =
       DecodeStateBlob(blob, weights->fingerprint(), weights->state_shape());
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ(restored->position(), static_cast<int64_t>(split));
@@ -279,8 +278,8 @@ TEST_P(GoldenTest, SplitWithSerializedStateMatchesWholeRun) {
 // magnitude exactly, so it may differ only through the few tiny weights it rounds.
 TEST_P(GoldenTest, HalfPrecisionWeightsMatch) {
   for (DType dtype : {DType::kBF16, DType::kF16}) {
-    Rwkv7Model model(Weights(dtype), &Pool());
-    Rwkv7State state = model.NewState();
+    RwkvModel model(Weights(dtype), &Pool());
+    RwkvState state = model.NewState();
     absl::StatusOr<StepResult> r = StepOne(model, state, golden_.tokens, /*all_logits=*/true);
     ASSERT_TRUE(r.ok()) << r.status();
     const size_t V = golden_.logits[0].size();
@@ -297,8 +296,8 @@ TEST_P(GoldenTest, HalfPrecisionWeightsMatch) {
 TEST_P(GoldenTest, Bf16ActivationsStayClose) {
   // Elsewhere the option falls back to fp32 activations, which would pass without testing it.
   if (!kernels::Bf16PanelsAccelerated()) GTEST_SKIP() << "no AVX512_BF16 on this CPU or build";
-  Rwkv7Model model(Weights(DType::kBF16), &Pool(), Rwkv7ModelOptions{.bf16_activations = true});
-  Rwkv7State state = model.NewState();
+  RwkvModel model(Weights(DType::kBF16), &Pool(), RwkvModelOptions{.bf16_activations = true});
+  RwkvState state = model.NewState();
   absl::StatusOr<StepResult> r = StepOne(model, state, golden_.tokens, /*all_logits=*/true);
   ASSERT_TRUE(r.ok()) << r.status();
   const size_t V = golden_.logits[0].size();
@@ -320,14 +319,14 @@ TEST_P(GoldenTest, Bf16ActivationsStayClose) {
 
 TEST_P(GoldenTest, EveryTwoStageSplitEqualsWholeModel) {
   const int L = static_cast<int>(golden_.final_state.size());
-  Rwkv7Model whole(Weights(), &Pool());
-  Rwkv7State whole_state = whole.NewState();
+  RwkvModel whole(Weights(), &Pool());
+  RwkvState whole_state = whole.NewState();
   absl::StatusOr<StepResult> want = StepOne(whole, whole_state, golden_.tokens, true);
   ASSERT_TRUE(want.ok());
   for (int a = 1; a < L; ++a) {
-    Rwkv7Model front(Weights(DType::kF32, 0, a), &Pool());
-    Rwkv7Model back(Weights(DType::kF32, a, L), &Pool());
-    Rwkv7State front_state = front.NewState(), back_state = back.NewState();
+    RwkvModel front(Weights(DType::kF32, 0, a), &Pool());
+    RwkvModel back(Weights(DType::kF32, a, L), &Pool());
+    RwkvState front_state = front.NewState(), back_state = back.NewState();
     // Two chunks, so the second one starts from saved states on both sides.
     const size_t half = golden_.tokens.size() / 2;
     std::vector<float> logits;
@@ -345,7 +344,7 @@ TEST_P(GoldenTest, EveryTwoStageSplitEqualsWholeModel) {
     EXPECT_LE(MaxAbsDiff(logits, want->logits), kReorderTolerance * StdDev(golden_.logits[0]))
         << "split " << a;
     for (int l = 0; l < L; ++l) {
-      const Rwkv7State& s = l < a ? front_state : back_state;
+      const RwkvState& s = l < a ? front_state : back_state;
       EXPECT_LE(RelativeDiff(s.att_kv(l), whole_state.att_kv(l)), kReorderTolerance) << a;
       EXPECT_LE(RelativeDiff(s.att_x_prev(l), whole_state.att_x_prev(l)), kReorderTolerance);
       EXPECT_LE(RelativeDiff(s.ffn_x_prev(l), whole_state.ffn_x_prev(l)), kReorderTolerance);
@@ -388,10 +387,10 @@ TEST(GreedyTest, ReproducesReferenceContinuation) {
   ASSERT_TRUE(testing::ReadGreedyGolden(json_path, &prompt, &greedy).ok());
   ASSERT_FALSE(greedy.empty());
   for (DType dtype : {DType::kF32, DType::kBF16}) {
-    absl::StatusOr<std::shared_ptr<const Rwkv7Weights>> w = testing::LoadWeights(checkpoint, dtype);
+    absl::StatusOr<std::shared_ptr<const RwkvWeights>> w = testing::LoadWeights(checkpoint, dtype);
     ASSERT_TRUE(w.ok()) << w.status();
-    Rwkv7Model model(*w, &Pool());
-    Rwkv7State state = model.NewState();
+    RwkvModel model(*w, &Pool());
+    RwkvState state = model.NewState();
     absl::StatusOr<Sampler> sampler = Sampler::Create(SamplerOptions{}, (*w)->config().vocab);
     ASSERT_TRUE(sampler.ok());
     std::vector<int32_t> generated;
@@ -410,8 +409,8 @@ TEST(GreedyTest, ReproducesReferenceContinuation) {
 // ---------------------------------------------------------------------------------------
 // Random models: any shape, checked against the float64 reference.
 
-Rwkv7Shape SmallShape(int layers = 3) {
-  Rwkv7Shape d;
+RandomModelShape SmallShape(int layers = 3) {
+  RandomModelShape d;
   d.n_layer = layers;
   d.n_embd = 128;
   d.head_size = 64;
@@ -421,22 +420,22 @@ Rwkv7Shape SmallShape(int layers = 3) {
   return d;
 }
 
-std::shared_ptr<const TensorArchive> RandomArchive(const Rwkv7Shape& d, uint64_t seed,
+std::shared_ptr<const TensorArchive> RandomArchive(const RandomModelShape& d, uint64_t seed,
                                                    DType dtype = DType::kF32) {
   absl::StatusOr<std::unique_ptr<TensorArchive>> a = MakeRandomRwkv7Archive(d, seed, dtype);
   EXPECT_TRUE(a.ok()) << a.status();
   return std::shared_ptr<const TensorArchive>(*std::move(a));
 }
 
-std::shared_ptr<const Rwkv7Weights> LoadRange(std::shared_ptr<const TensorArchive> archive,
-                                              int first, int last, DType dtype = DType::kF32) {
-  Rwkv7LoadOptions o;
+std::shared_ptr<const RwkvWeights> LoadRange(std::shared_ptr<const TensorArchive> archive,
+                                             int first, int last, DType dtype = DType::kF32) {
+  RwkvLoadOptions o;
   o.run_dtype = dtype;
   o.first_layer = first;
   o.last_layer = last;
-  absl::StatusOr<std::unique_ptr<Rwkv7Weights>> w = Rwkv7Weights::Load(std::move(archive), o);
+  absl::StatusOr<std::unique_ptr<RwkvWeights>> w = RwkvWeights::Load(std::move(archive), o);
   EXPECT_TRUE(w.ok()) << w.status();
-  return std::shared_ptr<const Rwkv7Weights>(*std::move(w));
+  return std::shared_ptr<const RwkvWeights>(*std::move(w));
 }
 
 std::vector<int32_t> SomeTokens(int n, int vocab, int salt) {
@@ -447,17 +446,17 @@ std::vector<int32_t> SomeTokens(int n, int vocab, int salt) {
 
 TEST(RandomModelTest, MatchesFloat64ReferenceAtOddShapes) {
   // An odd width (3 heads of 32), ranks that leave SIMD tails, FFN not a multiple of 16.
-  Rwkv7Shape d = SmallShape(2);
+  RandomModelShape d = SmallShape(2);
   d.head_size = 32;
   d.n_embd = 96;
   d.ffn = 200;
   d.lora = {9, 13, 5, 17};
   d.vocab = 77;
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 11);
-  Rwkv7Model model(LoadRange(archive, 0, d.n_layer), &Pool());
+  RwkvModel model(LoadRange(archive, 0, d.n_layer), &Pool());
   const std::vector<int32_t> tokens = SomeTokens(9, d.vocab, 1);
   Reference ref = RunReference(*archive, tokens);
-  Rwkv7State state = model.NewState();
+  RwkvState state = model.NewState();
   absl::StatusOr<StepResult> r = StepOne(model, state, tokens, true);
   ASSERT_TRUE(r.ok()) << r.status();
   for (size_t t = 0; t < tokens.size(); ++t) {
@@ -470,28 +469,28 @@ TEST(RandomModelTest, MatchesFloat64ReferenceAtOddShapes) {
 // An oversized prefill gives its scratch memory back when it ends; ordinary steps keep
 // theirs, and the results do not depend on either.
 TEST(RandomModelTest, ScratchShrinksAfterAnOversizedPrefill) {
-  const Rwkv7Shape d = SmallShape();
-  std::shared_ptr<const Rwkv7Weights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
-  Rwkv7Model model(w, &Pool());
+  const RandomModelShape d = SmallShape();
+  std::shared_ptr<const RwkvWeights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
+  RwkvModel model(w, &Pool());
   const std::vector<int32_t> tokens = SomeTokens(64, d.vocab, 2);
-  Rwkv7State a = model.NewState();
+  RwkvState a = model.NewState();
   ASSERT_TRUE(StepOne(model, a, tokens).ok());
   const size_t ordinary = model.scratch_bytes();
   EXPECT_GT(ordinary, 0u) << "an ordinary step keeps its scratch";
 
   const std::vector<int32_t> long_prompt =
-      SomeTokens(Rwkv7Model::kRetainedScratchRows + 200, d.vocab, 3);
-  Rwkv7State b = model.NewState();
+      SomeTokens(RwkvModel::kRetainedScratchRows + 200, d.vocab, 3);
+  RwkvState b = model.NewState();
   ASSERT_TRUE(StepOne(model, b, long_prompt).ok());
   EXPECT_EQ(model.scratch_bytes(), 0u) << "an oversized prefill kept its peak memory";
 
   // The next ordinary step is unaffected by the release.
-  Rwkv7State c = model.NewState();
+  RwkvState c = model.NewState();
   absl::StatusOr<StepResult> again = StepOne(model, c, tokens);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(model.scratch_bytes(), ordinary);
-  Rwkv7Model fresh(w, &Pool());
-  Rwkv7State e = fresh.NewState();
+  RwkvModel fresh(w, &Pool());
+  RwkvState e = fresh.NewState();
   absl::StatusOr<StepResult> want = StepOne(fresh, e, tokens);
   ASSERT_TRUE(want.ok());
   EXPECT_EQ(again->logits, want->logits);
@@ -500,13 +499,13 @@ TEST(RandomModelTest, ScratchShrinksAfterAnOversizedPrefill) {
 // Sessions with different histories and positions, fed different numbers of tokens in one
 // step, end exactly where each would alone.
 TEST(RandomModelTest, BatchOfSessionsEqualsEachAlone) {
-  const Rwkv7Shape d = SmallShape();
-  std::shared_ptr<const Rwkv7Weights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
-  Rwkv7Model model(w, &Pool());
+  const RandomModelShape d = SmallShape();
+  std::shared_ptr<const RwkvWeights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
+  RwkvModel model(w, &Pool());
   const std::vector<int> history = {0, 3, 7, 1, 0};
   const std::vector<int> feed = {1, 5, 2, 1, 9};
   const std::vector<bool> all_logits = {false, true, false, true, false};
-  std::vector<Rwkv7State> batched, alone;
+  std::vector<RwkvState> batched, alone;
   std::vector<std::vector<int32_t>> feeds;
   for (size_t s = 0; s < history.size(); ++s) {
     batched.push_back(model.NewState());
@@ -541,10 +540,10 @@ TEST(RandomModelTest, BatchOfSessionsEqualsEachAlone) {
 // A sequence with no_logits advances its state exactly as with logits and contributes no
 // rows; a step where every sequence sets it returns no logits at all.
 TEST(RandomModelTest, NoLogitsSkipsTheHeadButAdvancesTheState) {
-  const Rwkv7Shape d = SmallShape();
-  std::shared_ptr<const Rwkv7Weights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
-  Rwkv7Model model(w, &Pool());
-  Rwkv7State a = model.NewState(), b = model.NewState(), c = model.NewState();
+  const RandomModelShape d = SmallShape();
+  std::shared_ptr<const RwkvWeights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
+  RwkvModel model(w, &Pool());
+  RwkvState a = model.NewState(), b = model.NewState(), c = model.NewState();
   const std::vector<int32_t> feed = SomeTokens(6, d.vocab, 1), other = SomeTokens(3, d.vocab, 2);
   SequenceStep silent{&a, feed};
   silent.no_logits = true;
@@ -566,19 +565,19 @@ TEST(RandomModelTest, NoLogitsSkipsTheHeadButAdvancesTheState) {
 // A three-stage pipeline ([0,1), [1,3), [3,4)) with a batch of two sessions equals the whole
 // model; v_first travels with the hidden state.
 TEST(RandomModelTest, ThreeStagePipelineEqualsWholeModel) {
-  const Rwkv7Shape d = SmallShape(4);
+  const RandomModelShape d = SmallShape(4);
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 5, DType::kBF16);
-  Rwkv7Model whole(LoadRange(archive, 0, 4), &Pool());
-  std::vector<Rwkv7Model*> stages;
-  Rwkv7Model s0(LoadRange(archive, 0, 1), &Pool()), s1(LoadRange(archive, 1, 3), &Pool()),
+  RwkvModel whole(LoadRange(archive, 0, 4), &Pool());
+  std::vector<RwkvModel*> stages;
+  RwkvModel s0(LoadRange(archive, 0, 1), &Pool()), s1(LoadRange(archive, 1, 3), &Pool()),
       s2(LoadRange(archive, 3, 4), &Pool());
   const std::vector<int32_t> a = SomeTokens(6, d.vocab, 1), b = SomeTokens(3, d.vocab, 2);
-  Rwkv7State wa = whole.NewState(), wb = whole.NewState();
+  RwkvState wa = whole.NewState(), wb = whole.NewState();
   std::vector<SequenceStep> whole_steps = {{&wa, a}, {&wb, b}};
   absl::StatusOr<StepResult> want = whole.Step(whole_steps);
   ASSERT_TRUE(want.ok());
-  Rwkv7State a0 = s0.NewState(), b0 = s0.NewState(), a1 = s1.NewState(), b1 = s1.NewState(),
-             a2 = s2.NewState(), b2 = s2.NewState();
+  RwkvState a0 = s0.NewState(), b0 = s0.NewState(), a1 = s1.NewState(), b1 = s1.NewState(),
+            a2 = s2.NewState(), b2 = s2.NewState();
   std::vector<SequenceStep> first = {{&a0, a}, {&b0, b}};
   absl::StatusOr<StepResult> h0 = s0.Step(first);
   ASSERT_TRUE(h0.ok());
@@ -599,16 +598,16 @@ TEST(RandomModelTest, ThreeStagePipelineEqualsWholeModel) {
 // half-precision weight paths (rwkv7_weights.h): measured 1.0e-2 std (bf16) and 1.4e-3 std
 // (fp16) on this random fp32 model; the bounds leave room for other seeds.
 TEST(RandomModelTest, HalfPrecisionWeightPathsStayClose) {
-  const Rwkv7Shape d = SmallShape();
+  const RandomModelShape d = SmallShape();
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 9, DType::kF32);
   const std::vector<int32_t> tokens = SomeTokens(12, d.vocab, 4);
-  Rwkv7Model exact(LoadRange(archive, 0, d.n_layer), &Pool());
-  Rwkv7State es = exact.NewState();
+  RwkvModel exact(LoadRange(archive, 0, d.n_layer), &Pool());
+  RwkvState es = exact.NewState();
   absl::StatusOr<StepResult> want = StepOne(exact, es, tokens, true);
   ASSERT_TRUE(want.ok());
   for (auto [dtype, bound] : {std::pair{DType::kBF16, 3e-2f}, std::pair{DType::kF16, 5e-3f}}) {
-    Rwkv7Model model(LoadRange(archive, 0, d.n_layer, dtype), &Pool());
-    Rwkv7State s = model.NewState();
+    RwkvModel model(LoadRange(archive, 0, d.n_layer, dtype), &Pool());
+    RwkvState s = model.NewState();
     absl::StatusOr<StepResult> got = StepOne(model, s, tokens, true);
     ASSERT_TRUE(got.ok());
     const float rel = MaxAbsDiff(got->logits, want->logits) / StdDev(want->logits);
@@ -624,26 +623,26 @@ TEST(RandomModelTest, HalfPrecisionWeightPathsStayClose) {
 // decode step of a batch.
 TEST(RandomModelTest, PackedBf16PanelsMatchRowMajorWeights) {
   if (!kernels::Bf16PanelsAccelerated()) GTEST_SKIP() << "no AVX512_BF16 on this CPU or build";
-  const Rwkv7Shape d = SmallShape();
+  const RandomModelShape d = SmallShape();
   // A bf16 checkpoint: both loads hold exactly its weights.
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 11, DType::kBF16);
   auto load = [&](bool panels) {
-    Rwkv7LoadOptions o;
+    RwkvLoadOptions o;
     o.run_dtype = DType::kBF16;
     o.bf16_panels = panels;
-    absl::StatusOr<std::unique_ptr<Rwkv7Weights>> w = Rwkv7Weights::Load(archive, o);
+    absl::StatusOr<std::unique_ptr<RwkvWeights>> w = RwkvWeights::Load(archive, o);
     EXPECT_TRUE(w.ok()) << w.status();
-    return std::shared_ptr<const Rwkv7Weights>(*std::move(w));
+    return std::shared_ptr<const RwkvWeights>(*std::move(w));
   };
-  std::shared_ptr<const Rwkv7Weights> packed = load(true), rows = load(false);
+  std::shared_ptr<const RwkvWeights> packed = load(true), rows = load(false);
   ASSERT_NE(packed->head().panels, nullptr);
   EXPECT_EQ(packed->head().data, archive->Find("head.weight")->data) << "used in place";
   EXPECT_EQ(packed->layer(0).w1.data, nullptr) << "a converted matrix keeps only its panels";
   ASSERT_EQ(rows->head().panels, nullptr);
   for (bool bf16_activations : {false, true}) {
-    Rwkv7Model a(packed, &Pool(), Rwkv7ModelOptions{.bf16_activations = bf16_activations});
-    Rwkv7Model b(rows, &Pool(), Rwkv7ModelOptions{.bf16_activations = bf16_activations});
-    std::vector<Rwkv7State> sa, sb;
+    RwkvModel a(packed, &Pool(), RwkvModelOptions{.bf16_activations = bf16_activations});
+    RwkvModel b(rows, &Pool(), RwkvModelOptions{.bf16_activations = bf16_activations});
+    std::vector<RwkvState> sa, sb;
     for (int s = 0; s < 3; ++s) {
       sa.push_back(a.NewState());
       sb.push_back(b.NewState());
@@ -671,11 +670,11 @@ TEST(RandomModelTest, PackedBf16PanelsMatchRowMajorWeights) {
 // Malformed requests and checkpoints.
 
 TEST(ValidationTest, RejectsMalformedSteps) {
-  const Rwkv7Shape d = SmallShape(2);
+  const RandomModelShape d = SmallShape(2);
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 1);
-  Rwkv7Model model(LoadRange(archive, 0, 2), &Pool());
-  Rwkv7Model back(LoadRange(archive, 1, 2), &Pool());
-  Rwkv7State state = model.NewState();
+  RwkvModel model(LoadRange(archive, 0, 2), &Pool());
+  RwkvModel back(LoadRange(archive, 1, 2), &Pool());
+  RwkvState state = model.NewState();
   const std::vector<int32_t> bad = {1, static_cast<int32_t>(d.vocab)};
   EXPECT_EQ(StepOne(model, state, bad).status().code(), absl::StatusCode::kInvalidArgument);
   const std::vector<int32_t> negative = {-1};
@@ -684,13 +683,13 @@ TEST(ValidationTest, RejectsMalformedSteps) {
   EXPECT_EQ(state.position(), 0) << "a rejected step must not change the state";
   EXPECT_EQ(MaxAbsDiff(state.data(), model.NewState().data()), 0.0f);
 
-  Rwkv7State wrong = back.NewState();
+  RwkvState wrong = back.NewState();
   const std::vector<int32_t> ok = {1};
   EXPECT_EQ(StepOne(model, wrong, ok).status().code(), absl::StatusCode::kInvalidArgument);
   std::vector<SequenceStep> twice = {{&state, ok}, {&state, ok}};
   EXPECT_EQ(model.Step(twice).status().code(), absl::StatusCode::kInvalidArgument);
 
-  Rwkv7State back_state = back.NewState();
+  RwkvState back_state = back.NewState();
   SequenceStep later{&back_state, {}, 2};
   EXPECT_EQ(back.Step({&later, 1}).status().code(), absl::StatusCode::kInvalidArgument)
       << "a later stage needs activations";
@@ -718,24 +717,23 @@ std::shared_ptr<const TensorArchive> Edited(const TensorArchive& source, const s
 }
 
 TEST(WeightsTest, RejectsBadCheckpointsAndRanges) {
-  const Rwkv7Shape d = SmallShape(2);
+  const RandomModelShape d = SmallShape(2);
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 1);
-  absl::Status missing = Rwkv7Weights::Load(Edited(*archive, "blocks.1.att.k_a", ""), {}).status();
+  absl::Status missing = RwkvWeights::Load(Edited(*archive, "blocks.1.att.k_a", ""), {}).status();
   EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(missing.message().find("blocks.1.att.k_a"), std::string::npos) << missing;
-  absl::Status unknown =
-      Rwkv7Weights::Load(Edited(*archive, "", "blocks.1.att.extra"), {}).status();
+  absl::Status unknown = RwkvWeights::Load(Edited(*archive, "", "blocks.1.att.extra"), {}).status();
   EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(unknown.message().find("blocks.1.att.extra"), std::string::npos) << unknown;
   // Layer 0's v0/v1/v2 are optional; layer 1's are not.
-  EXPECT_EQ(Rwkv7Weights::Load(Edited(*archive, "blocks.1.att.v0", ""), {}).status().code(),
+  EXPECT_EQ(RwkvWeights::Load(Edited(*archive, "blocks.1.att.v0", ""), {}).status().code(),
             absl::StatusCode::kInvalidArgument);
   for (auto [first, last] :
        {std::pair{1, 1}, std::pair{-1, 2}, std::pair{0, 3}, std::pair{2, -1}}) {
-    Rwkv7LoadOptions o;
+    RwkvLoadOptions o;
     o.first_layer = first;
     o.last_layer = last;
-    EXPECT_EQ(Rwkv7Weights::Load(archive, o).status().code(), absl::StatusCode::kInvalidArgument)
+    EXPECT_EQ(RwkvWeights::Load(archive, o).status().code(), absl::StatusCode::kInvalidArgument)
         << first << ".." << last;
   }
 }
@@ -743,10 +741,10 @@ TEST(WeightsTest, RejectsBadCheckpointsAndRanges) {
 // A checkpoint that differs from another in one byte anywhere in its weights (a fine-tune
 // that touched one value) is another model.
 TEST(WeightsTest, FingerprintCoversEveryByteOfTheWeights) {
-  const Rwkv7Shape d = SmallShape(2);
+  const RandomModelShape d = SmallShape(2);
   const std::string dir = ::testing::TempDir();
   const std::string path = dir + "/fingerprint.safetensors";
-  ASSERT_TRUE(WriteRandomRwkv7(path, d, DType::kBF16, 4).ok());
+  ASSERT_TRUE(WriteRandomModel(path, d, DType::kBF16, 4).ok());
   auto fingerprint = [&]() {
     absl::StatusOr<std::unique_ptr<TensorArchive>> archive = OpenCheckpoint(path);
     EXPECT_TRUE(archive.ok()) << archive.status();
@@ -776,10 +774,10 @@ TEST(WeightsTest, FingerprintCoversEveryByteOfTheWeights) {
 }
 
 TEST(WeightsTest, StageHoldsOnlyItsPartsAndFingerprintIdentifiesTheModel) {
-  const Rwkv7Shape d = SmallShape(3);
+  const RandomModelShape d = SmallShape(3);
   std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 1, DType::kBF16);
-  std::shared_ptr<const Rwkv7Weights> whole = LoadRange(archive, 0, 3, DType::kBF16);
-  std::shared_ptr<const Rwkv7Weights> middle = LoadRange(archive, 1, 2, DType::kF32);
+  std::shared_ptr<const RwkvWeights> whole = LoadRange(archive, 0, 3, DType::kBF16);
+  std::shared_ptr<const RwkvWeights> middle = LoadRange(archive, 1, 2, DType::kF32);
   EXPECT_TRUE(whole->has_embedding() && whole->has_head());
   EXPECT_FALSE(middle->has_embedding() || middle->has_head());
   EXPECT_EQ(middle->state_shape().layers(), 1);

@@ -46,7 +46,7 @@ double Sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 }  // namespace
 
 Rwkv7Reference::Rwkv7Reference(const TensorArchive& archive) : archive_(archive) {
-  config_ = *LoadRwkv7Config(archive);
+  config_ = *LoadRwkvConfig(archive);
   const int64_t C = config_.n_embd, H = config_.n_head, N = config_.head_size;
   att_x_prev_.assign(config_.n_layer, Vec(C, 0.0));
   ffn_x_prev_.assign(config_.n_layer, Vec(C, 0.0));

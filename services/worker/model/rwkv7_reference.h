@@ -7,14 +7,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/rwkv_config.h"
 
 namespace skein::model::testing {
 
 class Rwkv7Reference {
  public:
-  // `archive` must be a valid x070 checkpoint (see LoadRwkv7Config) and outlive this object.
+  // `archive` must be a valid x070 checkpoint (see LoadRwkvConfig) and outlive this object.
   explicit Rwkv7Reference(const TensorArchive& archive);
 
   // Feeds one token and returns the V logits.
@@ -29,7 +29,7 @@ class Rwkv7Reference {
   std::vector<double> Get(const std::string& name) const;
 
   const TensorArchive& archive_;
-  Rwkv7Config config_;
+  RwkvConfig config_;
   std::vector<std::vector<double>> att_x_prev_, att_kv_, ffn_x_prev_;
 };
 

@@ -1,5 +1,5 @@
 // libFuzzer target: arbitrary bytes as a checkpoint (.pth or .safetensors, sniffed as
-// OpenCheckpoint does), loaded with Rwkv7Weights::Load the ways a worker loads it: fp32 and
+// OpenCheckpoint does), loaded with RwkvWeights::Load the ways a worker loads it: fp32 and
 // every layer (a single-process worker), bf16 and the layers after the first (a later pipeline
 // stage), fp16 and the first layer only (a first stage), and with impossible layer ranges.
 // Load may refuse the file, but must never crash, and whatever it accepts must be usable: every
@@ -15,7 +15,7 @@
 
 #include "kernels/cpu/kernels.h"
 #include "services/worker/model/checkpoint/archive_readers.h"
-#include "services/worker/model/rwkv7_weights.h"
+#include "services/worker/model/rwkv_weights.h"
 
 namespace skein::model {
 namespace {
@@ -47,12 +47,12 @@ void CheckMatrix(const kernels::WeightMatrix& m, int64_t rows, int64_t cols) {
 
 void CheckVector(const float* v, int64_t n) { Touch(v, static_cast<size_t>(n) * sizeof(float)); }
 
-void CheckWeights(const Rwkv7Weights& w) {
-  const Rwkv7Config& c = w.config();
+void CheckWeights(const RwkvWeights& w) {
+  const RwkvConfig& c = w.config();
   const int64_t C = c.n_embd;
   if (c.n_head * c.head_size != C) std::abort();
   for (int l = w.first_layer(); l < w.last_layer(); ++l) {
-    const Rwkv7LayerWeights& lw = w.layer(l);
+    const RwkvLayerWeights& lw = w.layer(l);
     for (const float* v :
          {lw.ln1_w, lw.ln1_b, lw.ln2_w, lw.ln2_b, lw.x_r, lw.x_w, lw.x_k, lw.x_v, lw.x_a, lw.x_g,
           lw.w0, lw.a0, lw.k_k, lw.k_a, lw.r_k, lw.ln_x_w, lw.ln_x_b, lw.ffn_x_k}) {
@@ -98,10 +98,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       "fuzz.ckpt", ByteSourceFromString(std::string(reinterpret_cast<const char*>(data), size)));
   if (!opened.ok()) return 0;
   std::shared_ptr<const TensorArchive> archive = *std::move(opened);
-  absl::StatusOr<Rwkv7Config> config = LoadRwkv7Config(*archive);
+  absl::StatusOr<RwkvConfig> config = LoadRwkvConfig(*archive);
   const int layers = config.ok() ? static_cast<int>(config->n_layer) : 2;
 
-  std::vector<Rwkv7LoadOptions> loads(3);
+  std::vector<RwkvLoadOptions> loads(3);
   loads[0].run_dtype = DType::kF32;
   loads[1].run_dtype = DType::kBF16;
   loads[1].first_layer = layers > 1 ? 1 : 0;
@@ -109,9 +109,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   loads[2].last_layer = 1;
   uint64_t fingerprint = 0;
   bool loaded = false;
-  for (const Rwkv7LoadOptions& options : loads) {
-    absl::StatusOr<std::unique_ptr<Rwkv7Weights>> w = Rwkv7Weights::Load(archive, options);
-    // Load validates the checkpoint exactly as LoadRwkv7Config does.
+  for (const RwkvLoadOptions& options : loads) {
+    absl::StatusOr<std::unique_ptr<RwkvWeights>> w = RwkvWeights::Load(archive, options);
+    // Load validates the checkpoint exactly as LoadRwkvConfig does.
     if (w.ok() != config.ok()) std::abort();
     if (!w.ok()) continue;
     CheckWeights(**w);
@@ -121,10 +121,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // Layer ranges outside the model are refused, never read.
   for (auto [first, last] : {std::pair{layers, -1}, std::pair{0, layers + 1}, std::pair{-1, 1}}) {
-    Rwkv7LoadOptions options;
+    RwkvLoadOptions options;
     options.first_layer = first;
     options.last_layer = last;
-    if (Rwkv7Weights::Load(archive, options).ok()) std::abort();
+    if (RwkvWeights::Load(archive, options).ok()) std::abort();
   }
   return 0;
 }

@@ -90,20 +90,11 @@ std::set<int64_t> BlockIndices(const TensorArchive& archive) {
 absl::Status Unsupported(const TensorArchive& archive, RwkvVersion version) {
   const std::string& path = archive.path();
   switch (version) {
-    case RwkvVersion::kV6:
-      return absl::UnimplementedError(
-          absl::StrCat(path, ": RWKV-6 (x060) is not supported yet; only RWKV-7 (x070) is"));
-    case RwkvVersion::kV5_2:
-      return absl::UnimplementedError(
-          absl::StrCat(path, ": RWKV-5 (x052) is not supported yet; only RWKV-7 (x070) is"));
     case RwkvVersion::kV5_1:
     case RwkvVersion::kV5_0:
-      return absl::UnimplementedError(absl::StrCat(path, ": RWKV-5 preview (",
-                                                   base::AsAbsl(RwkvVersionName(version)),
-                                                   ") is not supported; only RWKV-7 (x070) is"));
-    case RwkvVersion::kV4:
-      return absl::UnimplementedError(
-          absl::StrCat(path, ": RWKV-4 is not supported yet; only RWKV-7 (x070) is"));
+      return absl::UnimplementedError(absl::StrCat(
+          path, ": RWKV-5 preview (", base::AsAbsl(RwkvVersionName(version)),
+          ") is not supported; the released RWKV-5 models (x052), RWKV-4, -6 and -7 are"));
     case RwkvVersion::kV7DeepEmbed: {
       const TensorView* t = FirstBlockTensor(archive, IsDeepEmbedPart);
       return absl::UnimplementedError(
@@ -126,13 +117,16 @@ absl::Status Unsupported(const TensorArchive& archive, RwkvVersion version) {
     case RwkvVersion::kUnknown:
       return absl::InvalidArgumentError(absl::StrCat(
           path, ": not an RWKV checkpoint (no blocks.<l>.att.* tensors of any known version)"));
+    case RwkvVersion::kV4:
+    case RwkvVersion::kV5_2:
+    case RwkvVersion::kV6:
     case RwkvVersion::kV7:
       break;
   }
   return absl::OkStatus();
 }
 
-// One tensor the x070 layout has, with its exact shape.
+// One tensor a version's layout has, with its exact shape.
 struct Expected {
   std::string name;
   std::vector<int64_t> shape;
@@ -140,7 +134,113 @@ struct Expected {
   bool optional = false;
 };
 
+// The error helpers every version's validation uses; they name the file and the tensor.
+class ShapeChecker {
+ public:
+  ShapeChecker(const TensorArchive& archive, std::string_view version_name)
+      : archive_(archive), version_name_(version_name) {}
+
+  absl::Status Missing(std::string_view name) const {
+    return absl::InvalidArgumentError(absl::StrCat(archive_.path(), ": ",
+                                                   base::AsAbsl(version_name_), " tensor '",
+                                                   base::AsAbsl(name), "' is missing"));
+  }
+
+  // A tensor of `rank` positive dimensions.
+  absl::StatusOr<const TensorView*> Tensor(std::string_view name, size_t rank) const {
+    const TensorView* t = archive_.Find(name);
+    if (t == nullptr) return Missing(name);
+    const bool positive =
+        std::all_of(t->shape.begin(), t->shape.end(), [](int64_t d) { return d > 0; });
+    if (t->shape.size() != rank || !positive) {
+      return absl::InvalidArgumentError(absl::StrCat(archive_.path(), ": tensor '", t->name,
+                                                     "' has shape ", ShapeText(t->shape),
+                                                     ", expected ", rank, " dimensions"));
+    }
+    return t;
+  }
+
+  // Blocks must be exactly 0..L-1; returns L.
+  absl::StatusOr<int64_t> Layers() const {
+    int64_t next = 0;
+    for (int64_t l : BlockIndices(archive_)) {
+      if (l != next) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(archive_.path(), ": block ", next,
+                         " is missing (blocks are not contiguous: block ", l, " exists)"));
+      }
+      ++next;
+    }
+    return next;
+  }
+
+  // Every expected tensor present (unless optional) with its shape, and nothing else in the
+  // file. Returns how many optional tensors were present.
+  absl::StatusOr<int> CheckExactly(const std::vector<Expected>& expected) const {
+    absl::flat_hash_set<std::string> known;
+    int optional_present = 0;
+    for (const Expected& e : expected) {
+      known.insert(e.name);
+      const TensorView* t = archive_.Find(e.name);
+      if (t == nullptr) {
+        if (e.optional) continue;
+        return Missing(e.name);
+      }
+      if (e.optional) ++optional_present;
+      const bool ok =
+          t->shape == e.shape || (e.vector && t->shape == std::vector<int64_t>{e.shape.back()});
+      if (!ok) {
+        return absl::InvalidArgumentError(absl::StrCat(archive_.path(), ": tensor '", e.name,
+                                                       "' has shape ", ShapeText(t->shape),
+                                                       ", expected ", ShapeText(e.shape)));
+      }
+    }
+    for (const TensorView& t : archive_.tensors()) {
+      if (!known.contains(t.name)) {
+        return absl::InvalidArgumentError(absl::StrCat(archive_.path(), ": unexpected tensor '",
+                                                       t.name, "' for ",
+                                                       base::AsAbsl(version_name_)));
+      }
+    }
+    return optional_present;
+  }
+
+ private:
+  const TensorArchive& archive_;
+  std::string_view version_name_;
+};
+
+// The tensors outside the blocks, and a block's norms, which every version shares.
+void AddCommon(std::vector<Expected>& expected, int64_t V, int64_t C) {
+  expected.push_back({"emb.weight", {V, C}});
+  expected.push_back({"blocks.0.ln0.weight", {C}});
+  expected.push_back({"blocks.0.ln0.bias", {C}});
+  expected.push_back({"ln_out.weight", {C}});
+  expected.push_back({"ln_out.bias", {C}});
+  expected.push_back({"head.weight", {V, C}});
+}
+
+absl::StatusOr<RwkvConfig> LoadX070Config(const TensorArchive& archive);
+absl::StatusOr<RwkvConfig> LoadClassicConfig(const TensorArchive& archive, RwkvVersion version);
+
 }  // namespace
+
+bool IsSupportedRwkvVersion(RwkvVersion v) {
+  return v == RwkvVersion::kV7 || v == RwkvVersion::kV6 || v == RwkvVersion::kV5_2 ||
+         v == RwkvVersion::kV4;
+}
+
+absl::StatusOr<RwkvConfig> LoadRwkvConfig(const TensorArchive& archive) {
+  const RwkvVersion version = DetectRwkvVersion(archive);
+  if (!IsSupportedRwkvVersion(version)) return Unsupported(archive, version);
+  absl::StatusOr<RwkvConfig> c =
+      version == RwkvVersion::kV7 ? LoadX070Config(archive) : LoadClassicConfig(archive, version);
+  if (!c.ok()) return c;
+  c->version = version;
+  c->parameters = CountParameters(archive);
+  c->dtype = Common(archive);
+  return c;
+}
 
 std::string_view RwkvVersionName(RwkvVersion v) {
   switch (v) {
@@ -222,31 +322,14 @@ Rwkv7LoraRanks DefaultRwkv7LoraRanks(int64_t n_embd) {
   return r;
 }
 
-absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
+namespace {
+
+absl::StatusOr<RwkvConfig> LoadX070Config(const TensorArchive& archive) {
   const std::string& path = archive.path();
-  const RwkvVersion version = DetectRwkvVersion(archive);
-  if (version != RwkvVersion::kV7) return Unsupported(archive, version);
+  const ShapeChecker check(archive, "RWKV-7 (x070)");
+  auto matrix = [&](std::string_view name) { return check.Tensor(name, 2); };
 
-  auto missing = [&](std::string_view name) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": RWKV-7 tensor '", base::AsAbsl(name), "' is missing"));
-  };
-  auto bad_rank = [&](const TensorView& t, size_t rank) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", t.name, "' has shape ",
-                                                   ShapeText(t.shape), ", expected ", rank,
-                                                   " dimensions"));
-  };
-  auto positive = [](const TensorView& t) {
-    return std::all_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d > 0; });
-  };
-  auto matrix = [&](std::string_view name) -> absl::StatusOr<const TensorView*> {
-    const TensorView* t = archive.Find(name);
-    if (t == nullptr) return missing(name);
-    if (t->shape.size() != 2 || !positive(*t)) return bad_rank(*t, 2);
-    return t;
-  };
-
-  Rwkv7Config c;
+  RwkvConfig c;
   absl::StatusOr<const TensorView*> emb = matrix("emb.weight");
   if (!emb.ok()) return emb.status();
   c.vocab = (*emb)->shape[0];
@@ -260,19 +343,9 @@ absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
         absl::StrCat(path, ": tensor 'blocks.0.att.r_k' has shape ", ShapeText((*r_k)->shape),
                      ", but heads x head size must equal n_embd ", c.n_embd, " (from emb.weight)"));
   }
-
-  // Blocks must be exactly 0..L-1.
-  std::set<int64_t> layers = BlockIndices(archive);
-  int64_t next = 0;
-  for (int64_t l : layers) {
-    if (l != next) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": block ", next, " is missing (blocks are not contiguous: ", "block ",
-                       l, " exists)"));
-    }
-    ++next;
-  }
-  c.n_layer = next;
+  absl::StatusOr<int64_t> layers = check.Layers();
+  if (!layers.ok()) return layers.status();
+  c.n_layer = *layers;
 
   absl::StatusOr<const TensorView*> ffn_key = matrix("blocks.0.ffn.key.weight");
   if (!ffn_key.ok()) return ffn_key.status();
@@ -299,11 +372,8 @@ absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
   }
 
   const int64_t C = c.n_embd, V = c.vocab, F = c.ffn;
-  std::vector<Expected> expected = {
-      {"emb.weight", {V, C}},
-      {"blocks.0.ln0.weight", {C}},
-      {"blocks.0.ln0.bias", {C}},
-  };
+  std::vector<Expected> expected;
+  AddCommon(expected, V, C);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const std::string b = absl::StrCat("blocks.", l, ".");
     auto add = [&](std::string_view part, std::vector<int64_t> shape, bool vec = false,
@@ -343,37 +413,115 @@ absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive) {
     add("ffn.key.weight", {F, C});
     add("ffn.value.weight", {C, F});
   }
-  expected.push_back({"ln_out.weight", {C}});
-  expected.push_back({"ln_out.bias", {C}});
-  expected.push_back({"head.weight", {V, C}});
 
-  absl::flat_hash_set<std::string> known;
-  int layer0_value_present = 0;
-  for (const Expected& e : expected) {
-    known.insert(e.name);
-    const TensorView* t = archive.Find(e.name);
-    if (t == nullptr) {
-      if (e.optional) continue;
-      return missing(e.name);
-    }
-    if (e.optional) ++layer0_value_present;
-    bool ok = t->shape == e.shape || (e.vector && t->shape == std::vector<int64_t>{e.shape.back()});
-    if (!ok) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", e.name, "' has shape ",
-                                                     ShapeText(t->shape), ", expected ",
-                                                     ShapeText(e.shape)));
-    }
-  }
-  for (const TensorView& t : archive.tensors()) {
-    if (!known.contains(t.name)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": unexpected tensor '", t.name, "' for RWKV-7 (x070)"));
-    }
-  }
-  c.layer0_value_lora = layer0_value_present == 3;
-  c.parameters = CountParameters(archive);
-  c.dtype = Common(archive);
+  absl::StatusOr<int> layer0_value_present = check.CheckExactly(expected);
+  if (!layer0_value_present.ok()) return layer0_value_present.status();
+  c.layer0_value_lora = *layer0_value_present == 3;
   return c;
 }
+
+// RWKV-4, RWKV-5.2 and RWKV-6 (spec §§3-5).
+absl::StatusOr<RwkvConfig> LoadClassicConfig(const TensorArchive& archive, RwkvVersion version) {
+  const std::string& path = archive.path();
+  const bool v4 = version == RwkvVersion::kV4, v6 = version == RwkvVersion::kV6;
+  const std::string name = v4 ? "RWKV-4" : v6 ? "RWKV-6 (x060)" : "RWKV-5 (x052)";
+  const ShapeChecker check(archive, name);
+
+  RwkvConfig c;
+  absl::StatusOr<const TensorView*> emb = check.Tensor("emb.weight", 2);
+  if (!emb.ok()) return emb.status();
+  c.vocab = (*emb)->shape[0];
+  c.n_embd = (*emb)->shape[1];
+  absl::StatusOr<int64_t> layers = check.Layers();
+  if (!layers.ok()) return layers.status();
+  c.n_layer = *layers;
+  absl::StatusOr<const TensorView*> ffn_key = check.Tensor("blocks.0.ffn.key.weight", 2);
+  if (!ffn_key.ok()) return ffn_key.status();
+  c.ffn = (*ffn_key)->shape[0];
+  if (!v4) {
+    // Heads come from the bonus: time_faaaa is [H, N].
+    absl::StatusOr<const TensorView*> u = check.Tensor("blocks.0.att.time_faaaa", 2);
+    if (!u.ok()) return u.status();
+    c.n_head = (*u)->shape[0];
+    c.head_size = (*u)->shape[1];
+    if (c.n_head * c.head_size != c.n_embd) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": tensor 'blocks.0.att.time_faaaa' has shape ", ShapeText((*u)->shape),
+          ", but heads x head size must equal n_embd ", c.n_embd, " (from emb.weight)"));
+    }
+  }
+  if (v6) {
+    absl::StatusOr<const TensorView*> maa_w1 = check.Tensor("blocks.0.att.time_maa_w1", 2);
+    if (!maa_w1.ok()) return maa_w1.status();
+    if ((*maa_w1)->shape[1] % 5 != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor 'blocks.0.att.time_maa_w1' has shape ",
+                       ShapeText((*maa_w1)->shape), ", whose second dimension must be 5·D_mix"));
+    }
+    c.d_mix = (*maa_w1)->shape[1] / 5;
+    absl::StatusOr<const TensorView*> decay_w1 = check.Tensor("blocks.0.att.time_decay_w1", 2);
+    if (!decay_w1.ok()) return decay_w1.status();
+    c.d_decay = (*decay_w1)->shape[1];
+  }
+
+  const int64_t C = c.n_embd, V = c.vocab, F = c.ffn, H = c.n_head, N = c.head_size;
+  std::vector<Expected> expected;
+  AddCommon(expected, V, C);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string b = absl::StrCat("blocks.", l, ".");
+    auto add = [&](std::string_view part, std::vector<int64_t> shape, bool vec = false) {
+      expected.push_back({absl::StrCat(b, base::AsAbsl(part)), std::move(shape), vec, false});
+    };
+    add("ln1.weight", {C});
+    add("ln1.bias", {C});
+    add("ln2.weight", {C});
+    add("ln2.bias", {C});
+    for (const char* m : {"att.receptance.weight", "att.key.weight", "att.value.weight",
+                          "att.output.weight", "ffn.receptance.weight"}) {
+      add(m, {C, C});
+    }
+    add("ffn.key.weight", {F, C});
+    add("ffn.value.weight", {C, F});
+    if (v4) {
+      for (const char* m : {"att.time_mix_k", "att.time_mix_v", "att.time_mix_r"}) {
+        add(m, {1, 1, C}, true);
+      }
+      add("att.time_decay", {C});
+      add("att.time_first", {C});
+    } else {
+      add("att.gate.weight", {C, C});
+      add("att.ln_x.weight", {C});
+      add("att.ln_x.bias", {C});
+      add("att.time_faaaa", {H, N});
+    }
+    if (version == RwkvVersion::kV5_2) {
+      for (const char* m :
+           {"att.time_mix_k", "att.time_mix_v", "att.time_mix_r", "att.time_mix_g"}) {
+        add(m, {1, 1, C}, true);
+      }
+      add("att.time_decay", {H, N});
+    }
+    if (v6) {
+      for (const char* m : {"att.time_maa_x", "att.time_maa_w", "att.time_maa_k", "att.time_maa_v",
+                            "att.time_maa_r", "att.time_maa_g", "att.time_decay"}) {
+        add(m, {1, 1, C}, true);
+      }
+      add("att.time_maa_w1", {C, 5 * c.d_mix});
+      add("att.time_maa_w2", {5, c.d_mix, C});
+      add("att.time_decay_w1", {C, c.d_decay});
+      add("att.time_decay_w2", {c.d_decay, C});
+      add("ffn.time_maa_k", {1, 1, C}, true);
+      add("ffn.time_maa_r", {1, 1, C}, true);
+    } else {
+      add("ffn.time_mix_k", {1, 1, C}, true);
+      add("ffn.time_mix_r", {1, 1, C}, true);
+    }
+  }
+  absl::StatusOr<int> checked = check.CheckExactly(expected);
+  if (!checked.ok()) return checked.status();
+  return c;
+}
+
+}  // namespace
 
 }  // namespace skein::model

@@ -1,6 +1,7 @@
-// What an RWKV checkpoint is: its architecture version (spec §6) and, for RWKV-7 (x070), every
-// hyper-parameter read from the tensor shapes (spec §2.1), checked against the full list of
-// tensors the forward pass needs (spec §2.2).
+// What an RWKV checkpoint is: its architecture version (spec §6) and, for the versions the
+// engine runs (RWKV-7 x070, RWKV-6 x060, RWKV-5 x052, RWKV-4), every hyper-parameter read
+// from the tensor shapes (spec §§2.1, 3-5), checked against the full list of tensors the
+// forward pass of that version needs.
 //
 // Pure functions over an archive; safe to call from several threads.
 #ifndef SKEIN_SERVICES_WORKER_MODEL_RWKV_CONFIG_H_
@@ -22,7 +23,7 @@ enum class RwkvVersion {
   kV5_1,               // ChatRWKV's "5.1" (gate, per-head decay)
   kV5_2,               // x052, the released RWKV-5 World models
   kV6,                 // x060
-  kV7,                 // x070 "Goose": the only version this engine runs
+  kV7,                 // x070 "Goose"
   kV7DeepEmbed,        // x070 with DeepEmbed FFN tensors (ffn.s_emb / s0 / s1 / s2)
   kV8,                 // RWKV-8 "rc00" (ffn.enn)
   kChatRwkvConverted,  // pre-processed by ChatRWKV's converter (_strategy / _version keys)
@@ -46,34 +47,46 @@ struct RwkvBasics {
 };
 RwkvBasics DescribeRwkvBasics(const TensorArchive& archive);
 
-// A validated RWKV-7 model description.
-struct Rwkv7Config {
+// True for the versions the engine runs: kV7, kV6, kV5_2 and kV4.
+bool IsSupportedRwkvVersion(RwkvVersion v);
+
+// A validated model description of a supported version.
+struct RwkvConfig {
+  RwkvVersion version = RwkvVersion::kV7;
   int64_t vocab = 0;               // V
   int64_t n_embd = 0;              // C = n_head * head_size
-  int64_t n_head = 0;              // H
-  int64_t head_size = 0;           // N
+  int64_t n_head = 0;              // H (0 for RWKV-4, which has no heads)
+  int64_t head_size = 0;           // N (0 for RWKV-4)
   int64_t n_layer = 0;             // L
   int64_t ffn = 0;                 // F
-  int64_t d_decay = 0;             // D_w (att.w1 second dim)
-  int64_t d_iclr = 0;              // D_a (att.a1)
-  int64_t d_value = 0;             // D_v (att.v1 of a layer >= 1; layer 0's when L == 1)
-  int64_t d_gate = 0;              // D_g (att.g1)
-  bool layer0_value_lora = false;  // blocks.0.att.v0/v1/v2 are all present (never used)
+  int64_t d_decay = 0;             // D_w: x070 att.w1, x060 att.time_decay_w1 (second dim)
+  int64_t d_iclr = 0;              // D_a (x070 att.a1)
+  int64_t d_value = 0;             // D_v (x070 att.v1 of a layer >= 1; layer 0's when L == 1)
+  int64_t d_gate = 0;              // D_g (x070 att.g1)
+  int64_t d_mix = 0;               // D_mix (x060 att.time_maa_w1 is [C, 5·D_mix])
+  bool layer0_value_lora = false;  // x070: blocks.0.att.v0/v1/v2 are all present (never used)
   int64_t parameters = 0;          // elements of every tensor in the file
   std::string dtype;               // common dtype name, or "mixed"
 
-  // Recurrent state per sequence: L * (2C + H*N*N) floats (spec §2.6).
-  int64_t state_floats() const { return n_layer * (2 * n_embd + n_head * head_size * head_size); }
+  // x070 only: every layer after the first mixes in layer 0's value (v_first), which passes
+  // between pipeline stages beside the hidden state.
+  bool has_value_residual() const { return version == RwkvVersion::kV7; }
+  // Recurrent state per sequence: L·(2C + H·N·N) floats for v5-v7 (spec §2.6), L·5C for
+  // RWKV-4 (spec §5).
+  int64_t state_floats() const {
+    return n_layer *
+           (version == RwkvVersion::kV4 ? 5 * n_embd : 2 * n_embd + n_head * head_size * head_size);
+  }
   int64_t state_bytes() const { return state_floats() * 4; }
 };
 
-// Validates the archive as an RWKV-7 checkpoint and returns its description.
-//  - UNIMPLEMENTED for recognised but unsupported versions ("RWKV-6 (x060) is not supported
-//    yet"), FAILED_PRECONDITION for ChatRWKV-converted files;
+// Validates the archive as a checkpoint of a supported version and returns its description.
+//  - UNIMPLEMENTED for recognised but unsupported versions (the RWKV-5 previews, DeepEmbed,
+//    RWKV-8), FAILED_PRECONDITION for ChatRWKV-converted files;
 //  - INVALID_ARGUMENT for a missing tensor, a tensor of the wrong shape or rank, an unexpected
 //    tensor, missing blocks, or a file that is not RWKV at all.
 // Every error names the file and, where it applies, the tensor.
-absl::StatusOr<Rwkv7Config> LoadRwkv7Config(const TensorArchive& archive);
+absl::StatusOr<RwkvConfig> LoadRwkvConfig(const TensorArchive& archive);
 
 // The LoRA ranks RWKV-LM's x070 training code picks for width C (spec §2.1):
 // max(32, round(k * C^p / 32) * 32), with (k, p) = (1.8, 0.5) for decay and ICLR, (1.3, 0.5)

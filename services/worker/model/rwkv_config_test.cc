@@ -52,29 +52,29 @@ class FakeArchive : public TensorArchive {
   std::string path_ = "fake.pth";
 };
 
-Rwkv7Shape TinyShape(bool layer0_v) {
-  Rwkv7Shape s;
+RandomModelShape TinyShape(bool layer0_v) {
+  RandomModelShape s;
   s.n_layer = 3;
   s.n_embd = 128;
   s.vocab = 300;
   s.lora = {16, 16, 8, 32};
   s.ffn = 512;
   s.layer0_value_lora = layer0_v;
-  return *ResolveRwkv7Shape(s);
+  return *ResolveRandomModelShape(s);
 }
 
 FakeArchive Tiny(bool layer0_v = false) {
-  return FakeArchive(Rwkv7TensorSpecs(TinyShape(layer0_v), DType::kBF16));
+  return FakeArchive(RandomModelTensorSpecs(TinyShape(layer0_v), DType::kBF16));
 }
 
 // Spec §10: 2VC + 4C + L(19C + 12C^2 + 2C(Dw + Da + Dv + Dg)), counting layer-0 v0/v1/v2.
-int64_t SpecParameterFormula(const Rwkv7Config& c) {
+int64_t SpecParameterFormula(const RwkvConfig& c) {
   const int64_t C = c.n_embd;
   return 2 * c.vocab * C + 4 * C +
          c.n_layer * (19 * C + 12 * C * C + 2 * C * (c.d_decay + c.d_iclr + c.d_value + c.d_gate));
 }
 
-void ExpectTinyV7(const Rwkv7Config& c) {
+void ExpectTinyV7(const RwkvConfig& c) {
   EXPECT_EQ(c.vocab, 300);
   EXPECT_EQ(c.n_embd, 128);
   EXPECT_EQ(c.n_layer, 3);
@@ -95,7 +95,7 @@ TEST(RwkvConfig, GoldenTinyV7WithLayer0ValueLora) {
   auto archive = OpenPth(path);
   ASSERT_TRUE(archive.ok()) << archive.status();
   EXPECT_EQ(DetectRwkvVersion(**archive), RwkvVersion::kV7);
-  auto c = LoadRwkv7Config(**archive);
+  auto c = LoadRwkvConfig(**archive);
   ASSERT_TRUE(c.ok()) << c.status();
   ExpectTinyV7(*c);
   EXPECT_TRUE(c->layer0_value_lora);
@@ -106,7 +106,7 @@ TEST(RwkvConfig, GoldenTinyV7WithoutLayer0ValueLora) {
   SKEIN_REQUIRE_TEST_DATA(path, "golden/multiversion/tiny-v7-no-l0-v012.pth");
   auto archive = OpenPth(path);
   ASSERT_TRUE(archive.ok()) << archive.status();
-  auto c = LoadRwkv7Config(**archive);
+  auto c = LoadRwkvConfig(**archive);
   ASSERT_TRUE(c.ok()) << c.status();
   ExpectTinyV7(*c);
   EXPECT_FALSE(c->layer0_value_lora);
@@ -123,7 +123,7 @@ TEST(RwkvConfig, GoldenRwkv7Files) {
     SKEIN_REQUIRE_TEST_DATA(path, w.path);
     auto archive = OpenPth(path);
     ASSERT_TRUE(archive.ok()) << archive.status();
-    auto c = LoadRwkv7Config(**archive);
+    auto c = LoadRwkvConfig(**archive);
     ASSERT_TRUE(c.ok()) << c.status();
     EXPECT_EQ(c->n_layer, w.layers) << w.path;
     EXPECT_EQ(c->n_embd, w.embd);
@@ -135,36 +135,75 @@ TEST(RwkvConfig, GoldenRwkv7Files) {
   }
 }
 
-TEST(RwkvConfig, OtherVersionsAreDetectedAndRejected) {
+TEST(RwkvConfig, OtherVersionsAreDetectedAndDescribed) {
   struct Want {
     const char* path;
     RwkvVersion version;
-    const char* says;
+    int64_t heads, head_size, ffn, d_mix, d_decay;
   };
   for (const Want& w :
-       {Want{"golden/multiversion/tiny-v6.pth", RwkvVersion::kV6, "RWKV-6 (x060)"},
-        Want{"golden/multiversion/tiny-v5.2.pth", RwkvVersion::kV5_2, "RWKV-5 (x052)"},
-        Want{"golden/multiversion/tiny-v4.pth", RwkvVersion::kV4, "RWKV-4"}}) {
+       {Want{"golden/multiversion/tiny-v6.pth", RwkvVersion::kV6, 2, 64, 448, 32, 64},
+        Want{"golden/multiversion/tiny-v5.2.pth", RwkvVersion::kV5_2, 2, 64, 448, 0, 0},
+        Want{"golden/multiversion/tiny-v4.pth", RwkvVersion::kV4, 0, 0, 512, 0, 0}}) {
     SKEIN_REQUIRE_TEST_DATA(path, w.path);
     auto archive = OpenPth(path);
     ASSERT_TRUE(archive.ok()) << archive.status();
     EXPECT_EQ(DetectRwkvVersion(**archive), w.version) << w.path;
-    auto c = LoadRwkv7Config(**archive);
-    EXPECT_EQ(c.status().code(), absl::StatusCode::kUnimplemented) << w.path;
-    EXPECT_THAT(c.status().message(), HasSubstr(w.says));
-    EXPECT_THAT(c.status().message(), HasSubstr(path));
+    auto c = LoadRwkvConfig(**archive);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->version, w.version);
+    EXPECT_EQ(c->n_layer, 3);
+    EXPECT_EQ(c->n_embd, 128);
+    EXPECT_EQ(c->vocab, 300);
+    EXPECT_EQ(c->n_head, w.heads) << w.path;
+    EXPECT_EQ(c->head_size, w.head_size) << w.path;
+    EXPECT_EQ(c->ffn, w.ffn) << w.path;
+    EXPECT_EQ(c->d_mix, w.d_mix) << w.path;
+    EXPECT_EQ(c->d_decay, w.d_decay) << w.path;
+    EXPECT_EQ(c->has_value_residual(), false);
+    EXPECT_EQ(c->state_floats(),
+              w.version == RwkvVersion::kV4 ? 3 * 5 * 128 : 3 * (2 * 128 + 2 * 64 * 64));
+    EXPECT_EQ(c->dtype, "bf16");
     RwkvBasics b = DescribeRwkvBasics(**archive);
     EXPECT_EQ(b.n_layer, 3);
-    EXPECT_EQ(b.n_embd, 128);
-    EXPECT_EQ(b.vocab, 300);
-    EXPECT_EQ(b.dtype, "bf16");
+    EXPECT_EQ(b.parameters, c->parameters);
+  }
+}
+
+void ExpectInvalid(const FakeArchive& a, absl::StatusCode code, const std::string& mentions);
+
+// A damaged v4-v6 checkpoint is refused with the tensor named, as an x070 one is.
+TEST(RwkvConfig, ClassicVersionsCheckEveryTensor) {
+  for (const char* file : {"golden/multiversion/tiny-v6.pth", "golden/multiversion/tiny-v5.2.pth",
+                           "golden/multiversion/tiny-v4.pth"}) {
+    SKEIN_REQUIRE_TEST_DATA(path, file);
+    auto archive = OpenPth(path);
+    ASSERT_TRUE(archive.ok()) << archive.status();
+    FakeArchive copy({});
+    for (const TensorView& t : (*archive)->tensors()) copy.Add(t.name, t.shape, t.dtype);
+    {
+      FakeArchive a = copy;
+      a.Remove("blocks.2.ffn.receptance.weight");
+      ExpectInvalid(a, absl::StatusCode::kInvalidArgument, "blocks.2.ffn.receptance.weight");
+    }
+    {
+      FakeArchive a = copy;
+      a.Reshape("blocks.1.att.key.weight", {128, 64});
+      ExpectInvalid(a, absl::StatusCode::kInvalidArgument, "blocks.1.att.key.weight");
+    }
+    {
+      FakeArchive a = copy;
+      a.Add("blocks.1.att.extra", {128});
+      ExpectInvalid(a, absl::StatusCode::kInvalidArgument,
+                    "unexpected tensor 'blocks.1.att.extra'");
+    }
   }
 }
 
 TEST(RwkvConfig, SyntheticArchiveValidates) {
   for (bool layer0_v : {false, true}) {
     FakeArchive a = Tiny(layer0_v);
-    auto c = LoadRwkv7Config(a);
+    auto c = LoadRwkvConfig(a);
     ASSERT_TRUE(c.ok()) << c.status();
     ExpectTinyV7(*c);
     EXPECT_EQ(c->layer0_value_lora, layer0_v);
@@ -175,20 +214,20 @@ TEST(RwkvConfig, SqueezedVectorsAreAccepted) {
   FakeArchive a = Tiny();
   a.Reshape("blocks.1.att.x_r", {128});
   a.Reshape("blocks.2.ffn.x_k", {128});
-  EXPECT_TRUE(LoadRwkv7Config(a).ok());
+  EXPECT_TRUE(LoadRwkvConfig(a).ok());
 }
 
 TEST(RwkvConfig, MixedDtypes) {
   FakeArchive a = Tiny();
   a.Remove("head.weight");
   a.Add("head.weight", {300, 128}, DType::kF32);
-  auto c = LoadRwkv7Config(a);
+  auto c = LoadRwkvConfig(a);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->dtype, "mixed");
 }
 
 void ExpectInvalid(const FakeArchive& a, absl::StatusCode code, const std::string& mentions) {
-  auto c = LoadRwkv7Config(a);
+  auto c = LoadRwkvConfig(a);
   EXPECT_EQ(c.status().code(), code) << c.status();
   EXPECT_THAT(c.status().message(), HasSubstr("fake.pth"));
   EXPECT_THAT(c.status().message(), HasSubstr(mentions));
@@ -242,7 +281,7 @@ TEST(RwkvConfig, HeadsMustTileTheWidth) {
 
 TEST(RwkvConfig, BlocksMustBeContiguous) {
   FakeArchive a = Tiny();
-  for (const TensorSpec& s : Rwkv7TensorSpecs(TinyShape(false), DType::kBF16)) {
+  for (const TensorSpec& s : RandomModelTensorSpecs(TinyShape(false), DType::kBF16)) {
     if (s.name.rfind("blocks.1.", 0) == 0) a.Remove(s.name);
   }
   ExpectInvalid(a, absl::StatusCode::kInvalidArgument, "block 1");
@@ -288,18 +327,21 @@ TEST(RwkvConfig, FiveVariantsFollowChatRwkvRules) {
   v50.Add("blocks.0.att.ln_x.weight", {128});
   v50.Add("blocks.0.att.time_decay", {2});
   EXPECT_EQ(DetectRwkvVersion(v50), RwkvVersion::kV5_0);
+  ExpectInvalid(v50, absl::StatusCode::kUnimplemented, "RWKV-5 preview (v5.0)");
   v50.Add("blocks.0.att.gate.weight", {128, 128});
   EXPECT_EQ(DetectRwkvVersion(v50), RwkvVersion::kV5_1);
+  ExpectInvalid(v50, absl::StatusCode::kUnimplemented, "RWKV-5 preview (v5.1)");
   v50.Reshape("blocks.0.att.time_decay", {2, 64});
   EXPECT_EQ(DetectRwkvVersion(v50), RwkvVersion::kV5_2);
-  ExpectInvalid(v50, absl::StatusCode::kUnimplemented, "x052");
+  // Now a supported version, but far from complete.
+  ExpectInvalid(v50, absl::StatusCode::kInvalidArgument, "RWKV-5 (x052)");
 }
 
 TEST(RwkvConfig, SingleLayerModel) {
-  Rwkv7Shape s = TinyShape(false);
+  RandomModelShape s = TinyShape(false);
   s.n_layer = 1;
-  FakeArchive a(Rwkv7TensorSpecs(s, DType::kF32));
-  auto c = LoadRwkv7Config(a);
+  FakeArchive a(RandomModelTensorSpecs(s, DType::kF32));
+  auto c = LoadRwkvConfig(a);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->n_layer, 1);
   EXPECT_EQ(c->d_value, 0);  // no layer >= 1 to read it from
@@ -326,7 +368,7 @@ TEST(RwkvConfig, DefaultLoraRanksMatchTheSpecTable) {
 
 TEST(RwkvConfig, SpecExampleStateSizes) {
   // Spec §2.6: 0.1B has 608,256 state floats, 1.5B 3,244,032, 7.2B 8,650,752.
-  Rwkv7Config c;
+  RwkvConfig c;
   c.head_size = 64;
   c.n_layer = 12, c.n_embd = 768, c.n_head = 12;
   EXPECT_EQ(c.state_floats(), 608256);

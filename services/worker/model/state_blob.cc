@@ -39,7 +39,7 @@ std::string ShapeText(const StateShape& s) {
 
 }  // namespace
 
-std::string EncodeStateBlob(const Rwkv7State& state, uint64_t model_fingerprint) {
+std::string EncodeStateBlob(const RwkvState& state, uint64_t model_fingerprint) {
   const StateShape& s = state.shape();
   const absl::Span<const float> data = state.data();
   const size_t payload = data.size() * sizeof(float);
@@ -72,7 +72,7 @@ std::string EncodeStateBlob(const Rwkv7State& state, uint64_t model_fingerprint)
 
 absl::StatusOr<StateBlobInfo> InspectStateBlob(std::string_view blob) {
   if (blob.size() < sizeof(kMagic) || std::memcmp(blob.data(), kMagic, sizeof(kMagic)) != 0) {
-    return absl::InvalidArgumentError("not an RWKV-7 state blob (bad magic)");
+    return absl::InvalidArgumentError("not a Skein RWKV state blob (bad magic)");
   }
   if (blob.size() < 16) return absl::DataLossError("state blob truncated in its header");
   StateBlobInfo info;
@@ -111,9 +111,12 @@ absl::StatusOr<StateBlobInfo> InspectStateBlob(std::string_view blob) {
   // A checksum only proves the bytes are as written, not that a writer was sane: bound every
   // dimension so one layer's size cannot overflow, then check the layer count against the
   // payload by division (layers × layer size may not fit in 64 bits for a lying header).
+  // Heads and head size are both 0 (RWKV-4) or both positive.
+  const bool heads_ok =
+      (s.heads == 0 && s.head_size == 0) ||
+      (s.heads > 0 && s.heads <= (1 << 20) && s.head_size > 0 && s.head_size <= 4096);
   bool consistent = s.first_layer >= 0 && s.last_layer >= s.first_layer && s.embd > 0 &&
-                    s.embd <= (1 << 20) && s.heads > 0 && s.heads <= (1 << 20) && s.head_size > 0 &&
-                    s.head_size <= 4096 && info.position >= 0;
+                    s.embd <= (1 << 20) && heads_ok && info.position >= 0;
   if (consistent) {
     const uint64_t layer_bytes = static_cast<uint64_t>(s.floats_per_layer()) * sizeof(float);
     consistent =
@@ -127,8 +130,8 @@ absl::StatusOr<StateBlobInfo> InspectStateBlob(std::string_view blob) {
   return info;
 }
 
-absl::StatusOr<Rwkv7State> DecodeStateBlob(std::string_view blob, uint64_t model_fingerprint,
-                                           const StateShape& expected) {
+absl::StatusOr<RwkvState> DecodeStateBlob(std::string_view blob, uint64_t model_fingerprint,
+                                          const StateShape& expected) {
   absl::StatusOr<StateBlobInfo> info = InspectStateBlob(blob);
   if (!info.ok()) return info.status();
   if (info->model_fingerprint != model_fingerprint) {
@@ -140,7 +143,7 @@ absl::StatusOr<Rwkv7State> DecodeStateBlob(std::string_view blob, uint64_t model
     return absl::FailedPreconditionError(absl::StrCat("state blob holds ", ShapeText(info->shape),
                                                       "; this stage needs ", ShapeText(expected)));
   }
-  Rwkv7State state(expected);
+  RwkvState state(expected);
   state.set_position(info->position);
   absl::Span<float> data = state.data();
   if constexpr (std::endian::native == std::endian::little) {

@@ -34,7 +34,7 @@ void CheckBlob(std::string_view blob) {
           blob.size()) {
     std::abort();
   }
-  absl::StatusOr<Rwkv7State> state = DecodeStateBlob(blob, info->model_fingerprint, shape);
+  absl::StatusOr<RwkvState> state = DecodeStateBlob(blob, info->model_fingerprint, shape);
   if (!state.ok() || state->position() != info->position || state->shape() != shape) {
     std::abort();
   }

@@ -27,8 +27,8 @@ void SetAndReseal(std::string& blob, size_t offset, T value) {
   for (size_t i = 0; i < 8; ++i) blob[body + i] = static_cast<char>(sum >> (8 * i));
 }
 
-Rwkv7State FilledState() {
-  Rwkv7State state(Shape());
+RwkvState FilledState() {
+  RwkvState state(Shape());
   absl::Span<float> data = state.data();
   for (size_t i = 0; i < data.size(); ++i) data[i] = 0.25f * static_cast<float>(i) - 3.0f;
   state.set_position(1234567);
@@ -36,14 +36,14 @@ Rwkv7State FilledState() {
 }
 
 TEST(StateTest, LayoutAndAccessors) {
-  Rwkv7State state(Shape());
+  RwkvState state(Shape());
   EXPECT_EQ(state.data().size(), 3u * (2 * 8 + 2 * 4 * 4));
   state.att_kv(3)[0] = 7.0f;
   // Layer 3 is the second stored layer: its att_kv starts after layer 2 and its att_x_prev.
   EXPECT_EQ(state.data()[Shape().floats_per_layer() + 8], 7.0f);
   state.ffn_x_prev(4)[7] = 9.0f;
   EXPECT_EQ(state.data().back(), 9.0f);
-  Rwkv7State copy = state;  // fork
+  RwkvState copy = state;  // fork
   copy.att_kv(3)[0] = 1.0f;
   EXPECT_EQ(state.att_kv(3)[0], 7.0f);
   state.Reset();
@@ -52,9 +52,9 @@ TEST(StateTest, LayoutAndAccessors) {
 }
 
 TEST(StateBlobTest, RoundTrips) {
-  const Rwkv7State state = FilledState();
+  const RwkvState state = FilledState();
   const std::string blob = EncodeStateBlob(state, kModel);
-  absl::StatusOr<Rwkv7State> back = DecodeStateBlob(blob, kModel, Shape());
+  absl::StatusOr<RwkvState> back = DecodeStateBlob(blob, kModel, Shape());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->position(), 1234567);
   EXPECT_TRUE(back->shape() == Shape());
@@ -141,7 +141,7 @@ TEST(StateBlobTest, RejectsHeadersWhoseSizeOverflows) {
   // A header whose sizes agree with its payload still decodes after resealing.
   blob = good;
   SetAndReseal<uint64_t>(blob, 48, 99);  // position
-  absl::StatusOr<Rwkv7State> moved = DecodeStateBlob(blob, kModel, Shape());
+  absl::StatusOr<RwkvState> moved = DecodeStateBlob(blob, kModel, Shape());
   ASSERT_TRUE(moved.ok()) << moved.status();
   EXPECT_EQ(moved->position(), 99);
 }
@@ -150,11 +150,11 @@ TEST(StateBlobTest, RejectsHeadersWhoseSizeOverflows) {
 // decoding it passed a null pointer to memcpy. It round-trips as an empty payload.
 TEST(StateBlobTest, RoundTripsAStateOfNoLayers) {
   const StateShape empty{3, 3, 8, 2, 4};
-  Rwkv7State state(empty);
+  RwkvState state(empty);
   state.set_position(7);
   const std::string blob = EncodeStateBlob(state, kModel);
   EXPECT_EQ(blob.size(), 64u + 8u);
-  absl::StatusOr<Rwkv7State> back = DecodeStateBlob(blob, kModel, empty);
+  absl::StatusOr<RwkvState> back = DecodeStateBlob(blob, kModel, empty);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_TRUE(back->data().empty());
   EXPECT_EQ(back->position(), 7);

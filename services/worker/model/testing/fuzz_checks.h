@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/rwkv_config.h"
 
 namespace skein::model {
 
@@ -22,7 +22,7 @@ inline void CheckArchive(const TensorArchive& archive) {
     for (size_t i = 0; i < t.nbytes; ++i) sink = sink ^ p[i];
   }
   (void)DescribeRwkvBasics(archive);
-  (void)LoadRwkv7Config(archive);
+  (void)LoadRwkvConfig(archive);
 }
 
 }  // namespace skein::model

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "services/worker/model/checkpoint/pth_writer.h"
-#include "services/worker/model/testing/random_rwkv7.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/testing/random_rwkv7.h"
 #include "services/worker/model/testing/test_zip.h"
 
 namespace skein::model {
@@ -19,7 +19,7 @@ int Fail(const absl::Status& s) {
 }
 
 int Main(const std::string& dir) {
-  Rwkv7Shape shape;
+  RandomModelShape shape;
   shape.n_layer = 2;
   shape.n_embd = 32;
   shape.head_size = 16;
@@ -27,7 +27,7 @@ int Main(const std::string& dir) {
   shape.ffn = 64;
   shape.lora = {4, 4, 4, 4};
   for (const char* name : {"/rwkv7.pth", "/rwkv7.safetensors"}) {
-    if (absl::Status s = WriteRandomRwkv7(dir + name, shape, DType::kBF16, 1); !s.ok()) {
+    if (absl::Status s = WriteRandomModel(dir + name, shape, DType::kBF16, 1); !s.ok()) {
       return Fail(s);
     }
   }

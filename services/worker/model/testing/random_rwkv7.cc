@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -53,6 +54,25 @@ Range RangeFor(const TensorSpec& spec) {
   if (ends(".weight") && (name.substr(0, 2) == "ln" || name == "ln_out.weight")) return {0.9, 1.1};
   if (ends(".bias")) return {-0.05, 0.05};
   if (name.substr(0, 6) == "att.x_" || name == "ffn.x_k") return {0.0, 1.0};
+  // x060's time-shift LoRA is [C, 5·D] then [5, D, C]: scaled by its input width.
+  if (name == "att.time_maa_w1" || name == "att.time_decay_w1") {
+    double s = inv_sqrt(shape[0]);
+    return {-s, s};
+  }
+  if (name == "att.time_maa_w2") {
+    double s = inv_sqrt(shape[1]);
+    return {-s, s};
+  }
+  if (name == "att.time_decay_w2") {
+    double s = inv_sqrt(shape[0]);
+    return {-s, s};
+  }
+  if (name.find(".time_mix_") != std::string_view::npos ||
+      name.find(".time_maa_") != std::string_view::npos) {
+    return {0.0, 1.0};
+  }
+  if (name == "att.time_decay") return {-5.0, -0.5};
+  if (name == "att.time_first" || name == "att.time_faaaa") return {-0.5, 0.5};
   if (name == "att.w0") return {-5.0, -0.5};
   if (name == "att.a0" || name == "att.v0") return {-1.0, 1.0};
   if (name == "att.k_k") return {0.5, 1.0};
@@ -70,16 +90,22 @@ Range RangeFor(const TensorSpec& spec) {
 
 }  // namespace
 
-absl::StatusOr<Rwkv7Shape> ResolveRwkv7Shape(Rwkv7Shape s) {
-  if (s.n_layer <= 0 || s.n_embd <= 0 || s.vocab <= 0 || s.head_size <= 0 || s.ffn < 0) {
+absl::StatusOr<RandomModelShape> ResolveRandomModelShape(RandomModelShape s) {
+  if (!IsSupportedRwkvVersion(s.version)) {
     return absl::InvalidArgumentError(
-        "layers, embedding width, vocabulary and head size must be positive");
+        absl::StrCat("cannot make a model of version ", std::string(RwkvVersionName(s.version))));
   }
-  if (s.n_embd % s.head_size != 0) {
+  if (s.n_layer <= 0 || s.n_embd <= 0 || s.vocab <= 0 || s.head_size <= 0 || s.ffn < 0 ||
+      s.d_mix <= 0 || s.d_decay <= 0) {
+    return absl::InvalidArgumentError(
+        "layers, embedding width, vocabulary, head size and LoRA ranks must be positive");
+  }
+  if (s.version != RwkvVersion::kV4 && s.n_embd % s.head_size != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "embedding width ", s.n_embd, " is not a multiple of the head size ", s.head_size));
   }
-  if (s.ffn == 0) s.ffn = 4 * s.n_embd;
+  const bool four_c = s.version == RwkvVersion::kV7 || s.version == RwkvVersion::kV4;
+  if (s.ffn == 0) s.ffn = four_c ? 4 * s.n_embd : std::max<int64_t>(32, 7 * s.n_embd / 64 * 32);
   Rwkv7LoraRanks d = DefaultRwkv7LoraRanks(s.n_embd);
   if (s.lora.decay == 0) s.lora.decay = d.decay;
   if (s.lora.iclr == 0) s.lora.iclr = d.iclr;
@@ -91,7 +117,69 @@ absl::StatusOr<Rwkv7Shape> ResolveRwkv7Shape(Rwkv7Shape s) {
   return s;
 }
 
-std::vector<TensorSpec> Rwkv7TensorSpecs(const Rwkv7Shape& s, DType dtype) {
+namespace {
+
+// RWKV-4, x052 and x060 tensors in RWKV-LM's state-dict order (spec §§3-5).
+std::vector<TensorSpec> ClassicTensorSpecs(const RandomModelShape& s, DType dtype) {
+  const int64_t C = s.n_embd, H = C / s.head_size, N = s.head_size;
+  const std::vector<int64_t> vec = {1, 1, C};
+  const bool v4 = s.version == RwkvVersion::kV4, v6 = s.version == RwkvVersion::kV6;
+  std::vector<TensorSpec> specs;
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    specs.push_back({std::move(name), dtype, std::move(shape)});
+  };
+  add("emb.weight", {s.vocab, C});
+  for (int64_t l = 0; l < s.n_layer; ++l) {
+    const std::string b = absl::StrCat("blocks.", l, ".");
+    add(b + "ln1.weight", {C});
+    add(b + "ln1.bias", {C});
+    add(b + "ln2.weight", {C});
+    add(b + "ln2.bias", {C});
+    if (l == 0) {
+      add(b + "ln0.weight", {C});
+      add(b + "ln0.bias", {C});
+    }
+    if (v6) {
+      for (const char* m : {"x", "w", "k", "v", "r", "g"}) add(b + "att.time_maa_" + m, vec);
+      add(b + "att.time_maa_w1", {C, 5 * s.d_mix});
+      add(b + "att.time_maa_w2", {5, s.d_mix, C});
+      add(b + "att.time_decay", vec);
+      add(b + "att.time_decay_w1", {C, s.d_decay});
+      add(b + "att.time_decay_w2", {s.d_decay, C});
+      add(b + "att.time_faaaa", {H, N});
+    } else if (v4) {
+      for (const char* m : {"k", "v", "r"}) add(b + "att.time_mix_" + m, vec);
+      add(b + "att.time_decay", {C});
+      add(b + "att.time_first", {C});
+    } else {
+      for (const char* m : {"k", "v", "r", "g"}) add(b + "att.time_mix_" + m, vec);
+      add(b + "att.time_decay", {H, N});
+      add(b + "att.time_faaaa", {H, N});
+    }
+    add(b + "att.receptance.weight", {C, C});
+    add(b + "att.key.weight", {C, C});
+    add(b + "att.value.weight", {C, C});
+    if (!v4) add(b + "att.gate.weight", {C, C});
+    add(b + "att.output.weight", {C, C});
+    if (!v4) {
+      add(b + "att.ln_x.weight", {C});
+      add(b + "att.ln_x.bias", {C});
+    }
+    for (const char* m : {"k", "r"}) add(b + (v6 ? "ffn.time_maa_" : "ffn.time_mix_") + m, vec);
+    add(b + "ffn.key.weight", {s.ffn, C});
+    add(b + "ffn.receptance.weight", {C, C});
+    add(b + "ffn.value.weight", {C, s.ffn});
+  }
+  add("ln_out.weight", {C});
+  add("ln_out.bias", {C});
+  add("head.weight", {s.vocab, C});
+  return specs;
+}
+
+}  // namespace
+
+std::vector<TensorSpec> RandomModelTensorSpecs(const RandomModelShape& s, DType dtype) {
+  if (s.version != RwkvVersion::kV7) return ClassicTensorSpecs(s, dtype);
   const int64_t C = s.n_embd;
   const std::vector<int64_t> vec = {1, 1, C};
   std::vector<TensorSpec> specs;
@@ -143,7 +231,7 @@ std::vector<TensorSpec> Rwkv7TensorSpecs(const Rwkv7Shape& s, DType dtype) {
   return specs;
 }
 
-void FillRandomRwkv7Values(const TensorSpec& spec, uint64_t seed, int64_t first, int64_t count,
+void FillRandomModelValues(const TensorSpec& spec, uint64_t seed, int64_t first, int64_t count,
                            float* out) {
   const Range r = RangeFor(spec);
   const uint64_t key = SplitMix64(seed ^ Fnv1a(spec.name));
@@ -155,15 +243,15 @@ void FillRandomRwkv7Values(const TensorSpec& spec, uint64_t seed, int64_t first,
   }
 }
 
-absl::Status WriteRandomRwkv7(const std::string& path, const Rwkv7Shape& shape, DType dtype,
+absl::Status WriteRandomModel(const std::string& path, const RandomModelShape& shape, DType dtype,
                               uint64_t seed,
                               const std::function<void(uint64_t, uint64_t)>& progress) {
-  absl::StatusOr<Rwkv7Shape> resolved = ResolveRwkv7Shape(shape);
+  absl::StatusOr<RandomModelShape> resolved = ResolveRandomModelShape(shape);
   if (!resolved.ok()) return resolved.status();
-  const std::vector<TensorSpec> specs = Rwkv7TensorSpecs(*resolved, dtype);
+  const std::vector<TensorSpec> specs = RandomModelTensorSpecs(*resolved, dtype);
   std::map<std::string, std::string> metadata = {
       {"format", "pt"},
-      {"rwkv_version", "x070"},
+      {"rwkv_version", std::string(RwkvVersionName(resolved->version))},
       {"generator", "skein make-model"},
       {"seed", absl::StrCat(seed)},
   };
@@ -187,7 +275,7 @@ absl::Status WriteRandomRwkv7(const std::string& path, const Rwkv7Shape& shape, 
       const int64_t count = std::min(kChunk, n - first);
       values.resize(static_cast<size_t>(count));
       converted.resize(static_cast<size_t>(count) * DTypeSize(dtype));
-      FillRandomRwkv7Values(s, seed, first, count, values.data());
+      FillRandomModelValues(s, seed, first, count, values.data());
       base::ConvertElements(DType::kF32, values.data(), dtype, converted.data(),
                             static_cast<size_t>(count));
       absl::Status st = (*writer)->Append(std::string_view(converted.data(), converted.size()));

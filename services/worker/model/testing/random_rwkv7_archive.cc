@@ -7,14 +7,14 @@
 
 namespace skein::model {
 
-absl::StatusOr<std::unique_ptr<TensorArchive>> MakeRandomRwkv7Archive(const Rwkv7Shape& shape,
+absl::StatusOr<std::unique_ptr<TensorArchive>> MakeRandomRwkv7Archive(const RandomModelShape& shape,
                                                                       uint64_t seed, DType dtype) {
-  absl::StatusOr<Rwkv7Shape> resolved = ResolveRwkv7Shape(shape);
+  absl::StatusOr<RandomModelShape> resolved = ResolveRandomModelShape(shape);
   if (!resolved.ok()) return resolved.status();
   auto archive = std::make_unique<ArchiveImpl>("<random RWKV-7>", nullptr);
   constexpr int64_t kChunk = 1 << 16;
   std::vector<float> values(kChunk);
-  for (const TensorSpec& spec : Rwkv7TensorSpecs(*resolved, dtype)) {
+  for (const TensorSpec& spec : RandomModelTensorSpecs(*resolved, dtype)) {
     TensorView view;
     view.name = spec.name;
     view.dtype = spec.dtype;
@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> MakeRandomRwkv7Archive(const Rwkv
     auto* out = static_cast<uint8_t*>(buffer->data());
     for (int64_t first = 0; first < n; first += kChunk) {
       const int64_t count = n - first < kChunk ? n - first : kChunk;
-      FillRandomRwkv7Values(spec, seed, first, count, values.data());
+      FillRandomModelValues(spec, seed, first, count, values.data());
       base::ConvertElements(DType::kF32, values.data(), dtype, out + first * DTypeSize(dtype),
                             count);
     }
@@ -34,8 +34,8 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> MakeRandomRwkv7Archive(const Rwkv
   return archive;
 }
 
-Rwkv7Shape Rwkv7Shape01B() {
-  Rwkv7Shape s;
+RandomModelShape Rwkv7Shape01B() {
+  RandomModelShape s;
   s.n_layer = 12;
   s.n_embd = 768;
   s.vocab = 65536;
@@ -45,8 +45,8 @@ Rwkv7Shape Rwkv7Shape01B() {
   return s;
 }
 
-Rwkv7Shape Rwkv7Shape04B() {
-  Rwkv7Shape s = Rwkv7Shape01B();
+RandomModelShape Rwkv7Shape04B() {
+  RandomModelShape s = Rwkv7Shape01B();
   s.n_layer = 24;
   s.n_embd = 1024;
   s.ffn = 4 * 1024;

@@ -16,8 +16,8 @@
 namespace skein::model {
 namespace {
 
-Rwkv7Shape Small() {
-  Rwkv7Shape s;
+RandomModelShape Small() {
+  RandomModelShape s;
   s.n_layer = 2;
   s.n_embd = 128;
   s.vocab = 97;
@@ -34,13 +34,13 @@ std::vector<float> Values(const TensorView& t) {
 TEST(RandomRwkv7, WritesValidCheckpointsInBothFormats) {
   for (const char* ext : {".pth", ".safetensors"}) {
     for (bool layer0_v : {false, true}) {
-      Rwkv7Shape s = Small();
+      RandomModelShape s = Small();
       s.layer0_value_lora = layer0_v;
       const std::string path = testing::TempPath(std::string("m") + ext);
-      ASSERT_TRUE(WriteRandomRwkv7(path, s, DType::kBF16, 7).ok());
+      ASSERT_TRUE(WriteRandomModel(path, s, DType::kBF16, 7).ok());
       auto archive = OpenCheckpoint(path);
       ASSERT_TRUE(archive.ok()) << archive.status();
-      auto c = LoadRwkv7Config(**archive);
+      auto c = LoadRwkvConfig(**archive);
       ASSERT_TRUE(c.ok()) << c.status();
       EXPECT_EQ(c->n_layer, 2);
       EXPECT_EQ(c->n_embd, 128);
@@ -65,8 +65,8 @@ TEST(RandomRwkv7, WritesValidCheckpointsInBothFormats) {
 TEST(RandomRwkv7, BothFormatsHoldTheSameValues) {
   const std::string pth = testing::TempPath("same.pth");
   const std::string st = testing::TempPath("same.safetensors");
-  ASSERT_TRUE(WriteRandomRwkv7(pth, Small(), DType::kF16, 3).ok());
-  ASSERT_TRUE(WriteRandomRwkv7(st, Small(), DType::kF16, 3).ok());
+  ASSERT_TRUE(WriteRandomModel(pth, Small(), DType::kF16, 3).ok());
+  ASSERT_TRUE(WriteRandomModel(st, Small(), DType::kF16, 3).ok());
   auto a = OpenCheckpoint(pth);
   auto b = OpenCheckpoint(st);
   ASSERT_TRUE(a.ok() && b.ok());
@@ -88,9 +88,9 @@ TEST(RandomRwkv7, DeterministicForASeed) {
     std::filesystem::create_directories(d);
     paths.push_back(d + "/model.pth");
   }
-  ASSERT_TRUE(WriteRandomRwkv7(paths[0], Small(), DType::kBF16, 42).ok());
-  ASSERT_TRUE(WriteRandomRwkv7(paths[1], Small(), DType::kBF16, 42).ok());
-  ASSERT_TRUE(WriteRandomRwkv7(paths[2], Small(), DType::kBF16, 43).ok());
+  ASSERT_TRUE(WriteRandomModel(paths[0], Small(), DType::kBF16, 42).ok());
+  ASSERT_TRUE(WriteRandomModel(paths[1], Small(), DType::kBF16, 42).ok());
+  ASSERT_TRUE(WriteRandomModel(paths[2], Small(), DType::kBF16, 43).ok());
   EXPECT_TRUE(testing::ReadFile(paths[0]) == testing::ReadFile(paths[1]));
   EXPECT_FALSE(testing::ReadFile(paths[0]) == testing::ReadFile(paths[2]));
 }
@@ -98,15 +98,15 @@ TEST(RandomRwkv7, DeterministicForASeed) {
 TEST(RandomRwkv7, ValuesDoNotDependOnChunking) {
   TensorSpec spec{"blocks.0.att.key.weight", DType::kF32, {64, 64}};
   std::vector<float> whole(4096), parts(4096);
-  FillRandomRwkv7Values(spec, 5, 0, 4096, whole.data());
-  FillRandomRwkv7Values(spec, 5, 0, 1000, parts.data());
-  FillRandomRwkv7Values(spec, 5, 1000, 3096, parts.data() + 1000);
+  FillRandomModelValues(spec, 5, 0, 4096, whole.data());
+  FillRandomModelValues(spec, 5, 0, 1000, parts.data());
+  FillRandomModelValues(spec, 5, 1000, 3096, parts.data() + 1000);
   EXPECT_EQ(whole, parts);
 }
 
 TEST(RandomRwkv7, ScalesKeepTheForwardPassSane) {
   const std::string path = testing::TempPath("f32.safetensors");
-  ASSERT_TRUE(WriteRandomRwkv7(path, Small(), DType::kF32, 11).ok());
+  ASSERT_TRUE(WriteRandomModel(path, Small(), DType::kF32, 11).ok());
   auto archive = OpenCheckpoint(path);
   ASSERT_TRUE(archive.ok());
   auto range = [&](const std::string& name) {
@@ -136,8 +136,8 @@ TEST(RandomRwkv7, ScalesKeepTheForwardPassSane) {
 TEST(RandomRwkv7, Bf16IsTheRoundedFp32Model) {
   const std::string f32 = testing::TempPath("r.safetensors");
   const std::string bf16 = testing::TempPath("r.pth");
-  ASSERT_TRUE(WriteRandomRwkv7(f32, Small(), DType::kF32, 9).ok());
-  ASSERT_TRUE(WriteRandomRwkv7(bf16, Small(), DType::kBF16, 9).ok());
+  ASSERT_TRUE(WriteRandomModel(f32, Small(), DType::kF32, 9).ok());
+  ASSERT_TRUE(WriteRandomModel(bf16, Small(), DType::kBF16, 9).ok());
   auto a = OpenCheckpoint(f32);
   auto b = OpenCheckpoint(bf16);
   ASSERT_TRUE(a.ok() && b.ok());
@@ -149,22 +149,22 @@ TEST(RandomRwkv7, Bf16IsTheRoundedFp32Model) {
 }
 
 TEST(RandomRwkv7, DefaultsAndValidation) {
-  Rwkv7Shape s;
+  RandomModelShape s;
   s.n_layer = 1;
   s.n_embd = 2048;
   s.vocab = 10;
-  auto r = ResolveRwkv7Shape(s);
+  auto r = ResolveRandomModelShape(s);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->ffn, 8192);
   EXPECT_EQ(r->lora.decay, 96);
   EXPECT_EQ(r->lora.value, 64);
   EXPECT_EQ(r->lora.gate, 256);
   s.n_embd = 100;  // not a multiple of 64
-  EXPECT_EQ(ResolveRwkv7Shape(s).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveRandomModelShape(s).status().code(), absl::StatusCode::kInvalidArgument);
   s.n_embd = 128;
   s.n_layer = 0;
-  EXPECT_EQ(ResolveRwkv7Shape(s).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteRandomRwkv7(testing::TempPath("x.bin"), Small(), DType::kF32, 1).code(),
+  EXPECT_EQ(ResolveRandomModelShape(s).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteRandomModel(testing::TempPath("x.bin"), Small(), DType::kF32, 1).code(),
             absl::StatusCode::kInvalidArgument);
 }
 

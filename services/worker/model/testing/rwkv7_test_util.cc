@@ -30,8 +30,17 @@ absl::StatusOr<Golden> FromJson(const nlohmann::json& tokens, const nlohmann::js
     g.tokens = tokens.get<std::vector<int32_t>>();
     g.logits = logits.get<std::vector<std::vector<float>>>();
     for (const nlohmann::json& layer : state) {
-      g.final_state.push_back({layer.at("att_x_prev").get<std::vector<float>>(),
-                               layer.at(kv_key).get<std::vector<float>>(),
+      std::vector<float> att;
+      if (layer.contains(kv_key)) {
+        att = layer.at(kv_key).get<std::vector<float>>();
+      } else {
+        // RWKV-4: aa, bb and pp per channel, in the order our state keeps them.
+        for (const char* part : {"aa", "bb", "pp"}) {
+          std::vector<float> v = layer.at(part).get<std::vector<float>>();
+          att.insert(att.end(), v.begin(), v.end());
+        }
+      }
+      g.final_state.push_back({layer.at("att_x_prev").get<std::vector<float>>(), std::move(att),
                                layer.at("ffn_x_prev").get<std::vector<float>>()});
     }
   } catch (const nlohmann::json::exception& e) {
@@ -72,19 +81,18 @@ absl::Status ReadGreedyGolden(const std::string& json_path, std::vector<int32_t>
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const Rwkv7Weights>> LoadWeights(const std::string& path,
-                                                                 DType dtype, int first_layer,
-                                                                 int last_layer) {
+absl::StatusOr<std::shared_ptr<const RwkvWeights>> LoadWeights(const std::string& path, DType dtype,
+                                                               int first_layer, int last_layer) {
   absl::StatusOr<std::unique_ptr<TensorArchive>> archive = OpenCheckpoint(path);
   if (!archive.ok()) return archive.status();
-  Rwkv7LoadOptions options;
+  RwkvLoadOptions options;
   options.run_dtype = dtype;
   options.first_layer = first_layer;
   options.last_layer = last_layer;
-  absl::StatusOr<std::unique_ptr<Rwkv7Weights>> w =
-      Rwkv7Weights::Load(std::shared_ptr<const TensorArchive>(*std::move(archive)), options);
+  absl::StatusOr<std::unique_ptr<RwkvWeights>> w =
+      RwkvWeights::Load(std::shared_ptr<const TensorArchive>(*std::move(archive)), options);
   if (!w.ok()) return w.status();
-  return std::shared_ptr<const Rwkv7Weights>(*std::move(w));
+  return std::shared_ptr<const RwkvWeights>(*std::move(w));
 }
 
 float StdDev(absl::Span<const float> v) {
@@ -102,7 +110,7 @@ float MaxAbsDiff(absl::Span<const float> a, absl::Span<const float> b) {
   return m;
 }
 
-float MaxStateDiff(const Rwkv7State& state, const Golden& golden) {
+float MaxStateDiff(const RwkvState& state, const Golden& golden) {
   float m = 0;
   for (int l = state.shape().first_layer; l < state.shape().last_layer; ++l) {
     if (l >= static_cast<int>(golden.final_state.size())) return INFINITY;

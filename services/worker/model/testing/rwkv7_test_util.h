@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "services/worker/model/rwkv7_weights.h"
+#include "services/worker/model/rwkv_weights.h"
 #include "services/worker/model/state.h"
 
 namespace skein::model::testing {
@@ -21,7 +21,7 @@ struct Golden {
   int split = -1;                          // golden/rwkv7 files only
   std::vector<std::vector<float>> logits;  // after each token, one at a time from zero state
   struct Layer {
-    std::vector<float> att_x_prev, att_kv, ffn_x_prev;
+    std::vector<float> att_x_prev, att_kv, ffn_x_prev;  // att_kv: RWKV-4's aa, bb, pp
   };
   std::vector<Layer> final_state;
 };
@@ -36,17 +36,17 @@ absl::StatusOr<Golden> ReadMultiversionGolden(const std::string& json_path,
 absl::Status ReadGreedyGolden(const std::string& json_path, std::vector<int32_t>* prompt,
                               std::vector<int32_t>* greedy);
 
-absl::StatusOr<std::shared_ptr<const Rwkv7Weights>> LoadWeights(const std::string& path,
-                                                                 DType dtype = DType::kF32,
-                                                                 int first_layer = 0,
-                                                                 int last_layer = -1);
+absl::StatusOr<std::shared_ptr<const RwkvWeights>> LoadWeights(const std::string& path,
+                                                               DType dtype = DType::kF32,
+                                                               int first_layer = 0,
+                                                               int last_layer = -1);
 
 float StdDev(absl::Span<const float> v);
 float MaxAbsDiff(absl::Span<const float> a, absl::Span<const float> b);
 
 // The largest |state − golden| over all layers and slots (the golden covers all L layers;
 // the state may cover a subrange).
-float MaxStateDiff(const Rwkv7State& state, const Golden& golden);
+float MaxStateDiff(const RwkvState& state, const Golden& golden);
 
 }  // namespace skein::model::testing
 

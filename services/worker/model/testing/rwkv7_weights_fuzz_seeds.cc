@@ -1,5 +1,5 @@
 // Writes tiny but complete RWKV-7 checkpoints into a directory, as seeds for
-// rwkv7_weights_fuzz_test: every tensor Rwkv7Weights::Load needs, in both formats and all
+// rwkv7_weights_fuzz_test: every tensor RwkvWeights::Load needs, in both formats and all
 // three dtypes, with one and with two layers (and one with the optional layer-0 value LoRA).
 // The models are as small as the format allows (C = 8, two heads of 4), so each seed is a
 // few kilobytes and the fuzzer spends its time on headers and shapes, not on copying weights.
@@ -26,7 +26,7 @@ int Main(const std::string& dir) {
       {"two_layers_v0_f32.safetensors", 2, DType::kF32, true},
   };
   for (const Seed& s : seeds) {
-    Rwkv7Shape shape;
+    RandomModelShape shape;
     shape.n_layer = s.layers;
     shape.n_embd = 8;
     shape.head_size = 4;
@@ -35,7 +35,7 @@ int Main(const std::string& dir) {
     shape.lora = {2, 2, 2, 2};
     shape.layer0_value_lora = s.layer0_value_lora;
     const std::string path = dir + "/" + s.name;
-    if (absl::Status st = WriteRandomRwkv7(path, shape, s.dtype, 7); !st.ok()) {
+    if (absl::Status st = WriteRandomModel(path, shape, s.dtype, 7); !st.ok()) {
       std::fprintf(stderr, "rwkv7_weights_fuzz_seeds: %s: %s\n", path.c_str(),
                    std::string(st.message()).c_str());
       return 1;

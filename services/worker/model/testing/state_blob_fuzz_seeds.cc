@@ -13,7 +13,7 @@ namespace {
 
 bool WriteBlob(const std::string& path, const StateShape& shape, int64_t position,
                uint64_t fingerprint) {
-  Rwkv7State state(shape);
+  RwkvState state(shape);
   absl::Span<float> data = state.data();
   for (size_t i = 0; i < data.size(); ++i) data[i] = 0.5f * static_cast<float>(i % 17) - 4.0f;
   state.set_position(position);

@@ -1,9 +1,10 @@
-#include "services/worker/model/rwkv7_weights.h"
+#include "services/worker/model/rwkv_weights.h"
 
 #include <sys/mman.h>
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -62,10 +63,10 @@ uint64_t Fingerprint(const TensorArchive& archive, kernels::ThreadPool* pool) {
 }  // namespace
 
 // Builds the weights; owns the conversions.
-class Rwkv7WeightsBuilder {
+class RwkvWeightsBuilder {
  public:
   // `pack_panels`: store bf16 matrices as packed panels (on `pool`'s threads when given).
-  Rwkv7WeightsBuilder(Rwkv7Weights* w, bool pack_panels, kernels::ThreadPool* pool)
+  RwkvWeightsBuilder(RwkvWeights* w, bool pack_panels, kernels::ThreadPool* pool)
       : w_(w), archive_(*w->archive_), pack_panels_(pack_panels), pool_(pool) {}
 
   // C-value (or n-value) fp32 vector; in place when stored as aligned fp32.
@@ -105,12 +106,26 @@ class Rwkv7WeightsBuilder {
     return m;
   }
 
-  // A LoRA stored [in, out], as an fp32 [out, in] matrix.
-  WeightMatrix Transposed(const std::string& name) {
+  // A C-value fp32 vector computed from a stored one, element by element, in fp32.
+  template <typename F>
+  const float* Derived(const std::string& name, F f) {
     const TensorView* t = archive_.Find(name);
-    const int64_t in = t->shape[0], out_dim = t->shape[1];
+    float* out = static_cast<float*>(Allocate(t->numel() * sizeof(float)));
+    base::ConvertElements(t->dtype, t->data, DType::kF32, out, t->numel());
+    for (int64_t i = 0; i < t->numel(); ++i) out[i] = f(out[i]);
+    return out;
+  }
+
+  // A LoRA stored [in, out] (or the `slice`-th [in, out] matrix of a stack of them, as
+  // x060's time_maa_w2 [5, in, out]), as an fp32 [out, in] matrix.
+  WeightMatrix Transposed(const std::string& name, int64_t slice = 0) {
+    const TensorView* t = archive_.Find(name);
+    const size_t rank = t->shape.size();
+    const int64_t in = t->shape[rank - 2], out_dim = t->shape[rank - 1];
     std::vector<float> stored(in * out_dim);
-    base::ConvertElements(t->dtype, t->data, DType::kF32, stored.data(), stored.size());
+    base::ConvertElements(
+        t->dtype, static_cast<const uint8_t*>(t->data) + slice * in * out_dim * DTypeSize(t->dtype),
+        DType::kF32, stored.data(), stored.size());
     float* out = static_cast<float*>(Allocate(in * out_dim * sizeof(float)));
     for (int64_t i = 0; i < in; ++i) {
       for (int64_t o = 0; o < out_dim; ++o) out[o * in + i] = stored[i * out_dim + o];
@@ -149,16 +164,124 @@ class Rwkv7WeightsBuilder {
     return p;
   }
 
-  Rwkv7Weights* w_;
+  RwkvWeights* w_;
   const TensorArchive& archive_;
   const bool pack_panels_;
   kernels::ThreadPool* const pool_;
 };
 
-absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
-    std::shared_ptr<const TensorArchive> archive, const Rwkv7LoadOptions& options) {
+namespace {
+
+// An x070 layer (spec §2.2).
+RwkvLayerWeights LoadX070Layer(RwkvWeightsBuilder& b, const std::string& p, int l) {
+  RwkvLayerWeights lw{};
+  lw.ln1_w = b.Vector(p + "ln1.weight");
+  lw.ln1_b = b.Vector(p + "ln1.bias");
+  lw.ln2_w = b.Vector(p + "ln2.weight");
+  lw.ln2_b = b.Vector(p + "ln2.bias");
+  lw.x_r = b.Vector(p + "att.x_r");
+  lw.x_w = b.Vector(p + "att.x_w");
+  lw.x_k = b.Vector(p + "att.x_k");
+  lw.x_v = b.Vector(p + "att.x_v");
+  lw.x_a = b.Vector(p + "att.x_a");
+  lw.x_g = b.Vector(p + "att.x_g");
+  lw.w0 = b.Vector(p + "att.w0");
+  lw.a0 = b.Vector(p + "att.a0");
+  lw.k_k = b.Vector(p + "att.k_k");
+  lw.k_a = b.Vector(p + "att.k_a");
+  lw.r_k = b.Vector(p + "att.r_k");
+  lw.ln_x_w = b.Vector(p + "att.ln_x.weight");
+  lw.ln_x_b = b.Vector(p + "att.ln_x.bias");
+  lw.ffn_x_k = b.Vector(p + "ffn.x_k");
+  lw.receptance = b.Matrix(p + "att.receptance.weight");
+  lw.key = b.Matrix(p + "att.key.weight");
+  lw.value = b.Matrix(p + "att.value.weight");
+  lw.output = b.Matrix(p + "att.output.weight");
+  lw.ffn_key = b.Matrix(p + "ffn.key.weight");
+  lw.ffn_value = b.Matrix(p + "ffn.value.weight");
+  lw.w1 = b.Transposed(p + "att.w1");
+  lw.w2 = b.Transposed(p + "att.w2");
+  lw.a1 = b.Transposed(p + "att.a1");
+  lw.a2 = b.Transposed(p + "att.a2");
+  lw.g1 = b.Transposed(p + "att.g1");
+  lw.g2 = b.Transposed(p + "att.g2");
+  if (l > 0) {
+    lw.v0 = b.Vector(p + "att.v0");
+    lw.v1 = b.Transposed(p + "att.v1");
+    lw.v2 = b.Transposed(p + "att.v2");
+  }
+  return lw;
+}
+
+// An RWKV-4, x052 or x060 layer (spec §§3-5).
+RwkvLayerWeights LoadClassicLayer(RwkvWeightsBuilder& b, const std::string& p,
+                                  RwkvVersion version) {
+  RwkvLayerWeights lw{};
+  const auto one_minus = [](float mu) { return 1.0f - mu; };
+  lw.ln1_w = b.Vector(p + "ln1.weight");
+  lw.ln1_b = b.Vector(p + "ln1.bias");
+  lw.ln2_w = b.Vector(p + "ln2.weight");
+  lw.ln2_b = b.Vector(p + "ln2.bias");
+  lw.receptance = b.Matrix(p + "att.receptance.weight");
+  lw.key = b.Matrix(p + "att.key.weight");
+  lw.value = b.Matrix(p + "att.value.weight");
+  lw.output = b.Matrix(p + "att.output.weight");
+  lw.ffn_key = b.Matrix(p + "ffn.key.weight");
+  lw.ffn_value = b.Matrix(p + "ffn.value.weight");
+  lw.ffn_receptance = b.Matrix(p + "ffn.receptance.weight");
+  switch (version) {
+    case RwkvVersion::kV4:
+      lw.x_k = b.Derived(p + "att.time_mix_k", one_minus);
+      lw.x_v = b.Derived(p + "att.time_mix_v", one_minus);
+      lw.x_r = b.Derived(p + "att.time_mix_r", one_minus);
+      lw.ffn_x_k = b.Derived(p + "ffn.time_mix_k", one_minus);
+      lw.ffn_x_r = b.Derived(p + "ffn.time_mix_r", one_minus);
+      lw.time_decay = b.Derived(p + "att.time_decay", [](float d) { return -std::exp(d); });
+      lw.bonus = b.Vector(p + "att.time_first");
+      break;
+    case RwkvVersion::kV5_2:
+      lw.x_k = b.Derived(p + "att.time_mix_k", one_minus);
+      lw.x_v = b.Derived(p + "att.time_mix_v", one_minus);
+      lw.x_r = b.Derived(p + "att.time_mix_r", one_minus);
+      lw.x_g = b.Derived(p + "att.time_mix_g", one_minus);
+      lw.ffn_x_k = b.Derived(p + "ffn.time_mix_k", one_minus);
+      lw.ffn_x_r = b.Derived(p + "ffn.time_mix_r", one_minus);
+      lw.time_decay =
+          b.Derived(p + "att.time_decay", [](float d) { return std::exp(-std::exp(d)); });
+      break;
+    case RwkvVersion::kV6:
+      lw.maa_x = b.Vector(p + "att.time_maa_x");
+      lw.x_w = b.Vector(p + "att.time_maa_w");
+      lw.x_k = b.Vector(p + "att.time_maa_k");
+      lw.x_v = b.Vector(p + "att.time_maa_v");
+      lw.x_r = b.Vector(p + "att.time_maa_r");
+      lw.x_g = b.Vector(p + "att.time_maa_g");
+      lw.ffn_x_k = b.Vector(p + "ffn.time_maa_k");
+      lw.ffn_x_r = b.Vector(p + "ffn.time_maa_r");
+      lw.time_decay = b.Vector(p + "att.time_decay");
+      lw.maa_w1 = b.Transposed(p + "att.time_maa_w1");
+      for (int64_t i = 0; i < 5; ++i) lw.maa_w2[i] = b.Transposed(p + "att.time_maa_w2", i);
+      lw.decay_w1 = b.Transposed(p + "att.time_decay_w1");
+      lw.decay_w2 = b.Transposed(p + "att.time_decay_w2");
+      break;
+    default:
+      break;
+  }
+  if (version != RwkvVersion::kV4) {
+    lw.bonus = b.Vector(p + "att.time_faaaa");
+    lw.gate = b.Matrix(p + "att.gate.weight");
+    lw.ln_x_w = b.Vector(p + "att.ln_x.weight");
+    lw.ln_x_b = b.Vector(p + "att.ln_x.bias");
+  }
+  return lw;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RwkvWeights>> RwkvWeights::Load(
+    std::shared_ptr<const TensorArchive> archive, const RwkvLoadOptions& options) {
   if (archive == nullptr) return absl::InvalidArgumentError("no checkpoint given");
-  absl::StatusOr<Rwkv7Config> config = LoadRwkv7Config(*archive);
+  absl::StatusOr<RwkvConfig> config = LoadRwkvConfig(*archive);
   if (!config.ok()) return config.status();
   const int layers = static_cast<int>(config->n_layer);
   const int last = options.last_layer < 0 ? layers : options.last_layer;
@@ -167,7 +290,7 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
         absl::StrCat(archive->path(), ": layer range [", options.first_layer, ", ", last,
                      ") is not a non-empty part of the model's ", layers, " layers"));
   }
-  std::unique_ptr<Rwkv7Weights> w(new Rwkv7Weights());
+  std::unique_ptr<RwkvWeights> w(new RwkvWeights());
   w->archive_ = std::move(archive);
   w->config_ = *config;
   w->first_layer_ = options.first_layer;
@@ -175,7 +298,7 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
   w->run_dtype_ = options.run_dtype;
   w->fingerprint_ = Fingerprint(*w->archive_, options.pool);
 
-  Rwkv7WeightsBuilder b(
+  RwkvWeightsBuilder b(
       w.get(),
       options.bf16_panels && options.run_dtype == DType::kBF16 && kernels::Bf16PanelsAccelerated(),
       options.pool);
@@ -191,52 +314,18 @@ absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Rwkv7Weights::Load(
   }
   for (int l = w->first_layer_; l < w->last_layer_; ++l) {
     const std::string p = absl::StrCat("blocks.", l, ".");
-    Rwkv7LayerWeights lw{};
-    lw.ln1_w = b.Vector(p + "ln1.weight");
-    lw.ln1_b = b.Vector(p + "ln1.bias");
-    lw.ln2_w = b.Vector(p + "ln2.weight");
-    lw.ln2_b = b.Vector(p + "ln2.bias");
-    lw.x_r = b.Vector(p + "att.x_r");
-    lw.x_w = b.Vector(p + "att.x_w");
-    lw.x_k = b.Vector(p + "att.x_k");
-    lw.x_v = b.Vector(p + "att.x_v");
-    lw.x_a = b.Vector(p + "att.x_a");
-    lw.x_g = b.Vector(p + "att.x_g");
-    lw.w0 = b.Vector(p + "att.w0");
-    lw.a0 = b.Vector(p + "att.a0");
-    lw.k_k = b.Vector(p + "att.k_k");
-    lw.k_a = b.Vector(p + "att.k_a");
-    lw.r_k = b.Vector(p + "att.r_k");
-    lw.ln_x_w = b.Vector(p + "att.ln_x.weight");
-    lw.ln_x_b = b.Vector(p + "att.ln_x.bias");
-    lw.ffn_x_k = b.Vector(p + "ffn.x_k");
-    lw.receptance = b.Matrix(p + "att.receptance.weight");
-    lw.key = b.Matrix(p + "att.key.weight");
-    lw.value = b.Matrix(p + "att.value.weight");
-    lw.output = b.Matrix(p + "att.output.weight");
-    lw.ffn_key = b.Matrix(p + "ffn.key.weight");
-    lw.ffn_value = b.Matrix(p + "ffn.value.weight");
-    lw.w1 = b.Transposed(p + "att.w1");
-    lw.w2 = b.Transposed(p + "att.w2");
-    lw.a1 = b.Transposed(p + "att.a1");
-    lw.a2 = b.Transposed(p + "att.a2");
-    lw.g1 = b.Transposed(p + "att.g1");
-    lw.g2 = b.Transposed(p + "att.g2");
-    if (l > 0) {
-      lw.v0 = b.Vector(p + "att.v0");
-      lw.v1 = b.Transposed(p + "att.v1");
-      lw.v2 = b.Transposed(p + "att.v2");
-    }
-    w->layers_.push_back(lw);
+    w->layers_.push_back(w->version() == RwkvVersion::kV7 ? LoadX070Layer(b, p, l)
+                                                          : LoadClassicLayer(b, p, w->version()));
   }
   return w;
 }
 
-StateShape Rwkv7Weights::state_shape() const {
+StateShape RwkvWeights::state_shape() const {
+  // RWKV-4 has no heads: heads = head size = 0 selects its per-channel state layout.
   return StateShape{first_layer_, last_layer_, config_.n_embd, config_.n_head, config_.head_size};
 }
 
-void Rwkv7Weights::Embed(int64_t token, float* out) const {
+void RwkvWeights::Embed(int64_t token, float* out) const {
   const int64_t C = config_.n_embd;
   base::ConvertElements(
       emb_->dtype, static_cast<const uint8_t*>(emb_->data) + token * C * DTypeSize(emb_->dtype),
@@ -244,13 +333,16 @@ void Rwkv7Weights::Embed(int64_t token, float* out) const {
   kernels::LayerNorm(out, ln0_w_, ln0_b_, C, kLayerNormEps, out);
 }
 
-int64_t Rwkv7Weights::bytes_read_per_token() const {
+int64_t RwkvWeights::bytes_read_per_token() const {
   const int64_t C = config_.n_embd;
   int64_t bytes = 0;
-  for (const Rwkv7LayerWeights& l : layers_) {
+  for (const RwkvLayerWeights& l : layers_) {
     for (const WeightMatrix* m :
-         {&l.receptance, &l.key, &l.value, &l.output, &l.ffn_key, &l.ffn_value, &l.w1, &l.w2, &l.a1,
-          &l.a2, &l.g1, &l.g2, &l.v1, &l.v2}) {
+         {&l.receptance, &l.key,       &l.value,     &l.output,    &l.ffn_key,
+          &l.ffn_value,  &l.w1,        &l.w2,        &l.a1,        &l.a2,
+          &l.g1,         &l.g2,        &l.v1,        &l.v2,        &l.ffn_receptance,
+          &l.gate,       &l.maa_w1,    &l.maa_w2[0], &l.maa_w2[1], &l.maa_w2[2],
+          &l.maa_w2[3],  &l.maa_w2[4], &l.decay_w1,  &l.decay_w2}) {
       bytes += static_cast<int64_t>(m->rows * m->cols * DTypeSize(m->type));
     }
     bytes += 20 * C * static_cast<int64_t>(sizeof(float));  // vectors and norms

@@ -1,19 +1,20 @@
-// The RWKV-7 (x070) forward pass on CPU over a batch of sequences, for one layer range.
+// The RWKV forward pass on CPU over a batch of sequences, for one layer range: x070, x060,
+// x052 or RWKV-4, whichever the weights hold (the layers differ, the step does not).
 //
 // A step advances any number of sequences at once, each by any number of tokens (decode: 1
 // token each; prefill: many; mixed, for continuous batching). All projections run as matrix
 // products over every token of the step, reading each weight once per step; the WKV
 // recurrence runs per sequence in token order. Each sequence brings its own state.
 //
-// Stages: a model split in layer ranges [0,a), [a,b), …, [z,L) runs one Rwkv7Model per range.
+// Stages: a model split in layer ranges [0,a), [a,b), …, [z,L) runs one RwkvModel per range.
 // The first takes token ids; the others take the previous stage's StageActivations (the
-// hidden state of every token and its layer-0 value `v_first`, spec §2.4). The last produces
-// logits; the others produce StageActivations for the next stage.
+// hidden state of every token and, for x070, its layer-0 value `v_first`, spec §2.4). The last
+// produces logits; the others produce StageActivations for the next stage.
 //
 // Thread-safe: concurrent Step calls are serialized (one step at a time uses the thread
 // pool and scratch memory). The weights may be shared with other models.
-#ifndef SKEIN_SERVICES_WORKER_MODEL_RWKV7_MODEL_H_
-#define SKEIN_SERVICES_WORKER_MODEL_RWKV7_MODEL_H_
+#ifndef SKEIN_SERVICES_WORKER_MODEL_RWKV_MODEL_H_
+#define SKEIN_SERVICES_WORKER_MODEL_RWKV_MODEL_H_
 
 #include <cstdint>
 #include <memory>
@@ -24,13 +25,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "kernels/cpu/thread_pool.h"
-#include "services/worker/model/rwkv7_weights.h"
+#include "services/worker/model/rwkv_weights.h"
 #include "services/worker/model/state.h"
 
 namespace skein::model {
 
 // What passes between stages: for every token of the step, sequences in step order, its
-// hidden state and its layer-0 value, each [rows, C] row-major fp32.
+// hidden state and (x070 only; empty for other versions) its layer-0 value, each [rows, C]
+// row-major fp32.
 struct StageActivations {
   int64_t rows = 0;
   int64_t width = 0;  // C
@@ -40,7 +42,7 @@ struct StageActivations {
 
 // One sequence's part of a step.
 struct SequenceStep {
-  Rwkv7State* state = nullptr;  // this stage's layers; advanced in place
+  RwkvState* state = nullptr;  // this stage's layers; advanced in place
   // First stage: the token ids to feed (at least one). Later stages: leave empty.
   absl::Span<const int32_t> tokens;
   // Later stages: how many rows of the input activations belong to this sequence.
@@ -62,7 +64,7 @@ struct StepResult {
   StageActivations activations;
 };
 
-struct Rwkv7ModelOptions {
+struct RwkvModelOptions {
   // With bf16 weights, let large matrix products (16+ rows: prefill, batched decode) round
   // their input activations to bf16 and use the CPU's bf16 dot-product instructions
   // (AVX512_BF16), about twice as fast. Off: activations stay fp32 and a bf16 checkpoint run
@@ -71,17 +73,17 @@ struct Rwkv7ModelOptions {
   bool bf16_activations = false;
 };
 
-class Rwkv7Model {
+class RwkvModel {
  public:
   // `pool` may be null (single-threaded) and must outlive the model.
-  Rwkv7Model(std::shared_ptr<const Rwkv7Weights> weights, kernels::ThreadPool* pool,
-             Rwkv7ModelOptions options = {});
-  ~Rwkv7Model();
+  RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::ThreadPool* pool,
+            RwkvModelOptions options = {});
+  ~RwkvModel();
 
-  const Rwkv7Weights& weights() const { return *weights_; }
+  const RwkvWeights& weights() const { return *weights_; }
 
   // A zero state for this model's layers.
-  Rwkv7State NewState() const { return Rwkv7State(weights_->state_shape()); }
+  RwkvState NewState() const { return RwkvState(weights_->state_shape()); }
 
   // Runs one step. `input` is required when the model does not start at layer 0 (and must be
   // null otherwise). INVALID_ARGUMENT for malformed requests (token id out of range, empty
@@ -101,21 +103,22 @@ class Rwkv7Model {
   // Bytes of scratch memory held between steps. Call only while no Step runs (tests).
   size_t scratch_bytes() const;
 
- private:
+  // The step's scratch memory (defined in layer_step.h, internal to the model library).
   struct Scratch;
 
+ private:
   absl::Status Validate(absl::Span<const SequenceStep> sequences,
                         const StageActivations* input) const;
   void RunLayer(int layer, absl::Span<const SequenceStep> sequences,
                 absl::Span<const int64_t> offsets) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
-  std::shared_ptr<const Rwkv7Weights> weights_;
+  std::shared_ptr<const RwkvWeights> weights_;
   kernels::ThreadPool* pool_;
-  Rwkv7ModelOptions options_;
+  RwkvModelOptions options_;
   mutable absl::Mutex mutex_;  // one step at a time uses the scratch memory (and the pool)
   std::unique_ptr<Scratch> scratch_ ABSL_GUARDED_BY(mutex_) ABSL_PT_GUARDED_BY(mutex_);
 };
 
 }  // namespace skein::model
 
-#endif  // SKEIN_SERVICES_WORKER_MODEL_RWKV7_MODEL_H_
+#endif  // SKEIN_SERVICES_WORKER_MODEL_RWKV_MODEL_H_

@@ -1,9 +1,11 @@
-// RWKV-7 (x070) weights for a range of layers, ready for the CPU kernels.
+// RWKV weights (x070, x060, x052 or RWKV-4) for a range of layers, ready for the CPU kernels.
 //
-// Loaded from a TensorArchive (spec §2.2): the big projection matrices (att r/k/v/o, ffn
-// key/value, head) in the run dtype; everything else in fp32: the per-channel vectors, the
-// LayerNorm/GroupNorm parameters and the LoRA matrices, which are stored transposed here
-// ([out, in], so they go through the same matrix kernel as the Linear weights). Where a
+// Loaded from a TensorArchive (spec §§2.2, 3-5): the big projection matrices (att r/k/v/g/o,
+// ffn key/value/receptance, head) in the run dtype; everything else in fp32: the per-channel
+// vectors, the LayerNorm/GroupNorm parameters and the LoRA matrices, which are stored
+// transposed here ([out, in], so they go through the same matrix kernel as the Linear
+// weights). Per-channel constants the references precompute at load are precomputed here
+// too, in fp32 (spec §7.2): the static decays of RWKV-4 and x052. Where a
 // matrix is already stored in the run dtype it is used in place, in the archive's mapped
 // memory (no copy); the archive must outlive the weights (they hold a reference to it).
 //
@@ -18,8 +20,8 @@
 // checkpoint run in bf16 gives exactly its fp32 run.
 //
 // Immutable after Load and safe to share between threads.
-#ifndef SKEIN_SERVICES_WORKER_MODEL_RWKV7_WEIGHTS_H_
-#define SKEIN_SERVICES_WORKER_MODEL_RWKV7_WEIGHTS_H_
+#ifndef SKEIN_SERVICES_WORKER_MODEL_RWKV_WEIGHTS_H_
+#define SKEIN_SERVICES_WORKER_MODEL_RWKV_WEIGHTS_H_
 
 #include <cstdint>
 #include <memory>
@@ -29,13 +31,13 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "kernels/cpu/kernels.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
 #include "services/worker/model/rwkv_config.h"
 #include "services/worker/model/state.h"
-#include "services/worker/model/checkpoint/tensor_archive.h"
 
 namespace skein::model {
 
-struct Rwkv7LoadOptions {
+struct RwkvLoadOptions {
   DType run_dtype = DType::kF32;  // for the big matrices
   int first_layer = 0;
   int last_layer = -1;  // exclusive; -1 = all layers
@@ -47,8 +49,14 @@ struct Rwkv7LoadOptions {
   kernels::ThreadPool* pool = nullptr;
 };
 
-// One layer's tensors. Vectors are C floats unless noted.
-struct Rwkv7LayerWeights {
+// One layer's tensors. Vectors are C floats unless noted; a field a version does not use is
+// null (or an empty matrix).
+//
+// Token shift: x_r, x_w, x_k, x_v, x_a, x_g, ffn_x_k and ffn_x_r hold the weight of the
+// PREVIOUS token in every version (mixed = cur + (prev − cur)⊙μ, the x060/x070 form). RWKV-4
+// and x052 store the weight of the current token instead (spec §4), so they are loaded as
+// 1 − μ, which is exact in fp32 for the stored bf16/fp16 values in [0, 1].
+struct RwkvLayerWeights {
   const float* ln1_w;
   const float* ln1_b;
   const float* ln2_w;
@@ -72,21 +80,38 @@ struct Rwkv7LayerWeights {
   kernels::WeightMatrix ffn_key;                         // [F, C]
   kernels::WeightMatrix ffn_value;                       // [C, F]
   // LoRAs transposed to [out, in]: w1ᵀ [D_w, C], w2ᵀ [C, D_w], …; fp32, or bf16 panels when
-  // the big matrices are packed (Rwkv7LoadOptions::bf16_panels).
+  // the big matrices are packed (RwkvLoadOptions::bf16_panels).
   kernels::WeightMatrix w1, w2, a1, a2, g1, g2;
   kernels::WeightMatrix v1, v2;  // empty (rows = 0) in layer 0
+
+  // RWKV-4, x052 and x060 (spec §§3-5).
+  const float* ffn_x_r;                  // the FFN receptance's token shift
+  kernels::WeightMatrix ffn_receptance;  // [C, C], run dtype
+  kernels::WeightMatrix gate;            // x052, x060: [C, C], run dtype
+  // RWKV-4: −exp(time_decay); x052: exp(−exp(time_decay)) ([H, N] flattened); x060:
+  // time_decay as stored (the LoRA is added before the exp-exp).
+  const float* time_decay;
+  const float* bonus;  // u: RWKV-4 time_first, x052/x060 time_faaaa
+  // x060: the data-dependent token shift, maa_x and the LoRA time_maa_w1ᵀ [5·D_mix, C] with
+  // time_maa_w2[i]ᵀ [C, D_mix] for i = w, k, v, r, g; and the decay LoRA time_decay_w1ᵀ
+  // [D_dec, C], time_decay_w2ᵀ [C, D_dec].
+  const float* maa_x;
+  kernels::WeightMatrix maa_w1;
+  kernels::WeightMatrix maa_w2[5];
+  kernels::WeightMatrix decay_w1, decay_w2;
 };
 
-class Rwkv7Weights {
+class RwkvWeights {
  public:
-  // Loads layers [first_layer, last_layer) of an x070 checkpoint; the embedding if
-  // first_layer == 0; ln_out and head if last_layer == L. INVALID_ARGUMENT for a bad layer
-  // range; otherwise the errors of LoadRwkv7Config for a checkpoint that is not a well-formed
-  // x070 model.
-  static absl::StatusOr<std::unique_ptr<Rwkv7Weights>> Load(
-      std::shared_ptr<const TensorArchive> archive, const Rwkv7LoadOptions& options);
+  // Loads layers [first_layer, last_layer) of a checkpoint of a supported version; the
+  // embedding if first_layer == 0; ln_out and head if last_layer == L. INVALID_ARGUMENT for a
+  // bad layer range; otherwise the errors of LoadRwkvConfig for a checkpoint that is not a
+  // well-formed model of a supported version.
+  static absl::StatusOr<std::unique_ptr<RwkvWeights>> Load(
+      std::shared_ptr<const TensorArchive> archive, const RwkvLoadOptions& options);
 
-  const Rwkv7Config& config() const { return config_; }
+  const RwkvConfig& config() const { return config_; }
+  RwkvVersion version() const { return config_.version; }
   int first_layer() const { return first_layer_; }
   int last_layer() const { return last_layer_; }
   bool has_embedding() const { return first_layer_ == 0; }
@@ -95,7 +120,7 @@ class Rwkv7Weights {
   StateShape state_shape() const;
 
   // Absolute layer index, first_layer() <= layer < last_layer().
-  const Rwkv7LayerWeights& layer(int layer) const { return layers_[layer - first_layer_]; }
+  const RwkvLayerWeights& layer(int layer) const { return layers_[layer - first_layer_]; }
 
   // Writes LN(emb[token]; ln0) to `out` (C floats). Requires has_embedding() and
   // 0 <= token < V.
@@ -118,14 +143,14 @@ class Rwkv7Weights {
   int64_t bytes_read_per_token() const;
 
  private:
-  Rwkv7Weights() = default;
+  RwkvWeights() = default;
 
   std::shared_ptr<const TensorArchive> archive_;
-  Rwkv7Config config_;
+  RwkvConfig config_;
   int first_layer_ = 0;
   int last_layer_ = 0;
   DType run_dtype_ = DType::kF32;
-  std::vector<Rwkv7LayerWeights> layers_;
+  std::vector<RwkvLayerWeights> layers_;
   const TensorView* emb_ = nullptr;
   const float* ln0_w_ = nullptr;
   const float* ln0_b_ = nullptr;
@@ -136,9 +161,9 @@ class Rwkv7Weights {
   // Converted copies the pointers above refer to (64-byte aligned).
   std::vector<std::unique_ptr<uint8_t[], void (*)(void*)>> owned_;
 
-  friend class Rwkv7WeightsBuilder;
+  friend class RwkvWeightsBuilder;
 };
 
 }  // namespace skein::model
 
-#endif  // SKEIN_SERVICES_WORKER_MODEL_RWKV7_WEIGHTS_H_
+#endif  // SKEIN_SERVICES_WORKER_MODEL_RWKV_WEIGHTS_H_

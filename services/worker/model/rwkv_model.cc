@@ -1,0 +1,221 @@
+#include "services/worker/model/rwkv_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "kernels/cpu/kernels.h"
+#include "services/worker/model/layer_step.h"
+
+namespace skein::model {
+
+RwkvModel::RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::ThreadPool* pool,
+                     RwkvModelOptions options)
+    : weights_(std::move(weights)),
+      pool_(pool),
+      options_(options),
+      scratch_(std::make_unique<Scratch>()) {}
+
+RwkvModel::~RwkvModel() = default;
+
+absl::Status RwkvModel::Validate(absl::Span<const SequenceStep> sequences,
+                                 const StageActivations* input) const {
+  const RwkvWeights& w = *weights_;
+  const RwkvConfig& d = w.config();
+  if (w.has_embedding() && input != nullptr) {
+    return absl::InvalidArgumentError("the first stage takes token ids, not activations");
+  }
+  if (!w.has_embedding() && input == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("a stage starting at layer ", w.first_layer(),
+                                                   " needs the previous stage's activations"));
+  }
+  std::set<const RwkvState*> seen;
+  int64_t rows = 0;
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    const SequenceStep& seq = sequences[s];
+    if (seq.state == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " has no state"));
+    }
+    if (seq.state->shape() != w.state_shape()) {
+      const StateShape& sh = seq.state->shape();
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", s, ": state for layers [", sh.first_layer, ", ", sh.last_layer,
+                       ") C=", sh.embd, " does not fit this stage (layers [", w.first_layer(), ", ",
+                       w.last_layer(), ") C=", d.n_embd, ")"));
+    }
+    if (!seen.insert(seq.state).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", s, " uses a state that another sequence of the step uses"));
+    }
+    if (w.has_embedding()) {
+      if (seq.tokens.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " has no tokens"));
+      }
+      for (size_t i = 0; i < seq.tokens.size(); ++i) {
+        if (seq.tokens[i] < 0 || seq.tokens[i] >= d.vocab) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("sequence ", s, ": token ", i, " is ", seq.tokens[i],
+                           ", outside the vocabulary [0, ", d.vocab, ")"));
+        }
+      }
+      rows += static_cast<int64_t>(seq.tokens.size());
+    } else {
+      if (!seq.tokens.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sequence ", s, ": token ids given to a stage that does not start at layer 0"));
+      }
+      if (seq.num_tokens <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " has no tokens"));
+      }
+      rows += seq.num_tokens;
+    }
+  }
+  if (input != nullptr) {
+    const size_t want = static_cast<size_t>(rows * d.n_embd);
+    // Only x070 passes layer 0's value along; the other versions send none.
+    const size_t want_v_first = d.has_value_residual() ? want : 0;
+    if (input->rows != rows || input->width != d.n_embd || input->hidden.size() != want ||
+        input->v_first.size() != want_v_first) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("activations hold ", input->rows, " rows of width ", input->width, " (",
+                       input->hidden.size(), " hidden and ", input->v_first.size(),
+                       " v_first values); the sequences need ", rows, " rows of width ", d.n_embd));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StepResult> RwkvModel::Step(absl::Span<const SequenceStep> sequences,
+                                           const StageActivations* input) {
+  StepResult result;
+  if (absl::Status s = Step(sequences, input, &result); !s.ok()) return s;
+  return result;
+}
+
+absl::Status RwkvModel::Step(absl::Span<const SequenceStep> sequences,
+                             const StageActivations* input, StepResult* out) {
+  if (absl::Status s = Validate(sequences, input); !s.ok()) return s;
+  absl::MutexLock lock(&mutex_);
+  const RwkvWeights& w = *weights_;
+  const RwkvConfig& d = w.config();
+  const int64_t C = d.n_embd;
+
+  // Row offsets of each sequence in the step.
+  std::vector<int64_t> offsets(sequences.size() + 1, 0);
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    const int64_t n = w.has_embedding() ? static_cast<int64_t>(sequences[s].tokens.size())
+                                        : sequences[s].num_tokens;
+    offsets[s + 1] = offsets[s] + n;
+  }
+  const int64_t rows = offsets.back();
+  StepResult& result = *out;
+  result.logits_rows.clear();
+  result.activations.rows = 0;
+  result.activations.width = 0;
+  if (rows == 0) {
+    result.logits.clear();
+    result.activations.hidden.clear();
+    result.activations.v_first.clear();
+    return absl::OkStatus();
+  }
+
+  Scratch& sc = *scratch_;
+  sc.Resize(rows, d);
+  // Whichever way the step ends, an oversized one hands its scratch memory back.
+  absl::Cleanup shrink = [&sc, rows] {
+    if (rows > kRetainedScratchRows) sc.Release();
+  };
+  sc.row_sequence.resize(rows);
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    for (int64_t r = offsets[s]; r < offsets[s + 1]; ++r)
+      sc.row_sequence[r] = static_cast<int32_t>(s);
+  }
+
+  if (w.has_embedding()) {
+    std::vector<int32_t> tokens;
+    tokens.reserve(rows);
+    for (const SequenceStep& seq : sequences)
+      tokens.insert(tokens.end(), seq.tokens.begin(), seq.tokens.end());
+    auto embed = [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) w.Embed(tokens[r], sc.x.row(r));
+    };
+    if (pool_ != nullptr) {
+      pool_->ParallelFor(rows, 4, embed);
+    } else {
+      embed(0, rows);
+    }
+  } else {
+    std::memcpy(sc.x.ptr(), input->hidden.data(), rows * C * sizeof(float));
+    if (d.has_value_residual()) {
+      std::memcpy(sc.v_first.ptr(), input->v_first.data(), rows * C * sizeof(float));
+    }
+  }
+
+  for (int l = w.first_layer(); l < w.last_layer(); ++l) RunLayer(l, sequences, offsets);
+  for (const SequenceStep& seq : sequences) {
+    seq.state->set_position(seq.state->position() + (w.has_embedding()
+                                                         ? static_cast<int64_t>(seq.tokens.size())
+                                                         : seq.num_tokens));
+  }
+
+  if (!w.has_head()) {
+    result.activations.rows = rows;
+    result.activations.width = C;
+    result.activations.hidden.assign(sc.x.ptr(), sc.x.ptr() + rows * C);
+    if (d.has_value_residual()) {
+      result.activations.v_first.assign(sc.v_first.ptr(), sc.v_first.ptr() + rows * C);
+    } else {
+      result.activations.v_first.clear();
+    }
+    result.logits.clear();
+    return absl::OkStatus();
+  }
+
+  // ln_out and the head on the rows that need logits.
+  std::vector<int64_t> out_rows;
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    const int64_t begin = sequences[s].no_logits    ? offsets[s + 1]
+                          : sequences[s].all_logits ? offsets[s]
+                                                    : offsets[s + 1] - 1;
+    for (int64_t r = begin; r < offsets[s + 1]; ++r) out_rows.push_back(r);
+    result.logits_rows.push_back(offsets[s + 1] - begin);
+  }
+  const int64_t n_out = static_cast<int64_t>(out_rows.size());
+  result.logits.resize(n_out * d.vocab);
+  result.activations.hidden.clear();
+  result.activations.v_first.clear();
+  if (n_out == 0) return absl::OkStatus();
+  sc.head_in.Resize(n_out, C);
+  for (int64_t i = 0; i < n_out; ++i) {
+    kernels::LayerNorm(sc.x.row(out_rows[i]), w.ln_out_w(), w.ln_out_b(), C, kLayerNormEps,
+                       sc.head_in.row(i));
+  }
+  kernels::MatMul(kernels::MatMulJob{sc.head_in.ptr(), C, w.head(), result.logits.data(), d.vocab,
+                                     n_out, false, options_.bf16_activations},
+                  pool_);
+  return absl::OkStatus();
+}
+
+size_t RwkvModel::scratch_bytes() const {
+  absl::MutexLock lock(&mutex_);
+  return scratch_->bytes();
+}
+
+void RwkvModel::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
+                         absl::Span<const int64_t> offsets) {
+  const LayerStep step{
+      weights_->config(),       weights_->layer(layer), layer, *scratch_, sequences, offsets, pool_,
+      options_.bf16_activations};
+  if (weights_->version() == RwkvVersion::kV7) {
+    RunX070Layer(step);
+  } else {
+    RunClassicLayer(step);
+  }
+}
+
+}  // namespace skein::model

@@ -1,0 +1,263 @@
+// Exactness of the RWKV-4, RWKV-5 (x052) and RWKV-6 (x060) forward passes against the
+// official goldens (../shared/golden/multiversion, made with ChatRWKV's rwkv package in fp32),
+// and the equivalences serving relies on, as rwkv7_model_test checks them for x070: sequence
+// mode = step mode, a batch = each sequence alone, a state saved and restored mid-sequence =
+// an uninterrupted run, a 2-way layer split = the whole model.
+//
+// Tolerances are those of rwkv7_model_test: logits within 1e-4 × their standard deviation of
+// the golden, the state within 5e-5 (relative to 1 + |value|, for RWKV-4's running sums and
+// exponent, which are not of unit scale).
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/cpu/thread_pool.h"
+#include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/rwkv_config.h"
+#include "services/worker/model/rwkv_model.h"
+#include "services/worker/model/rwkv_weights.h"
+#include "services/worker/model/state.h"
+#include "services/worker/model/state_blob.h"
+#include "services/worker/model/testing/rwkv7_test_util.h"
+#include "tests/support/test_data.h"
+
+namespace skein::model {
+namespace {
+
+using testing::Golden;
+using testing::MaxAbsDiff;
+using testing::StdDev;
+
+constexpr float kLogitTolerance = 1e-4f;  // × std of the logits
+constexpr float kGoldenStateBound = 5e-5f;
+// Two fp32 evaluations of the same function in different orders.
+constexpr float kReorderTolerance = 1e-5f;
+
+kernels::ThreadPool& Pool() {
+  static kernels::ThreadPool* pool = new kernels::ThreadPool(2);
+  return *pool;
+}
+
+struct VersionCase {
+  const char* name;
+  const char* file;  // in golden/multiversion
+  RwkvVersion version;
+};
+
+std::string CaseName(const ::testing::TestParamInfo<VersionCase>& info) { return info.param.name; }
+
+// Largest |a − b| / (1 + |b|) over every layer's state.
+float RelativeStateDiff(const RwkvState& state, const Golden& golden) {
+  float worst = 0;
+  auto cmp = [&](absl::Span<const float> got, const std::vector<float>& want) {
+    if (got.size() != want.size()) {
+      worst = INFINITY;
+      return;
+    }
+    for (size_t i = 0; i < got.size(); ++i) {
+      worst = std::max(worst, std::fabs(got[i] - want[i]) / (1 + std::fabs(want[i])));
+    }
+  };
+  for (int l = state.shape().first_layer; l < state.shape().last_layer; ++l) {
+    const Golden::Layer& g = golden.final_state[l];
+    cmp(state.att_x_prev(l), g.att_x_prev);
+    cmp(state.att_kv(l), g.att_kv);
+    cmp(state.ffn_x_prev(l), g.ffn_x_prev);
+  }
+  return worst;
+}
+
+absl::StatusOr<StepResult> StepOne(RwkvModel& model, RwkvState& state,
+                                   absl::Span<const int32_t> tokens, bool all_logits = false) {
+  SequenceStep seq{&state, tokens, 0, all_logits};
+  return model.Step({&seq, 1});
+}
+
+class MultiversionTest : public ::testing::TestWithParam<VersionCase> {
+ protected:
+  void SetUp() override {
+    SKEIN_REQUIRE_TEST_DATA(json, "golden/multiversion/expected.json");
+    SKEIN_REQUIRE_TEST_DATA(path, std::string("golden/multiversion/") + GetParam().file);
+    absl::StatusOr<Golden> g = testing::ReadMultiversionGolden(json, GetParam().file);
+    ASSERT_TRUE(g.ok()) << g.status();
+    golden_ = *std::move(g);
+    absl::StatusOr<std::unique_ptr<TensorArchive>> archive = OpenCheckpoint(path);
+    ASSERT_TRUE(archive.ok()) << archive.status();
+    archive_ = std::shared_ptr<const TensorArchive>(*std::move(archive));
+  }
+
+  std::shared_ptr<const RwkvWeights> Weights(DType dtype = DType::kF32, int first = 0,
+                                             int last = -1) {
+    RwkvLoadOptions options;
+    options.run_dtype = dtype;
+    options.first_layer = first;
+    options.last_layer = last;
+    absl::StatusOr<std::unique_ptr<RwkvWeights>> w = RwkvWeights::Load(archive_, options);
+    EXPECT_TRUE(w.ok()) << w.status();
+    return w.ok() ? std::shared_ptr<const RwkvWeights>(*std::move(w)) : nullptr;
+  }
+
+  void ExpectLogits(absl::Span<const float> got, size_t step, const std::string& what) {
+    const std::vector<float>& want = golden_.logits[step];
+    ASSERT_EQ(got.size(), want.size()) << what;
+    EXPECT_LE(MaxAbsDiff(got, want), kLogitTolerance * StdDev(want)) << what << ", step " << step;
+  }
+
+  Golden golden_;
+  std::shared_ptr<const TensorArchive> archive_;
+};
+
+TEST_P(MultiversionTest, LoadsAsItsVersion) {
+  std::shared_ptr<const RwkvWeights> w = Weights();
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->version(), GetParam().version);
+  const StateShape shape = w->state_shape();
+  EXPECT_EQ(shape.per_channel(), GetParam().version == RwkvVersion::kV4);
+  EXPECT_EQ(shape.total_floats(), w->config().state_floats());
+  // A fresh RWKV-4 state starts its exponent at −1e30; every other value at zero.
+  RwkvState state(shape);
+  for (int l = 0; l < 3; ++l) {
+    absl::Span<const float> att = state.att_kv(l);
+    for (size_t i = 0; i < att.size(); ++i) {
+      const bool exponent = shape.per_channel() && i >= 2 * static_cast<size_t>(shape.embd);
+      ASSERT_EQ(att[i], exponent ? RwkvState::kV4InitialExponent : 0.0f) << i;
+    }
+  }
+}
+
+TEST_P(MultiversionTest, StepByStepMatchesGolden) {
+  RwkvModel model(Weights(), &Pool());
+  RwkvState state = model.NewState();
+  for (size_t t = 0; t < golden_.tokens.size(); ++t) {
+    absl::StatusOr<StepResult> r = StepOne(model, state, {&golden_.tokens[t], 1});
+    ASSERT_TRUE(r.ok()) << r.status();
+    ExpectLogits(r->logits, t, "step mode");
+  }
+  EXPECT_EQ(state.position(), static_cast<int64_t>(golden_.tokens.size()));
+  EXPECT_LE(RelativeStateDiff(state, golden_), kGoldenStateBound);
+}
+
+TEST_P(MultiversionTest, SequenceModeMatchesGolden) {
+  RwkvModel model(Weights(), &Pool());
+  RwkvState state = model.NewState();
+  absl::StatusOr<StepResult> r = StepOne(model, state, golden_.tokens, /*all_logits=*/true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const size_t V = golden_.logits[0].size();
+  ASSERT_EQ(r->logits.size(), golden_.tokens.size() * V);
+  for (size_t t = 0; t < golden_.tokens.size(); ++t) {
+    ExpectLogits(absl::MakeConstSpan(r->logits).subspan(t * V, V), t, "sequence mode");
+  }
+  EXPECT_LE(RelativeStateDiff(state, golden_), kGoldenStateBound);
+}
+
+// A bf16 checkpoint run with bf16 weights computes what its fp32 run computes: the weights
+// are the same numbers and activations stay fp32.
+TEST_P(MultiversionTest, Bf16RunMatchesGolden) {
+  RwkvModel model(Weights(DType::kBF16), &Pool());
+  RwkvState state = model.NewState();
+  absl::StatusOr<StepResult> r = StepOne(model, state, golden_.tokens, /*all_logits=*/true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const size_t V = golden_.logits[0].size();
+  for (size_t t = 0; t < golden_.tokens.size(); ++t) {
+    ExpectLogits(absl::MakeConstSpan(r->logits).subspan(t * V, V), t, "bf16 weights");
+  }
+}
+
+// Two sequences of different lengths and a third at another position, in one step, each equal
+// to its own run.
+TEST_P(MultiversionTest, BatchEqualsEachSequenceAlone) {
+  RwkvModel model(Weights(), &Pool());
+  const std::vector<int32_t>& tokens = golden_.tokens;
+  const absl::Span<const int32_t> all(tokens);
+  // The third sequence has already consumed the first four tokens.
+  RwkvState a = model.NewState(), b = model.NewState(), c = model.NewState();
+  ASSERT_TRUE(StepOne(model, c, all.subspan(0, 4)).ok());
+  RwkvState c_alone = c;
+  SequenceStep steps[3] = {
+      {&a, all, 0, true}, {&b, all.subspan(0, 3), 0, false}, {&c, all.subspan(4, 5), 0, false}};
+  absl::StatusOr<StepResult> batch = model.Step(steps);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const size_t V = golden_.logits[0].size();
+  ASSERT_EQ(batch->logits_rows, (std::vector<int64_t>{static_cast<int64_t>(tokens.size()), 1, 1}));
+
+  RwkvState b_alone = model.NewState();
+  absl::StatusOr<StepResult> rb = StepOne(model, b_alone, all.subspan(0, 3));
+  absl::StatusOr<StepResult> rc = StepOne(model, c_alone, all.subspan(4, 5));
+  ASSERT_TRUE(rb.ok() && rc.ok());
+  const float scale = StdDev(golden_.logits.back());
+  const absl::Span<const float> logits(batch->logits);
+  EXPECT_LE(MaxAbsDiff(logits.subspan(tokens.size() * V, V), rb->logits),
+            kReorderTolerance * scale);
+  EXPECT_LE(MaxAbsDiff(logits.subspan((tokens.size() + 1) * V, V), rc->logits),
+            kReorderTolerance * scale);
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    ExpectLogits(logits.subspan(t * V, V), t, "in a batch");
+  }
+  EXPECT_LE(MaxAbsDiff(b.data(), b_alone.data()), kReorderTolerance);
+  EXPECT_LE(MaxAbsDiff(c.data(), c_alone.data()), kReorderTolerance);
+}
+
+// A state saved as a blob mid-sequence and restored continues as if never interrupted.
+TEST_P(MultiversionTest, RestoredStateContinuesTheRun) {
+  std::shared_ptr<const RwkvWeights> weights = Weights();
+  RwkvModel model(weights, &Pool());
+  const absl::Span<const int32_t> tokens(golden_.tokens);
+  RwkvState first = model.NewState();
+  ASSERT_TRUE(StepOne(model, first, tokens.subspan(0, 6)).ok());
+  const std::string blob = EncodeStateBlob(first, weights->fingerprint());
+  absl::StatusOr<RwkvState> restored =
+      DecodeStateBlob(blob, weights->fingerprint(), weights->state_shape());
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->position(), 6);
+  absl::StatusOr<StepResult> r = StepOne(model, *restored, tokens.subspan(6), true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const size_t V = golden_.logits[0].size();
+  for (size_t t = 6; t < tokens.size(); ++t) {
+    ExpectLogits(absl::MakeConstSpan(r->logits).subspan((t - 6) * V, V), t, "after restore");
+  }
+  EXPECT_LE(RelativeStateDiff(*restored, golden_), kGoldenStateBound);
+}
+
+// Layers [0, 1) and [1, 3) as two stages, activations passed between them, equal the whole
+// model; each stage's state covers its own layers.
+TEST_P(MultiversionTest, TwoStagesEqualTheWholeModel) {
+  RwkvModel front(Weights(DType::kF32, 0, 1), &Pool());
+  RwkvModel back(Weights(DType::kF32, 1, 3), &Pool());
+  RwkvState s0 = front.NewState(), s1 = back.NewState();
+  EXPECT_EQ(s0.shape().layers(), 1);
+  EXPECT_EQ(s1.shape().first_layer, 1);
+  const absl::Span<const int32_t> tokens(golden_.tokens);
+  SequenceStep first{&s0, tokens, 0, false};
+  absl::StatusOr<StepResult> mid = front.Step({&first, 1});
+  ASSERT_TRUE(mid.ok()) << mid.status();
+  EXPECT_TRUE(mid->activations.v_first.empty()) << "only x070 passes v_first";
+  EXPECT_EQ(mid->activations.rows, static_cast<int64_t>(tokens.size()));
+  SequenceStep second{&s1, {}, static_cast<int64_t>(tokens.size()), true};
+  absl::StatusOr<StepResult> out = back.Step({&second, 1}, &mid->activations);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const size_t V = golden_.logits[0].size();
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    ExpectLogits(absl::MakeConstSpan(out->logits).subspan(t * V, V), t, "two stages");
+  }
+  EXPECT_LE(RelativeStateDiff(s0, golden_), kGoldenStateBound);
+  EXPECT_LE(RelativeStateDiff(s1, golden_), kGoldenStateBound);
+
+  // Activations carrying a v_first, as x070's do, do not fit these models.
+  StageActivations wrong = mid->activations;
+  wrong.v_first = wrong.hidden;
+  RwkvState s2 = back.NewState();
+  SequenceStep again{&s2, {}, static_cast<int64_t>(tokens.size()), false};
+  EXPECT_EQ(back.Step({&again, 1}, &wrong).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, MultiversionTest,
+                         ::testing::Values(VersionCase{"v6", "tiny-v6.pth", RwkvVersion::kV6},
+                                           VersionCase{"v5_2", "tiny-v5.2.pth", RwkvVersion::kV5_2},
+                                           VersionCase{"v4", "tiny-v4.pth", RwkvVersion::kV4}),
+                         CaseName);
+
+}  // namespace
+}  // namespace skein::model
