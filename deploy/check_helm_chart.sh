@@ -42,6 +42,10 @@ grep -q -- '--layers=12:24 --stage=1' "$work/gpu-2x2.yaml" || fail "the layer sp
 grep -q 'volumeClaimTemplates' "$work/cpu-one-node.yaml" || fail "RocksDB store keeps its data on a PVC"
 grep -q -- '--redis=redis-cluster.redis.svc:6379' "$work/redis.yaml" || fail "the Redis store is wired"
 grep -q 'helm.sh/hook: test' "$work/cpu-one-node.yaml" || fail "a helm test hook"
+grep -q -- '--initial-state="chinese-chat=/models/chinese-chat-state.pth"' "$work/cpu-one-node.yaml" ||
+  fail "initial states reach the workers"
+grep -q -- 'fetch "https://example.com/states/chinese-chat-state.pth"' "$work/cpu-one-node.yaml" ||
+  fail "initial states are fetched beside the model"
 # Every pod non-root with a read-only root filesystem and no capabilities.
 for f in "$work"/*.yaml; do
   pods=$(count '^      containers:\|^  containers:' "$f")
@@ -69,4 +73,6 @@ refuse "a split for another stage count" "ranges for 3 stages" --set pipeline.st
 refuse "more stages than layers" "more than the model's layers" --set pipeline.stages=13
 refuse "a Redis store without an address" "store.redis.address" --set store.type=redis
 refuse "a model URL without a checksum" "sha256" --set model.sha256=
+refuse "an initial state with a bad name" "initialStates" --set 'model.initialStates[0].name=a b' \
+  --set 'model.initialStates[0].file=s.pth'
 echo "helm chart checks passed"

@@ -171,7 +171,9 @@ void RouterService::UsePrefixCache(GenerationSpec* spec, size_t keep_last) {
   if (max_position < static_cast<size_t>(grid)) return;
   // Chain hashes at every grid point and at the longest usable prefix, longest first.
   std::vector<std::pair<size_t, ChainHash>> candidates;
-  ChainHash h = *identity;
+  absl::StatusOr<ChainHash> base = scheduler_->BaseChain(spec->initial_state);
+  if (!base.ok()) return;
+  ChainHash h = *base;
   size_t done = 0;
   auto advance_to = [&](size_t position) {
     h = ExtendChain(h, std::span<const uint32_t>(spec->prompt).subspan(done, position - done));
@@ -227,6 +229,14 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
       return ToGrpcStatus(prepared.status());
     }
     spec = *std::move(prepared);
+    if (!request.initial_state().empty()) {
+      // Unknown names fail here, before anything is queued.
+      if (absl::StatusOr<ChainHash> base = scheduler_->BaseChain(request.initial_state());
+          !base.ok()) {
+        return ToGrpcStatus(base.status());
+      }
+      spec.initial_state = request.initial_state();
+    }
     prompt_tokens = static_cast<uint32_t>(spec.prompt.size());
     UsePrefixCache(&spec, 1);
     // A long prompt's state before its last token is stored, so a repeat feeds one token.

@@ -59,6 +59,7 @@ v1::Session RouterService::Describe(const SessionRecord& r) {
   s.set_expires_at_unix_ms(r.updated_at_unix_ms() + static_cast<int64_t>(r.ttl_seconds()) * 1000);
   s.set_owner(r.owner());
   s.set_forked_from(r.forked_from());
+  s.set_initial_state(r.initial_state());
   absl::MutexLock lock(&busy_mutex_);
   s.set_busy(busy_.contains(r.session_id()));
   return s;
@@ -116,6 +117,21 @@ absl::Status RouterService::PrepareTurn(grpc::ServerContext* context,
   if (request.idempotency_key().size() > 128) {
     return fail(absl::InvalidArgumentError("idempotency_key is longer than 128 bytes"));
   }
+  if (!request.initial_state().empty()) {
+    return fail(absl::InvalidArgumentError(
+        "initial_state is for stateless requests; a session names it in CreateSession"));
+  }
+  if (!r.initial_state().empty()) {
+    // The session's base state must still be the one it was created from.
+    std::string digest;
+    absl::StatusOr<ChainHash> base = scheduler_->BaseChain(r.initial_state(), &digest);
+    if (!base.ok()) return fail(base.status());
+    if (digest != r.initial_state_digest()) {
+      return fail(absl::FailedPreconditionError(absl::StrCat(
+          "session '", id, "' started from initial state '", r.initial_state(), "' (digest ",
+          r.initial_state_digest(), "), which the model now loads with digest ", digest)));
+    }
+  }
   if (request.has_expected_position() && request.expected_position() != r.position()) {
     return fail(
         absl::AbortedError(absl::StrCat("session '", id, "' is at position ", r.position(),
@@ -142,6 +158,7 @@ absl::Status RouterService::PrepareTurn(grpc::ServerContext* context,
   spec->start.key = r.state_key();
   spec->start.position = r.position() - static_cast<uint64_t>(r.pending_size());
   spec->start.sampler = r.sampler_state();
+  spec->initial_state = r.initial_state();
   if (!HashFromBytes(r.chain_hash(), &spec->start.chain)) {
     return fail(absl::DataLossError(
         absl::StrCat("the record of session '", id, "' has no valid chain hash")));
@@ -244,12 +261,17 @@ grpc::Status RouterService::CreateSession(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
                         absl::StrCat("session '", id, "' already exists"));
   }
+  std::string initial_digest;
+  absl::StatusOr<ChainHash> base = scheduler_->BaseChain(request->initial_state(), &initial_digest);
+  if (!base.ok()) return ToGrpcStatus(base.status());
   SessionRecord r;
   r.set_session_id(id);
   r.set_model(model->model().name());
   r.set_owner(Owner(context));
   r.set_identity(HashHex(*identity));
-  r.set_chain_hash(HashBytes(*identity));
+  r.set_chain_hash(HashBytes(*base));
+  r.set_initial_state(request->initial_state());
+  r.set_initial_state_digest(initial_digest);
   r.set_created_at_unix_ms(NowMillis());
   r.set_updated_at_unix_ms(r.created_at_unix_ms());
   r.set_ttl_seconds(ttl);
@@ -263,7 +285,8 @@ grpc::Status RouterService::CreateSession(grpc::ServerContext* context,
   turn->session.record = r;
   GenerationSpec spec;
   spec.prompt = *std::move(prefix);
-  spec.start.chain = *identity;
+  spec.start.chain = *base;
+  spec.initial_state = request->initial_state();
   if (!spec.prompt.empty()) UsePrefixCache(&spec, 0);
   if (spec.prompt.empty()) {
     // No prefix, or all of it cached: the record alone makes the session.

@@ -111,6 +111,26 @@ std::optional<v1::ModelInfo> Scheduler::model() const {
   return model_;
 }
 
+absl::StatusOr<ChainHash> Scheduler::BaseChain(const std::string& initial_state,
+                                               std::string* digest) const {
+  absl::MutexLock lock(&mutex_);
+  return BaseChainLocked(initial_state, digest);
+}
+
+absl::StatusOr<ChainHash> Scheduler::BaseChainLocked(const std::string& initial_state,
+                                                     std::string* digest) const {
+  if (!identity_ || !model_) return absl::UnavailableError("no pipeline replica has answered yet");
+  if (digest != nullptr) digest->clear();
+  if (initial_state.empty()) return *identity_;
+  for (const v1::InitialState& s : model_->initial_states()) {
+    if (s.name() != initial_state) continue;
+    if (digest != nullptr) *digest = s.digest();
+    return InitialStateChain(*identity_, s.digest());
+  }
+  return absl::NotFoundError(absl::StrCat("model '", model_->model().name(),
+                                          "' has no initial state named '", initial_state, "'"));
+}
+
 std::optional<ChainHash> Scheduler::identity() const {
   absl::MutexLock lock(&mutex_);
   return identity_;
@@ -292,8 +312,13 @@ absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spe
   spec.prompt.clear();
   spec.start_tokens.clear();
   absl::MutexLock lock(&mutex_);
-  // The zero state's chain hash is the pipeline identity.
-  if (spec.start.key.empty()) spec.start.chain = identity_.value_or(ChainHash{});
+  // Without a stored state the generation starts from its base state: the zero state, whose
+  // chain hash is the pipeline identity, or a named initial state.
+  if (spec.start.key.empty()) {
+    absl::StatusOr<ChainHash> base = BaseChainLocked(spec.initial_state, nullptr);
+    if (!base.ok() && base.status().code() == absl::StatusCode::kNotFound) return base.status();
+    spec.start.chain = base.value_or(ChainHash{});
+  }
   progress.restart = spec.start;
   progress.position = progress.restart.position;
   progress.chain = progress.restart.chain;
@@ -532,6 +557,7 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
     s->set_session_id(g.id_);
     s->set_expected_position(prog.position);
     s->set_reset(!prog.started);
+    if (!prog.started) s->set_initial_state(g.spec_.initial_state);
     if (p.kind == Planned::kDecode) {
       s->add_tokens(*prog.pending_token);
     } else {

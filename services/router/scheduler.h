@@ -102,8 +102,12 @@ struct GenerationSpec {
   bool logprobs = false;
   uint32_t top_logprobs = 0;
 
-  // Where to start (with a store only; otherwise the zero state).
+  // Where to start (with a store only; otherwise the base state: the zero state, or the named
+  // initial state below).
   StartPoint start;
+  // The named initial state (ModelInfo.initial_states) a generation that starts without a
+  // stored state starts from; "" for the zero state.
+  std::string initial_state;
   // When `start` is a prefix-cache entry: the tokens it holds, fed from the zero state
   // instead should the entry be gone by the time it is loaded. Empty for sessions.
   std::vector<uint32_t> start_tokens;
@@ -230,6 +234,13 @@ class Scheduler {
 
   // The model the healthy replicas serve, once one has answered, and their identity.
   std::optional<v1::ModelInfo> model() const;
+  // The chain hash of the base state a generation with `initial_state` starts from when it has
+  // no stored state: the pipeline identity for "" (the zero state), else InitialStateChain of
+  // the identity and the state's digest. UNAVAILABLE before any pipeline has answered,
+  // NOT_FOUND for a name the model was not loaded with. `digest`, when given, receives the
+  // state's digest ("" for the zero state).
+  absl::StatusOr<ChainHash> BaseChain(const std::string& initial_state,
+                                      std::string* digest = nullptr) const;
   std::optional<ChainHash> identity() const;
   size_t healthy_replicas() const;
   // Forgets a worker id's hot copy (best effort, e.g. for a deleted session).
@@ -280,6 +291,9 @@ class Scheduler {
       ABSL_LOCKS_EXCLUDED(mutex_);
   // State I/O on the scheduler's threads.
   void RunStateOp(std::function<void()> op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  absl::StatusOr<ChainHash> BaseChainLocked(const std::string& initial_state,
+                                            std::string* digest) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void StateThread() ABSL_LOCKS_EXCLUDED(mutex_);
   void StartLoad(Replica& replica, std::shared_ptr<Generation> gen)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);

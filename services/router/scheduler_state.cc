@@ -227,7 +227,7 @@ void Scheduler::StartLoad(Replica& replica, std::shared_ptr<Generation> gen) {
       prog.prompt = std::move(feed);
       prog.start_tokens.clear();
       prog.restart = StartPoint{};
-      prog.restart.chain = identity_.value_or(ChainHash{});
+      prog.restart.chain = BaseChainLocked(g.spec_.initial_state, nullptr).value_or(ChainHash{});
       prog.chain = prog.restart.chain;
       prog.position = 0;
       return;

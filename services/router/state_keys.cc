@@ -29,6 +29,12 @@ ChainHash PipelineIdentity(const std::vector<v1::StageInfo>& stages) {
   return FromXxh(XXH3_128bits(description.data(), description.size()));
 }
 
+ChainHash InitialStateChain(const ChainHash& identity, std::string_view state_digest) {
+  std::string description = absl::StrCat("skein-initial-state-v1|", HashHex(identity), "|");
+  description.append(state_digest.data(), state_digest.size());
+  return FromXxh(XXH3_128bits(description.data(), description.size()));
+}
+
 ChainHash ExtendChain(const ChainHash& h, std::span<const uint32_t> tokens) {
   ChainHash out = h;
   uint8_t buffer[20];

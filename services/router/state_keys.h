@@ -5,6 +5,7 @@
 // of its weight bytes), layer range and weight dtype, in stage order. The state after feeding
 // tokens t0..tn-1 from the zero state is content-addressed by the chain
 //   h(0) = identity,  h(i+1) = XXH3-128(h(i) || t_i as 4 little-endian bytes)
+// (from a named initial state instead of zeros, h(0) = InitialStateChain(identity, digest))
 // and stored as a multi-part snapshot (one part per stage) under StateKey(identity, h(n)).
 // So a state can only ever be found by a pipeline that computes exactly the same function,
 // two requests that share a prefix share its state, and a session's snapshot is also a
@@ -27,6 +28,11 @@ using ChainHash = std::array<uint8_t, 16>;
 
 // The identity of a pipeline whose stages, in order, describe themselves as `stages`.
 ChainHash PipelineIdentity(const std::vector<v1::StageInfo>& stages);
+
+// The chain's start for states grown from a named initial state rather than the zero state:
+// a hash of the identity and the initial state's digest (InitialState.digest), so prefixes
+// fed from different starting states never share an entry.
+ChainHash InitialStateChain(const ChainHash& identity, std::string_view state_digest);
 
 // h extended by `tokens`.
 ChainHash ExtendChain(const ChainHash& h, std::span<const uint32_t> tokens);

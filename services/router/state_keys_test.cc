@@ -72,5 +72,19 @@ TEST(ValidSessionId, AcceptsTheDocumentedAlphabetOnly) {
   EXPECT_FALSE(ValidSessionId("é"));
 }
 
+TEST(StateKeys, InitialStatesStartTheirOwnChains) {
+  const ChainHash identity = ExtendChain(ChainHash{}, std::vector<uint32_t>{1});
+  const ChainHash a = InitialStateChain(identity, "00000000000000aa");
+  EXPECT_NE(a, identity);
+  EXPECT_EQ(a, InitialStateChain(identity, "00000000000000aa"));
+  EXPECT_NE(a, InitialStateChain(identity, "00000000000000ab"));
+  EXPECT_NE(a,
+            InitialStateChain(ExtendChain(identity, std::vector<uint32_t>{2}), "00000000000000aa"));
+  // The same tokens from two starts land on different keys.
+  const std::vector<uint32_t> tokens = {5, 6, 7};
+  EXPECT_NE(StateKey(identity, ExtendChain(a, tokens)),
+            StateKey(identity, ExtendChain(identity, tokens)));
+}
+
 }  // namespace
 }  // namespace skein::router

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,7 @@ struct WorkerFlags {
   bool bf16_activations = false;
   int64_t max_sessions = 256;
   int64_t max_step_tokens = 4096;
+  std::vector<std::string> initial_states;  // NAME=PATH
 };
 
 absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* service) {
@@ -47,6 +49,14 @@ absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* servi
   options.run_dtype = *dtype;
   options.threads = f.threads;
   options.bf16_activations = f.bf16_activations;
+  for (const std::string& spec : f.initial_states) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--initial-state wants NAME=PATH, not '", spec, "'"));
+    }
+    options.initial_states.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
+  }
   if (absl::Status s = skein::engine::ResolveLayerRange(f.layers, f.stage, f.stages,
                                                         static_cast<int>(config->n_layer),
                                                         &options.first_layer, &options.last_layer);
@@ -117,6 +127,9 @@ int main(int argc, char** argv) {
   app.add_option("--measure-bandwidth", measure_bandwidth,
                  "Measure memory read bandwidth at load (about 0.1 s) for the "
                  "bandwidth-utilisation metric (default true)");
+  app.add_option("--initial-state", f.initial_states,
+                 "NAME=PATH of a state-tuning file (blocks.<l>.att.time_state); a request naming "
+                 "NAME starts from it. Repeatable");
   app.add_option("--max-step-tokens", f.max_step_tokens, "Most tokens one step may carry")
       ->check(CLI::PositiveNumber);
   if (auto exit_code = skein::ParseCommandLine(app, options.service_name, argc, argv)) {

@@ -217,6 +217,11 @@ grpc::Status WorkerService::GetStageInfo(grpc::ServerContext*, const v1::GetStag
   m->set_weight_dtype(std::string(model::DTypeName(w.run_dtype())));
   // Vocabulary 50277 or 50304 (RWKV-4 Pile/Raven, RWKV-7 Pile) is the 20B BPE (spec §6).
   m->set_tokenizer(c.vocab == 50277 || c.vocab == 50304 ? "gpt-neox-20b" : "rwkv-world");
+  for (const engine::NamedState& s : engine_->initial_states()) {
+    v1::InitialState* out = m->add_initial_states();
+    out->set_name(s.name);
+    out->set_digest(absl::StrFormat("%016x", s.digest));
+  }
   response->mutable_layers()->set_first(static_cast<uint32_t>(w.first_layer()));
   response->mutable_layers()->set_last(static_cast<uint32_t>(w.last_layer()));
   response->set_stage_index(config_.stage_index);

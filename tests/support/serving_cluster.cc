@@ -136,9 +136,12 @@ std::string Join(const std::vector<uint32_t>& ids) {
 }
 
 std::vector<uint32_t> EngineGreedy(const std::string& model, const std::vector<uint32_t>& prompt,
-                                   int n) {
-  CmdResult r = Skein({"generate", "--model", model, "--prompt-tokens", Join(prompt),
-                       "--max-tokens", std::to_string(n), "--dtype", "fp32", "--threads", "1"});
+                                   int n, const std::string& initial_state) {
+  std::vector<std::string> args = {
+      "generate",        "--model", model,  "--prompt-tokens", Join(prompt), "--max-tokens",
+      std::to_string(n), "--dtype", "fp32", "--threads",       "1"};
+  if (!initial_state.empty()) args.insert(args.end(), {"--initial-state", initial_state});
+  CmdResult r = Skein(args);
   EXPECT_EQ(r.code, 0) << r.err;
   return nlohmann::json::parse(r.out)["tokens"].get<std::vector<uint32_t>>();
 }

@@ -68,9 +68,10 @@ v1::GenerateRequest TokenRequest(const std::vector<uint32_t>& prompt, uint32_t m
 
 std::string Join(const std::vector<uint32_t>& ids);
 
-// The single-process engine's greedy continuation (`skein generate`, fp32).
+// The single-process engine's greedy continuation (`skein generate`, fp32), from the zero
+// state or from an initial-state file.
 std::vector<uint32_t> EngineGreedy(const std::string& model, const std::vector<uint32_t>& prompt,
-                                   int n);
+                                   int n, const std::string& initial_state = "");
 
 }  // namespace skein::testing
 

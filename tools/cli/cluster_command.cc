@@ -54,6 +54,7 @@ struct ClusterArgs {
   std::string bin_dir;
   double timeout_seconds = 120;
   std::vector<std::string> router_args;
+  std::vector<std::string> initial_states;  // NAME=PATH, given to every worker
 };
 
 struct Process {
@@ -281,6 +282,15 @@ void ClusterUp(const ClusterArgs& a) {
                                        "--store",
                                        store};
       if (!layers.empty()) argv.insert(argv.end(), {"--layers", layers[s]});
+      for (const std::string& spec : a.initial_states) {
+        const size_t eq = spec.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          throw CommandError(2, "--initial-state wants NAME=PATH, not '" + spec + "'");
+        }
+        argv.insert(argv.end(),
+                    {"--initial-state",
+                     spec.substr(0, eq + 1) + fs::absolute(spec.substr(eq + 1)).string()});
+      }
       if (!next.empty()) argv.insert(argv.end(), {"--next", next});
       next = start({absl::StrCat("worker-r", r, "-s", s), "worker", "", s, r, -1, {}, ""}, argv);
     }
@@ -363,6 +373,8 @@ SKEIN_REGISTER_COMMAND(cluster, [](CLI::App& app) {
   up->add_option("--bin-dir", a->bin_dir, "Where services/*/skein-* are (default: beside skein)");
   up->add_option("--timeout", a->timeout_seconds, "Seconds to wait for each service (120)");
   up->add_option("--router-arg", a->router_args, "Extra flag for the router (repeatable)");
+  up->add_option("--initial-state", a->initial_states,
+                 "NAME=PATH of a state-tuning file every worker loads (repeatable)");
   up->callback([a] { skein::cli::ClusterUp(*a); });
   auto* down = cluster->add_subcommand("down", "Stop a cluster that `up` started");
   auto dir = std::make_shared<std::string>();

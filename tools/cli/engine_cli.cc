@@ -29,6 +29,7 @@ Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const Eng
   options.run_dtype = ParseDTypeFlag(flags.dtype);
   options.threads = flags.threads;
   options.bf16_activations = flags.bf16_activations;
+  options.initial_states = flags.initial_states;
   absl::StatusOr<Engine> e = engine::StageEngine::FromArchive(std::move(archive), options);
   if (!e.ok()) throw CommandError(1, std::string(e.status().message()));
   return *std::move(e);

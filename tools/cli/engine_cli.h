@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -27,6 +28,8 @@ struct EngineFlags {
   std::string dtype;
   int threads = 0;  // 0 = every core
   bool bf16_activations = false;
+  // (name, path) of initial-state files to load with the model (StageEngineOptions).
+  std::vector<std::pair<std::string, std::string>> initial_states;
 };
 
 // Adds --model (required unless `model_required` is false), --dtype, --threads and
@@ -38,7 +41,8 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& defaul
 using Engine = std::unique_ptr<engine::StageEngine>;
 
 // Loads the checkpoint at flags.model (whole model). Throws CommandError: exit 1 for a file
-// that cannot be read or is not an RWKV-7 checkpoint, 2 for bad flag values.
+// that cannot be read or is not a checkpoint of a supported version (or an initial state that
+// does not load), 2 for bad flag values.
 Engine LoadEngine(const EngineFlags& flags);
 // The same over an archive already in memory.
 Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const EngineFlags& flags);

@@ -15,6 +15,7 @@ namespace {
 
 struct GenerateArgs {
   EngineFlags engine;
+  std::string initial_state;  // a state-tuning file to start from
   std::string prompt;
   int64_t max_tokens = 0;
   model::SamplerOptions sampler;
@@ -23,7 +24,9 @@ struct GenerateArgs {
 
 void RunGenerate(const GenerateArgs& args) {
   if (args.max_tokens < 0) throw CommandError(2, "--max-tokens must be >= 0");
-  Engine e = LoadEngine(args.engine);
+  EngineFlags flags = args.engine;
+  if (!args.initial_state.empty()) flags.initial_states.emplace_back("start", args.initial_state);
+  Engine e = LoadEngine(flags);
   const int64_t vocab = e->weights().config().vocab;
   const std::vector<int32_t> prompt = ParseTokenList(args.prompt, "--prompt-tokens", vocab);
   model::SamplerOptions options = args.sampler;
@@ -31,7 +34,8 @@ void RunGenerate(const GenerateArgs& args) {
   absl::StatusOr<model::Sampler> sampler = model::Sampler::Create(options, vocab);
   if (!sampler.ok()) throw CommandError(2, std::string(sampler.status().message()));
 
-  model::RwkvState state = e->model().NewState();
+  model::RwkvState state =
+      args.initial_state.empty() ? e->model().NewState() : e->FindInitialState("start")->state;
   std::vector<int32_t> generated;
   model::SequenceStep seq{&state, prompt};
   model::StepResult result;
@@ -58,6 +62,8 @@ SKEIN_REGISTER_COMMAND(generate, [](CLI::App& app) {
   auto a = std::make_shared<skein::cli::GenerateArgs>();
   skein::cli::AddEngineFlags(cmd, &a->engine, "fp32");
   cmd->add_option("--prompt-tokens", a->prompt, "Prompt token ids, e.g. 1,2,3")->required();
+  cmd->add_option("--initial-state", a->initial_state,
+                  "Start from this state-tuning file (blocks.<l>.att.time_state) instead of zeros");
   cmd->add_option("--max-tokens", a->max_tokens, "How many tokens to generate")->required();
   cmd->add_option("--temperature", a->sampler.temperature, "0 (default) = greedy");
   cmd->add_option("--top-p", a->sampler.top_p, "Nucleus mass in (0, 1] (default 1: off)");

@@ -92,7 +92,8 @@ void SessionTable::EvictOverCapacity() {
 }
 
 absl::StatusOr<Session*> SessionTable::Pin(const std::string& id, bool reset,
-                                           int64_t expected_position) {
+                                           int64_t expected_position,
+                                           const model::RwkvState* start) {
   absl::MutexLock lock(&mutex_);
   auto it = entries_.find(id);
   if (it != entries_.end() && it->second.pinned) {
@@ -112,6 +113,7 @@ absl::StatusOr<Session*> SessionTable::Pin(const std::string& id, bool reset,
       Touch(*e, id);
     }
     e->fresh = std::make_unique<Session>(options_.shape);
+    if (start != nullptr) e->fresh->state = *start;
     e->pinned = true;
     return e->fresh.get();
   }

@@ -76,12 +76,14 @@ class SessionTable {
   explicit SessionTable(SessionTableOptions options);
 
   // Pins session `id` for one step and returns it. With `reset`, the step works on a fresh
-  // zero state that replaces the old one only if the step commits. Otherwise the session is
+  // state (a copy of `*start` when given, an initial state of this stage's shape; else the
+  // zero state) that replaces the old one only if the step commits. Otherwise the session is
   // found in memory or restored from the spill.
   // Errors: NOT_FOUND (unknown and not reset), FAILED_PRECONDITION (pinned by another step in
   // flight, or not at `expected_position`), DATA_LOSS / FAILED_PRECONDITION (a spilled state
   // that does not decode for this model), the spill's errors.
-  absl::StatusOr<Session*> Pin(const std::string& id, bool reset, int64_t expected_position);
+  absl::StatusOr<Session*> Pin(const std::string& id, bool reset, int64_t expected_position,
+                               const model::RwkvState* start = nullptr);
   // Ends a pin. `commit` false: a reset session's fresh state is discarded (its old state, if
   // any, stays); a resident session keeps whatever the step left (callers only abort before
   // computing). `release`: the session is forgotten (and its spill save removed).

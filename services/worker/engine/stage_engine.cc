@@ -1,10 +1,13 @@
 #include "services/worker/engine/stage_engine.h"
 
+#include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "services/worker/model/state_file.h"
 
 namespace skein::engine {
 
@@ -76,7 +79,36 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
   e->model_ = std::make_unique<model::RwkvModel>(
       e->weights_, e->pool_.get(),
       model::RwkvModelOptions{.bf16_activations = options.bf16_activations});
+  for (const auto& [name, path] : options.initial_states) {
+    const bool valid_name =
+        !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' ||
+                 ch == '-';
+        });
+    if (!valid_name) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "initial state name '", name, "' is not 1..64 characters of [A-Za-z0-9._-]"));
+    }
+    if (e->FindInitialState(name) != nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("initial state '", name, "' is named twice"));
+    }
+    absl::StatusOr<std::unique_ptr<model::TensorArchive>> file = model::OpenCheckpoint(path);
+    if (!file.ok()) return file.status();
+    absl::StatusOr<model::StateFileInfo> info = model::InspectStateFile(**file);
+    if (!info.ok()) return info.status();
+    absl::StatusOr<model::RwkvState> state =
+        model::LoadStateFile(**file, e->config(), e->weights_->state_shape());
+    if (!state.ok()) return state.status();
+    e->initial_states_.push_back({name, info->digest, *std::move(state)});
+  }
   return e;
+}
+
+const NamedState* StageEngine::FindInitialState(std::string_view name) const {
+  for (const NamedState& s : initial_states_) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
 }
 
 }  // namespace skein::engine

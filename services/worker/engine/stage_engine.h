@@ -9,6 +9,9 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "kernels/cpu/thread_pool.h"
@@ -24,6 +27,16 @@ struct StageEngineOptions {
   int last_layer = -1;  // exclusive; -1 = to the end
   int threads = 0;      // 0 = every core
   bool bf16_activations = false;
+  // Initial-state files to load beside the model, as (name, path) pairs (see
+  // model/state_file.h): a request naming one starts from it instead of the zero state.
+  std::vector<std::pair<std::string, std::string>> initial_states;
+};
+
+// A tuned starting state, sliced to this stage's layers.
+struct NamedState {
+  std::string name;
+  uint64_t digest = 0;  // StateFileInfo::digest: the same on every stage
+  model::RwkvState state;
 };
 
 // "fp32", "bf16" or "fp16" (the names model::DTypeName gives); INVALID_ARGUMENT otherwise.
@@ -37,9 +50,11 @@ absl::Status ResolveLayerRange(const std::string& layers, int stage, int stages,
 
 class StageEngine {
  public:
-  // Opens the checkpoint (.pth or .safetensors) and loads the layer range. Errors: NOT_FOUND
-  // or INVALID_ARGUMENT for a file that is missing or not an RWKV-7 checkpoint,
-  // INVALID_ARGUMENT for a bad layer range or thread count.
+  // Opens the checkpoint (.pth or .safetensors) and loads the layer range, then the initial
+  // states. Errors: NOT_FOUND or INVALID_ARGUMENT for a file that is missing or not a
+  // checkpoint of a supported version, INVALID_ARGUMENT for a bad layer range or thread count,
+  // an initial state's name that is empty, repeated or not of [A-Za-z0-9._-] (64 at most), or
+  // a file that is not a state file; FAILED_PRECONDITION for a state of another model.
   static absl::StatusOr<std::unique_ptr<StageEngine>> Load(const std::string& path,
                                                            const StageEngineOptions& options);
   // The same over an archive already open.
@@ -56,6 +71,9 @@ class StageEngine {
   int last_layer() const { return weights_->last_layer(); }
   bool is_first() const { return weights_->has_embedding(); }
   bool is_last() const { return weights_->has_head(); }
+  const std::vector<NamedState>& initial_states() const { return initial_states_; }
+  // Null if no initial state has that name.
+  const NamedState* FindInitialState(std::string_view name) const;
 
  private:
   StageEngine() = default;
@@ -65,6 +83,7 @@ class StageEngine {
   std::unique_ptr<kernels::ThreadPool> pool_;
   std::shared_ptr<const model::RwkvWeights> weights_;
   std::unique_ptr<model::RwkvModel> model_;
+  std::vector<NamedState> initial_states_;
 };
 
 }  // namespace skein::engine

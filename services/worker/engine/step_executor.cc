@@ -132,8 +132,25 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::Stag
   for (int s = 0; s < n; ++s) {
     const v1::SequenceInput& seq = request.sequences(s);
     if (seq.tokens_size() == 0) continue;
-    absl::StatusOr<Session*> pinned = sessions_->Pin(seq.session_id(), seq.reset(),
-                                                     static_cast<int64_t>(seq.expected_position()));
+    const model::RwkvState* start = nullptr;
+    if (!seq.initial_state().empty()) {
+      const NamedState* named = engine_->FindInitialState(seq.initial_state());
+      absl::Status bad;
+      if (!seq.reset()) {
+        bad = absl::InvalidArgumentError(absl::StrCat(
+            "session '", seq.session_id(), "': initial_state applies only to a reset step"));
+      } else if (named == nullptr) {
+        bad = absl::NotFoundError(
+            absl::StrCat("this model has no initial state named '", seq.initial_state(), "'"));
+      }
+      if (!bad.ok()) {
+        for (int c : computing) sessions_->Unpin(request.sequences(c).session_id(), false, false);
+        return bad;
+      }
+      start = &named->state;
+    }
+    absl::StatusOr<Session*> pinned = sessions_->Pin(
+        seq.session_id(), seq.reset(), static_cast<int64_t>(seq.expected_position()), start);
     if (!pinned.ok()) {
       for (int c : computing) sessions_->Unpin(request.sequences(c).session_id(), false, false);
       return pinned.status();
