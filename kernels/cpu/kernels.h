@@ -25,8 +25,9 @@ using base::DTypeSize;
 //
 // int8 (type kI8) is symmetric per-output-row quantisation: `data` holds q[o][i] in
 // [-127, 127] and `scales` holds one fp32 scale per row, and the matrix stands for
-//   w[o][i] = scales[o] · q[o][i].
-// `scales` must be set for kI8 and is ignored otherwise; int8 matrices cannot have `panels`.
+//   w[o][i] = scales[o] · q[o][i]
+// (QuantizeRowsInt8 makes one). `scales` must be set for kI8 and is ignored otherwise; int8
+// matrices cannot have `panels`.
 struct WeightMatrix {
   const void* data = nullptr;
   DType type = DType::kF32;
@@ -46,6 +47,22 @@ struct WeightMatrix {
     return type == DType::kI8 ? elements + static_cast<size_t>(rows) * sizeof(float) : elements;
   }
 };
+
+// Quantises fp32/bf16/fp16 matrix `src` (row-major, `data` set) to int8 rows, symmetric per
+// output row: for each row o,
+//   scales[o] = max_i |w[o][i]| / 127        (in fp32)
+//   q[o][i]   = round_half_even(w[o][i] / scales[o]), clamped to [-127, 127]
+// with q[o·cols + i] (stride = cols, no padding). A row whose scale is 0 (all zeros, or too
+// small for the division to leave a normal result above 0) gets scale 0 and q all 0, so it
+// still multiplies to 0. A row holding a NaN or an infinity gets scale NaN and q all 0: its
+// products are NaN, as they would be with the original weights. -128 is never produced, so
+// the range is symmetric.
+//
+// Deterministic: the result depends only on the values (not on the thread count, the ISA
+// level or the floating-point rounding mode). Rows are split over `pool` when given.
+// `q` must hold src.rows·src.cols values and `scales` src.rows; neither may overlap `src`.
+void QuantizeRowsInt8(const WeightMatrix& src, int8_t* q, float* scales,
+                      ThreadPool* pool = nullptr);
 
 // One matrix product: for b < batch and o < w.rows,
 //   y[b·ldy + o] (+)= Σ_{i < w.cols} x[b·ldx + i] · w[o, i]

@@ -794,5 +794,158 @@ TEST(WeightMatrixTest, Int8BytesCountScales) {
   EXPECT_EQ(w.bytes(), 10u * 32u * 2u);
 }
 
+// ---- QuantizeRowsInt8 ----
+
+// Rows of known values (written as fp32; every one is exact in bf16 and fp16 too, or rounds
+// there to a value that quantises the same), in a matrix whose row padding holds a value
+// larger than any row's maximum (it must not count).
+struct KnownRows {
+  static constexpr int64_t kRows = 7, kCols = 8, kStride = 10;
+  std::vector<float> values = std::vector<float>(kRows * kStride, 1000.0f);
+  KnownRows() {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float inf = std::numeric_limits<float>::infinity();
+    const float rows[kRows][kCols] = {
+        // scale 1: ties go to even (0.5 → 0, 1.5 → 2, 2.5 → 2, −2.5 → −2).
+        {127, 0.5f, 1.5f, 2.5f, -0.5f, -2.5f, -127, 3.25f},
+        // all zeros: scale 0, q 0.
+        {0, 0, 0, 0, 0, 0, 0, 0},
+        // the maximum is negative: −254 → −127 (never −128); scale 2, 63.5 → 64, 0.5 → 0.
+        {-254, 127, 1, 3, -1, -5, 253, 0},
+        // scale 1/127 (inexact): −1 still maps to −127, 0.25 → 31.75 → 32.
+        {0.25f, -1, 0, 0, 0, 0, 0, 0},
+        // a NaN: scale NaN, q 0.
+        {1, nan, 0, 0, 0, 0, 0, 0},
+        // an infinity: the same.
+        {-inf, 1, 0, 0, 0, 0, 0, 0},
+        // scale 0.5: ties ±0.25 → ±0.5 → 0, 0.75 → 1.5 → 2, −1.25 → −2.5 → −2, 1.75 → 3.5 → 4.
+        {-63.5f, 0.25f, -0.25f, 0.75f, -1.25f, 1.75f, 0, 0},
+    };
+    for (int64_t o = 0; o < kRows; ++o)
+      for (int64_t i = 0; i < kCols; ++i) values[o * kStride + i] = rows[o][i];
+  }
+};
+
+void ExpectKnownQuantisation(const std::vector<int8_t>& q, const std::vector<float>& scales,
+                             const char* source) {
+  constexpr int64_t kCols = KnownRows::kCols;
+  const int8_t want[KnownRows::kRows][kCols] = {
+      {127, 0, 2, 2, 0, -2, -127, 3}, {0, 0, 0, 0, 0, 0, 0, 0}, {-127, 64, 0, 2, 0, -2, 126, 0},
+      {32, -127, 0, 0, 0, 0, 0, 0},   {0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0},
+      {-127, 0, 0, 2, -2, 4, 0, 0},
+  };
+  EXPECT_EQ(scales[0], 1.0f) << source;
+  EXPECT_EQ(scales[1], 0.0f) << source;
+  EXPECT_EQ(scales[2], 2.0f) << source;
+  EXPECT_EQ(scales[3], 1.0f / 127.0f) << source;
+  EXPECT_TRUE(std::isnan(scales[4])) << source;
+  EXPECT_TRUE(std::isnan(scales[5])) << source;
+  EXPECT_EQ(scales[6], 0.5f) << source;
+  for (int64_t o = 0; o < KnownRows::kRows; ++o) {
+    for (int64_t i = 0; i < kCols; ++i) {
+      EXPECT_EQ(q[o * kCols + i], want[o][i]) << source << " row " << o << " col " << i;
+    }
+  }
+}
+
+TEST(QuantizeRowsInt8Test, KnownValuesFromEverySourceType) {
+  KnownRows known;
+  for (DType type : {DType::kF32, DType::kBF16, DType::kF16}) {
+    std::vector<float> f32 = known.values;
+    std::vector<uint16_t> half(f32.size());
+    WeightMatrix src{f32.data(), type, KnownRows::kRows, KnownRows::kCols, KnownRows::kStride};
+    if (type != DType::kF32) {
+      base::ConvertElements(DType::kF32, f32.data(), type, half.data(), f32.size());
+      src.data = half.data();
+    }
+    std::vector<int8_t> q(KnownRows::kRows * KnownRows::kCols, 99);
+    std::vector<float> scales(KnownRows::kRows, -1.0f);
+    QuantizeRowsInt8(src, q.data(), scales.data());
+    ExpectKnownQuantisation(q, scales, TypeName(type));
+  }
+}
+
+// A maximum so small that max / 127 underflows to 0: scale 0, q 0 (not a division by zero).
+TEST(QuantizeRowsInt8Test, UnderflowingScaleGivesZeros) {
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  const float row[3] = {tiny, -tiny, 0.0f};
+  int8_t q[3] = {5, 5, 5};
+  float scale = -1.0f;
+  QuantizeRowsInt8({row, DType::kF32, 1, 3, 3}, q, &scale);
+  EXPECT_EQ(scale, 0.0f);
+  EXPECT_EQ(q[0], 0);
+  EXPECT_EQ(q[1], 0);
+  EXPECT_EQ(q[2], 0);
+}
+
+// Random rows: every value is within half a step of scale·q, the extremes map to ±127, and
+// the result on a pool's threads is the same bytes.
+TEST(QuantizeRowsInt8Test, RandomRowsRoundTripWithinHalfAStepOnAnyThreads) {
+  std::mt19937 rng(24);
+  const int64_t rows = 1500, cols = 301, stride = 305;
+  std::vector<float> w = RandomVector(rng, rows * stride, -3.0f, 3.0f);
+  for (int64_t o = 0; o < rows; ++o) w[o * stride + o % cols] *= 10.0f;  // vary the scales
+  WeightMatrix src{w.data(), DType::kF32, rows, cols, stride};
+  std::vector<int8_t> q(rows * cols), q_threaded(rows * cols);
+  std::vector<float> scales(rows), scales_threaded(rows);
+  QuantizeRowsInt8(src, q.data(), scales.data());
+  ThreadPool pool(3);
+  QuantizeRowsInt8(src, q_threaded.data(), scales_threaded.data(), &pool);
+  EXPECT_EQ(q, q_threaded);
+  EXPECT_EQ(scales, scales_threaded);
+  for (int64_t o = 0; o < rows; ++o) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < cols; ++i) amax = std::max(amax, std::fabs(w[o * stride + i]));
+    ASSERT_EQ(scales[o], amax / 127.0f) << "row " << o;
+    bool saw_extreme = false;
+    for (int64_t i = 0; i < cols; ++i) {
+      const int8_t v = q[o * cols + i];
+      ASSERT_GE(v, -127);
+      saw_extreme = saw_extreme || v == 127 || v == -127;
+      ASSERT_LE(std::fabs(static_cast<double>(w[o * stride + i]) - double{scales[o]} * v),
+                0.5001 * scales[o])
+          << "row " << o << " col " << i;
+    }
+    EXPECT_TRUE(saw_extreme) << "row " << o;
+  }
+}
+
+// Quantising then multiplying through the public entry point, at each level: the product is
+// that of the dequantised matrix.
+TEST_P(MatMulLevelTest, QuantizedMatMulMatchesDequantizedSums) {
+  std::mt19937 rng(25);
+  ThreadPool pool(2);
+  ASSERT_TRUE(ForceIsaLevel(GetParam()).ok());
+  for (DType type : {DType::kF32, DType::kBF16, DType::kF16}) {
+    const int64_t rows = 150, cols = 70, batch = 3;
+    TestWeights src = MakeWeights(rng, type, rows, cols, cols + 2);
+    std::vector<int8_t> q(rows * cols);
+    std::vector<float> scales(rows);
+    QuantizeRowsInt8(src.matrix, q.data(), scales.data(), &pool);
+    WeightMatrix w{q.data(), DType::kI8, rows, cols, cols};
+    w.scales = scales.data();
+    std::vector<float> x = RandomVector(rng, batch * cols), y(batch * rows);
+    MatMul({x.data(), cols, w, y.data(), rows, batch, false}, &pool);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t o = 0; o < rows; ++o) {
+        double sum = 0.0, magnitude = 0.0, quantisation = 0.0;
+        for (int64_t i = 0; i < cols; ++i) {
+          const double xi = x[b * cols + i];
+          const double p = xi * scales[o] * q[o * cols + i];
+          sum += p;
+          magnitude += std::fabs(p);
+          // And the dequantised weight is close to the original.
+          quantisation += std::fabs(xi) * std::fabs(src.exact[o * (cols + 2) + i] -
+                                                    double{scales[o]} * q[o * cols + i]);
+        }
+        ASSERT_NEAR(y[b * rows + o], sum, 2e-6 * magnitude + 1e-30)
+            << TypeName(type) << " " << IsaLevelName(GetParam()) << " at " << b << "," << o;
+        ASSERT_LE(quantisation, 0.5001 * scales[o] * cols);
+      }
+    }
+  }
+  ASSERT_TRUE(ForceIsaLevel(SupportedIsaLevel()).ok());
+}
+
 }  // namespace
 }  // namespace skein::kernels
