@@ -13,16 +13,20 @@
 namespace skein::kernels {
 namespace {
 
-// Rounds to the nearest integer, ties to even, whatever the floating-point rounding mode
-// (std::nearbyint would follow fesetround). Works on |v| so that v - floor(v) is exact: for
-// a < 1 it is a itself, and for a >= 1, floor(a) >= a/2 (Sterbenz).
-float RoundHalfEven(float v) {
+// round_half_even(v) clamped to [-127, 127], for finite v with |v| < 127·1.5 (the most a
+// subnormal scale's rounding allows: see the clamp). Integer arithmetic rather than
+// std::nearbyint, whose result follows fesetround; branch-free, because which way random
+// weights round is a coin toss that mispredicted branches made cost most of the time.
+// |v| - trunc(|v|) is exact: it is |v| itself below 1, and trunc(|v|) >= |v|/2 above
+// (Sterbenz).
+inline int8_t QuantizeValue(float v) {
   const float a = std::fabs(v);
-  const float lower = std::floor(a);
-  const float frac = a - lower;
-  float r = lower;
-  if (frac > 0.5f || (frac == 0.5f && std::fmod(lower, 2.0f) != 0.0f)) r = lower + 1.0f;
-  return std::copysign(r, v);
+  int32_t i = static_cast<int32_t>(a);  // truncation: floor for a >= 0
+  const float frac = a - static_cast<float>(i);
+  i += static_cast<int32_t>(frac > 0.5f) | (static_cast<int32_t>(frac == 0.5f) & i & 1);
+  i = std::min(i, 127);
+  const int32_t negative = -static_cast<int32_t>(v < 0.0f);  // all ones or zero
+  return static_cast<int8_t>((i ^ negative) - negative);
 }
 
 template <class T, class Widen>
@@ -32,12 +36,14 @@ void QuantizeRows(const T* src, int64_t stride, int64_t cols, int64_t first, int
     const T* row = src + o * stride;
     int8_t* out = q + o * cols;
     float amax = 0.0f;
-    bool finite = true;
+    // w - w is 0 for finite w and NaN for NaN or ±inf; the NaN sticks in the sum.
+    float nonfinite = 0.0f;
     for (int64_t i = 0; i < cols; ++i) {
       const float w = widen(row[i]);
-      finite = finite && std::isfinite(w);
+      nonfinite += w - w;
       amax = std::max(amax, std::fabs(w));
     }
+    const bool finite = nonfinite == 0.0f;
     const float scale = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
     scales[o] = scale;
     // A zero scale (all zeros, or an amax so small that amax / 127 underflows) leaves nothing
@@ -46,12 +52,7 @@ void QuantizeRows(const T* src, int64_t stride, int64_t cols, int64_t first, int
       std::fill(out, out + cols, int8_t{0});
       continue;
     }
-    for (int64_t i = 0; i < cols; ++i) {
-      // Clamped because a subnormal scale is rounded coarsely enough that amax / scale can
-      // pass 127.5.
-      const float v = std::clamp(RoundHalfEven(widen(row[i]) / scale), -127.0f, 127.0f);
-      out[i] = static_cast<int8_t>(v);
-    }
+    for (int64_t i = 0; i < cols; ++i) out[i] = QuantizeValue(widen(row[i]) / scale);
   }
 }
 
