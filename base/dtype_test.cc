@@ -153,6 +153,32 @@ TEST(DTypeTest, NamesAndSizes) {
   EXPECT_EQ(DTypeSize(DType::kF32), 4u);
   EXPECT_EQ(DTypeSize(DType::kBF16), 2u);
   EXPECT_EQ(DTypeSize(DType::kF16), 2u);
+  EXPECT_EQ(DTypeName(DType::kI8), "int8");
+  EXPECT_EQ(DTypeSize(DType::kI8), 1u);
+}
+
+TEST(DTypeTest, Int8WidensToF32WithoutScale) {
+  const int8_t q[5] = {-128, -127, 0, 1, 127};
+  float out[5] = {9, 9, 9, 9, 9};
+  ConvertElements(DType::kI8, q, DType::kF32, out, 5);
+  EXPECT_EQ(out[0], -128.0f);
+  EXPECT_EQ(out[1], -127.0f);
+  EXPECT_EQ(out[2], 0.0f);
+  EXPECT_EQ(out[3], 1.0f);
+  EXPECT_EQ(out[4], 127.0f);
+}
+
+// Every other conversion touching int8 is a programming error and must not pass silently.
+TEST(DTypeDeathTest, OtherInt8ConversionsAbort) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int8_t q[2] = {1, 2};
+  char out[8] = {};
+  const float f[2] = {1.0f, 2.0f};
+  EXPECT_DEATH(ConvertElements(DType::kI8, q, DType::kBF16, out, 2), "int8 -> bf16");
+  EXPECT_DEATH(ConvertElements(DType::kI8, q, DType::kF16, out, 2), "int8 -> fp16");
+  EXPECT_DEATH(ConvertElements(DType::kI8, q, DType::kI8, out, 2), "int8 -> int8");
+  EXPECT_DEATH(ConvertElements(DType::kF32, f, DType::kI8, out, 2), "fp32 -> int8");
+  EXPECT_DEATH(ConvertElements(DType::kBF16, out, DType::kI8, q, 1), "bf16 -> int8");
 }
 
 }  // namespace

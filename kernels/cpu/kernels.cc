@@ -1,6 +1,8 @@
 #include "kernels/cpu/kernels.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -64,6 +66,16 @@ void RunRows(const KernelTable& table, const MatMulJob& job, const uint32_t* con
   }
 }
 
+// int8 jobs without their scales, or with bf16 panels (which hold bf16 only), are caller
+// bugs that would otherwise read garbage: stop with a message instead.
+void CheckInt8Job(const MatMulJob& job) {
+  if (job.w.type != DType::kI8 || job.batch <= 0 || job.w.rows <= 0) return;
+  if (job.w.scales == nullptr || job.w.panels != nullptr) {
+    std::fprintf(stderr, "MatMul: an int8 weight matrix needs scales and cannot have panels\n");
+    std::abort();
+  }
+}
+
 struct Piece {
   const MatMulJob* job;
   const uint32_t* converted;
@@ -109,6 +121,7 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
   int64_t total_cost = 0;
   int64_t total_macs = 0;
   for (const MatMulJob& job : jobs) {
+    CheckInt8Job(job);
     total_cost += RowCost(job) * job.w.rows;
     total_macs += job.batch * job.w.rows * job.w.cols;
   }

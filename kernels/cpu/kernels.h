@@ -1,5 +1,5 @@
-// CPU kernels for RWKV inference: matrix products over fp32/bf16/fp16 weights, norms and the
-// WKV-7 state update. Every kernel has a scalar reference and SIMD versions (AVX2+FMA,
+// CPU kernels for RWKV inference: matrix products over fp32/bf16/fp16/int8 weights, norms and
+// the WKV-7 state update. Every kernel has a scalar reference and SIMD versions (AVX2+FMA,
 // AVX-512); calls dispatch to ActiveIsaLevel() (see cpu_features.h).
 //
 // All functions are thread-safe as long as calls do not write to memory another call reads
@@ -22,6 +22,12 @@ using base::DTypeSize;
 
 // A row-major matrix in nn.Linear layout: `rows` outputs by `cols` inputs, row r starting
 // `stride` elements after row r - 1 (stride >= cols). Not owned.
+//
+// int8 (type kI8) is symmetric per-output-row quantisation: `data` holds q[o][i] in
+// [-127, 127] and `scales` holds one fp32 scale per row, and the matrix stands for
+//   w[o][i] = scales[o] · q[o][i]
+// (QuantizeRowsInt8 makes one). `scales` must be set for kI8 and is ignored otherwise; int8
+// matrices cannot have `panels`.
 struct WeightMatrix {
   const void* data = nullptr;
   DType type = DType::kF32;
@@ -32,13 +38,38 @@ struct WeightMatrix {
   // products read only this copy (one sequential stream per panel, no packing per call) and
   // `data` may be null.
   const uint32_t* panels = nullptr;
+  // kI8 only: `rows` scales, one per output row (see above).
+  const float* scales = nullptr;
 
-  size_t bytes() const { return static_cast<size_t>(rows * stride) * DTypeSize(type); }
+  // The bytes a product reads: the elements (padding included) plus, for kI8, the scales.
+  size_t bytes() const {
+    const size_t elements = static_cast<size_t>(rows * stride) * DTypeSize(type);
+    return type == DType::kI8 ? elements + static_cast<size_t>(rows) * sizeof(float) : elements;
+  }
 };
+
+// Quantises fp32/bf16/fp16 matrix `src` (row-major, `data` set) to int8 rows, symmetric per
+// output row: for each row o,
+//   scales[o] = max_i |w[o][i]| / 127        (in fp32)
+//   q[o][i]   = round_half_even(w[o][i] / scales[o]), clamped to [-127, 127]
+// with q[o·cols + i] (stride = cols, no padding). A row whose scale is 0 (all zeros, or too
+// small for the division to leave a normal result above 0) gets scale 0 and q all 0, so it
+// still multiplies to 0. A row holding a NaN or an infinity gets scale NaN and q all 0: its
+// products are NaN, as they would be with the original weights. -128 is never produced, so
+// the range is symmetric.
+//
+// Deterministic: the result depends only on the values (not on the thread count, the ISA
+// level or the floating-point rounding mode). Rows are split over `pool` when given.
+// `q` must hold src.rows·src.cols values and `scales` src.rows; neither may overlap `src`.
+void QuantizeRowsInt8(const WeightMatrix& src, int8_t* q, float* scales,
+                      ThreadPool* pool = nullptr);
 
 // One matrix product: for b < batch and o < w.rows,
 //   y[b·ldy + o] (+)= Σ_{i < w.cols} x[b·ldx + i] · w[o, i]
 // accumulated in fp32 ("+=" when `accumulate`, else "="). `y` must not overlap `x`.
+// For int8 weights the sum runs over the integers and the row's scale multiplies it once:
+//   y[b·ldy + o] (+)= scales[o] · Σ_i x[b·ldx + i] · q[o, i]
+// (each q widened to fp32 exactly; the activations stay fp32).
 struct MatMulJob {
   const float* x = nullptr;
   int64_t ldx = 0;

@@ -115,6 +115,17 @@ struct Avx2 {
   static V LoadWeightsPartial(const uint16_t* p, int count, simd::F16Tag) {
     return _mm256_cvtph_ps(LoadHalfPartial(p, count));
   }
+  // int8: sign-extended to int32, then converted (exact: |q| <= 127).
+  static V I8ToF32(__m128i q) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)); }
+  static V LoadWeights(const int8_t* p, simd::I8Tag) {
+    return I8ToF32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static V LoadWeightsPartial(const int8_t* p, int count, simd::I8Tag) {
+    // No byte-masked loads before AVX-512: copy the tail so nothing past it is read.
+    alignas(16) int8_t buffer[16] = {};
+    std::memcpy(buffer, p, count);
+    return I8ToF32(_mm_load_si128(reinterpret_cast<const __m128i*>(buffer)));
+  }
 };
 
 constexpr KernelTable kAvx2Table = simd::Kernels<Avx2>::MakeTable(IsaLevel::kAvx2);

@@ -120,6 +120,15 @@ struct Avx512 {
   static V LoadWeightsPartial(const uint16_t* p, int count, simd::F16Tag) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(Mask(count), p));
   }
+  // int8: sign-extended to int32, then converted (exact: |q| <= 127).
+  static V I8ToF32(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
+  static V LoadWeights(const int8_t* p, simd::I8Tag) {
+    return I8ToF32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static V LoadWeightsPartial(const int8_t* p, int count, simd::I8Tag) {
+    // Masked: bytes past `count` are neither read (no fault past the end) nor used.
+    return I8ToF32(_mm_maskz_loadu_epi8(Mask(count), p));
+  }
 };
 
 constexpr KernelTable kAvx512Table = simd::Kernels<Avx512>::MakeTable(IsaLevel::kAvx512);

@@ -1,10 +1,13 @@
 // Kernel throughput: matrix products at the RWKV-7 0.1B/0.4B projection shapes, batch sizes
 // of decode (1, 8, 32) and prefill (128, 512), per weight type, ISA level and thread count;
-// plus the WKV-7 update and LayerNorm.
+// int8 against bf16 and fp32 weights (BM_MatMulInt8VsFloat); QuantizeRowsInt8; plus the
+// WKV-7 update and LayerNorm.
 //
 //   bazel run -c opt //kernels/cpu:kernels_benchmark -- --benchmark_filter=MatMul
+//   bazel run -c opt //kernels/cpu:kernels_benchmark -- --benchmark_filter=Int8
 // Counters: weight_GBps (weight bytes streamed per second: the decode roofline compares this
 // with the memory bandwidth) and GFLOPS (2·batch·rows·cols per second).
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -24,6 +27,8 @@ namespace {
 constexpr size_t kMinWeightBytesInFlight = size_t{1} << 30;
 
 struct WeightSet {
+  std::vector<std::vector<int8_t>> q;
+  std::vector<float> scales;  // int8: shared by every copy
   std::vector<std::vector<uint16_t>> half;
   std::vector<std::vector<uint32_t>> panels;
   std::vector<std::vector<float>> f32;
@@ -41,7 +46,18 @@ WeightSet MakeWeights(DType type, int64_t rows, int64_t cols, bool streamed) {
   for (size_t c = 0; c < copies; ++c) {
     WeightMatrix m{nullptr, type, rows, cols, cols};
     // Random values once; copies reuse them (their addresses are what matters).
-    if (type == DType::kF32) {
+    if (type == DType::kI8) {
+      set.q.emplace_back(rows * cols);
+      if (c == 0) {
+        std::uniform_int_distribution<int> qdist(-127, 127);
+        for (int8_t& v : set.q.back()) v = static_cast<int8_t>(qdist(rng));
+        set.scales.assign(rows, 0.05f / 127.0f);
+      } else {
+        set.q.back() = set.q.front();
+      }
+      m.data = set.q.back().data();
+      m.scales = set.scales.data();
+    } else if (type == DType::kF32) {
       set.f32.emplace_back(rows * cols);
       if (c == 0) {
         for (float& v : set.f32.back()) v = dist(rng);
@@ -79,11 +95,14 @@ void PackPanels(WeightSet& set) {
 // Args: rows, cols, batch, type, isa, threads.
 void BM_MatMul(benchmark::State& state) {
   const int64_t rows = state.range(0), cols = state.range(1), batch = state.range(2);
-  // type 3 = bf16 weights with bf16-rounded activations (vdpbf16ps where available); 4 = the
-  // same on pre-packed panels.
+  // type 0-2 = fp32, bf16, fp16 weights; 3 = bf16 weights with bf16-rounded activations
+  // (vdpbf16ps where available); 4 = the same on pre-packed panels; 5 = int8 weights.
+  const bool int8 = state.range(3) == 5;
   const bool packed = state.range(3) == 4;
-  const bool bf16_activations = state.range(3) >= 3;
-  const auto type = bf16_activations ? DType::kBF16 : static_cast<DType>(state.range(3));
+  const bool bf16_activations = state.range(3) == 3 || packed;
+  const auto type = int8               ? DType::kI8
+                    : bf16_activations ? DType::kBF16
+                                       : static_cast<DType>(state.range(3));
   if (packed && !Bf16PanelsAccelerated()) {
     state.SkipWithError("no AVX512_BF16 on this CPU or build");
     return;
@@ -104,14 +123,17 @@ void BM_MatMul(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   const double calls = static_cast<double>(state.iterations());
+  // Every byte a call reads of the weights (int8: the scales too).
   state.counters["weight_GBps"] =
-      benchmark::Counter(calls * rows * cols * DTypeSize(type) / 1e9, benchmark::Counter::kIsRate);
+      benchmark::Counter(calls * static_cast<double>(weights.matrices.front().bytes()) / 1e9,
+                         benchmark::Counter::kIsRate);
   state.counters["GFLOPS"] =
       benchmark::Counter(calls * 2.0 * batch * rows * cols / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(std::string(IsaLevelName(isa)) + (packed ? " bf16 panels (bf16 activations)"
                                                    : bf16_activations ? " bf16 (bf16 activations)"
                                                    : type == DType::kF32  ? " f32"
                                                    : type == DType::kBF16 ? " bf16"
+                                                   : type == DType::kI8   ? " int8"
                                                                           : " f16"));
   (void)ForceIsaLevel(SupportedIsaLevel());
 }
@@ -122,7 +144,7 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
       {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}, {65536, 768}};
   for (int threads : {1, 2}) {
     for (int isa : {1, 2}) {
-      for (int type : {0, 1, 2, 3, 4}) {
+      for (int type : {0, 1, 2, 3, 4, 5}) {
         for (auto [rows, cols] : shapes) {
           for (int64_t batch : {1, 8, 32, 128, 512}) {
             if (rows == 65536 && batch > 32) continue;  // the head runs on last tokens only
@@ -135,6 +157,45 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
   b->UseRealTime();
 }
 BENCHMARK(BM_MatMul)->Apply(MatMulArgs);
+
+// int8 against bf16 and fp32 weights on the best ISA level, one thread: the projection
+// shapes 768×768 and 3072×768 (rows × cols), decode (batch 1, weights streamed from memory)
+// and a small prefill (batch 32).
+void BM_MatMulInt8VsFloat(benchmark::State& state) { BM_MatMul(state); }
+void Int8VsFloatArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "cols", "batch", "type", "isa", "threads"});
+  const int isa = static_cast<int>(SupportedIsaLevel());
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{768, 768}, {3072, 768}}) {
+    for (int64_t batch : {1, 32}) {
+      for (int type : {0, 1, 5}) b->Args({rows, cols, batch, type, isa, 1});
+    }
+  }
+  b->UseRealTime();
+}
+BENCHMARK(BM_MatMulInt8VsFloat)->Apply(Int8VsFloatArgs);
+
+// Args: rows, cols, source type (DType), threads. source_GBps counts the source bytes read.
+void BM_QuantizeRowsInt8(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1);
+  const auto type = static_cast<DType>(state.range(2));
+  ThreadPool pool(static_cast<int>(state.range(3)));
+  WeightSet weights = MakeWeights(type, rows, cols, /*streamed=*/false);
+  std::vector<int8_t> q(rows * cols);
+  std::vector<float> scales(rows);
+  for (auto _ : state) {
+    QuantizeRowsInt8(weights.matrices.front(), q.data(), scales.data(), &pool);
+    benchmark::ClobberMemory();
+  }
+  state.counters["source_GBps"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * rows * cols * DTypeSize(type) / 1e9,
+      benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(base::DTypeName(type)) + " source");
+}
+BENCHMARK(BM_QuantizeRowsInt8)
+    ->ArgNames({"rows", "cols", "type", "threads"})
+    ->ArgsProduct({{768, 3072}, {768}, {0, 1}, {1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // Args: tokens, isa. One 64×64 head.
 void BM_Wkv7Head(benchmark::State& state) {

@@ -17,6 +17,8 @@ float LoadWeight(const void* data, DType type, int64_t index) {
       return base::Bf16ToF32(static_cast<const uint16_t*>(data)[index]);
     case DType::kF16:
       return base::F16ToF32(static_cast<const uint16_t*>(data)[index]);
+    case DType::kI8:
+      return static_cast<float>(static_cast<const int8_t*>(data)[index]);
   }
   return 0.0f;
 }
@@ -31,6 +33,8 @@ void MatMulScalar(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t 
       float sum = 0.0f;
       const int64_t row = o * w.stride;
       for (int64_t i = 0; i < w.cols; ++i) sum += x[i] * LoadWeight(w.data, w.type, row + i);
+      // int8: the sum ran over the integers; the row's scale multiplies it once.
+      if (w.type == DType::kI8) sum *= w.scales[o];
       y[o] = job.accumulate ? y[o] + sum : sum;
     }
   }

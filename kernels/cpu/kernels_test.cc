@@ -2,9 +2,11 @@
 // tails, at each ISA level this CPU supports.
 #include "kernels/cpu/kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <string>
 #include <tuple>
@@ -27,21 +29,55 @@ std::vector<float> RandomVector(std::mt19937& rng, size_t n, float lo = -1.0f, f
   return v;
 }
 
-// Weights stored as `type`, plus their exact fp32 values for the error bound.
+// Weights stored as `type`, plus the exact values they stand for (for int8, scale·q in
+// double) for the error bound.
 struct TestWeights {
   std::vector<float> f32;
   std::vector<uint16_t> half;
-  std::vector<float> exact;
+  std::vector<int8_t> q;
+  std::vector<float> scales;
+  std::vector<double> exact;
   WeightMatrix matrix;
 };
 
+// int8 weights: q uniform over [-127, 127] with both extremes in every row of two or more
+// columns, scales of a realistic size, and row 2 (when there is one) with scale 0.
+void MakeInt8Weights(std::mt19937& rng, int64_t rows, int64_t cols, int64_t stride,
+                     TestWeights& t) {
+  std::uniform_int_distribution<int> qdist(-127, 127);
+  t.q.resize(rows * stride);
+  for (int8_t& v : t.q) v = static_cast<int8_t>(qdist(rng));
+  t.scales = RandomVector(rng, rows, 1e-3f, 2e-2f);
+  for (int64_t o = 0; o < rows; ++o) {
+    if (cols >= 2) {
+      t.q[o * stride + (o % cols)] = 127;
+      t.q[o * stride + ((o + 1) % cols)] = -127;
+    }
+  }
+  if (rows > 2) t.scales[2] = 0.0f;
+  t.exact.resize(t.q.size());
+  for (size_t i = 0; i < t.q.size(); ++i) {
+    t.exact[i] = static_cast<double>(t.scales[i / stride]) * t.q[i];
+  }
+  t.matrix.data = t.q.data();
+  t.matrix.scales = t.scales.data();
+}
+
 TestWeights MakeWeights(std::mt19937& rng, DType type, int64_t rows, int64_t cols, int64_t stride) {
   TestWeights t;
+  t.matrix.type = type;
+  t.matrix.rows = rows;
+  t.matrix.cols = cols;
+  t.matrix.stride = stride;
+  if (type == DType::kI8) {
+    MakeInt8Weights(rng, rows, cols, stride, t);
+    return t;
+  }
   std::vector<float> values = RandomVector(rng, rows * stride);
   t.exact.resize(values.size());
   if (type == DType::kF32) {
     t.f32 = values;
-    t.exact = values;
+    t.exact.assign(values.begin(), values.end());
   } else {
     t.half.resize(values.size());
     for (size_t i = 0; i < values.size(); ++i) {
@@ -51,10 +87,6 @@ TestWeights MakeWeights(std::mt19937& rng, DType type, int64_t rows, int64_t col
   }
   t.matrix.data = type == DType::kF32 ? static_cast<const void*>(t.f32.data())
                                       : static_cast<const void*>(t.half.data());
-  t.matrix.type = type;
-  t.matrix.rows = rows;
-  t.matrix.cols = cols;
-  t.matrix.stride = stride;
   return t;
 }
 
@@ -101,9 +133,7 @@ INSTANTIATE_TEST_SUITE_P(Isa, SimdWkv6Test, ::testing::Values(IsaLevel::kAvx2, I
 INSTANTIATE_TEST_SUITE_P(Isa, SimdMathTest, ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512),
                          LevelName);
 
-const char* TypeName(DType t) {
-  return t == DType::kF32 ? "f32" : t == DType::kBF16 ? "bf16" : "f16";
-}
+const char* TypeName(DType t) { return base::DTypeName(t).data(); }
 
 // Runs the product with `table` over the whole job and checks it against exact fp64 sums
 // with a bound proportional to Σ|x·w| (what fp32 reordering can change).
@@ -160,7 +190,7 @@ TEST_P(MatMulLevelTest, LongRowsCrossContractionBlocks) {
   std::mt19937 rng(2);
   const IsaLevel level = GetParam();
   {
-    for (DType type : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (DType type : {DType::kF32, DType::kBF16, DType::kF16, DType::kI8}) {
       CheckMatMul(*KernelsFor(level), type, 5, 37, 2500, false, rng);
       CheckMatMul(*KernelsFor(level), type, 2, 200, 1030, true, rng);
     }
@@ -190,6 +220,7 @@ TEST(MatMulTest, ThreadedManyEqualsSingleThread) {
   weights.push_back(MakeWeights(rng, DType::kF32, 17, 64, 64));
   weights.push_back(MakeWeights(rng, DType::kF16, 129, 64, 64));
   weights.push_back(MakeWeights(rng, DType::kF32, 1, 64, 64));
+  weights.push_back(MakeWeights(rng, DType::kI8, 250, 64, 64));
   std::vector<float> x = RandomVector(rng, batch * 64);
   std::vector<std::vector<float>> threaded(weights.size()), single(weights.size());
   std::vector<MatMulJob> jobs;
@@ -456,7 +487,7 @@ TEST_P(SimdMatMulTest, PackedGemmMatchesExactSums) {
   std::mt19937 rng(12);
   const IsaLevel level = GetParam();
   {
-    for (DType type : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (DType type : {DType::kF32, DType::kBF16, DType::kF16, DType::kI8}) {
       for (int64_t batch : {16, 29, 64}) {
         for (auto [rows, cols] : {std::pair<int64_t, int64_t>{50, 77}, {97, 300}, {16, 129}}) {
           CheckMatMul(*KernelsFor(level), type, batch, rows, cols, batch == 29, rng);
@@ -625,6 +656,295 @@ TEST(MatMulTest, PackBf16PanelsPlacesPairsAndZeroPads) {
   ThreadPool pool(3);
   PackBf16Panels(big.matrix, threaded.data(), &pool);
   EXPECT_EQ(serial, threaded);
+}
+
+}  // namespace
+}  // namespace skein::kernels
+
+namespace skein::kernels {
+namespace {
+
+// ---- int8 weights ----
+
+// Product at every level against exact sums of x·scale·q: batch sizes of decode, of the
+// dot-product tiles' edges and of the packed GEMM; rows that end mid-tile and mid-panel; K
+// that ends mid-vector; y added to and overwritten; strided x, y and W (CheckMatMul).
+TEST_P(MatMulLevelTest, Int8MatchesExactSums) {
+  std::mt19937 rng(21);
+  const KernelTable& table = *KernelsFor(GetParam());
+  for (int64_t batch : {1, 3, 17}) {
+    for (int64_t rows : {1, 5, 7, 13, 100}) {
+      for (int64_t cols : {1, 7, 16, 33, 129}) {
+        for (bool accumulate : {false, true}) {
+          CheckMatMul(table, DType::kI8, batch, rows, cols, accumulate, rng);
+        }
+      }
+    }
+  }
+  // Large batches (the packed GEMM on SIMD levels), K over several of its blocks.
+  for (int64_t batch : {64, 70, 130}) {
+    CheckMatMul(table, DType::kI8, batch, 53, 300, batch == 70, rng);
+  }
+}
+
+TEST_P(MatMulLevelTest, Int8EmptyContractionGivesZeros) {
+  std::vector<float> y(6, 5.0f);
+  const int8_t dummy = 0;
+  const float scales[3] = {1.0f, 2.0f, 3.0f};
+  float x = 0.0f;
+  WeightMatrix w{&dummy, DType::kI8, 3, 0, 0};
+  w.scales = scales;
+  MatMulJob job{&x, 0, w, y.data(), 3, 2, false};
+  KernelsFor(GetParam())->matmul(job, 0, 2, 0, 3);
+  for (float v : y) EXPECT_EQ(v, 0.0f) << IsaLevelName(GetParam());
+}
+
+// The scale multiplies the finished sum: a scale that is a power of two and integer-valued x
+// make every step exact, so the result must equal the integer dot product times the scale
+// exactly (a kernel that scaled partial sums or dropped the scale could not).
+TEST_P(MatMulLevelTest, Int8ScaleMultipliesTheSumExactly) {
+  const int64_t rows = 9, cols = 37;
+  std::vector<int8_t> q(rows * cols);
+  std::vector<float> scales(rows);
+  for (int64_t o = 0; o < rows; ++o) {
+    scales[o] = std::ldexp(1.0f, static_cast<int>(o) - 4);
+    for (int64_t i = 0; i < cols; ++i)
+      q[o * cols + i] = static_cast<int8_t>((o * 31 + i * 7) % 255 - 127);
+  }
+  std::vector<float> x(2 * cols);
+  for (int64_t i = 0; i < 2 * cols; ++i) x[i] = static_cast<float>(i % 11 - 5);
+  WeightMatrix w{q.data(), DType::kI8, rows, cols, cols};
+  w.scales = scales.data();
+  std::vector<float> y(2 * rows, 1.0f);
+  KernelsFor(GetParam())->matmul({x.data(), cols, w, y.data(), rows, 2, true}, 0, 2, 0, rows);
+  for (int64_t b = 0; b < 2; ++b) {
+    for (int64_t o = 0; o < rows; ++o) {
+      int64_t dot = 0;
+      for (int64_t i = 0; i < cols; ++i)
+        dot += static_cast<int64_t>(x[b * cols + i]) * q[o * cols + i];
+      EXPECT_EQ(y[b * rows + o], 1.0f + static_cast<float>(dot) * scales[o])
+          << IsaLevelName(GetParam()) << " b=" << b << " o=" << o;
+    }
+  }
+}
+
+// The SIMD products against the scalar reference on the same inputs, within the reordering
+// bound of fp32 sums.
+TEST_P(SimdMatMulTest, Int8MatchesScalarReference) {
+  std::mt19937 rng(22);
+  const KernelTable& table = *KernelsFor(GetParam());
+  for (int64_t batch : {1, 3, 17, 64, 97}) {
+    for (auto [rows, cols] :
+         {std::pair<int64_t, int64_t>{1, 5}, {49, 77}, {100, 300}, {13, 1030}}) {
+      const bool accumulate = batch % 2 == 1;
+      const int64_t ldx = cols + 5, ldy = rows + 1;
+      TestWeights w = MakeWeights(rng, DType::kI8, rows, cols, cols + 3);
+      std::vector<float> x = RandomVector(rng, batch * ldx);
+      std::vector<float> want = RandomVector(rng, batch * ldy);
+      std::vector<float> got = want;
+      const std::vector<float> y_init = want;
+      ScalarKernels()->matmul({x.data(), ldx, w.matrix, want.data(), ldy, batch, accumulate}, 0,
+                              batch, 0, rows);
+      table.matmul({x.data(), ldx, w.matrix, got.data(), ldy, batch, accumulate}, 0, batch, 0,
+                   rows);
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t o = 0; o < ldy; ++o) {
+          if (o >= rows) {
+            ASSERT_EQ(got[b * ldy + o], y_init[b * ldy + o]) << "wrote outside the output";
+            continue;
+          }
+          double magnitude = accumulate ? std::fabs(y_init[b * ldy + o]) : 0.0;
+          for (int64_t i = 0; i < cols; ++i) {
+            magnitude += std::fabs(x[b * ldx + i] * w.exact[o * (cols + 3) + i]);
+          }
+          ASSERT_NEAR(got[b * ldy + o], want[b * ldy + o], 4e-6 * magnitude + 1e-30)
+              << IsaLevelName(GetParam()) << " batch " << batch << " rows " << rows << " cols "
+              << cols << " at " << b << "," << o;
+        }
+      }
+    }
+  }
+}
+
+TEST(MatMulTest, ThreadedInt8EqualsSingleThread) {
+  std::mt19937 rng(23);
+  ThreadPool pool(3);
+  for (int64_t batch : {1, 5, 70}) {
+    TestWeights w = MakeWeights(rng, DType::kI8, 300, 140, 141);
+    std::vector<float> x = RandomVector(rng, batch * 140), a(batch * 300), b(batch * 300);
+    MatMul({x.data(), 140, w.matrix, a.data(), 300, batch, false}, &pool);
+    MatMul({x.data(), 140, w.matrix, b.data(), 300, batch, false}, nullptr);
+    EXPECT_EQ(a, b) << "batch " << batch;
+  }
+}
+
+TEST(MatMulDeathTest, Int8WithoutScalesAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const int8_t q[4] = {1, 2, 3, 4};
+  const float x[2] = {1.0f, 1.0f};
+  float y[2];
+  WeightMatrix w{q, DType::kI8, 2, 2, 2};
+  EXPECT_DEATH(MatMul({x, 2, w, y, 2, 1, false}, nullptr), "needs scales");
+}
+
+TEST(WeightMatrixTest, Int8BytesCountScales) {
+  WeightMatrix w{nullptr, DType::kI8, 10, 30, 32};
+  EXPECT_EQ(w.bytes(), 10u * 32u + 10u * sizeof(float));
+  w.type = DType::kBF16;
+  EXPECT_EQ(w.bytes(), 10u * 32u * 2u);
+}
+
+// ---- QuantizeRowsInt8 ----
+
+// Rows of known values (written as fp32; every one is exact in bf16 and fp16 too, or rounds
+// there to a value that quantises the same), in a matrix whose row padding holds a value
+// larger than any row's maximum (it must not count).
+struct KnownRows {
+  static constexpr int64_t kRows = 7, kCols = 8, kStride = 10;
+  std::vector<float> values = std::vector<float>(kRows * kStride, 1000.0f);
+  KnownRows() {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float inf = std::numeric_limits<float>::infinity();
+    const float rows[kRows][kCols] = {
+        // scale 1: ties go to even (0.5 → 0, 1.5 → 2, 2.5 → 2, −2.5 → −2).
+        {127, 0.5f, 1.5f, 2.5f, -0.5f, -2.5f, -127, 3.25f},
+        // all zeros: scale 0, q 0.
+        {0, 0, 0, 0, 0, 0, 0, 0},
+        // the maximum is negative: −254 → −127 (never −128); scale 2, 63.5 → 64, 0.5 → 0.
+        {-254, 127, 1, 3, -1, -5, 253, 0},
+        // scale 1/127 (inexact): −1 still maps to −127, 0.25 → 31.75 → 32.
+        {0.25f, -1, 0, 0, 0, 0, 0, 0},
+        // a NaN: scale NaN, q 0.
+        {1, nan, 0, 0, 0, 0, 0, 0},
+        // an infinity: the same.
+        {-inf, 1, 0, 0, 0, 0, 0, 0},
+        // scale 0.5: ties ±0.25 → ±0.5 → 0, 0.75 → 1.5 → 2, −1.25 → −2.5 → −2, 1.75 → 3.5 → 4.
+        {-63.5f, 0.25f, -0.25f, 0.75f, -1.25f, 1.75f, 0, 0},
+    };
+    for (int64_t o = 0; o < kRows; ++o)
+      for (int64_t i = 0; i < kCols; ++i) values[o * kStride + i] = rows[o][i];
+  }
+};
+
+void ExpectKnownQuantisation(const std::vector<int8_t>& q, const std::vector<float>& scales,
+                             const char* source) {
+  constexpr int64_t kCols = KnownRows::kCols;
+  const int8_t want[KnownRows::kRows][kCols] = {
+      {127, 0, 2, 2, 0, -2, -127, 3}, {0, 0, 0, 0, 0, 0, 0, 0}, {-127, 64, 0, 2, 0, -2, 126, 0},
+      {32, -127, 0, 0, 0, 0, 0, 0},   {0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0},
+      {-127, 0, 0, 2, -2, 4, 0, 0},
+  };
+  EXPECT_EQ(scales[0], 1.0f) << source;
+  EXPECT_EQ(scales[1], 0.0f) << source;
+  EXPECT_EQ(scales[2], 2.0f) << source;
+  EXPECT_EQ(scales[3], 1.0f / 127.0f) << source;
+  EXPECT_TRUE(std::isnan(scales[4])) << source;
+  EXPECT_TRUE(std::isnan(scales[5])) << source;
+  EXPECT_EQ(scales[6], 0.5f) << source;
+  for (int64_t o = 0; o < KnownRows::kRows; ++o) {
+    for (int64_t i = 0; i < kCols; ++i) {
+      EXPECT_EQ(q[o * kCols + i], want[o][i]) << source << " row " << o << " col " << i;
+    }
+  }
+}
+
+TEST(QuantizeRowsInt8Test, KnownValuesFromEverySourceType) {
+  KnownRows known;
+  for (DType type : {DType::kF32, DType::kBF16, DType::kF16}) {
+    std::vector<float> f32 = known.values;
+    std::vector<uint16_t> half(f32.size());
+    WeightMatrix src{f32.data(), type, KnownRows::kRows, KnownRows::kCols, KnownRows::kStride};
+    if (type != DType::kF32) {
+      base::ConvertElements(DType::kF32, f32.data(), type, half.data(), f32.size());
+      src.data = half.data();
+    }
+    std::vector<int8_t> q(KnownRows::kRows * KnownRows::kCols, 99);
+    std::vector<float> scales(KnownRows::kRows, -1.0f);
+    QuantizeRowsInt8(src, q.data(), scales.data());
+    ExpectKnownQuantisation(q, scales, TypeName(type));
+  }
+}
+
+// A maximum so small that max / 127 underflows to 0: scale 0, q 0 (not a division by zero).
+TEST(QuantizeRowsInt8Test, UnderflowingScaleGivesZeros) {
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  const float row[3] = {tiny, -tiny, 0.0f};
+  int8_t q[3] = {5, 5, 5};
+  float scale = -1.0f;
+  QuantizeRowsInt8({row, DType::kF32, 1, 3, 3}, q, &scale);
+  EXPECT_EQ(scale, 0.0f);
+  EXPECT_EQ(q[0], 0);
+  EXPECT_EQ(q[1], 0);
+  EXPECT_EQ(q[2], 0);
+}
+
+// Random rows: every value is within half a step of scale·q, the extremes map to ±127, and
+// the result on a pool's threads is the same bytes.
+TEST(QuantizeRowsInt8Test, RandomRowsRoundTripWithinHalfAStepOnAnyThreads) {
+  std::mt19937 rng(24);
+  const int64_t rows = 1500, cols = 301, stride = 305;
+  std::vector<float> w = RandomVector(rng, rows * stride, -3.0f, 3.0f);
+  for (int64_t o = 0; o < rows; ++o) w[o * stride + o % cols] *= 10.0f;  // vary the scales
+  WeightMatrix src{w.data(), DType::kF32, rows, cols, stride};
+  std::vector<int8_t> q(rows * cols), q_threaded(rows * cols);
+  std::vector<float> scales(rows), scales_threaded(rows);
+  QuantizeRowsInt8(src, q.data(), scales.data());
+  ThreadPool pool(3);
+  QuantizeRowsInt8(src, q_threaded.data(), scales_threaded.data(), &pool);
+  EXPECT_EQ(q, q_threaded);
+  EXPECT_EQ(scales, scales_threaded);
+  for (int64_t o = 0; o < rows; ++o) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < cols; ++i) amax = std::max(amax, std::fabs(w[o * stride + i]));
+    ASSERT_EQ(scales[o], amax / 127.0f) << "row " << o;
+    bool saw_extreme = false;
+    for (int64_t i = 0; i < cols; ++i) {
+      const int8_t v = q[o * cols + i];
+      ASSERT_GE(v, -127);
+      saw_extreme = saw_extreme || v == 127 || v == -127;
+      ASSERT_LE(std::fabs(static_cast<double>(w[o * stride + i]) - double{scales[o]} * v),
+                0.5001 * scales[o])
+          << "row " << o << " col " << i;
+    }
+    EXPECT_TRUE(saw_extreme) << "row " << o;
+  }
+}
+
+// Quantising then multiplying through the public entry point, at each level: the product is
+// that of the dequantised matrix.
+TEST_P(MatMulLevelTest, QuantizedMatMulMatchesDequantizedSums) {
+  std::mt19937 rng(25);
+  ThreadPool pool(2);
+  ASSERT_TRUE(ForceIsaLevel(GetParam()).ok());
+  for (DType type : {DType::kF32, DType::kBF16, DType::kF16}) {
+    const int64_t rows = 150, cols = 70, batch = 3;
+    TestWeights src = MakeWeights(rng, type, rows, cols, cols + 2);
+    std::vector<int8_t> q(rows * cols);
+    std::vector<float> scales(rows);
+    QuantizeRowsInt8(src.matrix, q.data(), scales.data(), &pool);
+    WeightMatrix w{q.data(), DType::kI8, rows, cols, cols};
+    w.scales = scales.data();
+    std::vector<float> x = RandomVector(rng, batch * cols), y(batch * rows);
+    MatMul({x.data(), cols, w, y.data(), rows, batch, false}, &pool);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t o = 0; o < rows; ++o) {
+        double sum = 0.0, magnitude = 0.0, quantisation = 0.0;
+        for (int64_t i = 0; i < cols; ++i) {
+          const double xi = x[b * cols + i];
+          const double p = xi * scales[o] * q[o * cols + i];
+          sum += p;
+          magnitude += std::fabs(p);
+          // And the dequantised weight is close to the original.
+          quantisation += std::fabs(xi) * std::fabs(src.exact[o * (cols + 2) + i] -
+                                                    double{scales[o]} * q[o * cols + i]);
+        }
+        ASSERT_NEAR(y[b * rows + o], sum, 2e-6 * magnitude + 1e-30)
+            << TypeName(type) << " " << IsaLevelName(GetParam()) << " at " << b << "," << o;
+        ASSERT_LE(quantisation, 0.5001 * scales[o] * cols);
+      }
+    }
+  }
+  ASSERT_TRUE(ForceIsaLevel(SupportedIsaLevel()).ok());
 }
 
 }  // namespace

@@ -12,12 +12,14 @@
 // LoadPartial (first `count` lanes, rest zero), Store, StorePartial, KeepFirst (zero all but the
 // first `count` lanes), Add, Sub, Mul, Div, Fma(a, b, c) = a·b + c, ReduceAdd, ReduceAdd4 (four
 // vectors' sums), Exp (see ExpPolynomial); and weight loads LoadWeights(const T*, Tag) /
-// LoadWeightsPartial(const T*, int count, Tag) widening kLanes weights of type Tag to fp32.
+// LoadWeightsPartial(const T*, int count, Tag) widening kLanes weights of type Tag to fp32
+// (for I8Tag, the integers themselves: the row scales are applied by the kernels here).
 #ifndef SKEIN_KERNELS_CPU_SIMD_KERNELS_IMPL_H_
 #define SKEIN_KERNELS_CPU_SIMD_KERNELS_IMPL_H_
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/cpu/kernel_table.h"
@@ -38,6 +40,16 @@ struct Bf16Tag {
 struct F16Tag {
   using T = uint16_t;
 };
+// int8 weights with one fp32 scale per output row (WeightMatrix::scales).
+struct I8Tag {
+  using T = int8_t;
+};
+
+// Whether a product over Tag's weights sums x·q and multiplies each output by its row's scale
+// at the end (once per output, so the K loop must not be cut into blocks that store partial
+// sums in y).
+template <class Tag>
+inline constexpr bool kScaledTag = std::is_same_v<Tag, I8Tag>;
 
 // The contraction dimension is cut into blocks of this many values so that a register tile's
 // rows of x and w stay in L1 when K is large (the FFN's down-projection has K = 4C).
@@ -53,10 +65,11 @@ struct Kernels {
   static constexpr int kMR = S::kTileRows;
   static constexpr int kNR = S::kTileCols;
 
-  // y[m][n] (+)= Σ_{i<kc} x[m][i]·w[n][i] for an MR×NR tile.
+  // y[m][n] (+)= Σ_{i<kc} x[m][i]·w[n][i] for an MR×NR tile; for scaled (int8) weights
+  // y[m][n] (+)= scales[n] · Σ_{i<kc} x[m][i]·q[n][i] (`scales` is unused otherwise).
   template <class Tag, int MR, int NR>
   static void Tile(const float* x, int64_t ldx, const typename Tag::T* w, int64_t ldw, int64_t kc,
-                   float* y, int64_t ldy, bool add) {
+                   float* y, int64_t ldy, const float* scales, bool add) {
     V acc[MR][NR];
     SKEIN_UNROLL
     for (int m = 0; m < MR; ++m) SKEIN_UNROLL
@@ -71,7 +84,10 @@ struct Kernels {
         if constexpr (MR <= 2) {
           // Few rows of x: the tile streams W from memory. Fetch the next tile's rows ahead
           // (NR rows side by side are more streams than the hardware prefetchers follow).
-          S::Prefetch(w + (n + NR) * ldw + k);
+          // One-byte weights advance a cache line every few steps: one prefetch per line.
+          if (sizeof(typename Tag::T) > 1 || k % 64 == 0) {
+            S::Prefetch(w + (n + NR) * ldw + k);
+          }
         }
         const V wv = S::LoadWeights(w + n * ldw + k, Tag{});
         SKEIN_UNROLL
@@ -99,11 +115,15 @@ struct Kernels {
         float sums[4];
         S::ReduceAdd4(acc[m][n], acc[m][n + 1], acc[m][n + 2], acc[m][n + 3], sums);
         SKEIN_UNROLL
-        for (int i = 0; i < 4; ++i) out[n + i] = add ? out[n + i] + sums[i] : sums[i];
+        for (int i = 0; i < 4; ++i) {
+          if constexpr (kScaledTag<Tag>) sums[i] *= scales[n + i];
+          out[n + i] = add ? out[n + i] + sums[i] : sums[i];
+        }
       }
       SKEIN_UNROLL
       for (; n < NR; ++n) {
-        const float sum = S::ReduceAdd(acc[m][n]);
+        float sum = S::ReduceAdd(acc[m][n]);
+        if constexpr (kScaledTag<Tag>) sum *= scales[n];
         out[n] = add ? out[n] + sum : sum;
       }
     }
@@ -111,7 +131,7 @@ struct Kernels {
 
   template <class Tag>
   using TileFn = void (*)(const float*, int64_t, const typename Tag::T*, int64_t, int64_t, float*,
-                          int64_t, bool);
+                          int64_t, const float*, bool);
 
   // kTiles<Tag>[mr-1][nr-1] = Tile<Tag, mr, nr>, for edge tiles.
   template <class Tag, int... I>
@@ -135,8 +155,13 @@ struct Kernels {
         for (int64_t o = o_begin; o < o_end; ++o) job.y[b * job.ldy + o] = 0.0f;
     }
     // K blocks keep a tile's rows in L1 for the next batch tile; with a single batch tile
-    // (decode) there is no next one, and whole rows stream better.
-    const int64_t block_k = b_end - b_begin <= kMR ? (kdim > 0 ? kdim : 1) : kBlockK;
+    // (decode) there is no next one, and whole rows stream better. Scaled (int8) weights take
+    // whole rows always, so that each output's scale multiplies its complete sum once; their
+    // rows are a quarter of fp32's, so a tile of them still fits L1 at the model's K.
+    const int64_t block_k =
+        b_end - b_begin <= kMR || kScaledTag<Tag> ? (kdim > 0 ? kdim : 1) : kBlockK;
+    // Row o's scale, for scaled weights (null otherwise: the tiles ignore it).
+    const float* scales = kScaledTag<Tag> ? job.w.scales : nullptr;
     for (int64_t k0 = 0; k0 < kdim; k0 += block_k) {
       const int64_t kc = kdim - k0 < block_k ? kdim - k0 : block_k;
       const bool add = job.accumulate || k0 > 0;
@@ -150,12 +175,14 @@ struct Kernels {
           if (mr == 1) {
             // A single row of x (decode) is bound by streaming W: twice the rows in flight.
             for (; o + 2 * kNR <= o1; o += 2 * kNR) {
-              Tile<Tag, 1, 2 * kNR>(x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy, add);
+              Tile<Tag, 1, 2 * kNR>(x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy,
+                                    scales ? scales + o : nullptr, add);
             }
           }
           for (; o < o1; o += kNR) {
             const int nr = o1 - o < kNR ? static_cast<int>(o1 - o) : kNR;
-            kTiles.fn[mr - 1][nr - 1](x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy, add);
+            kTiles.fn[mr - 1][nr - 1](x, job.ldx, w + o * ldw + k0, ldw, kc, y + o, job.ldy,
+                                      scales ? scales + o : nullptr, add);
           }
         }
       }
@@ -171,6 +198,10 @@ struct Kernels {
   static constexpr int kPackMR = S::kPackRows;
   static constexpr int64_t kPackK = 128;
   static constexpr int64_t kPackBatch = 512;
+  // Scaled (int8) weights: batch rows per block, whose unscaled sums wait in a stack buffer
+  // (kScaledPackBatch × kPanel floats) until the last K block, when each output gets its
+  // scale once.
+  static constexpr int64_t kScaledPackBatch = 128;
 
   // panel[k·kPanel + p] = w[(o0 + p)·ldw + k0 + k] for p < rows, k < kc; zero elsewhere.
   template <class Tag>
@@ -267,30 +298,65 @@ struct Kernels {
     return table;
   }
 
+  // y[b][o0:o0+cols] (+)= scales[o0:o0+cols] ⊙ sums[b - b0][0:cols] for b in [b0, b1): the
+  // one multiply per output of a scaled product.
+  static void ApplyScales(const MatMulJob& job, const float* sums, int64_t b0, int64_t b1,
+                          int64_t o0, int cols) {
+    const float* scales = job.w.scales + o0;
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* s = sums + (b - b0) * kPanel;
+      float* out = job.y + b * job.ldy + o0;
+      SKEIN_UNROLL
+      for (int q = 0; q < kPanelVectors; ++q) {
+        const int left = cols - q * kLanes;
+        if (left >= kLanes) {
+          V v = S::Mul(S::Load(s + q * kLanes), S::Load(scales + q * kLanes));
+          if (job.accumulate) v = S::Add(S::Load(out + q * kLanes), v);
+          S::Store(out + q * kLanes, v);
+        } else if (left > 0) {
+          V v = S::Mul(S::Load(s + q * kLanes), S::LoadPartial(scales + q * kLanes, left));
+          if (job.accumulate) v = S::Add(S::LoadPartial(out + q * kLanes, left), v);
+          S::StorePartial(out + q * kLanes, left, v);
+        }
+      }
+    }
+  }
+
   template <class Tag>
   static void MatMulPacked(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t o_begin,
                            int64_t o_end) {
     static constexpr auto kTiles = MakePackedTable(std::make_integer_sequence<int, kPackMR>{});
+    constexpr bool kScaled = kScaledTag<Tag>;
+    constexpr int64_t kBatchBlock = kScaled ? kScaledPackBatch : kPackBatch;
     alignas(64) float panel[kPackK * kPanel];
+    // Scaled weights: Σ x·q of the current batch block and panel, full kPanel wide (the
+    // panel's zero rows past `cols` add nothing).
+    alignas(64) float sums[kScaled ? kScaledPackBatch * kPanel : 1];
     const auto* w = static_cast<const typename Tag::T*>(job.w.data);
     const int64_t kdim = job.w.cols;
     // Batch blocks outermost, then output panels, then K: each panel's rows of W are read
     // front to back (streams the prefetchers follow, for weights that come from DRAM), while
     // a block of x stays in L2 for all panels.
-    for (int64_t b0 = b_begin; b0 < b_end; b0 += kPackBatch) {
-      const int64_t b1 = b_end - b0 < kPackBatch ? b_end : b0 + kPackBatch;
+    for (int64_t b0 = b_begin; b0 < b_end; b0 += kBatchBlock) {
+      const int64_t b1 = b_end - b0 < kBatchBlock ? b_end : b0 + kBatchBlock;
       for (int64_t o = o_begin; o < o_end; o += kPanel) {
         const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
         for (int64_t k0 = 0; k0 < kdim; k0 += kPackK) {
           const int64_t kc = kdim - k0 < kPackK ? kdim - k0 : kPackK;
-          const bool add = job.accumulate || k0 > 0;
           PackPanel<Tag>(w + o * job.w.stride + k0, job.w.stride, cols, kc, panel);
           for (int64_t b = b0; b < b1; b += kPackMR) {
             const int mr = b1 - b < kPackMR ? static_cast<int>(b1 - b) : kPackMR;
-            kTiles.fn[mr - 1](job.x + b * job.ldx + k0, job.ldx, panel, kc, job.y + b * job.ldy + o,
-                              job.ldy, cols, add);
+            const float* x = job.x + b * job.ldx + k0;
+            if constexpr (kScaled) {
+              kTiles.fn[mr - 1](x, job.ldx, panel, kc, sums + (b - b0) * kPanel, kPanel, kPanel,
+                                k0 > 0);
+            } else {
+              kTiles.fn[mr - 1](x, job.ldx, panel, kc, job.y + b * job.ldy + o, job.ldy, cols,
+                                job.accumulate || k0 > 0);
+            }
           }
         }
+        if constexpr (kScaled) ApplyScales(job, sums, b0, b1, o, cols);
       }
     }
   }
@@ -318,6 +384,8 @@ struct Kernels {
         return MatMulDispatch<Bf16Tag>(job, b_begin, b_end, o_begin, o_end);
       case DType::kF16:
         return MatMulDispatch<F16Tag>(job, b_begin, b_end, o_begin, o_end);
+      case DType::kI8:
+        return MatMulDispatch<I8Tag>(job, b_begin, b_end, o_begin, o_end);
     }
   }
 

@@ -37,6 +37,8 @@ std::string_view StorageTypeName(DType t) {
       return "BFloat16Storage";
     case DType::kF16:
       return "HalfStorage";
+    case DType::kI8:
+      break;  // not a checkpoint dtype: ValidateSpecs refuses it before anything is written
   }
   return "";
 }

@@ -20,6 +20,8 @@ inline std::string_view SafetensorsDTypeName(DType t) {
       return "BF16";
     case DType::kF16:
       return "F16";
+    case DType::kI8:
+      break;  // not a checkpoint dtype: writers refuse it (ValidateSpecs), readers never map to it
   }
   return "";
 }
