@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
   app.add_option("--next", f.next, "Address of the next stage (all but the last stage)");
   app.add_option("--store", f.store,
                  "State store address: evicted sessions and Save/LoadState go there");
-  app.add_option("--dtype", f.dtype, "Weight dtype: bf16 (default), fp16 or fp32");
+  app.add_option("--dtype", f.dtype,
+                 "Weight dtype: bf16 (default), fp16, fp32, or int8 (quantised per row at load)");
   app.add_option("--link-dtype", f.link_dtype,
                  "Activations to the next stage: fp32 (exact, default) or bf16 (half the bytes)")
       ->check(CLI::IsMember({"fp32", "bf16"}));

@@ -10,10 +10,17 @@
 
 namespace skein::cli {
 
-// "bf16", "fp16" or "fp32"; anything else throws CommandError (exit code 2).
-inline model::DType ParseDTypeFlag(const std::string& text) {
+// "bf16", "fp16" or "fp32", and "int8" where `run_dtype` (a dtype to run in, not to store:
+// int8 is quantised at load); anything else throws CommandError (exit code 2).
+inline model::DType ParseDTypeFlag(const std::string& text, bool run_dtype = false) {
   absl::StatusOr<model::DType> dtype = engine::ParseRunDType(text);
   if (!dtype.ok()) throw CommandError(2, "--" + std::string(dtype.status().message()));
+  if (*dtype == model::DType::kI8 && !run_dtype) {
+    throw CommandError(2,
+                       "--dtype int8 is a run dtype (the engine quantises at load: --dtype int8 "
+                       "on workers, logits, generate and bench); files are stored as bf16, fp16 "
+                       "or fp32");
+  }
   return *dtype;
 }
 

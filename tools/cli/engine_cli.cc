@@ -15,7 +15,7 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& defaul
   auto* model = cmd->add_option("--model", flags->model, "Checkpoint (.pth or .safetensors)");
   if (model_required) model->required();
   cmd->add_option("--dtype", flags->dtype,
-                  "Weight dtype to run the big matrices in: fp32, bf16 or fp16 (default " +
+                  "Weight dtype to run the big matrices in: fp32, bf16, fp16 or int8 (default " +
                       default_dtype + ")");
   cmd->add_option("--threads", flags->threads, "Threads (default: every core)");
   cmd->add_flag("--bf16-activations", flags->bf16_activations,
@@ -26,7 +26,7 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& defaul
 Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const EngineFlags& flags) {
   if (flags.threads < 0) throw CommandError(2, "--threads must be >= 0");
   engine::StageEngineOptions options;
-  options.run_dtype = ParseDTypeFlag(flags.dtype);
+  options.run_dtype = ParseDTypeFlag(flags.dtype, /*run_dtype=*/true);
   options.threads = flags.threads;
   options.bf16_activations = flags.bf16_activations;
   options.initial_states = flags.initial_states;
@@ -36,7 +36,7 @@ Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const Eng
 }
 
 Engine LoadEngine(const EngineFlags& flags) {
-  ParseDTypeFlag(flags.dtype);  // fail on a bad flag before reading the file
+  ParseDTypeFlag(flags.dtype, /*run_dtype=*/true);  // fail on a bad flag before reading the file
   absl::StatusOr<std::unique_ptr<model::TensorArchive>> archive =
       model::OpenCheckpoint(flags.model);
   if (!archive.ok()) throw CommandError(1, std::string(archive.status().message()));

@@ -12,11 +12,12 @@
 namespace skein::engine {
 
 absl::StatusOr<model::DType> ParseRunDType(const std::string& text) {
-  for (model::DType d : {model::DType::kF32, model::DType::kBF16, model::DType::kF16}) {
+  for (model::DType d :
+       {model::DType::kF32, model::DType::kBF16, model::DType::kF16, model::DType::kI8}) {
     if (text == model::DTypeName(d)) return d;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("dtype must be bf16, fp16 or fp32, not '", text, "'"));
+      absl::StrCat("dtype must be bf16, fp16, fp32 or int8, not '", text, "'"));
 }
 
 absl::Status ResolveLayerRange(const std::string& layers, int stage, int stages, int num_layers,

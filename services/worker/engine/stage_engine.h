@@ -39,7 +39,8 @@ struct NamedState {
   model::RwkvState state;
 };
 
-// "fp32", "bf16" or "fp16" (the names model::DTypeName gives); INVALID_ARGUMENT otherwise.
+// "fp32", "bf16", "fp16" or "int8" (the names model::DTypeName gives); INVALID_ARGUMENT
+// otherwise. int8 quantises the large matrices per output row at load (kernels.h).
 absl::StatusOr<model::DType> ParseRunDType(const std::string& text);
 
 // Resolves a stage's layer range from "A:B" (`layers`, may be empty) or from a stage index

@@ -85,6 +85,16 @@ class RwkvWeightsBuilder {
     const TensorView* t = archive_.Find(name);
     const int64_t rows = t->shape[0], cols = t->shape[1];
     const DType run = w_->run_dtype_;
+    if (run == DType::kI8) {
+      // Per-output-row symmetric int8, quantised from the stored values as they are.
+      WeightMatrix stored{t->data, t->dtype, rows, cols, cols};
+      auto* q = static_cast<int8_t*>(Allocate(static_cast<size_t>(rows * cols)));
+      auto* scales = static_cast<float*>(Allocate(static_cast<size_t>(rows) * sizeof(float)));
+      kernels::QuantizeRowsInt8(stored, q, scales, pool_);
+      WeightMatrix m{q, DType::kI8, rows, cols, cols};
+      m.scales = scales;
+      return m;
+    }
     WeightMatrix m{nullptr, run, rows, cols, cols};
     if (t->dtype == run && reinterpret_cast<uintptr_t>(t->data) % DTypeSize(run) == 0) {
       m.data = t->data;
@@ -172,13 +182,26 @@ class RwkvWeightsBuilder {
 
 namespace {
 
-// An x070 layer (spec §2.2).
-RwkvLayerWeights LoadX070Layer(RwkvWeightsBuilder& b, const std::string& p, int l) {
+// What every version's layer has: the two LayerNorms and the projections every version names
+// alike (att receptance/key/value/output, ffn key/value).
+RwkvLayerWeights LoadSharedLayerParts(RwkvWeightsBuilder& b, const std::string& p) {
   RwkvLayerWeights lw{};
   lw.ln1_w = b.Vector(p + "ln1.weight");
   lw.ln1_b = b.Vector(p + "ln1.bias");
   lw.ln2_w = b.Vector(p + "ln2.weight");
   lw.ln2_b = b.Vector(p + "ln2.bias");
+  lw.receptance = b.Matrix(p + "att.receptance.weight");
+  lw.key = b.Matrix(p + "att.key.weight");
+  lw.value = b.Matrix(p + "att.value.weight");
+  lw.output = b.Matrix(p + "att.output.weight");
+  lw.ffn_key = b.Matrix(p + "ffn.key.weight");
+  lw.ffn_value = b.Matrix(p + "ffn.value.weight");
+  return lw;
+}
+
+// An x070 layer (spec §2.2).
+RwkvLayerWeights LoadX070Layer(RwkvWeightsBuilder& b, const std::string& p, int l) {
+  RwkvLayerWeights lw = LoadSharedLayerParts(b, p);
   lw.x_r = b.Vector(p + "att.x_r");
   lw.x_w = b.Vector(p + "att.x_w");
   lw.x_k = b.Vector(p + "att.x_k");
@@ -193,12 +216,6 @@ RwkvLayerWeights LoadX070Layer(RwkvWeightsBuilder& b, const std::string& p, int 
   lw.ln_x_w = b.Vector(p + "att.ln_x.weight");
   lw.ln_x_b = b.Vector(p + "att.ln_x.bias");
   lw.ffn_x_k = b.Vector(p + "ffn.x_k");
-  lw.receptance = b.Matrix(p + "att.receptance.weight");
-  lw.key = b.Matrix(p + "att.key.weight");
-  lw.value = b.Matrix(p + "att.value.weight");
-  lw.output = b.Matrix(p + "att.output.weight");
-  lw.ffn_key = b.Matrix(p + "ffn.key.weight");
-  lw.ffn_value = b.Matrix(p + "ffn.value.weight");
   lw.w1 = b.Transposed(p + "att.w1");
   lw.w2 = b.Transposed(p + "att.w2");
   lw.a1 = b.Transposed(p + "att.a1");
@@ -216,18 +233,8 @@ RwkvLayerWeights LoadX070Layer(RwkvWeightsBuilder& b, const std::string& p, int 
 // An RWKV-4, x052 or x060 layer (spec §§3-5).
 RwkvLayerWeights LoadClassicLayer(RwkvWeightsBuilder& b, const std::string& p,
                                   RwkvVersion version) {
-  RwkvLayerWeights lw{};
+  RwkvLayerWeights lw = LoadSharedLayerParts(b, p);
   const auto one_minus = [](float mu) { return 1.0f - mu; };
-  lw.ln1_w = b.Vector(p + "ln1.weight");
-  lw.ln1_b = b.Vector(p + "ln1.bias");
-  lw.ln2_w = b.Vector(p + "ln2.weight");
-  lw.ln2_b = b.Vector(p + "ln2.bias");
-  lw.receptance = b.Matrix(p + "att.receptance.weight");
-  lw.key = b.Matrix(p + "att.key.weight");
-  lw.value = b.Matrix(p + "att.value.weight");
-  lw.output = b.Matrix(p + "att.output.weight");
-  lw.ffn_key = b.Matrix(p + "ffn.key.weight");
-  lw.ffn_value = b.Matrix(p + "ffn.value.weight");
   lw.ffn_receptance = b.Matrix(p + "ffn.receptance.weight");
   switch (version) {
     case RwkvVersion::kV4:
