@@ -42,6 +42,18 @@ grep -q -- '--layers=12:24 --stage=1' "$work/gpu-2x2.yaml" || fail "the layer sp
 grep -q 'volumeClaimTemplates' "$work/cpu-one-node.yaml" || fail "RocksDB store keeps its data on a PVC"
 grep -q -- '--redis=redis-cluster.redis.svc:6379' "$work/redis.yaml" || fail "the Redis store is wired"
 grep -q 'helm.sh/hook: test' "$work/cpu-one-node.yaml" || fail "a helm test hook"
+# Several models: one pipeline group each, the second with its own 2 stages.
+grep -q -- '--pipeline=rwkv7-g1a-0.1b=skein-ci-worker-s0-0.skein-ci-worker-s0.serving.svc:7730' \
+  "$work/cpu-one-node.yaml" || fail "the router names the main model's pipeline"
+grep -q -- '--pipeline=rwkv6-world-0.4b=skein-ci-worker-m1-s0-0.skein-ci-worker-m1-s0.serving.svc:7730' \
+  "$work/cpu-one-node.yaml" || fail "the router names the extra model's pipeline"
+grep -q -- '--layers=12:24 --stage=1 --stages=2' "$work/cpu-one-node.yaml" ||
+  fail "the extra model is split over its own stages"
+grep -q -- '--dtype=int8' "$work/cpu-one-node.yaml" || fail "the extra model keeps its dtype"
+[[ $(count '^kind: StatefulSet' "$work/cpu-one-node.yaml") == 4 ]] ||
+  fail "1 stage + 2 extra-model stages + store: 4 StatefulSets"
+grep -q -- '--pipeline=skein-ci-worker-s0-0' "$work/gpu-2x2.yaml" ||
+  fail "one model keeps the plain --pipeline"
 grep -q -- '--initial-state="chinese-chat=/models/chinese-chat-state.pth"' "$work/cpu-one-node.yaml" ||
   fail "initial states reach the workers"
 grep -q -- 'fetch "https://example.com/states/chinese-chat-state.pth"' "$work/cpu-one-node.yaml" ||

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -118,6 +119,59 @@ TEST_F(ServingTest, EveryVersionThroughTwoStagesEqualsTheEngine) {
       }
     }
   }
+}
+
+// Two models in one cluster (`cluster up --model A --model B`): each has its own pipeline,
+// ListModels lists both, a request or session names its model and gets that model's output.
+TEST_F(ServingTest, SeveralModelsAreRoutedByName) {
+  std::string why;
+  const std::string v6 = ::skein::testing::FindTestData("golden/multiversion/tiny-v6.pth", &why);
+  if (v6.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
+  Cluster c(model_, vocab_, 2, 1, {"--model", v6});
+  grpc::ClientContext list_ctx;
+  v1::ListModelsResponse models;
+  ASSERT_TRUE(c.stub().ListModels(&list_ctx, v1::ListModelsRequest(), &models).ok());
+  ASSERT_EQ(models.models_size(), 2);
+  std::map<std::string, std::string> architecture;
+  for (const v1::ModelInfo& m : models.models()) architecture[m.model().name()] = m.architecture();
+  EXPECT_EQ(architecture["small-l4-c256-v1024"], "x070");
+  EXPECT_EQ(architecture["tiny-v6"], "x060");
+
+  const std::vector<uint32_t> prompt = {5, 17, 250, 3, 3, 99};
+  constexpr int kTokens = 8;
+  for (auto [name, file] : std::vector<std::pair<std::string, std::string>>{
+           {"small-l4-c256-v1024", model_}, {"tiny-v6", v6}}) {
+    SCOPED_TRACE(name);
+    v1::GenerateRequest request = TokenRequest(prompt, kTokens);
+    request.set_model(name);
+    Generated g = Generate(c.stub(), request);
+    ASSERT_TRUE(g.status.ok()) << g.status.error_message();
+    EXPECT_EQ(g.tokens, EngineGreedy(file, prompt, kTokens));
+  }
+  // A session lives on its model.
+  grpc::ClientContext create_ctx;
+  v1::CreateSessionRequest create;
+  create.set_model("tiny-v6");
+  create.set_session_id("on-v6");
+  v1::Session session;
+  ASSERT_TRUE(c.stub().CreateSession(&create_ctx, create, &session).ok());
+  EXPECT_EQ(session.model(), "tiny-v6");
+  v1::GenerateRequest turn = TokenRequest(prompt, kTokens);
+  turn.set_session_id("on-v6");
+  Generated t = Generate(c.stub(), turn);
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  EXPECT_EQ(t.tokens, EngineGreedy(v6, prompt, kTokens));
+  // Errors: no name when several models are served, an unknown name, a session's other model.
+  EXPECT_EQ(Generate(c.stub(), TokenRequest(prompt, 2)).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GenerateRequest unknown = TokenRequest(prompt, 2);
+  unknown.set_model("nope");
+  EXPECT_EQ(Generate(c.stub(), unknown).status.error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::GenerateRequest wrong = turn;
+  wrong.set_model("small-l4-c256-v1024");
+  EXPECT_EQ(Generate(c.stub(), wrong).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // The workers of the second model are its own.
+  EXPECT_GT(c.Metric("worker-m1-r0-s1", "skein_worker_tokens_total"), 0);
 }
 
 TEST_F(ServingTest, SixteenConcurrentStreamsEachEqualTheirOwnRun) {

@@ -1,4 +1,5 @@
 // skein-router: the public Skein API
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -6,6 +7,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "services/common/client_channel.h"
 #include "services/common/server_options.h"
 #include "services/common/service_host.h"
@@ -25,7 +27,7 @@ int main(int argc, char** argv) {
 
   std::string tokenizer = "127.0.0.1:7710";
   std::string store;
-  std::string pipeline;
+  std::vector<std::string> pipelines;  // one per model: "ADDR,ADDR" or "NAME=ADDR,ADDR"
   skein::router::SchedulerOptions scheduler;
   skein::router::RouterLimits limits;
   int64_t max_running = static_cast<int64_t>(scheduler.max_running_per_replica);
@@ -54,8 +56,10 @@ int main(int argc, char** argv) {
                  "Longest TTL a session may ask for (30 days; the store's --max-lease-seconds "
                  "must allow it)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--pipeline", pipeline,
-                 "Stage-0 address of every pipeline replica, comma-separated")
+  app.add_option("--pipeline", pipelines,
+                 "Stage-0 address of every pipeline replica of a model, comma-separated; "
+                 "repeat it, as NAME=ADDR,ADDR (NAME: the workers' --model-name), to serve "
+                 "several models")
       ->required();
   app.add_option("--max-batch", max_running, "Sequences running at once per replica (128)")
       ->check(CLI::PositiveNumber);
@@ -99,12 +103,32 @@ int main(int argc, char** argv) {
   scheduler.max_running_per_replica = static_cast<size_t>(max_running);
   scheduler.no_replica_grace = absl::Seconds(restart_wait_seconds);
   scheduler.max_queue = static_cast<size_t>(max_queue);
-  for (absl::string_view a : absl::StrSplit(pipeline, ',', absl::SkipWhitespace())) {
-    scheduler.replicas.emplace_back(a);
-  }
-  if (scheduler.replicas.empty()) {
-    std::fprintf(stderr, "skein-router: error: --pipeline names no address\n");
-    return 2;
+  // One scheduler per model, each over that model's replicas.
+  std::vector<std::vector<std::string>> replica_groups;
+  std::vector<std::string> group_names;
+  for (const std::string& p : pipelines) {
+    std::string addresses = p;
+    std::string name;
+    // "NAME=…" names the group; an address never holds '='.
+    if (const size_t eq = p.find('='); eq != std::string::npos) {
+      name = p.substr(0, eq);
+      addresses = p.substr(eq + 1);
+    }
+    std::vector<std::string> group;
+    for (absl::string_view a : absl::StrSplit(addresses, ',', absl::SkipWhitespace())) {
+      group.emplace_back(a);
+    }
+    if (group.empty()) {
+      std::fprintf(stderr, "skein-router: error: --pipeline '%s' names no address\n", p.c_str());
+      return 2;
+    }
+    if (std::find(group_names.begin(), group_names.end(), name) != group_names.end()) {
+      std::fprintf(stderr, "skein-router: error: --pipeline names model '%s' twice\n",
+                   name.c_str());
+      return 2;
+    }
+    group_names.push_back(name);
+    replica_groups.push_back(std::move(group));
   }
 
   // Clients of the public API authenticate by token; certificates are optional for them.
@@ -129,11 +153,10 @@ int main(int argc, char** argv) {
     }
   }
   skein::ServiceHost host(options);
-  // Health says SERVING while at least one pipeline replica answers.
-  if (require_pipeline) {
-    host.set_serving_at_start(false);
-    scheduler.on_serving_change = [&host](bool serving) { host.SetServing(serving); };
-  }
+  // Health says SERVING while every model has at least one pipeline replica answering.
+  absl::Mutex serving_mutex;
+  std::vector<bool> model_serving(replica_groups.size(), false);
+  if (require_pipeline) host.set_serving_at_start(false);
   skein::router::RouterMetrics metrics(host.metrics().registry());
   skein::router::TokenizerClient tokenizer_client(tokenizer);
   std::unique_ptr<skein::state_store::StateStoreClient> store_client;
@@ -145,8 +168,24 @@ int main(int argc, char** argv) {
     scheduler.store = store_client.get();
   }
   limits.snapshot_grid = scheduler.snapshot_grid;
-  skein::router::Scheduler sched(scheduler, &metrics);
-  skein::router::RouterService service(&sched, &tokenizer_client, &metrics, limits, sessions.get());
+  std::vector<std::unique_ptr<skein::router::Scheduler>> schedulers;
+  std::vector<skein::router::Scheduler*> scheduler_ptrs;
+  for (size_t g = 0; g < replica_groups.size(); ++g) {
+    skein::router::SchedulerOptions o = scheduler;
+    o.replicas = replica_groups[g];
+    if (require_pipeline) {
+      o.on_serving_change = [&, g](bool serving) {
+        absl::MutexLock lock(&serving_mutex);
+        model_serving[g] = serving;
+        host.SetServing(
+            std::all_of(model_serving.begin(), model_serving.end(), [](bool s) { return s; }));
+      };
+    }
+    schedulers.push_back(std::make_unique<skein::router::Scheduler>(o, &metrics));
+    scheduler_ptrs.push_back(schedulers.back().get());
+  }
+  skein::router::RouterService service(scheduler_ptrs, &tokenizer_client, &metrics, limits,
+                                       sessions.get());
   service.set_auth_tokens(tokens);
   host.AddService(&service, "skein.v1.RouterService");
   std::unique_ptr<skein::router::OpenAiHttpServer> front;

@@ -253,6 +253,11 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(const nlohmann::json& body,
     if (!body["session_id"].is_string()) return Bad("session_id", "must be a string");
     g.set_session_id(body["session_id"].get<std::string>());
   }
+  // And another: start a stateless request from a named initial state (ListModels lists them).
+  if (body.contains("initial_state") && !body["initial_state"].is_null()) {
+    if (!body["initial_state"].is_string()) return Bad("initial_state", "must be a string");
+    g.set_initial_state(body["initial_state"].get<std::string>());
+  }
   if (body.contains("user") && !body["user"].is_null() && !body["user"].is_string()) {
     return Bad("user", "must be a string");
   }

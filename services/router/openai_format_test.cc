@@ -39,7 +39,7 @@ TEST(ParseOpenAiRequest, MapsEveryParameter) {
       "temperature": 0.5, "top_p": 0.9, "presence_penalty": 0.1, "frequency_penalty": -0.2,
       "seed": 42, "stop": ["END", "\n\nUser:"], "logprobs": true, "top_logprobs": 3,
       "stream": true, "stream_options": {"include_usage": true}, "user": "u1",
-      "logit_bias": {"11": -100}, "session_id": "chat-1"})"),
+      "logit_bias": {"11": -100}, "session_id": "chat-1", "initial_state": "tuned"})"),
                                                        OpenAiEndpoint::kChatCompletions);
   ASSERT_TRUE(r.ok()) << r.status();
   const v1::GenerateRequest& g = r->generate;
@@ -60,6 +60,7 @@ TEST(ParseOpenAiRequest, MapsEveryParameter) {
   EXPECT_TRUE(r->stream);
   EXPECT_TRUE(r->include_usage);
   EXPECT_EQ(g.session_id(), "chat-1");
+  EXPECT_EQ(g.initial_state(), "tuned");
 }
 
 TEST(ParseOpenAiRequest, CompletionsDefaultsAndPromptForms) {
@@ -96,6 +97,7 @@ TEST(ParseOpenAiRequest, WhatSkeinDoesNotDoIsRefusedByName) {
       R"({"prompt": "x", "tools": [{"type": "function"}]})",
       R"({"prompt": "x", "response_format": {"type": "json_object"}})",
       R"({"prompt": "x", "logit_bias": {"abc": 1}})",
+      R"({"prompt": "x", "initial_state": 3})",
       R"({"nothing": true})",
   };
   for (const char* body : bad) {

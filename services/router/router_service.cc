@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "services/common/status.h"
 #include "services/router/stop_matcher.h"
 #include "services/tokenizer/stream_detokenizer.h"
@@ -12,9 +13,9 @@
 #include "services/worker/engine/sampling_params.h"
 
 namespace skein::router {
-RouterService::RouterService(Scheduler* scheduler, TokenizerClient* tokenizer,
+RouterService::RouterService(std::vector<Scheduler*> schedulers, TokenizerClient* tokenizer,
                              RouterMetrics* metrics, RouterLimits limits, SessionStore* sessions)
-    : scheduler_(scheduler),
+    : schedulers_(std::move(schedulers)),
       tokenizer_(tokenizer),
       metrics_(metrics),
       limits_(limits),
@@ -49,23 +50,43 @@ absl::Status RouterService::Authorize(const grpc::ServerContext* context) const 
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::ModelInfo> RouterService::ResolveModel(const std::string& name) {
-  std::optional<v1::ModelInfo> model = scheduler_->model();
-  if (!model) {
-    return absl::UnavailableError("no pipeline replica has answered yet, so no model is known");
+absl::StatusOr<RouterService::ServedModel> RouterService::ResolveModel(const std::string& name) {
+  std::vector<std::string> known;
+  bool unknown = false;
+  for (Scheduler* s : schedulers_) {
+    std::optional<v1::ModelInfo> model = s->model();
+    if (!model) {
+      unknown = true;
+      continue;
+    }
+    if (name == model->model().name() || (name.empty() && schedulers_.size() == 1)) {
+      return ServedModel{s, *std::move(model)};
+    }
+    known.push_back(absl::StrCat("'", model->model().name(), "'"));
   }
-  if (!name.empty() && name != model->model().name()) {
-    return absl::NotFoundError(absl::StrCat("model '", name,
-                                            "' is not served here (this cluster serves '",
-                                            model->model().name(), "')"));
+  if (name.empty() && schedulers_.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("this cluster serves several models (",
+                                                   absl::StrJoin(known, ", "), "): name one"));
   }
-  return *model;
+  if (unknown) {
+    return absl::UnavailableError(
+        known.empty()
+            ? "no pipeline replica has answered yet, so no model is known"
+            : absl::StrCat("model '", name, "' is not known (yet): this cluster serves ",
+                           absl::StrJoin(known, ", "), " and a pipeline that has not answered"));
+  }
+  return absl::NotFoundError(absl::StrCat("model '", name,
+                                          "' is not served here (this cluster serves ",
+                                          absl::StrJoin(known, ", "), ")"));
 }
 
 absl::Status RouterService::CheckModelName(const std::string& name) {
-  absl::StatusOr<v1::ModelInfo> model = ResolveModel(name);
-  // Tokenizing needs no worker: without a name it works before any replica answered.
-  if (!model.ok() && !(model.status().code() == absl::StatusCode::kUnavailable && name.empty())) {
+  absl::StatusOr<ServedModel> model = ResolveModel(name);
+  // Tokenizing needs no worker: without a name it works before any replica answered, and
+  // every model here shares the tokenizer.
+  if (!model.ok() &&
+      !(name.empty() && (model.status().code() == absl::StatusCode::kUnavailable ||
+                         model.status().code() == absl::StatusCode::kInvalidArgument))) {
     return model.status();
   }
   return absl::OkStatus();
@@ -121,10 +142,11 @@ absl::StatusOr<std::vector<uint32_t>> RouterService::PromptTokens(const v1::Prom
 }
 
 absl::StatusOr<GenerationSpec> RouterService::Prepare(const v1::GenerateRequest& request,
-                                                      bool allow_empty) {
-  absl::StatusOr<v1::ModelInfo> model = ResolveModel(request.model());
+                                                      bool allow_empty, Scheduler** scheduler) {
+  absl::StatusOr<ServedModel> model = ResolveModel(request.model());
   if (!model.ok()) return model.status();
-  const int64_t vocab = model->vocab_size();
+  *scheduler = model->scheduler;
+  const int64_t vocab = model->info.vocab_size();
   GenerationSpec spec;
   absl::StatusOr<std::vector<uint32_t>> prompt = PromptTokens(request.prompt(), vocab);
   if (!prompt.ok()) return prompt.status();
@@ -162,16 +184,16 @@ absl::StatusOr<GenerationSpec> RouterService::Prepare(const v1::GenerateRequest&
   return spec;
 }
 
-void RouterService::UsePrefixCache(GenerationSpec* spec, size_t keep_last) {
+void RouterService::UsePrefixCache(Scheduler& scheduler, GenerationSpec* spec, size_t keep_last) {
   const int64_t grid = limits_.snapshot_grid;
-  std::optional<ChainHash> identity = scheduler_->identity();
+  std::optional<ChainHash> identity = scheduler.identity();
   if (sessions_ == nullptr || grid <= 0 || !identity || spec->prompt.size() <= keep_last) return;
   const size_t max_position = spec->prompt.size() - keep_last;
   // Short prompts are cheap to compute and never stored: no lookup.
   if (max_position < static_cast<size_t>(grid)) return;
   // Chain hashes at every grid point and at the longest usable prefix, longest first.
   std::vector<std::pair<size_t, ChainHash>> candidates;
-  absl::StatusOr<ChainHash> base = scheduler_->BaseChain(spec->initial_state);
+  absl::StatusOr<ChainHash> base = scheduler.BaseChain(spec->initial_state);
   if (!base.ok()) return;
   ChainHash h = *base;
   size_t done = 0;
@@ -211,9 +233,10 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
   GenerationSpec spec;
   std::shared_ptr<TurnContext> turn;
   uint32_t prompt_tokens = 0;
+  Scheduler* scheduler = nullptr;
   if (!request.session_id().empty()) {
     std::optional<v1::CompleteResponse> replay;
-    absl::Status s = PrepareTurn(context, request, &spec, &turn, &replay);
+    absl::Status s = PrepareTurn(context, request, &spec, &turn, &replay, &scheduler);
     if (!s.ok()) {
       if (s.code() == absl::StatusCode::kInvalidArgument) metrics_->Reject("invalid");
       return ToGrpcStatus(s);
@@ -221,7 +244,7 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
     if (replay) return ReplayTurn(request, *replay, emit);
     prompt_tokens = turn->prompt_tokens;
   } else {
-    absl::StatusOr<GenerationSpec> prepared = Prepare(request, /*allow_empty=*/false);
+    absl::StatusOr<GenerationSpec> prepared = Prepare(request, /*allow_empty=*/false, &scheduler);
     if (!prepared.ok()) {
       if (prepared.status().code() == absl::StatusCode::kInvalidArgument) {
         metrics_->Reject("invalid");
@@ -231,14 +254,14 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
     spec = *std::move(prepared);
     if (!request.initial_state().empty()) {
       // Unknown names fail here, before anything is queued.
-      if (absl::StatusOr<ChainHash> base = scheduler_->BaseChain(request.initial_state());
+      if (absl::StatusOr<ChainHash> base = scheduler->BaseChain(request.initial_state());
           !base.ok()) {
         return ToGrpcStatus(base.status());
       }
       spec.initial_state = request.initial_state();
     }
     prompt_tokens = static_cast<uint32_t>(spec.prompt.size());
-    UsePrefixCache(&spec, 1);
+    UsePrefixCache(*scheduler, &spec, 1);
     // A long prompt's state before its last token is stored, so a repeat feeds one token.
     const uint64_t before_last = spec.start.position + spec.prompt.size() - 1;
     if (sessions_ != nullptr && limits_.snapshot_grid > 0 &&
@@ -254,7 +277,7 @@ grpc::Status RouterService::Run(grpc::ServerContext* context, const v1::Generate
   }
   const uint64_t seed = spec.sampling.seed();
   const uint32_t cached = turn ? 0 : static_cast<uint32_t>(spec.start_tokens.size());
-  absl::StatusOr<std::shared_ptr<Generation>> submitted = scheduler_->Submit(std::move(spec));
+  absl::StatusOr<std::shared_ptr<Generation>> submitted = scheduler->Submit(std::move(spec));
   if (!submitted.ok()) {
     if (turn) ClearBusy(request.session_id());
     return ToGrpcStatus(submitted.status());
@@ -374,8 +397,10 @@ grpc::Status RouterService::Complete(grpc::ServerContext* context,
 grpc::Status RouterService::ListModels(grpc::ServerContext* context, const v1::ListModelsRequest*,
                                        v1::ListModelsResponse* response) {
   if (absl::Status s = Authorize(context); !s.ok()) return ToGrpcStatus(s);
-  std::optional<v1::ModelInfo> model = scheduler_->model();
-  if (model) *response->add_models() = *model;
+  for (Scheduler* s : schedulers_) {
+    std::optional<v1::ModelInfo> model = s->model();
+    if (model) *response->add_models() = *std::move(model);
+  }
   return grpc::Status::OK;
 }
 

@@ -10,6 +10,10 @@
 // Stateless requests (and sessions at the zero state) start from the longest cached prefix
 // state on the snapshot grid or just before the prompt's last token.
 // The owner of a session is the caller's `x-skein-owner` request header ("" when absent).
+//
+// Several models: one Scheduler per model (each over its own pipeline replicas). A request
+// names its model (`model`; empty only when one model is served); a session runs on the
+// scheduler of the model its record names.
 // Thread-safe.
 #ifndef SKEIN_SERVICES_ROUTER_ROUTER_SERVICE_H_
 #define SKEIN_SERVICES_ROUTER_ROUTER_SERVICE_H_
@@ -44,11 +48,11 @@ struct RouterLimits {
 
 class RouterService final : public v1::RouterService::Service {
  public:
-  // Neither pointer is owned; both must outlive the service.
-  // `sessions` may be null (no store: session RPCs answer FAILED_PRECONDITION and there is
-  // no prefix cache).
-  RouterService(Scheduler* scheduler, TokenizerClient* tokenizer, RouterMetrics* metrics,
-                RouterLimits limits, SessionStore* sessions = nullptr);
+  // No pointer is owned; all must outlive the service. `schedulers`: one per model served (at
+  // least one). `sessions` may be null (no store: session RPCs answer FAILED_PRECONDITION and
+  // there is no prefix cache).
+  RouterService(std::vector<Scheduler*> schedulers, TokenizerClient* tokenizer,
+                RouterMetrics* metrics, RouterLimits limits, SessionStore* sessions = nullptr);
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                         grpc::ServerWriter<v1::GenerateResponse>* writer) override;
@@ -82,12 +86,14 @@ class RouterService final : public v1::RouterService::Service {
  private:
   // Validates and tokenizes `request` into a generation spec (an empty prompt is allowed
   // when `allow_empty`: a session turn that continues from its pending token).
-  absl::StatusOr<GenerationSpec> Prepare(const v1::GenerateRequest& request, bool allow_empty);
+  // `scheduler` receives the scheduler of the request's model.
+  absl::StatusOr<GenerationSpec> Prepare(const v1::GenerateRequest& request, bool allow_empty,
+                                         Scheduler** scheduler);
   // A prompt's token ids, checked against the vocabulary.
   absl::StatusOr<std::vector<uint32_t>> PromptTokens(const v1::Prompt& prompt, int64_t vocab);
   // Starts `spec` (at the zero state) from the longest cached prefix of its prompt that
   // leaves at least `keep_last` tokens to feed.
-  void UsePrefixCache(GenerationSpec* spec, size_t keep_last);
+  void UsePrefixCache(Scheduler& scheduler, GenerationSpec* spec, size_t keep_last);
   // Prepares a session turn: loads and checks the record, then fills `spec` to continue it.
   // On success the session is marked busy until the turn ends. `replay` is set instead when
   // the request repeats the last committed turn's idempotency key.
@@ -103,7 +109,7 @@ class RouterService final : public v1::RouterService::Service {
   };
   absl::Status PrepareTurn(grpc::ServerContext* context, const v1::GenerateRequest& request,
                            GenerationSpec* spec, std::shared_ptr<TurnContext>* turn,
-                           std::optional<v1::CompleteResponse>* replay);
+                           std::optional<v1::CompleteResponse>* replay, Scheduler** scheduler);
   // The session, as the caller may see it: NOT_FOUND, PERMISSION_DENIED (another owner),
   // FAILED_PRECONDITION (no store).
   absl::StatusOr<VersionedRecord> OwnedSession(grpc::ServerContext* context, const std::string& id);
@@ -117,9 +123,14 @@ class RouterService final : public v1::RouterService::Service {
   // Answers a repeated turn with its stored result, in one message.
   grpc::Status ReplayTurn(const v1::GenerateRequest& request, const v1::CompleteResponse& last,
                           const std::function<bool(v1::GenerateResponse&)>& emit);
-  // NOT_FOUND unless `name` is empty or the served model's name; UNAVAILABLE before any
-  // replica has described its model.
-  absl::StatusOr<v1::ModelInfo> ResolveModel(const std::string& name);
+  // The model named `name` and the scheduler serving it. An empty name means the only model
+  // (INVALID_ARGUMENT when several are served). NOT_FOUND for a name no model has;
+  // UNAVAILABLE while a pipeline has not described its model yet (and no model matched).
+  struct ServedModel {
+    Scheduler* scheduler = nullptr;
+    v1::ModelInfo info;
+  };
+  absl::StatusOr<ServedModel> ResolveModel(const std::string& name);
   // ResolveModel for the tokenizer RPCs: OK also when no replica answered yet and no model
   // was named (the tokenizer does not need one).
   absl::Status CheckModelName(const std::string& name);
@@ -128,7 +139,7 @@ class RouterService final : public v1::RouterService::Service {
   grpc::Status Run(grpc::ServerContext* context, const v1::GenerateRequest& request,
                    const std::function<bool(v1::GenerateResponse&)>& emit);
 
-  Scheduler* scheduler_;
+  const std::vector<Scheduler*> schedulers_;
   TokenizerClient* tokenizer_;
   RouterMetrics* metrics_;
   const RouterLimits limits_;

@@ -83,7 +83,8 @@ absl::StatusOr<VersionedRecord> RouterService::OwnedSession(grpc::ServerContext*
 absl::Status RouterService::PrepareTurn(grpc::ServerContext* context,
                                         const v1::GenerateRequest& request, GenerationSpec* spec,
                                         std::shared_ptr<TurnContext>* turn,
-                                        std::optional<v1::CompleteResponse>* replay) {
+                                        std::optional<v1::CompleteResponse>* replay,
+                                        Scheduler** scheduler) {
   const std::string& id = request.session_id();
   if (sessions_ == nullptr) return NoStore();
   if (!ValidSessionId(id)) return OwnedSession(context, id).status();
@@ -102,7 +103,11 @@ absl::Status RouterService::PrepareTurn(grpc::ServerContext* context,
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "session '", id, "' uses model '", r.model(), "', not '", request.model(), "'")));
   }
-  std::optional<ChainHash> identity = scheduler_->identity();
+  // The session runs on its model's scheduler.
+  absl::StatusOr<ServedModel> served = ResolveModel(r.model());
+  if (!served.ok()) return fail(served.status());
+  *scheduler = served->scheduler;
+  std::optional<ChainHash> identity = served->scheduler->identity();
   if (!identity) return fail(absl::UnavailableError("no pipeline replica has answered yet"));
   if (r.identity() != HashHex(*identity)) {
     return fail(absl::FailedPreconditionError(
@@ -124,7 +129,7 @@ absl::Status RouterService::PrepareTurn(grpc::ServerContext* context,
   if (!r.initial_state().empty()) {
     // The session's base state must still be the one it was created from.
     std::string digest;
-    absl::StatusOr<ChainHash> base = scheduler_->BaseChain(r.initial_state(), &digest);
+    absl::StatusOr<ChainHash> base = served->scheduler->BaseChain(r.initial_state(), &digest);
     if (!base.ok()) return fail(base.status());
     if (digest != r.initial_state_digest()) {
       return fail(absl::FailedPreconditionError(absl::StrCat(
@@ -139,7 +144,8 @@ absl::Status RouterService::PrepareTurn(grpc::ServerContext* context,
   }
   v1::GenerateRequest adjusted = request;
   adjusted.set_model(r.model());
-  absl::StatusOr<GenerationSpec> prepared = Prepare(adjusted, /*allow_empty=*/true);
+  Scheduler* same = nullptr;  // the model's, as resolved above
+  absl::StatusOr<GenerationSpec> prepared = Prepare(adjusted, /*allow_empty=*/true, &same);
   if (!prepared.ok()) return fail(prepared.status());
   *spec = *std::move(prepared);
   auto context_out = std::make_shared<TurnContext>();
@@ -163,7 +169,7 @@ absl::Status RouterService::PrepareTurn(grpc::ServerContext* context,
     return fail(absl::DataLossError(
         absl::StrCat("the record of session '", id, "' has no valid chain hash")));
   }
-  if (spec->start.key.empty() && spec->start.position == 0) UsePrefixCache(spec, 1);
+  if (spec->start.key.empty() && spec->start.position == 0) UsePrefixCache(**scheduler, spec, 1);
   spec->worker_id = WorkerId(id);
   spec->keep = true;
   context_out->session = *std::move(session);
@@ -253,20 +259,21 @@ grpc::Status RouterService::CreateSession(grpc::ServerContext* context,
                         absl::StrCat("ttl_seconds ", ttl, " is over the limit of ",
                                      limits_.max_session_ttl_seconds));
   }
-  absl::StatusOr<v1::ModelInfo> model = ResolveModel(request->model());
+  absl::StatusOr<ServedModel> model = ResolveModel(request->model());
   if (!model.ok()) return ToGrpcStatus(model.status());
-  std::optional<ChainHash> identity = scheduler_->identity();
+  Scheduler& scheduler = *model->scheduler;
+  std::optional<ChainHash> identity = scheduler.identity();
   if (!identity) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no pipeline is known yet");
   if (absl::StatusOr<VersionedRecord> existing = sessions_->Get(id); existing.ok()) {
     return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
                         absl::StrCat("session '", id, "' already exists"));
   }
   std::string initial_digest;
-  absl::StatusOr<ChainHash> base = scheduler_->BaseChain(request->initial_state(), &initial_digest);
+  absl::StatusOr<ChainHash> base = scheduler.BaseChain(request->initial_state(), &initial_digest);
   if (!base.ok()) return ToGrpcStatus(base.status());
   SessionRecord r;
   r.set_session_id(id);
-  r.set_model(model->model().name());
+  r.set_model(model->info.model().name());
   r.set_owner(Owner(context));
   r.set_identity(HashHex(*identity));
   r.set_chain_hash(HashBytes(*base));
@@ -278,7 +285,7 @@ grpc::Status RouterService::CreateSession(grpc::ServerContext* context,
   metrics_->session_ops->Add({{"op", "create"}}).Increment();
 
   absl::StatusOr<std::vector<uint32_t>> prefix =
-      PromptTokens(request->prefix(), model->vocab_size());
+      PromptTokens(request->prefix(), model->info.vocab_size());
   if (!prefix.ok()) return ToGrpcStatus(prefix.status());
   auto turn = std::make_shared<TurnContext>();
   turn->create = true;
@@ -287,7 +294,7 @@ grpc::Status RouterService::CreateSession(grpc::ServerContext* context,
   spec.prompt = *std::move(prefix);
   spec.start.chain = *base;
   spec.initial_state = request->initial_state();
-  if (!spec.prompt.empty()) UsePrefixCache(&spec, 0);
+  if (!spec.prompt.empty()) UsePrefixCache(scheduler, &spec, 0);
   if (spec.prompt.empty()) {
     // No prefix, or all of it cached: the record alone makes the session.
     TurnEnd end;
@@ -305,7 +312,7 @@ grpc::Status RouterService::CreateSession(grpc::ServerContext* context,
   spec.worker_id = WorkerId(id);
   spec.on_end = [this, turn](const TurnEnd& end) { return CommitTurn(*turn, end); };
   spec.on_finished = [this, id] { ClearBusy(id); };
-  absl::StatusOr<std::shared_ptr<Generation>> gen = scheduler_->Submit(std::move(spec));
+  absl::StatusOr<std::shared_ptr<Generation>> gen = scheduler.Submit(std::move(spec));
   if (!gen.ok()) {
     ClearBusy(id);
     return ToGrpcStatus(gen.status());
@@ -427,7 +434,11 @@ grpc::Status RouterService::DeleteSession(grpc::ServerContext* context,
   if (!r->record.state_key().empty()) {
     sessions_->UnpinState(r->record.state_key(), request->session_id());
   }
-  scheduler_->DropHot(WorkerId(request->session_id()));
+  // Its hot copies live on its model's replicas (all of them, if that model is gone).
+  absl::StatusOr<ServedModel> served = ResolveModel(r->record.model());
+  for (Scheduler* s : schedulers_) {
+    if (!served.ok() || s == served->scheduler) s->DropHot(WorkerId(request->session_id()));
+  }
   metrics_->session_ops->Add({{"op", "delete"}}).Increment();
   response->set_existed(*existed);
   return grpc::Status::OK;

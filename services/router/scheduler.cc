@@ -263,7 +263,10 @@ void Scheduler::HealthLoop() {
       all = all && usable;
       healthy += usable ? 1 : 0;
     }
-    metrics_->replicas_healthy->Set(static_cast<double>(healthy));
+    // Several schedulers (one per model) share the gauge: each adds its own change.
+    metrics_->replicas_healthy->Increment(static_cast<double>(healthy) -
+                                          static_cast<double>(reported_healthy_));
+    reported_healthy_ = healthy;
     if (!any && !queue_.empty()) {
       // Nothing can run what waits: fail it rather than leave it waiting, once a restarted
       // generation has had its grace to see a replica come back.

@@ -340,6 +340,7 @@ class Scheduler {
   // Made in the constructor, then only read; each replica's State is guarded by mutex_.
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::optional<v1::ModelInfo> model_ ABSL_GUARDED_BY(mutex_);
+  size_t reported_healthy_ ABSL_GUARDED_BY(mutex_) = 0;  // this scheduler's share of the gauge
   std::optional<ChainHash> identity_ ABSL_GUARDED_BY(mutex_);
   // Worker id -> where its state is hot.
   absl::flat_hash_map<std::string, Hot> hot_ ABSL_GUARDED_BY(mutex_);

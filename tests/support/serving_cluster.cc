@@ -53,13 +53,16 @@ Cluster::Cluster(const std::string& model, const std::string& vocab, int stages,
   router_ = LastLine(r.out);
   channel_ = grpc::CreateChannel(router_, grpc::InsecureChannelCredentials());
   stub_ = v1::RouterService::NewStub(channel_);
-  // The router serves once one replica answers; wait until it has seen them all.
+  // The router serves once one replica answers; wait until it has seen them all (`replicas`
+  // for each model: one, plus each further --model in `extra`).
+  const int models = 1 + static_cast<int>(std::count(extra.begin(), extra.end(), "--model"));
+  const double expected = static_cast<double>(replicas * models);
   const auto until = std::chrono::steady_clock::now() + 10s;
-  while (Metric("router", "skein_router_replicas_healthy") < replicas &&
+  while (Metric("router", "skein_router_replicas_healthy") < expected &&
          std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(20ms);
   }
-  EXPECT_EQ(Metric("router", "skein_router_replicas_healthy"), replicas);
+  EXPECT_EQ(Metric("router", "skein_router_replicas_healthy"), expected);
 }
 
 Cluster::~Cluster() {

@@ -1,9 +1,9 @@
 // `skein cluster up|down`: a whole Skein cluster on this machine, on loopback.
 //
-//   skein cluster up --model PATH --vocab PATH --stages S --replicas R --dir DIR
+//   skein cluster up --model PATH [--model PATH …] --vocab PATH --stages S --replicas R --dir DIR
 //       [--layers 0:4,4:8,...] [--store rocksdb|redis|memory] [--redis HOST:PORT [--stores N]]
-//       [--dtype bf16] [--threads N] [--bin-dir DIR] [--timeout S]
-// starts the state store, the tokenizer, S×R workers and the router, each on a port the
+//       [--dtype bf16] [--threads N] [--bin-dir DIR] [--timeout S] [--initial-state NAME=PATH]
+// starts the state store, the tokenizer, S×R workers per model and the router, each on a port the
 // kernel picks (read back from its ready file, so ports never race), waits until every one
 // reports SERVING, writes DIR/cluster.json and prints the router's address as its last line.
 // The processes outlive the command (their logs are DIR/<name>.log).
@@ -40,7 +40,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ClusterArgs {
-  std::string model;
+  std::vector<std::string> models;  // one pipeline group each, served by its file name
   std::string vocab;
   int stages = 1;
   int replicas = 1;
@@ -214,8 +214,26 @@ void ClusterUp(const ClusterArgs& a) {
   if (a.store != "rocksdb" && a.store != "redis" && a.store != "memory") {
     throw CommandError(2, "--store must be rocksdb, redis or memory");
   }
-  for (const std::string& f : {a.model, a.vocab}) {
+  std::vector<std::string> files = a.models;
+  files.push_back(a.vocab);
+  for (const std::string& f : files) {
     if (!fs::exists(f)) throw CommandError(1, "no such file: " + f);
+  }
+  // Each model is served under its file name without extension (the workers' default
+  // --model-name), which must tell them apart.
+  std::vector<std::string> names;
+  for (const std::string& m : a.models) {
+    const std::string name = fs::path(m).stem().string();
+    if (std::find(names.begin(), names.end(), name) != names.end()) {
+      throw CommandError(2, "two --model files are both named '" + name + "'");
+    }
+    names.push_back(name);
+  }
+  if (!a.layers.empty() && a.models.size() > 1) {
+    throw CommandError(2, "--layers fits one model; with several, each is split evenly");
+  }
+  if (!a.initial_states.empty() && a.models.size() > 1) {
+    throw CommandError(2, "--initial-state fits one model; start a cluster per model for now");
   }
   const std::string dir = fs::absolute(a.dir).string();
   fs::create_directories(dir);
@@ -224,7 +242,7 @@ void ClusterUp(const ClusterArgs& a) {
         1, dir + "/cluster.json exists: run `skein cluster down --dir " + a.dir + "` first");
   }
   const std::string bin = BinDir(a.bin_dir);
-  const int workers = a.stages * a.replicas;
+  const int workers = a.stages * a.replicas * static_cast<int>(a.models.size());
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // One machine, many processes: each worker gets its share of the cores.
   const int threads = a.threads > 0 ? a.threads : std::max(1, cores / workers);
@@ -264,45 +282,51 @@ void ClusterUp(const ClusterArgs& a) {
   const std::string tokenizer = start({"tokenizer", "tokenizer", "", -1, -1, -1, {}, ""},
                                       {bin + "/services/tokenizer/skein-tokenizer", "--vocab",
                                        fs::absolute(a.vocab).string(), "--vocab-sha256", ""});
-  std::vector<std::string> heads;
-  for (int r = 0; r < a.replicas; ++r) {
-    std::string next;
-    for (int s = a.stages - 1; s >= 0; --s) {
-      std::vector<std::string> argv = {bin + "/services/worker/skein-worker",
-                                       "--model",
-                                       fs::absolute(a.model).string(),
-                                       "--stage",
-                                       absl::StrCat(s),
-                                       "--stages",
-                                       absl::StrCat(a.stages),
-                                       "--dtype",
-                                       a.dtype,
-                                       "--threads",
-                                       absl::StrCat(threads),
-                                       "--store",
-                                       store};
-      if (!layers.empty()) argv.insert(argv.end(), {"--layers", layers[s]});
-      for (const std::string& spec : a.initial_states) {
-        const size_t eq = spec.find('=');
-        if (eq == std::string::npos || eq == 0) {
-          throw CommandError(2, "--initial-state wants NAME=PATH, not '" + spec + "'");
+  // Per model, `replicas` pipelines of `stages` workers; the router gets one --pipeline each.
+  std::vector<std::string> pipelines;
+  for (size_t m = 0; m < a.models.size(); ++m) {
+    std::vector<std::string> heads;
+    // The first model's workers keep the plain names (worker-r0-s0); others say which model.
+    const std::string prefix = m == 0 ? "worker-" : absl::StrCat("worker-m", m, "-");
+    for (int r = 0; r < a.replicas; ++r) {
+      std::string next;
+      for (int s = a.stages - 1; s >= 0; --s) {
+        std::vector<std::string> argv = {bin + "/services/worker/skein-worker",
+                                         "--model",
+                                         fs::absolute(a.models[m]).string(),
+                                         "--stage",
+                                         absl::StrCat(s),
+                                         "--stages",
+                                         absl::StrCat(a.stages),
+                                         "--dtype",
+                                         a.dtype,
+                                         "--threads",
+                                         absl::StrCat(threads),
+                                         "--store",
+                                         store};
+        if (!layers.empty()) argv.insert(argv.end(), {"--layers", layers[s]});
+        for (const std::string& spec : a.initial_states) {
+          const size_t eq = spec.find('=');
+          if (eq == std::string::npos || eq == 0) {
+            throw CommandError(2, "--initial-state wants NAME=PATH, not '" + spec + "'");
+          }
+          argv.insert(argv.end(),
+                      {"--initial-state",
+                       spec.substr(0, eq + 1) + fs::absolute(spec.substr(eq + 1)).string()});
         }
-        argv.insert(argv.end(),
-                    {"--initial-state",
-                     spec.substr(0, eq + 1) + fs::absolute(spec.substr(eq + 1)).string()});
+        if (!next.empty()) argv.insert(argv.end(), {"--next", next});
+        next = start({absl::StrCat(prefix, "r", r, "-s", s), "worker", "", s, r, -1, {}, ""}, argv);
       }
-      if (!next.empty()) argv.insert(argv.end(), {"--next", next});
-      next = start({absl::StrCat("worker-r", r, "-s", s), "worker", "", s, r, -1, {}, ""}, argv);
+      heads.push_back(next);
     }
-    heads.push_back(next);
+    // One model keeps the plain form; several are named, as the router tells them apart.
+    pipelines.push_back(a.models.size() == 1
+                            ? absl::StrJoin(heads, ",")
+                            : absl::StrCat(names[m], "=", absl::StrJoin(heads, ",")));
   }
-  std::vector<std::string> router_argv = {bin + "/services/router/skein-router",
-                                          "--tokenizer",
-                                          tokenizer,
-                                          "--store",
-                                          store,
-                                          "--pipeline",
-                                          absl::StrJoin(heads, ",")};
+  std::vector<std::string> router_argv = {bin + "/services/router/skein-router", "--tokenizer",
+                                          tokenizer, "--store", store};
+  for (const std::string& p : pipelines) router_argv.insert(router_argv.end(), {"--pipeline", p});
   router_argv.insert(router_argv.end(), {"--http-listen", "127.0.0.1:0"});
   router_argv.insert(router_argv.end(), a.router_args.begin(), a.router_args.end());
   start({"router", "router", "", -1, -1, -1, {}, ""}, router_argv);
@@ -358,7 +382,10 @@ SKEIN_REGISTER_COMMAND(cluster, [](CLI::App& app) {
   cluster->require_subcommand(1);
   auto* up = cluster->add_subcommand("up", "Start every service on loopback");
   auto a = std::make_shared<skein::cli::ClusterArgs>();
-  up->add_option("--model", a->model, "Checkpoint (.pth or .safetensors)")->required();
+  up->add_option("--model", a->models,
+                 "Checkpoint (.pth or .safetensors); repeat it to serve several models, each "
+                 "under its file name without extension")
+      ->required();
   up->add_option("--vocab", a->vocab, "RWKV World vocabulary file")->required();
   up->add_option("--stages", a->stages, "Pipeline stages per replica (default 1)");
   up->add_option("--replicas", a->replicas, "Pipeline replicas (default 1)");

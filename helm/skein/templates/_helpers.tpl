@@ -87,9 +87,55 @@ capabilities:
 {{- join "," $ranges -}}
 {{- end -}}
 
-{{/* A stage's StatefulSet (and headless Service) name. */}}
+{{/* A stage's StatefulSet (and headless Service) name: `worker-sN` for the main model,
+     `worker-mM-sN` for extraModels[M-1] (.root.Values.modelIndex). */}}
 {{- define "skein.stageName" -}}
-{{- printf "%s-worker-s%d" (include "skein.fullname" .root) (int .stage) -}}
+{{- printf "%s-%s" (include "skein.fullname" .root) (include "skein.stageComponent" .) -}}
+{{- end -}}
+
+{{/* A stage's component label (and the end of its name): (dict "root" $ "stage" N). */}}
+{{- define "skein.stageComponent" -}}
+{{- $m := int (default 0 .root.Values.modelIndex) -}}
+{{- if eq $m 0 -}}
+{{- printf "worker-s%d" (int .stage) -}}
+{{- else -}}
+{{- printf "worker-m%d-s%d" $m (int .stage) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The root context one model's workers are rendered with: the chart's, with .Values.model
+     and .Values.pipeline of model (dict "top" $ "index" M) (0: `model`; M: extraModels[M-1],
+     whose pipeline defaults to the main stage and replica counts and an even split) and
+     .Values.modelIndex. Rendered as the name of a key set on .top's scratch dict, since a
+     template can only return text: use `index $.skeinModelRoots M` after including it. */}}
+{{- define "skein.buildModelRoots" -}}
+{{- $top := . -}}
+{{- $roots := list -}}
+{{- range $m := until (int (add 1 (len (default list $top.Values.extraModels)))) -}}
+{{- $vals := deepCopy $top.Values -}}
+{{- if gt $m 0 -}}
+{{- $extra := index $top.Values.extraModels (sub $m 1) -}}
+{{- $p := default dict $extra.pipeline -}}
+{{- $_ := set $vals "model" (omit $extra "pipeline") -}}
+{{- $_ := set $vals "pipeline" (dict "stages" (default $top.Values.pipeline.stages $p.stages) "replicas" (default $top.Values.pipeline.replicas $p.replicas) "layerSplit" (default list $p.layerSplit)) -}}
+{{- end -}}
+{{- $_ := set $vals "modelIndex" $m -}}
+{{- $roots = append $roots (dict "Values" $vals "Release" $top.Release "Chart" $top.Chart "Capabilities" $top.Capabilities "Template" $top.Template "Files" $top.Files) -}}
+{{- end -}}
+{{- $_ := set $top "skeinModelRoots" $roots -}}
+{{- end -}}
+
+{{/* The router's --pipeline flags: one model, its stage-0 addresses; several, NAME=… each. */}}
+{{- define "skein.pipelineFlags" -}}
+{{- include "skein.buildModelRoots" . -}}
+{{- $roots := .skeinModelRoots -}}
+{{- range $root := $roots }}
+{{- if eq (len $roots) 1 }}
+- --pipeline={{ include "skein.pipelineHeads" $root }}
+{{- else }}
+- --pipeline={{ $root.Values.model.name }}={{ include "skein.pipelineHeads" $root }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Stage 0 of every pipeline replica, for the router's --pipeline. */}}
