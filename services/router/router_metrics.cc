@@ -59,6 +59,14 @@ RouterMetrics::RouterMetrics(prometheus::Registry& r) {
                      .Register(r);
   prompt_tokens = &tokens.Add({{"direction", "in"}});
   completion_tokens = &tokens.Add({{"direction", "out"}});
+  model_tokens = &prometheus::BuildCounter()
+                      .Name("skein_router_model_tokens_total")
+                      .Help("Tokens read from prompts (in) and generated (out), by model")
+                      .Register(r);
+  model_finished = &prometheus::BuildCounter()
+                        .Name("skein_router_model_requests_finished_total")
+                        .Help("Generations that ended, by model and finish reason")
+                        .Register(r);
   rejections = &prometheus::BuildCounter()
                     .Name("skein_router_rejections_total")
                     .Help("Requests refused or ended early, by reason")

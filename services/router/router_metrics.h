@@ -34,6 +34,9 @@ struct RouterMetrics {
   prometheus::Family<prometheus::Counter>* rejections;
   prometheus::Family<prometheus::Histogram>* step_seconds;  // label: replica
   prometheus::Family<prometheus::Counter>* finished;        // label: reason
+  // The same per model (a router may serve several): labels model, direction / reason.
+  prometheus::Family<prometheus::Counter>* model_tokens;
+  prometheus::Family<prometheus::Counter>* model_finished;
   // Sessions and the prefix-state cache.
   prometheus::Counter* prefix_hits;
   prometheus::Counter* prefix_misses;

@@ -111,6 +111,8 @@ std::optional<v1::ModelInfo> Scheduler::model() const {
   return model_;
 }
 
+std::string Scheduler::ModelLabel() const { return model_ ? model_->model().name() : "unknown"; }
+
 absl::StatusOr<ChainHash> Scheduler::BaseChain(const std::string& initial_state,
                                                std::string* digest) const {
   absl::MutexLock lock(&mutex_);
@@ -344,6 +346,8 @@ absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spe
   std::string id =
       spec.worker_id.empty() ? absl::StrCat(id_prefix_, "-", next_id_++) : spec.worker_id;
   metrics_->prompt_tokens->Increment(static_cast<double>(progress.prompt.size()));
+  metrics_->model_tokens->Add({{"model", ModelLabel()}, {"direction", "in"}})
+      .Increment(static_cast<double>(progress.prompt.size()));
   // Generation's constructor is private (for Submit alone): no make_shared.
   std::shared_ptr<Generation> gen(
       new Generation(std::move(spec), std::move(id), submitted, std::move(progress), &mutex_));
@@ -364,8 +368,9 @@ void Scheduler::Finish(Generation& gen, v1::FinishReason reason, absl::Status er
   e.error = std::move(error);
   e.position = prog.position;
   metrics_->end_to_end->Observe(absl::ToDoubleSeconds(absl::Now() - gen.submitted_));
-  metrics_->finished->Add({{"reason", e.error.ok() ? v1::FinishReason_Name(reason) : "ERROR"}})
-      .Increment();
+  const std::string why = e.error.ok() ? v1::FinishReason_Name(reason) : "ERROR";
+  metrics_->finished->Add({{"reason", why}}).Increment();
+  metrics_->model_finished->Add({{"model", ModelLabel()}, {"reason", why}}).Increment();
   gen.Push(std::move(e));
 }
 
@@ -675,6 +680,7 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
     if (g.spec_.logprobs) e.logprobs.push_back(out->logprobs());
     e.position = prog.position;
     metrics_->completion_tokens->Increment();
+    metrics_->model_tokens->Add({{"model", ModelLabel()}, {"direction", "out"}}).Increment();
     if (prog.generated == 1) {
       metrics_->ttft->Observe(absl::ToDoubleSeconds(now - g.submitted_));
     } else {

@@ -291,6 +291,8 @@ class Scheduler {
       ABSL_LOCKS_EXCLUDED(mutex_);
   // State I/O on the scheduler's threads.
   void RunStateOp(std::function<void()> op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The model's name for metric labels ("unknown" before a replica described it).
+  std::string ModelLabel() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   absl::StatusOr<ChainHash> BaseChainLocked(const std::string& initial_state,
                                             std::string* digest) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
