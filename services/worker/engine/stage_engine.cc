@@ -95,12 +95,11 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
     }
     absl::StatusOr<std::unique_ptr<model::TensorArchive>> file = model::OpenCheckpoint(path);
     if (!file.ok()) return file.status();
-    absl::StatusOr<model::StateFileInfo> info = model::InspectStateFile(**file);
-    if (!info.ok()) return info.status();
+    model::StateFileInfo info;
     absl::StatusOr<model::RwkvState> state =
-        model::LoadStateFile(**file, e->config(), e->weights_->state_shape());
+        model::LoadStateFile(**file, e->config(), e->weights_->state_shape(), &info);
     if (!state.ok()) return state.status();
-    e->initial_states_.push_back({name, info->digest, *std::move(state)});
+    e->initial_states_.push_back({name, info.digest, *std::move(state)});
   }
   return e;
 }

@@ -73,8 +73,21 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::Stag
   const bool last = engine_->is_last();
   absl::flat_hash_set<std::string> ids;
   std::vector<std::optional<model::SamplerOptions>> sampling(n);
+  std::vector<const model::RwkvState*> starts(n, nullptr);  // named initial states
   for (int s = 0; s < n; ++s) {
     const v1::SequenceInput& seq = request.sequences(s);
+    if (!seq.initial_state().empty()) {
+      if (!seq.reset()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "session '", seq.session_id(), "': initial_state applies only to a reset step"));
+      }
+      const NamedState* named = engine_->FindInitialState(seq.initial_state());
+      if (named == nullptr) {
+        return absl::NotFoundError(
+            absl::StrCat("this model has no initial state named '", seq.initial_state(), "'"));
+      }
+      starts[s] = &named->state;
+    }
     if (seq.session_id().empty()) {
       return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " has no session id"));
     }
@@ -132,25 +145,8 @@ absl::Status StepExecutor::Run(const v1::StepRequest& request, const model::Stag
   for (int s = 0; s < n; ++s) {
     const v1::SequenceInput& seq = request.sequences(s);
     if (seq.tokens_size() == 0) continue;
-    const model::RwkvState* start = nullptr;
-    if (!seq.initial_state().empty()) {
-      const NamedState* named = engine_->FindInitialState(seq.initial_state());
-      absl::Status bad;
-      if (!seq.reset()) {
-        bad = absl::InvalidArgumentError(absl::StrCat(
-            "session '", seq.session_id(), "': initial_state applies only to a reset step"));
-      } else if (named == nullptr) {
-        bad = absl::NotFoundError(
-            absl::StrCat("this model has no initial state named '", seq.initial_state(), "'"));
-      }
-      if (!bad.ok()) {
-        for (int c : computing) sessions_->Unpin(request.sequences(c).session_id(), false, false);
-        return bad;
-      }
-      start = &named->state;
-    }
     absl::StatusOr<Session*> pinned = sessions_->Pin(
-        seq.session_id(), seq.reset(), static_cast<int64_t>(seq.expected_position()), start);
+        seq.session_id(), seq.reset(), static_cast<int64_t>(seq.expected_position()), starts[s]);
     if (!pinned.ok()) {
       for (int c : computing) sessions_->Unpin(request.sequences(c).session_id(), false, false);
       return pinned.status();

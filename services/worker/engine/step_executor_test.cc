@@ -255,6 +255,15 @@ TEST(StepExecutorTest, BadStepsFailWithTheDocumentedCodeAndChangeNothing) {
   in->clear_reset();
   for (uint32_t t = 0; t < 300; ++t) in->mutable_sampling()->add_banned_tokens(t);
   EXPECT_EQ(code(all_banned), absl::StatusCode::kInvalidArgument);
+  // A named initial state this stage does not hold, or one named without a reset.
+  v1::StepRequest unknown_state;
+  AddSequence(unknown_state, "fresh", {1}, 0, true)->set_initial_state("nope");
+  EXPECT_EQ(code(unknown_state), absl::StatusCode::kNotFound);
+  v1::StepRequest state_without_reset;
+  v1::SequenceInput* named = AddSequence(state_without_reset, "x", {3}, 2, true);
+  named->clear_reset();
+  named->set_initial_state("nope");
+  EXPECT_EQ(code(state_without_reset), absl::StatusCode::kInvalidArgument);
   v1::StepRequest too_long;
   AddSequence(too_long, "z", std::vector<uint32_t>(513, 1), 0, true);
   EXPECT_EQ(code(too_long), absl::StatusCode::kResourceExhausted);

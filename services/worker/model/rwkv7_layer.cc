@@ -31,19 +31,14 @@ void RunX070Layer(const LayerStep& step) {
   const bool value_residual = layer > 0;
   const bool bf16 = step.bf16;
   kernels::ThreadPool* const pool = step.pool;
-  auto parallel_rows = [&](int64_t grain, auto&& fn) { step.ParallelRows(grain, fn); };
-  auto previous = [&](const Buffer& normed, int64_t r, bool ffn) {
-    return step.Previous(normed, r, ffn);
-  };
-  auto save_last_rows = [&](Buffer& normed, bool ffn) { step.SaveLastRows(normed, ffn); };
 
   // ---- time mix ----
-  parallel_rows(8, [&](int64_t r) {
+  step.ParallelRows(8, [&](int64_t r) {
     kernels::LayerNorm(sc.x.row(r), lw.ln1_w, lw.ln1_b, C, kLayerNormEps, sc.xa.row(r));
   });
-  parallel_rows(8, [&](int64_t r) {
+  step.ParallelRows(8, [&](int64_t r) {
     const float* cur = sc.xa.row(r);
-    const float* prev = previous(sc.xa, r, false);
+    const float* prev = step.Previous(sc.xa, r, false);
     float* xr = sc.xr.row(r);
     float* xw = sc.xw.row(r);
     float* xk = sc.xk.row(r);
@@ -60,7 +55,7 @@ void RunX070Layer(const LayerStep& step) {
       xg[i] = cur[i] + diff * lw.x_g[i];
     }
   });
-  save_last_rows(sc.xa, false);
+  step.SaveLastRows(sc.xa, false);
 
   {
     std::vector<MatMulJob> jobs = {
@@ -70,7 +65,7 @@ void RunX070Layer(const LayerStep& step) {
     if (value_residual) jobs.push_back(Job(sc.xv, lw.v1, sc.lora_v, T, false));
     kernels::MatMulMany(jobs, pool);
   }
-  parallel_rows(8, [&](int64_t r) {
+  step.ParallelRows(8, [&](int64_t r) {
     kernels::Tanh(sc.lora_w.row(r), sc.lora_w.row(r), d.d_decay);
     kernels::Sigmoid(sc.lora_g.row(r), sc.lora_g.row(r), d.d_gate);
   });
@@ -83,7 +78,7 @@ void RunX070Layer(const LayerStep& step) {
     if (value_residual) jobs.push_back(Job(sc.lora_v, lw.v2, sc.v_gate, T, false));
     kernels::MatMulMany(jobs, pool);
   }
-  parallel_rows(1, [&](int64_t r) {
+  step.ParallelRows(1, [&](int64_t r) {
     float* decay = sc.decay.row(r);
     float* alpha = sc.alpha.row(r);
     float* k = sc.k.row(r);
@@ -139,15 +134,11 @@ void RunX070Layer(const LayerStep& step) {
       kernels::Wkv7Head(args);
     }
   };
-  if (pool != nullptr) {
-    // One sequence per chunk when there are enough: its heads are adjacent in memory and the
-    // kernel prefetches the next one.
-    pool->ParallelFor(tasks, sequences.size() >= 4 ? H : 1, wkv);
-  } else {
-    wkv(0, tasks);
-  }
+  // One sequence per chunk when there are enough: its heads are adjacent in memory and the
+  // kernel prefetches the next one.
+  step.ParallelTasks(tasks, sequences.size() >= 4 ? H : 1, wkv);
 
-  parallel_rows(4, [&](int64_t r) {
+  step.ParallelRows(4, [&](int64_t r) {
     float* y = sc.y.row(r);
     const float* rr = sc.r.row(r);
     const float* k = sc.k.row(r);
@@ -164,16 +155,16 @@ void RunX070Layer(const LayerStep& step) {
   kernels::MatMul(Job(sc.y, lw.output, sc.x, T, bf16, /*accumulate=*/true), pool);
 
   // ---- channel mix ----
-  parallel_rows(8, [&](int64_t r) {
+  step.ParallelRows(8, [&](int64_t r) {
     kernels::LayerNorm(sc.x.row(r), lw.ln2_w, lw.ln2_b, C, kLayerNormEps, sc.xf.row(r));
   });
-  parallel_rows(8, [&](int64_t r) {
+  step.ParallelRows(8, [&](int64_t r) {
     const float* cur = sc.xf.row(r);
-    const float* prev = previous(sc.xf, r, true);
+    const float* prev = step.Previous(sc.xf, r, true);
     float* kx = sc.xk.row(r);
     for (int64_t i = 0; i < C; ++i) kx[i] = cur[i] + (prev[i] - cur[i]) * lw.ffn_x_k[i];
   });
-  save_last_rows(sc.xf, true);
+  step.SaveLastRows(sc.xf, true);
   kernels::MatMul(Job(sc.xk, lw.ffn_key, sc.ffn_hidden, T, bf16), pool);
   step.SquaredRelu();
   kernels::MatMul(Job(sc.ffn_hidden, lw.ffn_value, sc.x, T, bf16, /*accumulate=*/true), pool);

@@ -98,9 +98,10 @@ absl::StatusOr<StateFileInfo> InspectStateFile(const TensorArchive& archive) {
 }
 
 absl::StatusOr<RwkvState> LoadStateFile(const TensorArchive& archive, const RwkvConfig& config,
-                                        const StateShape& shape) {
+                                        const StateShape& shape, StateFileInfo* info_out) {
   absl::StatusOr<StateFileInfo> info = InspectStateFile(archive);
   if (!info.ok()) return info.status();
+  if (info_out != nullptr) *info_out = *info;
   const std::string& path = archive.path();
   if (shape.per_channel()) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -42,9 +42,10 @@ absl::StatusOr<StateFileInfo> InspectStateFile(const TensorArchive& archive);
 // The starting state for layers [shape.first_layer, shape.last_layer) of a model described by
 // `config`, at position 0. FAILED_PRECONDITION when the file belongs to another model: its
 // layer count, heads or head size differ from the model's, or the model is RWKV-4 (whose
-// state has no matrix to tune); otherwise the errors of InspectStateFile.
+// state has no matrix to tune); otherwise the errors of InspectStateFile. `info`, when given,
+// receives what InspectStateFile says (the file is read once either way).
 absl::StatusOr<RwkvState> LoadStateFile(const TensorArchive& archive, const RwkvConfig& config,
-                                        const StateShape& shape);
+                                        const StateShape& shape, StateFileInfo* info = nullptr);
 
 }  // namespace skein::model
 
