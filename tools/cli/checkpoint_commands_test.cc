@@ -269,7 +269,71 @@ TEST(Convert, Failures) {
                      missing);
   ExpectOneLineError(Skein("convert --in '" + path + "' --out /nonexistent-dir/z.safetensors"),
                      "/nonexistent-dir/z.safetensors");
-  EXPECT_NE(Skein("convert --in '" + path + "' --out a.safetensors --dtype int8").exit_code, 0);
+  EXPECT_NE(Skein("convert --in '" + path + "' --out a.safetensors --dtype int4").exit_code, 0);
+}
+
+// `convert --dtype int8` stores exactly what `--dtype int8` quantises at load: the converted
+// file runs bit for bit like the float file quantised at load, in either container. Widened
+// back (`--dtype fp32`), it runs like the int8 file widened at load.
+TEST(Convert, Int8FilesRunLikeQuantisingAtLoad) {
+  SKEIN_REQUIRE_TEST_DATA(path, "golden/rwkv7/tiny-l2-c128-v256.pth");
+  const std::string st = Temp("q.safetensors"), pth = Temp("q.pth"), back = Temp("back.pth");
+  CliRun r = Skein("convert --in '" + path + "' --out '" + st + "' --dtype int8");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Skein("convert --in '" + st + "' --out '" + pth + "'").exit_code, 0);
+  ASSERT_EQ(Skein("convert --in '" + pth + "' --out '" + back + "' --dtype fp32").exit_code, 0);
+
+  auto source = model::OpenCheckpoint(path);
+  auto q = model::OpenCheckpoint(pth);
+  ASSERT_TRUE(source.ok() && q.ok());
+  int matrices = 0;
+  for (const model::TensorView& t : (*source)->tensors()) {
+    const model::TensorView* c = (*q)->Find(t.name);
+    ASSERT_NE(c, nullptr) << t.name;
+    if (model::IsQuantizableMatrix(t.name)) {
+      ++matrices;
+      EXPECT_EQ(c->dtype, model::DType::kI8) << t.name;
+      const model::TensorView* scale = (*q)->Find(model::Int8ScaleName(t.name));
+      ASSERT_NE(scale, nullptr) << t.name;
+      EXPECT_EQ(scale->dtype, model::DType::kF32);
+      EXPECT_EQ(scale->shape, std::vector<int64_t>{t.shape[0]});
+    } else {
+      EXPECT_EQ(c->dtype, t.dtype) << t.name << " keeps its dtype";
+    }
+  }
+  EXPECT_EQ(matrices, 2 * 6 + 1);  // per layer att r/k/v/o and ffn k/v (x070), and the head
+  auto config = model::LoadRwkvConfig(**q);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->dtype, "int8");
+  EXPECT_THAT(Skein("inspect --model '" + st + "'").out, HasSubstr("dtype: int8"));
+
+  const std::string tokens = " --tokens 0,17,255,3,99 --final-state";
+  const CliRun at_load = Skein("logits --model '" + path + "' --dtype int8" + tokens);
+  ASSERT_EQ(at_load.exit_code, 0) << at_load.err;
+  EXPECT_EQ(Skein("logits --model '" + st + "' --dtype int8" + tokens).out, at_load.out);
+  EXPECT_EQ(Skein("logits --model '" + pth + "' --dtype int8" + tokens).out, at_load.out);
+  const CliRun widened = Skein("logits --model '" + pth + "' --dtype fp32" + tokens);
+  ASSERT_EQ(widened.exit_code, 0) << widened.err;
+  EXPECT_NE(widened.out, at_load.out);
+  EXPECT_EQ(Skein("logits --model '" + back + "' --dtype fp32" + tokens).out, widened.out);
+  auto b = model::OpenCheckpoint(back);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ((*b)->tensors().size(), (*source)->tensors().size()) << "the scales are gone";
+
+  // int8 needs a valid RWKV checkpoint (its matrices are known by name and shape).
+  const std::string other = Temp("other.safetensors");
+  const std::string header = R"({"x.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})";
+  std::string file(8, '\0');
+  for (int i = 0; i < 8; ++i) file[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  file += header + std::string(16, '\0');
+  FILE* f = std::fopen(other.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fwrite(file.data(), 1, file.size(), f), file.size());
+  std::fclose(f);
+  ExpectOneLineError(
+      Skein("convert --in '" + other + "' --out '" + Temp("o.safetensors") + "' --dtype int8"),
+      "int8 conversion needs a valid RWKV checkpoint");
+  EXPECT_EQ(Skein("convert --in '" + other + "' --out '" + Temp("o.pth") + "'").exit_code, 0);
 }
 
 TEST(MakeModel, WritesLoadableModelsInBothFormats) {

@@ -10,16 +10,16 @@
 
 namespace skein::cli {
 
-// "bf16", "fp16" or "fp32", and "int8" where `run_dtype` (a dtype to run in, not to store:
-// int8 is quantised at load); anything else throws CommandError (exit code 2).
+// "bf16", "fp16" or "fp32", and "int8" where `run_dtype` (a dtype to run in, or `skein
+// convert`'s target; make-model writes float weights only); anything else throws CommandError
+// (exit code 2).
 inline model::DType ParseDTypeFlag(const std::string& text, bool run_dtype = false) {
   absl::StatusOr<model::DType> dtype = engine::ParseRunDType(text);
   if (!dtype.ok()) throw CommandError(2, "--" + std::string(dtype.status().message()));
   if (*dtype == model::DType::kI8 && !run_dtype) {
     throw CommandError(2,
-                       "--dtype int8 is a run dtype (the engine quantises at load: --dtype int8 "
-                       "on workers, logits, generate and bench); files are stored as bf16, fp16 "
-                       "or fp32");
+                       "--dtype int8 is not made here: make a float model, then quantise it "
+                       "with `skein convert --dtype int8` (or run it with --dtype int8)");
   }
   return *dtype;
 }

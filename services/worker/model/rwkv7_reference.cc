@@ -56,12 +56,17 @@ Rwkv7Reference::Rwkv7Reference(const TensorArchive& archive) : archive_(archive)
 Vec Rwkv7Reference::Get(const std::string& name) const {
   const TensorView* t = archive_.Find(name);
   Vec out(t->numel());
+  Vec scales;
   for (int64_t i = 0; i < t->numel(); ++i) {
     const auto* bytes = static_cast<const uint8_t*>(t->data);
     if (t->dtype == DType::kF32) {
       float f;
       std::memcpy(&f, bytes + 4 * i, 4);
       out[i] = f;
+    } else if (t->dtype == DType::kI8) {
+      // An int8 matrix [rows, cols]: q · its row's scale (rwkv_config.h).
+      if (scales.empty()) scales = Get(Int8ScaleName(name));
+      out[i] = static_cast<int8_t>(bytes[i]) * scales[i / t->shape.back()];
     } else {
       uint16_t h;
       std::memcpy(&h, bytes + 2 * i, 2);

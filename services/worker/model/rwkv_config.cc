@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/absl_bridge.h"
+#include "base/dtype.h"
 
 namespace skein::model {
 namespace {
@@ -58,6 +60,12 @@ bool IsDeepEmbedPart(std::string_view rest) {
 }
 
 std::string Common(const TensorArchive& archive) {
+  bool any_int8 = false, all_matrices_int8 = true;
+  for (const TensorView& t : archive.tensors()) {
+    if (t.dtype == DType::kI8) any_int8 = true;
+    if (IsQuantizableMatrix(t.name) && t.dtype != DType::kI8) all_matrices_int8 = false;
+  }
+  if (any_int8) return all_matrices_int8 ? "int8" : "mixed";
   std::string dtype;
   for (const TensorView& t : archive.tensors()) {
     std::string name(DTypeName(t.dtype));
@@ -195,6 +203,7 @@ class ShapeChecker {
                                                        ", expected ", ShapeText(e.shape)));
       }
     }
+    if (absl::Status s = CheckInt8(known); !s.ok()) return s;
     for (const TensorView& t : archive_.tensors()) {
       if (!known.contains(t.name)) {
         return absl::InvalidArgumentError(absl::StrCat(archive_.path(), ": unexpected tensor '",
@@ -206,6 +215,47 @@ class ShapeChecker {
   }
 
  private:
+  // Every int8 tensor is a quantisable matrix of this layout with a valid scale tensor, which
+  // joins `known`.
+  absl::Status CheckInt8(absl::flat_hash_set<std::string>& known) const {
+    for (const TensorView& t : archive_.tensors()) {
+      if (t.dtype != DType::kI8) continue;
+      if (!known.contains(t.name)) continue;  // reported as unexpected
+      if (!IsQuantizableMatrix(t.name)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            archive_.path(), ": tensor '", t.name,
+            "' is int8; only the large matrices (head, att.receptance/key/value/output/gate, "
+            "ffn.key/value/receptance) may be"));
+      }
+      const std::string scale_name = Int8ScaleName(t.name);
+      const TensorView* scale = archive_.Find(scale_name);
+      if (scale == nullptr) return Missing(scale_name);
+      if (scale->dtype == DType::kI8 || scale->shape != std::vector<int64_t>{t.shape[0]}) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(archive_.path(), ": int8 scale tensor '", scale_name, "' is ",
+                         base::AsAbsl(DTypeName(scale->dtype)), " ", ShapeText(scale->shape),
+                         ", expected fp32, bf16 or fp16 [", t.shape[0], "]"));
+      }
+      std::vector<float> values(static_cast<size_t>(scale->numel()));
+      base::ConvertElements(scale->dtype, scale->data, DType::kF32, values.data(), values.size());
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (!std::isfinite(values[i]) || values[i] < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(archive_.path(), ": int8 scale tensor '", scale_name, "' holds ",
+                           values[i], " at row ", i, " (scales are finite and >= 0)"));
+        }
+      }
+      // -128 has no positive counterpart; the kernels' integer paths rely on |q| <= 127.
+      if (std::memchr(t.data, 0x80, t.nbytes) != nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(archive_.path(), ": int8 tensor '", t.name,
+                                                       "' holds -128 (int8 matrices hold values "
+                                                       "in [-127, 127])"));
+      }
+      known.insert(scale_name);
+    }
+    return absl::OkStatus();
+  }
+
   const TensorArchive& archive_;
   std::string_view version_name_;
 };
@@ -224,6 +274,21 @@ absl::StatusOr<RwkvConfig> LoadX070Config(const TensorArchive& archive);
 absl::StatusOr<RwkvConfig> LoadClassicConfig(const TensorArchive& archive, RwkvVersion version);
 
 }  // namespace
+
+bool IsQuantizableMatrix(std::string_view name) {
+  if (name == "head.weight") return true;
+  int64_t layer;
+  std::string_view rest;
+  if (!SplitBlockName(name, &layer, &rest)) return false;
+  for (std::string_view m :
+       {"att.receptance.weight", "att.key.weight", "att.value.weight", "att.output.weight",
+        "att.gate.weight", "ffn.key.weight", "ffn.value.weight", "ffn.receptance.weight"}) {
+    if (rest == m) return true;
+  }
+  return false;
+}
+
+std::string Int8ScaleName(std::string_view matrix) { return std::string(matrix) + "_scale"; }
 
 bool IsSupportedRwkvVersion(RwkvVersion v) {
   return v == RwkvVersion::kV7 || v == RwkvVersion::kV6 || v == RwkvVersion::kV5_2 ||

@@ -65,8 +65,10 @@ struct RwkvConfig {
   int64_t d_gate = 0;              // D_g (x070 att.g1)
   int64_t d_mix = 0;               // D_mix (x060 att.time_maa_w1 is [C, 5·D_mix])
   bool layer0_value_lora = false;  // x070: blocks.0.att.v0/v1/v2 are all present (never used)
-  int64_t parameters = 0;          // elements of every tensor in the file
-  std::string dtype;               // common dtype name, or "mixed"
+  int64_t parameters = 0;          // elements of every tensor in the file (int8 scales too)
+  // The common dtype name, or "mixed". An int8 file (every quantisable matrix stored int8,
+  // see IsQuantizableMatrix) is "int8" whatever its other tensors are stored as.
+  std::string dtype;
 
   // x070 only: every layer after the first mixes in layer 0's value (v_first), which passes
   // between pipeline stages beside the hidden state.
@@ -80,11 +82,28 @@ struct RwkvConfig {
   int64_t state_bytes() const { return state_floats() * 4; }
 };
 
+// int8 checkpoints. The large matrices (IsQuantizableMatrix) may be stored as int8 q with
+// one scale per output row beside them, in a tensor named by Int8ScaleName: [rows] values,
+// finite and >= 0, stored fp32 (or bf16/fp16), and the matrix stands for
+//   w[o][i] = scale[o] · q[o][i]
+// (what kernels::QuantizeRowsInt8 makes; `skein convert --dtype int8` writes such files).
+// Any other tensor stored int8 is refused.
+
+// True for the matrices products read whole every step, which int8 quantises:
+// head.weight and blocks.<l>.{att.receptance, att.key, att.value, att.output, att.gate,
+// ffn.key, ffn.value, ffn.receptance}.weight.
+bool IsQuantizableMatrix(std::string_view name);
+
+// The name of an int8 matrix's scale tensor: `matrix` + "_scale".
+std::string Int8ScaleName(std::string_view matrix);
+
 // Validates the archive as a checkpoint of a supported version and returns its description.
 //  - UNIMPLEMENTED for recognised but unsupported versions (the RWKV-5 previews, DeepEmbed,
 //    RWKV-8), FAILED_PRECONDITION for ChatRWKV-converted files;
 //  - INVALID_ARGUMENT for a missing tensor, a tensor of the wrong shape or rank, an unexpected
-//    tensor, missing blocks, or a file that is not RWKV at all.
+//    tensor, missing blocks, or a file that is not RWKV at all; for int8 tensors other than
+//    the quantisable matrices, and for an int8 matrix whose scale tensor is missing, of the
+//    wrong shape or dtype, or holds a negative or non-finite scale.
 // Every error names the file and, where it applies, the tensor.
 absl::StatusOr<RwkvConfig> LoadRwkvConfig(const TensorArchive& archive);
 

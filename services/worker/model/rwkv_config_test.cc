@@ -1,7 +1,9 @@
 #include "services/worker/model/rwkv_config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,14 @@ class FakeArchive : public TensorArchive {
   void Add(const std::string& name, std::vector<int64_t> shape, DType dtype = DType::kBF16) {
     TensorView v{name, dtype, std::move(shape), nullptr, 0};
     v.nbytes = static_cast<size_t>(v.numel()) * DTypeSize(dtype);
+    tensors_.push_back(std::move(v));
+  }
+  // A tensor whose bytes the config code reads (int8 matrices and their scales).
+  void AddWithData(const std::string& name, std::vector<int64_t> shape, DType dtype,
+                   std::string bytes) {
+    Remove(name);
+    data_.push_back(std::make_shared<const std::string>(std::move(bytes)));
+    TensorView v{name, dtype, std::move(shape), data_.back()->data(), data_.back()->size()};
     tensors_.push_back(std::move(v));
   }
   void Remove(const std::string& name) {
@@ -49,6 +59,7 @@ class FakeArchive : public TensorArchive {
 
  private:
   std::vector<TensorView> tensors_;
+  std::vector<std::shared_ptr<const std::string>> data_;  // shared by copies
   std::string path_ = "fake.pth";
 };
 
@@ -224,6 +235,104 @@ TEST(RwkvConfig, MixedDtypes) {
   auto c = LoadRwkvConfig(a);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->dtype, "mixed");
+}
+
+void ExpectInvalid(const FakeArchive& a, absl::StatusCode code, const std::string& mentions);
+
+// Stores `name` [rows, cols] as int8 (every q = 1) with fp32 row scales `scales`.
+void MakeInt8(FakeArchive& a, const std::string& name, const std::vector<float>& scales) {
+  const TensorView* t = a.Find(name);
+  const std::vector<int64_t> shape = t->shape;
+  a.AddWithData(name, shape, DType::kI8, std::string(shape[0] * shape[1], '\x01'));
+  a.AddWithData(Int8ScaleName(name), {static_cast<int64_t>(scales.size())}, DType::kF32,
+                std::string(reinterpret_cast<const char*>(scales.data()), scales.size() * 4));
+}
+
+// Every quantisable matrix of `a` stored int8 with scale 0.5.
+FakeArchive AllInt8(FakeArchive a) {
+  std::vector<std::string> names;
+  for (const TensorView& t : a.tensors()) {
+    if (IsQuantizableMatrix(t.name)) names.push_back(t.name);
+  }
+  for (const std::string& n : names) {
+    MakeInt8(a, n, std::vector<float>(a.Find(n)->shape[0], 0.5f));
+  }
+  return a;
+}
+
+TEST(RwkvConfig, QuantizableMatricesAreTheLargeProducts) {
+  for (const char* yes :
+       {"head.weight", "blocks.0.att.receptance.weight", "blocks.11.att.key.weight",
+        "blocks.2.att.value.weight", "blocks.3.att.output.weight", "blocks.0.att.gate.weight",
+        "blocks.4.ffn.key.weight", "blocks.5.ffn.value.weight", "blocks.6.ffn.receptance.weight"}) {
+    EXPECT_TRUE(IsQuantizableMatrix(yes)) << yes;
+  }
+  for (const char* no : {"emb.weight", "blocks.0.att.w1", "blocks.0.ln1.weight", "ln_out.weight",
+                         "blocks.0.att.key.weight_scale", "blocks.x.att.key.weight",
+                         "att.key.weight", "blocks.0.att.time_decay"}) {
+    EXPECT_FALSE(IsQuantizableMatrix(no)) << no;
+  }
+  EXPECT_EQ(Int8ScaleName("head.weight"), "head.weight_scale");
+}
+
+TEST(RwkvConfig, Int8MatricesWithScalesValidate) {
+  FakeArchive a = AllInt8(Tiny());
+  auto c = LoadRwkvConfig(a);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->dtype, "int8");
+  EXPECT_EQ(c->n_layer, 3);
+  // Some matrices int8 and others not: a mixed file, still valid.
+  FakeArchive b = Tiny();
+  MakeInt8(b, "head.weight", std::vector<float>(300, 0.25f));
+  c = LoadRwkvConfig(b);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->dtype, "mixed");
+}
+
+TEST(RwkvConfig, BadInt8TensorsAreRefusedByName) {
+  const std::string m = "blocks.1.att.key.weight", scale = Int8ScaleName(m);
+  {  // the scale is missing
+    FakeArchive a = AllInt8(Tiny());
+    a.Remove(scale);
+    ExpectInvalid(a, absl::StatusCode::kInvalidArgument, scale);
+  }
+  {  // the scale has the wrong length
+    FakeArchive a = AllInt8(Tiny());
+    a.AddWithData(scale, {127}, DType::kF32, std::string(127 * 4, '\0'));
+    ExpectInvalid(a, absl::StatusCode::kInvalidArgument, scale);
+  }
+  {  // the scale is itself int8
+    FakeArchive a = AllInt8(Tiny());
+    a.AddWithData(scale, {128}, DType::kI8, std::string(128, '\x01'));
+    ExpectInvalid(a, absl::StatusCode::kInvalidArgument, scale);
+  }
+  for (float bad : {-1.0f, std::nanf(""), INFINITY}) {  // a scale that is no scale
+    FakeArchive a = AllInt8(Tiny());
+    std::vector<float> scales(128, 0.5f);
+    scales[77] = bad;
+    MakeInt8(a, m, scales);
+    ExpectInvalid(a, absl::StatusCode::kInvalidArgument, "row 77");
+  }
+  {  // -128 has no place in a symmetric matrix
+    FakeArchive a = AllInt8(Tiny());
+    std::string q(128 * 128, '\x01');
+    q[5000] = '\x80';
+    a.AddWithData(m, {128, 128}, DType::kI8, q);
+    ExpectInvalid(a, absl::StatusCode::kInvalidArgument, "-128");
+  }
+  {  // int8 where the layout has no quantisable matrix
+    FakeArchive a = Tiny();
+    a.AddWithData("blocks.0.ln1.weight", {128}, DType::kI8, std::string(128, '\x01'));
+    ExpectInvalid(a, absl::StatusCode::kInvalidArgument, "blocks.0.ln1.weight");
+    FakeArchive e = Tiny();
+    e.AddWithData("emb.weight", {300, 128}, DType::kI8, std::string(300 * 128, '\x01'));
+    ExpectInvalid(e, absl::StatusCode::kInvalidArgument, "emb.weight");
+  }
+  {  // a scale beside a matrix that is not int8
+    FakeArchive a = Tiny();
+    a.AddWithData(scale, {128}, DType::kF32, std::string(128 * 4, '\0'));
+    ExpectInvalid(a, absl::StatusCode::kInvalidArgument, scale);
+  }
 }
 
 void ExpectInvalid(const FakeArchive& a, absl::StatusCode code, const std::string& mentions) {

@@ -83,6 +83,7 @@ class RwkvWeightsBuilder {
   // [rows, cols] matrix in the run dtype.
   WeightMatrix Matrix(const std::string& name) {
     const TensorView* t = archive_.Find(name);
+    if (t->dtype == DType::kI8) return StoredInt8Matrix(*t);
     const int64_t rows = t->shape[0], cols = t->shape[1];
     const DType run = w_->run_dtype_;
     if (run == DType::kI8) {
@@ -154,6 +155,36 @@ class RwkvWeightsBuilder {
   }
 
  private:
+  // A matrix stored as int8 with its row scales (LoadRwkvConfig checked both): used in place
+  // when running int8, otherwise widened to the run dtype as scale · q, rounded once.
+  WeightMatrix StoredInt8Matrix(const TensorView& t) {
+    const int64_t rows = t.shape[0], cols = t.shape[1];
+    const float* scales = Vector(Int8ScaleName(t.name));
+    const DType run = w_->run_dtype_;
+    if (run == DType::kI8) {
+      WeightMatrix m{t.data, DType::kI8, rows, cols, cols};
+      m.scales = scales;
+      return m;
+    }
+    std::vector<uint16_t> narrow;  // bf16 copy that only panels will keep
+    void* out = pack_panels_ ? (narrow.resize(rows * cols), narrow.data())
+                             : Allocate(rows * cols * DTypeSize(run));
+    std::vector<float> row(cols);
+    const auto* q = static_cast<const int8_t*>(t.data);
+    for (int64_t r = 0; r < rows; ++r) {
+      base::ConvertElements(DType::kI8, q + r * cols, DType::kF32, row.data(), cols);
+      for (float& v : row) v *= scales[r];
+      base::ConvertElements(DType::kF32, row.data(), run,
+                            static_cast<uint8_t*>(out) + r * cols * DTypeSize(run), cols);
+    }
+    WeightMatrix m{out, run, rows, cols, cols};
+    if (pack_panels_) {
+      m.panels = Pack(m);
+      m.data = nullptr;
+    }
+    return m;
+  }
+
   const uint32_t* Pack(const WeightMatrix& m) {
     auto* panels = static_cast<uint32_t*>(
         Allocate(kernels::Bf16PanelWords(m.rows, m.cols) * sizeof(uint32_t)));

@@ -51,6 +51,10 @@ absl::StatusOr<StateFileInfo> InspectStateFile(const TensorArchive& archive) {
           absl::StrCat(path, ": unexpected tensor '", t.name,
                        "' for a state file (it holds only blocks.<l>.att.time_state tensors)"));
     }
+    if (t.dtype == DType::kI8) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": tensor '", t.name, "' is int8; state files hold fp32, bf16 or fp16 values"));
+    }
     if (t.shape.size() != 3 || t.shape[0] <= 0 || t.shape[1] <= 0 || t.shape[1] != t.shape[2]) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", t.name, "' has shape ",
                                                      ShapeText(t.shape),

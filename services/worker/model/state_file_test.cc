@@ -51,7 +51,9 @@ std::unique_ptr<TensorArchive> WriteStateFile(
           for (int64_t j = 0; j < N; ++j) f[(h * N + i) * N + j] = value(layer, h, i, j);
     }
     std::string bytes(static_cast<size_t>(n) * DTypeSize(s.dtype), '\0');
-    base::ConvertElements(DType::kF32, f.data(), s.dtype, bytes.data(), f.size());
+    if (s.dtype != DType::kI8) {  // int8 tensors stay 0: nothing narrows to int8
+      base::ConvertElements(DType::kF32, f.data(), s.dtype, bytes.data(), f.size());
+    }
     EXPECT_TRUE((*writer)->Append(bytes).ok());
   }
   EXPECT_TRUE((*writer)->Finish().ok());
@@ -135,6 +137,8 @@ TEST(StateFile, MalformedFilesAreInvalid) {
                    "other layers are [2, 4, 4]"});
   cases.push_back(
       {WriteStateFile("empty.safetensors", 0, 2, 4, DType::kF32, ones), "holds no blocks"});
+  cases.push_back({WriteStateFile("int8.safetensors", 2, 2, 4, DType::kI8, ones),
+                   "'blocks.0.att.time_state' is int8"});
   for (const Case& c : cases) {
     ASSERT_TRUE(c.file);
     absl::StatusOr<StateFileInfo> info = InspectStateFile(*c.file);

@@ -27,6 +27,8 @@ bool StorageDType(std::string_view type_name, DType* dtype) {
     *dtype = DType::kF16;
   } else if (type_name == "FloatStorage") {
     *dtype = DType::kF32;
+  } else if (type_name == "CharStorage") {
+    *dtype = DType::kI8;
   } else {
     return false;
   }
@@ -119,9 +121,9 @@ std::string PthLoader::Hint() const {
 absl::Status PthLoader::AddTensor(const std::string& name, const PickledTensor& t) {
   DType dtype;
   if (!StorageDType(t.storage.type_name, &dtype)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path_, ": tensor '", name, "' has unsupported dtype ", t.storage.type_name,
-                     " (supported: BFloat16Storage, HalfStorage, FloatStorage)", Hint()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path_, ": tensor '", name, "' has unsupported dtype ", t.storage.type_name,
+        " (supported: BFloat16Storage, HalfStorage, FloatStorage, CharStorage)", Hint()));
   }
   const uint64_t esize = DTypeSize(dtype);
   const std::string record = absl::StrCat(prefix_, "data/", t.storage.key);

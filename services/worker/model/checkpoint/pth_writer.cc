@@ -38,7 +38,7 @@ std::string_view StorageTypeName(DType t) {
     case DType::kF16:
       return "HalfStorage";
     case DType::kI8:
-      break;  // not a checkpoint dtype: ValidateSpecs refuses it before anything is written
+      return "CharStorage";
   }
   return "";
 }

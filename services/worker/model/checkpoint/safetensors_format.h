@@ -21,7 +21,7 @@ inline std::string_view SafetensorsDTypeName(DType t) {
     case DType::kF16:
       return "F16";
     case DType::kI8:
-      break;  // not a checkpoint dtype: writers refuse it (ValidateSpecs), readers never map to it
+      return "I8";
   }
   return "";
 }
@@ -33,6 +33,8 @@ inline bool SafetensorsDTypeFromName(std::string_view name, DType* out) {
     *out = DType::kBF16;
   } else if (name == "F16") {
     *out = DType::kF16;
+  } else if (name == "I8") {
+    *out = DType::kI8;
   } else {
     return false;
   }

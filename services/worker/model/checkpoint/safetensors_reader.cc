@@ -122,7 +122,7 @@ absl::StatusOr<std::unique_ptr<TensorArchive>> OpenSafetensorsFromSource(
     p.view.name = name;
     const std::string dtype = dtype_it->get<std::string>();
     if (!SafetensorsDTypeFromName(dtype, &p.view.dtype)) {
-      return bad(absl::StrCat("has unsupported dtype ", dtype, " (supported: F32, BF16, F16)"));
+      return bad(absl::StrCat("has unsupported dtype ", dtype, " (supported: F32, BF16, F16, I8)"));
     }
     uint64_t numel = 1;
     for (const auto& dim : *shape_it) {

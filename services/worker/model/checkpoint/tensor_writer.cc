@@ -18,12 +18,6 @@ absl::StatusOr<std::vector<uint64_t>> ValidateSpecs(const std::string& path,
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": tensor '", s.name, "' is given more than once"));
     }
-    if (s.dtype == DType::kI8) {
-      // int8 is an in-memory form of quantised weights (their scales live beside them), not a
-      // checkpoint dtype: no reader here would accept it back.
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": tensor '", s.name, "' is int8, which checkpoints cannot hold"));
-    }
     uint64_t n = DTypeSize(s.dtype);
     for (int64_t d : s.shape) {
       if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) {
