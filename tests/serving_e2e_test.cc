@@ -178,6 +178,18 @@ TEST_F(ServingTest, SeveralModelsAreRoutedByName) {
   EXPECT_EQ(
       c.Metric("router", "skein_router_model_tokens_total{direction=\"out\",model=\"tiny-v6\"}"),
       static_cast<double>(v6_tokens));
+  // Two generations per model reached a first token (a request and a turn on tiny-v6).
+  EXPECT_EQ(
+      c.Metric("router", "skein_router_model_time_to_first_token_seconds_count{model=\"tiny-v6\"}"),
+      2);
+  EXPECT_EQ(c.Metric("router",
+                     "skein_router_model_time_to_first_token_seconds_count{model="
+                     "\"small-l4-c256-v1024\"}"),
+            1);
+  // Nothing is queued now, for either model, and the router-wide gauge is their sum (each
+  // scheduler used to overwrite it with its own count).
+  EXPECT_EQ(c.Metric("router", "skein_router_model_queue_depth{model=\"tiny-v6\"}"), 0);
+  EXPECT_EQ(c.Metric("router", "skein_router_queue_depth"), 0);
 }
 
 TEST_F(ServingTest, SixteenConcurrentStreamsEachEqualTheirOwnRun) {

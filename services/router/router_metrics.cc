@@ -67,6 +67,18 @@ RouterMetrics::RouterMetrics(prometheus::Registry& r) {
                         .Name("skein_router_model_requests_finished_total")
                         .Help("Generations that ended, by model and finish reason")
                         .Register(r);
+  model_queue_depth = &prometheus::BuildGauge()
+                           .Name("skein_router_model_queue_depth")
+                           .Help("Requests admitted but not yet running, by model")
+                           .Register(r);
+  model_running = &prometheus::BuildGauge()
+                       .Name("skein_router_model_running_sequences")
+                       .Help("Sequences running on the replicas, by model")
+                       .Register(r);
+  model_ttft = &prometheus::BuildHistogram()
+                    .Name("skein_router_model_time_to_first_token_seconds")
+                    .Help("From admission to the first generated token, by model")
+                    .Register(r);
   rejections = &prometheus::BuildCounter()
                     .Name("skein_router_rejections_total")
                     .Help("Requests refused or ended early, by reason")
@@ -124,6 +136,10 @@ RouterMetrics::RouterMetrics(prometheus::Registry& r) {
                      .Name("skein_router_session_operations_total")
                      .Help("Session RPCs and turns, by operation")
                      .Register(r);
+}
+
+prometheus::Histogram& RouterMetrics::ModelTtft(const std::string& model) {
+  return model_ttft->Add({{"model", model}}, Seconds());
 }
 
 void RouterMetrics::Reject(const std::string& reason) {

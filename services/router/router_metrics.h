@@ -37,6 +37,11 @@ struct RouterMetrics {
   // The same per model (a router may serve several): labels model, direction / reason.
   prometheus::Family<prometheus::Counter>* model_tokens;
   prometheus::Family<prometheus::Counter>* model_finished;
+  prometheus::Family<prometheus::Gauge>* model_queue_depth;  // label: model
+  prometheus::Family<prometheus::Gauge>* model_running;      // label: model
+  prometheus::Family<prometheus::Histogram>* model_ttft;     // label: model
+  // model_ttft's series for `model` (made on first use, with ttft's buckets).
+  prometheus::Histogram& ModelTtft(const std::string& model);
   // Sessions and the prefix-state cache.
   prometheus::Counter* prefix_hits;
   prometheus::Counter* prefix_misses;

@@ -113,6 +113,27 @@ std::optional<v1::ModelInfo> Scheduler::model() const {
 
 std::string Scheduler::ModelLabel() const { return model_ ? model_->model().name() : "unknown"; }
 
+void Scheduler::PublishLoad() {
+  size_t running = 0;
+  for (const auto& r : replicas_) running += Locked(*r).running.size();
+  const size_t queued = queue_.size();
+  metrics_->queue_depth->Increment(static_cast<double>(queued) -
+                                   static_cast<double>(reported_queue_));
+  metrics_->running->Increment(static_cast<double>(running) -
+                               static_cast<double>(reported_running_));
+  const std::string model = ModelLabel();
+  if (model != reported_model_ && !reported_model_.empty()) {
+    // The pipeline named its model: the series under the old label ("unknown") holds nothing.
+    metrics_->model_queue_depth->Add({{"model", reported_model_}}).Set(0);
+    metrics_->model_running->Add({{"model", reported_model_}}).Set(0);
+  }
+  metrics_->model_queue_depth->Add({{"model", model}}).Set(static_cast<double>(queued));
+  metrics_->model_running->Add({{"model", model}}).Set(static_cast<double>(running));
+  reported_queue_ = queued;
+  reported_running_ = running;
+  reported_model_ = model;
+}
+
 absl::StatusOr<ChainHash> Scheduler::BaseChain(const std::string& initial_state,
                                                std::string* digest) const {
   absl::MutexLock lock(&mutex_);
@@ -285,7 +306,7 @@ void Scheduler::HealthLoop() {
         Finish(g, v1::FINISH_REASON_UNSPECIFIED, why);
         it = queue_.erase(it);
       }
-      metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
+      PublishLoad();
     }
     if (any != any_healthy_ && !stopping_) {
       any_healthy_ = any;
@@ -352,7 +373,7 @@ absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spe
   std::shared_ptr<Generation> gen(
       new Generation(std::move(spec), std::move(id), submitted, std::move(progress), &mutex_));
   queue_.push_back(gen);
-  metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
+  PublishLoad();
   work_.SignalAll();
   return gen;
 }
@@ -434,7 +455,7 @@ bool Scheduler::Restart(Replica& replica, const std::shared_ptr<Generation>& gen
   hot_.erase(g.id_);
   Remove(replica, &g);
   queue_.push_front(gen);
-  metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
+  PublishLoad();
   return true;
 }
 
@@ -494,7 +515,7 @@ std::vector<Scheduler::Planned> Scheduler::Plan(Replica& replica, v1::StepReques
     }
     rs.running.push_back(std::move(gen));
   }
-  metrics_->queue_depth->Set(static_cast<double>(queue_.size()));
+  PublishLoad();
 
   // Each of the replica's loops takes its share, so that micro-batches split the work.
   const int loops = std::max(1, rs.loops_started);
@@ -683,6 +704,7 @@ void Scheduler::Apply(Replica& replica, std::vector<Planned>& plan,
     metrics_->model_tokens->Add({{"model", ModelLabel()}, {"direction", "out"}}).Increment();
     if (prog.generated == 1) {
       metrics_->ttft->Observe(absl::ToDoubleSeconds(now - g.submitted_));
+      metrics_->ModelTtft(ModelLabel()).Observe(absl::ToDoubleSeconds(now - g.submitted_));
     } else {
       metrics_->inter_token->Observe(absl::ToDoubleSeconds(now - prog.last_token_time));
     }
@@ -726,9 +748,7 @@ void Scheduler::StepLoop(Replica* replica) {
       continue;
     }
     std::vector<Planned> plan = Plan(*replica, &request);
-    size_t running = 0;
-    for (const auto& r : replicas_) running += Locked(*r).running.size();
-    metrics_->running->Set(static_cast<double>(running));
+    PublishLoad();
     if (plan.empty()) {
       work_.WaitWithTimeout(&mutex_, absl::Milliseconds(50));
       continue;

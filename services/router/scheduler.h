@@ -293,6 +293,10 @@ class Scheduler {
   void RunStateOp(std::function<void()> op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The model's name for metric labels ("unknown" before a replica described it).
   std::string ModelLabel() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Publishes this scheduler's queue length and running generations: the per-model gauges
+  // are set, the router-wide ones move by this scheduler's change (several schedulers share
+  // them).
+  void PublishLoad() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   absl::StatusOr<ChainHash> BaseChainLocked(const std::string& initial_state,
                                             std::string* digest) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -343,6 +347,10 @@ class Scheduler {
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::optional<v1::ModelInfo> model_ ABSL_GUARDED_BY(mutex_);
   size_t reported_healthy_ ABSL_GUARDED_BY(mutex_) = 0;  // this scheduler's share of the gauge
+  // What PublishLoad last published, and under which model label.
+  size_t reported_queue_ ABSL_GUARDED_BY(mutex_) = 0;
+  size_t reported_running_ ABSL_GUARDED_BY(mutex_) = 0;
+  std::string reported_model_ ABSL_GUARDED_BY(mutex_);
   std::optional<ChainHash> identity_ ABSL_GUARDED_BY(mutex_);
   // Worker id -> where its state is hot.
   absl::flat_hash_map<std::string, Hot> hot_ ABSL_GUARDED_BY(mutex_);
