@@ -168,6 +168,43 @@ TEST_F(InitialStateTest, PrefixCacheEntriesAreKeptApartByStartingState) {
   EXPECT_GE(c.Metric("router", "skein_router_prefix_cache_tokens_reused_total"), 2 * 256);
 }
 
+// With several models a state names its model (MODEL:NAME=PATH) and loads on its workers only.
+TEST_F(InitialStateTest, WithSeveralModelsAStateBelongsToTheModelItNames) {
+  std::string why;
+  const std::string v6 = ::skein::testing::FindTestData("golden/multiversion/tiny-v6.pth", &why);
+  if (v6.empty()) SKEIN_MISSING_PREREQUISITE() << "test data: " << why;
+  const std::string dir = MakeTempDir("refused");
+  for (const auto& [spec, says] : std::vector<std::pair<std::string, std::string>>{
+           {"tuned=" + tuned_, "say which: MODEL:NAME=PATH"},
+           {"nope:tuned=" + tuned_, "names no --model called 'nope'"},
+           {"small-l4-c256-v1024:=" + tuned_, "wants [MODEL:]NAME=PATH"}}) {
+    CmdResult r = Skein({"cluster", "up", "--dir", dir, "--vocab", vocab_, "--model", model_,
+                         "--model", v6, "--initial-state", spec});
+    EXPECT_EQ(r.code, 2) << spec << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(says)) << spec;
+  }
+
+  Cluster c(model_, vocab_, 1, 1,
+            {"--model", v6, "--initial-state", "small-l4-c256-v1024:tuned=" + tuned_});
+  grpc::ClientContext list_ctx;
+  v1::ListModelsResponse models;
+  ASSERT_TRUE(c.stub().ListModels(&list_ctx, v1::ListModelsRequest(), &models).ok());
+  ASSERT_EQ(models.models_size(), 2);
+  for (const v1::ModelInfo& m : models.models()) {
+    EXPECT_EQ(m.initial_states_size(), m.model().name() == "tiny-v6" ? 0 : 1) << m.model().name();
+  }
+  const std::vector<uint32_t> prompt = {5, 17, 250, 3};
+  v1::GenerateRequest on_small = TokenRequest(prompt, 4);
+  on_small.set_model("small-l4-c256-v1024");
+  on_small.set_initial_state("tuned");
+  Generated g = Generate(c.stub(), on_small);
+  ASSERT_TRUE(g.status.ok()) << g.status.error_message();
+  EXPECT_EQ(g.tokens, EngineGreedy(model_, prompt, 4, tuned_));
+  v1::GenerateRequest on_v6 = on_small;
+  on_v6.set_model("tiny-v6");
+  EXPECT_EQ(Generate(c.stub(), on_v6).status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_F(InitialStateTest, AWorkerRefusesAStateOfAnotherModel) {
   const std::string other = WriteState(dir_, "other.pth", 3, 4);  // 3 layers, not 4
   CmdResult inspect = Skein({"state-file", "inspect", "--file", other, "--model", model_});

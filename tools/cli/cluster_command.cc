@@ -2,7 +2,8 @@
 //
 //   skein cluster up --model PATH [--model PATH …] --vocab PATH --stages S --replicas R --dir DIR
 //       [--layers 0:4,4:8,...] [--store rocksdb|redis|memory] [--redis HOST:PORT [--stores N]]
-//       [--dtype bf16] [--threads N] [--bin-dir DIR] [--timeout S] [--initial-state NAME=PATH]
+//       [--dtype bf16] [--threads N] [--bin-dir DIR] [--timeout S] [--initial-state
+//       [MODEL:]NAME=PATH]
 // starts the state store, the tokenizer, S×R workers per model and the router, each on a port the
 // kernel picks (read back from its ready file, so ports never race), waits until every one
 // reports SERVING, writes DIR/cluster.json and prints the router's address as its last line.
@@ -232,8 +233,33 @@ void ClusterUp(const ClusterArgs& a) {
   if (!a.layers.empty() && a.models.size() > 1) {
     throw CommandError(2, "--layers fits one model; with several, each is split evenly");
   }
-  if (!a.initial_states.empty() && a.models.size() > 1) {
-    throw CommandError(2, "--initial-state fits one model; start a cluster per model for now");
+  // --initial-state [MODEL:]NAME=PATH: per model, the worker flags NAME=PATH. With several
+  // models each state names its model (a state fits one model's shape).
+  std::vector<std::vector<std::string>> states(a.models.size());
+  for (const std::string& spec : a.initial_states) {
+    const size_t eq = spec.find('=');
+    const size_t colon = spec.substr(0, eq).find(':');
+    const std::string model = colon == std::string::npos ? "" : spec.substr(0, colon);
+    const std::string name = spec.substr(colon == std::string::npos ? 0 : colon + 1,
+                                         eq - (colon == std::string::npos ? 0 : colon + 1));
+    if (eq == std::string::npos || name.empty() || eq + 1 == spec.size()) {
+      throw CommandError(2, "--initial-state wants [MODEL:]NAME=PATH, not '" + spec + "'");
+    }
+    const std::string flag = name + "=" + fs::absolute(spec.substr(eq + 1)).string();
+    if (model.empty()) {
+      if (a.models.size() > 1) {
+        throw CommandError(
+            2, "--initial-state '" + spec + "': with several models, say which: MODEL:NAME=PATH");
+      }
+      states[0].push_back(flag);
+      continue;
+    }
+    auto it = std::find(names.begin(), names.end(), model);
+    if (it == names.end()) {
+      throw CommandError(2, "--initial-state '" + spec + "' names no --model called '" + model +
+                                "' (models are named by their file's stem)");
+    }
+    states[it - names.begin()].push_back(flag);
   }
   const std::string dir = fs::absolute(a.dir).string();
   fs::create_directories(dir);
@@ -305,14 +331,8 @@ void ClusterUp(const ClusterArgs& a) {
                                          "--store",
                                          store};
         if (!layers.empty()) argv.insert(argv.end(), {"--layers", layers[s]});
-        for (const std::string& spec : a.initial_states) {
-          const size_t eq = spec.find('=');
-          if (eq == std::string::npos || eq == 0) {
-            throw CommandError(2, "--initial-state wants NAME=PATH, not '" + spec + "'");
-          }
-          argv.insert(argv.end(),
-                      {"--initial-state",
-                       spec.substr(0, eq + 1) + fs::absolute(spec.substr(eq + 1)).string()});
+        for (const std::string& flag : states[m]) {
+          argv.insert(argv.end(), {"--initial-state", flag});
         }
         if (!next.empty()) argv.insert(argv.end(), {"--next", next});
         next = start({absl::StrCat(prefix, "r", r, "-s", s), "worker", "", s, r, -1, {}, ""}, argv);
@@ -401,7 +421,8 @@ SKEIN_REGISTER_COMMAND(cluster, [](CLI::App& app) {
   up->add_option("--timeout", a->timeout_seconds, "Seconds to wait for each service (120)");
   up->add_option("--router-arg", a->router_args, "Extra flag for the router (repeatable)");
   up->add_option("--initial-state", a->initial_states,
-                 "NAME=PATH of a state-tuning file every worker loads (repeatable)");
+                 "[MODEL:]NAME=PATH of a state-tuning file the model's workers load "
+                 "(repeatable; MODEL, a --model file's stem, is needed with several models)");
   up->callback([a] { skein::cli::ClusterUp(*a); });
   auto* down = cluster->add_subcommand("down", "Stop a cluster that `up` started");
   auto dir = std::make_shared<std::string>();
