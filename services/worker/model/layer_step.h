@@ -128,23 +128,12 @@ struct LayerStep {
   }
 
   // Saves each sequence's last normalised input as its state's token-shift value.
-  void SaveLastRows(Buffer& normed, bool ffn) const {
+  void SaveLastRows(const Buffer& normed, bool ffn) const {
     for (size_t s = 0; s + 1 < offsets.size(); ++s) {
       RwkvState& state = *sequences[s].state;
       float* dst = (ffn ? state.ffn_x_prev(layer) : state.att_x_prev(layer)).data();
       std::memcpy(dst, normed.row(offsets[s + 1] - 1), d.n_embd * sizeof(float));
     }
-  }
-
-  // The squared-ReLU FFN hidden layer, in place on sc.ffn_hidden.
-  void SquaredRelu() const {
-    ParallelRows(4, [&](int64_t r) {
-      float* h = sc.ffn_hidden.row(r);
-      for (int64_t i = 0; i < d.ffn; ++i) {
-        const float relu = std::max(h[i], 0.0f);  // branch-free, so it vectorizes
-        h[i] = relu * relu;
-      }
-    });
   }
 };
 

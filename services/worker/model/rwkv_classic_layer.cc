@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
+#include "services/worker/model/layer_ops.h"
 #include "services/worker/model/layer_step.h"
 
 namespace skein::model {
@@ -170,9 +171,7 @@ void RunClassicLayer(const LayerStep& step) {
   const bool v4 = d.version == RwkvVersion::kV4, v6 = d.version == RwkvVersion::kV6;
 
   // ---- time mix ----
-  step.ParallelRows(8, [&](int64_t r) {
-    kernels::LayerNorm(sc.x.row(r), lw.ln1_w, lw.ln1_b, C, kLayerNormEps, sc.xa.row(r));
-  });
+  layer_ops::LayerNorm(step, sc.x, lw.ln1_w, lw.ln1_b, sc.xa);
   TokenShift(step);
   step.SaveLastRows(sc.xa, false);
   {
@@ -204,27 +203,14 @@ void RunClassicLayer(const LayerStep& step) {
   kernels::MatMul(Job(sc.y, lw.output, sc.x, T, bf16, /*accumulate=*/true), step.pool);
 
   // ---- channel mix: x += σ(W_r·rx) ⊙ W_v·relu(W_k·kx)² ----
-  step.ParallelRows(8, [&](int64_t r) {
-    kernels::LayerNorm(sc.x.row(r), lw.ln2_w, lw.ln2_b, C, kLayerNormEps, sc.xf.row(r));
-  });
-  step.ParallelRows(8, [&](int64_t r) {
-    const float* cur = sc.xf.row(r);
-    const float* prev = step.Previous(sc.xf, r, true);
-    float* kx = sc.xk.row(r);
-    float* rx = sc.xr.row(r);
-    for (int64_t i = 0; i < C; ++i) {
-      const float diff = prev[i] - cur[i];
-      kx[i] = cur[i] + diff * lw.ffn_x_k[i];
-      rx[i] = cur[i] + diff * lw.ffn_x_r[i];
-    }
-  });
-  step.SaveLastRows(sc.xf, true);
+  layer_ops::LayerNorm(step, sc.x, lw.ln2_w, lw.ln2_b, sc.xf);
+  layer_ops::TokenShiftMix(step, sc.xf, /*ffn=*/true, {{lw.ffn_x_k, &sc.xk}, {lw.ffn_x_r, &sc.xr}});
   {
     std::vector<MatMulJob> jobs = {Job(sc.xk, lw.ffn_key, sc.ffn_hidden, T, bf16),
                                    Job(sc.xr, lw.ffn_receptance, sc.r, T, bf16)};
     kernels::MatMulMany(jobs, step.pool);
   }
-  step.SquaredRelu();
+  layer_ops::Activations(step, {{layer_ops::Activation::kSquaredRelu, &sc.ffn_hidden, d.ffn}});
   kernels::MatMul(Job(sc.ffn_hidden, lw.ffn_value, sc.v, T, bf16), step.pool);
   step.ParallelRows(4, [&](int64_t r) {
     float* gate = sc.r.row(r);
