@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
+#include "kernels/cpu/cpu_description.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/memory_bandwidth.h"
 #include "services/worker/model/testing/random_rwkv7_archive.h"
@@ -143,6 +145,8 @@ void RunBench(const BenchArgs& args) {
   out["dtype"] = args.engine.dtype;
   out["bf16_activations"] = args.engine.bf16_activations;
   out["threads"] = e->pool()->num_threads();
+  out["cpu"] = kernels::CpuModelName();
+  out["cpu_features"] = kernels::CpuFeatureNames();
   out["isa"] = std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel()));
   // Whether the big matrices run from pre-packed bf16 panels (AVX512-BF16 CPUs).
   const bool packed = e->weights().layer(e->weights().first_layer()).key.panels != nullptr;
@@ -176,6 +180,8 @@ void RunBench(const BenchArgs& args) {
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
+  std::printf("cpu: %s [%s]\n", kernels::CpuModelName().c_str(),
+              absl::StrJoin(kernels::CpuFeatureNames(), " ").c_str());
   std::printf("model: %s (L%lld C%lld V%lld), weights %s%s%s, %d threads, ISA %s\n",
               model_name.c_str(), static_cast<long long>(c.n_layer),
               static_cast<long long>(c.n_embd), static_cast<long long>(c.vocab),

@@ -71,6 +71,16 @@ void ExpectOneLineError(const CliRun& r, const std::string& mentions) {
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
 }
 
+TEST(Inspect, DescribesThisCpu) {
+  CliRun r = Skein("inspect --cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("cpu: "));
+  EXPECT_THAT(r.out, HasSubstr("\nfeatures: "));
+  EXPECT_THAT(r.out, HasSubstr("\nisa: "));
+  EXPECT_THAT(r.out, HasSubstr("\nbf16 products: "));
+  ExpectOneLineError(Skein("inspect"), "give --model PATH or --cpu");
+}
+
 TEST(Inspect, DescribesAnRwkv7Checkpoint) {
   SKEIN_REQUIRE_TEST_DATA(path, "golden/multiversion/tiny-v7.pth");
   CliRun r = Skein("inspect --model '" + path + "'");

@@ -1,9 +1,14 @@
 // `skein inspect --model PATH`: what a checkpoint is (RWKV version, shapes, dtype, parameter
-// count, recurrent state size), or why this engine cannot run it.
+// count, recurrent state size), or why this engine cannot run it. `skein inspect --cpu`: the
+// processor, the features the kernels look at and the paths they take on it.
 #include <cstdio>
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_join.h"
+#include "kernels/cpu/cpu_description.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/kernels.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
 #include "services/worker/model/rwkv_config.h"
 #include "tools/cli/command_registry.h"
@@ -36,6 +41,19 @@ std::string_view Family(RwkvVersion v) {
     default:
       return "";
   }
+}
+
+void InspectCpu() {
+  std::printf("cpu: %s\n", kernels::CpuModelName().c_str());
+  std::printf("features: %s\n", absl::StrJoin(kernels::CpuFeatureNames(), " ").c_str());
+  std::printf("isa: %s (best supported: %s)\n",
+              std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel())).c_str(),
+              std::string(kernels::IsaLevelName(kernels::SupportedIsaLevel())).c_str());
+  std::printf(
+      "bf16 products: %s\n",
+      kernels::Bf16PanelsAccelerated()
+          ? "packed panels, vdpbf16ps with --bf16-activations"
+          : "bf16 weights widened to fp32 in registers (--bf16-activations changes nothing)");
 }
 
 void Inspect(const std::string& path) {
@@ -102,6 +120,12 @@ SKEIN_REGISTER_COMMAND(inspect, [](CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "inspect", "Describe a checkpoint: RWKV version, shapes, dtype, parameters, state size");
   auto path = std::make_shared<std::string>();
-  cmd->add_option("--model", *path, "Checkpoint file (.pth or .safetensors)")->required();
-  cmd->callback([path] { skein::cli::Inspect(*path); });
+  auto cpu = std::make_shared<bool>(false);
+  cmd->add_option("--model", *path, "Checkpoint file (.pth or .safetensors)");
+  cmd->add_flag("--cpu", *cpu, "Describe this CPU: model, features, the kernel paths taken");
+  cmd->callback([path, cpu] {
+    if (path->empty() && !*cpu) throw skein::cli::CommandError(2, "give --model PATH or --cpu");
+    if (*cpu) skein::cli::InspectCpu();
+    if (!path->empty()) skein::cli::Inspect(*path);
+  });
 });
