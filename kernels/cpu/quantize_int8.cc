@@ -1,5 +1,7 @@
 // QuantizeRowsInt8 (kernels.h): symmetric per-row int8 quantisation of weight matrices, done
-// once when weights are loaded. Portable code: its result must not depend on the ISA level.
+// once when weights are loaded; QuantizeActivationsInt8: per-block quantisation of activations
+// for products with int8 activations, done per product. Portable code: the results must not
+// depend on the ISA level.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -78,7 +80,58 @@ void QuantizeRange(const WeightMatrix& src, int64_t first, int64_t last, int8_t*
   std::abort();
 }
 
+// round_half_even(v) clamped to [-127, 127], for any v that is not NaN (QuantizeValue with
+// the clamp first, so that quotients over a subnormal scale, which can exceed 127·1.5, stay
+// in range of the integer conversion).
+inline int8_t QuantizeActivation(float v) {
+  const float a = std::min(std::fabs(v), 127.0f);
+  int32_t i = static_cast<int32_t>(a);
+  const float frac = a - static_cast<float>(i);
+  i += static_cast<int32_t>(frac > 0.5f) | (static_cast<int32_t>(frac == 0.5f) & i & 1);
+  const int32_t negative = -static_cast<int32_t>(v < 0.0f);
+  return static_cast<int8_t>((i ^ negative) - negative);
+}
+
+// One row: `blocks` blocks of kInt8ActivationBlock (those past `cols` are padding).
+void QuantizeActivationRow(const float* x, int64_t cols, int64_t blocks, int8_t* q, float* scales) {
+  constexpr int64_t kBlock = kInt8ActivationBlock;
+  for (int64_t j = 0; j < blocks; ++j) {
+    const int64_t begin = j * kBlock;
+    const int64_t n = std::clamp<int64_t>(cols - begin, 0, kBlock);
+    const float* in = x + begin;
+    int8_t* out = q + begin;
+    float amax = 0.0f;
+    float nonfinite = 0.0f;  // as in QuantizeRows: NaN once any value is NaN or ±inf
+    for (int64_t i = 0; i < n; ++i) {
+      nonfinite += in[i] - in[i];
+      amax = std::max(amax, std::fabs(in[i]));
+    }
+    const float scale = nonfinite == 0.0f ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+    scales[j] = scale;
+    int64_t i = 0;
+    if (scale > 0.0f) {
+      for (; i < n; ++i) out[i] = QuantizeActivation(in[i] / scale);
+    }
+    // Zero and NaN scales, the tail past `cols` and the padding blocks: 0.
+    for (; i < kBlock; ++i) out[i] = 0;
+  }
+}
+
 }  // namespace
+
+int64_t Int8ActivationRowBytes(int64_t cols) {
+  constexpr int64_t kAlign = 2 * kInt8ActivationBlock;
+  return (cols + kAlign - 1) / kAlign * kAlign;
+}
+
+void QuantizeActivationsInt8(const float* x, int64_t ldx, int64_t batch, int64_t cols, int8_t* q,
+                             float* scales) {
+  const int64_t ldq = Int8ActivationRowBytes(cols);
+  const int64_t blocks = ldq / kInt8ActivationBlock;
+  for (int64_t b = 0; b < batch; ++b) {
+    QuantizeActivationRow(x + b * ldx, cols, blocks, q + b * ldq, scales + b * blocks);
+  }
+}
 
 void QuantizeRowsInt8(const WeightMatrix& src, int8_t* q, float* scales, ThreadPool* pool) {
   if (src.rows <= 0) return;
