@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -226,6 +227,40 @@ INSTANTIATE_TEST_SUITE_P(Isa, Int8DotTest,
                          [](const ::testing::TestParamInfo<Int8DotIsa>& info) {
                            return std::string(Int8DotIsaName(info.param));
                          });
+
+// A variant's own quantiser (where it has one) gives QuantizeActivationsInt8's result bit for
+// bit: random rows of every tail length, ties, values that clamp, subnormal and underflowing
+// scales, NaN, ±inf, -0.
+TEST_P(Int8DotTest, QuantizerMatchesThePortableOne) {
+  if (table().quantize == nullptr) GTEST_SKIP() << "uses QuantizeActivationsInt8 itself";
+  std::mt19937 rng(38);
+  for (int64_t cols = 1; cols <= 200; cols += (cols < 70 ? 1 : 29)) {
+    const int64_t batch = 3, ldx = cols + 1;
+    std::vector<float> x = RandomVector(rng, batch * ldx, -5.0f, 5.0f);
+    std::uniform_int_distribution<int64_t> at(0, batch * ldx - 1);
+    // Ties: amax 127 in a block makes the scale 1, so halves are ties.
+    for (int k = 0; k < 8; ++k) x[at(rng)] = static_cast<float>(at(rng) % 20) - 9.5f;
+    x[at(rng)] = 127.0f;
+    x[at(rng)] = -0.0f;
+    x[at(rng)] = 3e38f;
+    x[at(rng)] = 1e-40f;
+    if (cols % 5 == 0) x[at(rng)] = kNaN;
+    if (cols % 7 == 0) x[at(rng)] = -kInf;
+    if (cols % 3 == 0) {
+      for (int64_t i = 0; i < std::min<int64_t>(cols, 32); ++i) x[i] = 1e-44f * (i % 3);
+    }
+    const Quantized want = Quantize(x, ldx, batch, cols);
+    std::vector<int8_t> q(want.q.size(), 99);
+    std::vector<float> scales(want.scales.size(), -1.0f);
+    table().quantize(x.data(), ldx, batch, cols, q.data(), scales.data());
+    ASSERT_EQ(q, want.q) << Int8DotIsaName(GetParam()) << " cols " << cols;
+    for (size_t j = 0; j < scales.size(); ++j) {
+      ASSERT_EQ(std::memcmp(&scales[j], &want.scales[j], sizeof(float)), 0)
+          << Int8DotIsaName(GetParam()) << " cols " << cols << " scale " << j << ": " << scales[j]
+          << " vs " << want.scales[j];
+    }
+  }
+}
 
 // Runs `table` over a random product and checks every output against the exact formula and
 // the scalar reference, and that nothing outside the output was written.

@@ -61,7 +61,8 @@ struct Avx2Dot {
   static void Prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
 };
 
-constexpr Int8DotTable kAvx2Int8Dot = {Int8DotIsa::kAvx2, &int8dot::Kernels<Avx2Dot>::MatMul};
+constexpr Int8DotTable kAvx2Int8Dot = {Int8DotIsa::kAvx2, &int8dot::Kernels<Avx2Dot>::MatMul,
+                                       &int8dot::Kernels<Avx2Dot>::Quantize};
 
 }  // namespace
 

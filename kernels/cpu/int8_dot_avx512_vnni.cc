@@ -61,7 +61,8 @@ struct Avx512VnniDot {
 };
 
 constexpr Int8DotTable kAvx512VnniInt8Dot = {Int8DotIsa::kAvx512Vnni,
-                                             &int8dot::Kernels<Avx512VnniDot>::MatMul};
+                                             &int8dot::Kernels<Avx512VnniDot>::MatMul,
+                                             &int8dot::Kernels<Avx512VnniDot>::Quantize};
 
 }  // namespace
 

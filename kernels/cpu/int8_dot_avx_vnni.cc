@@ -61,7 +61,8 @@ struct AvxVnniDot {
 };
 
 constexpr Int8DotTable kAvxVnniInt8Dot = {Int8DotIsa::kAvxVnni,
-                                          &int8dot::Kernels<AvxVnniDot>::MatMul};
+                                          &int8dot::Kernels<AvxVnniDot>::MatMul,
+                                          &int8dot::Kernels<AvxVnniDot>::Quantize};
 
 }  // namespace
 

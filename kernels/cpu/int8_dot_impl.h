@@ -18,7 +18,11 @@
 #ifndef SKEIN_KERNELS_CPU_INT8_DOT_IMPL_H_
 #define SKEIN_KERNELS_CPU_INT8_DOT_IMPL_H_
 
+#include <immintrin.h>
+
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <utility>
 
 #include "kernels/cpu/kernel_table.h"
@@ -108,6 +112,78 @@ struct Kernels {
     } table{};
     ((table.fn[I / kNR][I % kNR] = &Tile<I / kNR + 1, I % kNR + 1>), ...);
     return table;
+  }
+
+  // ---- Quantising activations (QuantizeActivationsInt8, bit for bit) ----
+  // AVX2 for every variant (their units all have it). The same steps as the portable code:
+  // the maximum over the bit patterns of |x| (integer order = numeric order for non-negative
+  // floats; NaN and ±inf are the patterns >= 0x7f800000), the scale as one fp32 division,
+  // each x divided by it (correctly rounded either way), clamped to ±127 and rounded half to
+  // even by an explicit rounding mode (not MXCSR's); round-half-even is symmetric, so
+  // rounding x equals the portable code's sign times the rounding of |x|.
+  static float QuantizeBlock(const float* in, int8_t* out) {
+    __m256 v[4];
+    __m256i amax = _mm256_setzero_si256();
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(in + 8 * i);
+      amax = _mm256_max_epi32(amax, _mm256_and_si256(_mm256_castps_si256(v[i]), abs_mask));
+    }
+    __m128i m = _mm_max_epi32(_mm256_castsi256_si128(amax), _mm256_extracti128_si256(amax, 1));
+    m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+    m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0xb1));
+    const int32_t amax_bits = _mm_cvtsi128_si32(m);
+    float scale = std::numeric_limits<float>::quiet_NaN();
+    if (amax_bits < 0x7f800000) {
+      float amax_f;
+      std::memcpy(&amax_f, &amax_bits, sizeof(amax_f));
+      scale = amax_f / 127.0f;
+    }
+    if (!(scale > 0.0f)) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_setzero_si256());
+      return scale;
+    }
+    const __m256 s = _mm256_set1_ps(scale);
+    const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i) {
+      const __m256 r = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v[i], s), lo), hi);
+      q[i] = _mm256_cvtps_epi32(_mm256_round_ps(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    // Packing works per 128-bit half: the bytes come out in groups of 4 consecutive values,
+    // q0[0:4] q1[0:4] q2[0:4] q3[0:4] | q0[4:8] q1[4:8] …; the permutation puts them in order.
+    const __m256i packed =
+        _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(
+        reinterpret_cast<__m256i*>(out),
+        _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    return scale;
+  }
+
+  static void Quantize(const float* x, int64_t ldx, int64_t batch, int64_t cols, int8_t* q,
+                       float* scales) {
+    constexpr int64_t kBlock = kInt8ActivationBlock;
+    const int64_t ldq = Int8ActivationRowBytes(cols);
+    const int64_t blocks = ldq / kBlock;
+    const int64_t full = cols / kBlock;
+    for (int64_t b = 0; b < batch; ++b) {
+      const float* in = x + b * ldx;
+      int8_t* out = q + b * ldq;
+      float* s = scales + b * blocks;
+      for (int64_t j = 0; j < full; ++j) s[j] = QuantizeBlock(in + j * kBlock, out + j * kBlock);
+      int64_t j = full;
+      if (cols > full * kBlock) {
+        // The tail, zero-filled to a whole block (as the portable code does).
+        alignas(32) float tail[kBlock] = {};
+        std::memcpy(tail, in + full * kBlock, sizeof(float) * (cols - full * kBlock));
+        s[j] = QuantizeBlock(tail, out + j * kBlock);
+        ++j;
+      }
+      for (; j < blocks; ++j) {
+        s[j] = 0.0f;
+        std::memset(out + j * kBlock, 0, kBlock);
+      }
+    }
   }
 
   static void MatMul(const MatMulJob& job, const Int8ActivationRows& xq, int64_t b_begin,

@@ -40,7 +40,9 @@ void MatMulInt8ActivationsScalar(const MatMulJob& job, const Int8ActivationRows&
   }
 }
 
-constexpr Int8DotTable kScalarInt8Dot = {Int8DotIsa::kScalar, &MatMulInt8ActivationsScalar};
+// The quantiser is QuantizeActivationsInt8 itself (null: the caller uses it).
+constexpr Int8DotTable kScalarInt8Dot = {Int8DotIsa::kScalar, &MatMulInt8ActivationsScalar,
+                                         nullptr};
 
 }  // namespace
 

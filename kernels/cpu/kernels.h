@@ -119,8 +119,9 @@ int64_t Int8ActivationRowBytes(int64_t cols);
 // Quantises `batch` rows of `cols` activations (row b at x + b·ldx) as above into row b's
 // qx at q + b·Int8ActivationRowBytes(cols) and its scales (one per block, padding included)
 // at scales + b·Int8ActivationRowBytes(cols) / 32. Portable code: the result depends only on
-// the values (not on the ISA level or the rounding mode). MatMul does this itself; this entry
-// is for tests and for callers that want to see what a product multiplies.
+// the values (not on the ISA level or the rounding mode). MatMul does this itself, with a SIMD
+// copy that gives the same bits; this entry is the reference, for tests and for callers that
+// want to see what a product multiplies.
 void QuantizeActivationsInt8(const float* x, int64_t ldx, int64_t batch, int64_t cols, int8_t* q,
                              float* scales);
 
