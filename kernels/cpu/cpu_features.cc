@@ -45,12 +45,16 @@ CpuFeatures Detect() {
     f.avx512f = ebx & (1u << 16);
     f.avx512bw = ebx & (1u << 30);
     f.avx512vl = ebx & (1u << 31);
+    f.avx512_vnni = ecx & (1u << 11);
     unsigned eax1, ebx1, ecx1, edx1;
     __cpuid_count(7, 1, eax1, ebx1, ecx1, edx1);
+    f.avx_vnni = eax1 & (1u << 4);
     f.avx512_bf16 = eax1 & (1u << 5);
   }
-  if (!f.os_saves_ymm) f.avx2 = f.fma = f.f16c = false;
-  if (!f.os_saves_zmm) f.avx512f = f.avx512bw = f.avx512vl = f.avx512_bf16 = false;
+  if (!f.os_saves_ymm) f.avx2 = f.fma = f.f16c = f.avx_vnni = false;
+  if (!f.os_saves_zmm) {
+    f.avx512f = f.avx512bw = f.avx512vl = f.avx512_bf16 = f.avx512_vnni = false;
+  }
 #endif
   return f;
 }

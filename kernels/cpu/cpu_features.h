@@ -27,6 +27,11 @@ struct CpuFeatures {
   bool avx512bw = false;
   bool avx512vl = false;
   bool avx512_bf16 = false;
+  // Integer dot products (vpdpbusd): the VEX-encoded 256-bit form (AVX-VNNI, an extension of
+  // the avx2 level) and the EVEX form (AVX512-VNNI, an extension of the avx512 level). Neither
+  // implies the other (Ice Lake has only the second, Alder Lake only the first).
+  bool avx_vnni = false;
+  bool avx512_vnni = false;
   bool os_saves_ymm = false;  // XCR0 enables AVX state
   bool os_saves_zmm = false;  // XCR0 enables AVX-512 state
 };

@@ -9,8 +9,11 @@ namespace {
 
 TEST(CpuFeaturesTest, LevelsAreConsistentWithFeatures) {
   const CpuFeatures& f = DetectCpuFeatures();
-  std::printf("avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512_bf16=%d\n",
-              f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl, f.avx512_bf16);
+  std::printf(
+      "avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512_bf16=%d avx_vnni=%d "
+      "avx512_vnni=%d\n",
+      f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl, f.avx512_bf16, f.avx_vnni,
+      f.avx512_vnni);
   const IsaLevel best = SupportedIsaLevel();
   if (best >= IsaLevel::kAvx2) {
     EXPECT_TRUE(f.avx2 && f.fma && f.f16c);
@@ -18,8 +21,15 @@ TEST(CpuFeaturesTest, LevelsAreConsistentWithFeatures) {
   if (best >= IsaLevel::kAvx512) {
     EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl);
   }
-  if (f.avx512_bf16) {
+  if (f.avx512_bf16 || f.avx512_vnni) {
     EXPECT_TRUE(f.avx512f);
+  }
+  // Both VNNI forms need the OS to save the registers they use.
+  if (f.avx_vnni) {
+    EXPECT_TRUE(f.os_saves_ymm);
+  }
+  if (f.avx512_vnni) {
+    EXPECT_TRUE(f.os_saves_zmm);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <utility>
 #include <vector>
 
@@ -48,9 +49,19 @@ bool ConvertsActivations(const MatMulJob& job) {
   return job.w.panels != nullptr && job.bf16_activations && job.w.cols > 0 && PanelsAccelerated();
 }
 
-// `converted`: the batch's activations as bf16 pairs (ConvertToBf16Pairs), or null.
+// Whether `job` runs on int8 activations (needs a quantised copy of its x).
+bool UsesInt8Activations(const MatMulJob& job) {
+  return job.int8_activations && job.w.type == DType::kI8 && job.batch > 0 && job.w.rows > 0;
+}
+
+// `converted`: the batch's activations as bf16 pairs (ConvertToBf16Pairs), or null. `xq`:
+// the batch's activations quantised to int8 (UsesInt8Activations), or null.
 void RunRows(const KernelTable& table, const MatMulJob& job, const uint32_t* converted,
-             int64_t begin, int64_t end) {
+             const Int8ActivationRows* xq, int64_t begin, int64_t end) {
+  if (xq != nullptr) {
+    ActiveInt8Dot().matmul(job, *xq, 0, job.batch, begin, end);
+    return;
+  }
   if (job.w.panels != nullptr) {
     if (PanelsAccelerated()) {
       MatMulBf16PanelsAvx512(job, converted, begin, end);
@@ -79,11 +90,89 @@ void CheckInt8Job(const MatMulJob& job) {
 struct Piece {
   const MatMulJob* job;
   const uint32_t* converted;
+  const Int8ActivationRows* xq;
   int64_t begin, end;
 };
 
 // Rows of activations one thread converts to bf16 pairs at a time.
 constexpr int64_t kConvertRows = 16;
+
+// The int8 quantisations of one MatMulMany call's activations: one per distinct (x, ldx,
+// batch, cols) among its int8-activation jobs, in buffers kept per calling thread.
+class Int8ActivationSet {
+ public:
+  // Finds or adds the quantised copy of `job`'s x (the pointer stays valid until Reset);
+  // QuantizeAll fills it.
+  const Int8ActivationRows* For(const MatMulJob& job) {
+    for (size_t i = 0; i < used_; ++i) {
+      const Entry& e = entries_[i];
+      if (e.x == job.x && e.ldx == job.ldx && e.batch == job.batch && e.cols == job.w.cols) {
+        return &e.rows;
+      }
+    }
+    if (used_ == entries_.size()) entries_.emplace_back();
+    Entry& e = entries_[used_++];
+    e.x = job.x;
+    e.ldx = job.ldx;
+    e.batch = job.batch;
+    e.cols = job.w.cols;
+    const int64_t ldq = Int8ActivationRowBytes(e.cols);
+    // Grown only: the buffers keep their capacity from call to call.
+    if (e.q.size() < static_cast<size_t>(e.batch * ldq)) e.q.resize(e.batch * ldq);
+    const size_t scales = static_cast<size_t>(e.batch * (ldq / kInt8ActivationBlock));
+    if (e.scales.size() < scales) e.scales.resize(scales);
+    e.rows = {e.q.data(), e.scales.data(), ldq};
+    return &e.rows;
+  }
+
+  // Quantises every entry, in pieces of about kQuantizeValues values over `pool` when given.
+  void QuantizeAll(ThreadPool* pool) {
+    std::vector<std::pair<size_t, int64_t>> pieces;  // (entry, first row)
+    int64_t values = 0;
+    for (size_t i = 0; i < used_; ++i) {
+      const Entry& e = entries_[i];
+      const int64_t rows = RowsPerPiece(e);
+      for (int64_t b = 0; b < e.batch; b += rows) pieces.emplace_back(i, b);
+      values += e.batch * e.cols;
+    }
+    // The active variant's quantiser (bit for bit the portable one, faster) where it has one.
+    const Int8DotTable& table = ActiveInt8Dot();
+    const auto quantize = table.quantize ? table.quantize : &QuantizeActivationsInt8;
+    const auto run = [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const auto [i, b] = pieces[p];
+        Entry& e = entries_[i];
+        const int64_t rows = std::min(RowsPerPiece(e), e.batch - b);
+        quantize(e.x + b * e.ldx, e.ldx, rows, e.cols, e.q.data() + b * e.rows.ldq,
+                 e.scales.data() + b * (e.rows.ldq / kInt8ActivationBlock));
+      }
+    };
+    // A few rows cost less to quantise than to wake the workers for.
+    if (pool == nullptr || pool->num_threads() == 1 || values < kQuantizeValues) {
+      run(0, static_cast<int64_t>(pieces.size()));
+    } else {
+      pool->ParallelFor(static_cast<int64_t>(pieces.size()), 1, run);
+    }
+  }
+
+  void Reset() { used_ = 0; }
+
+ private:
+  static constexpr int64_t kQuantizeValues = 16 * 1024;
+  struct Entry {
+    const float* x = nullptr;
+    int64_t ldx = 0, batch = 0, cols = 0;
+    std::vector<int8_t> q;
+    std::vector<float> scales;
+    Int8ActivationRows rows;
+  };
+  static int64_t RowsPerPiece(const Entry& e) {
+    return std::max<int64_t>(1, kQuantizeValues / std::max<int64_t>(1, e.cols));
+  }
+  // A deque: For hands out pointers into entries that later additions must not move.
+  std::deque<Entry> entries_;
+  size_t used_ = 0;
+};
 
 }  // namespace
 
@@ -105,6 +194,64 @@ const KernelTable* KernelsFor(IsaLevel level) {
   return nullptr;
 }
 
+const Int8DotTable* Int8DotFor(Int8DotIsa isa) {
+  switch (isa) {
+    case Int8DotIsa::kScalar:
+      return ScalarInt8Dot();
+    case Int8DotIsa::kAvx2:
+      return Avx2Int8Dot();
+    case Int8DotIsa::kAvxVnni:
+      return AvxVnniInt8Dot();
+    case Int8DotIsa::kAvx512Vnni:
+      return Avx512VnniInt8Dot();
+  }
+  return nullptr;
+}
+
+bool Int8DotRuns(Int8DotIsa isa) {
+  if (Int8DotFor(isa) == nullptr) return false;
+  const CpuFeatures& f = DetectCpuFeatures();
+  const IsaLevel best = SupportedIsaLevel();
+  switch (isa) {
+    case Int8DotIsa::kScalar:
+      return true;
+    case Int8DotIsa::kAvx2:
+      return best >= IsaLevel::kAvx2;
+    case Int8DotIsa::kAvxVnni:
+      return best >= IsaLevel::kAvx2 && f.avx_vnni;
+    case Int8DotIsa::kAvx512Vnni:
+      return best >= IsaLevel::kAvx512 && f.avx512_vnni;
+  }
+  return false;
+}
+
+const Int8DotTable& ActiveInt8Dot() {
+  // The VNNI forms count as extensions of the level they extend: forcing a lower level (as
+  // tests and benchmarks do) turns them off with it. Resolved per call, like ActiveKernels.
+  const IsaLevel level = ActiveIsaLevel();
+  static const bool avx512_vnni = Int8DotRuns(Int8DotIsa::kAvx512Vnni);
+  static const bool avx_vnni = Int8DotRuns(Int8DotIsa::kAvxVnni);
+  static const bool avx2 = Int8DotRuns(Int8DotIsa::kAvx2);
+  if (level >= IsaLevel::kAvx512 && avx512_vnni) return *Avx512VnniInt8Dot();
+  if (level >= IsaLevel::kAvx2 && avx_vnni) return *AvxVnniInt8Dot();
+  if (level >= IsaLevel::kAvx2 && avx2) return *Avx2Int8Dot();
+  return *ScalarInt8Dot();
+}
+
+std::string_view Int8DotIsaName(Int8DotIsa isa) {
+  switch (isa) {
+    case Int8DotIsa::kScalar:
+      return "scalar";
+    case Int8DotIsa::kAvx2:
+      return "avx2";
+    case Int8DotIsa::kAvxVnni:
+      return "avx_vnni";
+    case Int8DotIsa::kAvx512Vnni:
+      return "avx512_vnni";
+  }
+  return "unknown";
+}
+
 const KernelTable& ActiveKernels() {
   // Resolved per call (one relaxed load) so ForceIsaLevel takes effect immediately; a level
   // this build lacks falls back to the next lower one.
@@ -120,14 +267,27 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
   const KernelTable& table = ActiveKernels();
   int64_t total_cost = 0;
   int64_t total_macs = 0;
-  for (const MatMulJob& job : jobs) {
+  // Activations of int8-activation jobs, quantised once per distinct x before any product
+  // (so no piece of a job quantises its rows again). Kept per calling thread; pointers, not
+  // the thread_local itself, go to the workers.
+  static thread_local Int8ActivationSet int8_activations;
+  int8_activations.Reset();
+  std::vector<const Int8ActivationRows*> quantized(jobs.size(), nullptr);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const MatMulJob& job = jobs[i];
     CheckInt8Job(job);
     total_cost += RowCost(job) * job.w.rows;
     total_macs += job.batch * job.w.rows * job.w.cols;
+    if (UsesInt8Activations(job)) quantized[i] = int8_activations.For(job);
   }
-  if (pool == nullptr || pool->num_threads() == 1 || total_macs < kMinParallelWork) {
-    for (const MatMulJob& job : jobs) {
-      if (job.batch > 0 && job.w.rows > 0) RunRows(table, job, nullptr, 0, job.w.rows);
+  const bool serial = pool == nullptr || pool->num_threads() == 1 || total_macs < kMinParallelWork;
+  int8_activations.QuantizeAll(serial ? nullptr : pool);
+  if (serial) {
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const MatMulJob& job = jobs[i];
+      if (job.batch > 0 && job.w.rows > 0) {
+        RunRows(table, job, nullptr, quantized[i], 0, job.w.rows);
+      }
     }
     return;
   }
@@ -165,13 +325,14 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
     const int64_t rows = std::max<int64_t>(
         kRowAlign, (piece_cost / std::max<int64_t>(1, RowCost(job))) / kRowAlign * kRowAlign);
     for (int64_t begin = 0; begin < job.w.rows; begin += rows) {
-      pieces.push_back({&job, converted[i], begin, std::min(job.w.rows, begin + rows)});
+      pieces.push_back(
+          {&job, converted[i], quantized[i], begin, std::min(job.w.rows, begin + rows)});
     }
   }
   pool->ParallelFor(static_cast<int64_t>(pieces.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const Piece& p = pieces[i];
-      RunRows(table, *p.job, p.converted, p.begin, p.end);
+      RunRows(table, *p.job, p.converted, p.xq, p.begin, p.end);
     }
   });
 }

@@ -83,7 +83,47 @@ struct MatMulJob {
   // row-major weights from 4 rows, on CPUs with AVX512_BF16; otherwise the product is exact as
   // usual (bf16 weights widened to fp32).
   bool bf16_activations = false;
+  // int8 weights only (ignored for other types): the activations are quantised to int8 as
+  // well, per block of 32 values (see "int8 activations" below), and the products run on
+  // integers: about a third of the instructions per weight of widening each weight to fp32.
+  // Approximate: the activations carry a relative rounding error of up to 1/254 of their
+  // block's largest magnitude.
+  bool int8_activations = false;
 };
+
+// ---- int8 activations (MatMulJob::int8_activations) ----
+// Each row b of x is cut into blocks of kInt8ActivationBlock consecutive values (the last
+// block of a row holds the cols % 32 values left over, when there are some) and every block j
+// is quantised symmetrically on its own:
+//   sx[b][j] = max_{i in block j} |x[b][i]| / 127                 (fp32)
+//   qx[b][i] = round_half_even(x[b][i] / sx[b][j]), in [-127, 127]
+// A block whose scale is 0 (all zeros, or so small that the division underflows) gets qx = 0.
+// A block holding a NaN or an infinity gets scale NaN and qx = 0: every output of its row is
+// then NaN (a product with a non-finite activation is never a number that can be trusted).
+// The product is
+//   y[b][o] (+)= scales[o] · A[b][o],   A[b][o] = Σ_j sx[b][j] · S[b][j][o],
+//   S[b][j][o] = Σ_{i in block j} qx[b][i] · q[o][i]    (exact in int32: |S| <= 32·127²)
+// with A summed in fp32. The scalar reference adds the blocks' terms in order,
+// A = (…(sx[b][0]·S[b][0][o] + sx[b][1]·S[b][1][o]) + …); the SIMD versions add the same
+// terms split into exact partial sums of 4 products (one per vector lane), fused multiply-add
+// into per-lane fp32 sums that are added together at the end. Any of them is within
+// (2·blocks + 20)·2⁻²⁴ · scales[o] · Σ_j sx[b][j]·Σ_{i in j} |qx[b][i]·q[o][i]| of the exact
+// scales[o]·A (the rounding of an fp32 sum of that many steps), plus 2⁻²⁴·|y| when adding.
+// Results overflow to ±inf only where x is within 127·32·127 of the fp32 maximum.
+constexpr int64_t kInt8ActivationBlock = 32;
+
+// Bytes per row of quantised activations: cols rounded up to a multiple of 64 (a whole
+// 512-bit vector; the padding holds qx = 0 and scale 0). A row has that many / 32 scales.
+int64_t Int8ActivationRowBytes(int64_t cols);
+
+// Quantises `batch` rows of `cols` activations (row b at x + b·ldx) as above into row b's
+// qx at q + b·Int8ActivationRowBytes(cols) and its scales (one per block, padding included)
+// at scales + b·Int8ActivationRowBytes(cols) / 32. Portable code: the result depends only on
+// the values (not on the ISA level or the rounding mode). MatMul does this itself, with a SIMD
+// copy that gives the same bits; this entry is the reference, for tests and for callers that
+// want to see what a product multiplies.
+void QuantizeActivationsInt8(const float* x, int64_t ldx, int64_t batch, int64_t cols, int8_t* q,
+                             float* scales);
 
 // ---- Pre-packed bf16 weights ----
 // A bf16 matrix stored as panels of kBf16PanelRows output rows: panel p, pair j, lane i holds
@@ -108,7 +148,9 @@ bool Bf16PanelsAccelerated();
 void MatMul(const MatMulJob& job, ThreadPool* pool);
 
 // Runs several independent products in one parallel pass (fewer synchronisations than one
-// call each). The outputs must not overlap each other or any input.
+// call each). The outputs must not overlap each other or any input. Jobs with
+// int8_activations that read the same activations (equal x, ldx, batch and w.cols) share one
+// quantisation of them per call, done before the products (over `pool` for large batches).
 void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool);
 
 // y = (x - mean) / sqrt(var + eps) ⊙ gamma + beta over n values, var biased (÷ n). `y` may

@@ -1,10 +1,12 @@
 // Kernel throughput: matrix products at the RWKV-7 0.1B/0.4B projection shapes, batch sizes
 // of decode (1, 8, 32) and prefill (128, 512), per weight type, ISA level and thread count;
-// int8 against bf16 and fp32 weights (BM_MatMulInt8VsFloat); QuantizeRowsInt8; plus the
-// WKV-7 update and LayerNorm.
+// int8 against bf16 and fp32 weights (BM_MatMulInt8VsFloat); int8 weights with int8
+// activations against fp32 activations and bf16 (BM_MatMulInt8Activations); QuantizeRowsInt8;
+// plus the WKV-7 update and LayerNorm.
 //
 //   bazel run -c opt //kernels/cpu:kernels_benchmark -- --benchmark_filter=MatMul
 //   bazel run -c opt //kernels/cpu:kernels_benchmark -- --benchmark_filter=Int8
+//   bazel run -c opt //kernels/cpu:kernels_benchmark -- --benchmark_filter=Int8Activations
 // Counters: weight_GBps (weight bytes streamed per second: the decode roofline compares this
 // with the memory bandwidth) and GFLOPS (2·batch·rows·cols per second).
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include "base/float16.h"
 #include "benchmark/benchmark.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/thread_pool.h"
 
@@ -96,8 +99,10 @@ void PackPanels(WeightSet& set) {
 void BM_MatMul(benchmark::State& state) {
   const int64_t rows = state.range(0), cols = state.range(1), batch = state.range(2);
   // type 0-2 = fp32, bf16, fp16 weights; 3 = bf16 weights with bf16-rounded activations
-  // (vdpbf16ps where available); 4 = the same on pre-packed panels; 5 = int8 weights.
-  const bool int8 = state.range(3) == 5;
+  // (vdpbf16ps where available); 4 = the same on pre-packed panels; 5 = int8 weights;
+  // 6 = int8 weights with int8 activations (quantised per call, inside the timing).
+  const bool int8_activations = state.range(3) == 6;
+  const bool int8 = state.range(3) == 5 || int8_activations;
   const bool packed = state.range(3) == 4;
   const bool bf16_activations = state.range(3) == 3 || packed;
   const auto type = int8               ? DType::kI8
@@ -119,7 +124,9 @@ void BM_MatMul(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const WeightMatrix& w = weights.matrices[i++ % weights.matrices.size()];
-    MatMul({x.data(), cols, w, y.data(), rows, batch, false, bf16_activations}, &pool);
+    MatMulJob job{x.data(), cols, w, y.data(), rows, batch, false, bf16_activations};
+    job.int8_activations = int8_activations;
+    MatMul(job, &pool);
     benchmark::ClobberMemory();
   }
   const double calls = static_cast<double>(state.iterations());
@@ -133,8 +140,9 @@ void BM_MatMul(benchmark::State& state) {
                                                    : bf16_activations ? " bf16 (bf16 activations)"
                                                    : type == DType::kF32  ? " f32"
                                                    : type == DType::kBF16 ? " bf16"
-                                                   : type == DType::kI8   ? " int8"
-                                                                          : " f16"));
+                                                   : int8_activations   ? " int8 (int8 activations)"
+                                                   : type == DType::kI8 ? " int8"
+                                                                        : " f16"));
   (void)ForceIsaLevel(SupportedIsaLevel());
 }
 
@@ -144,7 +152,7 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
       {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}, {65536, 768}};
   for (int threads : {1, 2}) {
     for (int isa : {1, 2}) {
-      for (int type : {0, 1, 2, 3, 4, 5}) {
+      for (int type : {0, 1, 2, 3, 4, 5, 6}) {
         for (auto [rows, cols] : shapes) {
           for (int64_t batch : {1, 8, 32, 128, 512}) {
             if (rows == 65536 && batch > 32) continue;  // the head runs on last tokens only
@@ -174,6 +182,27 @@ void Int8VsFloatArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_MatMulInt8VsFloat)->Apply(Int8VsFloatArgs);
 
+// int8 weights with int8 activations (type 6) against fp32 activations (type 5) and bf16
+// weights (type 1) on the best ISA level: the model's projection shapes and the head (65536 ×
+// 768), decode (batch 1) and a few sequences (batch 8), both with the weights streamed from
+// memory, on 1 and 2 threads.
+void BM_MatMulInt8Activations(benchmark::State& state) { BM_MatMul(state); }
+void Int8ActivationsArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "cols", "batch", "type", "isa", "threads"});
+  const int isa = static_cast<int>(SupportedIsaLevel());
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}, {65536, 768}};
+  for (int threads : {1, 2}) {
+    for (auto [rows, cols] : shapes) {
+      for (int64_t batch : {1, 8}) {
+        for (int type : {1, 5, 6}) b->Args({rows, cols, batch, type, isa, threads});
+      }
+    }
+  }
+  b->UseRealTime();
+}
+BENCHMARK(BM_MatMulInt8Activations)->Apply(Int8ActivationsArgs);
+
 // Args: rows, cols, source type (DType), threads. source_GBps counts the source bytes read.
 void BM_QuantizeRowsInt8(benchmark::State& state) {
   const int64_t rows = state.range(0), cols = state.range(1);
@@ -196,6 +225,33 @@ BENCHMARK(BM_QuantizeRowsInt8)
     ->ArgsProduct({{768, 3072}, {768}, {0, 1}, {1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// Args: batch, cols, simd. The per-call quantisation of activations that int8-activation
+// products do first (once per distinct x in a MatMulMany call): simd 0 = the portable
+// QuantizeActivationsInt8, 1 = the active variant's own (what MatMul uses; the same result).
+void BM_QuantizeActivationsInt8(benchmark::State& state) {
+  const int64_t batch = state.range(0), cols = state.range(1);
+  auto* quantize = state.range(2) ? ActiveInt8Dot().quantize : &QuantizeActivationsInt8;
+  if (quantize == nullptr) {
+    state.SkipWithError("the active variant has no quantiser of its own");
+    return;
+  }
+  std::vector<float> x(batch * cols);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 37) - 0.18f;
+  const int64_t ldq = Int8ActivationRowBytes(cols);
+  std::vector<int8_t> q(batch * ldq);
+  std::vector<float> scales(batch * ldq / kInt8ActivationBlock);
+  for (auto _ : state) {
+    quantize(x.data(), cols, batch, cols, q.data(), scales.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["values_per_s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * batch * cols, benchmark::Counter::kIsRate);
+  state.SetLabel(state.range(2) ? std::string(Int8DotIsaName(ActiveInt8Dot().isa)) : "portable");
+}
+BENCHMARK(BM_QuantizeActivationsInt8)
+    ->ArgNames({"batch", "cols", "simd"})
+    ->ArgsProduct({{1, 8}, {768, 3072}, {0, 1}});
 
 // Args: tokens, isa. One 64×64 head.
 void BM_Wkv7Head(benchmark::State& state) {

@@ -1,10 +1,13 @@
 // QuantizeRowsInt8 (kernels.h): symmetric per-row int8 quantisation of weight matrices, done
-// once when weights are loaded. Portable code: its result must not depend on the ISA level.
+// once when weights are loaded; QuantizeActivationsInt8: per-block quantisation of activations
+// for products with int8 activations, done per product. Portable code: the results must not
+// depend on the ISA level.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "base/float16.h"
@@ -78,7 +81,92 @@ void QuantizeRange(const WeightMatrix& src, int64_t first, int64_t last, int8_t*
   std::abort();
 }
 
+// round_half_even(v) clamped to [-127, 127], for any v that is not NaN: QuantizeValue with
+// the clamp first (quotients over a subnormal scale can exceed 127·1.5) and its comparisons
+// made on the bit patterns (the same order for non-negative floats; the sign is the top bit,
+// and -0 gives 0 either way). Branch-free, as QuantizeValue.
+inline int8_t QuantizeActivation(float v) {
+  int32_t v_bits;
+  std::memcpy(&v_bits, &v, sizeof(v_bits));
+  constexpr int32_t k127 = 0x42fe0000;  // 127.0f
+  const int32_t a_bits = std::min(v_bits & 0x7fffffff, k127);
+  float a;
+  std::memcpy(&a, &a_bits, sizeof(a));
+  int32_t i = static_cast<int32_t>(a);
+  const float frac = a - static_cast<float>(i);
+  int32_t frac_bits;
+  std::memcpy(&frac_bits, &frac, sizeof(frac_bits));
+  constexpr int32_t kHalf = 0x3f000000;  // 0.5f
+  i += static_cast<int32_t>(frac_bits > kHalf) | (static_cast<int32_t>(frac_bits == kHalf) & i & 1);
+  const int32_t negative = v_bits >> 31;  // all ones or zero
+  return static_cast<int8_t>((i ^ negative) - negative);
+}
+
+// One whole block: writes its kInt8ActivationBlock q and returns its scale. The reference
+// for the variants' own SIMD quantisers (int8_dot_impl.h), which MatMul uses: they follow the
+// same steps and must give the same bits.
+inline float QuantizeActivationBlock(const float* in, int8_t* out) {
+  constexpr int kBlock = static_cast<int>(kInt8ActivationBlock);
+  // max |x| over the bit patterns: for non-negative floats the integer order is the numeric
+  // order, and NaN and ±inf (exponent all ones) are exactly the patterns >= 0x7f800000.
+  int32_t amax_bits = 0;
+  for (int i = 0; i < kBlock; ++i) {
+    int32_t bits;
+    std::memcpy(&bits, in + i, sizeof(bits));
+    amax_bits = std::max(amax_bits, bits & 0x7fffffff);
+  }
+  if (amax_bits >= 0x7f800000) {
+    std::memset(out, 0, kBlock);
+    return std::numeric_limits<float>::quiet_NaN();
+  }
+  float amax;
+  std::memcpy(&amax, &amax_bits, sizeof(amax));
+  const float scale = amax / 127.0f;
+  if (!(scale > 0.0f)) {
+    std::memset(out, 0, kBlock);
+    return scale;
+  }
+  for (int i = 0; i < kBlock; ++i) out[i] = QuantizeActivation(in[i] / scale);
+  return scale;
+}
+
+// One row: `blocks` blocks of kInt8ActivationBlock (those past `cols` are padding).
+void QuantizeActivationRow(const float* x, int64_t cols, int64_t blocks, int8_t* q, float* scales) {
+  constexpr int64_t kBlock = kInt8ActivationBlock;
+  const int64_t full = cols / kBlock;
+  for (int64_t j = 0; j < full; ++j) {
+    scales[j] = QuantizeActivationBlock(x + j * kBlock, q + j * kBlock);
+  }
+  int64_t j = full;
+  if (j < blocks && cols > full * kBlock) {
+    // The tail block, zero-filled to a whole one: zeros change neither its maximum nor, being
+    // quantised to 0, the padding.
+    float tail[kBlock] = {};
+    std::copy(x + full * kBlock, x + cols, tail);
+    scales[j] = QuantizeActivationBlock(tail, q + j * kBlock);
+    ++j;
+  }
+  for (; j < blocks; ++j) {
+    scales[j] = 0.0f;
+    std::memset(q + j * kBlock, 0, kBlock);
+  }
+}
+
 }  // namespace
+
+int64_t Int8ActivationRowBytes(int64_t cols) {
+  constexpr int64_t kAlign = 2 * kInt8ActivationBlock;
+  return (cols + kAlign - 1) / kAlign * kAlign;
+}
+
+void QuantizeActivationsInt8(const float* x, int64_t ldx, int64_t batch, int64_t cols, int8_t* q,
+                             float* scales) {
+  const int64_t ldq = Int8ActivationRowBytes(cols);
+  const int64_t blocks = ldq / kInt8ActivationBlock;
+  for (int64_t b = 0; b < batch; ++b) {
+    QuantizeActivationRow(x + b * ldx, cols, blocks, q + b * ldq, scales + b * blocks);
+  }
+}
 
 void QuantizeRowsInt8(const WeightMatrix& src, int8_t* q, float* scales, ThreadPool* pool) {
   if (src.rows <= 0) return;

@@ -1,0 +1,539 @@
+// Products with int8 activations (MatMulJob::int8_activations): the activation quantiser
+// against its definition, every dot-product variant this CPU runs against the exact formula
+// (in double) and the scalar reference, the public entry points (sharing, threads), and the
+// accuracy against the fp32-activation int8 product.
+#include <algorithm>
+#include <cfenv>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/kernels.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace skein::kernels {
+namespace {
+
+constexpr int64_t kBlock = kInt8ActivationBlock;
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+std::vector<float> RandomVector(std::mt19937& rng, size_t n, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+int64_t Blocks(int64_t cols) { return (cols + kBlock - 1) / kBlock; }
+
+// int8 weights: q uniform over [-127, 127] with both extremes in every row of two or more
+// columns, scales of a realistic size, and row 2 (when there is one) with scale 0.
+struct Int8Weights {
+  std::vector<int8_t> q;
+  std::vector<float> scales;
+  WeightMatrix matrix;
+};
+
+Int8Weights RandomWeights(std::mt19937& rng, int64_t rows, int64_t cols, int64_t stride) {
+  Int8Weights w;
+  std::uniform_int_distribution<int> qdist(-127, 127);
+  w.q.resize(rows * stride);
+  for (int8_t& v : w.q) v = static_cast<int8_t>(qdist(rng));
+  w.scales = RandomVector(rng, rows, 1e-3f, 2e-2f);
+  for (int64_t o = 0; o < rows; ++o) {
+    if (cols >= 2) {
+      w.q[o * stride + (o % cols)] = 127;
+      w.q[o * stride + ((o + 1) % cols)] = -127;
+    }
+  }
+  if (rows > 2) w.scales[2] = 0.0f;
+  w.matrix = {w.q.data(), DType::kI8, rows, cols, stride};
+  w.matrix.scales = w.scales.data();
+  return w;
+}
+
+// QuantizeActivationsInt8's output, owned.
+struct Quantized {
+  std::vector<int8_t> q;
+  std::vector<float> scales;
+  Int8ActivationRows rows;
+};
+
+Quantized Quantize(const std::vector<float>& x, int64_t ldx, int64_t batch, int64_t cols) {
+  Quantized out;
+  const int64_t ldq = Int8ActivationRowBytes(cols);
+  out.q.assign(batch * ldq, 99);  // not a value the quantiser writes: all must be written
+  out.scales.assign(batch * ldq / kBlock, -1.0f);
+  QuantizeActivationsInt8(x.data(), ldx, batch, cols, out.q.data(), out.scales.data());
+  out.rows = {out.q.data(), out.scales.data(), ldq};
+  return out;
+}
+
+// The formula of kernels.h in double (exact but for the last rounding of each term), and the
+// magnitude Σ_j sx·Σ_i |qx·qw| that bounds fp32 rounding.
+struct Exact {
+  double value;
+  double magnitude;
+};
+
+Exact ExactProduct(const Quantized& xq, int64_t b, const Int8Weights& w, int64_t o) {
+  const int64_t cols = w.matrix.cols;
+  const int8_t* x = xq.rows.q + b * xq.rows.ldq;
+  const float* sx = xq.rows.scales + b * (xq.rows.ldq / kBlock);
+  const int8_t* row = w.q.data() + o * w.matrix.stride;
+  double sum = 0.0, magnitude = 0.0;
+  for (int64_t j = 0; j < Blocks(cols); ++j) {
+    int64_t dot = 0, abs_dot = 0;
+    for (int64_t i = j * kBlock; i < std::min(cols, (j + 1) * kBlock); ++i) {
+      dot += int64_t{x[i]} * row[i];
+      abs_dot += std::abs(int64_t{x[i]} * row[i]);
+    }
+    sum += static_cast<double>(sx[j]) * static_cast<double>(dot);
+    magnitude += std::fabs(static_cast<double>(sx[j])) * static_cast<double>(abs_dot);
+  }
+  const double scale = w.scales[o];
+  return {scale * sum, std::fabs(scale) * magnitude};
+}
+
+// The error bound of kernels.h: (2·blocks + 20) roundings of an fp32 sum, relative to the
+// magnitude of its terms, plus the rounding of adding to y.
+double Bound(int64_t cols, double magnitude, double y_init) {
+  return (2.0 * static_cast<double>(Blocks(cols)) + 20.0) * std::ldexp(1.0, -24) *
+             (magnitude + std::fabs(y_init)) +
+         1e-37;
+}
+
+// ---- QuantizeActivationsInt8 ----
+
+// The definition, written the plain way: nearbyint in the default rounding mode (to nearest,
+// ties to even) of x / scale.
+void CheckQuantizedRow(const float* x, int64_t cols, const int8_t* q, const float* scales) {
+  const int64_t ldq = Int8ActivationRowBytes(cols);
+  ASSERT_EQ(ldq % 64, 0);
+  ASSERT_GE(ldq, cols);
+  ASSERT_LT(ldq, cols + 64);
+  ASSERT_EQ(std::fegetround(), FE_TONEAREST);
+  for (int64_t j = 0; j < ldq / kBlock; ++j) {
+    float amax = 0.0f;
+    bool finite = true;
+    for (int64_t i = j * kBlock; i < std::min(cols, (j + 1) * kBlock); ++i) {
+      finite = finite && std::isfinite(x[i]);
+      amax = std::max(amax, std::fabs(x[i]));
+    }
+    const float scale = finite ? amax / 127.0f : kNaN;
+    if (finite) {
+      ASSERT_EQ(scales[j], scale) << "block " << j;
+    } else {
+      ASSERT_TRUE(std::isnan(scales[j])) << "block " << j;
+    }
+    for (int64_t i = j * kBlock; i < (j + 1) * kBlock; ++i) {
+      int want = 0;
+      if (i < cols && scale > 0.0f) {
+        want = static_cast<int>(std::nearbyint(std::clamp(x[i] / scale, -127.0f, 127.0f)));
+      }
+      ASSERT_EQ(q[i], want) << "i=" << i << " x=" << (i < cols ? x[i] : 0.0f) << " scale=" << scale;
+    }
+  }
+}
+
+TEST(QuantizeActivationsInt8Test, RandomRowsFollowTheDefinition) {
+  std::mt19937 rng(31);
+  for (int64_t cols : {1, 5, 31, 32, 33, 64, 65, 100, 768, 1000}) {
+    const int64_t batch = 3, ldx = cols + 7;
+    std::vector<float> x = RandomVector(rng, batch * ldx, -3.0f, 3.0f);
+    // Rows of different sizes: each row (and block) has its own scale.
+    for (int64_t i = 0; i < cols; ++i) x[ldx + i] *= 1e-3f;
+    const Quantized xq = Quantize(x, ldx, batch, cols);
+    for (int64_t b = 0; b < batch; ++b) {
+      CheckQuantizedRow(x.data() + b * ldx, cols, xq.q.data() + b * xq.rows.ldq,
+                        xq.scales.data() + b * (xq.rows.ldq / kBlock));
+    }
+  }
+}
+
+TEST(QuantizeActivationsInt8Test, KnownValuesTiesZerosAndTails) {
+  // Block 0: amax 127, so scale 1 and q = round_half_even(x): ties go to even.
+  // Block 1: all zeros. Block 2 (the tail, 3 values): amax 2.54, scale 0.02.
+  std::vector<float> x(67, 0.0f);
+  const float block0[] = {127.0f, -127.0f, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3.49f, -3.51f};
+  std::copy(std::begin(block0), std::end(block0), x.begin());
+  x[64] = 2.54f;
+  x[65] = -1.27f;
+  x[66] = 0.01f;
+  const Quantized xq = Quantize(x, 67, 1, 67);
+  ASSERT_EQ(xq.rows.ldq, 128);
+  EXPECT_EQ(xq.scales[0], 1.0f);
+  EXPECT_EQ(xq.scales[1], 0.0f);
+  EXPECT_EQ(xq.scales[2], 2.54f / 127.0f);
+  EXPECT_EQ(xq.scales[3], 0.0f);  // padding
+  const int want0[] = {127, -127, 0, 2, 2, 0, -2, -2, 3, -4};
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(xq.q[i], want0[i]) << i;
+  for (int i = 10; i < 64; ++i) EXPECT_EQ(xq.q[i], 0) << i;
+  EXPECT_EQ(xq.q[64], 127);
+  EXPECT_EQ(xq.q[65], -64);  // -63.5 rounds to even
+  EXPECT_EQ(xq.q[66], 0);    // 0.5 rounds to even
+  for (int i = 67; i < 128; ++i) EXPECT_EQ(xq.q[i], 0) << i;
+}
+
+// NaN or ±inf anywhere in a block: scale NaN, q 0; the other blocks are unaffected. A block
+// whose scale underflows to 0 is all zeros; a subnormal scale still gives q in range.
+TEST(QuantizeActivationsInt8Test, NonFiniteAndTinyBlocks) {
+  std::vector<float> x(160, 1.0f);
+  x[3] = kNaN;
+  x[40] = kInf;
+  x[70] = -kInf;
+  for (int i = 96; i < 128; ++i) x[i] = 1e-44f;                       // amax / 127 underflows to 0
+  for (int i = 128; i < 160; ++i) x[i] = (i % 2 ? 1e-37f : -3e-38f);  // subnormal scale
+  const Quantized xq = Quantize(x, 160, 1, 160);
+  EXPECT_TRUE(std::isnan(xq.scales[0]));
+  EXPECT_TRUE(std::isnan(xq.scales[1]));
+  EXPECT_TRUE(std::isnan(xq.scales[2]));
+  EXPECT_EQ(xq.scales[3], 0.0f);
+  for (int i = 0; i < 128; ++i) EXPECT_EQ(xq.q[i], 0) << i;
+  EXPECT_GT(xq.scales[4], 0.0f);
+  for (int i = 128; i < 160; ++i) {
+    EXPECT_EQ(xq.q[i], i % 2 ? 127 : -static_cast<int>(std::nearbyint(3e-38f / xq.scales[4]))) << i;
+  }
+  CheckQuantizedRow(x.data() + 128, 32, xq.q.data() + 128, xq.scales.data() + 4);
+}
+
+// ---- The dot-product variants ----
+
+// Each variant is a test of its own: one this CPU or build lacks is recorded as skipped, by
+// name.
+class Int8DotTest : public ::testing::TestWithParam<Int8DotIsa> {
+ protected:
+  void SetUp() override {
+    if (!Int8DotRuns(GetParam())) {
+      GTEST_SKIP() << "int8 dot-product variant " << Int8DotIsaName(GetParam())
+                   << " is not supported by this CPU or build";
+    }
+  }
+  const Int8DotTable& table() const { return *Int8DotFor(GetParam()); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Isa, Int8DotTest,
+                         ::testing::Values(Int8DotIsa::kScalar, Int8DotIsa::kAvx2,
+                                           Int8DotIsa::kAvxVnni, Int8DotIsa::kAvx512Vnni),
+                         [](const ::testing::TestParamInfo<Int8DotIsa>& info) {
+                           return std::string(Int8DotIsaName(info.param));
+                         });
+
+// A variant's own quantiser (where it has one) gives QuantizeActivationsInt8's result bit for
+// bit: random rows of every tail length, ties, values that clamp, subnormal and underflowing
+// scales, NaN, ±inf, -0.
+TEST_P(Int8DotTest, QuantizerMatchesThePortableOne) {
+  if (table().quantize == nullptr) GTEST_SKIP() << "uses QuantizeActivationsInt8 itself";
+  std::mt19937 rng(38);
+  for (int64_t cols = 1; cols <= 200; cols += (cols < 70 ? 1 : 29)) {
+    const int64_t batch = 3, ldx = cols + 1;
+    std::vector<float> x = RandomVector(rng, batch * ldx, -5.0f, 5.0f);
+    std::uniform_int_distribution<int64_t> at(0, batch * ldx - 1);
+    // Ties: amax 127 in a block makes the scale 1, so halves are ties.
+    for (int k = 0; k < 8; ++k) x[at(rng)] = static_cast<float>(at(rng) % 20) - 9.5f;
+    x[at(rng)] = 127.0f;
+    x[at(rng)] = -0.0f;
+    x[at(rng)] = 3e38f;
+    x[at(rng)] = 1e-40f;
+    if (cols % 5 == 0) x[at(rng)] = kNaN;
+    if (cols % 7 == 0) x[at(rng)] = -kInf;
+    if (cols % 3 == 0) {
+      for (int64_t i = 0; i < std::min<int64_t>(cols, 32); ++i) x[i] = 1e-44f * (i % 3);
+    }
+    const Quantized want = Quantize(x, ldx, batch, cols);
+    std::vector<int8_t> q(want.q.size(), 99);
+    std::vector<float> scales(want.scales.size(), -1.0f);
+    table().quantize(x.data(), ldx, batch, cols, q.data(), scales.data());
+    ASSERT_EQ(q, want.q) << Int8DotIsaName(GetParam()) << " cols " << cols;
+    for (size_t j = 0; j < scales.size(); ++j) {
+      ASSERT_EQ(std::memcmp(&scales[j], &want.scales[j], sizeof(float)), 0)
+          << Int8DotIsaName(GetParam()) << " cols " << cols << " scale " << j << ": " << scales[j]
+          << " vs " << want.scales[j];
+    }
+  }
+}
+
+// Runs `table` over a random product and checks every output against the exact formula and
+// the scalar reference, and that nothing outside the output was written.
+void CheckProduct(const Int8DotTable& table, int64_t batch, int64_t rows, int64_t cols,
+                  bool accumulate, std::mt19937& rng) {
+  const int64_t stride = cols + (cols % 3);  // sometimes padded rows
+  const int64_t ldx = cols + 2, ldy = rows + 3;
+  Int8Weights w = RandomWeights(rng, rows, cols, stride);
+  std::vector<float> x = RandomVector(rng, batch * ldx);
+  // Rows of very different sizes, and a row of zeros.
+  for (int64_t b = 0; b < batch; ++b) {
+    const float size = b % 4 == 1 ? 0.0f : std::ldexp(1.0f, static_cast<int>(b % 7) * 3 - 9);
+    for (int64_t i = 0; i < cols; ++i) x[b * ldx + i] *= size;
+  }
+  const std::vector<float> y_init = RandomVector(rng, batch * ldy);
+  std::vector<float> got = y_init, want = y_init;
+  const Quantized xq = Quantize(x, ldx, batch, cols);
+  MatMulJob job{x.data(), ldx, w.matrix, got.data(), ldy, batch, accumulate};
+  job.int8_activations = true;
+  table.matmul(job, xq.rows, 0, batch, 0, rows);
+  job.y = want.data();
+  ScalarInt8Dot()->matmul(job, xq.rows, 0, batch, 0, rows);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t o = 0; o < ldy; ++o) {
+      const int64_t at = b * ldy + o;
+      if (o >= rows) {
+        ASSERT_EQ(got[at], y_init[at]) << "wrote outside the output";
+        continue;
+      }
+      const Exact exact = ExactProduct(xq, b, w, o);
+      const double y0 = accumulate ? y_init[at] : 0.0;
+      const double bound = Bound(cols, exact.magnitude, y0);
+      ASSERT_NEAR(got[at], y0 + exact.value, bound)
+          << Int8DotIsaName(table.isa) << " batch " << batch << " rows " << rows << " cols " << cols
+          << " at b=" << b << " o=" << o;
+      ASSERT_NEAR(got[at], want[at], 2.0 * bound)
+          << Int8DotIsaName(table.isa) << " against the scalar reference, batch " << batch
+          << " rows " << rows << " cols " << cols << " at b=" << b << " o=" << o;
+    }
+  }
+}
+
+// Batch sizes of decode, of the register tiles' edges and of prefill; rows that end mid-tile;
+// K that ends mid-block, on a block, mid-step; y added to and overwritten.
+TEST_P(Int8DotTest, MatchesExactFormulaAndReference) {
+  std::mt19937 rng(32);
+  for (int64_t batch : {1, 2, 3, 5, 8}) {
+    for (int64_t rows : {1, 3, 8, 13, 67}) {
+      for (int64_t cols : {1, 31, 32, 33, 64, 95, 129, 300}) {
+        CheckProduct(table(), batch, rows, cols, (batch + rows) % 2 == 0, rng);
+      }
+    }
+  }
+  for (int64_t batch : {17, 64, 130}) {
+    CheckProduct(table(), batch, 70, 200, batch == 64, rng);
+  }
+  CheckProduct(table(), 2, 150, 3072, true, rng);
+}
+
+// All of a block at ±127 against weights at ±127: the largest partial sums there are (a pair
+// of products is 2·127² = 32258, vpmaddubsw's int16 limit is 32767). Integer-valued x with
+// block scale 1 and power-of-two weight scales make every step exact, so the result must be
+// the integer dot product times the scale exactly.
+TEST_P(Int8DotTest, ExtremesAreExact) {
+  const int64_t cols = 96, rows = 6;
+  std::vector<int8_t> q(rows * cols);
+  std::vector<float> scales(rows);
+  for (int64_t o = 0; o < rows; ++o) {
+    scales[o] = std::ldexp(1.0f, static_cast<int>(o) - 3);
+    for (int64_t i = 0; i < cols; ++i) {
+      // Rows 0-1: all +127 / all -127; the rest: sign patterns of different periods.
+      const bool negative = o == 1 || (o >= 2 && (i % (o + 1)) == 0);
+      q[o * cols + i] = negative ? -127 : 127;
+    }
+  }
+  WeightMatrix w{q.data(), DType::kI8, rows, cols, cols};
+  w.scales = scales.data();
+  const int64_t batch = 3;
+  std::vector<float> x(batch * cols);
+  for (int64_t i = 0; i < cols; ++i) {
+    x[i] = 127.0f;
+    x[cols + i] = -127.0f;
+    x[2 * cols + i] = i % 3 == 0 ? -127.0f : 127.0f;
+  }
+  const Quantized xq = Quantize(x, cols, batch, cols);
+  for (float s : xq.scales) ASSERT_TRUE(s == 1.0f || s == 0.0f);
+  std::vector<float> y(batch * rows, 0.5f);
+  table().matmul({x.data(), cols, w, y.data(), rows, batch, true}, xq.rows, 0, batch, 0, rows);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t o = 0; o < rows; ++o) {
+      int64_t dot = 0;
+      for (int64_t i = 0; i < cols; ++i) {
+        dot += static_cast<int64_t>(x[b * cols + i]) * q[o * cols + i];
+      }
+      EXPECT_EQ(y[b * rows + o], 0.5f + static_cast<float>(dot) * scales[o])
+          << Int8DotIsaName(GetParam()) << " b=" << b << " o=" << o;
+    }
+  }
+}
+
+// A non-finite activation makes every output of its row NaN, and only of its row; a row of
+// weights with scale NaN (QuantizeRowsInt8's non-finite rows) makes its outputs NaN.
+TEST_P(Int8DotTest, NonFiniteInputsGiveNaN) {
+  std::mt19937 rng(33);
+  const int64_t batch = 4, rows = 11, cols = 100;
+  Int8Weights w = RandomWeights(rng, rows, cols, cols);
+  w.scales[5] = kNaN;
+  std::vector<float> x = RandomVector(rng, batch * cols);
+  x[1 * cols + 7] = kNaN;
+  x[2 * cols + 99] = kInf;  // in the tail block
+  x[3 * cols + 40] = -kInf;
+  const Quantized xq = Quantize(x, cols, batch, cols);
+  for (bool accumulate : {false, true}) {
+    std::vector<float> y(batch * rows, 1.0f);
+    table().matmul({x.data(), cols, w.matrix, y.data(), rows, batch, accumulate}, xq.rows, 0, batch,
+                   0, rows);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t o = 0; o < rows; ++o) {
+        const float v = y[b * rows + o];
+        if (b > 0 || o == 5) {
+          EXPECT_TRUE(std::isnan(v)) << Int8DotIsaName(GetParam()) << " b=" << b << " o=" << o;
+        } else {
+          EXPECT_TRUE(std::isfinite(v)) << Int8DotIsaName(GetParam()) << " o=" << o;
+        }
+      }
+    }
+  }
+}
+
+// Zero activations and zero weight scales give exact zeros (y unchanged when adding); an
+// empty K gives zeros or leaves y.
+TEST_P(Int8DotTest, ZerosAndEmptyContraction) {
+  std::mt19937 rng(34);
+  const int64_t batch = 3, rows = 9, cols = 77;
+  Int8Weights w = RandomWeights(rng, rows, cols, cols);  // row 2 has scale 0
+  std::vector<float> x = RandomVector(rng, batch * cols);
+  std::fill(x.begin() + cols, x.begin() + 2 * cols, 0.0f);
+  const Quantized xq = Quantize(x, cols, batch, cols);
+  std::vector<float> y = RandomVector(rng, batch * rows);
+  const std::vector<float> y_init = y;
+  table().matmul({x.data(), cols, w.matrix, y.data(), rows, batch, true}, xq.rows, 0, batch, 0,
+                 rows);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t o = 0; o < rows; ++o) {
+      if (b == 1 || o == 2) {
+        EXPECT_EQ(y[b * rows + o], y_init[b * rows + o]) << "b=" << b << " o=" << o;
+      }
+    }
+  }
+  std::fill(y.begin(), y.end(), 5.0f);
+  table().matmul({x.data(), cols, w.matrix, y.data(), rows, batch, false}, xq.rows, 0, batch, 0,
+                 rows);
+  for (int64_t o = 0; o < rows; ++o) EXPECT_EQ(y[rows + o], 0.0f) << o;
+  EXPECT_EQ(y[2], 0.0f);
+
+  WeightMatrix empty = w.matrix;
+  empty.cols = 0;
+  const Quantized none = Quantize(x, cols, batch, 0);
+  std::fill(y.begin(), y.end(), 5.0f);
+  table().matmul({x.data(), cols, empty, y.data(), rows, batch, true}, none.rows, 0, batch, 0,
+                 rows);
+  for (float v : y) EXPECT_EQ(v, 5.0f);
+  table().matmul({x.data(), cols, empty, y.data(), rows, batch, false}, none.rows, 0, batch, 0,
+                 rows);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+}
+
+// ---- The public entry points ----
+
+// MatMul with int8_activations is QuantizeActivationsInt8 followed by the active variant,
+// bit for bit, on one thread or several; MatMulMany quantises shared and separate x alike.
+TEST(Int8ActivationsMatMulTest, ThreadedManyEqualsTheActiveVariant) {
+  std::mt19937 rng(35);
+  ThreadPool pool(3);
+  const Int8DotTable& active = ActiveInt8Dot();
+  std::printf("active int8 dot-product variant: %s\n", Int8DotIsaName(active.isa).data());
+  for (int64_t batch : {1, 5, 70}) {
+    const int64_t cols = 200;
+    std::vector<Int8Weights> weights;
+    for (int64_t rows : {300, 17, 130}) weights.push_back(RandomWeights(rng, rows, cols, cols));
+    std::vector<float> x1 = RandomVector(rng, batch * cols), x2 = RandomVector(rng, batch * cols);
+    // Jobs 0 and 1 share x1; job 2 reads x2.
+    const std::vector<const std::vector<float>*> xs = {&x1, &x1, &x2};
+    std::vector<std::vector<float>> threaded(3), single(3), direct(3);
+    std::vector<MatMulJob> jobs;
+    for (size_t j = 0; j < 3; ++j) {
+      const int64_t rows = weights[j].matrix.rows;
+      threaded[j].assign(batch * rows, 0.0f);
+      single[j].assign(batch * rows, 0.0f);
+      direct[j].assign(batch * rows, 0.0f);
+      MatMulJob job{xs[j]->data(), cols, weights[j].matrix, threaded[j].data(), rows, batch, false};
+      job.int8_activations = true;
+      jobs.push_back(job);
+    }
+    MatMulMany(jobs, &pool);
+    for (size_t j = 0; j < 3; ++j) {
+      MatMulJob job = jobs[j];
+      job.y = single[j].data();
+      MatMul(job, nullptr);
+      EXPECT_EQ(threaded[j], single[j]) << "batch " << batch << " job " << j;
+      const Quantized xq = Quantize(*xs[j], cols, batch, cols);
+      job.y = direct[j].data();
+      active.matmul(job, xq.rows, 0, batch, 0, job.w.rows);
+      EXPECT_EQ(single[j], direct[j]) << "batch " << batch << " job " << j;
+    }
+  }
+}
+
+// The flag means nothing for weights that are not int8; forcing the scalar level makes the
+// scalar variant active.
+TEST(Int8ActivationsMatMulTest, FlagIgnoredForFloatWeightsAndFollowsTheLevel) {
+  std::mt19937 rng(36);
+  const int64_t rows = 40, cols = 64;
+  std::vector<float> w = RandomVector(rng, rows * cols), x = RandomVector(rng, 2 * cols);
+  std::vector<float> a(2 * rows), b(2 * rows);
+  MatMulJob job{x.data(), cols, {w.data(), DType::kF32, rows, cols, cols}, a.data(), rows,
+                2,        false};
+  MatMul(job, nullptr);
+  job.int8_activations = true;
+  job.y = b.data();
+  MatMul(job, nullptr);
+  EXPECT_EQ(a, b);
+
+  ASSERT_TRUE(ForceIsaLevel(IsaLevel::kScalar).ok());
+  EXPECT_EQ(ActiveInt8Dot().isa, Int8DotIsa::kScalar);
+  ASSERT_TRUE(ForceIsaLevel(SupportedIsaLevel()).ok());
+  if (SupportedIsaLevel() >= IsaLevel::kAvx2) {
+    EXPECT_NE(ActiveInt8Dot().isa, Int8DotIsa::kScalar);
+  }
+}
+
+// How far quantising the activations moves the product from the fp32-activation int8
+// product (the same weights): relative L2 error over random data of two shapes, uniform and
+// Gaussian with a few outlier channels (as in RWKV's residual stream). Per-block scales keep
+// it near the rounding of 8-bit values: about (amax/127)/√12 / rms of the output's norm, with
+// amax and rms those of a block.
+TEST(Int8ActivationsMatMulTest, AccuracyAgainstFp32Activations) {
+  std::mt19937 rng(37);
+  for (int64_t cols : {768, 3072}) {
+    for (int kind = 0; kind < 2; ++kind) {
+      const int64_t rows = 256, batch = 4;
+      Int8Weights w = RandomWeights(rng, rows, cols, cols);
+      std::vector<float> x(batch * cols);
+      if (kind == 0) {
+        x = RandomVector(rng, batch * cols);
+      } else {
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (float& v : x) v = normal(rng);
+        for (int64_t b = 0; b < batch; ++b) {
+          for (int64_t i = 5; i < cols; i += 200) x[b * cols + i] *= 20.0f;
+        }
+      }
+      std::vector<float> exact(batch * rows), approx(batch * rows);
+      MatMulJob job{x.data(), cols, w.matrix, exact.data(), rows, batch, false};
+      MatMul(job, nullptr);
+      job.int8_activations = true;
+      job.y = approx.data();
+      MatMul(job, nullptr);
+      double err = 0.0, norm = 0.0;
+      for (size_t i = 0; i < exact.size(); ++i) {
+        err += (static_cast<double>(approx[i]) - exact[i]) * (approx[i] - exact[i]);
+        norm += static_cast<double>(exact[i]) * exact[i];
+      }
+      const double relative = std::sqrt(err / norm);
+      std::printf("K=%lld %s activations: relative L2 error %.5f\n", static_cast<long long>(cols),
+                  kind == 0 ? "uniform" : "gaussian+outliers", relative);
+      // Measured here: about 0.004 (uniform) and 0.010-0.011 (Gaussian with outliers, whose
+      // blocks round the other 31 values on the outlier's coarser grid).
+      EXPECT_LT(relative, kind == 0 ? 6e-3 : 2e-2) << "K=" << cols << " kind " << kind;
+      EXPECT_GT(relative, 0.0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace skein::kernels
