@@ -31,6 +31,7 @@ struct WorkerFlags {
   std::string link_dtype = "fp32";
   int threads = 0;
   bool bf16_activations = false;
+  bool int8_activations = false;
   int64_t max_sessions = 256;
   int64_t max_step_tokens = 4096;
   std::vector<std::string> initial_states;  // NAME=PATH
@@ -49,6 +50,7 @@ absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* servi
   options.run_dtype = *dtype;
   options.threads = f.threads;
   options.bf16_activations = f.bf16_activations;
+  options.int8_activations = f.int8_activations;
   for (const std::string& spec : f.initial_states) {
     const size_t eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
@@ -121,6 +123,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", f.threads, "Compute threads (default: every core)");
   app.add_flag("--bf16-activations", f.bf16_activations,
                "Round activations to bf16 in large products (faster on AVX512_BF16; not exact)");
+  app.add_flag("--int8-activations", f.int8_activations,
+               "With --dtype int8: quantise activations to int8 in large products, which then "
+               "run on integers (faster; not exact)");
   app.add_option("--max-sessions", f.max_sessions,
                  "Session states kept in memory; past it the least recently used go to the store")
       ->check(CLI::PositiveNumber);

@@ -144,6 +144,7 @@ void RunBench(const BenchArgs& args) {
   out["vocab"] = c.vocab;
   out["dtype"] = args.engine.dtype;
   out["bf16_activations"] = args.engine.bf16_activations;
+  out["int8_activations"] = args.engine.int8_activations;
   out["threads"] = e->pool()->num_threads();
   out["cpu"] = kernels::CpuModelName();
   out["cpu_features"] = kernels::CpuFeatureNames();
@@ -186,7 +187,10 @@ void RunBench(const BenchArgs& args) {
               model_name.c_str(), static_cast<long long>(c.n_layer),
               static_cast<long long>(c.n_embd), static_cast<long long>(c.vocab),
               args.engine.dtype.c_str(), packed ? " in packed panels" : "",
-              args.engine.bf16_activations ? " (bf16 activations)" : "", e->pool()->num_threads(),
+              args.engine.bf16_activations   ? " (bf16 activations)"
+              : args.engine.int8_activations ? " (int8 activations)"
+                                             : "",
+              e->pool()->num_threads(),
               std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel())).c_str());
   std::printf("read bandwidth: %.1f GB/s; weights read per step: %.1f MB; roofline %.2f ms/step\n",
               bandwidth / 1e9, bytes_per_step / 1e6, roofline_step * 1e3);

@@ -21,6 +21,9 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& defaul
   cmd->add_flag("--bf16-activations", flags->bf16_activations,
                 "With --dtype bf16: round activations to bf16 in large matrix products "
                 "(faster prefill and batches on AVX512_BF16 CPUs; not exact)");
+  cmd->add_flag("--int8-activations", flags->int8_activations,
+                "With --dtype int8: quantise activations to int8 (per 32 values) in large matrix "
+                "products, which then run on integers (faster; not exact)");
 }
 
 Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const EngineFlags& flags) {
@@ -29,6 +32,7 @@ Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const Eng
   options.run_dtype = ParseDTypeFlag(flags.dtype, /*run_dtype=*/true);
   options.threads = flags.threads;
   options.bf16_activations = flags.bf16_activations;
+  options.int8_activations = flags.int8_activations;
   options.initial_states = flags.initial_states;
   absl::StatusOr<Engine> e = engine::StageEngine::FromArchive(std::move(archive), options);
   if (!e.ok()) throw CommandError(1, std::string(e.status().message()));

@@ -28,12 +28,13 @@ struct EngineFlags {
   std::string dtype;
   int threads = 0;  // 0 = every core
   bool bf16_activations = false;
+  bool int8_activations = false;
   // (name, path) of initial-state files to load with the model (StageEngineOptions).
   std::vector<std::pair<std::string, std::string>> initial_states;
 };
 
-// Adds --model (required unless `model_required` is false), --dtype, --threads and
-// --bf16-activations.
+// Adds --model (required unless `model_required` is false), --dtype, --threads,
+// --bf16-activations and --int8-activations.
 void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& default_dtype,
                     bool model_required = true);
 

@@ -79,7 +79,8 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
   e->weights_ = *std::move(weights);
   e->model_ = std::make_unique<model::RwkvModel>(
       e->weights_, e->pool_.get(),
-      model::RwkvModelOptions{.bf16_activations = options.bf16_activations});
+      model::RwkvModelOptions{.bf16_activations = options.bf16_activations,
+                              .int8_activations = options.int8_activations});
   for (const auto& [name, path] : options.initial_states) {
     const bool valid_name =
         !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {

@@ -27,6 +27,7 @@ struct StageEngineOptions {
   int last_layer = -1;  // exclusive; -1 = to the end
   int threads = 0;      // 0 = every core
   bool bf16_activations = false;
+  bool int8_activations = false;  // model::RwkvModelOptions
   // Initial-state files to load beside the model, as (name, path) pairs (see
   // model/state_file.h): a request naming one starts from it instead of the zero state.
   std::vector<std::pair<std::string, std::string>> initial_states;

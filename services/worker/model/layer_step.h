@@ -92,8 +92,18 @@ struct LayerStep {
   absl::Span<const int64_t> offsets;  // sequence s has rows [offsets[s], offsets[s + 1])
   kernels::ThreadPool* pool;
   bool bf16;  // round large products' activations to bf16 (RwkvModelOptions)
+  bool int8;  // quantise large products' activations to int8 where weights are int8 (same)
 
   int64_t rows() const { return sc.rows; }
+
+  // A large product (projections, FFN, the head's kind): activations as the options say. The
+  // LoRAs use Job(…, false) instead and keep fp32 activations.
+  kernels::MatMulJob Big(Buffer& in, const kernels::WeightMatrix& w, Buffer& out,
+                         bool accumulate = false) const {
+    kernels::MatMulJob job = Job(in, w, out, rows(), bf16, accumulate);
+    job.int8_activations = int8;
+    return job;
+  }
 
   // Runs fn(r) for every row, in chunks of `grain` rows on the pool.
   template <typename F>

@@ -16,7 +16,6 @@ void RunX070Layer(const LayerStep& step) {
   RwkvModel::Scratch& sc = step.sc;
   const int64_t T = sc.rows;
   const bool value_residual = step.layer > 0;
-  const bool bf16 = step.bf16;
 
   // ---- time mix ----
   layer_ops::LayerNorm(step, sc.x, lw.ln1_w, lw.ln1_b, sc.xa);
@@ -28,10 +27,12 @@ void RunX070Layer(const LayerStep& step) {
                             {lw.x_a, &sc.xa_mix},
                             {lw.x_g, &sc.xg}});
   {
-    std::vector<MatMulJob> jobs = {
-        Job(sc.xr, lw.receptance, sc.r, T, bf16),   Job(sc.xk, lw.key, sc.k, T, bf16),
-        Job(sc.xv, lw.value, sc.v, T, bf16),        Job(sc.xw, lw.w1, sc.lora_w, T, false),
-        Job(sc.xa_mix, lw.a1, sc.lora_a, T, false), Job(sc.xg, lw.g1, sc.lora_g, T, false)};
+    std::vector<MatMulJob> jobs = {step.Big(sc.xr, lw.receptance, sc.r),
+                                   step.Big(sc.xk, lw.key, sc.k),
+                                   step.Big(sc.xv, lw.value, sc.v),
+                                   Job(sc.xw, lw.w1, sc.lora_w, T, false),
+                                   Job(sc.xa_mix, lw.a1, sc.lora_a, T, false),
+                                   Job(sc.xg, lw.g1, sc.lora_g, T, false)};
     if (value_residual) jobs.push_back(Job(sc.xv, lw.v1, sc.lora_v, T, false));
     layer_ops::Products(step, jobs);
   }
@@ -49,14 +50,14 @@ void RunX070Layer(const LayerStep& step) {
   layer_ops::PrepareX070(step, value_residual);
   layer_ops::Wkv7(step);
   layer_ops::GroupNormBonusGate(step);
-  layer_ops::Products(step, {Job(sc.y, lw.output, sc.x, T, bf16, /*accumulate=*/true)});
+  layer_ops::Products(step, {step.Big(sc.y, lw.output, sc.x, /*accumulate=*/true)});
 
   // ---- channel mix ----
   layer_ops::LayerNorm(step, sc.x, lw.ln2_w, lw.ln2_b, sc.xf);
   layer_ops::TokenShiftMix(step, sc.xf, /*ffn=*/true, {{lw.ffn_x_k, &sc.xk}});
-  layer_ops::Products(step, {Job(sc.xk, lw.ffn_key, sc.ffn_hidden, T, bf16)});
+  layer_ops::Products(step, {step.Big(sc.xk, lw.ffn_key, sc.ffn_hidden)});
   layer_ops::Activations(step, {{Activation::kSquaredRelu, &sc.ffn_hidden, d.ffn}});
-  layer_ops::Products(step, {Job(sc.ffn_hidden, lw.ffn_value, sc.x, T, bf16, /*accumulate=*/true)});
+  layer_ops::Products(step, {step.Big(sc.ffn_hidden, lw.ffn_value, sc.x, /*accumulate=*/true)});
 }
 
 }  // namespace skein::model

@@ -167,7 +167,6 @@ void RunClassicLayer(const LayerStep& step) {
   RwkvModel::Scratch& sc = step.sc;
   const int64_t T = step.rows();
   const int64_t C = d.n_embd;
-  const bool bf16 = step.bf16;
   const bool v4 = d.version == RwkvVersion::kV4, v6 = d.version == RwkvVersion::kV6;
 
   // ---- time mix ----
@@ -175,10 +174,9 @@ void RunClassicLayer(const LayerStep& step) {
   TokenShift(step);
   step.SaveLastRows(sc.xa, false);
   {
-    std::vector<MatMulJob> jobs = {Job(sc.xr, lw.receptance, sc.r, T, bf16),
-                                   Job(sc.xk, lw.key, sc.k, T, bf16),
-                                   Job(sc.xv, lw.value, sc.v, T, bf16)};
-    if (!v4) jobs.push_back(Job(sc.xg, lw.gate, sc.gate, T, bf16));
+    std::vector<MatMulJob> jobs = {step.Big(sc.xr, lw.receptance, sc.r),
+                                   step.Big(sc.xk, lw.key, sc.k), step.Big(sc.xv, lw.value, sc.v)};
+    if (!v4) jobs.push_back(step.Big(sc.xg, lw.gate, sc.gate));
     if (v6) jobs.push_back(Job(sc.xw, lw.decay_w1, sc.lora_w, T, false));
     kernels::MatMulMany(jobs, step.pool);
   }
@@ -200,18 +198,18 @@ void RunClassicLayer(const LayerStep& step) {
   } else {
     MatrixRecurrence(step);
   }
-  kernels::MatMul(Job(sc.y, lw.output, sc.x, T, bf16, /*accumulate=*/true), step.pool);
+  kernels::MatMul(step.Big(sc.y, lw.output, sc.x, /*accumulate=*/true), step.pool);
 
   // ---- channel mix: x += σ(W_r·rx) ⊙ W_v·relu(W_k·kx)² ----
   layer_ops::LayerNorm(step, sc.x, lw.ln2_w, lw.ln2_b, sc.xf);
   layer_ops::TokenShiftMix(step, sc.xf, /*ffn=*/true, {{lw.ffn_x_k, &sc.xk}, {lw.ffn_x_r, &sc.xr}});
   {
-    std::vector<MatMulJob> jobs = {Job(sc.xk, lw.ffn_key, sc.ffn_hidden, T, bf16),
-                                   Job(sc.xr, lw.ffn_receptance, sc.r, T, bf16)};
+    std::vector<MatMulJob> jobs = {step.Big(sc.xk, lw.ffn_key, sc.ffn_hidden),
+                                   step.Big(sc.xr, lw.ffn_receptance, sc.r)};
     kernels::MatMulMany(jobs, step.pool);
   }
   layer_ops::Activations(step, {{layer_ops::Activation::kSquaredRelu, &sc.ffn_hidden, d.ffn}});
-  kernels::MatMul(Job(sc.ffn_hidden, lw.ffn_value, sc.v, T, bf16), step.pool);
+  kernels::MatMul(step.Big(sc.ffn_hidden, lw.ffn_value, sc.v), step.pool);
   step.ParallelRows(4, [&](int64_t r) {
     float* gate = sc.r.row(r);
     const float* value = sc.v.row(r);

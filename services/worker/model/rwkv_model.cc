@@ -195,9 +195,10 @@ absl::Status RwkvModel::Step(absl::Span<const SequenceStep> sequences,
     kernels::LayerNorm(sc.x.row(out_rows[i]), w.ln_out_w(), w.ln_out_b(), C, kLayerNormEps,
                        sc.head_in.row(i));
   }
-  kernels::MatMul(kernels::MatMulJob{sc.head_in.ptr(), C, w.head(), result.logits.data(), d.vocab,
-                                     n_out, false, options_.bf16_activations},
-                  pool_);
+  kernels::MatMulJob head{sc.head_in.ptr(), C,     w.head(), result.logits.data(),
+                          d.vocab,          n_out, false,    options_.bf16_activations};
+  head.int8_activations = options_.int8_activations;
+  kernels::MatMul(head, pool_);
   return absl::OkStatus();
 }
 
@@ -208,9 +209,15 @@ size_t RwkvModel::scratch_bytes() const {
 
 void RwkvModel::RunLayer(int layer, absl::Span<const SequenceStep> sequences,
                          absl::Span<const int64_t> offsets) {
-  const LayerStep step{
-      weights_->config(),       weights_->layer(layer), layer, *scratch_, sequences, offsets, pool_,
-      options_.bf16_activations};
+  const LayerStep step{weights_->config(),
+                       weights_->layer(layer),
+                       layer,
+                       *scratch_,
+                       sequences,
+                       offsets,
+                       pool_,
+                       options_.bf16_activations,
+                       options_.int8_activations};
   if (weights_->version() == RwkvVersion::kV7) {
     RunX070Layer(step);
   } else {

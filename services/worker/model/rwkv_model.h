@@ -71,6 +71,12 @@ struct RwkvModelOptions {
   // in bf16 computes exactly what its fp32 run computes. On, the largest logit error per
   // token is about 3e-2 of the logits' standard deviation (rwkv7_model_test measures it).
   bool bf16_activations = false;
+  // With int8 weights, quantise the input activations of the large products to int8 too, per
+  // block of 32 values (kernels.h, MatMulJob::int8_activations), so that the products run on
+  // integers (AVX2 vpmaddubsw, AVX-VNNI / AVX512-VNNI vpdpbusd): faster, and approximate on
+  // top of the weights' own quantisation (rwkv_multiversion_test measures the logit error).
+  // The LoRAs keep fp32 activations. Ignored for other weight dtypes.
+  bool int8_activations = false;
 };
 
 class RwkvModel {
