@@ -1,0 +1,56 @@
+// Internal to kernels/cuda's .cu files: what a Context holds, and error conversions. Needs
+// the CUDA headers, so no public header includes it.
+#ifndef SKEIN_KERNELS_CUDA_CONTEXT_INTERNAL_H_
+#define SKEIN_KERNELS_CUDA_CONTEXT_INTERNAL_H_
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "kernels/cuda/context.h"
+
+namespace skein::cuda {
+
+// A cuBLASLt product prepared once per shape: descriptors and the chosen algorithm.
+struct GemmPlan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+
+// (type, weight layout, m, n, k).
+using GemmKey = std::tuple<int, int, int64_t, int64_t, int64_t>;
+
+struct Context::Impl {
+  int device = 0;
+  std::string name;
+  cudaStream_t stream = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  std::map<GemmKey, GemmPlan> gemm_plans;
+};
+
+inline Status CudaStatus(cudaError_t rc, const char* what) {
+  if (rc == cudaSuccess) return Status();
+  return Status::Error(std::string(what) + ": " + cudaGetErrorString(rc));
+}
+
+inline Status BlasStatus(cublasStatus_t rc, const char* what) {
+  if (rc == CUBLAS_STATUS_SUCCESS) return Status();
+  return Status::Error(std::string(what) + ": cuBLAS status " +
+                       std::to_string(static_cast<int>(rc)));
+}
+
+// The status of the kernel launch just made (bad configuration, missing image for this GPU).
+inline Status LaunchStatus(const char* kernel) { return CudaStatus(cudaGetLastError(), kernel); }
+
+inline cudaStream_t StreamOf(Context& ctx) { return ctx.impl()->stream; }
+
+}  // namespace skein::cuda
+
+#endif  // SKEIN_KERNELS_CUDA_CONTEXT_INTERNAL_H_
