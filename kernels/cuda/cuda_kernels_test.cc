@@ -181,6 +181,83 @@ void TestGemm(Context& ctx, Checks& checks, bool quick) {
   }
 }
 
+// A group of products with different shapes and epilogues equals the references, and (on the
+// GEMV path) equals the same products launched one by one, bit for bit.
+void TestGemmGroup(Context& ctx, Checks& checks) {
+  struct Job {
+    int64_t n, k;
+    bool accumulate;
+    UnaryOp act;
+  };
+  const std::vector<Job> shapes = {{256, 128, false, UnaryOp::kIdentity},
+                                   {64, 128, false, UnaryOp::kTanh},
+                                   {96, 64, true, UnaryOp::kIdentity},
+                                   {128, 32, false, UnaryOp::kSigmoid},
+                                   {512, 128, false, UnaryOp::kSquaredRelu}};
+  for (DType t : {DType::kBF16, DType::kF32}) {
+    for (int64_t m : {1, 5, 12}) {
+      Device dev(ctx);
+      std::vector<GemmArgs> jobs, singles, host;
+      std::vector<std::vector<uint8_t>> xs, ws, acts;
+      std::vector<std::vector<float>> ys;
+      for (size_t j = 0; j < shapes.size(); ++j) {
+        const Job& s = shapes[j];
+        xs.push_back(Encode(Random(m * s.k, 200 + j), t));
+        ws.push_back(Encode(Random(s.n * s.k, 300 + j, 0.0f, 0.3f), t));
+        ys.push_back(Random(m * s.n, 400 + j));
+        acts.emplace_back(m * s.n * base::DTypeSize(t));
+        GemmArgs g;
+        g.type = t;
+        g.m = m;
+        g.n = s.n;
+        g.k = s.k;
+        g.accumulate = s.accumulate;
+        g.act = s.act;
+        g.x = dev.Upload(xs[j]);
+        g.w = dev.Upload(ws[j]);
+        g.y = dev.UploadF(ys[j]);
+        g.y_act = dev.Upload(acts[j]);
+        jobs.push_back(g);
+        GemmArgs one = g;
+        one.y = dev.UploadF(ys[j]);
+        one.y_act = dev.Upload(acts[j]);
+        singles.push_back(one);
+        GemmArgs h = g;
+        h.x = xs[j].data();
+        h.w = ws[j].data();
+        h.y = ys[j].data();
+        h.y_act = acts[j].data();
+        host.push_back(h);
+      }
+      const std::string name = std::string("GemmGroup/") + Name(t) + "/m" + std::to_string(m);
+      Status st = GemmGroup(ctx, jobs.data(), static_cast<int>(jobs.size()));
+      for (const GemmArgs& g : singles) {
+        if (st.ok()) st = Gemm(ctx, g);
+      }
+      if (!st.ok()) {
+        checks.Expect(name, false, st.message());
+        continue;
+      }
+      reference::GemmGroup(host.data(), static_cast<int>(host.size()));
+      bool ok = true, same = true;
+      Diff worst;
+      for (size_t j = 0; j < shapes.size(); ++j) {
+        const size_t count = m * shapes[j].n;
+        const auto y = dev.Download<float>(jobs[j].y, count);
+        const auto act = Decode(dev.Download<uint8_t>(jobs[j].y_act, acts[j].size()), t);
+        const Diff dy = Compare(y, ys[j], 1e-5, 1e-5);
+        const Diff da = Compare(act, Decode(acts[j], t), 1e-5, Ulp(t) + 1e-5);
+        ok = ok && dy.within && da.within;
+        if (dy.max_abs >= worst.max_abs) worst = dy;
+        same = same && y == dev.Download<float>(singles[j].y, count) &&
+               act == Decode(dev.Download<uint8_t>(singles[j].y_act, acts[j].size()), t);
+      }
+      checks.Expect(name + " outputs and activations", ok, worst.Describe());
+      checks.Expect(name + " grouped equals one by one, bit for bit", same);
+    }
+  }
+}
+
 void TestUnary(Context& ctx, Checks& checks) {
   const int64_t n = 5000;
   const auto x = Random(n, 7, 0.0f, 6.0f);
@@ -633,6 +710,7 @@ int Main(int argc, char** argv) {
   Checks checks;
   TestFillUniform(*ctx, checks);
   TestGemm(*ctx, checks, quick);
+  TestGemmGroup(*ctx, checks);
   TestUnary(*ctx, checks);
   TestEmbed(*ctx, checks);
   TestShiftMix(*ctx, checks);

@@ -7,7 +7,9 @@
 #include <cstdint>
 
 #include "kernels/cuda/context_internal.h"
+#include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/gemm.h"
+#include "kernels/cuda/rwkv7_ops.h"
 
 namespace skein::cuda {
 namespace {
@@ -60,20 +62,37 @@ struct Vec<__half> {
 
 constexpr int kGemvWarps = 8;
 
+// The jobs of one grouped launch: job j owns blocks [first_block[j], first_block[j + 1]).
+struct GemvGroup {
+  int count = 0;
+  DType type = DType::kBF16;
+  int first_block[kMaxGemmGroup + 1] = {};
+  const void* x[kMaxGemmGroup] = {};
+  const void* w[kMaxGemmGroup] = {};
+  float* y[kMaxGemmGroup] = {};
+  void* y_act[kMaxGemmGroup] = {};
+  int n[kMaxGemmGroup] = {};
+  int k[kMaxGemmGroup] = {};
+  bool accumulate[kMaxGemmGroup] = {};
+  UnaryOp act[kMaxGemmGroup] = {};
+};
+
 // Lane L of the warp for output o accumulates the elements L·V, L·V + 32·V, … of the row in
 // this fixed order for every row of x, then the warp sums lanes in a fixed tree: the result for
-// one row of x is the same whatever M is.
+// one row of x is the same whatever M is and whichever group the job is in.
 template <typename T, int M>
-__global__ void __launch_bounds__(kGemvWarps * 32)
-    GemvKernel(const T* __restrict__ x, const T* __restrict__ w, float* __restrict__ y, int n,
-               int k, bool accumulate) {
+__global__ void __launch_bounds__(kGemvWarps * 32) GemvGroupKernel(GemvGroup g) {
   using V = Vec<T>;
   constexpr int kV = V::kSize;
   constexpr int kStep = 32 * kV;
+  int j = 0;
+  while (j + 1 < g.count && static_cast<int>(blockIdx.x) >= g.first_block[j + 1]) ++j;
+  const int n = g.n[j], k = g.k[j];
   const int lane = threadIdx.x & 31;
-  const int o = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
+  const int o = (blockIdx.x - g.first_block[j]) * kGemvWarps + (threadIdx.x >> 5);
   if (o >= n) return;
-  const T* wrow = w + static_cast<int64_t>(o) * k;
+  const T* x = static_cast<const T*>(g.x[j]);
+  const T* wrow = static_cast<const T*>(g.w[j]) + static_cast<int64_t>(o) * k;
   float acc[M];
 #pragma unroll
   for (int r = 0; r < M; ++r) acc[r] = 0.0f;
@@ -92,7 +111,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 
   int i = lane * kV;
   // Four loads in flight per lane before any arithmetic: decode is bound by how many bytes
-  // are in flight, not by the multiply-adds.
+  // are in flight, not by the multiply-adds. Weights are read once per step: streaming loads.
   for (; i + 3 * kStep < k; i += 4 * kStep) {
     const uint4 w0 = __ldcs(reinterpret_cast<const uint4*>(wrow + i));
     const uint4 w1 = __ldcs(reinterpret_cast<const uint4*>(wrow + i + kStep));
@@ -106,30 +125,29 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   for (; i < k; i += kStep) {
     accumulate_at(i, __ldcs(reinterpret_cast<const uint4*>(wrow + i)));
   }
+  float* y = g.y[j];
+  void* y_act = g.y_act[j];
 #pragma unroll
   for (int r = 0; r < M; ++r) {
-    float s = acc[r];
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
+    const float s = WarpSum(acc[r]);
     if (lane == 0) {
-      float* out = y + static_cast<int64_t>(r) * n + o;
-      *out = accumulate ? *out + s : s;
+      const int64_t at = static_cast<int64_t>(r) * n + o;
+      const float value = g.accumulate[j] ? y[at] + s : s;
+      y[at] = value;
+      if (y_act != nullptr) StoreAs(y_act, g.type, at, ApplyUnary(g.act[j], value));
     }
   }
 }
 
 template <typename T>
-Status LaunchGemv(Context& ctx, const GemmArgs& g) {
-  const T* x = static_cast<const T*>(g.x);
-  const T* w = static_cast<const T*>(g.w);
-  const int n = static_cast<int>(g.n), k = static_cast<int>(g.k);
-  const dim3 grid(static_cast<unsigned>((g.n + kGemvWarps - 1) / kGemvWarps));
+Status LaunchGemv(Context& ctx, const GemvGroup& g, int64_t m) {
+  const dim3 grid(static_cast<unsigned>(g.first_block[g.count]));
   const dim3 block(kGemvWarps * 32);
   cudaStream_t s = StreamOf(ctx);
-  switch (g.m) {
-#define SKEIN_GEMV_CASE(M)                                                  \
-  case M:                                                                   \
-    GemvKernel<T, M><<<grid, block, 0, s>>>(x, w, g.y, n, k, g.accumulate); \
+  switch (m) {
+#define SKEIN_GEMV_CASE(M)                           \
+  case M:                                            \
+    GemvGroupKernel<T, M><<<grid, block, 0, s>>>(g); \
     break;
     SKEIN_GEMV_CASE(1)
     SKEIN_GEMV_CASE(2)
@@ -143,7 +161,7 @@ Status LaunchGemv(Context& ctx, const GemmArgs& g) {
     default:
       return Status::Error("GEMV: bad row count");
   }
-  return LaunchStatus("GemvKernel");
+  return LaunchStatus("GemvGroupKernel");
 }
 
 // ---- cuBLASLt ----
@@ -234,28 +252,72 @@ Status RunCublasLt(Context& ctx, const GemmArgs& g) {
       "cublasLtMatmul");
 }
 
-}  // namespace
-
-Status Gemm(Context& ctx, const GemmArgs& g) {
+Status CheckArgs(const GemmArgs& g) {
   if (g.type != DType::kF32 && g.type != DType::kBF16 && g.type != DType::kF16) {
     return Status::Error("Gemm: weights must be fp32, bf16 or fp16");
   }
   if (g.m <= 0 || g.n <= 0 || g.k <= 0) return Status::Error("Gemm: empty shape");
   if (g.n > INT32_MAX || g.k > INT32_MAX) return Status::Error("Gemm: shape too large");
-  const bool gemv = !g.force_cublas && g.m <= kGemvMaxRows && g.layout == WeightLayout::kOutIn &&
-                    g.k % 8 == 0 && reinterpret_cast<uintptr_t>(g.x) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(g.w) % 16 == 0;
-  if (gemv) {
-    switch (g.type) {
-      case DType::kBF16:
-        return LaunchGemv<__nv_bfloat16>(ctx, g);
-      case DType::kF16:
-        return LaunchGemv<__half>(ctx, g);
-      default:
-        return LaunchGemv<float>(ctx, g);
-    }
-  }
-  return RunCublasLt(ctx, g);
+  return Status();
 }
+
+bool TakesGemv(const GemmArgs& g) {
+  return !g.force_cublas && g.m <= kGemvMaxRows && g.layout == WeightLayout::kOutIn &&
+         g.k % 8 == 0 && reinterpret_cast<uintptr_t>(g.x) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(g.w) % 16 == 0;
+}
+
+}  // namespace
+
+Status GemmGroup(Context& ctx, const GemmArgs* jobs, int count) {
+  if (count <= 0) return Status();
+  if (count > kMaxGemmGroup) return Status::Error("GemmGroup: too many jobs");
+  bool one_launch = true;
+  for (int j = 0; j < count; ++j) {
+    SKEIN_CUDA_RETURN_IF_ERROR(CheckArgs(jobs[j]));
+    one_launch =
+        one_launch && TakesGemv(jobs[j]) && jobs[j].type == jobs[0].type && jobs[j].m == jobs[0].m;
+  }
+  if (!one_launch) {
+    for (int j = 0; j < count; ++j) {
+      const GemmArgs& g = jobs[j];
+      if (TakesGemv(g)) {
+        SKEIN_CUDA_RETURN_IF_ERROR(GemmGroup(ctx, &g, 1));
+      } else {
+        SKEIN_CUDA_RETURN_IF_ERROR(RunCublasLt(ctx, g));
+        if (g.y_act != nullptr) {
+          SKEIN_CUDA_RETURN_IF_ERROR(Unary(ctx, g.act, g.y, g.y_act, g.type, g.m * g.n));
+        }
+      }
+    }
+    return Status();
+  }
+  GemvGroup group;
+  group.count = count;
+  group.type = jobs[0].type;
+  for (int j = 0; j < count; ++j) {
+    const GemmArgs& g = jobs[j];
+    group.x[j] = g.x;
+    group.w[j] = g.w;
+    group.y[j] = g.y;
+    group.y_act[j] = g.y_act;
+    group.n[j] = static_cast<int>(g.n);
+    group.k[j] = static_cast<int>(g.k);
+    group.accumulate[j] = g.accumulate;
+    group.act[j] = g.act;
+    group.first_block[j + 1] =
+        group.first_block[j] + static_cast<int>((g.n + kGemvWarps - 1) / kGemvWarps);
+  }
+  switch (group.type) {
+    case DType::kBF16:
+      return LaunchGemv<__nv_bfloat16>(ctx, group, jobs[0].m);
+    case DType::kF16:
+      return LaunchGemv<__half>(ctx, group, jobs[0].m);
+    default:
+      return LaunchGemv<float>(ctx, group, jobs[0].m);
+  }
+}
+
+Status Gemm(Context& ctx, const GemmArgs& g) { return GemmGroup(ctx, &g, 1); }
 
 }  // namespace skein::cuda

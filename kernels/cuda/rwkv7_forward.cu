@@ -196,15 +196,12 @@ namespace {
 // The kernels of rwkv7_ops.h and gemm.h on one context, for RunRwkv7Step.
 struct GpuOps {
   Context& ctx;
-  Status Gemm(const GemmArgs& g) { return cuda::Gemm(ctx, g); }
+  Status GemmGroup(const GemmArgs* jobs, int count) { return cuda::GemmGroup(ctx, jobs, count); }
   Status EmbedLayerNorm(const EmbedArgs& a) { return cuda::EmbedLayerNorm(ctx, a); }
   Status ShiftMix(const ShiftMixArgs& a) { return cuda::ShiftMix(ctx, a); }
   Status CommitShift(const float* saved, float* state, int64_t stride, const int32_t* slots,
                      int64_t sessions, int64_t C) {
     return cuda::CommitShift(ctx, saved, state, stride, slots, sessions, C);
-  }
-  Status Unary(UnaryOp op, const float* x, void* y, DType t, int64_t n) {
-    return cuda::Unary(ctx, op, x, y, t, n);
   }
   Status Rwkv7Prepare(const PrepareArgs& p) { return cuda::Rwkv7Prepare(ctx, p); }
   Status Wkv7(const Wkv7Args& p) { return cuda::Wkv7(ctx, p); }

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/context_internal.h"
+#include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/hash_uniform.h"
 #include "kernels/cuda/rwkv7_ops.h"
 
@@ -16,39 +17,6 @@ namespace {
 
 constexpr int kRowThreads = 256;  // threads of the per-row kernels
 constexpr int kN = kWkvHeadSize;
-
-__device__ __forceinline__ float LoadAs(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::kBF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::kF16:
-      return __half2float(static_cast<const __half*>(p)[i]);
-    default:
-      return static_cast<const float*>(p)[i];
-  }
-}
-
-// Rounds to nearest even, as base/float16.h does on the host.
-__device__ __forceinline__ void StoreAs(void* p, DType t, int64_t i, float v) {
-  switch (t) {
-    case DType::kBF16:
-      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
-      break;
-    case DType::kF16:
-      static_cast<__half*>(p)[i] = __float2half_rn(v);
-      break;
-    default:
-      static_cast<float*>(p)[i] = v;
-  }
-}
-
-__device__ __forceinline__ float Sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-__device__ __forceinline__ float WarpSum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
 
 // The sum of v over the block (kRowThreads threads). Every thread adds the warps' partial sums
 // in the same order, so all get the same value. `shared` holds kRowThreads/32 floats.
@@ -155,23 +123,7 @@ __global__ void CommitShiftKernel(const float* saved, float* shift_state, int64_
 __global__ void UnaryKernel(UnaryOp op, const float* x, void* y, DType y_type, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float v = x[i];
-    float out = v;
-    switch (op) {
-      case UnaryOp::kTanh:
-        out = tanhf(v);
-        break;
-      case UnaryOp::kSigmoid:
-        out = Sigmoid(v);
-        break;
-      case UnaryOp::kSquaredRelu: {
-        const float relu = fmaxf(v, 0.0f);
-        out = relu * relu;
-        break;
-      }
-      case UnaryOp::kIdentity:
-        break;
-    }
+    const float out = ApplyUnary(op, x[i]);
     StoreAs(y, y_type, i, out);
   }
 }

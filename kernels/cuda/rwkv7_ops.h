@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/context.h"
+#include "kernels/cuda/gemm.h"
 
 namespace skein::cuda {
 
@@ -77,8 +78,7 @@ Status ShiftMix(Context& ctx, const ShiftMixArgs& a);
 Status CommitShift(Context& ctx, const float* saved, float* shift_state, int64_t slot_stride,
                    const int32_t* slots, int64_t sessions, int64_t C);
 
-// Element-wise y = f(x) over n values, y rounded to y_type (may be kF32).
-enum class UnaryOp { kIdentity, kTanh, kSigmoid, kSquaredRelu };
+// Element-wise y = f(x) over n values (UnaryOp: gemm.h), y rounded to y_type (may be kF32).
 Status Unary(Context& ctx, UnaryOp op, const float* x, void* y, DType y_type, int64_t n);
 
 // Everything between the LoRA products and the WKV update, per row (spec §2.4), in place:

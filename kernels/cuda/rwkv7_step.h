@@ -4,11 +4,10 @@
 // test compares it to the independent per-token reference forward on any machine.
 //
 // Ops must provide, with the contracts of rwkv7_ops.h / gemm.h:
-//   Status Gemm(const GemmArgs&);  Status EmbedLayerNorm(const EmbedArgs&);
+//   Status GemmGroup(const GemmArgs*, int count);  Status EmbedLayerNorm(const EmbedArgs&);
 //   Status ShiftMix(const ShiftMixArgs&);
 //   Status CommitShift(const float* saved, float* state, int64_t stride, const int32_t* slots,
 //                      int64_t sessions, int64_t C);
-//   Status Unary(UnaryOp, const float* x, void* y, DType, int64_t n);
 //   Status Rwkv7Prepare(const PrepareArgs&);  Status Wkv7(const Wkv7Args&);
 //   Status Wkv7Chunked(const Wkv7Args&, int64_t chunk, float* scratch);
 //   Status GroupNormBonusGate(const GroupNormBonusGateArgs&);
@@ -69,9 +68,10 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     return reinterpret_cast<const float*>(weights + layout.get(l, t).offset);
   };
   auto global = [&](GlobalTensor t) { return weights + layout.get(t).offset; };
-  // Every matrix is stored [out][in], the LoRA factors included (rwkv7_weights.h).
-  auto gemm = [&](const void* x, const void* w, int64_t n, int64_t k, float* y, bool accumulate,
-                  int64_t m) {
+  // Every matrix is stored [out][in], the LoRA factors included (rwkv7_weights.h). A product
+  // may also write its activation, rounded to the run dtype, as the next product's input.
+  auto job = [&](const void* x, const void* w, int64_t n, int64_t k, float* y, int64_t m,
+                 bool accumulate = false, void* y_act = nullptr, UnaryOp act = UnaryOp::kIdentity) {
     GemmArgs g;
     g.x = x;
     g.w = w;
@@ -82,7 +82,9 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     g.k = k;
     g.y = y;
     g.accumulate = accumulate;
-    return ops.Gemm(g);
+    g.y_act = y_act;
+    g.act = act;
+    return g;
   };
 
   EmbedArgs emb;
@@ -123,26 +125,29 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     }
     const void *xr = b.mix[0], *xw = b.mix[1], *xk = b.mix[2], *xv = b.mix[3], *xa = b.mix[4],
                *xg = b.mix[5];
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(xr, tensor(l, kWr), C, C, b.r, false, R));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(xk, tensor(l, kWk), C, C, b.k, false, R));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(xv, tensor(l, kWv), C, C, b.v, false, R));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(xw, tensor(l, kW1), sh.d_decay, C, b.lora_w, false, R));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(xa, tensor(l, kA1), sh.d_iclr, C, b.lora_a, false, R));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(xg, tensor(l, kG1), sh.d_gate, C, b.lora_g, false, R));
-    SKEIN_CUDA_RETURN_IF_ERROR(ops.Unary(UnaryOp::kTanh, b.lora_w, b.lora_w16, dt, R * sh.d_decay));
-    SKEIN_CUDA_RETURN_IF_ERROR(
-        ops.Unary(UnaryOp::kIdentity, b.lora_a, b.lora_a16, dt, R * sh.d_iclr));
-    SKEIN_CUDA_RETURN_IF_ERROR(
-        ops.Unary(UnaryOp::kSigmoid, b.lora_g, b.lora_g16, dt, R * sh.d_gate));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(b.lora_w16, tensor(l, kW2), C, sh.d_decay, b.decay, false, R));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(b.lora_a16, tensor(l, kA2), C, sh.d_iclr, b.alpha, false, R));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(b.lora_g16, tensor(l, kG2), C, sh.d_gate, b.gate, false, R));
-    if (!first) {  // the value residual exists from layer 1 on (spec §2.2)
-      SKEIN_CUDA_RETURN_IF_ERROR(gemm(xv, tensor(l, kV1), sh.d_value, C, b.lora_v, false, R));
-      SKEIN_CUDA_RETURN_IF_ERROR(
-          ops.Unary(UnaryOp::kIdentity, b.lora_v, b.lora_v16, dt, R * sh.d_value));
-      SKEIN_CUDA_RETURN_IF_ERROR(
-          gemm(b.lora_v16, tensor(l, kV2), C, sh.d_value, b.v_gate, false, R));
+    {
+      // Everything that reads the mixed inputs, in one group: r, k, v and the first LoRA
+      // factors with their activations (tanh for the decay, σ for the gate; the value
+      // residual exists from layer 1 on, spec §2.2).
+      GemmArgs jobs[7] = {
+          job(xr, tensor(l, kWr), C, C, b.r, R),
+          job(xk, tensor(l, kWk), C, C, b.k, R),
+          job(xv, tensor(l, kWv), C, C, b.v, R),
+          job(xw, tensor(l, kW1), sh.d_decay, C, b.lora_w, R, false, b.lora_w16, UnaryOp::kTanh),
+          job(xa, tensor(l, kA1), sh.d_iclr, C, b.lora_a, R, false, b.lora_a16),
+          job(xg, tensor(l, kG1), sh.d_gate, C, b.lora_g, R, false, b.lora_g16, UnaryOp::kSigmoid),
+          job(xv, tensor(l, kV1), sh.d_value, C, b.lora_v, R, false, b.lora_v16),
+      };
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.GemmGroup(jobs, first ? 6 : 7));
+    }
+    {
+      GemmArgs jobs[4] = {
+          job(b.lora_w16, tensor(l, kW2), C, sh.d_decay, b.decay, R),
+          job(b.lora_a16, tensor(l, kA2), C, sh.d_iclr, b.alpha, R),
+          job(b.lora_g16, tensor(l, kG2), C, sh.d_gate, b.gate, R),
+          job(b.lora_v16, tensor(l, kV2), C, sh.d_value, b.v_gate, R),
+      };
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.GemmGroup(jobs, first ? 3 : 4));
     }
     PrepareArgs prep;
     prep.rows = R;
@@ -199,7 +204,10 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     gn.out = b.out16;
     gn.out_type = dt;
     SKEIN_CUDA_RETURN_IF_ERROR(ops.GroupNormBonusGate(gn));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(b.out16, tensor(l, kWo), C, C, b.x, true, R));
+    {
+      const GemmArgs out = job(b.out16, tensor(l, kWo), C, C, b.x, R, /*accumulate=*/true);
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.GemmGroup(&out, 1));
+    }
 
     // ---- channel mix ----
     ShiftMixArgs ffn;
@@ -221,16 +229,21 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     if (T > 1) {
       SKEIN_CUDA_RETURN_IF_ERROR(ops.CommitShift(b.saved, ffn.shift_state, L * C, b.slots, S, C));
     }
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(b.mix[2], tensor(l, kFfnKey), sh.ffn, C, b.hidden, false, R));
-    SKEIN_CUDA_RETURN_IF_ERROR(
-        ops.Unary(UnaryOp::kSquaredRelu, b.hidden, b.hidden16, dt, R * sh.ffn));
-    SKEIN_CUDA_RETURN_IF_ERROR(gemm(b.hidden16, tensor(l, kFfnValue), C, sh.ffn, b.x, true, R));
+    {
+      const GemmArgs key = job(b.mix[2], tensor(l, kFfnKey), sh.ffn, C, b.hidden, R, false,
+                               b.hidden16, UnaryOp::kSquaredRelu);
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.GemmGroup(&key, 1));
+      const GemmArgs value =
+          job(b.hidden16, tensor(l, kFfnValue), C, sh.ffn, b.x, R, /*accumulate=*/true);
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.GemmGroup(&value, 1));
+    }
   }
 
   SKEIN_CUDA_RETURN_IF_ERROR(ops.LayerNormLastRows(
       b.x, reinterpret_cast<const float*>(global(kLnOutW)),
       reinterpret_cast<const float*>(global(kLnOutB)), S, T, C, b.head_in, dt));
-  return gemm(b.head_in, global(kHead), sh.vocab, C, b.logits, false, S);
+  const GemmArgs head = job(b.head_in, global(kHead), sh.vocab, C, b.logits, S);
+  return ops.GemmGroup(&head, 1);
 }
 
 }  // namespace skein::cuda

@@ -112,6 +112,10 @@ void CommitShift(const float* saved, float* shift_state, int64_t slot_stride, co
 }
 
 void Unary(UnaryOp op, const float* x, void* y, DType y_type, int64_t n) {
+  Unary(op, x, y, y_type, n, 0);
+}
+
+void Unary(UnaryOp op, const float* x, void* y, DType y_type, int64_t n, int64_t y_offset) {
   for (int64_t i = 0; i < n; ++i) {
     float v = x[i];
     switch (op) {
@@ -127,7 +131,7 @@ void Unary(UnaryOp op, const float* x, void* y, DType y_type, int64_t n) {
       case UnaryOp::kIdentity:
         break;
     }
-    StoreAs(y, y_type, i, v);
+    StoreAs(y, y_type, y_offset + i, v);
   }
 }
 
@@ -298,8 +302,13 @@ void Gemm(const GemmArgs& g) {
       for (int64_t i = 0; i < g.k; ++i) sum += static_cast<double>(x[i]) * w[o * g.k + i];
       float* y = g.y + r * g.n + o;
       *y = g.accumulate ? *y + static_cast<float>(sum) : static_cast<float>(sum);
+      if (g.y_act != nullptr) Unary(g.act, y, g.y_act, g.type, 1, r * g.n + o);
     }
   }
+}
+
+void GemmGroup(const GemmArgs* jobs, int count) {
+  for (int j = 0; j < count; ++j) Gemm(jobs[j]);
 }
 
 }  // namespace skein::cuda::reference

@@ -26,6 +26,8 @@ void ShiftMix(const ShiftMixArgs& a);
 void CommitShift(const float* saved, float* shift_state, int64_t slot_stride, const int32_t* slots,
                  int64_t sessions, int64_t C);
 void Unary(UnaryOp op, const float* x, void* y, DType y_type, int64_t n);
+// The same, writing y[y_offset + i].
+void Unary(UnaryOp op, const float* x, void* y, DType y_type, int64_t n, int64_t y_offset);
 void Rwkv7Prepare(const PrepareArgs& p);
 // Sequential over tokens: the ground truth for both WKV-7 kernels.
 void Wkv7(const Wkv7Args& p);
@@ -38,6 +40,7 @@ void LayerNormLastRows(const float* x, const float* ln_w, const float* ln_b, int
                        int64_t tokens, int64_t C, void* out, DType out_type);
 // Ignores force_cublas.
 void Gemm(const GemmArgs& g);
+void GemmGroup(const GemmArgs* jobs, int count);
 
 }  // namespace skein::cuda::reference
 

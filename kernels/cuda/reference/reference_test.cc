@@ -27,8 +27,8 @@ using testing::Diff;
 
 // The scalar references behind the Ops interface of rwkv7_step.h.
 struct HostOps {
-  Status Gemm(const GemmArgs& g) {
-    reference::Gemm(g);
+  Status GemmGroup(const GemmArgs* jobs, int count) {
+    reference::GemmGroup(jobs, count);
     return Status();
   }
   Status EmbedLayerNorm(const EmbedArgs& a) {
@@ -42,10 +42,6 @@ struct HostOps {
   Status CommitShift(const float* saved, float* state, int64_t stride, const int32_t* slots,
                      int64_t sessions, int64_t C) {
     reference::CommitShift(saved, state, stride, slots, sessions, C);
-    return Status();
-  }
-  Status Unary(UnaryOp op, const float* x, void* y, DType t, int64_t n) {
-    reference::Unary(op, x, y, t, n);
     return Status();
   }
   Status Rwkv7Prepare(const PrepareArgs& p) {
