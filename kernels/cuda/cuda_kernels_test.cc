@@ -520,6 +520,88 @@ void TestWkv(Context& ctx, Checks& checks, bool quick) {
   }
 }
 
+void TestTimeMixCore(Context& ctx, Checks& checks) {
+  const int64_t C = 256, slots_total = 4;
+  const std::vector<int32_t> slots = {3, 0, 2};
+  for (int64_t T : {1, 4}) {
+    for (bool first : {true, false}) {
+      const int64_t S = 3, rows = S * T;
+      const DType t = first ? DType::kF32 : DType::kBF16;
+      Device dev(ctx);
+      const auto decay = Random(rows * C, 501, 0.0f, 3.0f),
+                 alpha = Random(rows * C, 502, 0.0f, 3.0f),
+                 v_gate = Random(rows * C, 503, 0.0f, 2.0f), r = Random(rows * C, 504),
+                 k = Random(rows * C, 505), v = Random(rows * C, 506), g = Random(rows * C, 507);
+      const auto w0 = Random(C, 511, -1.0f, 2.0f), a0 = Random(C, 512), v0 = Random(C, 513),
+                 k_k = Random(C, 514, 1.0f, 0.5f), k_a = Random(C, 515, 0.5f, 0.5f),
+                 r_k = Random(C, 516, 0.0f, 0.5f), ln_w = Random(C, 517, 1.0f, 0.2f),
+                 ln_b = Random(C, 518, 0.0f, 0.2f);
+      const auto state0 = Random(slots_total * C * kWkvHeadSize, 519, 0.0f, 0.5f);
+      std::vector<float> v_first = Random(rows * C, 520);
+      TimeMixCoreArgs a;
+      a.sessions = S;
+      a.tokens = T;
+      a.C = C;
+      a.first_layer = first;
+      a.decay = dev.UploadF(decay);
+      a.alpha = dev.UploadF(alpha);
+      a.v_gate = dev.UploadF(v_gate);
+      a.r = dev.UploadF(r);
+      a.k = dev.UploadF(k);
+      a.v = dev.UploadF(v);
+      a.g = dev.UploadF(g);
+      a.v_first = dev.UploadF(v_first);
+      a.w0 = dev.UploadF(w0);
+      a.a0 = dev.UploadF(a0);
+      a.v0 = dev.UploadF(v0);
+      a.k_k = dev.UploadF(k_k);
+      a.k_a = dev.UploadF(k_a);
+      a.r_k = dev.UploadF(r_k);
+      a.ln_w = dev.UploadF(ln_w);
+      a.ln_b = dev.UploadF(ln_b);
+      a.state = dev.UploadF(state0);
+      a.slot_stride = C * kWkvHeadSize;
+      a.slots = static_cast<const int32_t*>(dev.Upload(slots));
+      a.out = dev.Upload(std::vector<uint8_t>(rows * C * base::DTypeSize(t)));
+      a.out_type = t;
+      Must(Rwkv7TimeMixCore(ctx, a), "Rwkv7TimeMixCore");
+      std::vector<float> state = state0;
+      std::vector<uint8_t> out(rows * C * base::DTypeSize(t));
+      TimeMixCoreArgs h = a;
+      h.decay = decay.data();
+      h.alpha = alpha.data();
+      h.v_gate = v_gate.data();
+      h.r = r.data();
+      h.k = k.data();
+      h.v = v.data();
+      h.g = g.data();
+      h.v_first = v_first.data();
+      h.w0 = w0.data();
+      h.a0 = a0.data();
+      h.v0 = v0.data();
+      h.k_k = k_k.data();
+      h.k_a = k_a.data();
+      h.r_k = r_k.data();
+      h.ln_w = ln_w.data();
+      h.ln_b = ln_b.data();
+      h.state = state.data();
+      h.slots = slots.data();
+      h.out = out.data();
+      reference::Rwkv7TimeMixCore(h);
+      const std::string name =
+          "TimeMixCore/T" + std::to_string(T) + (first ? "/layer 0/" : "/layer 1/") + Name(t);
+      const Diff d_out = Compare(Decode(dev.Download<uint8_t>(a.out, out.size()), t),
+                                 Decode(out, t), 1e-5, Ulp(t) + 1e-5);
+      const Diff d_state = Compare(dev.Download<float>(a.state, state.size()), state, 1e-5, 1e-5);
+      const Diff d_first =
+          Compare(dev.Download<float>(a.v_first, v_first.size()), v_first, 0.0, 0.0);
+      checks.Expect(name + " output", d_out.within, d_out.Describe());
+      checks.Expect(name + " state", d_state.within, d_state.Describe());
+      checks.Expect(name + " v_first", d_first.within, d_first.Describe());
+    }
+  }
+}
+
 void TestGroupNorm(Context& ctx, Checks& checks) {
   const int64_t rows = 3, C = 256, N = 64;
   for (DType t : {DType::kF32, DType::kBF16}) {
@@ -717,6 +799,7 @@ int Main(int argc, char** argv) {
   TestPrepare(*ctx, checks);
   TestWkv(*ctx, checks, quick);
   TestGroupNorm(*ctx, checks);
+  TestTimeMixCore(*ctx, checks);
   TestLayerNormLastRows(*ctx, checks);
 
   // Tiny model: two layers (layer 0 has no value residual), four heads, an odd vocabulary.

@@ -204,7 +204,7 @@ struct GpuOps {
     return cuda::CommitShift(ctx, saved, state, stride, slots, sessions, C);
   }
   Status Rwkv7Prepare(const PrepareArgs& p) { return cuda::Rwkv7Prepare(ctx, p); }
-  Status Wkv7(const Wkv7Args& p) { return cuda::Wkv7(ctx, p); }
+  Status Rwkv7TimeMixCore(const TimeMixCoreArgs& a) { return cuda::Rwkv7TimeMixCore(ctx, a); }
   Status Wkv7Chunked(const Wkv7Args& p, int64_t chunk, float* scratch) {
     return cuda::Wkv7Chunked(ctx, p, chunk, scratch);
   }

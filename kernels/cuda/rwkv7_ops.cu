@@ -388,6 +388,94 @@ __global__ void __launch_bounds__(kN)
   }
 }
 
+// Sums of one value per thread over a kN-thread block (two warps); every thread gets the same
+// result. `shared` holds 2·kN/32 floats; Two sums at once halve the synchronisations.
+__device__ __forceinline__ float2 HeadSum2(float a, float b, float* shared) {
+  a = WarpSum(a);
+  b = WarpSum(b);
+  __syncthreads();  // earlier readers of `shared` are done
+  if ((threadIdx.x & 31) == 0) {
+    shared[threadIdx.x >> 5] = a;
+    shared[kN / 32 + (threadIdx.x >> 5)] = b;
+  }
+  __syncthreads();
+  return make_float2(shared[0] + shared[1], shared[2] + shared[3]);
+}
+
+// Block (s, h), thread i = channel h·N + i. Per token: the prepare step (κ̂ needs the head's
+// norm), the WKV update of row i, then GroupNorm, bonus and gate over the head.
+__global__ void __launch_bounds__(kN) TimeMixCoreKernel(TimeMixCoreArgs p) {
+  static_assert(kN == 64, "HeadSum2 assumes two warps");
+  __shared__ __align__(16) float sh_r[kN], sh_w[kN], sh_k[kN], sh_a[kN], sh_b[kN];
+  __shared__ float sums[2 * kN / 32];
+  const int64_t heads = p.C / kN;
+  const int64_t h = blockIdx.x % heads;
+  const int64_t s = blockIdx.x / heads;
+  const int i = threadIdx.x;
+  const int64_t c = h * kN + i;
+  float* state = p.state + static_cast<int64_t>(p.slots[s]) * p.slot_stride + c * kN;
+  float row[kN];
+  LoadRow(state, row);
+  const float w0 = p.w0[c], a0 = p.a0[c], k_k = p.k_k[c], k_a = p.k_a[c], r_k = p.r_k[c];
+  const float ln_w = p.ln_w[c], ln_b = p.ln_b[c];
+  const float v0 = p.first_layer ? 0.0f : p.v0[c];
+  for (int64_t t = 0; t < p.tokens; ++t) {
+    const int64_t idx = (s * p.tokens + t) * p.C + c;
+    const float k = p.k[idx], r = p.r[idx];
+    // ---- prepare (Rwkv7Prepare) ----
+    const float kappa = k * k_k;
+    const float norm = fmaxf(sqrtf(HeadSum2(kappa * kappa, 0.0f, sums).x), kL2MinNorm);
+    const float kh = kappa * (1.0f / norm);
+    const float alpha = Sigmoid(a0 + p.alpha[idx]);
+    const float w = expf(-kDecayScale * Sigmoid(w0 + p.decay[idx]));
+    const float k_mod = k * (1.0f + (alpha - 1.0f) * k_a);
+    float v = p.v[idx];
+    if (p.first_layer) {
+      p.v_first[idx] = v;
+    } else {
+      v = v + (p.v_first[idx] - v) * Sigmoid(v0 + p.v_gate[idx]);
+    }
+    // ---- WKV (Wkv7) ----
+    __syncthreads();  // everyone is done with the previous token's shared inputs
+    sh_r[i] = r;
+    sh_w[i] = w;
+    sh_k[i] = k_mod;
+    sh_a[i] = -kh;
+    sh_b[i] = kh * alpha;
+    __syncthreads();
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kN; j += 4) {
+      s0 = fmaf(sh_a[j], row[j], s0);
+      s1 = fmaf(sh_a[j + 1], row[j + 1], s1);
+      s2 = fmaf(sh_a[j + 2], row[j + 2], s2);
+      s3 = fmaf(sh_a[j + 3], row[j + 3], s3);
+    }
+    const float sa = (s0 + s1) + (s2 + s3);
+    float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kN; j += 4) {
+      row[j] = row[j] * sh_w[j] + sh_k[j] * v + sa * sh_b[j];
+      row[j + 1] = row[j + 1] * sh_w[j + 1] + sh_k[j + 1] * v + sa * sh_b[j + 1];
+      row[j + 2] = row[j + 2] * sh_w[j + 2] + sh_k[j + 2] * v + sa * sh_b[j + 2];
+      row[j + 3] = row[j + 3] * sh_w[j + 3] + sh_k[j + 3] * v + sa * sh_b[j + 3];
+      y0 = fmaf(row[j], sh_r[j], y0);
+      y1 = fmaf(row[j + 1], sh_r[j + 1], y1);
+      y2 = fmaf(row[j + 2], sh_r[j + 2], y2);
+      y3 = fmaf(row[j + 3], sh_r[j + 3], y3);
+    }
+    const float y = (y0 + y1) + (y2 + y3);
+    // ---- GroupNorm over the head, bonus, gate (GroupNormBonusGate) ----
+    const float2 sum_bonus = HeadSum2(y, r * k_mod * r_k, sums);
+    const float mean = sum_bonus.x / kN;
+    const float d = y - mean;
+    const float var = HeadSum2(d * d, 0.0f, sums).x / kN;
+    const float o = d * (1.0f / sqrtf(var + kGroupNormEps)) * ln_w + ln_b + sum_bonus.y * v;
+    StoreAs(p.out, p.out_type, idx, o * p.g[idx]);
+  }
+  StoreRow(state, row);
+}
+
 Status CheckWkvArgs(const Wkv7Args& p) {
   if (p.C % kN != 0) return Status::Error("Wkv7: C must be a multiple of 64");
   if (p.sessions <= 0 || p.tokens <= 0) return Status::Error("Wkv7: empty step");
@@ -464,6 +552,13 @@ Status Wkv7(Context& ctx, const Wkv7Args& p) {
   const int64_t blocks = p.sessions * (p.C / kN);
   Wkv7RunKernel<<<static_cast<unsigned>(blocks), kN, 0, StreamOf(ctx)>>>(p, p.tokens, 1, nullptr);
   return LaunchStatus("Wkv7RunKernel");
+}
+
+Status Rwkv7TimeMixCore(Context& ctx, const TimeMixCoreArgs& a) {
+  if (a.C % kN != 0) return Status::Error("Rwkv7TimeMixCore: C must be a multiple of 64");
+  if (a.sessions <= 0 || a.tokens <= 0) return Status();
+  TimeMixCoreKernel<<<static_cast<unsigned>(a.sessions * (a.C / kN)), kN, 0, StreamOf(ctx)>>>(a);
+  return LaunchStatus("TimeMixCoreKernel");
 }
 
 Status Wkv7Chunked(Context& ctx, const Wkv7Args& p, int64_t chunk, float* scratch) {

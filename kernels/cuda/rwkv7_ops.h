@@ -166,6 +166,46 @@ struct GroupNormBonusGateArgs {
 };
 Status GroupNormBonusGate(Context& ctx, const GroupNormBonusGateArgs& a);
 
+// Rwkv7Prepare, Wkv7 and GroupNormBonusGate fused: one block per (session, head) runs the
+// session's tokens in order, from the LoRA outputs to W_o's input, with the head's state in
+// registers. The decode path (and short prompts): three launches become one, and nothing in
+// between goes through memory. Same results as the three kernels up to summation order. The
+// inputs are read only (the modified k and v stay in the kernel), except v_first, which layer
+// 0 writes (v) and later layers read.
+struct TimeMixCoreArgs {
+  int64_t sessions = 0;
+  int64_t tokens = 0;
+  int64_t C = 0;  // H heads of kWkvHeadSize
+  bool first_layer = false;
+  // [rows][C] fp32: the decay/α/value-gate LoRA outputs (before bias and activation), r, k, v
+  // from their products, and the gate g.
+  const float* decay = nullptr;
+  const float* alpha = nullptr;
+  const float* v_gate = nullptr;  // unused in layer 0
+  const float* r = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const float* g = nullptr;
+  float* v_first = nullptr;
+  // [C] fp32 parameters.
+  const float* w0 = nullptr;
+  const float* a0 = nullptr;
+  const float* v0 = nullptr;  // unused in layer 0
+  const float* k_k = nullptr;
+  const float* k_a = nullptr;
+  const float* r_k = nullptr;
+  const float* ln_w = nullptr;  // ln_x
+  const float* ln_b = nullptr;
+  // The resident WKV state, as in Wkv7Args.
+  float* state = nullptr;
+  int64_t slot_stride = 0;
+  const int32_t* slots = nullptr;
+  // [rows][C] in out_type: W_o's input.
+  void* out = nullptr;
+  DType out_type = DType::kBF16;
+};
+Status Rwkv7TimeMixCore(Context& ctx, const TimeMixCoreArgs& a);
+
 // out[s] = LayerNorm(x[s·tokens + tokens − 1]; ln_out) for s < sessions: the input of the head
 // for each session's last token, rounded to out_type.
 Status LayerNormLastRows(Context& ctx, const float* x, const float* ln_w, const float* ln_b,

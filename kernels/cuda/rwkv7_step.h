@@ -8,9 +8,10 @@
 //   Status ShiftMix(const ShiftMixArgs&);
 //   Status CommitShift(const float* saved, float* state, int64_t stride, const int32_t* slots,
 //                      int64_t sessions, int64_t C);
-//   Status Rwkv7Prepare(const PrepareArgs&);  Status Wkv7(const Wkv7Args&);
+//   Status Rwkv7Prepare(const PrepareArgs&);
 //   Status Wkv7Chunked(const Wkv7Args&, int64_t chunk, float* scratch);
 //   Status GroupNormBonusGate(const GroupNormBonusGateArgs&);
+//   Status Rwkv7TimeMixCore(const TimeMixCoreArgs&);
 //   Status LayerNormLastRows(const float* x, const float* w, const float* b, int64_t sessions,
 //                            int64_t tokens, int64_t C, void* out, DType);
 // Plain C++17 (nvcc compiles it too).
@@ -149,61 +150,89 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
       };
       SKEIN_CUDA_RETURN_IF_ERROR(ops.GemmGroup(jobs, first ? 3 : 4));
     }
-    PrepareArgs prep;
-    prep.rows = R;
-    prep.C = C;
-    prep.head_size = N;
-    prep.first_layer = first;
-    prep.decay = b.decay;
-    prep.w0 = vec(l, kW0);
-    prep.alpha = b.alpha;
-    prep.a0 = vec(l, kA0);
-    prep.k = b.k;
-    prep.k_k = vec(l, kKk);
-    prep.k_a = vec(l, kKa);
-    prep.v = b.v;
-    prep.v_gate = b.v_gate;
-    prep.v0 = vec(l, kV0);
-    prep.v_first = b.v_first;
-    prep.a = b.a;
-    prep.b = b.b;
-    SKEIN_CUDA_RETURN_IF_ERROR(ops.Rwkv7Prepare(prep));
-
-    Wkv7Args wkv;
-    wkv.sessions = S;
-    wkv.tokens = T;
-    wkv.C = C;
-    wkv.state = b.wkv_state + l * C * N;
-    wkv.slot_stride = L * C * N;
-    wkv.slots = b.slots;
-    wkv.r = b.r;
-    wkv.w = b.decay;
-    wkv.k = b.k;
-    wkv.v = b.v;
-    wkv.a = b.a;
-    wkv.b = b.b;
-    wkv.y = b.y;
-    if (b.wkv_scratch != nullptr) {
-      SKEIN_CUDA_RETURN_IF_ERROR(ops.Wkv7Chunked(wkv, b.wkv_chunk, b.wkv_scratch));
+    if (b.wkv_scratch == nullptr) {
+      // Decode and short prompts: prepare, WKV and GroupNorm/bonus/gate in one kernel.
+      TimeMixCoreArgs core;
+      core.sessions = S;
+      core.tokens = T;
+      core.C = C;
+      core.first_layer = first;
+      core.decay = b.decay;
+      core.alpha = b.alpha;
+      core.v_gate = b.v_gate;
+      core.r = b.r;
+      core.k = b.k;
+      core.v = b.v;
+      core.g = b.gate;
+      core.v_first = b.v_first;
+      core.w0 = vec(l, kW0);
+      core.a0 = vec(l, kA0);
+      core.v0 = vec(l, kV0);
+      core.k_k = vec(l, kKk);
+      core.k_a = vec(l, kKa);
+      core.r_k = vec(l, kRk);
+      core.ln_w = vec(l, kLnxW);
+      core.ln_b = vec(l, kLnxB);
+      core.state = b.wkv_state + l * C * N;
+      core.slot_stride = L * C * N;
+      core.slots = b.slots;
+      core.out = b.out16;
+      core.out_type = dt;
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.Rwkv7TimeMixCore(core));
     } else {
-      SKEIN_CUDA_RETURN_IF_ERROR(ops.Wkv7(wkv));
-    }
+      // Long prompts: the chunked WKV between separate prepare and GroupNorm kernels.
+      PrepareArgs prep;
+      prep.rows = R;
+      prep.C = C;
+      prep.head_size = N;
+      prep.first_layer = first;
+      prep.decay = b.decay;
+      prep.w0 = vec(l, kW0);
+      prep.alpha = b.alpha;
+      prep.a0 = vec(l, kA0);
+      prep.k = b.k;
+      prep.k_k = vec(l, kKk);
+      prep.k_a = vec(l, kKa);
+      prep.v = b.v;
+      prep.v_gate = b.v_gate;
+      prep.v0 = vec(l, kV0);
+      prep.v_first = b.v_first;
+      prep.a = b.a;
+      prep.b = b.b;
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.Rwkv7Prepare(prep));
 
-    GroupNormBonusGateArgs gn;
-    gn.rows = R;
-    gn.C = C;
-    gn.head_size = N;
-    gn.y = b.y;
-    gn.r = b.r;
-    gn.k = b.k;
-    gn.v = b.v;
-    gn.r_k = vec(l, kRk);
-    gn.ln_w = vec(l, kLnxW);
-    gn.ln_b = vec(l, kLnxB);
-    gn.g = b.gate;
-    gn.out = b.out16;
-    gn.out_type = dt;
-    SKEIN_CUDA_RETURN_IF_ERROR(ops.GroupNormBonusGate(gn));
+      Wkv7Args wkv;
+      wkv.sessions = S;
+      wkv.tokens = T;
+      wkv.C = C;
+      wkv.state = b.wkv_state + l * C * N;
+      wkv.slot_stride = L * C * N;
+      wkv.slots = b.slots;
+      wkv.r = b.r;
+      wkv.w = b.decay;
+      wkv.k = b.k;
+      wkv.v = b.v;
+      wkv.a = b.a;
+      wkv.b = b.b;
+      wkv.y = b.y;
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.Wkv7Chunked(wkv, b.wkv_chunk, b.wkv_scratch));
+
+      GroupNormBonusGateArgs gn;
+      gn.rows = R;
+      gn.C = C;
+      gn.head_size = N;
+      gn.y = b.y;
+      gn.r = b.r;
+      gn.k = b.k;
+      gn.v = b.v;
+      gn.r_k = vec(l, kRk);
+      gn.ln_w = vec(l, kLnxW);
+      gn.ln_b = vec(l, kLnxB);
+      gn.g = b.gate;
+      gn.out = b.out16;
+      gn.out_type = dt;
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.GroupNormBonusGate(gn));
+    }
     {
       const GemmArgs out = job(b.out16, tensor(l, kWo), C, C, b.x, R, /*accumulate=*/true);
       SKEIN_CUDA_RETURN_IF_ERROR(ops.GemmGroup(&out, 1));

@@ -277,6 +277,61 @@ void GroupNormBonusGate(const GroupNormBonusGateArgs& a) {
   }
 }
 
+void Rwkv7TimeMixCore(const TimeMixCoreArgs& a) {
+  const int64_t n = a.sessions * a.tokens * a.C;
+  std::vector<float> decay(a.decay, a.decay + n), k(a.k, a.k + n), v(a.v, a.v + n);
+  std::vector<float> av(n), bv(n), y(n);
+  PrepareArgs p;
+  p.rows = a.sessions * a.tokens;
+  p.C = a.C;
+  p.head_size = kWkvHeadSize;
+  p.first_layer = a.first_layer;
+  p.decay = decay.data();
+  p.w0 = a.w0;
+  p.alpha = a.alpha;
+  p.a0 = a.a0;
+  p.k = k.data();
+  p.k_k = a.k_k;
+  p.k_a = a.k_a;
+  p.v = v.data();
+  p.v_gate = a.v_gate;
+  p.v0 = a.v0;
+  p.v_first = a.v_first;
+  p.a = av.data();
+  p.b = bv.data();
+  Rwkv7Prepare(p);
+  Wkv7Args w;
+  w.sessions = a.sessions;
+  w.tokens = a.tokens;
+  w.C = a.C;
+  w.state = a.state;
+  w.slot_stride = a.slot_stride;
+  w.slots = a.slots;
+  w.r = a.r;
+  w.w = decay.data();
+  w.k = k.data();
+  w.v = v.data();
+  w.a = av.data();
+  w.b = bv.data();
+  w.y = y.data();
+  Wkv7(w);
+  GroupNormBonusGateArgs g;
+  g.rows = p.rows;
+  g.C = a.C;
+  g.head_size = kWkvHeadSize;
+  g.y = y.data();
+  g.r = a.r;
+  g.k = k.data();
+  g.v = v.data();
+  g.r_k = a.r_k;
+  g.ln_w = a.ln_w;
+  g.ln_b = a.ln_b;
+  g.g = a.g;
+  g.out = a.out;
+  g.out_type = a.out_type;
+  GroupNormBonusGate(g);
+}
+
 void LayerNormLastRows(const float* x, const float* ln_w, const float* ln_b, int64_t sessions,
                        int64_t tokens, int64_t C, void* out, DType out_type) {
   std::vector<float> y(C);

@@ -36,6 +36,8 @@ void Wkv7(const Wkv7Args& p);
 // the algorithm itself against Wkv7 on the CPU. `scratch` as for the GPU.
 void Wkv7Chunked(const Wkv7Args& p, int64_t chunk, float* scratch);
 void GroupNormBonusGate(const GroupNormBonusGateArgs& a);
+// Rwkv7Prepare, Wkv7 and GroupNormBonusGate in sequence (on copies of the read-only inputs).
+void Rwkv7TimeMixCore(const TimeMixCoreArgs& a);
 void LayerNormLastRows(const float* x, const float* ln_w, const float* ln_b, int64_t sessions,
                        int64_t tokens, int64_t C, void* out, DType out_type);
 // Ignores force_cublas.

@@ -48,8 +48,8 @@ struct HostOps {
     reference::Rwkv7Prepare(p);
     return Status();
   }
-  Status Wkv7(const Wkv7Args& p) {
-    reference::Wkv7(p);
+  Status Rwkv7TimeMixCore(const TimeMixCoreArgs& a) {
+    reference::Rwkv7TimeMixCore(a);
     return Status();
   }
   Status Wkv7Chunked(const Wkv7Args& p, int64_t chunk, float* scratch) {
