@@ -228,7 +228,8 @@ Status MakePlan(Context& ctx, const GemmArgs& g, GemmPlan* plan) {
   return Status();
 }
 
-Status RunCublasLt(Context& ctx, const GemmArgs& g) {
+// The cached plan for g's shape, made on first use.
+Status FindPlan(Context& ctx, const GemmArgs& g, const GemmPlan** out) {
   Context::Impl& impl = *ctx.impl();
   const GemmKey key{static_cast<int>(g.type), static_cast<int>(g.layout), g.m, g.n, g.k};
   auto it = impl.gemm_plans.find(key);
@@ -244,7 +245,15 @@ Status RunCublasLt(Context& ctx, const GemmArgs& g) {
     }
     it = impl.gemm_plans.emplace(key, plan).first;
   }
-  const GemmPlan& plan = it->second;
+  *out = &it->second;
+  return Status();
+}
+
+Status RunCublasLt(Context& ctx, const GemmArgs& g) {
+  Context::Impl& impl = *ctx.impl();
+  const GemmPlan* found = nullptr;
+  SKEIN_CUDA_RETURN_IF_ERROR(FindPlan(ctx, g, &found));
+  const GemmPlan& plan = *found;
   const float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
   return BlasStatus(
       cublasLtMatmul(impl.lt, plan.desc, &alpha, g.w, plan.a, g.x, plan.b, &beta, g.y, plan.c, g.y,
@@ -319,5 +328,12 @@ Status GemmGroup(Context& ctx, const GemmArgs* jobs, int count) {
 }
 
 Status Gemm(Context& ctx, const GemmArgs& g) { return GemmGroup(ctx, &g, 1); }
+
+Status PlanGemm(Context& ctx, const GemmArgs& g) {
+  SKEIN_CUDA_RETURN_IF_ERROR(CheckArgs(g));
+  if (TakesGemv(g)) return Status();
+  const GemmPlan* plan = nullptr;
+  return FindPlan(ctx, g, &plan);
+}
 
 }  // namespace skein::cuda

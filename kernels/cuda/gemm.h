@@ -57,6 +57,11 @@ Status Gemm(Context& ctx, const GemmArgs& g);
 inline constexpr int kMaxGemmGroup = 8;
 Status GemmGroup(Context& ctx, const GemmArgs* jobs, int count);
 
+// Prepares and caches whatever Gemm needs for this job's shape (a cuBLASLt plan) without
+// enqueuing anything: call it before capturing a stream into a CUDA graph, so that capture
+// records launches only. Pointers in `g` are not read.
+Status PlanGemm(Context& ctx, const GemmArgs& g);
+
 }  // namespace skein::cuda
 
 #endif  // SKEIN_KERNELS_CUDA_GEMM_H_

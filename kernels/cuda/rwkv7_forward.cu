@@ -102,7 +102,14 @@ size_t Rwkv7Gpu::state_bytes_per_slot() const {
 double Rwkv7Gpu::DecodeStepBytes(int64_t sessions) const {
   double bytes = 0;
   for (size_t i = 0; i < layout_.tensors().size(); ++i) {
-    if (static_cast<int>(i) != layout_.index(kEmb)) bytes += layout_.tensors()[i].bytes;
+    const int index = static_cast<int>(i);
+    // Not read by a decode step: the embedding table (one row per token, added below) and
+    // layer 0's value-residual tensors (spec §2.2: unused in layer 0).
+    if (index == layout_.index(kEmb) || index == layout_.index(0, kV0) ||
+        index == layout_.index(0, kV1) || index == layout_.index(0, kV2)) {
+      continue;
+    }
+    bytes += layout_.tensors()[i].bytes;
   }
   const Rwkv7Shape& s = layout_.shape();
   bytes += static_cast<double>(sessions) * s.embd * base::DTypeSize(options_.dtype);
@@ -217,9 +224,32 @@ struct GpuOps {
   }
 };
 
+// Walks a step's launch sequence only to prepare the products' plans (PlanGemm), so that a
+// CUDA graph capture that follows records launches and nothing else.
+struct PlanOps {
+  Context& ctx;
+  Status GemmGroup(const GemmArgs* jobs, int count) {
+    for (int j = 0; j < count; ++j) SKEIN_CUDA_RETURN_IF_ERROR(PlanGemm(ctx, jobs[j]));
+    return Status();
+  }
+  Status EmbedLayerNorm(const EmbedArgs&) { return Status(); }
+  Status ShiftMix(const ShiftMixArgs&) { return Status(); }
+  Status CommitShift(const float*, float*, int64_t, const int32_t*, int64_t, int64_t) {
+    return Status();
+  }
+  Status Rwkv7Prepare(const PrepareArgs&) { return Status(); }
+  Status Rwkv7TimeMixCore(const TimeMixCoreArgs&) { return Status(); }
+  Status Wkv7Chunked(const Wkv7Args&, int64_t, float*) { return Status(); }
+  Status GroupNormBonusGate(const GroupNormBonusGateArgs&) { return Status(); }
+  Status LayerNormLastRows(const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                           void*, DType) {
+    return Status();
+  }
+};
+
 }  // namespace
 
-Status Rwkv7Gpu::Enqueue(int64_t S, int64_t T) {
+Status Rwkv7Gpu::Enqueue(int64_t S, int64_t T, bool plan_only) {
   Scratch& sc = *scratch_;
   Rwkv7StepBuffers b;
   b.tokens = sc.tokens.as<int32_t>();
@@ -257,6 +287,10 @@ Status Rwkv7Gpu::Enqueue(int64_t S, int64_t T) {
   if (UseChunkedWkv(S, T)) {
     b.wkv_scratch = sc.wkv.as<float>();
     b.wkv_chunk = options_.wkv_chunk;
+  }
+  if (plan_only) {
+    PlanOps ops{*ctx_};
+    return RunRwkv7Step(ops, layout_, weights_.as<uint8_t>(), b, S, T);
   }
   GpuOps ops{*ctx_};
   return RunRwkv7Step(ops, layout_, weights_.as<uint8_t>(), b, S, T);
@@ -299,6 +333,7 @@ Status Rwkv7Gpu::Step(const int32_t* tokens, const int32_t* slots, int64_t sessi
   if (T != 1 || !options_.use_graphs) return Enqueue(S, T);
   auto it = graphs_.find(S);
   if (it == graphs_.end()) {
+    SKEIN_CUDA_RETURN_IF_ERROR(Enqueue(S, 1, /*plan_only=*/true));
     SKEIN_CUDA_RETURN_IF_ERROR(
         CudaStatus(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal),
                    "cudaStreamBeginCapture"));

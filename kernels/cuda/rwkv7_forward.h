@@ -77,8 +77,9 @@ class Rwkv7Gpu {
   Rwkv7Gpu(Context* ctx, const Rwkv7Shape& shape, const Rwkv7GpuOptions& options);
   Status EnsureScratch(int64_t sessions, int64_t rows);
   bool UseChunkedWkv(int64_t sessions, int64_t tokens) const;
-  // Enqueues the whole step on the stream, reading tokens/slots from the device buffers.
-  Status Enqueue(int64_t sessions, int64_t tokens_per_session);
+  // Enqueues the whole step on the stream, reading tokens/slots from the device buffers; with
+  // plan_only, enqueues nothing and only prepares the products' plans (before a capture).
+  Status Enqueue(int64_t sessions, int64_t tokens_per_session, bool plan_only = false);
 
   Context* ctx_;
   Rwkv7WeightLayout layout_;
