@@ -35,8 +35,8 @@ run() {
 }
 
 status_build=FAIL status_ref=FAIL status_gpu=FAIL status_memcheck=SKIP status_racecheck=SKIP
-status_bench=SKIP
-gpu_detail="" ref_detail=""
+status_bench=SKIP status_nccl=SKIP
+gpu_detail="" ref_detail="" nccl_detail=""
 
 say "== gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ) at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
 if command -v nvidia-smi >/dev/null; then
@@ -49,8 +49,7 @@ archs=(-DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-80-real;89-real;90}")
 say "== configure + build (-j$jobs) [$(elapsed)]"
 if run 300 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DSKEIN_CPU_KERNELS=OFF "${archs[@]}" >/dev/null &&
-  run 400 cmake --build "$build" -j "$jobs" --target cuda_reference_test cuda_kernels_test \
-    cuda_benchmark | tail -3; then
+  run 400 cmake --build "$build" -j "$jobs" | tail -3; then
   if [[ -x "$build/kernels/cuda/cuda_kernels_test" ]]; then status_build=PASS; fi
 fi
 bin="$build/kernels/cuda"
@@ -71,6 +70,14 @@ if [[ $status_build == PASS ]]; then
     status_gpu=PASS
   fi
   echo "$out" | grep -E '^FAIL' | head -20
+
+  if [[ -x "$bin/nccl_link_test" && $status_gpu != SKIP ]]; then
+    say "== NCCL link checks [$(elapsed)]"
+    out=$(run 120 "$bin/nccl_link_test")
+    rc=$?
+    nccl_detail=$(echo "$out" | grep -E '^[0-9]+ passed' | tail -1)
+    if [[ $rc -eq 0 ]]; then status_nccl=PASS; else status_nccl="FAIL (exit $rc)"; fi
+  fi
 
   if [[ $status_gpu != SKIP ]]; then
     # ---- compute-sanitizer on the quick cases ----
@@ -126,6 +133,7 @@ bw=$(echo "$results" | sed -n 's/.*kind=bandwidth.*copy_gbs=\([0-9.]*\).*/\1/p' 
   echo "build (CMake):     $status_build"
   echo "CPU references:    $status_ref ${ref_detail:+($ref_detail)}"
   echo "GPU correctness:   $status_gpu ${gpu_detail:+($gpu_detail)}"
+  echo "NCCL link:         $status_nccl ${nccl_detail:+($nccl_detail)}"
   echo "memcheck (quick):  $status_memcheck"
   echo "racecheck (quick): $status_racecheck"
   echo "benchmarks:        $status_bench"
@@ -154,7 +162,8 @@ bw=$(echo "$results" | sed -n 's/.*kind=bandwidth.*copy_gbs=\([0-9.]*\).*/\1/p' 
 } | tee -a "$log"
 
 overall=PASS
-for s in "$status_build" "$status_ref" "$status_gpu" "$status_memcheck" "$status_racecheck" "$status_bench"; do
+for s in "$status_build" "$status_ref" "$status_gpu" "$status_nccl" "$status_memcheck" \
+  "$status_racecheck" "$status_bench"; do
   if [[ $s == FAIL* ]]; then overall=FAIL; fi
 done
 say "gpu-check: $overall (log: $log)"

@@ -22,6 +22,12 @@ bool DeviceAvailable(std::string* why) {
   return true;
 }
 
+int DeviceCount() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) return 0;
+  return count;
+}
+
 Context::Context() : impl_(new Impl) {}
 
 Context::~Context() {

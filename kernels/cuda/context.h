@@ -49,6 +49,8 @@ class Status {
 // Whether a CUDA device can be used here. False with the reason in `*why` where the driver or a
 // device is missing (the usual case on a build machine); never aborts.
 bool DeviceAvailable(std::string* why);
+// The number of usable CUDA devices (0 where there is no driver or device).
+int DeviceCount();
 
 class Context {
  public:
