@@ -117,6 +117,12 @@ if [[ $status_build == PASS ]]; then
           status_bench=FAIL
         fi
       done
+      # The same batch-1 decode with plain launches: what the overlapped launches gain.
+      say "== benchmark 1.5b bf16 batch 1, plain launches [$(elapsed)]"
+      if ! run 120 "$bin/cuda_benchmark" --shape 1.5b --dtype bf16 --batches 1 --prefill 0 \
+        --steps 30 --overlap 0 >/dev/null; then
+        status_bench=FAIL
+      fi
     fi
   fi
 fi
@@ -138,17 +144,19 @@ bw=$(echo "$results" | sed -n 's/.*kind=bandwidth.*copy_gbs=\([0-9.]*\).*/\1/p' 
   echo "racecheck (quick): $status_racecheck"
   echo "benchmarks:        $status_bench"
   if [[ -n $results ]]; then
-    printf '%-6s %-6s %-8s %10s %12s %9s\n' model dtype batch ms/step tokens/s roofline
+    printf '%-6s %-6s %-8s %-8s %10s %12s %9s\n' model dtype batch overlap ms/step tokens/s \
+      roofline
     echo "$results" | awk '/kind=decode/ {
         for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        printf "%-6s %-6s %-8s %10.3f %12.0f %8.0f%%\n", v["shape"], v["dtype"], v["batch"], v["ms"], v["tokens_per_s"], 100 * v["roofline"]
+        printf "%-6s %-6s %-8s %-8s %10.3f %12.0f %8.0f%%\n", v["shape"], v["dtype"], v["batch"], v["overlap"], v["ms"], v["tokens_per_s"], 100 * v["roofline"]
       }
       /kind=prefill/ {
         for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        printf "%-6s %-6s %-8s %10.3f %12.0f\n", v["shape"], v["dtype"], "pf" v["tokens"], v["ms"], v["tokens_per_s"]
+        printf "%-6s %-6s %-8s %-8s %10.3f %12.0f\n", v["shape"], v["dtype"], "pf" v["tokens"], v["overlap"], v["ms"], v["tokens_per_s"]
       }'
     roof=$(echo "$results" | awk '/kind=decode/ && /shape=1.5b/ && / batch=1 / {
-        for (i = 1; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == "roofline") print kv[2] } }')
+        for (i = 1; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == "roofline" && kv[2] > m) m = kv[2] } }
+        END { if (m > 0) print m }')
     best=$(echo "$results" | awk '/kind=decode/ && /shape=1.5b/ {
         for (i = 1; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == "tokens_per_s" && kv[2] > m) m = kv[2] } }
         END { if (m > 0) print m }')

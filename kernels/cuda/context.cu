@@ -56,6 +56,7 @@ Status Context::Create(int device, std::unique_ptr<Context>* out) {
   SKEIN_CUDA_RETURN_IF_ERROR(
       CudaStatus(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties"));
   impl.name = prop.name;
+  impl.compute_major = prop.major;
   SKEIN_CUDA_RETURN_IF_ERROR(CudaStatus(
       cudaStreamCreateWithFlags(&impl.stream, cudaStreamNonBlocking), "cudaStreamCreate"));
   SKEIN_CUDA_RETURN_IF_ERROR(BlasStatus(cublasLtCreate(&impl.lt), "cublasLtCreate"));
@@ -71,6 +72,12 @@ Status Context::Create(int device, std::unique_ptr<Context>* out) {
 int Context::device() const { return impl_->device; }
 
 const std::string& Context::device_name() const { return impl_->name; }
+
+void Context::set_overlapped_launches(bool on) {
+  impl_->overlapped = on && impl_->compute_major >= 9;
+}
+
+bool Context::overlapped_launches() const { return impl_->overlapped; }
 
 Status Context::Synchronize() {
   SKEIN_CUDA_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(impl_->stream), "kernel execution"));

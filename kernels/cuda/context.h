@@ -67,6 +67,13 @@ class Context {
   // Waits for all work enqueued so far; returns the first error any of it hit.
   Status Synchronize();
 
+  // Overlapped launches (programmatic dependent launch, sm_90 and newer): each kernel may
+  // start while the one before it finishes, and do its independent work (prefetching
+  // weights, launch latency) before waiting for the previous kernel's results. Off by default;
+  // ignored on older GPUs. Affects launches made (and graphs captured) afterwards.
+  void set_overlapped_launches(bool on);
+  bool overlapped_launches() const;
+
   // Internal to the .cu files (context_internal.h): the stream, handles and caches.
   struct Impl;
   Impl* impl() const { return impl_.get(); }

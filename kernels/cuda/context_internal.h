@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "kernels/cuda/context.h"
 
@@ -27,6 +28,9 @@ using GemmKey = std::tuple<int, int, int64_t, int64_t, int64_t>;
 
 struct Context::Impl {
   int device = 0;
+  int compute_major = 0;
+  // Launch kernels with programmatic stream serialization (set_overlapped_launches).
+  bool overlapped = false;
   std::string name;
   cudaStream_t stream = nullptr;
   cublasLtHandle_t lt = nullptr;
@@ -50,6 +54,27 @@ inline Status BlasStatus(cublasStatus_t rc, const char* what) {
 inline Status LaunchStatus(const char* kernel) { return CudaStatus(cudaGetLastError(), kernel); }
 
 inline cudaStream_t StreamOf(Context& ctx) { return ctx.impl()->stream; }
+
+// Launches `kernel` on the context's stream; with overlapped launches on, as a programmatic
+// dependent launch. Every kernel launched here must call WaitForPrevious()
+// (device_math.cuh) before touching memory an earlier kernel of the stream writes or reads,
+// and call it even if it needs nothing from before (so that its completion still implies its
+// predecessors').
+template <typename... KernelArgs, typename... Args>
+Status Launch(Context& ctx, const char* name, void (*kernel)(KernelArgs...), dim3 grid, dim3 block,
+              Args&&... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = 0;
+  config.stream = StreamOf(ctx);
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = ctx.impl()->overlapped ? 1 : 0;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  return CudaStatus(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...), name);
+}
 
 }  // namespace skein::cuda
 

@@ -2,12 +2,13 @@
 // the device, with the device's copy bandwidth measured in the same run as the roofline.
 //
 //   cuda_benchmark [--shape 0.1b|1.5b|tiny] [--dtype bf16|fp16|fp32] [--batches 1,32,128,256]
-//                  [--prefill 512] [--steps 30]
+//                  [--prefill 512] [--steps 30] [--overlap 1|0]
 //
 // Prints a readable table and one "RESULT key=value …" line per figure for scripts
 // (tools/gpu-check.sh). Decode: `batch` sessions, one token each per step, CUDA graphs;
-// roofline = DecodeStepBytes / copy bandwidth ÷ measured step time. Prefill: one session fed
-// `prefill` tokens in one step. Without a usable GPU: prints SKIP and exits 0.
+// roofline = DecodeStepBytes / copy bandwidth ÷ measured step time. --overlap: overlapped
+// (programmatic dependent) launches, on by default where the GPU has them (sm_90+). Prefill: one
+// session fed `prefill` tokens in one step. Without a usable GPU: prints SKIP and exits 0.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -31,6 +32,7 @@ struct Flags {
   std::vector<int64_t> batches = {1, 32, 128, 256};
   int64_t prefill = 512;
   int steps = 30;
+  bool overlap = true;
 };
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
@@ -57,6 +59,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->prefill = std::atoll(value.c_str());
     } else if (key == "--steps") {
       f->steps = std::atoi(value.c_str());
+    } else if (key == "--overlap") {
+      f->overlap = value != "0";
     } else {
       std::fprintf(stderr, "unknown flag %s\n", arg.c_str());
       return false;
@@ -101,6 +105,8 @@ int Main(int argc, char** argv) {
   std::unique_ptr<Context> ctx;
   Status st = Context::Create(0, &ctx);
   if (!st.ok()) return Fail(st, "Context::Create");
+  ctx->set_overlapped_launches(flags.overlap);
+  const int overlap = ctx->overlapped_launches() ? 1 : 0;
   double bandwidth = 0;
   st = MeasureCopyBandwidth(*ctx, size_t{1} << 30, 5, &bandwidth);
   if (!st.ok()) return Fail(st, "MeasureCopyBandwidth");
@@ -118,9 +124,11 @@ int Main(int argc, char** argv) {
   std::unique_ptr<Rwkv7Gpu> model;
   st = Rwkv7Gpu::Create(ctx.get(), shape, options, &model);
   if (!st.ok()) return Fail(st, "Rwkv7Gpu::Create");
-  std::printf("model %s (%s), weights %.1f MB, state %.2f MB per session\n",
-              shape.ToString().c_str(), flags.dtype.c_str(), model->layout().total_bytes() / 1e6,
-              model->state_bytes_per_slot() / 1e6);
+  std::printf(
+      "model %s (%s), overlapped launches %s, weights %.1f MB, state %.2f MB per "
+      "session\n",
+      shape.ToString().c_str(), flags.dtype.c_str(), overlap ? "on" : "off",
+      model->layout().total_bytes() / 1e6, model->state_bytes_per_slot() / 1e6);
 
   bool finite = true;
   auto check_finite = [&](int64_t sessions) {
@@ -171,9 +179,9 @@ int Main(int argc, char** argv) {
     std::printf("%-8s %-6s %8lld %12.3f %14.0f %9.0f%%\n", flags.shape.c_str(), flags.dtype.c_str(),
                 static_cast<long long>(batch), step_ms, tokens_per_s, 100 * roofline);
     std::printf(
-        "RESULT kind=decode shape=%s dtype=%s batch=%lld ms=%.4f tokens_per_s=%.1f "
+        "RESULT kind=decode shape=%s dtype=%s batch=%lld overlap=%d ms=%.4f tokens_per_s=%.1f "
         "roofline=%.4f\n",
-        flags.shape.c_str(), flags.dtype.c_str(), static_cast<long long>(batch), step_ms,
+        flags.shape.c_str(), flags.dtype.c_str(), static_cast<long long>(batch), overlap, step_ms,
         tokens_per_s, roofline);
   }
 
@@ -204,9 +212,11 @@ int Main(int argc, char** argv) {
     const double tokens_per_s = flags.prefill * 1e3 / best_ms;
     std::printf("%-8s %-6s prefill %lld tokens: %.3f ms, %.0f tokens/s\n", flags.shape.c_str(),
                 flags.dtype.c_str(), static_cast<long long>(flags.prefill), best_ms, tokens_per_s);
-    std::printf("RESULT kind=prefill shape=%s dtype=%s tokens=%lld ms=%.4f tokens_per_s=%.1f\n",
-                flags.shape.c_str(), flags.dtype.c_str(), static_cast<long long>(flags.prefill),
-                best_ms, tokens_per_s);
+    std::printf(
+        "RESULT kind=prefill shape=%s dtype=%s tokens=%lld overlap=%d ms=%.4f "
+        "tokens_per_s=%.1f\n",
+        flags.shape.c_str(), flags.dtype.c_str(), static_cast<long long>(flags.prefill), overlap,
+        best_ms, tokens_per_s);
   }
   std::printf("RESULT kind=sanity shape=%s finite=%d\n", flags.shape.c_str(), finite ? 1 : 0);
   return finite ? 0 : 1;

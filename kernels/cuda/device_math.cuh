@@ -55,6 +55,28 @@ __device__ __forceinline__ float ApplyUnary(UnaryOp op, float v) {
   }
 }
 
+// Programmatic dependent launch (context.h: set_overlapped_launches). AllowNextLaunch lets the
+// next kernel of the stream be scheduled once every block of this one has called it (so it can
+// never take the place of a block of this kernel still waiting to run); WaitForPrevious blocks
+// until the previous kernel has finished and its writes are visible. No-ops before sm_90, and
+// when the launch was not a programmatic one.
+__device__ __forceinline__ void AllowNextLaunch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  cudaTriggerProgrammaticLaunchCompletion();
+#endif
+}
+
+__device__ __forceinline__ void WaitForPrevious() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  cudaGridDependencySynchronize();
+#endif
+}
+
+// Starts pulling the 128-byte line at p into L2 (weights, before WaitForPrevious).
+__device__ __forceinline__ void PrefetchL2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

@@ -90,9 +90,19 @@ __global__ void __launch_bounds__(kGemvWarps * 32) GemvGroupKernel(GemvGroup g) 
   const int n = g.n[j], k = g.k[j];
   const int lane = threadIdx.x & 31;
   const int o = (blockIdx.x - g.first_block[j]) * kGemvWarps + (threadIdx.x >> 5);
+  AllowNextLaunch();
+  const T* wrow = static_cast<const T*>(g.w[j]) + static_cast<int64_t>(o) * k;
+  // The weights are never written by the stream: start pulling this lane's first lines into
+  // L2 while the previous kernel (the producer of x) finishes.
+  if (o < n) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      if (lane * kV + q * kStep < k) PrefetchL2(wrow + lane * kV + q * kStep);
+    }
+  }
+  WaitForPrevious();
   if (o >= n) return;
   const T* x = static_cast<const T*>(g.x[j]);
-  const T* wrow = static_cast<const T*>(g.w[j]) + static_cast<int64_t>(o) * k;
   float acc[M];
 #pragma unroll
   for (int r = 0; r < M; ++r) acc[r] = 0.0f;
@@ -143,12 +153,10 @@ template <typename T>
 Status LaunchGemv(Context& ctx, const GemvGroup& g, int64_t m) {
   const dim3 grid(static_cast<unsigned>(g.first_block[g.count]));
   const dim3 block(kGemvWarps * 32);
-  cudaStream_t s = StreamOf(ctx);
   switch (m) {
-#define SKEIN_GEMV_CASE(M)                           \
-  case M:                                            \
-    GemvGroupKernel<T, M><<<grid, block, 0, s>>>(g); \
-    break;
+#define SKEIN_GEMV_CASE(M) \
+  case M:                  \
+    return Launch(ctx, "GemvGroupKernel", GemvGroupKernel<T, M>, grid, block, g);
     SKEIN_GEMV_CASE(1)
     SKEIN_GEMV_CASE(2)
     SKEIN_GEMV_CASE(3)
@@ -161,7 +169,6 @@ Status LaunchGemv(Context& ctx, const GemvGroup& g, int64_t m) {
     default:
       return Status::Error("GEMV: bad row count");
   }
-  return LaunchStatus("GemvGroupKernel");
 }
 
 // ---- cuBLASLt ----

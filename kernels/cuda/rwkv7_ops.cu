@@ -55,6 +55,8 @@ unsigned Blocks(int64_t n, int threads) {
 
 __global__ void FillUniformKernel(void* dst, DType type, int64_t count, uint64_t seed, float offset,
                                   float scale) {
+  AllowNextLaunch();
+  WaitForPrevious();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     StoreAs(dst, type, i, HashUniform(seed, static_cast<uint64_t>(i), offset, scale));
@@ -64,6 +66,8 @@ __global__ void FillUniformKernel(void* dst, DType type, int64_t count, uint64_t
 // ---- embedding ----
 
 __global__ void __launch_bounds__(kRowThreads) EmbedKernel(EmbedArgs a) {
+  AllowNextLaunch();
+  WaitForPrevious();
   __shared__ float shared[kRowThreads / 32];
   const int64_t r = blockIdx.x;
   const int64_t base = static_cast<int64_t>(a.tokens[r]) * a.C;
@@ -85,6 +89,8 @@ __global__ void __launch_bounds__(kRowThreads) EmbedKernel(EmbedArgs a) {
 // ---- token shift ----
 
 __global__ void __launch_bounds__(kRowThreads) ShiftMixKernel(ShiftMixArgs a) {
+  AllowNextLaunch();
+  WaitForPrevious();
   __shared__ float shared[kRowThreads / 32];
   const int64_t row = blockIdx.x;
   const int64_t s = row / a.tokens, t = row % a.tokens;
@@ -113,6 +119,8 @@ __global__ void __launch_bounds__(kRowThreads) ShiftMixKernel(ShiftMixArgs a) {
 
 __global__ void CommitShiftKernel(const float* saved, float* shift_state, int64_t slot_stride,
                                   const int32_t* slots, int64_t C) {
+  AllowNextLaunch();
+  WaitForPrevious();
   const int64_t s = blockIdx.x;
   float* dst = shift_state + static_cast<int64_t>(slots[s]) * slot_stride;
   for (int64_t i = threadIdx.x; i < C; i += blockDim.x) dst[i] = saved[s * C + i];
@@ -121,6 +129,8 @@ __global__ void CommitShiftKernel(const float* saved, float* shift_state, int64_
 // ---- element-wise ----
 
 __global__ void UnaryKernel(UnaryOp op, const float* x, void* y, DType y_type, int64_t n) {
+  AllowNextLaunch();
+  WaitForPrevious();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float out = ApplyUnary(op, x[i]);
@@ -133,6 +143,8 @@ __global__ void UnaryKernel(UnaryOp op, const float* x, void* y, DType y_type, i
 constexpr int kMaxPerLane = 8;
 
 __global__ void __launch_bounds__(kRowThreads) PrepareKernel(PrepareArgs p) {
+  AllowNextLaunch();
+  WaitForPrevious();
   const int64_t row = blockIdx.x;
   const int lane = threadIdx.x & 31;
   const int64_t heads = p.C / p.head_size;
@@ -167,6 +179,8 @@ __global__ void __launch_bounds__(kRowThreads) PrepareKernel(PrepareArgs p) {
 }
 
 __global__ void __launch_bounds__(kRowThreads) GroupNormBonusGateKernel(GroupNormBonusGateArgs a) {
+  AllowNextLaunch();
+  WaitForPrevious();
   const int64_t row = blockIdx.x;
   const int lane = threadIdx.x & 31;
   const int64_t heads = a.C / a.head_size;
@@ -199,6 +213,8 @@ __global__ void __launch_bounds__(kRowThreads) GroupNormBonusGateKernel(GroupNor
 __global__ void __launch_bounds__(kRowThreads)
     LayerNormLastRowsKernel(const float* x, const float* ln_w, const float* ln_b, int64_t tokens,
                             int64_t C, void* out, DType out_type) {
+  AllowNextLaunch();
+  WaitForPrevious();
   __shared__ float shared[kRowThreads / 32];
   const int64_t s = blockIdx.x;
   const float* row = x + (s * tokens + tokens - 1) * C;
@@ -293,6 +309,8 @@ __device__ __forceinline__ void StoreRow(float* dst, const float (&row)[kN]) {
 // a single chunk) or from the chained start state; the last chunk writes the slot's state.
 __global__ void __launch_bounds__(kN)
     Wkv7RunKernel(Wkv7Args p, int64_t chunk, int64_t chunks, const float* starts) {
+  AllowNextLaunch();
+  WaitForPrevious();
   const int64_t heads = p.C / kN;
   const int64_t c = blockIdx.x % chunks;
   const int64_t h = (blockIdx.x / chunks) % heads;
@@ -315,6 +333,8 @@ __global__ void __launch_bounds__(kN)
 __global__ void __launch_bounds__(2 * kN)
     Wkv7TransferKernel(Wkv7Args p, int64_t chunk, int64_t chunks, float* transfer_p,
                        float* transfer_c) {
+  AllowNextLaunch();
+  WaitForPrevious();
   __shared__ __align__(16) float sh_w[kN], sh_k[kN], sh_a[kN], sh_b[kN], sh_v[kN];
   const int64_t heads = p.C / kN;
   const int64_t c = blockIdx.x % chunks;
@@ -359,6 +379,8 @@ __global__ void __launch_bounds__(2 * kN)
 __global__ void __launch_bounds__(kN)
     Wkv7ChainKernel(Wkv7Args p, int64_t chunks, const float* transfer_p, const float* transfer_c,
                     float* starts) {
+  AllowNextLaunch();
+  WaitForPrevious();
   constexpr int kPitch = kN + 1;
   __shared__ __align__(16) float sh_p[kN * kN];
   __shared__ float sh_s[kN * kPitch];
@@ -405,6 +427,7 @@ __device__ __forceinline__ float2 HeadSum2(float a, float b, float* shared) {
 // Block (s, h), thread i = channel h·N + i. Per token: the prepare step (κ̂ needs the head's
 // norm), the WKV update of row i, then GroupNorm, bonus and gate over the head.
 __global__ void __launch_bounds__(kN) TimeMixCoreKernel(TimeMixCoreArgs p) {
+  AllowNextLaunch();
   static_assert(kN == 64, "HeadSum2 assumes two warps");
   __shared__ __align__(16) float sh_r[kN], sh_w[kN], sh_k[kN], sh_a[kN], sh_b[kN];
   __shared__ float sums[2 * kN / 32];
@@ -413,12 +436,15 @@ __global__ void __launch_bounds__(kN) TimeMixCoreKernel(TimeMixCoreArgs p) {
   const int64_t s = blockIdx.x / heads;
   const int i = threadIdx.x;
   const int64_t c = h * kN + i;
-  float* state = p.state + static_cast<int64_t>(p.slots[s]) * p.slot_stride + c * kN;
-  float row[kN];
-  LoadRow(state, row);
+  // Parameters first: nothing in the stream writes them, so they load while the previous
+  // kernel finishes (overlapped launches).
   const float w0 = p.w0[c], a0 = p.a0[c], k_k = p.k_k[c], k_a = p.k_a[c], r_k = p.r_k[c];
   const float ln_w = p.ln_w[c], ln_b = p.ln_b[c];
   const float v0 = p.first_layer ? 0.0f : p.v0[c];
+  WaitForPrevious();
+  float* state = p.state + static_cast<int64_t>(p.slots[s]) * p.slot_stride + c * kN;
+  float row[kN];
+  LoadRow(state, row);
   for (int64_t t = 0; t < p.tokens; ++t) {
     const int64_t idx = (s * p.tokens + t) * p.C + c;
     const float k = p.k[idx], r = p.r[idx];
@@ -487,38 +513,35 @@ Status CheckWkvArgs(const Wkv7Args& p) {
 Status FillUniform(Context& ctx, void* dst, DType type, int64_t count, uint64_t seed, float offset,
                    float scale) {
   if (count <= 0) return Status();
-  FillUniformKernel<<<Blocks(count, 256), 256, 0, StreamOf(ctx)>>>(dst, type, count, seed, offset,
-                                                                   scale);
-  return LaunchStatus("FillUniformKernel");
+  return Launch(ctx, "FillUniformKernel", FillUniformKernel, dim3(Blocks(count, 256)), dim3(256),
+                dst, type, count, seed, offset, scale);
 }
 
 Status EmbedLayerNorm(Context& ctx, const EmbedArgs& a) {
   if (a.rows <= 0) return Status();
-  EmbedKernel<<<static_cast<unsigned>(a.rows), kRowThreads, 0, StreamOf(ctx)>>>(a);
-  return LaunchStatus("EmbedKernel");
+  return Launch(ctx, "EmbedKernel", EmbedKernel, dim3(static_cast<unsigned>(a.rows)),
+                dim3(kRowThreads), a);
 }
 
 Status ShiftMix(Context& ctx, const ShiftMixArgs& a) {
   if (a.mixes < 1 || a.mixes > 6) return Status::Error("ShiftMix: 1 to 6 mixes");
   if (a.sessions <= 0 || a.tokens <= 0) return Status();
   if (a.tokens > 1 && a.saved == nullptr) return Status::Error("ShiftMix: needs `saved`");
-  ShiftMixKernel<<<static_cast<unsigned>(a.sessions * a.tokens), kRowThreads, 0, StreamOf(ctx)>>>(
-      a);
-  return LaunchStatus("ShiftMixKernel");
+  return Launch(ctx, "ShiftMixKernel", ShiftMixKernel,
+                dim3(static_cast<unsigned>(a.sessions * a.tokens)), dim3(kRowThreads), a);
 }
 
 Status CommitShift(Context& ctx, const float* saved, float* shift_state, int64_t slot_stride,
                    const int32_t* slots, int64_t sessions, int64_t C) {
   if (sessions <= 0) return Status();
-  CommitShiftKernel<<<static_cast<unsigned>(sessions), 256, 0, StreamOf(ctx)>>>(
-      saved, shift_state, slot_stride, slots, C);
-  return LaunchStatus("CommitShiftKernel");
+  return Launch(ctx, "CommitShiftKernel", CommitShiftKernel, dim3(static_cast<unsigned>(sessions)),
+                dim3(256), saved, shift_state, slot_stride, slots, C);
 }
 
 Status Unary(Context& ctx, UnaryOp op, const float* x, void* y, DType y_type, int64_t n) {
   if (n <= 0) return Status();
-  UnaryKernel<<<Blocks(n, 256), 256, 0, StreamOf(ctx)>>>(op, x, y, y_type, n);
-  return LaunchStatus("UnaryKernel");
+  return Launch(ctx, "UnaryKernel", UnaryKernel, dim3(Blocks(n, 256)), dim3(256), op, x, y, y_type,
+                n);
 }
 
 Status Rwkv7Prepare(Context& ctx, const PrepareArgs& p) {
@@ -526,8 +549,8 @@ Status Rwkv7Prepare(Context& ctx, const PrepareArgs& p) {
     return Status::Error("Rwkv7Prepare: head size must be a multiple of 32 up to 256");
   }
   if (p.rows <= 0) return Status();
-  PrepareKernel<<<static_cast<unsigned>(p.rows), kRowThreads, 0, StreamOf(ctx)>>>(p);
-  return LaunchStatus("PrepareKernel");
+  return Launch(ctx, "PrepareKernel", PrepareKernel, dim3(static_cast<unsigned>(p.rows)),
+                dim3(kRowThreads), p);
 }
 
 Status GroupNormBonusGate(Context& ctx, const GroupNormBonusGateArgs& a) {
@@ -535,30 +558,30 @@ Status GroupNormBonusGate(Context& ctx, const GroupNormBonusGateArgs& a) {
     return Status::Error("GroupNormBonusGate: head size must be a multiple of 32 up to 256");
   }
   if (a.rows <= 0) return Status();
-  GroupNormBonusGateKernel<<<static_cast<unsigned>(a.rows), kRowThreads, 0, StreamOf(ctx)>>>(a);
-  return LaunchStatus("GroupNormBonusGateKernel");
+  return Launch(ctx, "GroupNormBonusGateKernel", GroupNormBonusGateKernel,
+                dim3(static_cast<unsigned>(a.rows)), dim3(kRowThreads), a);
 }
 
 Status LayerNormLastRows(Context& ctx, const float* x, const float* ln_w, const float* ln_b,
                          int64_t sessions, int64_t tokens, int64_t C, void* out, DType out_type) {
   if (sessions <= 0) return Status();
-  LayerNormLastRowsKernel<<<static_cast<unsigned>(sessions), kRowThreads, 0, StreamOf(ctx)>>>(
-      x, ln_w, ln_b, tokens, C, out, out_type);
-  return LaunchStatus("LayerNormLastRowsKernel");
+  return Launch(ctx, "LayerNormLastRowsKernel", LayerNormLastRowsKernel,
+                dim3(static_cast<unsigned>(sessions)), dim3(kRowThreads), x, ln_w, ln_b, tokens, C,
+                out, out_type);
 }
 
 Status Wkv7(Context& ctx, const Wkv7Args& p) {
   SKEIN_CUDA_RETURN_IF_ERROR(CheckWkvArgs(p));
   const int64_t blocks = p.sessions * (p.C / kN);
-  Wkv7RunKernel<<<static_cast<unsigned>(blocks), kN, 0, StreamOf(ctx)>>>(p, p.tokens, 1, nullptr);
-  return LaunchStatus("Wkv7RunKernel");
+  return Launch(ctx, "Wkv7RunKernel", Wkv7RunKernel, dim3(static_cast<unsigned>(blocks)), dim3(kN),
+                p, p.tokens, 1, nullptr);
 }
 
 Status Rwkv7TimeMixCore(Context& ctx, const TimeMixCoreArgs& a) {
   if (a.C % kN != 0) return Status::Error("Rwkv7TimeMixCore: C must be a multiple of 64");
   if (a.sessions <= 0 || a.tokens <= 0) return Status();
-  TimeMixCoreKernel<<<static_cast<unsigned>(a.sessions * (a.C / kN)), kN, 0, StreamOf(ctx)>>>(a);
-  return LaunchStatus("TimeMixCoreKernel");
+  return Launch(ctx, "TimeMixCoreKernel", TimeMixCoreKernel,
+                dim3(static_cast<unsigned>(a.sessions * (a.C / kN))), dim3(kN), a);
 }
 
 Status Wkv7Chunked(Context& ctx, const Wkv7Args& p, int64_t chunk, float* scratch) {
@@ -573,13 +596,14 @@ Status Wkv7Chunked(Context& ctx, const Wkv7Args& p, int64_t chunk, float* scratc
   float* starts = scratch + 2 * per;
   cudaStream_t stream = StreamOf(ctx);
   const unsigned chunk_blocks = static_cast<unsigned>(p.sessions * heads * chunks);
-  Wkv7TransferKernel<<<chunk_blocks, 2 * kN, 0, stream>>>(p, chunk, chunks, transfer_p, transfer_c);
-  SKEIN_CUDA_RETURN_IF_ERROR(LaunchStatus("Wkv7TransferKernel"));
-  Wkv7ChainKernel<<<static_cast<unsigned>(p.sessions * heads), kN, 0, stream>>>(
-      p, chunks, transfer_p, transfer_c, starts);
-  SKEIN_CUDA_RETURN_IF_ERROR(LaunchStatus("Wkv7ChainKernel"));
-  Wkv7RunKernel<<<chunk_blocks, kN, 0, stream>>>(p, chunk, chunks, starts);
-  return LaunchStatus("Wkv7RunKernel");
+  SKEIN_CUDA_RETURN_IF_ERROR(Launch(ctx, "Wkv7TransferKernel", Wkv7TransferKernel,
+                                    dim3(chunk_blocks), dim3(2 * kN), p, chunk, chunks, transfer_p,
+                                    transfer_c));
+  SKEIN_CUDA_RETURN_IF_ERROR(Launch(ctx, "Wkv7ChainKernel", Wkv7ChainKernel,
+                                    dim3(static_cast<unsigned>(p.sessions * heads)), dim3(kN), p,
+                                    chunks, transfer_p, transfer_c, starts));
+  return Launch(ctx, "Wkv7RunKernel", Wkv7RunKernel, dim3(chunk_blocks), dim3(kN), p, chunk, chunks,
+                starts);
 }
 
 }  // namespace skein::cuda
