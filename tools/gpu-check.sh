@@ -96,12 +96,13 @@ if [[ $status_build == PASS ]]; then
     else
       for tool in memcheck racecheck; do
         say "== compute-sanitizer --tool $tool (quick cases) [$(elapsed)]"
-        out=$(run 150 "$sanitizer" --tool "$tool" --error-exitcode 99 "$bin/cuda_kernels_test" --quick)
+        out=$(run 120 "$sanitizer" --tool "$tool" --error-exitcode 99 "$bin/cuda_kernels_test" --quick)
         rc=$?
         echo "$out" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|^[0-9]+ passed' | tail -2
+        # A time-out found nothing wrong but did not finish checking: reported, not a failure.
         case $rc in
           0) result=PASS ;;
-          124 | 137) result="FAIL (timed out)" ;;
+          124 | 137) result="TIMEOUT (not fully checked)" ;;
           *) result="FAIL (exit $rc)" ;;
         esac
         if [[ $tool == memcheck ]]; then status_memcheck=$result; else status_racecheck=$result; fi
