@@ -121,6 +121,12 @@ if [[ $status_build == PASS ]]; then
           status_bench=FAIL
         fi
       done
+      # The 1.5B prefill with the plain (sequential) WKV-7: what the chunked form gains.
+      say "== benchmark 1.5b bf16 prefill, sequential WKV [$(elapsed)]"
+      if ! run 120 "$bin/cuda_benchmark" --shape 1.5b --dtype bf16 --batches '' --prefill 512 \
+        --steps 5 --chunked-min-tokens 1000000000 >/dev/null; then
+        status_bench=FAIL
+      fi
       # The same batch-1 decode with plain launches: what the overlapped launches gain.
       say "== benchmark 1.5b bf16 batch 1, plain launches [$(elapsed)]"
       if ! run 120 "$bin/cuda_benchmark" --shape 1.5b --dtype bf16 --batches 1 --prefill 0 \
@@ -143,6 +149,7 @@ bw=$(echo "$results" | sed -n 's/.*kind=bandwidth.*copy_gbs=\([0-9.]*\).*/\1/p' 
   echo "build (CMake):     $status_build"
   echo "CPU references:    $status_ref ${ref_detail:+($ref_detail)}"
   echo "GPU correctness:   $status_gpu ${gpu_detail:+($gpu_detail)}"
+  grep -E '^FAIL ' "$log" | head -15 | sed 's/^/    /'
   echo "NCCL link:         $status_nccl ${nccl_detail:+($nccl_detail)}"
   echo "memcheck (quick):  $status_memcheck"
   echo "racecheck (quick): $status_racecheck"
@@ -156,7 +163,7 @@ bw=$(echo "$results" | sed -n 's/.*kind=bandwidth.*copy_gbs=\([0-9.]*\).*/\1/p' 
       }
       /kind=prefill/ {
         for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        printf "%-6s %-6s %-8s %-8s %10.3f %12.0f\n", v["shape"], v["dtype"], "pf" v["tokens"], v["overlap"], v["ms"], v["tokens_per_s"]
+        printf "%-6s %-6s %-8s %-8s %10.3f %12.0f   %s\n", v["shape"], v["dtype"], "pf" v["tokens"], v["overlap"], v["ms"], v["tokens_per_s"], (v["chunked"] == 1 ? "chunked WKV" : "sequential WKV")
       }'
     roof=$(echo "$results" | awk '/kind=decode/ && /shape=1.5b/ && / batch=1 / {
         for (i = 1; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == "roofline" && kv[2] > m) m = kv[2] } }

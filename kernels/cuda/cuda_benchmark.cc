@@ -2,13 +2,15 @@
 // the device, with the device's copy bandwidth measured in the same run as the roofline.
 //
 //   cuda_benchmark [--shape 0.1b|1.5b|tiny] [--dtype bf16|fp16|fp32] [--batches 1,32,128,256]
-//                  [--prefill 512] [--steps 30] [--overlap 1|0]
+//                  [--prefill 512] [--steps 30] [--overlap 1|0] [--chunked-min-tokens 128]
 //
 // Prints a readable table and one "RESULT key=value …" line per figure for scripts
 // (tools/gpu-check.sh). Decode: `batch` sessions, one token each per step, CUDA graphs;
 // roofline = DecodeStepBytes / copy bandwidth ÷ measured step time. --overlap: overlapped
-// (programmatic dependent) launches, on by default where the GPU has them (sm_90+). Prefill: one
-// session fed `prefill` tokens in one step. Without a usable GPU: prints SKIP and exits 0.
+// (programmatic dependent) launches, on by default where the GPU has them (sm_90+).
+// --chunked-min-tokens: prompts from this length use the chunked WKV-7 (a huge value: never).
+// Prefill: one session fed `prefill` tokens in one step. Without a usable GPU: prints SKIP and
+// exits 0.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -33,6 +35,7 @@ struct Flags {
   int64_t prefill = 512;
   int steps = 30;
   bool overlap = true;
+  int64_t chunked_min_tokens = 128;  // Rwkv7GpuOptions::wkv_chunked_min_tokens
 };
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
@@ -61,6 +64,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->steps = std::atoi(value.c_str());
     } else if (key == "--overlap") {
       f->overlap = value != "0";
+    } else if (key == "--chunked-min-tokens") {
+      f->chunked_min_tokens = std::atoll(value.c_str());
     } else {
       std::fprintf(stderr, "unknown flag %s\n", arg.c_str());
       return false;
@@ -121,6 +126,7 @@ int Main(int argc, char** argv) {
   options.dtype = dtype;
   options.seed = 7;
   options.slots = max_batch;
+  options.wkv_chunked_min_tokens = flags.chunked_min_tokens;
   std::unique_ptr<Rwkv7Gpu> model;
   st = Rwkv7Gpu::Create(ctx.get(), shape, options, &model);
   if (!st.ok()) return Fail(st, "Rwkv7Gpu::Create");
@@ -212,11 +218,12 @@ int Main(int argc, char** argv) {
     const double tokens_per_s = flags.prefill * 1e3 / best_ms;
     std::printf("%-8s %-6s prefill %lld tokens: %.3f ms, %.0f tokens/s\n", flags.shape.c_str(),
                 flags.dtype.c_str(), static_cast<long long>(flags.prefill), best_ms, tokens_per_s);
+    const int chunked = flags.prefill >= flags.chunked_min_tokens ? 1 : 0;
     std::printf(
-        "RESULT kind=prefill shape=%s dtype=%s tokens=%lld overlap=%d ms=%.4f "
+        "RESULT kind=prefill shape=%s dtype=%s tokens=%lld overlap=%d chunked=%d ms=%.4f "
         "tokens_per_s=%.1f\n",
         flags.shape.c_str(), flags.dtype.c_str(), static_cast<long long>(flags.prefill), overlap,
-        best_ms, tokens_per_s);
+        chunked, best_ms, tokens_per_s);
   }
   std::printf("RESULT kind=sanity shape=%s finite=%d\n", flags.shape.c_str(), finite ? 1 : 0);
   return finite ? 0 : 1;
