@@ -50,8 +50,6 @@ inline Status BlasStatus(cublasStatus_t rc, const char* what) {
                        std::to_string(static_cast<int>(rc)));
 }
 
-// The status of the kernel launch just made (bad configuration, missing image for this GPU).
-inline Status LaunchStatus(const char* kernel) { return CudaStatus(cudaGetLastError(), kernel); }
 
 inline cudaStream_t StreamOf(Context& ctx) { return ctx.impl()->stream; }
 

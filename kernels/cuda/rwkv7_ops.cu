@@ -594,7 +594,6 @@ Status Wkv7Chunked(Context& ctx, const Wkv7Args& p, int64_t chunk, float* scratc
   float* transfer_p = scratch;
   float* transfer_c = scratch + per;
   float* starts = scratch + 2 * per;
-  cudaStream_t stream = StreamOf(ctx);
   const unsigned chunk_blocks = static_cast<unsigned>(p.sessions * heads * chunks);
   SKEIN_CUDA_RETURN_IF_ERROR(Launch(ctx, "Wkv7TransferKernel", Wkv7TransferKernel,
                                     dim3(chunk_blocks), dim3(2 * kN), p, chunk, chunks, transfer_p,
