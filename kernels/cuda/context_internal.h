@@ -50,7 +50,6 @@ inline Status BlasStatus(cublasStatus_t rc, const char* what) {
                        std::to_string(static_cast<int>(rc)));
 }
 
-
 inline cudaStream_t StreamOf(Context& ctx) { return ctx.impl()->stream; }
 
 // Launches `kernel` on the context's stream; with overlapped launches on, as a programmatic
