@@ -46,10 +46,12 @@ fi
 
 # ---- build ----
 archs=(-DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-80-real;89-real;90}")
+generator=Ninja
+if ! command -v ninja >/dev/null; then generator="Unix Makefiles"; fi
 say "== configure + build (-j$jobs) [$(elapsed)]"
 # --threads=0: nvcc compiles a file's architectures in parallel (gemm.cu has 72 GEMV variants).
 # SKEIN_WERROR=OFF: warnings from this machine's compiler version are printed, not fatal.
-if run 300 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+if run 300 cmake -S "$root" -B "$build" -G "$generator" -DCMAKE_BUILD_TYPE=Release \
   -DSKEIN_CPU_KERNELS=OFF -DSKEIN_WERROR=OFF -DCMAKE_CUDA_FLAGS=--threads=0 "${archs[@]}" \
   >/dev/null &&
   run 400 cmake --build "$build" -j "$jobs" | tail -3; then
