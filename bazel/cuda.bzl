@@ -14,13 +14,23 @@ CUDA_ARCH_FLAGS = [
     "-gencode=arch=compute_90,code=compute_90",
 ]
 
-def cuda_library(name, srcs, hdrs = [], deps = [], nvcc_flags = [], linkopts = [], **kwargs):
+def cuda_library(
+        name,
+        srcs,
+        hdrs = [],
+        deps = [],
+        nvcc_flags = [],
+        linkopts = [],
+        nvcc_hdrs = [],
+        **kwargs):
     """Compiles .cu files with nvcc into objects and wraps them in a cc_library.
 
     Args:
       name: the cc_library's name.
       srcs: .cu files.
       hdrs: headers (for C++ users and for the .cu files; included from the workspace root).
+      nvcc_hdrs: more headers the .cu files include (private ones, or other packages' headers
+        whose libraries are in deps).
       deps: cc_library dependencies of C++ users.
       nvcc_flags: extra nvcc flags.
       linkopts: extra link flags (cudart is always linked).
@@ -31,11 +41,12 @@ def cuda_library(name, srcs, hdrs = [], deps = [], nvcc_flags = [], linkopts = [
         obj = src[:-len(".cu")] + ".o"
         native.genrule(
             name = name + "_" + src.replace("/", "_").replace(".", "_"),
-            srcs = [src] + hdrs,
+            srcs = [src] + hdrs + nvcc_hdrs,
             outs = [obj],
             cmd = " ".join([
                 CUDA_ROOT + "/bin/nvcc",
-                "-std=c++17 -O3 -Xcompiler -fPIC -Xcompiler -Wall",
+                "-std=c++17 -O3 -Xcompiler -fPIC -Xcompiler -Wall,-Wextra,-Werror",
+                "-Werror=all-warnings",
                 "-I.",
                 " ".join(CUDA_ARCH_FLAGS),
                 " ".join(nvcc_flags),

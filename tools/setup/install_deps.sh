@@ -12,6 +12,8 @@ PACKAGES=(
   librocksdb-dev redis-server redis-tools libhiredis-dev libzstd-dev libxxhash-dev
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libssl-dev zlib1g-dev
   clang libclang-rt-14-dev
+  # The CMake build of kernels/ (kernels/cuda:cmake_build_test, tools/gpu-check.sh).
+  cmake ninja-build
   python3
 )
 
