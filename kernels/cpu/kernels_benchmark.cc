@@ -1,7 +1,8 @@
 // Kernel throughput: matrix products at the RWKV-7 0.1B/0.4B projection shapes, batch sizes
 // of decode (1, 8, 32) and prefill (128, 512), per weight type, ISA level and thread count;
 // int8 against bf16 and fp32 weights (BM_MatMulInt8VsFloat); int8 weights with int8
-// activations against fp32 activations and bf16 (BM_MatMulInt8Activations); QuantizeRowsInt8;
+// activations against fp32 activations and bf16 (BM_MatMulInt8Activations, streamed from
+// memory, and BM_MatMulInt8ActivationsInCache); QuantizeRowsInt8, QuantizeActivationsInt8;
 // plus the WKV-7 update and LayerNorm.
 //
 //   bazel run -c opt //kernels/cpu:kernels_benchmark -- --benchmark_filter=MatMul
@@ -95,8 +96,8 @@ void PackPanels(WeightSet& set) {
   for (WeightMatrix& m : set.matrices) m.data = nullptr;
 }
 
-// Args: rows, cols, batch, type, isa, threads.
-void BM_MatMul(benchmark::State& state) {
+// Args: rows, cols, batch, type, isa, threads. `streamed`: see MakeWeights.
+void RunMatMul(benchmark::State& state, bool streamed) {
   const int64_t rows = state.range(0), cols = state.range(1), batch = state.range(2);
   // type 0-2 = fp32, bf16, fp16 weights; 3 = bf16 weights with bf16-rounded activations
   // (vdpbf16ps where available); 4 = the same on pre-packed panels; 5 = int8 weights;
@@ -118,7 +119,7 @@ void BM_MatMul(benchmark::State& state) {
     return;
   }
   ThreadPool pool(static_cast<int>(state.range(5)));
-  WeightSet weights = MakeWeights(type, rows, cols, /*streamed=*/batch <= 8);
+  WeightSet weights = MakeWeights(type, rows, cols, streamed);
   if (packed) PackPanels(weights);
   std::vector<float> x(batch * cols, 0.01f), y(batch * rows);
   size_t i = 0;
@@ -145,6 +146,10 @@ void BM_MatMul(benchmark::State& state) {
                                                                         : " f16"));
   (void)ForceIsaLevel(SupportedIsaLevel());
 }
+
+// Decode-sized batches stream the weights from memory (what they are bound by); larger ones
+// keep one copy (they are bound by arithmetic).
+void BM_MatMul(benchmark::State& state) { RunMatMul(state, /*streamed=*/state.range(2) <= 8); }
 
 void MatMulArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "batch", "type", "isa", "threads"});
@@ -186,7 +191,7 @@ BENCHMARK(BM_MatMulInt8VsFloat)->Apply(Int8VsFloatArgs);
 // weights (type 1) on the best ISA level: the model's projection shapes and the head (65536 ×
 // 768), decode (batch 1) and a few sequences (batch 8), both with the weights streamed from
 // memory, on 1 and 2 threads.
-void BM_MatMulInt8Activations(benchmark::State& state) { BM_MatMul(state); }
+void BM_MatMulInt8Activations(benchmark::State& state) { RunMatMul(state, /*streamed=*/true); }
 void Int8ActivationsArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "batch", "type", "isa", "threads"});
   const int isa = static_cast<int>(SupportedIsaLevel());
@@ -202,6 +207,25 @@ void Int8ActivationsArgs(benchmark::internal::Benchmark* b) {
   b->UseRealTime();
 }
 BENCHMARK(BM_MatMulInt8Activations)->Apply(Int8ActivationsArgs);
+
+// The same products with one copy of the weights, which stays in the caches (all but the
+// head): the arithmetic's own speed, where memory bandwidth is not the limit. One thread.
+void BM_MatMulInt8ActivationsInCache(benchmark::State& state) {
+  RunMatMul(state, /*streamed=*/false);
+}
+void Int8ActivationsInCacheArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "cols", "batch", "type", "isa", "threads"});
+  const int isa = static_cast<int>(SupportedIsaLevel());
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}};
+  for (auto [rows, cols] : shapes) {
+    for (int64_t batch : {1, 8}) {
+      for (int type : {1, 5, 6}) b->Args({rows, cols, batch, type, isa, 1});
+    }
+  }
+  b->UseRealTime();
+}
+BENCHMARK(BM_MatMulInt8ActivationsInCache)->Apply(Int8ActivationsInCacheArgs);
 
 // Args: rows, cols, source type (DType), threads. source_GBps counts the source bytes read.
 void BM_QuantizeRowsInt8(benchmark::State& state) {
