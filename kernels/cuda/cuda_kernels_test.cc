@@ -827,8 +827,7 @@ int Main(int argc, char** argv) {
   }
   std::string why;
   if (!DeviceAvailable(&why)) {
-    std::printf("SKIP cuda_kernels_test: no usable GPU (%s)\n", why.c_str());
-    return 0;
+    return testing::SkipProgram("cuda_kernels_test", "no usable GPU (" + why + ")");
   }
   std::unique_ptr<Context> ctx;
   Must(Context::Create(0, &ctx), "Context::Create");

@@ -43,8 +43,7 @@ Status RingExchange(int device, const std::string& id, int world, int rank, size
 int Main() {
   std::string why;
   if (!DeviceAvailable(&why)) {
-    std::printf("SKIP nccl_link_test: no usable GPU (%s)\n", why.c_str());
-    return 0;
+    return testing::SkipProgram("nccl_link_test", "no usable GPU (" + why + ")");
   }
   testing::Checks checks;
   std::string id;
