@@ -122,16 +122,19 @@ void Scheduler::PublishLoad() {
   metrics_->running->Increment(static_cast<double>(running) -
                                static_cast<double>(reported_running_));
   const std::string model = ModelLabel();
-  if (model != reported_model_ && !reported_model_.empty()) {
+  if (model != reported_model_) {
     // The pipeline named its model: the series under the old label ("unknown") holds nothing.
-    metrics_->model_queue_depth->Add({{"model", reported_model_}}).Set(0);
-    metrics_->model_running->Add({{"model", reported_model_}}).Set(0);
+    if (model_queue_gauge_ != nullptr) model_queue_gauge_->Set(0);
+    if (model_running_gauge_ != nullptr) model_running_gauge_->Set(0);
+    // Looked up once per label, not on every step.
+    model_queue_gauge_ = &metrics_->model_queue_depth->Add({{"model", model}});
+    model_running_gauge_ = &metrics_->model_running->Add({{"model", model}});
+    reported_model_ = model;
   }
-  metrics_->model_queue_depth->Add({{"model", model}}).Set(static_cast<double>(queued));
-  metrics_->model_running->Add({{"model", model}}).Set(static_cast<double>(running));
+  model_queue_gauge_->Set(static_cast<double>(queued));
+  model_running_gauge_->Set(static_cast<double>(running));
   reported_queue_ = queued;
   reported_running_ = running;
-  reported_model_ = model;
 }
 
 absl::StatusOr<ChainHash> Scheduler::BaseChain(const std::string& initial_state,

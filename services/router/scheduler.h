@@ -351,6 +351,8 @@ class Scheduler {
   size_t reported_queue_ ABSL_GUARDED_BY(mutex_) = 0;
   size_t reported_running_ ABSL_GUARDED_BY(mutex_) = 0;
   std::string reported_model_ ABSL_GUARDED_BY(mutex_);
+  prometheus::Gauge* model_queue_gauge_ ABSL_GUARDED_BY(mutex_) = nullptr;
+  prometheus::Gauge* model_running_gauge_ ABSL_GUARDED_BY(mutex_) = nullptr;
   std::optional<ChainHash> identity_ ABSL_GUARDED_BY(mutex_);
   // Worker id -> where its state is hot.
   absl::flat_hash_map<std::string, Hot> hot_ ABSL_GUARDED_BY(mutex_);
