@@ -64,6 +64,12 @@ struct WeightMatrix {
 void QuantizeRowsInt8(const WeightMatrix& src, int8_t* q, float* scales,
                       ThreadPool* pool = nullptr);
 
+// The inverse: widens `rows` rows of `cols` int8 values q (row-major, no padding) to
+// scales[r] · q[r][i], computed in fp32 and then converted to `to` (fp32, bf16 or fp16,
+// rounding to nearest even), into `out` (rows·cols elements of `to`).
+void DequantizeRowsInt8(const int8_t* q, const float* scales, int64_t rows, int64_t cols, DType to,
+                        void* out);
+
 // One matrix product: for b < batch and o < w.rows,
 //   y[b·ldy + o] (+)= Σ_{i < w.cols} x[b·ldx + i] · w[o, i]
 // accumulated in fp32 ("+=" when `accumulate`, else "="). `y` must not overlap `x`.

@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <vector>
 
+#include "base/dtype.h"
 #include "base/float16.h"
 #include "kernels/cpu/kernels.h"
 
@@ -179,6 +181,17 @@ void QuantizeRowsInt8(const WeightMatrix& src, int8_t* q, float* scales, ThreadP
   pool->ParallelFor(src.rows, grain, [&](int64_t first, int64_t last) {
     QuantizeRange(src, first, last, q, scales);
   });
+}
+
+void DequantizeRowsInt8(const int8_t* q, const float* scales, int64_t rows, int64_t cols, DType to,
+                        void* out) {
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    base::ConvertElements(DType::kI8, q + r * cols, DType::kF32, row.data(), cols);
+    for (float& v : row) v *= scales[r];
+    base::ConvertElements(DType::kF32, row.data(), to,
+                          static_cast<uint8_t*>(out) + r * cols * DTypeSize(to), cols);
+  }
 }
 
 }  // namespace skein::kernels

@@ -134,14 +134,12 @@ class TensorMaker {
   void Dequantize(const model::TensorView& t, model::DType to) {
     const model::TensorView* s = archive_.Find(model::Int8ScaleName(t.name));
     const int64_t rows = t.shape[0], cols = t.shape[1];
-    std::vector<float> scales(static_cast<size_t>(rows)), row(static_cast<size_t>(cols));
+    std::vector<float> scales(static_cast<size_t>(rows));
     base::ConvertElements(s->dtype, s->data, model::DType::kF32, scales.data(), scales.size());
     buffer_.resize(static_cast<size_t>(cols) * model::DTypeSize(to));
-    for (int64_t r = 0; r < rows; ++r) {
-      base::ConvertElements(model::DType::kI8, static_cast<const int8_t*>(t.data) + r * cols,
-                            model::DType::kF32, row.data(), cols);
-      for (float& v : row) v *= scales[r];
-      base::ConvertElements(model::DType::kF32, row.data(), to, buffer_.data(), cols);
+    for (int64_t r = 0; r < rows; ++r) {  // a row at a time: no whole widened copy is held
+      kernels::DequantizeRowsInt8(static_cast<const int8_t*>(t.data) + r * cols, &scales[r], 1,
+                                  cols, to, buffer_.data());
       Append(buffer_.data(), buffer_.size());
     }
   }

@@ -169,14 +169,7 @@ class RwkvWeightsBuilder {
     std::vector<uint16_t> narrow;  // bf16 copy that only panels will keep
     void* out = pack_panels_ ? (narrow.resize(rows * cols), narrow.data())
                              : Allocate(rows * cols * DTypeSize(run));
-    std::vector<float> row(cols);
-    const auto* q = static_cast<const int8_t*>(t.data);
-    for (int64_t r = 0; r < rows; ++r) {
-      base::ConvertElements(DType::kI8, q + r * cols, DType::kF32, row.data(), cols);
-      for (float& v : row) v *= scales[r];
-      base::ConvertElements(DType::kF32, row.data(), run,
-                            static_cast<uint8_t*>(out) + r * cols * DTypeSize(run), cols);
-    }
+    kernels::DequantizeRowsInt8(static_cast<const int8_t*>(t.data), scales, rows, cols, run, out);
     WeightMatrix m{out, run, rows, cols, cols};
     if (pack_panels_) {
       m.panels = Pack(m);
