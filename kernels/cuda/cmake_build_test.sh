@@ -19,8 +19,9 @@ grep -q "skein: no CUDA compiler" "${TEST_TMPDIR}/configure.log" && {
   exit 1
 }
 # Two jobs: these machines have two cores and other builds running.
-ninja -C "$build" -j2 cuda_reference_test cuda_kernels_test cuda_benchmark
+ninja -C "$build" -j2 cuda_reference_test rwkv7_host_engine_test cuda_kernels_test cuda_benchmark
 "$build/kernels/cuda/cuda_reference_test" | tail -1
+"$build/kernels/cuda/rwkv7_host_engine_test" | tail -1
 # Its own report would replace this test's: the CMake build is what is tested here.
 out="$(env -u XML_OUTPUT_FILE "$build/kernels/cuda/cuda_kernels_test")"
 echo "$out" | tail -3

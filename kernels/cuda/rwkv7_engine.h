@@ -16,22 +16,16 @@
 #include <vector>
 
 #include "kernels/cuda/context.h"
+#include "kernels/cuda/rwkv7_step.h"  // LogitsMode
 #include "kernels/cuda/rwkv7_weights.h"
 
 namespace skein::cuda {
 
-// Which rows of a last stage's step go through ln_out and the head.
-enum class LogitsMode {
-  kLast,  // one row per session: its last token's
-  kAll,   // every token's row, S·T rows in session-major order
-  kNone,  // none (a prefill chunk that samples nothing)
-};
-
 // One uniform step. Host pointers; the engine copies what it needs before Step returns.
 struct Rwkv7StepIo {
-  int64_t sessions = 0;             // S ≥ 1
-  int64_t tokens = 0;               // T ≥ 1 per session
-  const int32_t* slots = nullptr;   // [S], distinct, each < slots()
+  int64_t sessions = 0;            // S ≥ 1
+  int64_t tokens = 0;              // T ≥ 1 per session
+  const int32_t* slots = nullptr;  // [S], distinct, each < slots()
   // First stage (layout().first_layer() == 0): the token ids, session-major [S·T].
   const int32_t* token_ids = nullptr;
   // Later stages: the previous stage's output, session-major rows [S·T][C] fp32.
@@ -75,8 +69,17 @@ class Rwkv7Engine {
   }
 };
 
-// The engine on the host, with the scalar references (reference/reference_ops.h). `bytes` is
-// the whole weight buffer in `layout` (layout.total_bytes() bytes). Fails for an unsupported
+// Whether `io` is a valid step for an engine of `layout` with `slots` slots (Step's argument
+// checks, shared by both engines): S, T ≥ 1; distinct slots in [0, slots); for a first stage
+// token_ids with every id in [0, V), else hidden_in and v_first_in; for a last stage a known
+// logits_mode and, unless kNone, logits, else hidden_out and v_first_out. The error names
+// the first problem found.
+Status CheckRwkv7StepIo(const Rwkv7WeightLayout& layout, int64_t slots, const Rwkv7StepIo& io);
+
+// The engine on the host, with the scalar references (reference/reference_ops.h), the WKV-7
+// always sequential (the references' ground truth; the GPU's chunked form computes the same).
+// `bytes` is the whole weight buffer in `layout` (layout.total_bytes() bytes). Defined in
+// the kernels/cuda:reference library (CMake: skein_cuda_reference). Fails for an unsupported
 // shape (head size other than 64) or dtype (fp32, bf16, fp16 only), a buffer of the wrong
 // size, or slots < 1.
 Status CreateHostRwkv7Engine(const Rwkv7WeightLayout& layout, std::vector<uint8_t> bytes,
@@ -90,8 +93,7 @@ struct Rwkv7GpuEngineOptions {
   bool use_graphs = true;  // Rwkv7GpuOptions::use_graphs
 };
 Status CreateGpuRwkv7Engine(Context* ctx, const Rwkv7WeightLayout& layout,
-                            const std::vector<uint8_t>& bytes,
-                            const Rwkv7GpuEngineOptions& options,
+                            const std::vector<uint8_t>& bytes, const Rwkv7GpuEngineOptions& options,
                             std::unique_ptr<Rwkv7Engine>* out);
 
 }  // namespace skein::cuda

@@ -1,7 +1,8 @@
-// The launch sequence of one RWKV-7 (x070) forward step (spec §2.4), written once over an
-// `Ops` type so that the same orchestration runs on the GPU (Rwkv7Gpu, with the kernels of
-// rwkv7_ops.h and gemm.h) and on the CPU with the scalar references (reference/), where a
-// test compares it to the independent per-token reference forward on any machine.
+// The launch sequence of one RWKV-7 (x070) forward step (spec §2.4) over one pipeline stage
+// (a layer range, rwkv7_weights.h), written once over an `Ops` type so that the same
+// orchestration runs on the GPU (Rwkv7Gpu, with the kernels of rwkv7_ops.h and gemm.h) and on
+// the CPU with the scalar references (reference/), where a test compares it to the
+// independent per-token reference forward on any machine.
 //
 // Ops must provide, with the contracts of rwkv7_ops.h / gemm.h:
 //   Status GemmGroup(const GemmArgs*, int count);  Status EmbedLayerNorm(const EmbedArgs&);
@@ -27,16 +28,40 @@
 
 namespace skein::cuda {
 
+// Which rows of a last stage's step go through ln_out and the head.
+enum class LogitsMode {
+  kLast,  // one row per session: its last token's
+  kAll,   // every token's row, S·T rows in session-major order
+  kNone,  // none (a prefill chunk that samples nothing)
+};
+
+// The rows that go through the head for `mode`: S, S·T or 0.
+inline int64_t LogitRows(LogitsMode mode, int64_t sessions, int64_t tokens) {
+  switch (mode) {
+    case LogitsMode::kAll:
+      return sessions * tokens;
+    case LogitsMode::kNone:
+      return 0;
+    default:
+      return sessions;
+  }
+}
+
 // Everything one step reads and writes besides the weights, for `rows` = sessions · tokens
-// rows. "Product inputs" are in the run dtype, the rest fp32; sizes in brackets.
+// rows. "Product inputs" are in the run dtype, the rest fp32; sizes in brackets. Ls is the
+// stage's layer count, `head rows` LogitRows(mode, S, T).
 struct Rwkv7StepBuffers {
-  const int32_t* tokens = nullptr;  // [rows]
+  const int32_t* tokens = nullptr;  // [rows]; read by a first stage only
   const int32_t* slots = nullptr;   // [sessions]
-  // Resident state, slot-major: att/ffn shift [slots][L][C], wkv [slots][L][C·N].
+  // Resident state of the stage's layers, slot-major: att/ffn shift [slots][Ls][C], wkv
+  // [slots][Ls][C·N] (stage layer l − first_layer at offset (l − first_layer)·C, resp. ·C·N).
   float* att_shift = nullptr;
   float* ffn_shift = nullptr;
   float* wkv_state = nullptr;
-  float* x = nullptr;                              // [rows][C] residual
+  // [rows][C] residual. A later stage's input (the previous stage's output) is put here, and
+  // the previous stage's v_first rows in v_first, before the step; a stage without the head
+  // leaves its output rows in both.
+  float* x = nullptr;
   void* mix[6] = {};                               // product inputs xr xw xk xv xa xg [rows][C]
   float *r = nullptr, *k = nullptr, *v = nullptr;  // [rows][C]
   float *decay = nullptr, *alpha = nullptr, *gate = nullptr, *v_gate = nullptr;
@@ -47,21 +72,25 @@ struct Rwkv7StepBuffers {
   float* hidden = nullptr;   // [rows][F]
   void* hidden16 = nullptr;  // [rows][F]
   float* saved = nullptr;    // [sessions][C]
-  void* head_in = nullptr;   // [sessions][C]
-  float* logits = nullptr;   // [sessions][V]
+  void* head_in = nullptr;   // [head rows][C]
+  float* logits = nullptr;   // [head rows][V]
   // Set: the WKV-7 runs chunked (Wkv7Chunked) in chunks of `wkv_chunk` with this scratch.
   float* wkv_scratch = nullptr;
   int64_t wkv_chunk = 0;
 };
 
-// Runs one step: S sessions × T tokens, weights in `layout` at `weights` (a device pointer for
-// the GPU). Stops at the first error.
+// Runs one step of the stage: S sessions × T tokens through layers [first_layer, last_layer),
+// weights in `layout` at `weights` (a device pointer for the GPU). A first stage embeds
+// b.tokens; a last stage writes the logits of `logits` mode (kLast: [S][V], kAll: [S·T][V],
+// kNone: nothing). Stops at the first error.
 template <typename Ops>
 Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* weights,
-                    const Rwkv7StepBuffers& b, int64_t S, int64_t T) {
+                    const Rwkv7StepBuffers& b, int64_t S, int64_t T,
+                    LogitsMode logits = LogitsMode::kLast) {
   const Rwkv7Shape& sh = layout.shape();
   const DType dt = layout.dtype();
-  const int64_t R = S * T, C = sh.embd, L = sh.layers, N = kWkvHeadSize;
+  const int64_t R = S * T, C = sh.embd, N = kWkvHeadSize;
+  const int64_t L0 = layout.first_layer(), Ls = layout.stage_layers();
   auto tensor = [&](int64_t l, LayerTensor t) -> const void* {
     return weights + layout.get(l, t).offset;
   };
@@ -88,19 +117,23 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     return g;
   };
 
-  EmbedArgs emb;
-  emb.emb = global(kEmb);
-  emb.emb_type = dt;
-  emb.tokens = b.tokens;
-  emb.ln_w = reinterpret_cast<const float*>(global(kLn0W));
-  emb.ln_b = reinterpret_cast<const float*>(global(kLn0B));
-  emb.rows = R;
-  emb.C = C;
-  emb.x = b.x;
-  SKEIN_CUDA_RETURN_IF_ERROR(ops.EmbedLayerNorm(emb));
+  if (layout.has_embedding()) {
+    EmbedArgs emb;
+    emb.emb = global(kEmb);
+    emb.emb_type = dt;
+    emb.tokens = b.tokens;
+    emb.ln_w = reinterpret_cast<const float*>(global(kLn0W));
+    emb.ln_b = reinterpret_cast<const float*>(global(kLn0B));
+    emb.rows = R;
+    emb.C = C;
+    emb.x = b.x;
+    SKEIN_CUDA_RETURN_IF_ERROR(ops.EmbedLayerNorm(emb));
+  }
 
-  for (int64_t l = 0; l < L; ++l) {
+  for (int64_t l = L0; l < L0 + Ls; ++l) {
+    // Layer 0 of the whole model makes v_first; every later layer, in any stage, reads it.
     const bool first = l == 0;
+    const int64_t sl = l - L0;  // the layer's place in the stage's state
     // ---- time mix ----
     ShiftMixArgs mix;
     mix.x = b.x;
@@ -109,8 +142,8 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     mix.sessions = S;
     mix.tokens = T;
     mix.C = C;
-    mix.shift_state = b.att_shift + l * C;
-    mix.slot_stride = L * C;
+    mix.shift_state = b.att_shift + sl * C;
+    mix.slot_stride = Ls * C;
     mix.slots = b.slots;
     mix.mixes = 6;
     const LayerTensor coefficients[6] = {kXr, kXw, kXk, kXv, kXa, kXg};
@@ -122,7 +155,7 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     mix.saved = b.saved;
     SKEIN_CUDA_RETURN_IF_ERROR(ops.ShiftMix(mix));
     if (T > 1) {
-      SKEIN_CUDA_RETURN_IF_ERROR(ops.CommitShift(b.saved, mix.shift_state, L * C, b.slots, S, C));
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.CommitShift(b.saved, mix.shift_state, Ls * C, b.slots, S, C));
     }
     const void *xr = b.mix[0], *xw = b.mix[1], *xk = b.mix[2], *xv = b.mix[3], *xa = b.mix[4],
                *xg = b.mix[5];
@@ -173,8 +206,8 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
       core.r_k = vec(l, kRk);
       core.ln_w = vec(l, kLnxW);
       core.ln_b = vec(l, kLnxB);
-      core.state = b.wkv_state + l * C * N;
-      core.slot_stride = L * C * N;
+      core.state = b.wkv_state + sl * C * N;
+      core.slot_stride = Ls * C * N;
       core.slots = b.slots;
       core.out = b.out16;
       core.out_type = dt;
@@ -205,8 +238,8 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
       wkv.sessions = S;
       wkv.tokens = T;
       wkv.C = C;
-      wkv.state = b.wkv_state + l * C * N;
-      wkv.slot_stride = L * C * N;
+      wkv.state = b.wkv_state + sl * C * N;
+      wkv.slot_stride = Ls * C * N;
       wkv.slots = b.slots;
       wkv.r = b.r;
       wkv.w = b.decay;
@@ -246,8 +279,8 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     ffn.sessions = S;
     ffn.tokens = T;
     ffn.C = C;
-    ffn.shift_state = b.ffn_shift + l * C;
-    ffn.slot_stride = L * C;
+    ffn.shift_state = b.ffn_shift + sl * C;
+    ffn.slot_stride = Ls * C;
     ffn.slots = b.slots;
     ffn.mixes = 1;
     ffn.mix[0] = vec(l, kFfnXk);
@@ -256,7 +289,7 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     ffn.saved = b.saved;
     SKEIN_CUDA_RETURN_IF_ERROR(ops.ShiftMix(ffn));
     if (T > 1) {
-      SKEIN_CUDA_RETURN_IF_ERROR(ops.CommitShift(b.saved, ffn.shift_state, L * C, b.slots, S, C));
+      SKEIN_CUDA_RETURN_IF_ERROR(ops.CommitShift(b.saved, ffn.shift_state, Ls * C, b.slots, S, C));
     }
     {
       const GemmArgs key = job(b.mix[2], tensor(l, kFfnKey), sh.ffn, C, b.hidden, R, false,
@@ -268,10 +301,15 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     }
   }
 
+  // A stage without the head hands x and v_first on as they are.
+  if (!layout.has_head() || logits == LogitsMode::kNone) return Status();
+  // kAll: every row is a "last row" of a one-token session.
+  const bool all = logits == LogitsMode::kAll;
+  const int64_t head_rows = LogitRows(logits, S, T);
   SKEIN_CUDA_RETURN_IF_ERROR(ops.LayerNormLastRows(
       b.x, reinterpret_cast<const float*>(global(kLnOutW)),
-      reinterpret_cast<const float*>(global(kLnOutB)), S, T, C, b.head_in, dt));
-  const GemmArgs head = job(b.head_in, global(kHead), sh.vocab, C, b.logits, S);
+      reinterpret_cast<const float*>(global(kLnOutB)), all ? R : S, all ? 1 : T, C, b.head_in, dt));
+  const GemmArgs head = job(b.head_in, global(kHead), sh.vocab, C, b.logits, head_rows);
   return ops.GemmGroup(&head, 1);
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace skein::cuda {
 namespace {
@@ -36,8 +38,18 @@ std::string Rwkv7Shape::ToString() const {
   return buf;
 }
 
-Rwkv7WeightLayout::Rwkv7WeightLayout(const Rwkv7Shape& shape, DType dtype)
-    : shape_(shape), dtype_(dtype) {
+Rwkv7WeightLayout::Rwkv7WeightLayout(const Rwkv7Shape& shape, DType dtype, int64_t first_layer,
+                                     int64_t last_layer)
+    : shape_(shape),
+      dtype_(dtype),
+      first_layer_(first_layer),
+      last_layer_(last_layer < 0 ? shape.layers : last_layer) {
+  if (first_layer_ < 0 || first_layer_ >= last_layer_ || last_layer_ > shape.layers) {
+    std::fprintf(stderr, "Rwkv7WeightLayout: layers [%lld, %lld) not a stage of %s\n",
+                 static_cast<long long>(first_layer_), static_cast<long long>(last_layer_),
+                 shape.ToString().c_str());
+    std::abort();
+  }
   const int64_t C = shape.embd, V = shape.vocab, F = shape.ffn;
   // Scales keep activations O(1) through random layers: products get ±1/√fan_in, norms
   // γ ≈ 1, mixes in [0, 1), decay biases spread the decay over about (0.55, 0.97).
@@ -107,6 +119,22 @@ Rwkv7WeightLayout::Rwkv7WeightLayout(const Rwkv7Shape& shape, DType dtype)
     set(kFfnKey, matrix(p + "ffn.key.weight", F, C, in_c));
     set(kFfnValue, matrix(p + "ffn.value.weight", C, F, 1.0f / std::sqrt(static_cast<float>(F))));
   }
+  // Outside the stage: no storage (rows = cols = 0), name and index kept.
+  auto drop = [](TensorSpec& t) {
+    t.rows = 0;
+    t.cols = 0;
+    t.present = false;
+  };
+  if (!has_embedding()) {
+    for (GlobalTensor g : {kEmb, kLn0W, kLn0B}) drop(tensors_[g]);
+  }
+  if (!has_head()) {
+    for (GlobalTensor g : {kLnOutW, kLnOutB, kHead}) drop(tensors_[g]);
+  }
+  for (int64_t l = 0; l < shape.layers; ++l) {
+    if (l >= first_layer_ && l < last_layer_) continue;
+    for (int t = 0; t < kLayerTensors; ++t) drop(tensors_[index(l, static_cast<LayerTensor>(t))]);
+  }
   size_t offset = 0;
   for (TensorSpec& t : tensors_) {
     t.offset = offset;
@@ -114,6 +142,33 @@ Rwkv7WeightLayout::Rwkv7WeightLayout(const Rwkv7Shape& shape, DType dtype)
     offset += (t.bytes + 255) / 256 * 256;  // every tensor 256-byte aligned (cuBLASLt, vectors)
   }
   total_bytes_ = offset;
+}
+
+void Rwkv7WeightLayout::LayerOutOfStage(int64_t layer) const {
+  std::fprintf(stderr, "Rwkv7WeightLayout: layer %lld outside the stage's layers [%lld, %lld)\n",
+               static_cast<long long>(layer), static_cast<long long>(first_layer_),
+               static_cast<long long>(last_layer_));
+  std::abort();
+}
+
+bool CopyStageWeights(const Rwkv7WeightLayout& from, const uint8_t* from_bytes,
+                      const Rwkv7WeightLayout& to, uint8_t* to_bytes) {
+  const Rwkv7Shape &a = from.shape(), &b = to.shape();
+  if (a.layers != b.layers || a.embd != b.embd || a.head_size != b.head_size ||
+      a.vocab != b.vocab || a.ffn != b.ffn || a.d_decay != b.d_decay || a.d_iclr != b.d_iclr ||
+      a.d_value != b.d_value || a.d_gate != b.d_gate || from.dtype() != to.dtype()) {
+    return false;
+  }
+  const std::vector<TensorSpec>&src = from.tensors(), &dst = to.tensors();
+  for (size_t i = 0; i < dst.size(); ++i) {
+    if (dst[i].present && !src[i].present) return false;
+  }
+  for (size_t i = 0; i < dst.size(); ++i) {
+    if (dst[i].present) {
+      std::memcpy(to_bytes + dst[i].offset, from_bytes + src[i].offset, dst[i].bytes);
+    }
+  }
+  return true;
 }
 
 }  // namespace skein::cuda

@@ -2,7 +2,8 @@
 // each tensor at a 256-byte-aligned offset. Large matrices are in the run dtype (fp32, bf16
 // or fp16), per-channel vectors in fp32. Shared by the GPU model (rwkv7_forward.h) and the CPU
 // reference forward (reference/rwkv7_reference_forward.h), which reads a host copy of the same
-// bytes. Plain C++.
+// bytes. A layout may also hold one pipeline stage: a range of layers, with the embedding
+// only in the first stage and the head only in the last. Plain C++.
 #ifndef SKEIN_KERNELS_CUDA_RWKV7_WEIGHTS_H_
 #define SKEIN_KERNELS_CUDA_RWKV7_WEIGHTS_H_
 
@@ -96,30 +97,67 @@ struct TensorSpec {
   float init_scale = 0.0f;
   size_t offset = 0;  // bytes from the start of the buffer
   size_t bytes = 0;
+  // False for a tensor outside the layout's stage: it has no storage (rows = cols = 0, bytes
+  // = 0), but keeps its name and its index, so that the indices (and the random seeds made
+  // from them) are the whole model's in every stage.
+  bool present = true;
   int64_t count() const { return rows * cols; }
 };
 
 class Rwkv7WeightLayout {
  public:
-  Rwkv7WeightLayout(const Rwkv7Shape& shape, DType dtype);
+  // The tensors of layers [first_layer, last_layer) (last_layer −1: to the last layer), the
+  // embedding and ln0 when first_layer is 0, ln_out and the head when last_layer is L. The
+  // defaults give the whole model. A range outside 0 ≤ first_layer < last_layer ≤ L is a
+  // programming error: it prints the range to stderr and aborts.
+  Rwkv7WeightLayout(const Rwkv7Shape& shape, DType dtype, int64_t first_layer = 0,
+                    int64_t last_layer = -1);
 
   const Rwkv7Shape& shape() const { return shape_; }
   DType dtype() const { return dtype_; }
+  // The stage's layers, in the whole model's numbering: [first_layer, last_layer).
+  int64_t first_layer() const { return first_layer_; }
+  int64_t last_layer() const { return last_layer_; }
+  int64_t stage_layers() const { return last_layer_ - first_layer_; }
+  bool has_embedding() const { return first_layer_ == 0; }        // emb and ln0
+  bool has_head() const { return last_layer_ == shape_.layers; }  // ln_out and head
+  bool whole_model() const { return has_embedding() && has_head(); }
+  // Bytes of the stage's buffer (present tensors only).
   size_t total_bytes() const { return total_bytes_; }
+  // Every tensor of the whole model, globals then layer by layer; absent ones have
+  // present = false and no bytes.
   const std::vector<TensorSpec>& tensors() const { return tensors_; }
   int index(GlobalTensor t) const { return static_cast<int>(t); }
   int index(int64_t layer, LayerTensor t) const {
     return static_cast<int>(kGlobalTensors + layer * kLayerTensors + t);
   }
+  // An absent global (the embedding of a later stage, the head of an earlier one) has
+  // present = false.
   const TensorSpec& get(GlobalTensor t) const { return tensors_[index(t)]; }
-  const TensorSpec& get(int64_t layer, LayerTensor t) const { return tensors_[index(layer, t)]; }
+  // `layer` in the whole model's numbering, within the stage; another layer is a programming
+  // error (aborts).
+  const TensorSpec& get(int64_t layer, LayerTensor t) const {
+    if (layer < first_layer_ || layer >= last_layer_) LayerOutOfStage(layer);
+    return tensors_[index(layer, t)];
+  }
 
  private:
+  [[noreturn]] void LayerOutOfStage(int64_t layer) const;
+
   Rwkv7Shape shape_;
   DType dtype_;
+  int64_t first_layer_ = 0;
+  int64_t last_layer_ = 0;
   std::vector<TensorSpec> tensors_;
   size_t total_bytes_ = 0;
 };
+
+// Copies every tensor present in `to` from the same tensor in `from` (a layout of the same
+// shape and dtype whose stage covers `to`'s: the whole model, say), tensor by tensor, into
+// `to_bytes` (to.total_bytes()). How a stage's buffer is cut out of a whole model's. False,
+// copying nothing, when the shapes or dtypes differ or `from` lacks a tensor `to` has.
+bool CopyStageWeights(const Rwkv7WeightLayout& from, const uint8_t* from_bytes,
+                      const Rwkv7WeightLayout& to, uint8_t* to_bytes);
 
 }  // namespace skein::cuda
 

@@ -14,6 +14,7 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/hash_uniform.h"
+#include "kernels/cuda/reference/host_step.h"
 #include "kernels/cuda/reference/reference_ops.h"
 #include "kernels/cuda/reference/rwkv7_reference_forward.h"
 #include "kernels/cuda/rwkv7_step.h"
@@ -24,48 +25,6 @@ namespace {
 using testing::Checks;
 using testing::Compare;
 using testing::Diff;
-
-// The scalar references behind the Ops interface of rwkv7_step.h.
-struct HostOps {
-  Status GemmGroup(const GemmArgs* jobs, int count) {
-    reference::GemmGroup(jobs, count);
-    return Status();
-  }
-  Status EmbedLayerNorm(const EmbedArgs& a) {
-    reference::EmbedLayerNorm(a);
-    return Status();
-  }
-  Status ShiftMix(const ShiftMixArgs& a) {
-    reference::ShiftMix(a);
-    return Status();
-  }
-  Status CommitShift(const float* saved, float* state, int64_t stride, const int32_t* slots,
-                     int64_t sessions, int64_t C) {
-    reference::CommitShift(saved, state, stride, slots, sessions, C);
-    return Status();
-  }
-  Status Rwkv7Prepare(const PrepareArgs& p) {
-    reference::Rwkv7Prepare(p);
-    return Status();
-  }
-  Status Rwkv7TimeMixCore(const TimeMixCoreArgs& a) {
-    reference::Rwkv7TimeMixCore(a);
-    return Status();
-  }
-  Status Wkv7Chunked(const Wkv7Args& p, int64_t chunk, float* scratch) {
-    reference::Wkv7Chunked(p, chunk, scratch);
-    return Status();
-  }
-  Status GroupNormBonusGate(const GroupNormBonusGateArgs& a) {
-    reference::GroupNormBonusGate(a);
-    return Status();
-  }
-  Status LayerNormLastRows(const float* x, const float* w, const float* b, int64_t sessions,
-                           int64_t tokens, int64_t C, void* out, DType t) {
-    reference::LayerNormLastRows(x, w, b, sessions, tokens, C, out, t);
-    return Status();
-  }
-};
 
 std::vector<float> Random(int64_t n, uint64_t seed, float offset = 0.0f, float scale = 1.0f) {
   std::vector<float> v(n);
@@ -123,83 +82,29 @@ void TestChunkedWkv(Checks& checks) {
   }
 }
 
-// Host buffers for one step (the same sizes Rwkv7Gpu allocates on the device).
+// Host state and buffers for one step (the same sizes Rwkv7Gpu allocates on the device).
 struct HostStep {
   std::vector<int32_t> tokens, slots;
   std::vector<float> att_shift, ffn_shift, wkv_state;
-  std::vector<float> x, r, k, v, decay, alpha, gate, v_gate, a, b, y, v_first;
-  std::vector<float> lora_w, lora_a, lora_v, lora_g, hidden, saved, logits, wkv_scratch;
-  std::vector<uint8_t> mix[6], lora_w16, lora_a16, lora_v16, lora_g16, out16, hidden16, head_in;
+  reference::HostStepScratch scratch;
   Rwkv7StepBuffers buffers;
 
-  HostStep(const Rwkv7Shape& s, DType dt, int64_t slot_count) {
+  HostStep(const Rwkv7Shape& s, int64_t slot_count) {
     const int64_t shift = slot_count * s.layers * s.embd;
     att_shift.assign(shift, 0.0f);
     ffn_shift.assign(shift, 0.0f);
     wkv_state.assign(shift * kWkvHeadSize, 0.0f);
-    (void)dt;
   }
 
   // Sizes every buffer for S sessions × T tokens and points `buffers` at them.
-  void Prepare(const Rwkv7Shape& s, DType dt, int64_t S, int64_t T, int64_t chunk) {
-    const int64_t R = S * T, C = s.embd, e = static_cast<int64_t>(base::DTypeSize(dt));
-    for (auto* f : {&x, &r, &k, &v, &decay, &alpha, &gate, &v_gate, &a, &b, &y, &v_first}) {
-      f->assign(R * C, 0.0f);
-    }
-    lora_w.assign(R * s.d_decay, 0.0f);
-    lora_a.assign(R * s.d_iclr, 0.0f);
-    lora_v.assign(R * s.d_value, 0.0f);
-    lora_g.assign(R * s.d_gate, 0.0f);
-    hidden.assign(R * s.ffn, 0.0f);
-    saved.assign(S * C, 0.0f);
-    logits.assign(S * s.vocab, 0.0f);
-    for (auto& m : mix) m.assign(R * C * e, 0);
-    lora_w16.assign(R * s.d_decay * e, 0);
-    lora_a16.assign(R * s.d_iclr * e, 0);
-    lora_v16.assign(R * s.d_value * e, 0);
-    lora_g16.assign(R * s.d_gate * e, 0);
-    out16.assign(R * C * e, 0);
-    hidden16.assign(R * s.ffn * e, 0);
-    head_in.assign(S * C * e, 0);
-    Rwkv7StepBuffers& p = buffers;
-    p = Rwkv7StepBuffers();
-    p.tokens = tokens.data();
-    p.slots = slots.data();
-    p.att_shift = att_shift.data();
-    p.ffn_shift = ffn_shift.data();
-    p.wkv_state = wkv_state.data();
-    p.x = x.data();
-    for (int m = 0; m < 6; ++m) p.mix[m] = mix[m].data();
-    p.r = r.data();
-    p.k = k.data();
-    p.v = v.data();
-    p.decay = decay.data();
-    p.alpha = alpha.data();
-    p.gate = gate.data();
-    p.v_gate = v_gate.data();
-    p.a = a.data();
-    p.b = b.data();
-    p.y = y.data();
-    p.v_first = v_first.data();
-    p.lora_w = lora_w.data();
-    p.lora_a = lora_a.data();
-    p.lora_v = lora_v.data();
-    p.lora_g = lora_g.data();
-    p.lora_w16 = lora_w16.data();
-    p.lora_a16 = lora_a16.data();
-    p.lora_v16 = lora_v16.data();
-    p.lora_g16 = lora_g16.data();
-    p.out16 = out16.data();
-    p.hidden = hidden.data();
-    p.hidden16 = hidden16.data();
-    p.saved = saved.data();
-    p.head_in = head_in.data();
-    p.logits = logits.data();
-    if (chunk > 0) {
-      wkv_scratch.assign(Wkv7ChunkedScratchFloats(S, T, C, chunk), 0.0f);
-      p.wkv_scratch = wkv_scratch.data();
-      p.wkv_chunk = chunk;
-    }
+  void Prepare(const Rwkv7WeightLayout& layout, int64_t S, int64_t T, int64_t chunk) {
+    buffers = Rwkv7StepBuffers();
+    scratch.Prepare(layout, S, T, LogitsMode::kLast, chunk, &buffers);
+    buffers.tokens = tokens.data();
+    buffers.slots = slots.data();
+    buffers.att_shift = att_shift.data();
+    buffers.ffn_shift = ffn_shift.data();
+    buffers.wkv_state = wkv_state.data();
   }
 };
 
@@ -215,7 +120,7 @@ void TestStepAgainstForward(Checks& checks, DType dt, int64_t chunk, int64_t T) 
   const std::vector<uint8_t> weights = reference::Rwkv7ReferenceModel::MakeRandomWeights(layout, 9);
   const reference::Rwkv7ReferenceModel ref(layout, weights);
   const int64_t S = 3, V = shape.vocab;
-  HostStep step(shape, dt, 5);
+  HostStep step(shape, 5);
   step.slots = {4, 0, 2};
   std::vector<reference::Rwkv7HostState> states(S, ref.NewState());
   const std::string name = std::string("Step/") + (dt == DType::kF32 ? "fp32" : "bf16") +
@@ -223,8 +128,8 @@ void TestStepAgainstForward(Checks& checks, DType dt, int64_t chunk, int64_t T) 
   const double bound = dt == DType::kF32 ? 1e-4 : 1e-3;
   auto run = [&](const std::vector<int32_t>& tokens, int64_t per, const std::string& what) {
     step.tokens = tokens;
-    step.Prepare(shape, dt, S, per, per > 1 ? chunk : 0);
-    HostOps ops;
+    step.Prepare(layout, S, per, per > 1 ? chunk : 0);
+    reference::HostOps ops;
     const Status st = RunRwkv7Step(ops, layout, weights.data(), step.buffers, S, per);
     if (!st.ok()) {
       checks.Expect(name + " " + what, false, st.message());
@@ -235,7 +140,7 @@ void TestStepAgainstForward(Checks& checks, DType dt, int64_t chunk, int64_t T) 
       for (int64_t t = 0; t < per; ++t) ref.Token(tokens[s * per + t], &states[s], &one);
       std::copy(one.begin(), one.end(), want.begin() + s * V);
     }
-    const Diff d = Compare(step.logits, want, bound, 0.0);
+    const Diff d = Compare(step.scratch.logits(), want, bound, 0.0);
     checks.Expect(name + " " + what + " logits equal the per-token forward", d.within,
                   d.Describe());
   };
