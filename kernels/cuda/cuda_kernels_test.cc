@@ -6,7 +6,10 @@
 // sums); 16-bit outputs within one rounding of the output type. Whole-model logits within
 // 1e-4·σ (fp32 weights) and 1e-3·σ (bf16/fp16), σ = the reference logits' standard deviation.
 // Batched decode of ≤ 8 sessions must equal each session run alone bit for bit (the GEMV
-// path), and within the dtype's logit bound above that.
+// path), and within the dtype's logit bound above that. The GPU engine against the host
+// engine (both rwkv7_engine.h, stages of three layers): fp32 within the same 1e-4·σ, bf16
+// within 1e-2·σ (the bf16 rounding flips of reference/rwkv7_host_engine_test.cc, more
+// frequent over kAll's rows), states (fp32) within 1e-4·σ + 1e-5 relative.
 //
 //   cuda_kernels_test [--quick]     --quick: the smaller cases only (for compute-sanitizer)
 #include <algorithm>
@@ -24,6 +27,7 @@
 #include "kernels/cuda/hash_uniform.h"
 #include "kernels/cuda/reference/reference_ops.h"
 #include "kernels/cuda/reference/rwkv7_reference_forward.h"
+#include "kernels/cuda/rwkv7_engine.h"
 #include "kernels/cuda/rwkv7_forward.h"
 #include "kernels/cuda/rwkv7_ops.h"
 
@@ -820,6 +824,152 @@ void TestOverlappedLaunches(Context& plain, Checks& checks, const Rwkv7Shape& sh
   Must(overlapped->Synchronize(), "synchronize");
 }
 
+// ---- the engines (rwkv7_engine.h) ----
+
+// One step through a chain of stage engines (each one's outputs the next one's inputs); the
+// last stage's logits into *logits, the first stage's output rows into *hidden/*v_first.
+Status RunChain(const std::vector<Rwkv7Engine*>& stages, const std::vector<int32_t>& slots,
+                const std::vector<int32_t>& tokens, int64_t T, LogitsMode mode,
+                std::vector<float>* logits, std::vector<float>* first_hidden,
+                std::vector<float>* first_v_first) {
+  const int64_t S = static_cast<int64_t>(slots.size());
+  const int64_t rows = S * T, C = stages.front()->layout().shape().embd;
+  std::vector<float> hidden, v_first, hidden_out(rows * C), v_first_out(rows * C);
+  for (size_t i = 0; i < stages.size(); ++i) {
+    Rwkv7StepIo io;
+    io.sessions = S;
+    io.tokens = T;
+    io.slots = slots.data();
+    io.token_ids = tokens.data();
+    io.hidden_in = hidden.data();
+    io.v_first_in = v_first.data();
+    io.logits_mode = mode;
+    io.logits = logits->data();
+    io.hidden_out = hidden_out.data();
+    io.v_first_out = v_first_out.data();
+    SKEIN_CUDA_RETURN_IF_ERROR(stages[i]->Step(io));
+    hidden = hidden_out;
+    v_first = v_first_out;
+    if (i == 0) {
+      *first_hidden = hidden;
+      *first_v_first = v_first;
+    }
+  }
+  return Status();
+}
+
+std::vector<float> ReadSlot(Rwkv7Engine& e, int32_t slot) {
+  std::vector<float> state(e.StateFloats());
+  Must(e.ReadSlot(slot, state.data()), "ReadSlot");
+  return state;
+}
+
+// The GPU engine against the host engine on the same bytes, as two stages [0, 1) + [1, 3):
+// prefill with kLast, kAll, decode steps replaying their CUDA graphs (kLast twice, kAll, kNone,
+// kAll again), slot reads, writes and a step from a written state, and a refused step.
+void TestEngines(Context& ctx, Checks& checks, DType t) {
+  const Rwkv7Shape shape = Rwkv7Shape::Official(3, 256, 1000);
+  const int64_t V = shape.vocab, slot_count = 4;
+  const Rwkv7WeightLayout whole(shape, t), first(shape, t, 0, 1), second(shape, t, 1);
+  const std::vector<uint8_t> bytes = reference::Rwkv7ReferenceModel::MakeRandomWeights(whole, 4000);
+  std::unique_ptr<Rwkv7Engine> host[2], gpu[2];
+  const Rwkv7WeightLayout* stages[2] = {&first, &second};
+  Rwkv7GpuEngineOptions options;
+  options.slots = slot_count;
+  for (int i = 0; i < 2; ++i) {
+    std::vector<uint8_t> cut(stages[i]->total_bytes());
+    if (!CopyStageWeights(whole, bytes.data(), *stages[i], cut.data())) {
+      checks.Expect("Engine/CopyStageWeights", false);
+      return;
+    }
+    Must(CreateHostRwkv7Engine(*stages[i], cut, slot_count, &host[i]), "CreateHostRwkv7Engine");
+    Must(CreateGpuRwkv7Engine(&ctx, *stages[i], cut, options, &gpu[i]), "CreateGpuRwkv7Engine");
+  }
+  const std::vector<Rwkv7Engine*> host_chain = {host[0].get(), host[1].get()},
+                                  gpu_chain = {gpu[0].get(), gpu[1].get()};
+  const std::string name = std::string("Engine/") + Name(t);
+  const double bound = t == DType::kF32 ? 1e-4 : 1e-2;
+  int index = 0;
+  auto step = [&](const std::vector<int32_t>& slots, int64_t T, LogitsMode mode,
+                  const std::string& what) {
+    const int64_t S = static_cast<int64_t>(slots.size());
+    const std::vector<int32_t> tokens = Tokens(S * T, 4100 + index++, V);
+    const int64_t rows = LogitRows(mode, S, T);
+    std::vector<float> want(std::max<int64_t>(rows, 1) * V, 7.0f), got = want;
+    std::vector<float> want_hidden, want_v_first, got_hidden, got_v_first;
+    Must(RunChain(host_chain, slots, tokens, T, mode, &want, &want_hidden, &want_v_first),
+         "host step");
+    const Status st = RunChain(gpu_chain, slots, tokens, T, mode, &got, &got_hidden, &got_v_first);
+    if (!st.ok()) {
+      checks.Expect(name + " " + what, false, st.message());
+      return;
+    }
+    if (mode == LogitsMode::kNone) {
+      bool untouched = true;
+      for (float v : got) untouched = untouched && v == 7.0f;
+      checks.Expect(name + " " + what + " writes no logits", untouched);
+    } else {
+      const Diff d = Compare(got, want, bound, 0.0);
+      checks.Expect(name + " " + what + " logits equal the host engine's", d.within, d.Describe());
+    }
+    if (t == DType::kF32) {
+      const Diff dh = Compare(got_hidden, want_hidden, bound, 0.0);
+      const Diff dv = Compare(got_v_first, want_v_first, bound, 0.0);
+      checks.Expect(name + " " + what + " first stage's hidden and v_first rows",
+                    dh.within && dv.within, dh.Describe());
+    }
+  };
+  step({3, 0, 1}, 6, LogitsMode::kLast, "prefill S3 T6 kLast");
+  step({1, 3}, 4, LogitsMode::kAll, "S2 T4 kAll");
+  step({0, 3, 1}, 1, LogitsMode::kLast, "decode S3 kLast (graph captured)");
+  step({1, 0, 3}, 1, LogitsMode::kLast, "decode S3 kLast (graph replayed)");
+  step({3, 0}, 1, LogitsMode::kAll, "decode S2 kAll");
+  step({3, 0}, 1, LogitsMode::kNone, "decode S2 kNone");
+  step({0, 3}, 1, LogitsMode::kAll, "decode S2 kAll again");
+
+  if (t == DType::kF32) {
+    bool ok = true;
+    Diff worst;
+    for (int i = 0; i < 2; ++i) {
+      for (int32_t slot : {0, 1, 3}) {
+        const Diff d = Compare(ReadSlot(*gpu[i], slot), ReadSlot(*host[i], slot), 1e-4, 1e-5);
+        ok = ok && d.within;
+        if (d.max_abs >= worst.max_abs) worst = d;
+      }
+    }
+    checks.Expect(name + " ReadSlot equals the host engine's states", ok, worst.Describe());
+  }
+  // Round trip, and both engines continuing from the same written state.
+  bool round_trip = true;
+  for (int i = 0; i < 2; ++i) {
+    std::vector<float> state(gpu[i]->StateFloats());
+    for (size_t j = 0; j < state.size(); ++j) state[j] = HashUniform(4200 + i, j, 0.0f, 1.0f);
+    Must(gpu[i]->WriteSlot(2, state.data()), "WriteSlot");
+    round_trip = round_trip && ReadSlot(*gpu[i], 2) == state;
+    const std::vector<float> from_host = ReadSlot(*host[i], 3);
+    Must(gpu[i]->WriteSlot(2, from_host.data()), "WriteSlot");
+    Must(host[i]->WriteSlot(2, from_host.data()), "WriteSlot");
+  }
+  checks.Expect(name + " WriteSlot then ReadSlot round-trips exactly", round_trip);
+  step({2}, 3, LogitsMode::kAll, "S1 T3 kAll from a written state");
+  step({2}, 1, LogitsMode::kLast, "decode S1 from a written state");
+
+  // A refused step changes nothing.
+  const std::vector<float> before = ReadSlot(*gpu[1], 0);
+  std::vector<float> hidden(2 * shape.embd), logits(2 * V);
+  const std::vector<int32_t> repeated = {0, 0};
+  Rwkv7StepIo io;
+  io.sessions = 2;
+  io.tokens = 1;
+  io.slots = repeated.data();
+  io.hidden_in = hidden.data();
+  io.v_first_in = hidden.data();
+  io.logits = logits.data();
+  const Status refused = gpu[1]->Step(io);
+  checks.Expect(name + " a step with a repeated slot fails and changes nothing",
+                !refused.ok() && ReadSlot(*gpu[1], 0) == before, refused.message());
+}
+
 int Main(int argc, char** argv) {
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
@@ -855,6 +1005,8 @@ int Main(int argc, char** argv) {
   TestBatchInvariance(*ctx, checks, tiny, DType::kBF16, 3);
   if (!quick) TestBatchInvariance(*ctx, checks, tiny, DType::kBF16, 12);
   TestOverlappedLaunches(*ctx, checks, tiny);
+  TestEngines(*ctx, checks, DType::kF32);
+  if (!quick) TestEngines(*ctx, checks, DType::kBF16);
   Must(ctx->Synchronize(), "final synchronize");
   return checks.Finish();
 }

@@ -1,8 +1,12 @@
-// The RWKV-7 forward step of rwkv7_forward.h: one launch sequence per layer, spec §2.4.
+// The RWKV-7 forward step of rwkv7_forward.h: one launch sequence per layer, spec §2.4, over
+// the layers of one pipeline stage.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/cuda/context_internal.h"
 #include "kernels/cuda/gemm.h"
@@ -12,11 +16,12 @@
 
 namespace skein::cuda {
 
-// Per-step scratch, sized for up to `rows` rows and `sessions` sessions. "Product inputs"
-// are in the run dtype; everything else fp32.
+// Per-step scratch, sized for up to `rows` rows, `sessions` sessions and `head_rows` rows
+// through the head. "Product inputs" are in the run dtype; everything else fp32.
 struct Rwkv7Gpu::Scratch {
   int64_t rows = 0;
   int64_t sessions = 0;
+  int64_t head_rows = 0;
   int64_t wkv_floats = 0;
   DeviceBuffer tokens, slots;      // device int32
   int32_t* host_tokens = nullptr;  // pinned staging
@@ -30,8 +35,8 @@ struct Rwkv7Gpu::Scratch {
   DeviceBuffer out16;                                                  // W_o input [rows][C]
   DeviceBuffer hidden, hidden16;                                       // [rows][F]
   DeviceBuffer saved;                                                  // [sessions][C]
-  DeviceBuffer head_in;  // [sessions][C] product input
-  DeviceBuffer logits;   // [sessions][V]
+  DeviceBuffer head_in;  // [head_rows][C] product input
+  DeviceBuffer logits;   // [head_rows][V]
   DeviceBuffer wkv;      // chunked WKV scratch
 
   ~Scratch() {
@@ -51,44 +56,81 @@ constexpr int64_t kChunkedMaxPairs = 512;
 
 }  // namespace
 
-Rwkv7Gpu::Rwkv7Gpu(Context* ctx, const Rwkv7Shape& shape, const Rwkv7GpuOptions& options)
-    : ctx_(ctx), layout_(shape, options.dtype), options_(options) {}
+Rwkv7Gpu::Rwkv7Gpu(Context* ctx, const Rwkv7WeightLayout& layout, const Rwkv7GpuOptions& options)
+    : ctx_(ctx), layout_(layout), options_(options) {
+  options_.dtype = layout.dtype();
+}
 
 Rwkv7Gpu::~Rwkv7Gpu() {
   if (ctx_ != nullptr) ctx_->Synchronize();
   for (auto& [sessions, exec] : graphs_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec));
 }
 
-Status Rwkv7Gpu::Create(Context* ctx, const Rwkv7Shape& shape, const Rwkv7GpuOptions& options,
-                        std::unique_ptr<Rwkv7Gpu>* out) {
-  if (shape.head_size != kWkvHeadSize || shape.embd % kWkvHeadSize != 0 || shape.layers <= 0 ||
-      shape.vocab <= 0) {
+Status Rwkv7Gpu::CheckSupported(const Rwkv7WeightLayout& layout, const Rwkv7GpuOptions& options) {
+  const Rwkv7Shape& shape = layout.shape();
+  if (shape.head_size != kWkvHeadSize || shape.embd <= 0 || shape.embd % kWkvHeadSize != 0 ||
+      shape.layers <= 0 || shape.vocab <= 0) {
     return Status::Error("Rwkv7Gpu: needs head size 64, C a multiple of 64, L and V positive");
   }
+  const DType dt = layout.dtype();
+  if (dt != DType::kF32 && dt != DType::kBF16 && dt != DType::kF16) {
+    return Status::Error("Rwkv7Gpu: dtype must be fp32, bf16 or fp16");
+  }
+  if (options.slots <= 0) return Status::Error("Rwkv7Gpu: needs at least one slot");
+  return Status();
+}
+
+Status Rwkv7Gpu::AllocateStates() {
+  const int64_t shift = options_.slots * layout_.stage_layers() * layout_.shape().embd;
+  SKEIN_CUDA_RETURN_IF_ERROR(DeviceBuffer::Allocate(F32(shift), &att_shift_));
+  SKEIN_CUDA_RETURN_IF_ERROR(DeviceBuffer::Allocate(F32(shift), &ffn_shift_));
+  SKEIN_CUDA_RETURN_IF_ERROR(DeviceBuffer::Allocate(F32(shift * kWkvHeadSize), &wkv_state_));
+  SKEIN_CUDA_RETURN_IF_ERROR(ZeroDevice(*ctx_, att_shift_.data(), att_shift_.bytes()));
+  SKEIN_CUDA_RETURN_IF_ERROR(ZeroDevice(*ctx_, ffn_shift_.data(), ffn_shift_.bytes()));
+  return ZeroDevice(*ctx_, wkv_state_.data(), wkv_state_.bytes());
+}
+
+Status Rwkv7Gpu::Create(Context* ctx, const Rwkv7Shape& shape, const Rwkv7GpuOptions& options,
+                        std::unique_ptr<Rwkv7Gpu>* out) {
   if (options.dtype != DType::kF32 && options.dtype != DType::kBF16 &&
       options.dtype != DType::kF16) {
     return Status::Error("Rwkv7Gpu: dtype must be fp32, bf16 or fp16");
   }
-  if (options.slots <= 0) return Status::Error("Rwkv7Gpu: needs at least one slot");
-  std::unique_ptr<Rwkv7Gpu> m(new Rwkv7Gpu(ctx, shape, options));
+  if (shape.layers <= 0) return Status::Error("Rwkv7Gpu: needs L positive");
+  const Rwkv7WeightLayout whole(shape, options.dtype);
+  SKEIN_CUDA_RETURN_IF_ERROR(CheckSupported(whole, options));
+  std::unique_ptr<Rwkv7Gpu> m(new Rwkv7Gpu(ctx, whole, options));
   m->scratch_ = std::make_unique<Scratch>();
   const Rwkv7WeightLayout& layout = m->layout_;
   SKEIN_CUDA_RETURN_IF_ERROR(DeviceBuffer::Allocate(layout.total_bytes(), &m->weights_));
   const auto& tensors = layout.tensors();
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorSpec& t = tensors[i];
+    if (!t.present) continue;
     SKEIN_CUDA_RETURN_IF_ERROR(FillUniform(*ctx, m->weights_.as<uint8_t>() + t.offset,
                                            t.matrix ? options.dtype : DType::kF32, t.count(),
                                            options.seed + i, t.init_offset, t.init_scale));
   }
-  const int64_t L = shape.layers, C = shape.embd;
-  SKEIN_CUDA_RETURN_IF_ERROR(DeviceBuffer::Allocate(F32(options.slots * L * C), &m->att_shift_));
-  SKEIN_CUDA_RETURN_IF_ERROR(DeviceBuffer::Allocate(F32(options.slots * L * C), &m->ffn_shift_));
+  SKEIN_CUDA_RETURN_IF_ERROR(m->AllocateStates());
+  SKEIN_CUDA_RETURN_IF_ERROR(ctx->Synchronize());
+  *out = std::move(m);
+  return Status();
+}
+
+Status Rwkv7Gpu::CreateFromHost(Context* ctx, const Rwkv7WeightLayout& layout,
+                                const std::vector<uint8_t>& bytes, const Rwkv7GpuOptions& options,
+                                std::unique_ptr<Rwkv7Gpu>* out) {
+  SKEIN_CUDA_RETURN_IF_ERROR(CheckSupported(layout, options));
+  if (bytes.size() != layout.total_bytes()) {
+    return Status::Error("Rwkv7Gpu: weight buffer of " + std::to_string(bytes.size()) +
+                         " bytes, the layout has " + std::to_string(layout.total_bytes()));
+  }
+  std::unique_ptr<Rwkv7Gpu> m(new Rwkv7Gpu(ctx, layout, options));
+  m->scratch_ = std::make_unique<Scratch>();
+  SKEIN_CUDA_RETURN_IF_ERROR(DeviceBuffer::Allocate(layout.total_bytes(), &m->weights_));
   SKEIN_CUDA_RETURN_IF_ERROR(
-      DeviceBuffer::Allocate(F32(options.slots * L * C * kWkvHeadSize), &m->wkv_state_));
-  SKEIN_CUDA_RETURN_IF_ERROR(ZeroDevice(*ctx, m->att_shift_.data(), m->att_shift_.bytes()));
-  SKEIN_CUDA_RETURN_IF_ERROR(ZeroDevice(*ctx, m->ffn_shift_.data(), m->ffn_shift_.bytes()));
-  SKEIN_CUDA_RETURN_IF_ERROR(ZeroDevice(*ctx, m->wkv_state_.data(), m->wkv_state_.bytes()));
+      CopyToDevice(*ctx, m->weights_.data(), bytes.data(), layout.total_bytes()));
+  SKEIN_CUDA_RETURN_IF_ERROR(m->AllocateStates());
   SKEIN_CUDA_RETURN_IF_ERROR(ctx->Synchronize());
   *out = std::move(m);
   return Status();
@@ -96,7 +138,7 @@ Status Rwkv7Gpu::Create(Context* ctx, const Rwkv7Shape& shape, const Rwkv7GpuOpt
 
 size_t Rwkv7Gpu::state_bytes_per_slot() const {
   const Rwkv7Shape& s = layout_.shape();
-  return F32(s.layers * s.embd * (2 + kWkvHeadSize));
+  return F32(layout_.stage_layers() * s.embd * (2 + kWkvHeadSize));
 }
 
 double Rwkv7Gpu::DecodeStepBytes(int64_t sessions) const {
@@ -105,6 +147,7 @@ double Rwkv7Gpu::DecodeStepBytes(int64_t sessions) const {
     const int index = static_cast<int>(i);
     // Not read by a decode step: the embedding table (one row per token, added below) and
     // layer 0's value-residual tensors (spec §2.2: unused in layer 0).
+    // (Absent tensors have no bytes.)
     if (index == layout_.index(kEmb) || index == layout_.index(0, kV0) ||
         index == layout_.index(0, kV1) || index == layout_.index(0, kV2)) {
       continue;
@@ -112,14 +155,15 @@ double Rwkv7Gpu::DecodeStepBytes(int64_t sessions) const {
     bytes += layout_.tensors()[i].bytes;
   }
   const Rwkv7Shape& s = layout_.shape();
-  bytes += static_cast<double>(sessions) * s.embd * base::DTypeSize(options_.dtype);
+  if (layout_.has_embedding()) {
+    bytes += static_cast<double>(sessions) * s.embd * base::DTypeSize(options_.dtype);
+  }
   bytes += 2.0 * static_cast<double>(sessions) * state_bytes_per_slot();
   return bytes;
 }
 
 Status Rwkv7Gpu::ResetSlots(const std::vector<int32_t>& slots) {
-  const Rwkv7Shape& s = layout_.shape();
-  const int64_t shift = s.layers * s.embd, wkv = shift * kWkvHeadSize;
+  const int64_t shift = layout_.stage_layers() * layout_.shape().embd, wkv = shift * kWkvHeadSize;
   for (int32_t slot : slots) {
     if (slot < 0 || slot >= options_.slots) return Status::Error("ResetSlots: slot out of range");
     SKEIN_CUDA_RETURN_IF_ERROR(
@@ -136,7 +180,7 @@ bool Rwkv7Gpu::UseChunkedWkv(int64_t sessions, int64_t tokens) const {
          sessions * layout_.shape().heads() <= kChunkedMaxPairs;
 }
 
-Status Rwkv7Gpu::EnsureScratch(int64_t sessions, int64_t rows) {
+Status Rwkv7Gpu::EnsureScratch(int64_t sessions, int64_t rows, int64_t head_rows) {
   Scratch& sc = *scratch_;
   const int64_t tokens = rows / sessions;
   int64_t wkv_floats = 0;
@@ -144,12 +188,17 @@ Status Rwkv7Gpu::EnsureScratch(int64_t sessions, int64_t rows) {
     wkv_floats =
         Wkv7ChunkedScratchFloats(sessions, tokens, layout_.shape().embd, options_.wkv_chunk);
   }
-  if (rows <= sc.rows && sessions <= sc.sessions && wkv_floats <= sc.wkv_floats) return Status();
+  if (!layout_.has_head()) head_rows = 0;
+  if (rows <= sc.rows && sessions <= sc.sessions && head_rows <= sc.head_rows &&
+      wkv_floats <= sc.wkv_floats) {
+    return Status();
+  }
   // Buffers move: finish all work that may use them, and forget graphs that point at them.
   SKEIN_CUDA_RETURN_IF_ERROR(ctx_->Synchronize());
   for (auto& [n, exec] : graphs_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec));
   graphs_.clear();
-  const int64_t R = std::max(rows, sc.rows), S = std::max(sessions, sc.sessions);
+  const int64_t R = std::max(rows, sc.rows), S = std::max(sessions, sc.sessions),
+                H = std::max(head_rows, sc.head_rows);
   const Rwkv7Shape& s = layout_.shape();
   const int64_t C = s.embd;
   const size_t e = base::DTypeSize(options_.dtype);
@@ -188,12 +237,15 @@ Status Rwkv7Gpu::EnsureScratch(int64_t sessions, int64_t rows) {
   SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.hidden, F32(R * s.ffn)));
   SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.hidden16, R * s.ffn * e));
   SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.saved, F32(S * C)));
-  SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.head_in, S * C * e));
-  SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.logits, F32(S * s.vocab)));
+  if (H > 0) {
+    SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.head_in, H * C * e));
+    SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.logits, F32(H * s.vocab)));
+  }
   const int64_t W = std::max(wkv_floats, sc.wkv_floats);
   if (W > 0) SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.wkv, F32(W)));
   sc.rows = R;
   sc.sessions = S;
+  sc.head_rows = H;
   sc.wkv_floats = W;
   return Status();
 }
@@ -249,7 +301,7 @@ struct PlanOps {
 
 }  // namespace
 
-Status Rwkv7Gpu::Enqueue(int64_t S, int64_t T, bool plan_only) {
+Status Rwkv7Gpu::Enqueue(int64_t S, int64_t T, LogitsMode mode, bool plan_only) {
   Scratch& sc = *scratch_;
   Rwkv7StepBuffers b;
   b.tokens = sc.tokens.as<int32_t>();
@@ -290,15 +342,16 @@ Status Rwkv7Gpu::Enqueue(int64_t S, int64_t T, bool plan_only) {
   }
   if (plan_only) {
     PlanOps ops{*ctx_};
-    return RunRwkv7Step(ops, layout_, weights_.as<uint8_t>(), b, S, T);
+    return RunRwkv7Step(ops, layout_, weights_.as<uint8_t>(), b, S, T, mode);
   }
   GpuOps ops{*ctx_};
-  return RunRwkv7Step(ops, layout_, weights_.as<uint8_t>(), b, S, T);
+  return RunRwkv7Step(ops, layout_, weights_.as<uint8_t>(), b, S, T, mode);
 }
 
 Status Rwkv7Gpu::Step(const int32_t* tokens, const int32_t* slots, int64_t sessions,
                       int64_t tokens_per_session) {
   const int64_t S = sessions, T = tokens_per_session;
+  if (!layout_.has_embedding()) return Status::Error("Step: a later stage takes RunStep");
   if (S <= 0 || T <= 0) return Status::Error("Step: empty step");
   if (S > options_.slots) return Status::Error("Step: more sessions than slots");
   const int64_t V = layout_.shape().vocab;
@@ -312,32 +365,66 @@ Status Rwkv7Gpu::Step(const int32_t* tokens, const int32_t* slots, int64_t sessi
     }
     used[slots[s]] = true;
   }
-  SKEIN_CUDA_RETURN_IF_ERROR(EnsureScratch(S, S * T));
+  return Launch(tokens, slots, S, T, nullptr, nullptr, LogitsMode::kLast);
+}
+
+Status Rwkv7Gpu::RunStep(const Rwkv7StepIo& io) {
+  SKEIN_CUDA_RETURN_IF_ERROR(CheckRwkv7StepIo(layout_, options_.slots, io));
+  const int64_t S = io.sessions, T = io.tokens, R = S * T, C = layout_.shape().embd;
+  SKEIN_CUDA_RETURN_IF_ERROR(
+      Launch(io.token_ids, io.slots, S, T, io.hidden_in, io.v_first_in, io.logits_mode));
+  const Scratch& sc = *scratch_;
+  if (!layout_.has_head()) {
+    SKEIN_CUDA_RETURN_IF_ERROR(CopyToHost(*ctx_, io.hidden_out, sc.x.data(), F32(R * C)));
+    return CopyToHost(*ctx_, io.v_first_out, sc.v_first.data(), F32(R * C));
+  }
+  if (last_logit_rows_ > 0) {
+    return CopyToHost(*ctx_, io.logits, sc.logits.data(),
+                      F32(last_logit_rows_ * layout_.shape().vocab));
+  }
+  return ctx_->Synchronize();
+}
+
+Status Rwkv7Gpu::Launch(const int32_t* tokens, const int32_t* slots, int64_t S, int64_t T,
+                        const float* hidden_in, const float* v_first_in, LogitsMode mode) {
+  const int64_t R = S * T, C = layout_.shape().embd;
+  // Without the head every mode is the same launch sequence: one graph.
+  if (!layout_.has_head()) mode = LogitsMode::kNone;
+  const int64_t head_rows = LogitRows(mode, S, T);
+  SKEIN_CUDA_RETURN_IF_ERROR(EnsureScratch(S, R, head_rows));
   Scratch& sc = *scratch_;
   cudaStream_t stream = StreamOf(*ctx_);
   // The staging buffers may still feed the previous step's copy.
   SKEIN_CUDA_RETURN_IF_ERROR(CudaStatus(cudaEventSynchronize(sc.staged), "cudaEventSynchronize"));
-  std::memcpy(sc.host_tokens, tokens, S * T * sizeof(int32_t));
+  if (layout_.has_embedding()) {
+    std::memcpy(sc.host_tokens, tokens, R * sizeof(int32_t));
+    SKEIN_CUDA_RETURN_IF_ERROR(
+        CudaStatus(cudaMemcpyAsync(sc.tokens.data(), sc.host_tokens, R * sizeof(int32_t),
+                                   cudaMemcpyHostToDevice, stream),
+                   "cudaMemcpyAsync(tokens)"));
+  }
   std::memcpy(sc.host_slots, slots, S * sizeof(int32_t));
-  SKEIN_CUDA_RETURN_IF_ERROR(
-      CudaStatus(cudaMemcpyAsync(sc.tokens.data(), sc.host_tokens, S * T * sizeof(int32_t),
-                                 cudaMemcpyHostToDevice, stream),
-                 "cudaMemcpyAsync(tokens)"));
   SKEIN_CUDA_RETURN_IF_ERROR(
       CudaStatus(cudaMemcpyAsync(sc.slots.data(), sc.host_slots, S * sizeof(int32_t),
                                  cudaMemcpyHostToDevice, stream),
                  "cudaMemcpyAsync(slots)"));
   SKEIN_CUDA_RETURN_IF_ERROR(CudaStatus(cudaEventRecord(sc.staged, stream), "cudaEventRecord"));
-  last_sessions_ = S;
+  if (!layout_.has_embedding()) {
+    // The previous stage's rows: the residual and v_first every layer here continues.
+    SKEIN_CUDA_RETURN_IF_ERROR(CopyToDevice(*ctx_, sc.x.data(), hidden_in, F32(R * C)));
+    SKEIN_CUDA_RETURN_IF_ERROR(CopyToDevice(*ctx_, sc.v_first.data(), v_first_in, F32(R * C)));
+  }
+  last_logit_rows_ = head_rows;
 
-  if (T != 1 || !options_.use_graphs) return Enqueue(S, T);
-  auto it = graphs_.find(S);
+  if (T != 1 || !options_.use_graphs) return Enqueue(S, T, mode);
+  const std::pair<int64_t, int> key(S, static_cast<int>(mode));
+  auto it = graphs_.find(key);
   if (it == graphs_.end()) {
-    SKEIN_CUDA_RETURN_IF_ERROR(Enqueue(S, 1, /*plan_only=*/true));
+    SKEIN_CUDA_RETURN_IF_ERROR(Enqueue(S, 1, mode, /*plan_only=*/true));
     SKEIN_CUDA_RETURN_IF_ERROR(
         CudaStatus(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal),
                    "cudaStreamBeginCapture"));
-    const Status enqueued = Enqueue(S, 1);
+    const Status enqueued = Enqueue(S, 1, mode);
     cudaGraph_t graph = nullptr;
     const cudaError_t ended = cudaStreamEndCapture(stream, &graph);
     if (!enqueued.ok()) {
@@ -349,7 +436,7 @@ Status Rwkv7Gpu::Step(const int32_t* tokens, const int32_t* slots, int64_t sessi
     const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     SKEIN_CUDA_RETURN_IF_ERROR(CudaStatus(made, "cudaGraphInstantiate"));
-    it = graphs_.emplace(S, exec).first;
+    it = graphs_.emplace(key, exec).first;
   }
   return CudaStatus(cudaGraphLaunch(static_cast<cudaGraphExec_t>(it->second), stream),
                     "cudaGraphLaunch");
@@ -357,9 +444,9 @@ Status Rwkv7Gpu::Step(const int32_t* tokens, const int32_t* slots, int64_t sessi
 
 const float* Rwkv7Gpu::logits() const { return scratch_->logits.as<float>(); }
 
-Status Rwkv7Gpu::CopyLogits(int64_t sessions, std::vector<float>* out) {
-  if (sessions > last_sessions_) return Status::Error("CopyLogits: more sessions than the step");
-  out->resize(sessions * layout_.shape().vocab);
+Status Rwkv7Gpu::CopyLogits(int64_t rows, std::vector<float>* out) {
+  if (rows > last_logit_rows_) return Status::Error("CopyLogits: more rows than the step made");
+  out->resize(rows * layout_.shape().vocab);
   return CopyToHost(*ctx_, out->data(), logits(), out->size() * sizeof(float));
 }
 
@@ -371,8 +458,7 @@ Status Rwkv7Gpu::DownloadWeights(std::vector<uint8_t>* bytes) {
 Status Rwkv7Gpu::DownloadState(int32_t slot, std::vector<float>* att_x_prev,
                                std::vector<float>* wkv, std::vector<float>* ffn_x_prev) {
   if (slot < 0 || slot >= options_.slots) return Status::Error("DownloadState: bad slot");
-  const Rwkv7Shape& s = layout_.shape();
-  const int64_t shift = s.layers * s.embd, w = shift * kWkvHeadSize;
+  const int64_t shift = layout_.stage_layers() * layout_.shape().embd, w = shift * kWkvHeadSize;
   att_x_prev->resize(shift);
   ffn_x_prev->resize(shift);
   wkv->resize(w);
@@ -381,6 +467,43 @@ Status Rwkv7Gpu::DownloadState(int32_t slot, std::vector<float>* att_x_prev,
   SKEIN_CUDA_RETURN_IF_ERROR(
       CopyToHost(*ctx_, ffn_x_prev->data(), ffn_shift_.as<float>() + slot * shift, F32(shift)));
   return CopyToHost(*ctx_, wkv->data(), wkv_state_.as<float>() + slot * w, F32(w));
+}
+
+Status Rwkv7Gpu::WriteSlot(int32_t slot, const float* state) {
+  if (slot < 0 || slot >= options_.slots) return Status::Error("WriteSlot: slot out of range");
+  return CopySlot(slot, const_cast<float*>(state), /*to_device=*/true);
+}
+
+Status Rwkv7Gpu::ReadSlot(int32_t slot, float* state) {
+  if (slot < 0 || slot >= options_.slots) return Status::Error("ReadSlot: slot out of range");
+  return CopySlot(slot, state, /*to_device=*/false);
+}
+
+Status Rwkv7Gpu::CopySlot(int32_t slot, float* host, bool to_device) {
+  // The host state interleaves the three arrays per layer (att C, wkv C·N, ffn C); on the
+  // device each is [slots][Ls][…]. One strided copy per array: Ls rows of its layer's part.
+  const int64_t C = layout_.shape().embd, Ls = layout_.stage_layers(), CN = C * kWkvHeadSize;
+  const size_t host_pitch = F32(2 * C + CN);
+  struct Part {
+    float* device;
+    int64_t width;        // floats per layer
+    int64_t host_offset;  // floats into each host layer
+  };
+  const Part parts[3] = {{att_shift_.as<float>() + slot * Ls * C, C, 0},
+                         {wkv_state_.as<float>() + slot * Ls * CN, CN, C},
+                         {ffn_shift_.as<float>() + slot * Ls * C, C, C + CN}};
+  cudaStream_t stream = StreamOf(*ctx_);
+  for (const Part& p : parts) {
+    float* h = host + p.host_offset;
+    const cudaError_t e = to_device
+                              ? cudaMemcpy2DAsync(p.device, F32(p.width), h, host_pitch,
+                                                  F32(p.width), Ls, cudaMemcpyHostToDevice, stream)
+                              : cudaMemcpy2DAsync(h, host_pitch, p.device, F32(p.width),
+                                                  F32(p.width), Ls, cudaMemcpyDeviceToHost, stream);
+    SKEIN_CUDA_RETURN_IF_ERROR(CudaStatus(e, "cudaMemcpy2DAsync(slot)"));
+  }
+  // Host memory is pageable and the caller's once this returns: wait for the copies.
+  return CudaStatus(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
 }
 
 }  // namespace skein::cuda
