@@ -62,8 +62,10 @@ bin="$build/kernels/cuda"
 if [[ $status_build == PASS ]]; then
   # ---- correctness ----
   say "== CPU reference checks [$(elapsed)]"
-  if out=$(run 120 "$bin/cuda_reference_test"); then status_ref=PASS; fi
-  ref_detail=$(echo "$out" | grep -E '^[0-9]+ passed' | tail -1)
+  # The references themselves, and the host engine (rwkv7_engine.h) against them.
+  if out=$(run 120 "$bin/cuda_reference_test") &&
+    engine_out=$(run 120 "$bin/rwkv7_host_engine_test"); then status_ref=PASS; fi
+  ref_detail="$(echo "$out" | grep -E '^[0-9]+ passed' | tail -1); host engine: $(echo "${engine_out:-}" | grep -E '^[0-9]+ passed' | tail -1)"
 
   say "== GPU correctness checks [$(elapsed)]"
   out=$(run 300 "$bin/cuda_kernels_test")

@@ -471,15 +471,15 @@ Status Rwkv7Gpu::DownloadState(int32_t slot, std::vector<float>* att_x_prev,
 
 Status Rwkv7Gpu::WriteSlot(int32_t slot, const float* state) {
   if (slot < 0 || slot >= options_.slots) return Status::Error("WriteSlot: slot out of range");
-  return CopySlot(slot, const_cast<float*>(state), /*to_device=*/true);
+  return CopySlot(slot, state, nullptr);
 }
 
 Status Rwkv7Gpu::ReadSlot(int32_t slot, float* state) {
   if (slot < 0 || slot >= options_.slots) return Status::Error("ReadSlot: slot out of range");
-  return CopySlot(slot, state, /*to_device=*/false);
+  return CopySlot(slot, nullptr, state);
 }
 
-Status Rwkv7Gpu::CopySlot(int32_t slot, float* host, bool to_device) {
+Status Rwkv7Gpu::CopySlot(int32_t slot, const float* from_host, float* to_host) {
   // The host state interleaves the three arrays per layer (att C, wkv C·N, ffn C); on the
   // device each is [slots][Ls][…]. One strided copy per array: Ls rows of its layer's part.
   const int64_t C = layout_.shape().embd, Ls = layout_.stage_layers(), CN = C * kWkvHeadSize;
@@ -494,12 +494,12 @@ Status Rwkv7Gpu::CopySlot(int32_t slot, float* host, bool to_device) {
                          {ffn_shift_.as<float>() + slot * Ls * C, C, C + CN}};
   cudaStream_t stream = StreamOf(*ctx_);
   for (const Part& p : parts) {
-    float* h = host + p.host_offset;
-    const cudaError_t e = to_device
-                              ? cudaMemcpy2DAsync(p.device, F32(p.width), h, host_pitch,
-                                                  F32(p.width), Ls, cudaMemcpyHostToDevice, stream)
-                              : cudaMemcpy2DAsync(h, host_pitch, p.device, F32(p.width),
-                                                  F32(p.width), Ls, cudaMemcpyDeviceToHost, stream);
+    const cudaError_t e =
+        from_host != nullptr
+            ? cudaMemcpy2DAsync(p.device, F32(p.width), from_host + p.host_offset, host_pitch,
+                                F32(p.width), Ls, cudaMemcpyHostToDevice, stream)
+            : cudaMemcpy2DAsync(to_host + p.host_offset, host_pitch, p.device, F32(p.width),
+                                F32(p.width), Ls, cudaMemcpyDeviceToHost, stream);
     SKEIN_CUDA_RETURN_IF_ERROR(CudaStatus(e, "cudaMemcpy2DAsync(slot)"));
   }
   // Host memory is pageable and the caller's once this returns: wait for the copies.

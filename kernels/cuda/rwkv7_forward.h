@@ -118,8 +118,9 @@ class Rwkv7Gpu {
   // plan_only, enqueues nothing and only prepares the products' plans (before a capture).
   Status Enqueue(int64_t sessions, int64_t tokens_per_session, LogitsMode mode,
                  bool plan_only = false);
-  // Copies a slot's state between the host layout and the device arrays; waits.
-  Status CopySlot(int32_t slot, float* host, bool to_device);
+  // Copies a slot's state from `from_host` to the device arrays, or (from_host null) from them
+  // to `to_host`, in the host layout; waits.
+  Status CopySlot(int32_t slot, const float* from_host, float* to_host);
 
   Context* ctx_;
   Rwkv7WeightLayout layout_;
