@@ -25,7 +25,8 @@ struct Rwkv7HostState {
 class Rwkv7ReferenceModel {
  public:
   // `bytes` is the whole weight buffer in `layout` (Rwkv7Gpu::DownloadWeights, or made on the
-  // host with reference::FillUniform per tensor).
+  // host with reference::FillUniform per tensor). The whole model only: Token needs every
+  // layer, the embedding and the head (a stage layout is for MakeRandomWeights alone).
   Rwkv7ReferenceModel(const Rwkv7WeightLayout& layout, const std::vector<uint8_t>& bytes);
 
   // Weights made on the host exactly as Rwkv7Gpu::Create makes them on the device.
