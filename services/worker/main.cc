@@ -32,6 +32,8 @@ struct WorkerFlags {
   int threads = 0;
   bool bf16_activations = false;
   bool int8_activations = false;
+  std::string device = "cpu";
+  int64_t device_slots = 0;  // 0: --max-sessions
   int64_t max_sessions = 256;
   int64_t max_step_tokens = 4096;
   std::vector<std::string> initial_states;  // NAME=PATH
@@ -51,6 +53,10 @@ absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* servi
   options.threads = f.threads;
   options.bf16_activations = f.bf16_activations;
   options.int8_activations = f.int8_activations;
+  absl::StatusOr<skein::model::DeviceSpec> device = skein::model::ParseDevice(f.device);
+  if (!device.ok()) return device.status();
+  options.device = *device;
+  options.device_slots = f.device_slots > 0 ? f.device_slots : f.max_sessions;
   for (const std::string& spec : f.initial_states) {
     const size_t eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
@@ -74,7 +80,8 @@ absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* servi
   skein::log::Info("loading",
                    {{"model", f.model},
                     {"layers", absl::StrCat(options.first_layer, ":", options.last_layer)},
-                    {"dtype", f.dtype}});
+                    {"dtype", f.dtype},
+                    {"device", options.device.ToString()}});
   absl::StatusOr<std::unique_ptr<skein::engine::StageEngine>> engine =
       skein::engine::StageEngine::FromArchive(shared, options);
   if (!engine.ok()) return engine.status();
@@ -126,6 +133,14 @@ int main(int argc, char** argv) {
   app.add_flag("--int8-activations", f.int8_activations,
                "With --dtype int8: quantise activations to int8 in large products, which then "
                "run on integers (faster; not exact)");
+  app.add_option("--device", f.device,
+                 "Where the stage computes: cpu (default), cuda or cuda:N (a GPU; RWKV-7 "
+                 "models), or reference (the GPU engine's steps on the CPU with scalar "
+                 "reference kernels: slow, for checking)");
+  app.add_option("--device-slots", f.device_slots,
+                 "With a GPU device: sessions whose states stay in GPU memory (default: "
+                 "--max-sessions); others wait in host memory")
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-sessions", f.max_sessions,
                  "Session states kept in memory; past it the least recently used go to the store")
       ->check(CLI::PositiveNumber);

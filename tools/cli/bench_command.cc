@@ -48,7 +48,7 @@ void Check(const absl::Status& s) {
 }
 
 // Best seconds per step of `steps` decode steps over `batch` sequences.
-double TimeDecode(model::RwkvModel& m, int64_t batch, int steps, int repeats, int64_t vocab) {
+double TimeDecode(model::StageModel& m, int64_t batch, int steps, int repeats, int64_t vocab) {
   std::vector<model::RwkvState> states;
   for (int64_t b = 0; b < batch; ++b) states.push_back(m.NewState());
   // A short history first, so the states are not all zero.
@@ -78,7 +78,7 @@ double TimeDecode(model::RwkvModel& m, int64_t batch, int steps, int repeats, in
 }
 
 // Best seconds to prefill `length` tokens of one fresh sequence.
-double TimePrefill(model::RwkvModel& m, int64_t length, int repeats, int64_t vocab) {
+double TimePrefill(model::StageModel& m, int64_t length, int repeats, int64_t vocab) {
   std::vector<int32_t> tokens(length);
   for (int64_t i = 0; i < length; ++i) tokens[i] = TokenAt(i, vocab);
   double best = 1e30;

@@ -24,6 +24,11 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& defaul
   cmd->add_flag("--int8-activations", flags->int8_activations,
                 "With --dtype int8: quantise activations to int8 (per 32 values) in large matrix "
                 "products, which then run on integers (faster; not exact)");
+  cmd->add_option("--device", flags->device,
+                  "cpu (default), cuda, cuda:N (a GPU; RWKV-7 models) or reference (the GPU "
+                  "engine's steps on the CPU with scalar kernels: slow, for checking)");
+  cmd->add_option("--device-slots", flags->device_slots,
+                  "With a device: sessions whose states stay in its memory (default 64)");
 }
 
 Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const EngineFlags& flags) {
@@ -34,6 +39,11 @@ Engine MakeEngine(std::shared_ptr<const model::TensorArchive> archive, const Eng
   options.bf16_activations = flags.bf16_activations;
   options.int8_activations = flags.int8_activations;
   options.initial_states = flags.initial_states;
+  absl::StatusOr<model::DeviceSpec> device = model::ParseDevice(flags.device);
+  if (!device.ok()) throw CommandError(2, std::string(device.status().message()));
+  if (flags.device_slots < 1) throw CommandError(2, "--device-slots must be >= 1");
+  options.device = *device;
+  options.device_slots = flags.device_slots;
   absl::StatusOr<Engine> e = engine::StageEngine::FromArchive(std::move(archive), options);
   if (!e.ok()) throw CommandError(1, std::string(e.status().message()));
   return *std::move(e);

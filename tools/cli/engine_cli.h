@@ -29,12 +29,14 @@ struct EngineFlags {
   int threads = 0;  // 0 = every core
   bool bf16_activations = false;
   bool int8_activations = false;
+  std::string device = "cpu";  // model::ParseDevice
+  int64_t device_slots = 64;
   // (name, path) of initial-state files to load with the model (StageEngineOptions).
   std::vector<std::pair<std::string, std::string>> initial_states;
 };
 
 // Adds --model (required unless `model_required` is false), --dtype, --threads,
-// --bf16-activations and --int8-activations.
+// --bf16-activations, --int8-activations, --device and --device-slots.
 void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& default_dtype,
                     bool model_required = true);
 

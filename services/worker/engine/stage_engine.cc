@@ -72,15 +72,33 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
   load.first_layer = options.first_layer;
   load.last_layer = options.last_layer;
   load.pool = e->pool_.get();
+  // A device stage keeps the CPU weights only for what the worker reports (config,
+  // fingerprint, state shape), not for products: no packed panels.
+  const bool on_device = options.device.kind != model::DeviceKind::kCpu;
+  if (on_device) load.bf16_panels = false;
   absl::StatusOr<std::unique_ptr<model::RwkvWeights>> weights =
       model::RwkvWeights::Load(archive, load);
   if (!weights.ok()) return weights.status();
   e->archive_ = std::move(archive);
   e->weights_ = *std::move(weights);
-  e->model_ = std::make_unique<model::RwkvModel>(
-      e->weights_, e->pool_.get(),
-      model::RwkvModelOptions{.bf16_activations = options.bf16_activations,
-                              .int8_activations = options.int8_activations});
+  if (on_device) {
+    model::DeviceModelOptions device;
+    device.device = options.device;
+    device.run_dtype = options.run_dtype;
+    device.first_layer = e->weights_->first_layer();
+    device.last_layer = e->weights_->last_layer();
+    device.slots = options.device_slots;
+    absl::StatusOr<std::unique_ptr<model::DeviceRwkvModel>> m =
+        model::CreateDeviceModel(*e->archive_, e->config(), device);
+    if (!m.ok()) return m.status();
+    e->device_model_ = m->get();
+    e->model_ = *std::move(m);
+  } else {
+    e->model_ = std::make_unique<model::RwkvModel>(
+        e->weights_, e->pool_.get(),
+        model::RwkvModelOptions{.bf16_activations = options.bf16_activations,
+                                .int8_activations = options.int8_activations});
+  }
   for (const auto& [name, path] : options.initial_states) {
     const bool valid_name =
         !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {

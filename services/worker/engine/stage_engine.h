@@ -1,6 +1,7 @@
 // One pipeline stage's compute: a checkpoint's layer range loaded into an RwkvModel with its
-// own thread pool. The worker service, the `skein` CLI (logits, generate, bench) and the
-// benchmarks all load models through this class, so they run the same engine.
+// own thread pool, or into a device engine (--device cuda:N). The worker service, the `skein` CLI
+// (logits, generate, bench) and the benchmarks all load models through this class, so they run the
+// same engine.
 //
 // Stage 0 (first_layer == 0) also holds the embedding; the last stage (last_layer == L) also
 // ln_out and the head. Immutable after Load apart from the model's own serialized Step.
@@ -16,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/device/device_engine.h"
 #include "services/worker/model/rwkv_model.h"
 #include "services/worker/model/rwkv_weights.h"
 
@@ -28,6 +30,11 @@ struct StageEngineOptions {
   int threads = 0;      // 0 = every core
   bool bf16_activations = false;
   bool int8_activations = false;  // model::RwkvModelOptions
+  // Where the stage computes (model/device/device_engine.h): the CPU engine, or a device
+  // engine (cuda:N, reference) for x070 models, which keeps up to `device_slots` sessions'
+  // states in the device's memory.
+  model::DeviceSpec device;
+  int64_t device_slots = 64;
   // Initial-state files to load beside the model, as (name, path) pairs (see
   // model/state_file.h): a request naming one starts from it instead of the zero state.
   std::vector<std::pair<std::string, std::string>> initial_states;
@@ -54,9 +61,10 @@ class StageEngine {
  public:
   // Opens the checkpoint (.pth or .safetensors) and loads the layer range, then the initial
   // states. Errors: NOT_FOUND or INVALID_ARGUMENT for a file that is missing or not a
-  // checkpoint of a supported version, INVALID_ARGUMENT for a bad layer range or thread count,
-  // an initial state's name that is empty, repeated or not of [A-Za-z0-9._-] (64 at most), or
-  // a file that is not a state file; FAILED_PRECONDITION for a state of another model.
+  // checkpoint of a supported version, those of model::CreateDeviceModel for a device stage,
+  // INVALID_ARGUMENT for a bad layer range or thread count, an initial state's name that is empty,
+  // repeated or not of [A-Za-z0-9._-] (64 at most), or a file that is not a state file;
+  // FAILED_PRECONDITION for a state of another model.
   static absl::StatusOr<std::unique_ptr<StageEngine>> Load(const std::string& path,
                                                            const StageEngineOptions& options);
   // The same over an archive already open.
@@ -66,7 +74,9 @@ class StageEngine {
   const model::RwkvWeights& weights() const { return *weights_; }
   const std::shared_ptr<const model::RwkvWeights>& shared_weights() const { return weights_; }
   const model::RwkvConfig& config() const { return weights_->config(); }
-  model::RwkvModel& model() { return *model_; }
+  model::StageModel& model() { return *model_; }
+  // The device model when the stage runs on a device engine, else null.
+  model::DeviceRwkvModel* device_model() { return device_model_; }
   kernels::ThreadPool* pool() { return pool_.get(); }
   const StageEngineOptions& options() const { return options_; }
   int first_layer() const { return weights_->first_layer(); }
@@ -84,7 +94,8 @@ class StageEngine {
   std::shared_ptr<const model::TensorArchive> archive_;
   std::unique_ptr<kernels::ThreadPool> pool_;
   std::shared_ptr<const model::RwkvWeights> weights_;
-  std::unique_ptr<model::RwkvModel> model_;
+  std::unique_ptr<model::StageModel> model_;
+  model::DeviceRwkvModel* device_model_ = nullptr;  // model_, when on a device
   std::vector<NamedState> initial_states_;
 };
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <set>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -23,83 +22,14 @@ RwkvModel::RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::Thread
 
 RwkvModel::~RwkvModel() = default;
 
-absl::Status RwkvModel::Validate(absl::Span<const SequenceStep> sequences,
-                                 const StageActivations* input) const {
-  const RwkvWeights& w = *weights_;
-  const RwkvConfig& d = w.config();
-  if (w.has_embedding() && input != nullptr) {
-    return absl::InvalidArgumentError("the first stage takes token ids, not activations");
-  }
-  if (!w.has_embedding() && input == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("a stage starting at layer ", w.first_layer(),
-                                                   " needs the previous stage's activations"));
-  }
-  std::set<const RwkvState*> seen;
-  int64_t rows = 0;
-  for (size_t s = 0; s < sequences.size(); ++s) {
-    const SequenceStep& seq = sequences[s];
-    if (seq.state == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " has no state"));
-    }
-    if (seq.state->shape() != w.state_shape()) {
-      const StateShape& sh = seq.state->shape();
-      return absl::InvalidArgumentError(
-          absl::StrCat("sequence ", s, ": state for layers [", sh.first_layer, ", ", sh.last_layer,
-                       ") C=", sh.embd, " does not fit this stage (layers [", w.first_layer(), ", ",
-                       w.last_layer(), ") C=", d.n_embd, ")"));
-    }
-    if (!seen.insert(seq.state).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sequence ", s, " uses a state that another sequence of the step uses"));
-    }
-    if (w.has_embedding()) {
-      if (seq.tokens.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " has no tokens"));
-      }
-      for (size_t i = 0; i < seq.tokens.size(); ++i) {
-        if (seq.tokens[i] < 0 || seq.tokens[i] >= d.vocab) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("sequence ", s, ": token ", i, " is ", seq.tokens[i],
-                           ", outside the vocabulary [0, ", d.vocab, ")"));
-        }
-      }
-      rows += static_cast<int64_t>(seq.tokens.size());
-    } else {
-      if (!seq.tokens.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "sequence ", s, ": token ids given to a stage that does not start at layer 0"));
-      }
-      if (seq.num_tokens <= 0) {
-        return absl::InvalidArgumentError(absl::StrCat("sequence ", s, " has no tokens"));
-      }
-      rows += seq.num_tokens;
-    }
-  }
-  if (input != nullptr) {
-    const size_t want = static_cast<size_t>(rows * d.n_embd);
-    // Only x070 passes layer 0's value along; the other versions send none.
-    const size_t want_v_first = d.has_value_residual() ? want : 0;
-    if (input->rows != rows || input->width != d.n_embd || input->hidden.size() != want ||
-        input->v_first.size() != want_v_first) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("activations hold ", input->rows, " rows of width ", input->width, " (",
-                       input->hidden.size(), " hidden and ", input->v_first.size(),
-                       " v_first values); the sequences need ", rows, " rows of width ", d.n_embd));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<StepResult> RwkvModel::Step(absl::Span<const SequenceStep> sequences,
-                                           const StageActivations* input) {
-  StepResult result;
-  if (absl::Status s = Step(sequences, input, &result); !s.ok()) return s;
-  return result;
-}
-
 absl::Status RwkvModel::Step(absl::Span<const SequenceStep> sequences,
                              const StageActivations* input, StepResult* out) {
-  if (absl::Status s = Validate(sequences, input); !s.ok()) return s;
+  int64_t validated_rows = 0;
+  if (absl::Status s = ValidateStep(weights_->config(), weights_->state_shape(), sequences, input,
+                                    &validated_rows);
+      !s.ok()) {
+    return s;
+  }
   absl::MutexLock lock(&mutex_);
   const RwkvWeights& w = *weights_;
   const RwkvConfig& d = w.config();

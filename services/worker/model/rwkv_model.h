@@ -26,43 +26,10 @@
 #include "absl/types/span.h"
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/rwkv_weights.h"
+#include "services/worker/model/stage_model.h"
 #include "services/worker/model/state.h"
 
 namespace skein::model {
-
-// What passes between stages: for every token of the step, sequences in step order, its
-// hidden state and (x070 only; empty for other versions) its layer-0 value, each [rows, C]
-// row-major fp32.
-struct StageActivations {
-  int64_t rows = 0;
-  int64_t width = 0;  // C
-  std::vector<float> hidden;
-  std::vector<float> v_first;
-};
-
-// One sequence's part of a step.
-struct SequenceStep {
-  RwkvState* state = nullptr;  // this stage's layers; advanced in place
-  // First stage: the token ids to feed (at least one). Later stages: leave empty.
-  absl::Span<const int32_t> tokens;
-  // Later stages: how many rows of the input activations belong to this sequence.
-  int64_t num_tokens = 0;
-  // Last stage: logits for every token of this sequence, not only for its last one.
-  bool all_logits = false;
-  // Last stage: no logits for this sequence (a prefill chunk that samples nothing). A step
-  // where every sequence sets it skips ln_out and the head entirely.
-  bool no_logits = false;
-};
-
-struct StepResult {
-  // Last stage: logits rows [R, V], sequences in step order, each contributing its last
-  // token's row, one row per token with all_logits, or none with no_logits.
-  // `logits_rows[s]` is the count.
-  std::vector<float> logits;
-  std::vector<int64_t> logits_rows;
-  // Other stages: the input of the next stage.
-  StageActivations activations;
-};
 
 struct RwkvModelOptions {
   // With bf16 weights, let large matrix products (16+ rows: prefill, batched decode) round
@@ -79,7 +46,7 @@ struct RwkvModelOptions {
   bool int8_activations = false;
 };
 
-class RwkvModel {
+class RwkvModel : public StageModel {
  public:
   // `pool` may be null (single-threaded) and must outlive the model.
   RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::ThreadPool* pool,
@@ -88,19 +55,12 @@ class RwkvModel {
 
   const RwkvWeights& weights() const { return *weights_; }
 
-  // A zero state for this model's layers.
-  RwkvState NewState() const { return RwkvState(weights_->state_shape()); }
+  StateShape state_shape() const override { return weights_->state_shape(); }
 
-  // Runs one step. `input` is required when the model does not start at layer 0 (and must be
-  // null otherwise). INVALID_ARGUMENT for malformed requests (token id out of range, empty
-  // sequence, a state of another shape, the same state twice, activations that do not match
-  // the token counts); the states are unchanged then.
-  absl::StatusOr<StepResult> Step(absl::Span<const SequenceStep> sequences,
-                                  const StageActivations* input = nullptr);
-  // The same, writing into `*result` and reusing its memory (a decode loop that keeps one
-  // StepResult avoids allocating and faulting in the logits every step).
+  // StageModel::Step: the CPU kernels over the weights' layer range.
+  using StageModel::Step;
   absl::Status Step(absl::Span<const SequenceStep> sequences, const StageActivations* input,
-                    StepResult* result);
+                    StepResult* result) override;
 
   // Steps of up to this many rows (tokens of all sequences together) keep their scratch
   // memory for the next step; a larger one (an oversized prefill) gives it back when it ends,
@@ -113,8 +73,6 @@ class RwkvModel {
   struct Scratch;
 
  private:
-  absl::Status Validate(absl::Span<const SequenceStep> sequences,
-                        const StageActivations* input) const;
   void RunLayer(int layer, absl::Span<const SequenceStep> sequences,
                 absl::Span<const int64_t> offsets) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 

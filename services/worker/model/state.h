@@ -10,10 +10,16 @@
 // standard start: all zeros, except RWKV-4's pp, which starts at −1e30 (spec §5). Copying a
 // state forks the sequence.
 //
+// A device engine (device/device_rwkv_model.h) may hold a state's newest floats in its own
+// memory: the state is then "resident" there (see StateResidency). Every accessor first
+// brings the floats back (a read from the device), and a mutable one also ends the residency,
+// so code that only sees RwkvState never reads stale floats, whatever engine ran the step.
+//
 // Not thread-safe: one step at a time may use a state; distinct states are independent.
 #ifndef SKEIN_SERVICES_WORKER_MODEL_STATE_H_
 #define SKEIN_SERVICES_WORKER_MODEL_STATE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -46,19 +52,48 @@ struct StateShape {
   bool operator!=(const StateShape& o) const { return !(*this == o); }
 };
 
+class RwkvState;
+
+// The owner of device copies of states (a device engine's slot pool). Implementations must be
+// thread-safe: they are called from whatever thread touches a state.
+class StateResidency {
+ public:
+  virtual ~StateResidency() = default;
+  // Copies the device's newer floats of `state` into its host floats (RwkvState::host_floats)
+  // and marks them current (RwkvState::MarkHostCurrent). Called when the state is read on the
+  // host while resident with newer floats on the device; a state that is no longer resident
+  // by the time the owner looks is left alone.
+  virtual void Fetch(RwkvState& state) = 0;
+  // `state` gives up its device copy (it is destroyed, overwritten or changed on the host):
+  // the owner frees the slot without copying anything back. Afterwards the state is not
+  // resident.
+  virtual void Release(RwkvState& state) = 0;
+};
+
 class RwkvState {
  public:
   // A zero state of the given shape at position 0.
   explicit RwkvState(const StateShape& shape);
+  // Copies hold the source's current floats (fetched from a device if need be) and are never
+  // resident themselves; a moved-from state gives up its residency (fetching first) and keeps
+  // its shape with no floats.
+  RwkvState(const RwkvState& other);
+  RwkvState& operator=(const RwkvState& other);
+  RwkvState(RwkvState&& other) noexcept;
+  RwkvState& operator=(RwkvState&& other) noexcept;
+  ~RwkvState();
 
   const StateShape& shape() const { return shape_; }
   int64_t position() const { return position_; }
   void set_position(int64_t position) { position_ = position; }
 
-  // Accessors take the absolute layer index (first_layer <= layer < last_layer).
-  absl::Span<float> att_x_prev(int layer) { return {LayerData(layer), Cs()}; }
-  absl::Span<float> att_kv(int layer) { return {LayerData(layer) + shape_.embd, Kvs()}; }
-  absl::Span<float> ffn_x_prev(int layer) { return {LayerData(layer) + shape_.embd + Kvs(), Cs()}; }
+  // Accessors take the absolute layer index (first_layer <= layer < last_layer). The mutable
+  // ones end a device residency (see the file comment).
+  absl::Span<float> att_x_prev(int layer) { return {MutableLayerData(layer), Cs()}; }
+  absl::Span<float> att_kv(int layer) { return {MutableLayerData(layer) + shape_.embd, Kvs()}; }
+  absl::Span<float> ffn_x_prev(int layer) {
+    return {MutableLayerData(layer) + shape_.embd + Kvs(), Cs()};
+  }
   absl::Span<const float> att_x_prev(int layer) const { return {LayerData(layer), Cs()}; }
   absl::Span<const float> att_kv(int layer) const {
     return {LayerData(layer) + shape_.embd, Kvs()};
@@ -68,8 +103,32 @@ class RwkvState {
   }
 
   // Every float, layer by layer in the order above.
-  absl::Span<float> data() { return absl::MakeSpan(data_); }
-  absl::Span<const float> data() const { return data_; }
+  absl::Span<float> data() {
+    EndResidency();
+    return absl::MakeSpan(data_);
+  }
+  absl::Span<const float> data() const {
+    FetchIfStale();
+    return data_;
+  }
+
+  // For a StateResidency owner only. `residency` now holds this state's floats: with
+  // `device_newer`, newer than the host's (a step ran there). Replaces an earlier residency
+  // with the same owner; the owner must not attach a state another owner holds.
+  void AttachResidency(StateResidency* residency, bool device_newer) {
+    residency_.store(residency, std::memory_order_release);
+    device_newer_.store(device_newer, std::memory_order_release);
+  }
+  // The owner dropped its copy (after fetching it, if it was newer).
+  void DetachResidency() {
+    device_newer_.store(false, std::memory_order_release);
+    residency_.store(nullptr, std::memory_order_release);
+  }
+  StateResidency* residency() const { return residency_.load(std::memory_order_acquire); }
+  bool device_newer() const { return device_newer_.load(std::memory_order_acquire); }
+  // The host floats as they are, without fetching (for the owner's copies in and out).
+  absl::Span<float> host_floats() { return absl::MakeSpan(data_); }
+  void MarkHostCurrent() { device_newer_.store(false, std::memory_order_release); }
 
   // Back to the standard start and position 0.
   void Reset();
@@ -80,16 +139,34 @@ class RwkvState {
  private:
   size_t Cs() const { return static_cast<size_t>(shape_.embd); }
   size_t Kvs() const { return static_cast<size_t>(shape_.att_state_floats()); }
-  float* LayerData(int layer) {
+  float* MutableLayerData(int layer) {
+    EndResidency();
     return data_.data() + (layer - shape_.first_layer) * shape_.floats_per_layer();
   }
   const float* LayerData(int layer) const {
+    FetchIfStale();
     return data_.data() + (layer - shape_.first_layer) * shape_.floats_per_layer();
+  }
+  // Brings newer device floats back. Logically const: the state's value does not change.
+  void FetchIfStale() const {
+    if (device_newer_.load(std::memory_order_acquire)) {
+      StateResidency* r = residency_.load(std::memory_order_acquire);
+      if (r != nullptr) r->Fetch(const_cast<RwkvState&>(*this));
+    }
+  }
+  // Fetches, then gives the device copy up: the host floats are about to change.
+  void EndResidency() {
+    if (residency_.load(std::memory_order_acquire) == nullptr) return;
+    FetchIfStale();
+    StateResidency* r = residency_.load(std::memory_order_acquire);
+    if (r != nullptr) r->Release(*this);
   }
 
   StateShape shape_;
   int64_t position_ = 0;
   std::vector<float> data_;
+  std::atomic<StateResidency*> residency_{nullptr};
+  std::atomic<bool> device_newer_{false};
 };
 
 }  // namespace skein::model
