@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -255,6 +256,44 @@ TEST_F(SessionsTest, TurnsForksAndOtherRoutersAllEqualOneLongRun) {
   }
   EXPECT_EQ(GetSession(c.stub(), "chat-fork", &s).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_TRUE(GetSession(c.stub(), "chat", &s).ok());
+}
+
+// Workers on the device engine (`--device reference`: the GPU engine's launch sequence with the
+// scalar reference kernels, so this runs without a GPU), two stages, two state slots per stage
+// for three sessions: states live in the device's slots between turns, are evicted to host
+// memory and brought back, and are read back from the device for every snapshot. Every turn
+// equals the CPU engine's one long run, and a router that never held the sessions continues
+// them from their snapshots exactly.
+TEST_F(SessionsTest, DeviceStagesKeepSessionsExactAcrossSlotsAndSnapshots) {
+  Cluster c(model_, vocab_, 2, 1,
+            {"--worker-arg=--device=reference", "--worker-arg=--device-slots=2"});
+  std::map<std::string, std::vector<uint32_t>> history;
+  for (int turn = 0; turn < 3; ++turn) {
+    for (const std::string id : {"dev-a", "dev-b", "dev-c"}) {
+      if (turn == 0) {
+        ASSERT_TRUE(CreateSession(c.stub(), id).ok());
+      }
+      const std::vector<uint32_t> prompt = Tokens(turn == 0 ? 9 : 2, turn * 7 + id.back());
+      history[id].insert(history[id].end(), prompt.begin(), prompt.end());
+      Generated g = Turn(c.stub(), id, prompt, 4);
+      ASSERT_TRUE(g.status.ok()) << id << " turn " << turn << ": " << g.status.error_message();
+      EXPECT_EQ(g.tokens, EngineGreedy(model_, history[id], 4)) << id << " turn " << turn;
+      history[id].insert(history[id].end(), g.tokens.begin(), g.tokens.end());
+    }
+  }
+  ExtraRouter other(c);
+  const std::vector<uint32_t> more = Tokens(3, 77);
+  for (const std::string id : {"dev-a", "dev-c"}) {
+    history[id].insert(history[id].end(), more.begin(), more.end());
+    Generated g = Turn(other.stub(), id, more, 4);
+    ASSERT_TRUE(g.status.ok()) << id << ": " << g.status.error_message();
+    EXPECT_EQ(g.tokens, EngineGreedy(model_, history[id], 4)) << id << " via another router";
+  }
+  for (const auto& p : c.Processes()) {
+    if (p["role"] == "worker") {
+      EXPECT_GT(c.Metric(p["name"], "skein_worker_device_evictions_total"), 0) << p["name"];
+    }
+  }
 }
 
 TEST_F(SessionsTest, CachedPrefixesGiveTheSameOutputAndAreCounted) {

@@ -99,6 +99,31 @@ WorkerService::WorkerService(WorkerConfig config, prometheus::Registry& registry
                              "measured)")
                          .Register(registry)
                          .Add(stage);
+  device_slots_ = &prometheus::BuildGauge()
+                       .Name("skein_worker_device_state_slots")
+                       .Help(
+                           "State slots in the device's memory (--device-slots; 0 on the CPU "
+                           "engine)")
+                       .Register(registry)
+                       .Add(stage);
+  device_resident_ = &prometheus::BuildGauge()
+                          .Name("skein_worker_device_resident_states")
+                          .Help("Session states held in the device's slots now")
+                          .Register(registry)
+                          .Add(stage);
+  auto& copies = prometheus::BuildCounter()
+                     .Name("skein_worker_device_state_copies_total")
+                     .Help(
+                         "Session states copied into a device slot (to_device) or back to host "
+                         "memory because they were read or evicted (to_host)")
+                     .Register(registry);
+  device_uploads_ = &copies.Add({{"stage", stage.at("stage")}, {"direction", "to_device"}});
+  device_fetches_ = &copies.Add({{"stage", stage.at("stage")}, {"direction", "to_host"}});
+  device_evictions_ = &prometheus::BuildCounter()
+                           .Name("skein_worker_device_evictions_total")
+                           .Help("States pushed out of a device slot to make room for another")
+                           .Register(registry)
+                           .Add(stage);
 }
 
 WorkerService::~WorkerService() = default;
@@ -155,6 +180,18 @@ void WorkerService::UpdateGauges() {
   if (s.restored > last_restored_) sessions_restored_->Increment(s.restored - last_restored_);
   last_spilled_ = s.spilled;
   last_restored_ = s.restored;
+  if (const model::DeviceRwkvModel* device = engine_->device_model(); device != nullptr) {
+    const model::DeviceModelStats d = device->stats();
+    device_slots_->Set(static_cast<double>(d.slots));
+    device_resident_->Set(static_cast<double>(d.resident));
+    auto grow = [](prometheus::Counter* c, uint64_t now, uint64_t& last) {
+      if (now > last) c->Increment(static_cast<double>(now - last));
+      last = now;
+    };
+    grow(device_uploads_, d.uploads, last_device_.uploads);
+    grow(device_fetches_, d.fetches, last_device_.fetches);
+    grow(device_evictions_, d.evictions, last_device_.evictions);
+  }
   if (next_ != nullptr) {
     const uint64_t bytes = next_->stats().bytes_sent;
     if (bytes > last_link_bytes_)

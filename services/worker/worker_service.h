@@ -115,11 +115,17 @@ class WorkerService final : public v1::WorkerService::Service {
   prometheus::Gauge* weight_bytes_per_step_;
   prometheus::Counter* weight_bytes_read_;
   prometheus::Gauge* read_bandwidth_;
+  prometheus::Gauge* device_slots_;
+  prometheus::Gauge* device_resident_;
+  prometheus::Counter* device_uploads_;
+  prometheus::Counter* device_fetches_;
+  prometheus::Counter* device_evictions_;
   // What UpdateGauges last saw (the counters grow by the difference).
   absl::Mutex gauge_mutex_;
   uint64_t last_link_bytes_ ABSL_GUARDED_BY(gauge_mutex_) = 0;
   uint64_t last_spilled_ ABSL_GUARDED_BY(gauge_mutex_) = 0;
   uint64_t last_restored_ ABSL_GUARDED_BY(gauge_mutex_) = 0;
+  model::DeviceModelStats last_device_ ABSL_GUARDED_BY(gauge_mutex_);
 };
 
 }  // namespace skein::worker

@@ -3,7 +3,7 @@
 //   skein cluster up --model PATH [--model PATH …] --vocab PATH --stages S --replicas R --dir DIR
 //       [--layers 0:4,4:8,...] [--store rocksdb|redis|memory] [--redis HOST:PORT [--stores N]]
 //       [--dtype bf16] [--threads N] [--bin-dir DIR] [--timeout S] [--initial-state
-//       [MODEL:]NAME=PATH]
+//       [MODEL:]NAME=PATH] [--router-arg FLAG …] [--worker-arg FLAG …]
 // starts the state store, the tokenizer, S×R workers per model and the router, each on a port the
 // kernel picks (read back from its ready file, so ports never race), waits until every one
 // reports SERVING, writes DIR/cluster.json and prints the router's address as its last line.
@@ -55,6 +55,7 @@ struct ClusterArgs {
   std::string bin_dir;
   double timeout_seconds = 120;
   std::vector<std::string> router_args;
+  std::vector<std::string> worker_args;
   std::vector<std::string> initial_states;  // NAME=PATH, given to every worker
 };
 
@@ -334,6 +335,7 @@ void ClusterUp(const ClusterArgs& a) {
         for (const std::string& flag : states[m]) {
           argv.insert(argv.end(), {"--initial-state", flag});
         }
+        argv.insert(argv.end(), a.worker_args.begin(), a.worker_args.end());
         if (!next.empty()) argv.insert(argv.end(), {"--next", next});
         next = start({absl::StrCat(prefix, "r", r, "-s", s), "worker", "", s, r, -1, {}, ""}, argv);
       }
@@ -420,6 +422,8 @@ SKEIN_REGISTER_COMMAND(cluster, [](CLI::App& app) {
   up->add_option("--bin-dir", a->bin_dir, "Where services/*/skein-* are (default: beside skein)");
   up->add_option("--timeout", a->timeout_seconds, "Seconds to wait for each service (120)");
   up->add_option("--router-arg", a->router_args, "Extra flag for the router (repeatable)");
+  up->add_option("--worker-arg", a->worker_args,
+                 "Extra flag for every worker, e.g. --worker-arg=--device=cuda (repeatable)");
   up->add_option("--initial-state", a->initial_states,
                  "[MODEL:]NAME=PATH of a state-tuning file the model's workers load "
                  "(repeatable; MODEL, a --model file's stem, is needed with several models)");
