@@ -36,6 +36,8 @@ grep -q -- '--pipeline=skein-ci-worker-s0-0.skein-ci-worker-s0.serving.svc:7730,
 grep -q -- '--next="skein-ci-worker-s1-${ordinal}' "$work/gpu-2x2.yaml" || fail "stage 0 relays to stage 1"
 grep -q -- '--layers=12:24 --stage=1' "$work/gpu-2x2.yaml" || fail "the layer split reaches the workers"
 [[ $(count 'nvidia.com/gpu: 1' "$work/gpu-2x2.yaml") == 2 ]] || fail "GPU workers request a GPU"
+[[ $(count '--device=cuda' "$work/gpu-2x2.yaml") == 2 ]] || fail "GPU workers run the GPU engine"
+[[ $(count '--device=' "$work/cpu-one-node.yaml") == 0 ]] || fail "CPU workers keep the CPU engine"
 [[ $(count '^kind: HorizontalPodAutoscaler' "$work/gpu-2x2.yaml") == 2 ]] || fail "router and tokenizer autoscale"
 [[ $(count '^kind: ServiceMonitor' "$work/with-operator.yaml") == 1 ]] || fail "ServiceMonitor with the operator"
 [[ $(count '^kind: ServiceMonitor' "$work/gpu-2x2.yaml") == 0 ]] || fail "no ServiceMonitor without the operator"

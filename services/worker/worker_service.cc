@@ -271,7 +271,7 @@ grpc::Status WorkerService::GetStageInfo(grpc::ServerContext*, const v1::GetStag
   response->set_sessions_resident(static_cast<uint32_t>(s.resident));
   response->set_sessions_capacity(static_cast<uint32_t>(sessions_->capacity()));
   response->set_max_step_tokens(static_cast<uint32_t>(config_.max_step_tokens));
-  response->set_device("cpu");
+  response->set_device(engine_->options().device.ToString());
   response->set_steps_in_flight(in_flight_.load());
   response->set_draining(draining_.load());
   return grpc::Status::OK;
