@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "kernels/cpu/cpu_description.h"
 #include "kernels/cpu/cpu_features.h"
@@ -102,6 +103,9 @@ void RunBench(const BenchArgs& args) {
   }
   const std::vector<int64_t> batches = ParsePositiveList(args.batches, "--batch");
   const std::vector<int64_t> prompts = ParsePositiveList(args.prompts, "--prompt");
+  // On a device every session of the largest batch needs a state slot.
+  EngineFlags engine_flags = args.engine;
+  for (int64_t b : batches) engine_flags.device_slots = std::max(engine_flags.device_slots, b);
   std::string model_name = args.engine.model;
   Engine e;
   if (!args.shape.empty()) {
@@ -125,11 +129,14 @@ void RunBench(const BenchArgs& args) {
     absl::StatusOr<std::unique_ptr<model::TensorArchive>> archive =
         model::MakeRandomRwkv7Archive(shape, 0, dtype);
     if (!archive.ok()) throw CommandError(1, std::string(archive.status().message()));
-    e = MakeEngine(std::shared_ptr<const model::TensorArchive>(*std::move(archive)), args.engine);
+    e = MakeEngine(std::shared_ptr<const model::TensorArchive>(*std::move(archive)), engine_flags);
     model_name = "random " + args.version + " " + args.shape;
   } else {
-    e = LoadEngine(args.engine);
+    e = LoadEngine(engine_flags);
   }
+  // The roofline below is the CPU's memory bandwidth; a GPU's is measured by
+  // tools/gpu-check.sh (kernels/cuda/cuda_benchmark), so a device run reports none.
+  const bool on_cpu = e->device_model() == nullptr;
   const model::RwkvConfig& c = e->weights().config();
   const int64_t vocab = c.vocab;
   const double bandwidth =
@@ -145,6 +152,7 @@ void RunBench(const BenchArgs& args) {
   out["dtype"] = args.engine.dtype;
   out["bf16_activations"] = args.engine.bf16_activations;
   out["int8_activations"] = args.engine.int8_activations;
+  out["device"] = e->options().device.ToString();
   out["threads"] = e->pool()->num_threads();
   out["cpu"] = kernels::CpuModelName();
   out["cpu_features"] = kernels::CpuFeatureNames();
@@ -162,7 +170,7 @@ void RunBench(const BenchArgs& args) {
     row["batch"] = batch;
     row["ms_per_step"] = step * 1e3;
     row["tokens_per_s"] = batch / step;
-    row["roofline_fraction"] = roofline_step / step;
+    if (on_cpu) row["roofline_fraction"] = roofline_step / step;
     decode.push_back(row);
   }
   out["decode"] = decode;
@@ -194,12 +202,17 @@ void RunBench(const BenchArgs& args) {
               std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel())).c_str());
   std::printf("read bandwidth: %.1f GB/s; weights read per step: %.1f MB; roofline %.2f ms/step\n",
               bandwidth / 1e9, bytes_per_step / 1e6, roofline_step * 1e3);
+  if (!on_cpu)
+    std::printf("device: %s (the roofline column is the CPU's: n/a)\n",
+                e->options().device.ToString().c_str());
   std::printf("decode  batch  ms/step  tokens/s  roofline\n");
   for (const FloatJson& row : out["decode"]) {
-    std::printf("        %5lld  %7.2f  %8.1f  %7.0f%%\n",
-                static_cast<long long>(row["batch"].get<int64_t>()),
-                row["ms_per_step"].get<float>(), row["tokens_per_s"].get<float>(),
-                100 * row["roofline_fraction"].get<float>());
+    const std::string roofline =
+        on_cpu ? absl::StrFormat("%7.0f%%", 100 * row["roofline_fraction"].get<float>())
+               : "    n/a";
+    std::printf(
+        "        %5lld  %7.2f  %8.1f  %s\n", static_cast<long long>(row["batch"].get<int64_t>()),
+        row["ms_per_step"].get<float>(), row["tokens_per_s"].get<float>(), roofline.c_str());
   }
   std::printf("prefill tokens  seconds  tokens/s\n");
   for (const FloatJson& row : out["prefill"]) {

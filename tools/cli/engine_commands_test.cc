@@ -126,6 +126,29 @@ TEST(GenerateCommandTest, SeededSamplingIsReproducible) {
   EXPECT_NE(ta, nlohmann::json::parse(c.out)["tokens"].get<std::vector<int>>());
 }
 
+// The device path from the command line: greedy on the GPU engine's launch sequence (on the
+// CPU, `--device reference`) reproduces the official continuation, and bench reports the
+// device (and no CPU roofline for it).
+TEST(DeviceCommandsTest, ReferenceDeviceGeneratesTheGoldenAndBenchSaysWhere) {
+  SKEIN_REQUIRE_TEST_DATA(json_path, "golden/rwkv7/small-l4-c256-v1024.greedy.json");
+  SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/small-l4-c256-v1024.pth");
+  const nlohmann::json golden = nlohmann::json::parse(ReadAll(json_path));
+  const std::vector<int> greedy = golden["greedy"].get<std::vector<int>>();
+  RunResult r = RunSkein("generate --device reference --dtype fp32 --model " + model +
+                         " --prompt-tokens " + Join(golden["prompt"].get<std::vector<int>>()) +
+                         " --max-tokens " + std::to_string(greedy.size()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["tokens"].get<std::vector<int>>(), greedy);
+  RunResult b = RunSkein("bench --json --device reference --dtype fp32 --model " + model +
+                         " --batch 2 --prompt 8 --decode-steps 1 --repeats 1 --bandwidth-mib 8");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const nlohmann::json out = nlohmann::json::parse(b.out);
+  EXPECT_EQ(out["device"], "reference");
+  ASSERT_EQ(out["decode"].size(), 1u);
+  EXPECT_GT(out["decode"][0]["tokens_per_s"].get<double>(), 0);
+  EXPECT_FALSE(out["decode"][0].contains("roofline_fraction"));
+}
+
 // Bad input: a non-zero exit and one line on stderr that says what is wrong.
 void ExpectError(const RunResult& r, const std::string& needle) {
   EXPECT_NE(r.exit_code, 0);
@@ -140,10 +163,15 @@ TEST(EngineCommandsTest, BadInputFailsWithOneLine) {
   ExpectError(RunSkein("logits --model " + model + " --tokens 1,x,3"), "'x'");
   ExpectError(RunSkein("logits --model " + model + " --tokens 1,256"), "256");
   ExpectError(RunSkein("logits --model " + model + " --tokens 1 --dtype int4"), "int4");
-  ExpectError(RunSkein("generate --model " + model + " --prompt-tokens 1 --max-tokens 2 "
+  ExpectError(RunSkein("logits --model " + model + " --tokens 1 --device gpu"), "gpu");
+  ExpectError(RunSkein("logits --model " + model + " --tokens 1 --device reference --dtype int8"),
+              "int8");
+  ExpectError(RunSkein("generate --model " + model +
+                       " --prompt-tokens 1 --max-tokens 2 "
                        "--temperature -1"),
               "temperature");
-  ExpectError(RunSkein("generate --model " + model + " --prompt-tokens 1 --max-tokens 2 "
+  ExpectError(RunSkein("generate --model " + model +
+                       " --prompt-tokens 1 --max-tokens 2 "
                        "--temperature 1 --top-p 0"),
               "top_p");
 }
