@@ -6,8 +6,13 @@
 #
 #   tools/gpu-check.sh            (from the repository root; OUT=dir also writes the log there)
 #
+# With build/gpu-golden/ from tools/gpu-prepare.sh (made where Bazel is, carried to the GPU
+# machine), it also runs a real checkpoint's official logits on the GPU engine
+# (rwkv7_golden_check).
+#
 # Environment: JOBS (default: nproc), BUILD_DIR (default build/gpu-check), CUDA_ARCHS (default:
-# the project's list, 80-real;89-real;90), SKIP_SANITIZER=1, SKIP_BENCH=1.
+# the project's list, 80-real;89-real;90), SKIP_SANITIZER=1, SKIP_BENCH=1, GOLDEN_DIR (default
+# build/gpu-golden).
 # Exit status: 0 when the build and every correctness check pass (or there is no GPU, in which
 # case only the build and the CPU reference checks run); 1 otherwise. The speed targets are
 # reported, not enforced.
@@ -35,8 +40,9 @@ run() {
 }
 
 status_build=FAIL status_ref=FAIL status_gpu=FAIL status_memcheck=SKIP status_racecheck=SKIP
-status_bench=SKIP status_nccl=SKIP
-gpu_detail="" ref_detail="" nccl_detail=""
+status_bench=SKIP status_nccl=SKIP status_golden="SKIP (no build/gpu-golden: tools/gpu-prepare.sh)"
+gpu_detail="" ref_detail="" nccl_detail="" golden_detail=""
+golden_dir="${GOLDEN_DIR:-$root/build/gpu-golden}"
 
 say "== gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ) at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
 if command -v nvidia-smi >/dev/null; then
@@ -77,6 +83,22 @@ if [[ $status_build == PASS ]]; then
     status_gpu=PASS
   fi
   echo "$out" | grep -E '^FAIL' | head -20
+
+  # A real model's official logits (packed by `skein device-pack`), each dtype within its bound
+  # (bounds.txt: file, bound in sigma). The host engine runs too, so the comparison is GPU vs
+  # golden and host vs golden side by side.
+  if [[ -f "$golden_dir/bounds.txt" && -x "$bin/rwkv7_golden_check" ]]; then
+    say "== golden checkpoint on the engines [$(elapsed)]"
+    status_golden=PASS
+    while read -r pack golden bound; do
+      [[ -z $pack || $pack == \#* ]] && continue
+      out=$(run 120 "$bin/rwkv7_golden_check" "$golden_dir/$pack" "$golden_dir/$golden" "$bound")
+      rc=$?
+      golden_detail+="$pack: $(echo "$out" | grep -E '^[0-9]+ passed' | tail -1); "
+      echo "$out" | grep -E '^(PASS|FAIL) gpu' | head -6
+      if [[ $rc -ne 0 ]]; then status_golden="FAIL"; fi
+    done <"$golden_dir/bounds.txt"
+  fi
 
   if [[ -x "$bin/nccl_link_test" && $status_gpu != SKIP ]]; then
     say "== NCCL link checks [$(elapsed)]"
@@ -154,6 +176,7 @@ bw=$(echo "$results" | sed -n 's/.*kind=bandwidth.*copy_gbs=\([0-9.]*\).*/\1/p' 
   echo "CPU references:    $status_ref ${ref_detail:+($ref_detail)}"
   echo "GPU correctness:   $status_gpu ${gpu_detail:+($gpu_detail)}"
   grep -E '^FAIL ' "$log" | head -15 | sed 's/^/    /'
+  echo "golden checkpoint: $status_golden ${golden_detail:+($golden_detail)}"
   echo "NCCL link:         $status_nccl ${nccl_detail:+($nccl_detail)}"
   echo "memcheck (quick):  $status_memcheck"
   echo "racecheck (quick): $status_racecheck"
@@ -185,8 +208,8 @@ bw=$(echo "$results" | sed -n 's/.*kind=bandwidth.*copy_gbs=\([0-9.]*\).*/\1/p' 
 } | tee -a "$log"
 
 overall=PASS
-for s in "$status_build" "$status_ref" "$status_gpu" "$status_nccl" "$status_memcheck" \
-  "$status_racecheck" "$status_bench"; do
+for s in "$status_build" "$status_ref" "$status_gpu" "$status_golden" "$status_nccl" \
+  "$status_memcheck" "$status_racecheck" "$status_bench"; do
   if [[ $s == FAIL* ]]; then overall=FAIL; fi
 done
 say "gpu-check: $overall (log: $log)"

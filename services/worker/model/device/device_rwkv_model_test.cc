@@ -7,12 +7,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/rwkv7_golden_checks.h"
+#include "kernels/cuda/rwkv7_packed_file.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
 #include "services/worker/model/device/device_engine.h"
 #include "services/worker/model/device/rwkv7_device_weights.h"
@@ -383,6 +387,71 @@ TEST(DeviceGoldenTest, MatchesTheOfficialLogits) {
         << "step " << t;
   }
   EXPECT_LE(testing::MaxStateDiff(state, *golden), 5e-5f);
+}
+
+// What tools/gpu-check.sh carries to a GPU machine: the golden model packed in the engine's
+// layout and its official run, written and read back, give the official logits on the host
+// engine through the same checks the GPU runs (kernels/cuda/rwkv7_golden_checks.h); damaged
+// files are refused.
+TEST(DevicePackTest, PackedFileCarriesTheGoldenModelToTheEngine) {
+  std::string why;
+  const std::string json =
+      skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.golden.json", &why);
+  const std::string pth =
+      skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.pth", &why);
+  if (json.empty() || pth.empty()) SKEIN_MISSING_PREREQUISITE() << "test data not found: " << why;
+  absl::StatusOr<testing::Golden> golden = testing::ReadRwkv7Golden(json);
+  ASSERT_TRUE(golden.ok()) << golden.status();
+  absl::StatusOr<std::unique_ptr<TensorArchive>> archive = OpenCheckpoint(pth);
+  ASSERT_TRUE(archive.ok()) << archive.status();
+  absl::StatusOr<RwkvConfig> config = LoadRwkvConfig(**archive);
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<PackedRwkv7Weights> packed =
+      PackRwkv7Weights(**archive, *config, DType::kF32, 0, static_cast<int>(config->n_layer));
+  ASSERT_TRUE(packed.ok()) << packed.status();
+
+  const std::string dir = ::testing::TempDir();
+  const std::string weights = dir + "/small.pack", run = dir + "/small.golden";
+  ASSERT_TRUE(cuda::WriteRwkv7Packed(weights, packed->layout, packed->bytes).ok());
+  cuda::Rwkv7GoldenRun written;
+  written.tokens = golden->tokens;
+  written.vocab = config->vocab;
+  for (const auto& row : golden->logits) {
+    written.logits.insert(written.logits.end(), row.begin(), row.end());
+  }
+  ASSERT_TRUE(cuda::WriteRwkv7Golden(run, written).ok());
+
+  cuda::Rwkv7Packed read;
+  cuda::Rwkv7GoldenRun read_run;
+  ASSERT_TRUE(cuda::ReadRwkv7Packed(weights, &read).ok());
+  ASSERT_TRUE(cuda::ReadRwkv7Golden(run, &read_run).ok());
+  EXPECT_EQ(read.bytes, packed->bytes);
+  EXPECT_EQ(read_run.tokens, written.tokens);
+  EXPECT_EQ(read_run.logits, written.logits);
+  std::unique_ptr<cuda::Rwkv7Engine> engine;
+  ASSERT_TRUE(cuda::CreateHostRwkv7Engine(*read.layout, read.bytes, 3, &engine).ok());
+  cuda::testing::Checks checks;
+  // The golden is off the float64 answer by up to 1.9e-4σ itself (rwkv7_model_test).
+  const double worst = cuda::CheckGoldenRun("host", *engine, read_run, 5e-4, checks);
+  EXPECT_EQ(checks.failed(), 0);
+  EXPECT_EQ(checks.passed(), 3);
+  EXPECT_LT(worst, 5e-4);
+
+  // A truncated file, and a golden file given as weights, are refused by name.
+  std::string bytes(read.bytes.begin(), read.bytes.end());
+  {
+    std::FILE* f = std::fopen((dir + "/cut.pack").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite("SKNPACK1", 1, 8, f);
+    std::fwrite(bytes.data(), 1, 100, f);
+    std::fclose(f);
+  }
+  cuda::Rwkv7Packed bad;
+  cuda::Status cut = cuda::ReadRwkv7Packed(dir + "/cut.pack", &bad);
+  EXPECT_FALSE(cut.ok());
+  EXPECT_NE(cut.message().find("cut.pack"), std::string::npos) << cut.message();
+  EXPECT_FALSE(cuda::ReadRwkv7Packed(run, &bad).ok());
+  EXPECT_FALSE(cuda::ReadRwkv7Golden(weights, &read_run).ok());
 }
 
 }  // namespace
