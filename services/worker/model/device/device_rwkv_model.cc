@@ -33,7 +33,7 @@ DeviceRwkvModel::DeviceRwkvModel(const RwkvConfig& config, const StateShape& sha
   const int64_t n = engine_->slots();
   slots_.resize(static_cast<size_t>(n));
   for (int64_t i = n - 1; i >= 0; --i) free_.push_back(static_cast<int32_t>(i));
-  stats_.slots = n;
+  slot_count_ = n;
 }
 
 DeviceRwkvModel::~DeviceRwkvModel() {
@@ -51,9 +51,12 @@ DeviceRwkvModel::~DeviceRwkvModel() {
 }
 
 DeviceModelStats DeviceRwkvModel::stats() const {
-  absl::MutexLock lock(&mutex_);
-  DeviceModelStats s = stats_;
-  s.resident = static_cast<int64_t>(slot_of_.size());
+  DeviceModelStats s;
+  s.slots = slot_count_;
+  s.resident = resident_.load(std::memory_order_relaxed);
+  s.uploads = uploads_.load(std::memory_order_relaxed);
+  s.fetches = fetches_.load(std::memory_order_relaxed);
+  s.evictions = evictions_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -64,14 +67,15 @@ absl::Status DeviceRwkvModel::Evict(int32_t slot) {
   if (state->device_newer()) {
     const cuda::Status s = engine_->ReadSlot(slot, state->host_floats().data());
     if (!s.ok()) return EngineError("copying an evicted state back", s);
-    ++stats_.fetches;
+    fetches_.fetch_add(1, std::memory_order_relaxed);
   }
   state->DetachResidency();
   slot_of_.erase(state);
+  resident_.store(static_cast<int64_t>(slot_of_.size()), std::memory_order_relaxed);
   lru_.erase(slots_[slot].lru);
   slots_[slot].state = nullptr;
   free_.push_back(slot);
-  ++stats_.evictions;
+  evictions_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -109,7 +113,8 @@ absl::StatusOr<int32_t> DeviceRwkvModel::Acquire(RwkvState* state,
   slots_[slot].lru = lru_.begin();
   slot_of_[state] = slot;
   state->AttachResidency(this, /*device_newer=*/false);
-  ++stats_.uploads;
+  resident_.store(static_cast<int64_t>(slot_of_.size()), std::memory_order_relaxed);
+  uploads_.fetch_add(1, std::memory_order_relaxed);
   return slot;
 }
 
@@ -119,7 +124,7 @@ void DeviceRwkvModel::Fetch(RwkvState& state) {
   if (it == slot_of_.end() || !state.device_newer()) return;
   const cuda::Status s = engine_->ReadSlot(it->second, state.host_floats().data());
   if (!s.ok()) DieOnLostState(s);
-  ++stats_.fetches;
+  fetches_.fetch_add(1, std::memory_order_relaxed);
   state.MarkHostCurrent();
 }
 
@@ -129,6 +134,7 @@ void DeviceRwkvModel::Release(RwkvState& state) {
   if (it != slot_of_.end()) {
     const int32_t slot = it->second;
     slot_of_.erase(it);
+    resident_.store(static_cast<int64_t>(slot_of_.size()), std::memory_order_relaxed);
     lru_.erase(slots_[slot].lru);
     slots_[slot].state = nullptr;
     free_.push_back(slot);

@@ -19,6 +19,7 @@
 #ifndef SKEIN_SERVICES_WORKER_MODEL_DEVICE_DEVICE_RWKV_MODEL_H_
 #define SKEIN_SERVICES_WORKER_MODEL_DEVICE_DEVICE_RWKV_MODEL_H_
 
+#include <atomic>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -64,6 +65,7 @@ class DeviceRwkvModel final : public StageModel, public StateResidency {
   void Fetch(RwkvState& state) override;
   void Release(RwkvState& state) override;
 
+  // Lock-free (a metrics read must not wait for a running step).
   DeviceModelStats stats() const;
 
  private:
@@ -87,7 +89,10 @@ class DeviceRwkvModel final : public StageModel, public StateResidency {
   std::vector<int32_t> free_ ABSL_GUARDED_BY(mutex_);
   std::list<int32_t> lru_ ABSL_GUARDED_BY(mutex_);  // front = most recently used
   absl::flat_hash_map<const RwkvState*, int32_t> slot_of_ ABSL_GUARDED_BY(mutex_);
-  DeviceModelStats stats_ ABSL_GUARDED_BY(mutex_);
+  // Counters for stats(), written under mutex_ and read without it.
+  int64_t slot_count_ = 0;
+  std::atomic<int64_t> resident_{0};
+  std::atomic<uint64_t> uploads_{0}, fetches_{0}, evictions_{0};
 };
 
 }  // namespace skein::model
