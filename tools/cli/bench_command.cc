@@ -16,6 +16,8 @@
 #include "kernels/cpu/cpu_description.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/memory_bandwidth.h"
+#include "kernels/cpu/path_choice.h"
+#include "services/worker/model/rwkv_model.h"
 #include "services/worker/model/testing/random_rwkv7_archive.h"
 #include "tools/cli/command_registry.h"
 #include "tools/cli/engine_cli.h"
@@ -151,6 +153,19 @@ void RunBench(const BenchArgs& args) {
   out["vocab"] = c.vocab;
   out["dtype"] = args.engine.dtype;
   out["bf16_activations"] = args.engine.bf16_activations;
+  // --bf16-activations is kept only where it measures faster (kernels/cpu/path_choice.h).
+  const auto* cpu_model = dynamic_cast<const model::RwkvModel*>(&e->model());
+  const bool bf16_used = cpu_model != nullptr && cpu_model->bf16_activations();
+  out["bf16_activations_used"] = bf16_used;
+  if (cpu_model != nullptr && !cpu_model->bf16_activation_timings().empty()) {
+    FloatJson timings = FloatJson::array();
+    for (const kernels::Bf16ActivationTiming& t : cpu_model->bf16_activation_timings()) {
+      timings.push_back({{"batch", t.batch},
+                         {"exact_ms", t.exact_seconds * 1e3},
+                         {"bf16_ms", t.bf16_seconds * 1e3}});
+    }
+    out["bf16_activation_timings"] = timings;
+  }
   out["int8_activations"] = args.engine.int8_activations;
   out["device"] = e->options().device.ToString();
   out["threads"] = e->pool()->num_threads();
@@ -195,7 +210,8 @@ void RunBench(const BenchArgs& args) {
               model_name.c_str(), static_cast<long long>(c.n_layer),
               static_cast<long long>(c.n_embd), static_cast<long long>(c.vocab),
               args.engine.dtype.c_str(), packed ? " in packed panels" : "",
-              args.engine.bf16_activations   ? " (bf16 activations)"
+              bf16_used                      ? " (bf16 activations)"
+              : args.engine.bf16_activations ? " (bf16 activations asked for, slower here: off)"
               : args.engine.int8_activations ? " (int8 activations)"
                                              : "",
               e->pool()->num_threads(),

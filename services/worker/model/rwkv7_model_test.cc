@@ -296,7 +296,8 @@ TEST_P(GoldenTest, HalfPrecisionWeightsMatch) {
 TEST_P(GoldenTest, Bf16ActivationsStayClose) {
   // Elsewhere the option falls back to fp32 activations, which would pass without testing it.
   if (!kernels::Bf16PanelsAccelerated()) GTEST_SKIP() << "no AVX512_BF16 on this CPU or build";
-  RwkvModel model(Weights(DType::kBF16), &Pool(), RwkvModelOptions{.bf16_activations = true});
+  RwkvModel model(Weights(DType::kBF16), &Pool(),
+                  RwkvModelOptions{.bf16_activations = true, .measure_bf16_activations = false});
   RwkvState state = model.NewState();
   absl::StatusOr<StepResult> r = StepOne(model, state, golden_.tokens, /*all_logits=*/true);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -640,8 +641,10 @@ TEST(RandomModelTest, PackedBf16PanelsMatchRowMajorWeights) {
   EXPECT_EQ(packed->layer(0).w1.data, nullptr) << "a converted matrix keeps only its panels";
   ASSERT_EQ(rows->head().panels, nullptr);
   for (bool bf16_activations : {false, true}) {
-    RwkvModel a(packed, &Pool(), RwkvModelOptions{.bf16_activations = bf16_activations});
-    RwkvModel b(rows, &Pool(), RwkvModelOptions{.bf16_activations = bf16_activations});
+    const RwkvModelOptions o{.bf16_activations = bf16_activations,
+                             .measure_bf16_activations = false};
+    RwkvModel a(packed, &Pool(), o);
+    RwkvModel b(rows, &Pool(), o);
     std::vector<RwkvState> sa, sb;
     for (int s = 0; s < 3; ++s) {
       sa.push_back(a.NewState());

@@ -18,7 +18,17 @@ RwkvModel::RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::Thread
     : weights_(std::move(weights)),
       pool_(pool),
       options_(options),
-      scratch_(std::make_unique<Scratch>()) {}
+      scratch_(std::make_unique<Scratch>()) {
+  // Rounding activations to bf16 only changes anything on CPUs with the bf16 instructions;
+  // there, keep it only if it measures faster on this model's largest per-layer matrix.
+  const kernels::WeightMatrix& probe = weights_->layer(weights_->first_layer()).ffn_key;
+  if (options_.bf16_activations && options_.measure_bf16_activations &&
+      kernels::Bf16PanelsAccelerated() && probe.type == DType::kBF16 && probe.rows > 0) {
+    const int64_t batches[] = {16, 128};
+    bf16_timings_ = kernels::TimeBf16Activations(probe, batches, pool_);
+    options_.bf16_activations = kernels::Bf16ActivationsPayOff(bf16_timings_);
+  }
+}
 
 RwkvModel::~RwkvModel() = default;
 

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "kernels/cpu/path_choice.h"
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/rwkv_weights.h"
 #include "services/worker/model/stage_model.h"
@@ -34,10 +35,15 @@ namespace skein::model {
 struct RwkvModelOptions {
   // With bf16 weights, let large matrix products (16+ rows: prefill, batched decode) round
   // their input activations to bf16 and use the CPU's bf16 dot-product instructions
-  // (AVX512_BF16), about twice as fast. Off: activations stay fp32 and a bf16 checkpoint run
-  // in bf16 computes exactly what its fp32 run computes. On, the largest logit error per
-  // token is about 3e-2 of the logits' standard deviation (rwkv7_model_test measures it).
+  // (AVX512_BF16), about twice as fast where they pay. "Let": the model times both paths on
+  // its own FFN matrix at load (kernels/cpu/path_choice.h) and keeps rounding only if it is
+  // faster on this CPU at every batch size timed (bf16_activations() says what it chose). Off:
+  // activations stay fp32 and a bf16 checkpoint run in bf16 computes exactly what its fp32 run
+  // computes. On, the largest logit error per token is about 3e-2 of the logits' standard deviation
+  // (rwkv7_model_test measures it).
   bool bf16_activations = false;
+  // False: keep bf16_activations as asked, without timing it (tests of the rounding itself).
+  bool measure_bf16_activations = true;
   // With int8 weights, quantise the input activations of the large products to int8 too, per
   // block of 32 values (kernels.h, MatMulJob::int8_activations), so that the products run on
   // integers (AVX2 vpmaddubsw, AVX-VNNI / AVX512-VNNI vpdpbusd): faster, and approximate on
@@ -56,6 +62,14 @@ class RwkvModel : public StageModel {
   const RwkvWeights& weights() const { return *weights_; }
 
   StateShape state_shape() const override { return weights_->state_shape(); }
+
+  // Whether products round activations to bf16 (RwkvModelOptions::bf16_activations asked for
+  // and measured faster here), and the timings behind the choice (empty when nothing was
+  // timed: not asked for, or a CPU without the bf16 instructions, where the option is moot).
+  bool bf16_activations() const { return options_.bf16_activations; }
+  const std::vector<kernels::Bf16ActivationTiming>& bf16_activation_timings() const {
+    return bf16_timings_;
+  }
 
   // StageModel::Step: the CPU kernels over the weights' layer range.
   using StageModel::Step;
@@ -79,6 +93,7 @@ class RwkvModel : public StageModel {
   std::shared_ptr<const RwkvWeights> weights_;
   kernels::ThreadPool* pool_;
   RwkvModelOptions options_;
+  std::vector<kernels::Bf16ActivationTiming> bf16_timings_;
   mutable absl::Mutex mutex_;  // one step at a time uses the scratch memory (and the pool)
   std::unique_ptr<Scratch> scratch_ ABSL_GUARDED_BY(mutex_) ABSL_PT_GUARDED_BY(mutex_);
 };
