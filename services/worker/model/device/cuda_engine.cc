@@ -15,15 +15,25 @@ class OwningCudaEngine final : public cuda::Rwkv7Engine {
  public:
   OwningCudaEngine(std::unique_ptr<cuda::Context> ctx, std::unique_ptr<cuda::Rwkv7Engine> engine)
       : ctx_(std::move(ctx)), engine_(std::move(engine)) {}
-  ~OwningCudaEngine() override { engine_.reset(); }
+  ~OwningCudaEngine() override {
+    ctx_->MakeCurrent();  // frees go to the current device too
+    engine_.reset();
+  }
 
   const cuda::Rwkv7WeightLayout& layout() const override { return engine_->layout(); }
   int64_t slots() const override { return engine_->slots(); }
-  cuda::Status Step(const cuda::Rwkv7StepIo& io) override { return engine_->Step(io); }
+  // The calls come from the server's threads, whose current CUDA device is the first one
+  // unless set: on a stage of another device the launches would go astray.
+  cuda::Status Step(const cuda::Rwkv7StepIo& io) override {
+    SKEIN_CUDA_RETURN_IF_ERROR(ctx_->MakeCurrent());
+    return engine_->Step(io);
+  }
   cuda::Status WriteSlot(int32_t slot, const float* state) override {
+    SKEIN_CUDA_RETURN_IF_ERROR(ctx_->MakeCurrent());
     return engine_->WriteSlot(slot, state);
   }
   cuda::Status ReadSlot(int32_t slot, float* state) override {
+    SKEIN_CUDA_RETURN_IF_ERROR(ctx_->MakeCurrent());
     return engine_->ReadSlot(slot, state);
   }
 
