@@ -1,7 +1,7 @@
 // The NCCL stage link as the worker sees it. Everywhere: OpenNcclLink's argument and
 // precondition errors on a CPU stage, a Relay frame naming a link that is not open failing its
-// step (and only it), and `skein-worker --link nccl` refusing a stage without a GPU. With two
-// GPUs: two in-process stages over NcclStageLink give the logits of one stage.
+// step and ending the stream, and `skein-worker --link nccl` refusing a stage without a GPU. With
+// two GPUs: two in-process stages over NcclStageLink give the logits of one stage.
 #include <chrono>
 #include <memory>
 #include <string>
@@ -135,7 +135,7 @@ TEST_F(NcclLinkWorkerTest, OpenNcclLinkOnACpuStageIsRefused) {
   }
 }
 
-TEST_F(NcclLinkWorkerTest, AFrameNamingNoOpenLinkFailsOnlyItsStep) {
+TEST_F(NcclLinkWorkerTest, AFrameNamingNoOpenLinkFailsItsStepAndEndsTheStream) {
   std::unique_ptr<InProcessStage> stage =
       InProcessStage::Start(model_, 2, 4, model::DeviceSpec{}, 1, 2);
   ASSERT_NE(stage, nullptr);
@@ -154,18 +154,26 @@ TEST_F(NcclLinkWorkerTest, AFrameNamingNoOpenLinkFailsOnlyItsStep) {
   EXPECT_EQ(result.error_code(), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION))
       << result.error_message();
   EXPECT_THAT(result.error_message(), HasSubstr("NCCL link 9"));
-  // The stream goes on: the same rows in the frame compute.
+  // The rows sent for it can never be received here: the stream ends, so that the sender
+  // opens a new link.
+  EXPECT_FALSE(stream->Read(&result));
+  const grpc::Status end = stream->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
+
+  // The stage is unharmed: the same rows in the frame compute on a new stream.
+  grpc::ClientContext ctx2;
+  auto again = stage->stub->Relay(&ctx2);
   for (v1::ActivationFrame& f :
        link::EncodeFrames(FirstStep(2, "a", {5}), rows, v1::ACTIVATION_DTYPE_FP32)) {
-    ASSERT_TRUE(stream->Write(f));
+    ASSERT_TRUE(again->Write(f));
   }
-  ASSERT_TRUE(stream->Read(&result));
+  ASSERT_TRUE(again->Read(&result));
   EXPECT_EQ(result.step_id(), 2u);
   EXPECT_EQ(result.error_code(), 0) << result.error_message();
   ASSERT_EQ(result.outputs_size(), 1);
   EXPECT_EQ(result.outputs(0).position(), 1u);
-  stream->WritesDone();
-  EXPECT_TRUE(stream->Finish().ok());
+  again->WritesDone();
+  EXPECT_TRUE(again->Finish().ok());
 }
 
 TEST_F(NcclLinkWorkerTest, WorkerWithNcclLinkNeedsACudaDevice) {

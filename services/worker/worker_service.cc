@@ -326,7 +326,12 @@ grpc::Status WorkerService::Relay(
       // posted in frame order, which is the sender's order.
       if (absl::Status got = ReceiveNcclRows(s); !got.ok()) {
         answer(id, got);
-        continue;
+        // The sender's transfer for this frame will never be received here: ending the stream
+        // makes it abort its communicator (or the transfer would block it for good) and open
+        // a new link.
+        end = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                           absl::StrCat("NCCL link broken: ", got.message()));
+        break;
       }
     }
     RunAndForward(s.request, &s.activations,

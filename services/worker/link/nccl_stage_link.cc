@@ -76,6 +76,10 @@ class NcclStageLink final : public StageLink {
   ~NcclStageLink() override {
     absl::MutexLock write_lock(&write_mutex_);
     if (session_ != nullptr) CloseSession(std::move(session_), /*graceful=*/true);
+    if (ctx_ != nullptr) {
+      (void)ctx_->MakeCurrent();  // the staging buffer is freed on its device
+      staging_ = cuda::DeviceBuffer();
+    }
   }
 
   // Makes the context and opens the first session (OpenNcclStageLink's contract).
