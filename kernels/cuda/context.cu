@@ -71,6 +71,10 @@ Status Context::Create(int device, std::unique_ptr<Context>* out) {
 
 int Context::device() const { return impl_->device; }
 
+Status Context::MakeCurrent() const {
+  return CudaStatus(cudaSetDevice(impl_->device), "cudaSetDevice");
+}
+
 const std::string& Context::device_name() const { return impl_->name; }
 
 void Context::set_overlapped_launches(bool on) {

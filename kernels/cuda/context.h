@@ -62,6 +62,11 @@ class Context {
   Context& operator=(const Context&) = delete;
 
   int device() const;
+  // Makes the context's device the calling thread's current one. CUDA's current device is per
+  // host thread, and allocations (DeviceBuffer::Allocate) and launches go to it, so a thread
+  // other than the one that made the context calls this before using it on a machine with
+  // several GPUs. Cheap when it already is.
+  Status MakeCurrent() const;
   // The device's name ("NVIDIA H100 80GB HBM3").
   const std::string& device_name() const;
   // Waits for all work enqueued so far; returns the first error any of it hit.

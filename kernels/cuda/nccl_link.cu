@@ -64,10 +64,17 @@ NcclLink::~NcclLink() {
   ncclCommDestroy(static_cast<ncclComm_t>(comm_));
 }
 
+void NcclLink::Abort() {
+  if (comm_ == nullptr) return;
+  ncclCommAbort(static_cast<ncclComm_t>(comm_));
+  comm_ = nullptr;
+}
+
 Status NcclLink::Send(const void* data, size_t count, DType type, int peer) {
   ncclDataType_t t = ncclFloat32;
   SKEIN_CUDA_RETURN_IF_ERROR(NcclType(type, &t));
   if (peer < 0 || peer >= world_) return Status::Error("NcclLink::Send: bad peer");
+  if (comm_ == nullptr) return Status::Error("NcclLink::Send: the link was aborted");
   return NcclStatus(ncclSend(data, count, t, peer, static_cast<ncclComm_t>(comm_), StreamOf(*ctx_)),
                     "ncclSend");
 }
@@ -76,6 +83,7 @@ Status NcclLink::Recv(void* data, size_t count, DType type, int peer) {
   ncclDataType_t t = ncclFloat32;
   SKEIN_CUDA_RETURN_IF_ERROR(NcclType(type, &t));
   if (peer < 0 || peer >= world_) return Status::Error("NcclLink::Recv: bad peer");
+  if (comm_ == nullptr) return Status::Error("NcclLink::Recv: the link was aborted");
   return NcclStatus(ncclRecv(data, count, t, peer, static_cast<ncclComm_t>(comm_), StreamOf(*ctx_)),
                     "ncclRecv");
 }

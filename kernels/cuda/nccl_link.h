@@ -31,6 +31,8 @@ class NcclLink {
   // must be on different devices). `ctx` must outlive the link.
   static Status Create(Context* ctx, const std::string& id, int world, int rank,
                        std::unique_ptr<NcclLink>* out);
+  // Lets the transfers already queued finish, then destroys the communicator. With a peer
+  // that is gone those transfers never finish: Abort first.
   ~NcclLink();
   NcclLink(const NcclLink&) = delete;
   NcclLink& operator=(const NcclLink&) = delete;
@@ -47,6 +49,15 @@ class NcclLink {
   // stages (or a rank and itself) cannot deadlock on the order of the two.
   Status SendRecv(const void* send, int send_peer, void* recv, int recv_peer, size_t count,
                   DType type);
+
+  // Tears the communicator down at once (ncclCommAbort) without waiting for queued transfers:
+  // for a peer that is gone, whose transfers would never complete. A transfer still queued
+  // ends unfinished, so a thread waiting on the context's stream for it returns. Afterwards
+  // every call fails and the destructor has nothing left to do. Idempotent. May be called from
+  // another thread than the link's only while that thread is not inside a call of the link
+  // (waiting on the stream is fine).
+  void Abort();
+  bool aborted() const { return comm_ == nullptr; }
 
  private:
   NcclLink(Context* ctx, int world, int rank) : ctx_(ctx), world_(world), rank_(rank) {}

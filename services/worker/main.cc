@@ -1,4 +1,5 @@
 // skein-worker: a pipeline stage running layers of an RWKV model
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -13,7 +14,9 @@
 #include "services/common/service_host.h"
 #include "services/worker/engine/stage_engine.h"
 #include "services/worker/link/grpc_relay_link.h"
+#include "services/worker/link/nccl_stage_link.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
+#include "services/worker/model/device/gpu_plugin.h"
 #include "services/worker/model/rwkv_config.h"
 #include "services/worker/worker_service.h"
 
@@ -29,6 +32,7 @@ struct WorkerFlags {
   std::string store;
   std::string dtype = "bf16";
   std::string link_dtype = "fp32";
+  std::string link = "grpc";
   int threads = 0;
   bool bf16_activations = false;
   bool int8_activations = false;
@@ -38,6 +42,25 @@ struct WorkerFlags {
   int64_t max_step_tokens = 4096;
   std::vector<std::string> initial_states;  // NAME=PATH
 };
+
+// What --link asks of the build and the device, checked before the server starts so that a
+// misconfigured pipeline fails at once. FAILED_PRECONDITION naming the problem.
+absl::Status CheckLink(const WorkerFlags& f) {
+  if (f.link != "nccl") return absl::OkStatus();
+  if (absl::Status nccl = skein::model::NcclAvailable(); !nccl.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--link nccl: no NCCL here (", nccl.message(), "); use --link grpc"));
+  }
+  absl::StatusOr<skein::model::DeviceSpec> device = skein::model::ParseDevice(f.device);
+  if (!device.ok()) return device.status();
+  if (device->kind != skein::model::DeviceKind::kCuda) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--link nccl sends activations between GPUs: the stage must compute on a "
+                     "CUDA device (--device cuda:N), not ",
+                     device->ToString()));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* service) {
   absl::StatusOr<skein::model::DType> dtype = skein::engine::ParseRunDType(f.dtype);
@@ -85,11 +108,27 @@ absl::Status LoadStage(const WorkerFlags& f, skein::worker::WorkerService* servi
   absl::StatusOr<std::unique_ptr<skein::engine::StageEngine>> engine =
       skein::engine::StageEngine::FromArchive(shared, options);
   if (!engine.ok()) return engine.status();
+  const skein::v1::ActivationDType link_dtype =
+      f.link_dtype == "bf16" ? skein::v1::ACTIVATION_DTYPE_BF16 : skein::v1::ACTIVATION_DTYPE_FP32;
   std::unique_ptr<skein::link::StageLink> next;
-  if (!last) {
-    next = std::make_unique<skein::link::GrpcRelayLink>(
-        f.next, f.link_dtype == "bf16" ? skein::v1::ACTIVATION_DTYPE_BF16
-                                       : skein::v1::ACTIVATION_DTYPE_FP32);
+  if (!last && f.link == "nccl") {
+    // The rendezvous happens now, before this stage serves: it waits for the next stage to
+    // load and join.
+    skein::link::NcclStageLinkOptions link;
+    link.target = f.next;
+    link.cuda_device = options.device.index;
+    link.dtype = link_dtype;
+    link.width = static_cast<uint32_t>(config->n_embd);
+    absl::StatusOr<std::unique_ptr<skein::link::StageLink>> opened =
+        skein::link::OpenNcclStageLink(link);
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(),
+                          absl::StrCat("--link nccl: ", opened.status().message()));
+    }
+    next = *std::move(opened);
+    skein::log::Info("nccl link open", {{"next", f.next}, {"device", options.device.ToString()}});
+  } else if (!last) {
+    next = std::make_unique<skein::link::GrpcRelayLink>(f.next, link_dtype);
   }
   std::unique_ptr<skein::state_store::StateStoreClient> store;
   if (!f.store.empty()) {
@@ -127,6 +166,10 @@ int main(int argc, char** argv) {
   app.add_option("--link-dtype", f.link_dtype,
                  "Activations to the next stage: fp32 (exact, default) or bf16 (half the bytes)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--link", f.link,
+                 "How activations reach the next stage: grpc (default; the Relay stream) or "
+                 "nccl (NCCL between GPUs, opened at load; every stage on --device cuda:N)")
+      ->check(CLI::IsMember({"grpc", "nccl"}));
   app.add_option("--threads", f.threads, "Compute threads (default: every core)");
   app.add_flag("--bf16-activations", f.bf16_activations,
                "Round activations to bf16 in large products (faster on AVX512_BF16; not exact)");
@@ -157,6 +200,11 @@ int main(int argc, char** argv) {
     return *exit_code;
   }
   if (f.model_name.empty()) f.model_name = std::filesystem::path(f.model).stem().string();
+  if (absl::Status s = CheckLink(f); !s.ok()) {
+    std::fprintf(stderr, "%s: error: %s\n", options.service_name.c_str(),
+                 std::string(s.message()).c_str());
+    return 1;
+  }
 
   skein::ServiceHost host(options);
   skein::worker::WorkerConfig config;

@@ -9,6 +9,7 @@
 #include "kernels/cpu/memory_bandwidth.h"
 #include "services/common/status.h"
 #include "services/worker/link/activation_frames.h"
+#include "services/worker/model/device/gpu_plugin.h"
 #include "services/worker/model/state_blob.h"
 #include "services/worker/store_spill.h"
 
@@ -358,12 +359,85 @@ grpc::Status WorkerService::Relay(
       ++outstanding.steps;
     }
     const uint64_t id = s.request.step_id();
+    if (s.nccl.has_value()) {
+      // The rows follow over NCCL. Received here, on the stream's thread, so the receives are
+      // posted in frame order, which is the sender's order.
+      if (absl::Status got = ReceiveNcclRows(s); !got.ok()) {
+        answer(id, got);
+        // The sender's transfer for this frame will never be received here: ending the stream
+        // makes it abort its communicator (or the transfer would block it for good) and open
+        // a new link.
+        end = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                           absl::StrCat("NCCL link broken: ", got.message()));
+        break;
+      }
+    }
     RunAndForward(s.request, &s.activations,
                   [&answer, id](absl::StatusOr<v1::StepResult> r) { answer(id, std::move(r)); });
   }
   absl::MutexLock lock(&outstanding.mu);
   while (outstanding.steps != 0) outstanding.idle.Wait(&outstanding.mu);
   return end;
+}
+
+absl::Status WorkerService::ReceiveNcclRows(link::FrameAssembler::Step& step) {
+  std::shared_ptr<link::NcclInboundLink> inbound;
+  {
+    absl::MutexLock lock(&nccl_mutex_);
+    inbound = nccl_inbound_;
+  }
+  if (inbound == nullptr || inbound->link_id() != step.nccl->link_id()) {
+    // Without the link the rows cannot be received; the sender's transfer, if any, is on a
+    // communicator that was replaced or never opened here.
+    return absl::FailedPreconditionError(
+        absl::StrCat("the step's rows travel over NCCL link ", step.nccl->link_id(),
+                     ", which is not open on this stage", inbound == nullptr ? "" : " (replaced)"));
+  }
+  const uint32_t rows = static_cast<uint32_t>(step.activations.rows);
+  const uint32_t width = static_cast<uint32_t>(step.activations.width);
+  return inbound->Receive(rows, width, step.nccl->v_first(), step.dtype, &step.activations);
+}
+
+grpc::Status WorkerService::OpenNcclLink(grpc::ServerContext*,
+                                         const v1::OpenNcclLinkRequest* request,
+                                         v1::OpenNcclLinkResponse* response) {
+  if (!ready()) return Loading();
+  const uint32_t width = static_cast<uint32_t>(engine_->config().n_embd);
+  if (absl::Status s = link::CheckOpenNcclLinkRequest(*request, width); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (engine_->is_first()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "stage 0 takes token ids, not activations: open the link on stage 1");
+  }
+  const model::DeviceSpec& device = engine_->options().device;
+  if (device.kind != model::DeviceKind::kCuda) {
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("this stage computes on ", device.ToString(),
+                     ", not on a CUDA device: an NCCL link needs a stage started with --device "
+                     "cuda:N"));
+  }
+  // A plugin without NCCL will not grow one: not worth the sender's retries.
+  if (absl::Status nccl = model::NcclAvailable(); !nccl.ok()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("no NCCL on this worker: ", nccl.message()));
+  }
+  absl::StatusOr<std::unique_ptr<link::NcclInboundLink>> accepted =
+      link::AcceptNcclLink(*request, device.index);
+  if (!accepted.ok()) return ToGrpcStatus(accepted.status());
+  std::shared_ptr<link::NcclInboundLink> old;
+  {
+    absl::MutexLock lock(&nccl_mutex_);
+    old = std::move(nccl_inbound_);
+    nccl_inbound_ = *std::move(accepted);
+  }
+  // The sender opens a new link only after giving up on the old one: a receive still waiting
+  // on it would wait forever.
+  if (old != nullptr) old->Abort();
+  response->set_link_id(request->link_id());
+  response->set_device(device.ToString());
+  return grpc::Status::OK;
 }
 
 grpc::Status WorkerService::LoadState(grpc::ServerContext*, const v1::LoadStateRequest* request,

@@ -2,7 +2,8 @@
 //
 // Step (stage 0) and Relay (later stages) run this stage's layers through the StepExecutor,
 // then hand the activations to the next stage's link and answer with the last stage's result
-// when it comes back. Computation is serialized by the model, but a step waiting on the
+// when it comes back. On a GPU stage, OpenNcclLink lets the previous stage send the rows of its
+// Relay frames over NCCL. Computation is serialized by the model, but a step waiting on the
 // stages below does not hold the stage: while micro-batch k is downstream, micro-batch k+1
 // computes here. State RPCs go through the session table and the state store.
 //
@@ -26,6 +27,8 @@
 #include "services/worker/engine/session_table.h"
 #include "services/worker/engine/stage_engine.h"
 #include "services/worker/engine/step_executor.h"
+#include "services/worker/link/activation_frames.h"
+#include "services/worker/link/nccl_stage_link.h"
 #include "services/worker/link/stage_link.h"
 #include "skein/v1/worker.grpc.pb.h"
 
@@ -62,6 +65,8 @@ class WorkerService final : public v1::WorkerService::Service {
   grpc::Status Relay(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::StepResult, v1::ActivationFrame>* stream) override;
+  grpc::Status OpenNcclLink(grpc::ServerContext* context, const v1::OpenNcclLinkRequest* request,
+                            v1::OpenNcclLinkResponse* response) override;
   grpc::Status LoadState(grpc::ServerContext* context, const v1::LoadStateRequest* request,
                          v1::SessionStateInfo* response) override;
   grpc::Status SaveState(grpc::ServerContext* context, const v1::SaveStateRequest* request,
@@ -82,6 +87,10 @@ class WorkerService final : public v1::WorkerService::Service {
   // Computes this stage's share of `request` and forwards it; `done` gets the final result.
   void RunAndForward(const v1::StepRequest& request, const model::StageActivations* input,
                      Done done);
+  // Fills in the rows of a step whose frame says they travel over NCCL, from the open inbound
+  // link. FAILED_PRECONDITION when the frame names a link that is not open here; the link's
+  // Receive errors otherwise.
+  absl::Status ReceiveNcclRows(link::FrameAssembler::Step& step) ABSL_LOCKS_EXCLUDED(nccl_mutex_);
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   v1::StateMetadata Metadata(int64_t position, size_t size) const;
   void UpdateGauges();
@@ -100,6 +109,10 @@ class WorkerService final : public v1::WorkerService::Service {
   absl::Mutex relay_mutex_;
   // Open Relay streams.
   absl::flat_hash_set<grpc::ServerContext*> relays_ ABSL_GUARDED_BY(relay_mutex_);
+  // The receiving side of the NCCL link from the previous stage (OpenNcclLink), if any. Shared
+  // with the Relay streams using it, so that a newer link replaces it under them.
+  absl::Mutex nccl_mutex_;
+  std::shared_ptr<link::NcclInboundLink> nccl_inbound_ ABSL_GUARDED_BY(nccl_mutex_);
 
   prometheus::Histogram* step_seconds_;
   prometheus::Histogram* step_rows_;

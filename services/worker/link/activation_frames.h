@@ -6,7 +6,9 @@
 #define SKEIN_SERVICES_WORKER_LINK_ACTIVATION_FRAMES_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -25,16 +27,46 @@ std::vector<v1::ActivationFrame> EncodeFrames(const v1::StepRequest& step,
                                               v1::ActivationDType dtype,
                                               size_t max_frame_bytes = kDefaultMaxFrameBytes);
 
+// Bytes of one activation value in `dtype` (UNSPECIFIED reads as fp32).
+size_t ActivationValueBytes(v1::ActivationDType dtype);
+
+// The one frame of a step whose rows travel over NCCL link `link_id` (ActivationFrame.nccl):
+// the step, rows, width and dtype of `acts`, and no row bytes.
+v1::ActivationFrame EncodeNcclFrame(const v1::StepRequest& step,
+                                    const model::StageActivations& acts, v1::ActivationDType dtype,
+                                    uint64_t link_id);
+
+// What the NCCL transfer of such a frame carries: the hidden rows, then the v_first rows when
+// `acts` has them, in `dtype`. Replaces *out.
+void EncodeNcclPayload(const model::StageActivations& acts, v1::ActivationDType dtype,
+                       std::string* out);
+// Its size in bytes.
+size_t NcclPayloadBytes(uint32_t rows, uint32_t width, bool v_first, v1::ActivationDType dtype);
+// Decodes a payload of `rows` × `width` (with v_first rows when `v_first`) into *acts,
+// replacing its contents. INVALID_ARGUMENT when `size` is not NcclPayloadBytes of the shape.
+absl::Status DecodeNcclPayload(const void* data, size_t size, uint32_t rows, uint32_t width,
+                               bool v_first, v1::ActivationDType dtype,
+                               model::StageActivations* acts);
+
+// One step as FrameAssembler puts it together (outside the class so that its member
+// initializers are complete where the class keeps one in a std::optional).
+struct AssembledStep {
+  v1::StepRequest request;
+  // For a step whose rows travel over NCCL (`nccl` set), only `rows` and `width` are filled in:
+  // the receiver fetches the rows from the link (DecodeNcclPayload).
+  model::StageActivations activations;
+  std::optional<v1::NcclPayload> nccl;
+  v1::ActivationDType dtype = v1::ACTIVATION_DTYPE_FP32;
+};
+
 // Collects the frames of one step at a time, in order.
 class FrameAssembler {
  public:
-  struct Step {
-    v1::StepRequest request;
-    model::StageActivations activations;
-  };
+  using Step = AssembledStep;
   // Adds a frame; returns the whole step once its last part arrived, nullopt before.
   // INVALID_ARGUMENT for frames out of order, with sizes that disagree with each other, or
-  // with bytes that do not match rows × width in their dtype (the assembler is reset).
+  // with bytes that do not match rows × width in their dtype, and for an NCCL frame that is
+  // not its step's only one, carries row bytes or names link 0 (the assembler is reset).
   absl::StatusOr<std::optional<Step>> Add(v1::ActivationFrame&& frame);
 
  private:

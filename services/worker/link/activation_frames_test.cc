@@ -107,5 +107,63 @@ TEST(ActivationFramesTest, AStepWithoutRowsIsOneFrame) {
   EXPECT_EQ(back->activations.rows, 0);
 }
 
+// A step whose rows travel over NCCL is one frame with the step and the shape but no row
+// bytes, through the wire format and the assembler; the rows go as one payload, hidden then
+// v_first.
+TEST(NcclFrames, FrameCarriesNoRowsAndRoundTrips) {
+  const model::StageActivations a = Rows(300, 64);
+  v1::ActivationFrame sent = EncodeNcclFrame(Step(5), a, v1::ACTIVATION_DTYPE_BF16, 42);
+  EXPECT_TRUE(sent.hidden().empty());
+  EXPECT_TRUE(sent.v_first().empty());
+  EXPECT_LT(sent.ByteSizeLong(), 100u);
+  v1::ActivationFrame wire;
+  ASSERT_TRUE(wire.ParseFromString(sent.SerializeAsString()));
+  FrameAssembler assembler;
+  absl::StatusOr<std::optional<FrameAssembler::Step>> got = assembler.Add(std::move(wire));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(got->has_value());
+  const FrameAssembler::Step& step = **got;
+  EXPECT_EQ(step.request.step_id(), 5u);
+  ASSERT_TRUE(step.nccl.has_value());
+  EXPECT_EQ(step.nccl->link_id(), 42u);
+  EXPECT_TRUE(step.nccl->v_first());
+  EXPECT_EQ(step.dtype, v1::ACTIVATION_DTYPE_BF16);
+  EXPECT_EQ(step.activations.rows, 300);
+  EXPECT_EQ(step.activations.width, 64);
+  EXPECT_TRUE(step.activations.hidden.empty());
+
+  for (v1::ActivationDType dtype : {v1::ACTIVATION_DTYPE_FP32, v1::ACTIVATION_DTYPE_BF16}) {
+    std::string payload;
+    EncodeNcclPayload(a, dtype, &payload);
+    ASSERT_EQ(payload.size(), NcclPayloadBytes(300, 64, true, dtype));
+    model::StageActivations back;
+    ASSERT_TRUE(
+        DecodeNcclPayload(payload.data(), payload.size(), 300, 64, true, dtype, &back).ok());
+    ASSERT_EQ(back.hidden.size(), a.hidden.size());
+    ASSERT_EQ(back.v_first.size(), a.v_first.size());
+    const float tolerance = dtype == v1::ACTIVATION_DTYPE_FP32 ? 0.0f : 0.02f;
+    for (size_t i = 0; i < a.hidden.size(); ++i) {
+      ASSERT_NEAR(back.hidden[i], a.hidden[i], tolerance * std::abs(a.hidden[i])) << i;
+      ASSERT_NEAR(back.v_first[i], a.v_first[i], tolerance * std::abs(a.v_first[i])) << i;
+    }
+    EXPECT_EQ(
+        DecodeNcclPayload(payload.data(), payload.size() - 2, 300, 64, true, dtype, &back).code(),
+        absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(NcclFrames, MalformedNcclFramesAreRejected) {
+  const model::StageActivations a = Rows(2, 8);
+  v1::ActivationFrame with_rows = EncodeNcclFrame(Step(1), a, v1::ACTIVATION_DTYPE_FP32, 3);
+  with_rows.set_hidden(std::string(64, '\0'));
+  v1::ActivationFrame split = EncodeNcclFrame(Step(1), a, v1::ACTIVATION_DTYPE_FP32, 3);
+  split.set_part_count(2);
+  v1::ActivationFrame link_zero = EncodeNcclFrame(Step(1), a, v1::ACTIVATION_DTYPE_FP32, 0);
+  for (v1::ActivationFrame* f : {&with_rows, &split, &link_zero}) {
+    FrameAssembler assembler;
+    EXPECT_EQ(assembler.Add(std::move(*f)).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
 }  // namespace
 }  // namespace skein::link
