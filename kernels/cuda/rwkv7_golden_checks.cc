@@ -50,21 +50,22 @@ double CheckGoldenRun(const std::string& name, Rwkv7Engine& engine, const Rwkv7G
     return INFINITY;
   }
 
+  // Feeds token t of the golden run to the session in `slot`; its logits to `logits` ([V]).
+  auto step_one = [&](const int32_t& slot, size_t t, float* logits) {
+    Rwkv7StepIo io;
+    io.sessions = 1;
+    io.tokens = 1;
+    io.slots = &slot;
+    io.token_ids = &golden.tokens[t];
+    io.logits = logits;
+    return engine.Step(io);
+  };
+
   // One token per step.
   {
     Status s = engine.WriteSlot(0, zero.data());
-    std::vector<float> logits(V), all(n * V);
-    const int32_t slot = 0;
-    for (size_t t = 0; t < n && s.ok(); ++t) {
-      Rwkv7StepIo io;
-      io.sessions = 1;
-      io.tokens = 1;
-      io.slots = &slot;
-      io.token_ids = &golden.tokens[t];
-      io.logits = logits.data();
-      s = engine.Step(io);
-      std::copy(logits.begin(), logits.end(), all.begin() + t * V);
-    }
+    std::vector<float> all(n * V);
+    for (size_t t = 0; t < n && s.ok(); ++t) s = step_one(0, t, all.data() + t * V);
     expect("token by token", s, s.ok() ? Worst(all, golden, 0, n) : 0);
   }
   // The whole sequence in one step, every token's logits.
@@ -86,17 +87,8 @@ double CheckGoldenRun(const std::string& name, Rwkv7Engine& engine, const Rwkv7G
   {
     const size_t split = n / 2;
     Status s = engine.WriteSlot(0, zero.data());
-    const int32_t slot0 = 0;
     std::vector<float> logits(2 * V), first_half(V);
-    for (size_t t = 0; t < split && s.ok(); ++t) {
-      Rwkv7StepIo io;
-      io.sessions = 1;
-      io.tokens = 1;
-      io.slots = &slot0;
-      io.token_ids = &golden.tokens[t];
-      io.logits = first_half.data();
-      s = engine.Step(io);
-    }
+    for (size_t t = 0; t < split && s.ok(); ++t) s = step_one(0, t, first_half.data());
     std::vector<float> state(zero.size());
     if (s.ok()) s = engine.ReadSlot(0, state.data());
     if (s.ok()) s = engine.WriteSlot(2, state.data());

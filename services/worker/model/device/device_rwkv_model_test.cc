@@ -356,67 +356,70 @@ TEST(DeviceSpecTest, ParsesTheDeviceFlag) {
   }
 }
 
+// The small official golden model and its reference run (../shared/golden/rwkv7).
+class DeviceGoldenTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    const std::string json =
+        skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.golden.json", &why);
+    const std::string pth =
+        skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.pth", &why);
+    if (json.empty() || pth.empty()) {
+      SKEIN_MISSING_PREREQUISITE() << "test data not found: " << why;
+    }
+    absl::StatusOr<testing::Golden> golden = testing::ReadRwkv7Golden(json);
+    ASSERT_TRUE(golden.ok()) << golden.status();
+    golden_ = *std::move(golden);
+    absl::StatusOr<std::unique_ptr<TensorArchive>> archive = OpenCheckpoint(pth);
+    ASSERT_TRUE(archive.ok()) << archive.status();
+    archive_ = *std::move(archive);
+    absl::StatusOr<RwkvConfig> config = LoadRwkvConfig(*archive_);
+    ASSERT_TRUE(config.ok()) << config.status();
+    config_ = *config;
+  }
+  testing::Golden golden_;
+  std::unique_ptr<TensorArchive> archive_;
+  RwkvConfig config_;
+};
+
 // The official golden run on the device path: packing a real bf16 .pth checkpoint (no
 // value-residual LoRA in layer 0) and the step, one token at a time, in fp32.
-TEST(DeviceGoldenTest, MatchesTheOfficialLogits) {
-  std::string why;
-  const std::string json =
-      skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.golden.json", &why);
-  const std::string pth =
-      skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.pth", &why);
-  if (json.empty() || pth.empty()) SKEIN_MISSING_PREREQUISITE() << "test data not found: " << why;
-  absl::StatusOr<testing::Golden> golden = testing::ReadRwkv7Golden(json);
-  ASSERT_TRUE(golden.ok()) << golden.status();
-  absl::StatusOr<std::unique_ptr<TensorArchive>> archive = OpenCheckpoint(pth);
-  ASSERT_TRUE(archive.ok()) << archive.status();
-  absl::StatusOr<RwkvConfig> config = LoadRwkvConfig(**archive);
-  ASSERT_TRUE(config.ok()) << config.status();
+TEST_F(DeviceGoldenTest, MatchesTheOfficialLogits) {
   DeviceModelOptions o;
   o.device.kind = DeviceKind::kReference;
   o.run_dtype = DType::kF32;
-  absl::StatusOr<std::unique_ptr<DeviceRwkvModel>> m = CreateDeviceModel(**archive, *config, o);
+  absl::StatusOr<std::unique_ptr<DeviceRwkvModel>> m = CreateDeviceModel(*archive_, config_, o);
   ASSERT_TRUE(m.ok()) << m.status();
   RwkvState state = (*m)->NewState();
-  for (size_t t = 0; t < golden->tokens.size(); ++t) {
-    SequenceStep seq{&state, {&golden->tokens[t], 1}};
+  for (size_t t = 0; t < golden_.tokens.size(); ++t) {
+    SequenceStep seq{&state, {&golden_.tokens[t], 1}};
     absl::StatusOr<StepResult> r = (*m)->Step({&seq, 1});
     ASSERT_TRUE(r.ok()) << r.status();
     // The golden is itself fp32 and off the float64 answer by up to 1.9e-4σ at its first step
     // (rwkv7_model_test); 3e-4σ covers both.
-    EXPECT_LE(MaxAbsDiff(r->logits, golden->logits[t]), 3e-4f * StdDev(golden->logits[t]))
+    EXPECT_LE(MaxAbsDiff(r->logits, golden_.logits[t]), 3e-4f * StdDev(golden_.logits[t]))
         << "step " << t;
   }
-  EXPECT_LE(testing::MaxStateDiff(state, *golden), 5e-5f);
+  EXPECT_LE(testing::MaxStateDiff(state, golden_), 5e-5f);
 }
 
 // What tools/gpu-check.sh carries to a GPU machine: the golden model packed in the engine's
 // layout and its official run, written and read back, give the official logits on the host
 // engine through the same checks the GPU runs (kernels/cuda/rwkv7_golden_checks.h); damaged
 // files are refused.
-TEST(DevicePackTest, PackedFileCarriesTheGoldenModelToTheEngine) {
-  std::string why;
-  const std::string json =
-      skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.golden.json", &why);
-  const std::string pth =
-      skein::testing::FindTestData("golden/rwkv7/small-l4-c256-v1024.pth", &why);
-  if (json.empty() || pth.empty()) SKEIN_MISSING_PREREQUISITE() << "test data not found: " << why;
-  absl::StatusOr<testing::Golden> golden = testing::ReadRwkv7Golden(json);
-  ASSERT_TRUE(golden.ok()) << golden.status();
-  absl::StatusOr<std::unique_ptr<TensorArchive>> archive = OpenCheckpoint(pth);
-  ASSERT_TRUE(archive.ok()) << archive.status();
-  absl::StatusOr<RwkvConfig> config = LoadRwkvConfig(**archive);
-  ASSERT_TRUE(config.ok()) << config.status();
+TEST_F(DeviceGoldenTest, PackedFileCarriesTheModelToTheEngine) {
   absl::StatusOr<PackedRwkv7Weights> packed =
-      PackRwkv7Weights(**archive, *config, DType::kF32, 0, static_cast<int>(config->n_layer));
+      PackRwkv7Weights(*archive_, config_, DType::kF32, 0, static_cast<int>(config_.n_layer));
   ASSERT_TRUE(packed.ok()) << packed.status();
 
   const std::string dir = ::testing::TempDir();
   const std::string weights = dir + "/small.pack", run = dir + "/small.golden";
   ASSERT_TRUE(cuda::WriteRwkv7Packed(weights, packed->layout, packed->bytes).ok());
   cuda::Rwkv7GoldenRun written;
-  written.tokens = golden->tokens;
-  written.vocab = config->vocab;
-  for (const auto& row : golden->logits) {
+  written.tokens = golden_.tokens;
+  written.vocab = config_.vocab;
+  for (const auto& row : golden_.logits) {
     written.logits.insert(written.logits.end(), row.begin(), row.end());
   }
   ASSERT_TRUE(cuda::WriteRwkv7Golden(run, written).ok());
