@@ -58,7 +58,7 @@ absl::StatusOr<SkeinOpenCudaRwkv7EngineFn> LoadPlugin() {
 
 absl::StatusOr<std::unique_ptr<cuda::Rwkv7Engine>> OpenCudaEngine(
     int device, const cuda::Rwkv7WeightLayout& layout, const std::vector<uint8_t>& bytes,
-    int64_t slots, std::string* device_name) {
+    int64_t slots, bool round_activations, std::string* device_name) {
   absl::StatusOr<SkeinOpenCudaRwkv7EngineFn> open = LoadPlugin();
   if (!open.ok()) return open.status();
   SkeinCudaEngineRequest request;
@@ -66,6 +66,7 @@ absl::StatusOr<std::unique_ptr<cuda::Rwkv7Engine>> OpenCudaEngine(
   request.layout = &layout;
   request.bytes = &bytes;
   request.slots = slots;
+  request.round_activations = round_activations;
   SkeinCudaEngineResult result;
   switch ((*open)(&request, &result)) {
     case kSkeinCudaEngineOk:
