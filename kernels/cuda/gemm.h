@@ -40,8 +40,8 @@ enum class UnaryOp { kIdentity, kTanh, kSigmoid, kSquaredRelu };
 // y = W·hi + W·lo (two products on the same plan, the second accumulating): x enters with
 // 16 (bf16) or 22 (fp16) significant bits, an fp32-level error (≤ 2⁻¹⁶·|x| per element for
 // bf16, where rounding x to bf16 costs up to 2⁻⁸·|x|; fp16's lo loses bits below 2⁻¹⁴, an
-// absolute 2⁻²⁵). The split needs device scratch of 4·m·k bytes, held by the context
-// (PlanGemm sizes it).
+// absolute 2⁻²⁵, and fp16's hi overflows beyond 65504 as rounded fp16 activations do). The
+// split needs device scratch of 4·m·k bytes, held by the context (PlanGemm sizes it).
 inline constexpr int64_t kGemvMaxRows = 8;
 struct GemmArgs {
   const void* x = nullptr;
