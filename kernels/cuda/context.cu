@@ -41,6 +41,8 @@ Context::~Context() {
     cublasLtMatmulDescDestroy(plan.desc);
   }
   if (impl_->workspace != nullptr) cudaFree(impl_->workspace);
+  if (impl_->split != nullptr) cudaFree(impl_->split);
+  for (void* p : impl_->retired_splits) cudaFree(p);
   if (impl_->lt != nullptr) cublasLtDestroy(impl_->lt);
   if (impl_->stream != nullptr) cudaStreamDestroy(impl_->stream);
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "kernels/cuda/context.h"
 
@@ -37,6 +38,13 @@ struct Context::Impl {
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   std::map<GemmKey, GemmPlan> gemm_plans;
+  // Device scratch for the hi and lo halves of fp32 x on cuBLASLt (gemm.h). A larger one
+  // replaces it when a product needs more; the replaced ones stay allocated until the context
+  // goes, because a captured graph may still point at them (growth doubles: they add up to
+  // less than the current one).
+  void* split = nullptr;
+  size_t split_bytes = 0;
+  std::vector<void*> retired_splits;
 };
 
 inline Status CudaStatus(cudaError_t rc, const char* what) {

@@ -3,12 +3,16 @@
 //
 //   cuda_benchmark [--shape 0.1b|1.5b|tiny] [--dtype bf16|fp16|fp32] [--batches 1,32,128,256]
 //                  [--prefill 512] [--steps 30] [--overlap 1|0] [--chunked-min-tokens 128]
+//                  [--round-activations 0|1]
 //
 // Prints a readable table and one "RESULT key=value …" line per figure for scripts
 // (tools/gpu-check.sh). Decode: `batch` sessions, one token each per step, CUDA graphs;
 // roofline = DecodeStepBytes / copy bandwidth ÷ measured step time. --overlap: overlapped
 // (programmatic dependent) launches, on by default where the GPU has them (sm_90+).
 // --chunked-min-tokens: prompts from this length use the chunked WKV-7 (a huge value: never).
+// --round-activations 1: product inputs rounded to the weights' type (Rwkv7GpuOptions); the
+// default, 0, keeps them fp32 (exact), which costs a second cuBLASLt product for 16-bit
+// weights in large steps (gemm.h). Every RESULT line says which (activations=exact|rounded).
 // Prefill: one session fed `prefill` tokens in one step. Without a usable GPU: prints SKIP and
 // exits 0.
 #include <algorithm>
@@ -36,6 +40,7 @@ struct Flags {
   int steps = 30;
   bool overlap = true;
   int64_t chunked_min_tokens = 128;  // Rwkv7GpuOptions::wkv_chunked_min_tokens
+  bool round_activations = false;    // Rwkv7GpuOptions::round_activations
 };
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
@@ -66,6 +71,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->overlap = value != "0";
     } else if (key == "--chunked-min-tokens") {
       f->chunked_min_tokens = std::atoll(value.c_str());
+    } else if (key == "--round-activations") {
+      f->round_activations = value != "0";
     } else {
       std::fprintf(stderr, "unknown flag %s\n", arg.c_str());
       return false;
@@ -127,13 +134,15 @@ int Main(int argc, char** argv) {
   options.seed = 7;
   options.slots = max_batch;
   options.wkv_chunked_min_tokens = flags.chunked_min_tokens;
+  options.round_activations = flags.round_activations;
+  const char* activations = flags.round_activations ? "rounded" : "exact";
   std::unique_ptr<Rwkv7Gpu> model;
   st = Rwkv7Gpu::Create(ctx.get(), shape, options, &model);
   if (!st.ok()) return Fail(st, "Rwkv7Gpu::Create");
   std::printf(
-      "model %s (%s), overlapped launches %s, weights %.1f MB, state %.2f MB per "
-      "session\n",
-      shape.ToString().c_str(), flags.dtype.c_str(), overlap ? "on" : "off",
+      "model %s (%s, %s activations), overlapped launches %s, weights %.1f MB, state %.2f MB "
+      "per session\n",
+      shape.ToString().c_str(), flags.dtype.c_str(), activations, overlap ? "on" : "off",
       model->layout().total_bytes() / 1e6, model->state_bytes_per_slot() / 1e6);
 
   bool finite = true;
@@ -185,10 +194,10 @@ int Main(int argc, char** argv) {
     std::printf("%-8s %-6s %8lld %12.3f %14.0f %9.0f%%\n", flags.shape.c_str(), flags.dtype.c_str(),
                 static_cast<long long>(batch), step_ms, tokens_per_s, 100 * roofline);
     std::printf(
-        "RESULT kind=decode shape=%s dtype=%s batch=%lld overlap=%d ms=%.4f tokens_per_s=%.1f "
-        "roofline=%.4f\n",
-        flags.shape.c_str(), flags.dtype.c_str(), static_cast<long long>(batch), overlap, step_ms,
-        tokens_per_s, roofline);
+        "RESULT kind=decode shape=%s dtype=%s activations=%s batch=%lld overlap=%d ms=%.4f "
+        "tokens_per_s=%.1f roofline=%.4f\n",
+        flags.shape.c_str(), flags.dtype.c_str(), activations, static_cast<long long>(batch),
+        overlap, step_ms, tokens_per_s, roofline);
   }
 
   if (flags.prefill > 0) {
@@ -220,10 +229,10 @@ int Main(int argc, char** argv) {
                 flags.dtype.c_str(), static_cast<long long>(flags.prefill), best_ms, tokens_per_s);
     const int chunked = flags.prefill >= flags.chunked_min_tokens ? 1 : 0;
     std::printf(
-        "RESULT kind=prefill shape=%s dtype=%s tokens=%lld overlap=%d chunked=%d ms=%.4f "
-        "tokens_per_s=%.1f\n",
-        flags.shape.c_str(), flags.dtype.c_str(), static_cast<long long>(flags.prefill), overlap,
-        chunked, best_ms, tokens_per_s);
+        "RESULT kind=prefill shape=%s dtype=%s activations=%s tokens=%lld overlap=%d chunked=%d "
+        "ms=%.4f tokens_per_s=%.1f\n",
+        flags.shape.c_str(), flags.dtype.c_str(), activations,
+        static_cast<long long>(flags.prefill), overlap, chunked, best_ms, tokens_per_s);
   }
   std::printf("RESULT kind=sanity shape=%s finite=%d\n", flags.shape.c_str(), finite ? 1 : 0);
   return finite ? 0 : 1;

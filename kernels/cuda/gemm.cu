@@ -4,7 +4,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/context_internal.h"
 #include "kernels/cuda/device_math.cuh"
@@ -60,12 +62,33 @@ struct Vec<__half> {
   }
 };
 
+// kV elements of x at p (16-byte aligned) widened to fp32, for kV weights widened by
+// Vec<T>: one 16-byte load when x is in the weights' type, kV/4 when it is fp32 (exact
+// activations; the weights, not x, bound the kernel).
+template <typename X, int kV>
+__device__ __forceinline__ void LoadX(const X* p, float (&f)[kV]) {
+  if constexpr (std::is_same_v<X, float>) {
+#pragma unroll
+    for (int q = 0; q < kV / 4; ++q) {
+      const float4 v = reinterpret_cast<const float4*>(p)[q];
+      f[4 * q] = v.x;
+      f[4 * q + 1] = v.y;
+      f[4 * q + 2] = v.z;
+      f[4 * q + 3] = v.w;
+    }
+  } else {
+    static_assert(Vec<X>::kSize == kV, "x in the weights' type");
+    Vec<X>::Widen(*reinterpret_cast<const uint4*>(p), f);
+  }
+}
+
 constexpr int kGemvWarps = 8;
 
 // The jobs of one grouped launch: job j owns blocks [first_block[j], first_block[j + 1]).
 struct GemvGroup {
   int count = 0;
   DType type = DType::kBF16;
+  DType x_type = DType::kF32;
   int first_block[kMaxGemmGroup + 1] = {};
   const void* x[kMaxGemmGroup] = {};
   const void* w[kMaxGemmGroup] = {};
@@ -80,7 +103,7 @@ struct GemvGroup {
 // Lane L of the warp for output o accumulates the elements L·V, L·V + 32·V, … of the row in
 // this fixed order for every row of x, then the warp sums lanes in a fixed tree: the result for
 // one row of x is the same whatever M is and whichever group the job is in.
-template <typename T, int M>
+template <typename T, typename X, int M>
 __global__ void __launch_bounds__(kGemvWarps * 32) GemvGroupKernel(GemvGroup g) {
   using V = Vec<T>;
   constexpr int kV = V::kSize;
@@ -102,7 +125,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) GemvGroupKernel(GemvGroup g) 
   }
   WaitForPrevious();
   if (o >= n) return;
-  const T* x = static_cast<const T*>(g.x[j]);
+  const X* x = static_cast<const X*>(g.x[j]);
   float acc[M];
 #pragma unroll
   for (int r = 0; r < M; ++r) acc[r] = 0.0f;
@@ -113,7 +136,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) GemvGroupKernel(GemvGroup g) 
 #pragma unroll
     for (int r = 0; r < M; ++r) {
       float xf[kV];
-      V::Widen(*reinterpret_cast<const uint4*>(x + static_cast<int64_t>(r) * k + i), xf);
+      LoadX<X, kV>(x + static_cast<int64_t>(r) * k + i, xf);
 #pragma unroll
       for (int e = 0; e < kV; ++e) acc[r] = fmaf(xf[e], wf[e], acc[r]);
     }
@@ -144,19 +167,19 @@ __global__ void __launch_bounds__(kGemvWarps * 32) GemvGroupKernel(GemvGroup g) 
       const int64_t at = static_cast<int64_t>(r) * n + o;
       const float value = g.accumulate[j] ? y[at] + s : s;
       y[at] = value;
-      if (y_act != nullptr) StoreAs(y_act, g.type, at, ApplyUnary(g.act[j], value));
+      if (y_act != nullptr) StoreAs(y_act, g.x_type, at, ApplyUnary(g.act[j], value));
     }
   }
 }
 
-template <typename T>
+template <typename T, typename X>
 Status LaunchGemv(Context& ctx, const GemvGroup& g, int64_t m) {
   const dim3 grid(static_cast<unsigned>(g.first_block[g.count]));
   const dim3 block(kGemvWarps * 32);
   switch (m) {
 #define SKEIN_GEMV_CASE(M) \
   case M:                  \
-    return Launch(ctx, "GemvGroupKernel", GemvGroupKernel<T, M>, grid, block, g);
+    return Launch(ctx, "GemvGroupKernel", GemvGroupKernel<T, X, M>, grid, block, g);
     SKEIN_GEMV_CASE(1)
     SKEIN_GEMV_CASE(2)
     SKEIN_GEMV_CASE(3)
@@ -172,6 +195,48 @@ Status LaunchGemv(Context& ctx, const GemvGroup& g, int64_t m) {
 }
 
 // ---- cuBLASLt ----
+
+// hi[i] = x[i] rounded to `type`, lo[i] = (x[i] − hi[i]) rounded to `type` (the subtraction
+// is exact in fp32: hi is x with fewer significant bits).
+__global__ void SplitKernel(const float* x, void* hi, void* lo, DType type, int64_t n) {
+  AllowNextLaunch();
+  WaitForPrevious();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = x[i];
+    StoreAs(hi, type, i, v);
+    StoreAs(lo, type, i, v - LoadAs(hi, type, i));
+  }
+}
+
+// Bytes of one half of the split of g's x, rounded up to keep the second half aligned.
+size_t SplitHalfBytes(const GemmArgs& g) {
+  const size_t bytes = static_cast<size_t>(g.m * g.k) * base::DTypeSize(g.type);
+  return (bytes + 255) / 256 * 256;
+}
+
+bool NeedsSplit(const GemmArgs& g) { return g.x_type == DType::kF32 && g.type != DType::kF32; }
+
+// Makes the context's split scratch hold g's halves. Allocating is not allowed while the
+// stream is being captured: PlanGemm must have done it.
+Status EnsureSplit(Context& ctx, const GemmArgs& g) {
+  Context::Impl& impl = *ctx.impl();
+  const size_t need = 2 * SplitHalfBytes(g);
+  if (impl.split_bytes >= need) return Status();
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  SKEIN_CUDA_RETURN_IF_ERROR(
+      CudaStatus(cudaStreamIsCapturing(impl.stream, &capture), "cudaStreamIsCapturing"));
+  if (capture != cudaStreamCaptureStatusNone) {
+    return Status::Error("Gemm: split scratch not prepared before the capture (PlanGemm)");
+  }
+  const size_t bytes = std::max(need, 2 * impl.split_bytes);
+  void* p = nullptr;
+  SKEIN_CUDA_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, bytes), "cudaMalloc(split scratch)"));
+  if (impl.split != nullptr) impl.retired_splits.push_back(impl.split);
+  impl.split = p;
+  impl.split_bytes = bytes;
+  return Status();
+}
 
 cudaDataType_t CudaType(DType t) {
   switch (t) {
@@ -262,15 +327,32 @@ Status RunCublasLt(Context& ctx, const GemmArgs& g) {
   SKEIN_CUDA_RETURN_IF_ERROR(FindPlan(ctx, g, &found));
   const GemmPlan& plan = *found;
   const float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
-  return BlasStatus(
-      cublasLtMatmul(impl.lt, plan.desc, &alpha, g.w, plan.a, g.x, plan.b, &beta, g.y, plan.c, g.y,
-                     plan.c, &plan.algo, impl.workspace, impl.workspace_bytes, impl.stream),
-      "cublasLtMatmul");
+  auto matmul = [&](const void* x, const float* b) {
+    return BlasStatus(
+        cublasLtMatmul(impl.lt, plan.desc, &alpha, g.w, plan.a, x, plan.b, b, g.y, plan.c, g.y,
+                       plan.c, &plan.algo, impl.workspace, impl.workspace_bytes, impl.stream),
+        "cublasLtMatmul");
+  };
+  if (!NeedsSplit(g)) return matmul(g.x, &beta);
+  // fp32 x, 16-bit weights: y = W·hi + W·lo on the plan of the weights' type (gemm.h).
+  SKEIN_CUDA_RETURN_IF_ERROR(EnsureSplit(ctx, g));
+  void* hi = impl.split;
+  void* lo = static_cast<uint8_t*>(impl.split) + SplitHalfBytes(g);
+  const int64_t n = g.m * g.k;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 4096));
+  SKEIN_CUDA_RETURN_IF_ERROR(Launch(ctx, "SplitKernel", SplitKernel, dim3(blocks), dim3(256),
+                                    static_cast<const float*>(g.x), hi, lo, g.type, n));
+  const float one = 1.0f;
+  SKEIN_CUDA_RETURN_IF_ERROR(matmul(hi, &beta));
+  return matmul(lo, &one);
 }
 
 Status CheckArgs(const GemmArgs& g) {
   if (g.type != DType::kF32 && g.type != DType::kBF16 && g.type != DType::kF16) {
     return Status::Error("Gemm: weights must be fp32, bf16 or fp16");
+  }
+  if (g.x_type != DType::kF32 && g.x_type != g.type) {
+    return Status::Error("Gemm: activations must be fp32 or in the weights' type");
   }
   if (g.m <= 0 || g.n <= 0 || g.k <= 0) return Status::Error("Gemm: empty shape");
   if (g.n > INT32_MAX || g.k > INT32_MAX) return Status::Error("Gemm: shape too large");
@@ -291,8 +373,8 @@ Status GemmGroup(Context& ctx, const GemmArgs* jobs, int count) {
   bool one_launch = true;
   for (int j = 0; j < count; ++j) {
     SKEIN_CUDA_RETURN_IF_ERROR(CheckArgs(jobs[j]));
-    one_launch =
-        one_launch && TakesGemv(jobs[j]) && jobs[j].type == jobs[0].type && jobs[j].m == jobs[0].m;
+    one_launch = one_launch && TakesGemv(jobs[j]) && jobs[j].type == jobs[0].type &&
+                 jobs[j].x_type == jobs[0].x_type && jobs[j].m == jobs[0].m;
   }
   if (!one_launch) {
     for (int j = 0; j < count; ++j) {
@@ -302,7 +384,7 @@ Status GemmGroup(Context& ctx, const GemmArgs* jobs, int count) {
       } else {
         SKEIN_CUDA_RETURN_IF_ERROR(RunCublasLt(ctx, g));
         if (g.y_act != nullptr) {
-          SKEIN_CUDA_RETURN_IF_ERROR(Unary(ctx, g.act, g.y, g.y_act, g.type, g.m * g.n));
+          SKEIN_CUDA_RETURN_IF_ERROR(Unary(ctx, g.act, g.y, g.y_act, g.x_type, g.m * g.n));
         }
       }
     }
@@ -311,6 +393,7 @@ Status GemmGroup(Context& ctx, const GemmArgs* jobs, int count) {
   GemvGroup group;
   group.count = count;
   group.type = jobs[0].type;
+  group.x_type = jobs[0].x_type;
   for (int j = 0; j < count; ++j) {
     const GemmArgs& g = jobs[j];
     group.x[j] = g.x;
@@ -324,13 +407,16 @@ Status GemmGroup(Context& ctx, const GemmArgs* jobs, int count) {
     group.first_block[j + 1] =
         group.first_block[j] + static_cast<int>((g.n + kGemvWarps - 1) / kGemvWarps);
   }
+  const bool exact = group.x_type == DType::kF32;
   switch (group.type) {
     case DType::kBF16:
-      return LaunchGemv<__nv_bfloat16>(ctx, group, jobs[0].m);
+      return exact ? LaunchGemv<__nv_bfloat16, float>(ctx, group, jobs[0].m)
+                   : LaunchGemv<__nv_bfloat16, __nv_bfloat16>(ctx, group, jobs[0].m);
     case DType::kF16:
-      return LaunchGemv<__half>(ctx, group, jobs[0].m);
+      return exact ? LaunchGemv<__half, float>(ctx, group, jobs[0].m)
+                   : LaunchGemv<__half, __half>(ctx, group, jobs[0].m);
     default:
-      return LaunchGemv<float>(ctx, group, jobs[0].m);
+      return LaunchGemv<float, float>(ctx, group, jobs[0].m);
   }
 }
 
@@ -340,7 +426,8 @@ Status PlanGemm(Context& ctx, const GemmArgs& g) {
   SKEIN_CUDA_RETURN_IF_ERROR(CheckArgs(g));
   if (TakesGemv(g)) return Status();
   const GemmPlan* plan = nullptr;
-  return FindPlan(ctx, g, &plan);
+  SKEIN_CUDA_RETURN_IF_ERROR(FindPlan(ctx, g, &plan));
+  return NeedsSplit(g) ? EnsureSplit(ctx, g) : Status();
 }
 
 }  // namespace skein::cuda

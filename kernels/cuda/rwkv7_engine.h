@@ -82,6 +82,16 @@ Status CheckRwkv7StepIo(const Rwkv7WeightLayout& layout, int64_t slots, const Rw
 // the kernels/cuda:reference library (CMake: skein_cuda_reference). Fails for an unsupported
 // shape (head size other than 64) or dtype (fp32, bf16, fp16 only), a buffer of the wrong
 // size, or slots < 1.
+struct Rwkv7HostEngineOptions {
+  int64_t slots = 1;
+  // As Rwkv7GpuEngineOptions::round_activations: the same semantics, so that the two engines
+  // with the same options compute the same (up to summation order).
+  bool round_activations = false;
+};
+Status CreateHostRwkv7Engine(const Rwkv7WeightLayout& layout, std::vector<uint8_t> bytes,
+                             const Rwkv7HostEngineOptions& options,
+                             std::unique_ptr<Rwkv7Engine>* out);
+// The same with `slots` slots and exact (fp32) activations.
 Status CreateHostRwkv7Engine(const Rwkv7WeightLayout& layout, std::vector<uint8_t> bytes,
                              int64_t slots, std::unique_ptr<Rwkv7Engine>* out);
 
@@ -91,6 +101,9 @@ Status CreateHostRwkv7Engine(const Rwkv7WeightLayout& layout, std::vector<uint8_
 struct Rwkv7GpuEngineOptions {
   int64_t slots = 1;
   bool use_graphs = true;  // Rwkv7GpuOptions::use_graphs
+  // Product inputs rounded to the weights' type (Rwkv7GpuOptions::round_activations); false:
+  // fp32, exact (a bf16 model computes its weights' fp32 run).
+  bool round_activations = false;
 };
 Status CreateGpuRwkv7Engine(Context* ctx, const Rwkv7WeightLayout& layout,
                             const std::vector<uint8_t>& bytes, const Rwkv7GpuEngineOptions& options,

@@ -17,7 +17,8 @@
 namespace skein::cuda {
 
 // Per-step scratch, sized for up to `rows` rows, `sessions` sessions and `head_rows` rows
-// through the head. "Product inputs" are in the run dtype; everything else fp32.
+// through the head. "Product inputs" are in the activation type (rwkv7_step.h:
+// ActivationType); everything else fp32.
 struct Rwkv7Gpu::Scratch {
   int64_t rows = 0;
   int64_t sessions = 0;
@@ -201,7 +202,7 @@ Status Rwkv7Gpu::EnsureScratch(int64_t sessions, int64_t rows, int64_t head_rows
                 H = std::max(head_rows, sc.head_rows);
   const Rwkv7Shape& s = layout_.shape();
   const int64_t C = s.embd;
-  const size_t e = base::DTypeSize(options_.dtype);
+  const size_t e = base::DTypeSize(ActivationType(options_.dtype, options_.round_activations));
   auto alloc = [](DeviceBuffer* b, size_t bytes) { return DeviceBuffer::Allocate(bytes, b); };
   SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.tokens, R * sizeof(int32_t)));
   SKEIN_CUDA_RETURN_IF_ERROR(alloc(&sc.slots, S * sizeof(int32_t)));
@@ -304,6 +305,7 @@ struct PlanOps {
 Status Rwkv7Gpu::Enqueue(int64_t S, int64_t T, LogitsMode mode, bool plan_only) {
   Scratch& sc = *scratch_;
   Rwkv7StepBuffers b;
+  b.act_type = ActivationType(options_.dtype, options_.round_activations);
   b.tokens = sc.tokens.as<int32_t>();
   b.slots = sc.slots.as<int32_t>();
   b.att_shift = att_shift_.as<float>();

@@ -27,6 +27,10 @@ namespace skein::cuda {
 
 struct Rwkv7GpuOptions {
   DType dtype = DType::kBF16;  // large matrices; state and vectors are always fp32
+  // Product inputs rounded to the weights' type (rwkv7_step.h: ActivationType): one cuBLASLt
+  // product instead of two for large steps, at the accuracy of rounded activations. False:
+  // fp32 product inputs, what the official fp32 run of the same weights computes.
+  bool round_activations = false;
   uint64_t seed = 1;
   int64_t slots = 1;  // sessions whose state stays on the device
   // Decode steps (tokens == 1) are captured once per session count and logits mode into a

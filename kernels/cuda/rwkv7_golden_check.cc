@@ -1,12 +1,13 @@
 // A real model's official logits on the GPU engine and on the host engine:
 //
-//   rwkv7_golden_check PACKED GOLDEN BOUND
+//   rwkv7_golden_check PACKED GOLDEN BOUND [exact|rounded]
 //
 // PACKED is a whole model in the engine's layout and GOLDEN its reference run (both written by
 // `skein device-pack`, rwkv7_packed_file.h); BOUND is the largest deviation allowed, in σ of
-// each step's logits. tools/gpu-check.sh runs it on the files tools/gpu-prepare.sh makes. The
-// host engine always runs; without a GPU the GPU part is skipped with the reason. Exit status
-// 0 when every check that ran passed.
+// each step's logits. Both engines run with exact activations (the default) or with product
+// inputs rounded to the weights' type (`rounded`, round_activations). tools/gpu-check.sh runs it on
+// the files tools/gpu-prepare.sh makes. The host engine always runs; without a GPU the GPU part is
+// skipped with the reason. Exit status 0 when every check that ran passed.
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -20,10 +21,12 @@
 
 int main(int argc, char** argv) {
   using namespace skein::cuda;  // NOLINT: a small tool
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s PACKED GOLDEN BOUND_SIGMA\n", argv[0]);
+  const std::string mode = argc == 5 ? argv[4] : "exact";
+  if ((argc != 4 && argc != 5) || (mode != "exact" && mode != "rounded")) {
+    std::fprintf(stderr, "usage: %s PACKED GOLDEN BOUND_SIGMA [exact|rounded]\n", argv[0]);
     return 2;
   }
+  const bool round_activations = mode == "rounded";
   const double bound = std::atof(argv[3]);
   Rwkv7Packed packed;
   Rwkv7GoldenRun golden;
@@ -33,13 +36,17 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::printf("model %s %s, %zu tokens, bound %.3g sigma\n",
+  std::printf("model %s %s, %s activations, %zu tokens, bound %.3g sigma\n",
               packed.layout->shape().ToString().c_str(),
-              std::string(skein::base::DTypeName(packed.layout->dtype())).c_str(),
+              std::string(skein::base::DTypeName(packed.layout->dtype())).c_str(), mode.c_str(),
               golden.tokens.size(), bound);
   testing::Checks checks;
   std::unique_ptr<Rwkv7Engine> host;
-  if (Status s = CreateHostRwkv7Engine(*packed.layout, packed.bytes, 3, &host); !s.ok()) {
+  Rwkv7HostEngineOptions host_options;
+  host_options.slots = 3;
+  host_options.round_activations = round_activations;
+  if (Status s = CreateHostRwkv7Engine(*packed.layout, packed.bytes, host_options, &host);
+      !s.ok()) {
     checks.Expect("host engine", false, s.message());
     return checks.Finish();
   }
@@ -55,6 +62,7 @@ int main(int argc, char** argv) {
   if (s.ok()) {
     Rwkv7GpuEngineOptions options;
     options.slots = 3;
+    options.round_activations = round_activations;
     s = CreateGpuRwkv7Engine(ctx.get(), *packed.layout, packed.bytes, options, &gpu);
   }
   if (!s.ok()) {

@@ -35,6 +35,7 @@ Status CreateGpuRwkv7Engine(Context* ctx, const Rwkv7WeightLayout& layout,
   gpu_options.dtype = layout.dtype();
   gpu_options.slots = options.slots;
   gpu_options.use_graphs = options.use_graphs;
+  gpu_options.round_activations = options.round_activations;
   std::unique_ptr<Rwkv7Gpu> gpu;
   SKEIN_CUDA_RETURN_IF_ERROR(Rwkv7Gpu::CreateFromHost(ctx, layout, bytes, gpu_options, &gpu));
   *out = std::make_unique<GpuRwkv7Engine>(std::move(gpu));

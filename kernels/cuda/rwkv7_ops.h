@@ -6,8 +6,10 @@
 // - A step covers `sessions` sessions of `tokens` tokens each; its rows are row = s·tokens + t
 //   (session-major), and a per-row activation is a row-major [rows][C] matrix.
 // - Residual-stream activations, kernel outputs feeding element-wise work, and every state are
-//   fp32 (spec §2.8). Inputs of matrix products are in the weights' type `gemm_type` (fp32,
-//   bf16 or fp16), so the products run on tensor cores with fp32 accumulation.
+//   fp32 (spec §2.8). Inputs of matrix products (`out_type` below) are fp32 too by default,
+//   so that bf16/fp16 weights compute what the official fp32 run of the same weights does;
+//   or, when the caller rounds activations (rwkv7_step.h: ActivationType), the weights' type,
+//   so that cuBLASLt multiplies them as they are (gemm.h).
 // - Recurrent state is resident on the device: session s uses slot slots[s] (device int32
 //   array, distinct slots within one call) of a state array whose slot i begins at
 //   base + i·slot_stride (floats). Callers point `base` at the layer they run.

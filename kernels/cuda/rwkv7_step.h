@@ -47,10 +47,23 @@ inline int64_t LogitRows(LogitsMode mode, int64_t sessions, int64_t tokens) {
   }
 }
 
+// The type of the product inputs ("activations") for weights in `weights`: fp32 by default,
+// so that a bf16/fp16 model computes what its weights widened to fp32 compute (the official
+// model's run, up to summation order); with `round_activations`, the weights' type, so that
+// cuBLASLt takes them as they are (one product instead of two, gemm.h) at a cost in accuracy
+// (bf16 on the official small golden model: 0.18σ of the logits off its official run, against
+// 2.2e-4σ exact, the official fp32 run's own error).
+inline DType ActivationType(DType weights, bool round_activations) {
+  return round_activations ? weights : DType::kF32;
+}
+
 // Everything one step reads and writes besides the weights, for `rows` = sessions · tokens
-// rows. "Product inputs" are in the run dtype, the rest fp32; sizes in brackets. Ls is the
+// rows. "Product inputs" are in act_type, the rest fp32; sizes in brackets. Ls is the
 // stage's layer count, `head rows` LogitRows(mode, S, T).
 struct Rwkv7StepBuffers {
+  // The product inputs' type: ActivationType(weights' type, round_activations), fp32 or the
+  // weights' type. The buffers named …16 are in it (16-bit when rounding).
+  DType act_type = DType::kF32;
   const int32_t* tokens = nullptr;  // [rows]; read by a first stage only
   const int32_t* slots = nullptr;   // [sessions]
   // Resident state of the stage's layers, slot-major: att/ffn shift [slots][Ls][C], wkv
@@ -89,6 +102,7 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
                     LogitsMode logits = LogitsMode::kLast) {
   const Rwkv7Shape& sh = layout.shape();
   const DType dt = layout.dtype();
+  const DType at = b.act_type;
   const int64_t R = S * T, C = sh.embd, N = kWkvHeadSize;
   const int64_t L0 = layout.first_layer(), Ls = layout.stage_layers();
   auto tensor = [&](int64_t l, LayerTensor t) -> const void* {
@@ -99,13 +113,14 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
   };
   auto global = [&](GlobalTensor t) { return weights + layout.get(t).offset; };
   // Every matrix is stored [out][in], the LoRA factors included (rwkv7_weights.h). A product
-  // may also write its activation, rounded to the run dtype, as the next product's input.
+  // may also write its activation, in act_type, as the next product's input.
   auto job = [&](const void* x, const void* w, int64_t n, int64_t k, float* y, int64_t m,
                  bool accumulate = false, void* y_act = nullptr, UnaryOp act = UnaryOp::kIdentity) {
     GemmArgs g;
     g.x = x;
     g.w = w;
     g.type = dt;
+    g.x_type = at;
     g.layout = WeightLayout::kOutIn;
     g.m = m;
     g.n = n;
@@ -151,7 +166,7 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
       mix.mix[m] = vec(l, coefficients[m]);
       mix.out[m] = b.mix[m];
     }
-    mix.out_type = dt;
+    mix.out_type = at;
     mix.saved = b.saved;
     SKEIN_CUDA_RETURN_IF_ERROR(ops.ShiftMix(mix));
     if (T > 1) {
@@ -210,7 +225,7 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
       core.slot_stride = Ls * C * N;
       core.slots = b.slots;
       core.out = b.out16;
-      core.out_type = dt;
+      core.out_type = at;
       SKEIN_CUDA_RETURN_IF_ERROR(ops.Rwkv7TimeMixCore(core));
     } else {
       // Long prompts: the chunked WKV between separate prepare and GroupNorm kernels.
@@ -263,7 +278,7 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
       gn.ln_b = vec(l, kLnxB);
       gn.g = b.gate;
       gn.out = b.out16;
-      gn.out_type = dt;
+      gn.out_type = at;
       SKEIN_CUDA_RETURN_IF_ERROR(ops.GroupNormBonusGate(gn));
     }
     {
@@ -285,7 +300,7 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
     ffn.mixes = 1;
     ffn.mix[0] = vec(l, kFfnXk);
     ffn.out[0] = b.mix[2];  // xk is free again
-    ffn.out_type = dt;
+    ffn.out_type = at;
     ffn.saved = b.saved;
     SKEIN_CUDA_RETURN_IF_ERROR(ops.ShiftMix(ffn));
     if (T > 1) {
@@ -308,7 +323,7 @@ Status RunRwkv7Step(Ops& ops, const Rwkv7WeightLayout& layout, const uint8_t* we
   const int64_t head_rows = LogitRows(logits, S, T);
   SKEIN_CUDA_RETURN_IF_ERROR(ops.LayerNormLastRows(
       b.x, reinterpret_cast<const float*>(global(kLnOutW)),
-      reinterpret_cast<const float*>(global(kLnOutB)), all ? R : S, all ? 1 : T, C, b.head_in, dt));
+      reinterpret_cast<const float*>(global(kLnOutB)), all ? R : S, all ? 1 : T, C, b.head_in, at));
   const GemmArgs head = job(b.head_in, global(kHead), sh.vocab, C, b.logits, head_rows);
   return ops.GemmGroup(&head, 1);
 }

@@ -172,7 +172,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"grpc", "nccl"}));
   app.add_option("--threads", f.threads, "Compute threads (default: every core)");
   app.add_flag("--bf16-activations", f.bf16_activations,
-               "Round activations to bf16 in large products (faster on AVX512_BF16; not exact)");
+               "Round activations to bf16 in large products (faster on AVX512_BF16; not exact). "
+               "With --device: round product inputs to the weights' dtype (one GPU product "
+               "instead of two in large steps; not exact)");
   app.add_flag("--int8-activations", f.int8_activations,
                "With --dtype int8: quantise activations to int8 in large products, which then "
                "run on integers (faster; not exact)");

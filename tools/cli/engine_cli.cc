@@ -20,7 +20,8 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* flags, const std::string& defaul
   cmd->add_option("--threads", flags->threads, "Threads (default: every core)");
   cmd->add_flag("--bf16-activations", flags->bf16_activations,
                 "With --dtype bf16: round activations to bf16 in large matrix products "
-                "(faster prefill and batches on AVX512_BF16 CPUs; not exact)");
+                "(faster prefill and batches on AVX512_BF16 CPUs; not exact). With --device: "
+                "round product inputs to the weights' dtype (not exact)");
   cmd->add_flag("--int8-activations", flags->int8_activations,
                 "With --dtype int8: quantise activations to int8 (per 32 values) in large matrix "
                 "products, which then run on integers (faster; not exact)");

@@ -3,9 +3,11 @@
 namespace skein::cuda::reference {
 
 void HostStepScratch::Prepare(const Rwkv7WeightLayout& layout, int64_t S, int64_t T,
-                              LogitsMode logits, int64_t chunk, Rwkv7StepBuffers* b) {
+                              LogitsMode logits, int64_t chunk, bool round_activations,
+                              Rwkv7StepBuffers* b) {
   const Rwkv7Shape& s = layout.shape();
-  const int64_t R = S * T, C = s.embd, e = static_cast<int64_t>(base::DTypeSize(layout.dtype()));
+  const DType act = ActivationType(layout.dtype(), round_activations);
+  const int64_t R = S * T, C = s.embd, e = static_cast<int64_t>(base::DTypeSize(act));
   const int64_t head_rows = layout.has_head() ? LogitRows(logits, S, T) : 0;
   for (auto* f :
        {&x_, &r_, &k_, &v_, &decay_, &alpha_, &gate_, &v_gate_, &a_, &b_, &y_, &v_first_}) {
@@ -27,6 +29,7 @@ void HostStepScratch::Prepare(const Rwkv7WeightLayout& layout, int64_t S, int64_
   hidden16_.assign(R * s.ffn * e, 0);
   head_in_.assign(head_rows * C * e, 0);
   Rwkv7StepBuffers& p = *b;
+  p.act_type = act;
   p.x = x_.data();
   for (int m = 0; m < 6; ++m) p.mix[m] = mix_[m].data();
   p.r = r_.data();

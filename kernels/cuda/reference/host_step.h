@@ -67,9 +67,10 @@ class HostStepScratch {
   // Sizes every scratch buffer for S sessions × T tokens of `layout`'s stage and head rows of
   // `logits` mode, zeroes them, and points the scratch fields of *b at them (leaving tokens,
   // slots and the state fields as they are). chunk > 0: the WKV-7 runs chunked in chunks of
-  // `chunk` (b->wkv_scratch set); else sequential (b->wkv_scratch null).
+  // `chunk` (b->wkv_scratch set); else sequential (b->wkv_scratch null). The product inputs
+  // are fp32, or in the weights' type with `round_activations` (b->act_type, rwkv7_step.h).
   void Prepare(const Rwkv7WeightLayout& layout, int64_t S, int64_t T, LogitsMode logits,
-               int64_t chunk, Rwkv7StepBuffers* b);
+               int64_t chunk, bool round_activations, Rwkv7StepBuffers* b);
 
   // Valid after Prepare until the next one.
   std::vector<float>& x() { return x_; }

@@ -351,13 +351,13 @@ void Gemm(const GemmArgs& g) {
   }
   std::vector<float> x(g.k);
   for (int64_t r = 0; r < g.m; ++r) {
-    for (int64_t i = 0; i < g.k; ++i) x[i] = LoadAs(g.x, g.type, r * g.k + i);
+    for (int64_t i = 0; i < g.k; ++i) x[i] = LoadAs(g.x, g.x_type, r * g.k + i);
     for (int64_t o = 0; o < g.n; ++o) {
       double sum = 0.0;
       for (int64_t i = 0; i < g.k; ++i) sum += static_cast<double>(x[i]) * w[o * g.k + i];
       float* y = g.y + r * g.n + o;
       *y = g.accumulate ? *y + static_cast<float>(sum) : static_cast<float>(sum);
-      if (g.y_act != nullptr) Unary(g.act, y, g.y_act, g.type, 1, r * g.n + o);
+      if (g.y_act != nullptr) Unary(g.act, y, g.y_act, g.x_type, 1, r * g.n + o);
     }
   }
 }

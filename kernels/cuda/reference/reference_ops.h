@@ -40,7 +40,9 @@ void GroupNormBonusGate(const GroupNormBonusGateArgs& a);
 void Rwkv7TimeMixCore(const TimeMixCoreArgs& a);
 void LayerNormLastRows(const float* x, const float* ln_w, const float* ln_b, int64_t sessions,
                        int64_t tokens, int64_t C, void* out, DType out_type);
-// Ignores force_cublas.
+// Ignores force_cublas. fp32 x (x_type kF32) is used as it is with weights of any type:
+// the GPU's cuBLASLt path carries it as hi + lo halves in the weights' type (gemm.h), which
+// differ from it by at most 2⁻¹⁶ relative (bf16), an fp32-level difference the GPU test bounds.
 void Gemm(const GemmArgs& g);
 void GemmGroup(const GemmArgs* jobs, int count);
 

@@ -4,7 +4,11 @@
 //     Wkv7Chunked does) equals the sequential recurrence;
 //   - the step orchestration the GPU runs (rwkv7_step.h), executed with the scalar reference
 //     kernels, equals the independent per-token reference forward (rwkv7_reference_forward.h)
-//     within the logit bounds the GPU test uses, for fp32 and bf16, plain and chunked WKV;
+//     within the logit bounds the GPU test uses, for fp32 and bf16, plain and chunked WKV,
+//     with rounded activations (against the forward rounding at the same points);
+//   - with exact activations (the default), bf16 and fp16 weights compute the fp32 run of
+//     the same weights: the step against the per-token forward of the weights widened to an
+//     fp32 model, within 1e-4·σ;
 //   - the random weights are what the layout says (finite, the init ranges).
 // A GPU then only has to show that each kernel matches its reference (cuda_kernels_test).
 #include <cmath>
@@ -97,9 +101,10 @@ struct HostStep {
   }
 
   // Sizes every buffer for S sessions × T tokens and points `buffers` at them.
-  void Prepare(const Rwkv7WeightLayout& layout, int64_t S, int64_t T, int64_t chunk) {
+  void Prepare(const Rwkv7WeightLayout& layout, int64_t S, int64_t T, int64_t chunk,
+               bool round_activations) {
     buffers = Rwkv7StepBuffers();
-    scratch.Prepare(layout, S, T, LogitsMode::kLast, chunk, &buffers);
+    scratch.Prepare(layout, S, T, LogitsMode::kLast, chunk, round_activations, &buffers);
     buffers.tokens = tokens.data();
     buffers.slots = slots.data();
     buffers.att_shift = att_shift.data();
@@ -114,21 +119,43 @@ std::vector<int32_t> Tokens(int64_t n, uint64_t seed, int64_t vocab) {
   return t;
 }
 
-void TestStepAgainstForward(Checks& checks, DType dt, int64_t chunk, int64_t T) {
+const char* Name(DType t) {
+  switch (t) {
+    case DType::kBF16:
+      return "bf16";
+    case DType::kF16:
+      return "fp16";
+    default:
+      return "fp32";
+  }
+}
+
+// The step with weights in `dt` against the per-token forward. Rounded activations: the
+// forward rounding at the same points, within the GPU test's bounds (1e-4·σ fp32, 1e-3·σ
+// else). Exact activations: the forward of the same weights as an fp32 model (the fp32 run),
+// within 1e-4·σ: the random weights are made in `dt`, so widening them loses nothing, and the
+// two differ by summation order alone.
+void TestStepAgainstForward(Checks& checks, DType dt, int64_t chunk, int64_t T,
+                            bool round_activations) {
   const Rwkv7Shape shape = Rwkv7Shape::Official(2, 128, 300);
-  const Rwkv7WeightLayout layout(shape, dt);
+  const Rwkv7WeightLayout layout(shape, dt), f32_layout(shape, DType::kF32);
   const std::vector<uint8_t> weights = reference::Rwkv7ReferenceModel::MakeRandomWeights(layout, 9);
-  const reference::Rwkv7ReferenceModel ref(layout, weights);
+  const reference::Rwkv7ReferenceModel ref =
+      round_activations
+          ? reference::Rwkv7ReferenceModel(layout, weights, /*round_activations=*/true)
+          : reference::Rwkv7ReferenceModel(
+                f32_layout, reference::Rwkv7ReferenceModel::WidenToF32(layout, weights));
   const int64_t S = 3, V = shape.vocab;
   HostStep step(shape, 5);
   step.slots = {4, 0, 2};
   std::vector<reference::Rwkv7HostState> states(S, ref.NewState());
-  const std::string name = std::string("Step/") + (dt == DType::kF32 ? "fp32" : "bf16") +
+  const std::string name = std::string("Step/") + Name(dt) +
+                           (round_activations ? "/rounded" : "/exact") +
                            (chunk ? "/chunked WKV" : "/plain WKV");
-  const double bound = dt == DType::kF32 ? 1e-4 : 1e-3;
+  const double bound = dt == DType::kF32 || !round_activations ? 1e-4 : 1e-3;
   auto run = [&](const std::vector<int32_t>& tokens, int64_t per, const std::string& what) {
     step.tokens = tokens;
-    step.Prepare(layout, S, per, per > 1 ? chunk : 0);
+    step.Prepare(layout, S, per, per > 1 ? chunk : 0, round_activations);
     reference::HostOps ops;
     const Status st = RunRwkv7Step(ops, layout, weights.data(), step.buffers, S, per);
     if (!st.ok()) {
@@ -141,13 +168,14 @@ void TestStepAgainstForward(Checks& checks, DType dt, int64_t chunk, int64_t T) 
       std::copy(one.begin(), one.end(), want.begin() + s * V);
     }
     const Diff d = Compare(step.scratch.logits(), want, bound, 0.0);
-    checks.Expect(name + " " + what + " logits equal the per-token forward", d.within,
-                  d.Describe());
+    checks.Expect(name + " " + what + " logits equal the per-token forward" +
+                      (round_activations || dt == DType::kF32 ? "" : "'s fp32 run"),
+                  d.within, d.Describe());
   };
   run(Tokens(S * T, 1, V), T, "prefill " + std::to_string(T));
   run(Tokens(S, 2, V), 1, "decode 0");
   run(Tokens(S, 3, V), 1, "decode 1");
-  if (dt == DType::kF32) {
+  if (dt == DType::kF32 || !round_activations) {
     // Slot 0 holds session 1.
     const int64_t L = shape.layers, C = shape.embd;
     const std::vector<float> wkv(step.wkv_state.begin(),
@@ -187,9 +215,15 @@ int Main() {
   Checks checks;
   TestWeights(checks);
   TestChunkedWkv(checks);
-  TestStepAgainstForward(checks, DType::kF32, 0, 5);
-  TestStepAgainstForward(checks, DType::kBF16, 0, 5);
-  TestStepAgainstForward(checks, DType::kF32, 4, 11);
+  // fp32 weights: rounding to fp32 changes nothing, one run.
+  TestStepAgainstForward(checks, DType::kF32, 0, 5, false);
+  for (DType dt : {DType::kBF16, DType::kF16}) {
+    for (bool round_activations : {false, true}) {
+      TestStepAgainstForward(checks, dt, 0, 5, round_activations);
+    }
+  }
+  TestStepAgainstForward(checks, DType::kF32, 4, 11, false);
+  TestStepAgainstForward(checks, DType::kBF16, 4, 11, false);
   return checks.Finish();
 }
 

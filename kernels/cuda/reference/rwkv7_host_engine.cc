@@ -62,8 +62,12 @@ namespace {
 
 class HostRwkv7Engine : public Rwkv7Engine {
  public:
-  HostRwkv7Engine(const Rwkv7WeightLayout& layout, std::vector<uint8_t> bytes, int64_t slots)
-      : layout_(layout), bytes_(std::move(bytes)), slots_(slots) {
+  HostRwkv7Engine(const Rwkv7WeightLayout& layout, std::vector<uint8_t> bytes, int64_t slots,
+                  bool round_activations)
+      : layout_(layout),
+        bytes_(std::move(bytes)),
+        slots_(slots),
+        round_activations_(round_activations) {
     const int64_t shift = slots * layout.stage_layers() * layout.shape().embd;
     att_shift_.assign(shift, 0.0f);
     ffn_shift_.assign(shift, 0.0f);
@@ -77,7 +81,7 @@ class HostRwkv7Engine : public Rwkv7Engine {
     SKEIN_CUDA_RETURN_IF_ERROR(CheckRwkv7StepIo(layout_, slots_, io));
     const int64_t S = io.sessions, T = io.tokens, R = S * T, C = layout_.shape().embd;
     Rwkv7StepBuffers b;
-    scratch_.Prepare(layout_, S, T, io.logits_mode, /*chunk=*/0, &b);
+    scratch_.Prepare(layout_, S, T, io.logits_mode, /*chunk=*/0, round_activations_, &b);
     b.tokens = layout_.has_embedding() ? io.token_ids : nullptr;
     b.slots = io.slots;
     b.att_shift = att_shift_.data();
@@ -137,6 +141,7 @@ class HostRwkv7Engine : public Rwkv7Engine {
   Rwkv7WeightLayout layout_;
   std::vector<uint8_t> bytes_;
   int64_t slots_;
+  bool round_activations_;
   // Slot-major as on the GPU: att/ffn shift [slots][Ls][C], wkv [slots][Ls][C·N].
   std::vector<float> att_shift_, ffn_shift_, wkv_state_;
   reference::HostStepScratch scratch_;
@@ -146,6 +151,15 @@ class HostRwkv7Engine : public Rwkv7Engine {
 
 Status CreateHostRwkv7Engine(const Rwkv7WeightLayout& layout, std::vector<uint8_t> bytes,
                              int64_t slots, std::unique_ptr<Rwkv7Engine>* out) {
+  Rwkv7HostEngineOptions options;
+  options.slots = slots;
+  return CreateHostRwkv7Engine(layout, std::move(bytes), options, out);
+}
+
+Status CreateHostRwkv7Engine(const Rwkv7WeightLayout& layout, std::vector<uint8_t> bytes,
+                             const Rwkv7HostEngineOptions& options,
+                             std::unique_ptr<Rwkv7Engine>* out) {
+  const int64_t slots = options.slots;
   const Rwkv7Shape& s = layout.shape();
   if (s.head_size != kWkvHeadSize || s.embd <= 0 || s.embd % kWkvHeadSize != 0 || s.vocab <= 0) {
     return Status::Error(
@@ -161,7 +175,8 @@ Status CreateHostRwkv7Engine(const Rwkv7WeightLayout& layout, std::vector<uint8_
                          " bytes, the layout has " + std::to_string(layout.total_bytes()));
   }
   if (slots < 1) return Status::Error("CreateHostRwkv7Engine: needs at least one slot");
-  *out = std::make_unique<HostRwkv7Engine>(layout, std::move(bytes), slots);
+  *out =
+      std::make_unique<HostRwkv7Engine>(layout, std::move(bytes), slots, options.round_activations);
   return Status();
 }
 

@@ -1,5 +1,6 @@
 // Checks of the host engine (CreateHostRwkv7Engine, rwkv7_engine.h) on the CPU alone (runs on
-// any machine), with random weights on a small shape, fp32 and bf16:
+// any machine), with random weights on a small shape: fp32; bf16 and fp16 with exact
+// activations (against the fp32 run of the same weights); bf16 with rounded activations:
 //   - stage layouts: the right tensors present, the same random weights as the whole model's;
 //   - the whole model, sessions of different histories batched in one S×T step, equals the
 //     per-token reference forward (rwkv7_reference_forward.h): kLast, kAll for every token,
@@ -32,16 +33,37 @@ using testing::Diff;
 
 constexpr int64_t kN = kWkvHeadSize;
 
-const char* Name(DType t) { return t == DType::kF32 ? "fp32" : "bf16"; }
+// How a run computes: the weights' type and whether product inputs are rounded to it.
+struct Mode {
+  DType dtype = DType::kF32;
+  bool round_activations = false;
+  std::string Name() const {
+    const char* t = dtype == DType::kBF16 ? "bf16" : dtype == DType::kF16 ? "fp16" : "fp32";
+    return std::string(t) + (dtype == DType::kF32 ? "" : round_activations ? "/rounded" : "/exact");
+  }
+};
 
-// fp32: the GPU test's whole-model bound (cuda_kernels_test.cc), 1e-4·σ. bf16: the host engine
-// and the per-token forward round the same values at the same points and agree bit for bit,
-// until their summation orders (float against double LayerNorms) put a value on either side
-// of a bf16 rounding boundary. Each such flip moves a product input by 2⁻⁸ and the logits by
-// a few 1e-3·σ at this width (up to 5e-3·σ seen at C = 128), more than the GPU test's 1e-3·σ
-// for its wider, shorter runs: so 1e-2·σ here. The fp32 checks and the exact stage-split
-// checks are the orchestration's real test.
-double LogitBound(DType t) { return t == DType::kF32 ? 1e-4 : 1e-2; }
+// fp32 weights, and exact activations with any weights: the GPU test's whole-model bound
+// (cuda_kernels_test.cc), 1e-4·σ (the reference is then the fp32 run of the same weights,
+// which the random weights, made in the run dtype, widen to without loss). Rounded bf16: the
+// host engine and the per-token forward round the same values at the same points and agree
+// bit for bit, until their summation orders (float against double LayerNorms) put a value on
+// either side of a bf16 rounding boundary. Each such flip moves a product input by 2⁻⁸ and
+// the logits by a few 1e-3·σ at this width (up to 5e-3·σ seen at C = 128), more than the GPU
+// test's 1e-3·σ for its wider, shorter runs: so 1e-2·σ here. The fp32 and exact checks and
+// the exact stage-split checks are the orchestration's real test.
+double LogitBound(const Mode& m) {
+  return m.dtype == DType::kF32 || !m.round_activations ? 1e-4 : 1e-2;
+}
+
+// The per-token forward `m` is checked against: rounding where the engine rounds, else the
+// fp32 run of the same weights.
+Rwkv7ReferenceModel Reference(const Mode& m, const Rwkv7WeightLayout& layout,
+                              const std::vector<uint8_t>& bytes) {
+  if (m.round_activations) return Rwkv7ReferenceModel(layout, bytes, true);
+  const Rwkv7WeightLayout f32(layout.shape(), DType::kF32);
+  return Rwkv7ReferenceModel(f32, Rwkv7ReferenceModel::WidenToF32(layout, bytes));
+}
 
 Rwkv7Shape SmallShape() { return Rwkv7Shape::Official(3, 128, 97); }
 
@@ -62,9 +84,12 @@ std::vector<uint8_t> Cut(const Rwkv7WeightLayout& whole, const std::vector<uint8
 }
 
 std::unique_ptr<Rwkv7Engine> MakeEngine(const Rwkv7WeightLayout& layout, std::vector<uint8_t> bytes,
-                                        int64_t slots) {
+                                        int64_t slots, bool round_activations = false) {
   std::unique_ptr<Rwkv7Engine> engine;
-  const Status st = CreateHostRwkv7Engine(layout, std::move(bytes), slots, &engine);
+  Rwkv7HostEngineOptions options;
+  options.slots = slots;
+  options.round_activations = round_activations;
+  const Status st = CreateHostRwkv7Engine(layout, std::move(bytes), options, &engine);
   if (!st.ok()) {
     std::printf("FAIL CreateHostRwkv7Engine: %s\n", st.message().c_str());
     std::exit(1);
@@ -172,25 +197,27 @@ void TestLayouts(Checks& checks) {
 }
 
 // Whole model against the per-token forward, then the same steps through two stages.
-void TestWholeAndStages(Checks& checks, DType dt) {
+void TestWholeAndStages(Checks& checks, const Mode& mode) {
   const Rwkv7Shape shape = SmallShape();
+  const DType dt = mode.dtype;
+  const bool round = mode.round_activations;
   const int64_t L = shape.layers, C = shape.embd, V = shape.vocab, slot_count = 6;
   const Rwkv7WeightLayout layout(shape, dt);
   const std::vector<uint8_t> bytes = Rwkv7ReferenceModel::MakeRandomWeights(layout, 17);
-  const Rwkv7ReferenceModel ref(layout, bytes);
-  auto whole = MakeEngine(layout, bytes, slot_count);
+  const Rwkv7ReferenceModel ref = Reference(mode, layout, bytes);
+  auto whole = MakeEngine(layout, bytes, slot_count, round);
   // Two splits, each a chain of two engines on bytes cut from the whole buffer.
   std::vector<std::unique_ptr<Rwkv7Engine>> split_engines;
   std::vector<std::vector<Rwkv7Engine*>> splits;
   for (int64_t k : {1, 2}) {
     const Rwkv7WeightLayout first(shape, dt, 0, k), second(shape, dt, k);
-    split_engines.push_back(MakeEngine(first, Cut(layout, bytes, first), slot_count));
-    split_engines.push_back(MakeEngine(second, Cut(layout, bytes, second), slot_count));
+    split_engines.push_back(MakeEngine(first, Cut(layout, bytes, first), slot_count, round));
+    split_engines.push_back(MakeEngine(second, Cut(layout, bytes, second), slot_count, round));
     splits.push_back({split_engines[split_engines.size() - 2].get(), split_engines.back().get()});
   }
   std::vector<Rwkv7HostState> states(slot_count, ref.NewState());
-  const std::string name = std::string("Engine/") + Name(dt);
-  const double bound = LogitBound(dt);
+  const std::string name = "Engine/" + mode.Name();
+  const double bound = LogitBound(mode);
   int step_index = 0;
   auto step = [&](const std::vector<int32_t>& slots, int64_t T, LogitsMode mode,
                   const std::string& what) {
@@ -257,16 +284,17 @@ void TestWholeAndStages(Checks& checks, DType dt) {
   checks.Expect(name + " stage states joined equal the whole model's exactly", splits_match);
 }
 
-void TestSlots(Checks& checks, DType dt) {
+void TestSlots(Checks& checks, const Mode& mode) {
   const Rwkv7Shape shape = SmallShape();
+  const DType dt = mode.dtype;
   const int64_t C = shape.embd, V = shape.vocab;
   const Rwkv7WeightLayout layout(shape, dt);
   const std::vector<uint8_t> bytes = Rwkv7ReferenceModel::MakeRandomWeights(layout, 23);
-  const Rwkv7ReferenceModel ref(layout, bytes);
-  const std::string name = std::string("Slots/") + Name(dt);
+  const Rwkv7ReferenceModel ref = Reference(mode, layout, bytes);
+  const std::string name = "Slots/" + mode.Name();
   for (int64_t first : {0, 1}) {
     const Rwkv7WeightLayout stage(shape, dt, first, first + 2);
-    auto engine = MakeEngine(stage, Cut(layout, bytes, stage), 3);
+    auto engine = MakeEngine(stage, Cut(layout, bytes, stage), 3, mode.round_activations);
     std::vector<float> state(engine->StateFloats());
     for (size_t i = 0; i < state.size(); ++i) state[i] = HashUniform(31, i, 0.0f, 1.0f);
     const Status st = engine->WriteSlot(2, state.data());
@@ -279,13 +307,13 @@ void TestSlots(Checks& checks, DType dt) {
   Rwkv7HostState state = ref.NewState();
   std::vector<float> one;
   for (int32_t t : Tokens(7, 61, V)) ref.Token(t, &state, &one);
-  auto engine = MakeEngine(layout, bytes, 2);
+  auto engine = MakeEngine(layout, bytes, 2, mode.round_activations);
   const Status written = engine->WriteSlot(1, EngineState(state, C, 0, shape.layers).data());
   const std::vector<int32_t> tokens = Tokens(4, 62, V), slots = {1};
   std::vector<float> logits(V);
   const Status st = RunChain({engine.get()}, slots, tokens, 4, LogitsMode::kLast, &logits);
   for (int32_t t : tokens) ref.Token(t, &state, &one);
-  const Diff d = Compare(logits, one, LogitBound(dt), 0.0);
+  const Diff d = Compare(logits, one, LogitBound(mode), 0.0);
   checks.Expect(name + " a step from a written state continues as the reference",
                 written.ok() && st.ok() && d.within, d.Describe());
 }
@@ -416,9 +444,10 @@ void TestErrors(Checks& checks) {
 int Main() {
   Checks checks;
   TestLayouts(checks);
-  for (DType dt : {DType::kF32, DType::kBF16}) {
-    TestWholeAndStages(checks, dt);
-    TestSlots(checks, dt);
+  for (const Mode& mode : {Mode{DType::kF32, false}, Mode{DType::kBF16, false},
+                           Mode{DType::kF16, false}, Mode{DType::kBF16, true}}) {
+    TestWholeAndStages(checks, mode);
+    TestSlots(checks, mode);
   }
   TestErrors(checks);
   return checks.Finish();

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cuda/reference/reference_ops.h"
+#include "kernels/cuda/rwkv7_step.h"
 
 namespace skein::cuda::reference {
 namespace {
@@ -25,6 +26,7 @@ Vector LayerNorm(const float* x, const float* w, const float* b, int64_t n, floa
   return y;
 }
 
+// x rounded to `t` (the product inputs' type; the identity for fp32).
 Vector Round(DType t, Vector x) {
   for (float& v : x) v = RoundTo(t, v);
   return x;
@@ -45,8 +47,8 @@ Vector Linear(const float* w, const Vector& x, int64_t n) {
 }  // namespace
 
 Rwkv7ReferenceModel::Rwkv7ReferenceModel(const Rwkv7WeightLayout& layout,
-                                         const std::vector<uint8_t>& bytes)
-    : layout_(layout) {
+                                         const std::vector<uint8_t>& bytes, bool round_activations)
+    : layout_(layout), act_(ActivationType(layout.dtype(), round_activations)) {
   for (const TensorSpec& t : layout.tensors()) {
     const DType type = t.matrix ? layout.dtype() : DType::kF32;
     Vector values(t.count());
@@ -67,6 +69,22 @@ std::vector<uint8_t> Rwkv7ReferenceModel::MakeRandomWeights(const Rwkv7WeightLay
   return bytes;
 }
 
+std::vector<uint8_t> Rwkv7ReferenceModel::WidenToF32(const Rwkv7WeightLayout& layout,
+                                                     const std::vector<uint8_t>& bytes) {
+  const Rwkv7WeightLayout f32(layout.shape(), DType::kF32, layout.first_layer(),
+                              layout.last_layer());
+  std::vector<uint8_t> out(f32.total_bytes());
+  for (size_t i = 0; i < layout.tensors().size(); ++i) {
+    const TensorSpec& from = layout.tensors()[i];
+    const TensorSpec& to = f32.tensors()[i];
+    const DType type = from.matrix ? layout.dtype() : DType::kF32;
+    for (int64_t e = 0; e < from.count(); ++e) {
+      StoreAs(out.data() + to.offset, DType::kF32, e, LoadAs(bytes.data() + from.offset, type, e));
+    }
+  }
+  return out;
+}
+
 Rwkv7HostState Rwkv7ReferenceModel::NewState() const {
   const Rwkv7Shape& s = layout_.shape();
   Rwkv7HostState state;
@@ -78,7 +96,6 @@ Rwkv7HostState Rwkv7ReferenceModel::NewState() const {
 
 void Rwkv7ReferenceModel::Token(int32_t token, Rwkv7HostState* state, Vector* logits) const {
   const Rwkv7Shape& s = layout_.shape();
-  const DType dt = layout_.dtype();
   const int64_t C = s.embd, H = s.heads(), N = s.head_size;
   Vector x =
       LayerNorm(G(kEmb) + static_cast<int64_t>(token) * C, G(kLn0W), G(kLn0B), C, kLayerNormEps);
@@ -90,7 +107,7 @@ void Rwkv7ReferenceModel::Token(int32_t token, Rwkv7HostState* state, Vector* lo
     auto mixed = [&](LayerTensor mu) {
       Vector out(C);
       for (int64_t i = 0; i < C; ++i) out[i] = xa[i] + (prev[i] - xa[i]) * P(l, mu)[i];
-      return Round(dt, std::move(out));
+      return Round(act_, std::move(out));
     };
     const Vector xr = mixed(kXr), xw = mixed(kXw), xk = mixed(kXk), xv = mixed(kXv),
                  xA = mixed(kXa), xg = mixed(kXg);
@@ -101,11 +118,11 @@ void Rwkv7ReferenceModel::Token(int32_t token, Rwkv7HostState* state, Vector* lo
 
     Vector tw = Linear(P(l, kW1), xw, s.d_decay);
     for (float& e : tw) e = std::tanh(e);
-    const Vector z = Linear(P(l, kW2), Round(dt, tw), C);
-    const Vector za = Linear(P(l, kA2), Round(dt, Linear(P(l, kA1), xA, s.d_iclr)), C);
+    const Vector z = Linear(P(l, kW2), Round(act_, tw), C);
+    const Vector za = Linear(P(l, kA2), Round(act_, Linear(P(l, kA1), xA, s.d_iclr)), C);
     Vector tg = Linear(P(l, kG1), xg, s.d_gate);
     for (float& e : tg) e = Sigmoid(e);
-    const Vector g = Linear(P(l, kG2), Round(dt, tg), C);
+    const Vector g = Linear(P(l, kG2), Round(act_, tg), C);
 
     Vector w(C), alpha(C), kappa(C);
     for (int64_t i = 0; i < C; ++i) {
@@ -124,7 +141,7 @@ void Rwkv7ReferenceModel::Token(int32_t token, Rwkv7HostState* state, Vector* lo
     if (l == 0) {
       v_first = v;
     } else {
-      const Vector zv = Linear(P(l, kV2), Round(dt, Linear(P(l, kV1), xv, s.d_value)), C);
+      const Vector zv = Linear(P(l, kV2), Round(act_, Linear(P(l, kV1), xv, s.d_value)), C);
       for (int64_t i = 0; i < C; ++i) {
         v[i] = v[i] + (v_first[i] - v[i]) * Sigmoid(P(l, kV0)[i] + zv[i]);
       }
@@ -157,7 +174,7 @@ void Rwkv7ReferenceModel::Token(int32_t token, Rwkv7HostState* state, Vector* lo
         gated[o + j] = (gn[j] + static_cast<float>(bonus) * v[o + j]) * g[o + j];
       }
     }
-    const Vector att = Linear(P(l, kWo), Round(dt, gated), C);
+    const Vector att = Linear(P(l, kWo), Round(act_, gated), C);
     for (int64_t i = 0; i < C; ++i) x[i] += att[i];
 
     // ---- channel mix ----
@@ -166,12 +183,12 @@ void Rwkv7ReferenceModel::Token(int32_t token, Rwkv7HostState* state, Vector* lo
     Vector kx(C);
     for (int64_t i = 0; i < C; ++i) kx[i] = xf[i] + (fprev[i] - xf[i]) * P(l, kFfnXk)[i];
     std::copy(xf.begin(), xf.end(), fprev);
-    Vector hidden = Linear(P(l, kFfnKey), Round(dt, kx), s.ffn);
+    Vector hidden = Linear(P(l, kFfnKey), Round(act_, kx), s.ffn);
     for (float& e : hidden) e = std::max(e, 0.0f) * std::max(e, 0.0f);
-    const Vector ffn = Linear(P(l, kFfnValue), Round(dt, hidden), C);
+    const Vector ffn = Linear(P(l, kFfnValue), Round(act_, hidden), C);
     for (int64_t i = 0; i < C; ++i) x[i] += ffn[i];
   }
-  const Vector out = Round(dt, LayerNorm(x.data(), G(kLnOutW), G(kLnOutB), C, kLayerNormEps));
+  const Vector out = Round(act_, LayerNorm(x.data(), G(kLnOutW), G(kLnOutB), C, kLayerNormEps));
   *logits = Linear(G(kHead), out, s.vocab);
 }
 

@@ -1,10 +1,11 @@
 // A CPU reference of the RWKV-7 (x070) forward pass, one token at a time, written straight
 // from spec §2.4 (not from the GPU step's launch sequence, so that a mistake in the GPU
 // orchestration shows up as a difference). It reads the weights in the GPU model's layout
-// (rwkv7_weights.h), widened to fp32, and rounds the inputs of every matrix product to the
-// run dtype at the points where the GPU does (rwkv7_ops.h: "Inputs of matrix products are in
-// the weights' type"), so that in bf16/fp16 the two differ only by summation order and the
-// rare rounding that order flips. Plain C++; slow; for tiny shapes.
+// (rwkv7_weights.h), widened to fp32. The inputs of every matrix product stay fp32 (exact
+// activations: a bf16/fp16 model computes its weights' fp32 run), or, with
+// round_activations, are rounded to the run dtype at the points where the GPU rounds them
+// (rwkv7_step.h: ActivationType), so that the two differ only by summation order and the rare
+// rounding that order flips. Plain C++; slow; for tiny shapes.
 #ifndef SKEIN_KERNELS_CUDA_REFERENCE_RWKV7_REFERENCE_FORWARD_H_
 #define SKEIN_KERNELS_CUDA_REFERENCE_RWKV7_REFERENCE_FORWARD_H_
 
@@ -27,10 +28,16 @@ class Rwkv7ReferenceModel {
   // `bytes` is the whole weight buffer in `layout` (Rwkv7Gpu::DownloadWeights, or made on the
   // host with reference::FillUniform per tensor). The whole model only: Token needs every
   // layer, the embedding and the head (a stage layout is for MakeRandomWeights alone).
-  Rwkv7ReferenceModel(const Rwkv7WeightLayout& layout, const std::vector<uint8_t>& bytes);
+  Rwkv7ReferenceModel(const Rwkv7WeightLayout& layout, const std::vector<uint8_t>& bytes,
+                      bool round_activations = false);
 
   // Weights made on the host exactly as Rwkv7Gpu::Create makes them on the device.
   static std::vector<uint8_t> MakeRandomWeights(const Rwkv7WeightLayout& layout, uint64_t seed);
+  // The same weights in the fp32 layout of the same stage (Rwkv7WeightLayout(layout.shape(),
+  // kF32, first, last)), each widened exactly: the model whose fp32 run a bf16/fp16 model with
+  // exact activations computes.
+  static std::vector<uint8_t> WidenToF32(const Rwkv7WeightLayout& layout,
+                                         const std::vector<uint8_t>& bytes);
 
   Rwkv7HostState NewState() const;
   // Consumes one token; writes the vocab logits after it.
@@ -43,6 +50,7 @@ class Rwkv7ReferenceModel {
   }
 
   Rwkv7WeightLayout layout_;
+  DType act_;                                // product inputs' type
   std::vector<std::vector<float>> tensors_;  // every tensor widened to fp32
 };
 

@@ -88,6 +88,8 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
     device.first_layer = e->weights_->first_layer();
     device.last_layer = e->weights_->last_layer();
     device.slots = options.device_slots;
+    // --bf16-activations on a device: its product inputs rounded to the run dtype.
+    device.round_activations = options.bf16_activations;
     absl::StatusOr<std::unique_ptr<model::DeviceRwkvModel>> m =
         model::CreateDeviceModel(*e->archive_, e->config(), device);
     if (!m.ok()) return m.status();

@@ -28,6 +28,9 @@ struct StageEngineOptions {
   int first_layer = 0;
   int last_layer = -1;  // exclusive; -1 = to the end
   int threads = 0;      // 0 = every core
+  // The CPU engine: activations rounded to bf16 in large products (model::RwkvModelOptions).
+  // A device stage: product inputs rounded to the run dtype
+  // (model::DeviceModelOptions::round_activations). Off: exact (fp32 activations) on both.
   bool bf16_activations = false;
   bool int8_activations = false;  // model::RwkvModelOptions
   // Where the stage computes (model/device/device_engine.h): the CPU engine, or a device

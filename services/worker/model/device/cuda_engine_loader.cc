@@ -83,7 +83,7 @@ absl::Status FromCode(int code, const std::string& error) {
 
 absl::StatusOr<std::unique_ptr<cuda::Rwkv7Engine>> OpenCudaEngine(
     int device, const cuda::Rwkv7WeightLayout& layout, const std::vector<uint8_t>& bytes,
-    int64_t slots, std::string* device_name) {
+    int64_t slots, bool round_activations, std::string* device_name) {
   absl::StatusOr<Plugin> plugin = LoadPlugin();
   if (!plugin.ok()) return plugin.status();
   SkeinCudaEngineRequest request;
@@ -91,6 +91,7 @@ absl::StatusOr<std::unique_ptr<cuda::Rwkv7Engine>> OpenCudaEngine(
   request.layout = &layout;
   request.bytes = &bytes;
   request.slots = slots;
+  request.round_activations = round_activations;
   SkeinCudaEngineResult result;
   if (absl::Status s = FromCode(plugin->open_engine(&request, &result), result.error); !s.ok()) {
     return s;

@@ -181,6 +181,7 @@ extern "C" int SkeinOpenCudaRwkv7Engine(const SkeinCudaEngineRequest* request,
   result->device_name = ctx->device_name();
   Rwkv7GpuEngineOptions options;
   options.slots = request->slots;
+  options.round_activations = request->round_activations;
   std::unique_ptr<Rwkv7Engine> engine;
   if (Status s =
           CreateGpuRwkv7Engine(ctx.get(), *request->layout, *request->bytes, options, &engine);

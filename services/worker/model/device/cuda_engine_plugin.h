@@ -19,6 +19,7 @@ struct SkeinCudaEngineRequest {
   const skein::cuda::Rwkv7WeightLayout* layout = nullptr;
   const std::vector<uint8_t>* bytes = nullptr;  // layout->total_bytes()
   int64_t slots = 1;
+  bool round_activations = false;  // Rwkv7GpuEngineOptions::round_activations
 };
 
 struct SkeinCudaEngineResult {

@@ -59,13 +59,17 @@ absl::StatusOr<std::unique_ptr<DeviceRwkvModel>> CreateDeviceModel(
   if (!packed.ok()) return packed.status();
   std::unique_ptr<cuda::Rwkv7Engine> engine;
   if (options.device.kind == DeviceKind::kReference) {
-    const cuda::Status s = cuda::CreateHostRwkv7Engine(packed->layout, std::move(packed->bytes),
-                                                       options.slots, &engine);
+    cuda::Rwkv7HostEngineOptions host;
+    host.slots = options.slots;
+    host.round_activations = options.round_activations;
+    const cuda::Status s =
+        cuda::CreateHostRwkv7Engine(packed->layout, std::move(packed->bytes), host, &engine);
     if (!s.ok()) return absl::InternalError(absl::StrCat("reference engine: ", s.message()));
   } else {
     std::string name;
     absl::StatusOr<std::unique_ptr<cuda::Rwkv7Engine>> gpu =
-        OpenCudaEngine(options.device.index, packed->layout, packed->bytes, options.slots, &name);
+        OpenCudaEngine(options.device.index, packed->layout, packed->bytes, options.slots,
+                       options.round_activations, &name);
     if (!gpu.ok()) return gpu.status();
     engine = *std::move(gpu);
   }

@@ -39,6 +39,10 @@ struct DeviceModelOptions {
   int first_layer = 0;
   int last_layer = -1;  // exclusive; -1 = all layers
   int64_t slots = 64;   // sessions whose state stays in the device's memory
+  // Product inputs rounded to run_dtype (cuda::Rwkv7GpuEngineOptions::round_activations): a
+  // second cuBLASLt product saved in large steps, at the accuracy of rounded activations. The
+  // default keeps them fp32: a bf16 model computes its weights' fp32 run, as the CPU engine.
+  bool round_activations = false;
 };
 
 // Packs the stage's weights (PackRwkv7Weights) and opens the engine. Errors: those of
@@ -47,11 +51,12 @@ struct DeviceModelOptions {
 absl::StatusOr<std::unique_ptr<DeviceRwkvModel>> CreateDeviceModel(
     const TensorArchive& archive, const RwkvConfig& config, const DeviceModelOptions& options);
 
-// The GPU engine on CUDA device `device`, owning its context (cuda_engine.cc; in builds
-// without CUDA, UNAVAILABLE). `device_name` receives the GPU's name.
+// The GPU engine on CUDA device `device`, owning its context (cuda_engine_loader.cc; in
+// builds without CUDA, UNAVAILABLE), with `slots` slots and product inputs rounded to the
+// weights' type when `round_activations` (else fp32). `device_name` receives the GPU's name.
 absl::StatusOr<std::unique_ptr<cuda::Rwkv7Engine>> OpenCudaEngine(
     int device, const cuda::Rwkv7WeightLayout& layout, const std::vector<uint8_t>& bytes,
-    int64_t slots, std::string* device_name);
+    int64_t slots, bool round_activations, std::string* device_name);
 
 }  // namespace skein::model
 
