@@ -93,7 +93,6 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
     absl::StatusOr<std::unique_ptr<model::DeviceRwkvModel>> m =
         model::CreateDeviceModel(*e->archive_, e->config(), device);
     if (!m.ok()) return m.status();
-    e->device_model_ = m->get();
     e->model_ = *std::move(m);
   } else {
     e->model_ = std::make_unique<model::RwkvModel>(

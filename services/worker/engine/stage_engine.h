@@ -79,7 +79,9 @@ class StageEngine {
   const model::RwkvConfig& config() const { return weights_->config(); }
   model::StageModel& model() { return *model_; }
   // The device model when the stage runs on a device engine, else null.
-  model::DeviceRwkvModel* device_model() { return device_model_; }
+  model::DeviceRwkvModel* device_model() {
+    return dynamic_cast<model::DeviceRwkvModel*>(model_.get());
+  }
   kernels::ThreadPool* pool() { return pool_.get(); }
   const StageEngineOptions& options() const { return options_; }
   int first_layer() const { return weights_->first_layer(); }
@@ -98,7 +100,6 @@ class StageEngine {
   std::unique_ptr<kernels::ThreadPool> pool_;
   std::shared_ptr<const model::RwkvWeights> weights_;
   std::unique_ptr<model::StageModel> model_;
-  model::DeviceRwkvModel* device_model_ = nullptr;  // model_, when on a device
   std::vector<NamedState> initial_states_;
 };
 

@@ -1,10 +1,9 @@
 // OpenCudaEngine and gpu_plugin.h: loads the GPU plugin (cuda_engine_plugin.cc) once and calls
 // its entry points. Builds without CUDA have no plugin to find, and say so.
 #include <dlfcn.h>
-#include <unistd.h>
 
-#include <climits>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -19,12 +18,9 @@ namespace skein::model {
 namespace {
 
 std::string ExecutableDir() {
-  char path[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return ".";
-  std::string exe(path, static_cast<size_t>(n));
-  const size_t slash = exe.rfind('/');
-  return slash == std::string::npos ? "." : exe.substr(0, slash);
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
 }
 
 // The plugin's entry points (the NCCL ones null in a plugin built without NCCL).

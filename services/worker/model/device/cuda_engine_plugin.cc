@@ -118,6 +118,26 @@ class NcclEndpoint final : public SkeinNcclEndpoint {
 };
 #endif  // SKEIN_WITH_NCCL
 
+// A context on `device`, or the kSkeinCudaEngine* code and *error saying why not (no driver,
+// no such device, or the device failed). What every entry point starts with.
+int OpenContext(int device, std::unique_ptr<Context>* ctx, std::string* error) {
+  std::string why;
+  if (!DeviceAvailable(&why)) {
+    *error = "no CUDA device: " + why;
+    return kSkeinCudaEngineUnavailable;
+  }
+  if (device < 0 || device >= DeviceCount()) {
+    *error = "CUDA device " + std::to_string(device) + " does not exist (" +
+             std::to_string(DeviceCount()) + " found)";
+    return kSkeinCudaEngineUnavailable;
+  }
+  if (Status s = Context::Create(device, ctx); !s.ok()) {
+    *error = "CUDA device " + std::to_string(device) + ": " + s.message();
+    return kSkeinCudaEngineFailed;
+  }
+  return kSkeinCudaEngineOk;
+}
+
 }  // namespace
 }  // namespace skein::cuda
 
@@ -140,16 +160,8 @@ extern "C" int SkeinNcclNewUniqueId(std::string* id, std::string* error) {
 extern "C" int SkeinNcclJoin(int device, const std::string* id, int world, int rank,
                              SkeinNcclEndpoint** out, std::string* error) {
   using namespace skein::cuda;  // NOLINT: one function, many names
-  std::string why;
-  if (SkeinCudaDeviceCount(&why) <= device || device < 0) {
-    *error = why.empty() ? "CUDA device " + std::to_string(device) + " does not exist" : why;
-    return kSkeinCudaEngineUnavailable;
-  }
   std::unique_ptr<Context> ctx;
-  if (Status s = Context::Create(device, &ctx); !s.ok()) {
-    *error = "CUDA device " + std::to_string(device) + ": " + s.message();
-    return kSkeinCudaEngineFailed;
-  }
+  if (int code = OpenContext(device, &ctx, error); code != kSkeinCudaEngineOk) return code;
   std::unique_ptr<NcclLink> link;
   if (Status s = NcclLink::Create(ctx.get(), *id, world, rank, &link); !s.ok()) {
     *error = "joining the NCCL communicator: " + s.message();
@@ -163,20 +175,9 @@ extern "C" int SkeinNcclJoin(int device, const std::string* id, int world, int r
 extern "C" int SkeinOpenCudaRwkv7Engine(const SkeinCudaEngineRequest* request,
                                         SkeinCudaEngineResult* result) {
   using namespace skein::cuda;  // NOLINT: one function, many names
-  std::string why;
-  if (!DeviceAvailable(&why)) {
-    result->error = "no CUDA device: " + why;
-    return kSkeinCudaEngineUnavailable;
-  }
-  if (request->device < 0 || request->device >= DeviceCount()) {
-    result->error = "CUDA device " + std::to_string(request->device) + " does not exist (" +
-                    std::to_string(DeviceCount()) + " found)";
-    return kSkeinCudaEngineUnavailable;
-  }
   std::unique_ptr<Context> ctx;
-  if (Status s = Context::Create(request->device, &ctx); !s.ok()) {
-    result->error = "CUDA device " + std::to_string(request->device) + ": " + s.message();
-    return kSkeinCudaEngineFailed;
+  if (int code = OpenContext(request->device, &ctx, &result->error); code != kSkeinCudaEngineOk) {
+    return code;
   }
   result->device_name = ctx->device_name();
   Rwkv7GpuEngineOptions options;

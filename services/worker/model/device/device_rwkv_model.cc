@@ -151,9 +151,13 @@ absl::Status DeviceRwkvModel::Step(absl::Span<const SequenceStep> sequences,
   const int64_t C = config_.n_embd, V = config_.vocab;
   const size_t n = sequences.size();
   StepResult& r = *result;
+  // Cleared, not freed: a caller that keeps its result reuses the memory step after step.
   r.logits.clear();
   r.logits_rows.clear();
-  r.activations = StageActivations{};
+  r.activations.rows = 0;
+  r.activations.width = 0;
+  r.activations.hidden.clear();
+  r.activations.v_first.clear();
   if (rows == 0) return absl::OkStatus();
 
   absl::MutexLock lock(&mutex_);
@@ -219,46 +223,54 @@ absl::Status DeviceRwkvModel::Step(absl::Span<const SequenceStep> sequences,
     g->members.push_back(s);
   }
 
-  std::vector<int32_t> g_slots, g_tokens;
-  std::vector<float> g_hidden, g_v_first, g_logits, g_hidden_out, g_v_first_out;
+  // One group (every decode step, and most others) holds every sequence in step order: the
+  // engine then reads the input and writes the result in place, with no copies.
+  const bool in_place = groups.size() == 1;
+  GroupScratch& sc = scratch_;
   for (const Group& g : groups) {
     const int64_t S = static_cast<int64_t>(g.members.size()), T = g.tokens;
-    const size_t row_floats = static_cast<size_t>(C);
-    g_slots.clear();
-    for (size_t s : g.members) g_slots.push_back(slot[s]);
+    const size_t rows_floats = static_cast<size_t>(S * T * C);
+    sc.slots.clear();
+    for (size_t s : g.members) sc.slots.push_back(slot[s]);
     cuda::Rwkv7StepIo io;
     io.sessions = S;
     io.tokens = T;
-    io.slots = g_slots.data();
+    io.slots = sc.slots.data();
     if (first) {
-      g_tokens.clear();
+      sc.tokens.clear();
       for (size_t s : g.members) {
-        g_tokens.insert(g_tokens.end(), sequences[s].tokens.begin(), sequences[s].tokens.end());
+        sc.tokens.insert(sc.tokens.end(), sequences[s].tokens.begin(), sequences[s].tokens.end());
       }
-      io.token_ids = g_tokens.data();
+      io.token_ids = sc.tokens.data();
+    } else if (in_place) {
+      io.hidden_in = input->hidden.data();
+      io.v_first_in = input->v_first.data();
     } else {
-      g_hidden.resize(S * T * row_floats);
-      g_v_first.resize(S * T * row_floats);
+      sc.hidden.resize(rows_floats);
+      sc.v_first.resize(rows_floats);
       for (int64_t i = 0; i < S; ++i) {
         const int64_t from = offsets[g.members[i]] * C;
-        std::copy_n(input->hidden.data() + from, T * C, g_hidden.data() + i * T * C);
-        std::copy_n(input->v_first.data() + from, T * C, g_v_first.data() + i * T * C);
+        std::copy_n(input->hidden.data() + from, T * C, sc.hidden.data() + i * T * C);
+        std::copy_n(input->v_first.data() + from, T * C, sc.v_first.data() + i * T * C);
       }
-      io.hidden_in = g_hidden.data();
-      io.v_first_in = g_v_first.data();
+      io.hidden_in = sc.hidden.data();
+      io.v_first_in = sc.v_first.data();
     }
     if (last) {
       io.logits_mode = g.mode;
-      const int64_t out_rows = g.mode == cuda::LogitsMode::kAll ? S * T : S;
       if (g.mode != cuda::LogitsMode::kNone) {
-        g_logits.resize(static_cast<size_t>(out_rows * V));
-        io.logits = g_logits.data();
+        const int64_t out_rows = g.mode == cuda::LogitsMode::kAll ? S * T : S;
+        if (!in_place) sc.logits.resize(static_cast<size_t>(out_rows * V));
+        io.logits = in_place ? r.logits.data() : sc.logits.data();
       }
+    } else if (in_place) {
+      io.hidden_out = r.activations.hidden.data();
+      io.v_first_out = r.activations.v_first.data();
     } else {
-      g_hidden_out.resize(S * T * row_floats);
-      g_v_first_out.resize(S * T * row_floats);
-      io.hidden_out = g_hidden_out.data();
-      io.v_first_out = g_v_first_out.data();
+      sc.hidden_out.resize(rows_floats);
+      sc.v_first_out.resize(rows_floats);
+      io.hidden_out = sc.hidden_out.data();
+      io.v_first_out = sc.v_first_out.data();
     }
     if (const cuda::Status s = engine_->Step(io); !s.ok()) return EngineError("step", s);
 
@@ -267,15 +279,14 @@ absl::Status DeviceRwkvModel::Step(absl::Span<const SequenceStep> sequences,
       RwkvState* state = sequences[s].state;
       state->AttachResidency(this, /*device_newer=*/true);
       state->set_position(state->position() + T);
+      if (in_place) continue;
       if (last) {
         const int64_t k = logit_offset[s + 1] - logit_offset[s];
-        if (k > 0) {
-          std::copy_n(g_logits.data() + i * k * V, k * V, r.logits.data() + logit_offset[s] * V);
-        }
+        std::copy_n(sc.logits.data() + i * k * V, k * V, r.logits.data() + logit_offset[s] * V);
       } else {
-        std::copy_n(g_hidden_out.data() + i * T * C, T * C,
+        std::copy_n(sc.hidden_out.data() + i * T * C, T * C,
                     r.activations.hidden.data() + offsets[s] * C);
-        std::copy_n(g_v_first_out.data() + i * T * C, T * C,
+        std::copy_n(sc.v_first_out.data() + i * T * C, T * C,
                     r.activations.v_first.data() + offsets[s] * C);
       }
     }

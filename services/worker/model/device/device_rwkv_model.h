@@ -81,6 +81,13 @@ class DeviceRwkvModel final : public StageModel, public StateResidency {
   absl::Status Evict(int32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Touch(int32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
+  // A step's per-group buffers, kept from step to step (their capacity; the logits of a large
+  // batch are tens of MB).
+  struct GroupScratch {
+    std::vector<int32_t> slots, tokens;
+    std::vector<float> hidden, v_first, logits, hidden_out, v_first_out;
+  };
+
   const RwkvConfig config_;
   const StateShape shape_;
   mutable absl::Mutex mutex_;
@@ -89,6 +96,7 @@ class DeviceRwkvModel final : public StageModel, public StateResidency {
   std::vector<int32_t> free_ ABSL_GUARDED_BY(mutex_);
   std::list<int32_t> lru_ ABSL_GUARDED_BY(mutex_);  // front = most recently used
   absl::flat_hash_map<const RwkvState*, int32_t> slot_of_ ABSL_GUARDED_BY(mutex_);
+  GroupScratch scratch_ ABSL_GUARDED_BY(mutex_);
   // Counters for stats(), written under mutex_ and read without it.
   int64_t slot_count_ = 0;
   std::atomic<int64_t> resident_{0};
