@@ -48,6 +48,10 @@ std::vector<std::string> CpuFeatureNames() {
       {f.avx512bw, "avx512bw"},
       {f.avx512vl, "avx512vl"},
       {f.avx512_bf16, "avx512_bf16"},
+      {f.avx_vnni, "avx_vnni"},
+      {f.avx512_vnni, "avx512_vnni"},
+      {f.amx_tile, "amx_tile"},
+      {f.amx_bf16, "amx_bf16"},
   };
   for (const auto& [present, name] : all) {
     if (present) names.push_back(name);

@@ -37,6 +37,8 @@ TEST(CpuDescription, FeaturesAgreeWithTheKernelsAndTheKernel) {
   EXPECT_EQ(has("avx2"), f.avx2);
   EXPECT_EQ(has("avx512f"), f.avx512f);
   EXPECT_EQ(has("avx512_bf16"), f.avx512_bf16);
+  EXPECT_EQ(has("amx_tile"), f.amx_tile);
+  EXPECT_EQ(has("amx_bf16"), f.amx_bf16);
   // Linux reports what cpuid says too (it may also hide what the OS does not save, which
   // DetectCpuFeatures hides as well): every name here is one of its flags.
   const std::string flags = LinuxFlags();

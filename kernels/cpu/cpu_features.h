@@ -34,10 +34,22 @@ struct CpuFeatures {
   bool avx512_vnni = false;
   bool os_saves_ymm = false;  // XCR0 enables AVX state
   bool os_saves_zmm = false;  // XCR0 enables AVX-512 state
+  // AMX: the tile registers and the bf16 tile product (TDPBF16PS). Set only where the OS
+  // also enables the tile state in XCR0; Linux still wants a per-process request before the
+  // first use (RequestAmxTileData).
+  bool amx_tile = false;
+  bool amx_bf16 = false;
 };
 
 // What this CPU and OS support (cpuid + xgetbv), computed once.
 const CpuFeatures& DetectCpuFeatures();
+
+// Asks Linux for permission to use the AMX tile data registers (arch_prctl
+// ARCH_REQ_XCOMP_PERM), once per process; later calls return the first answer. True when
+// granted (or already granted); false on CPUs without AMX, on other systems, or when the
+// kernel refuses (for example because a thread's alternate signal stack is too small for the
+// larger signal frame). Thread-safe.
+bool RequestAmxTileData();
 
 // The best level this machine can run.
 IsaLevel SupportedIsaLevel();

@@ -10,6 +10,8 @@
 #include "kernels/cpu/bf16_panels_internal.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/kernels_bf16.h"
+#include "kernels/cpu/tile_products.h"
+#include "kernels/cpu/tile_products_internal.h"
 
 namespace skein::kernels {
 namespace {
@@ -44,9 +46,33 @@ bool UseBf16Dot(const MatMulJob& job) {
          PanelsAccelerated();
 }
 
-// Whether the product's activations are rounded to bf16 pairs before its panels use them.
-bool ConvertsActivations(const MatMulJob& job) {
-  return job.w.panels != nullptr && job.bf16_activations && job.w.cols > 0 && PanelsAccelerated();
+// Whether `job` runs on the tile unit (tile_products.h): packed panels, a batch the policy
+// gives to the tiles, and AMX here (or the software model, in tests).
+bool UsesTiles(const MatMulJob& job) {
+  if (job.w.panels == nullptr || job.w.cols <= 0 || job.batch <= 0) return false;
+  const TilePolicy policy = GetTilePolicy();
+  if (job.batch < (job.bf16_activations ? policy.min_batch_rounded : policy.min_batch_exact)) {
+    return false;
+  }
+  return policy.emulate || (AmxTilesAvailable() && ActiveIsaLevel() == IsaLevel::kAvx512);
+}
+
+// bf16 parts per activation in a tile product (tile_products.h).
+int TileParts(const MatMulJob& job) { return job.bf16_activations ? 1 : kExactBf16Parts; }
+
+// How a product's activations are prepared once per call, before its pieces use them.
+enum class ActivationForm {
+  kAsIs,       // read as fp32 by every piece
+  kBf16Pairs,  // rounded to bf16 pairs (ConvertToBf16Pairs) for the vector bf16 kernel
+  kBf16Parts,  // split into bf16 parts (SplitToBf16Parts) for the tiles
+};
+
+ActivationForm FormFor(const MatMulJob& job) {
+  if (UsesTiles(job)) return ActivationForm::kBf16Parts;
+  if (job.w.panels != nullptr && job.bf16_activations && job.w.cols > 0 && PanelsAccelerated()) {
+    return ActivationForm::kBf16Pairs;
+  }
+  return ActivationForm::kAsIs;
 }
 
 // Whether `job` runs on int8 activations (needs a quantised copy of its x).
@@ -54,7 +80,8 @@ bool UsesInt8Activations(const MatMulJob& job) {
   return job.int8_activations && job.w.type == DType::kI8 && job.batch > 0 && job.w.rows > 0;
 }
 
-// `converted`: the batch's activations as bf16 pairs (ConvertToBf16Pairs), or null. `xq`:
+// `converted`: the batch's activations as bf16 pairs (ConvertToBf16Pairs) or bf16 parts
+// (SplitToBf16Parts) as FormFor(job) says, or null (the kernel converts them itself). `xq`:
 // the batch's activations quantised to int8 (UsesInt8Activations), or null.
 void RunRows(const KernelTable& table, const MatMulJob& job, const uint32_t* converted,
              const Int8ActivationRows* xq, int64_t begin, int64_t end) {
@@ -63,7 +90,11 @@ void RunRows(const KernelTable& table, const MatMulJob& job, const uint32_t* con
     return;
   }
   if (job.w.panels != nullptr) {
-    if (PanelsAccelerated()) {
+    if (UsesTiles(job)) {
+      const auto tile_kernel =
+          GetTilePolicy().emulate ? &MatMulBf16PanelsTileModel : &MatMulBf16PanelsAmx;
+      tile_kernel(job, converted, TileParts(job), begin, end);
+    } else if (PanelsAccelerated()) {
       MatMulBf16PanelsAvx512(job, converted, begin, end);
     } else {
       MatMulBf16PanelsPortable(job, begin, end);
@@ -94,8 +125,10 @@ struct Piece {
   int64_t begin, end;
 };
 
-// Rows of activations one thread converts to bf16 pairs at a time.
+// Rows of activations one thread converts to bf16 pairs (or parts) at a time: a multiple of
+// kTileRows, as SplitToBf16Parts's pieces must be.
 constexpr int64_t kConvertRows = 16;
+static_assert(kConvertRows % kTileRows == 0);
 
 // The int8 quantisations of one MatMulMany call's activations: one per distinct (x, ldx,
 // batch, cols) among its int8-activation jobs, in buffers kept per calling thread.
@@ -291,8 +324,9 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
     }
     return;
   }
-  // Activations that several pieces would each round to bf16 are converted once, in
-  // parallel, before the products (a single row costs less to convert than to share).
+  // Activations that several pieces would each round to bf16 (or split into bf16 parts) are
+  // converted once, in parallel, before the products (a single row costs less to convert
+  // than to share).
   static thread_local std::vector<std::vector<uint32_t>> converted_buffers;
   if (converted_buffers.size() < jobs.size()) converted_buffers.resize(jobs.size());
   // Pointers, not the thread_local itself, go to the workers (theirs is another object).
@@ -300,9 +334,12 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
   std::vector<std::pair<size_t, int64_t>> conversions;  // (job, first row)
   for (size_t i = 0; i < jobs.size(); ++i) {
     const MatMulJob& job = jobs[i];
-    if (job.batch < 2 || job.w.rows <= 0 || !ConvertsActivations(job)) continue;
+    const ActivationForm form = FormFor(job);
+    if (job.batch < 2 || job.w.rows <= 0 || form == ActivationForm::kAsIs) continue;
     std::vector<uint32_t>& buffer = converted_buffers[i];
-    const size_t words = static_cast<size_t>(job.batch * Bf16PairStride(job.w.cols));
+    const size_t words = static_cast<size_t>(
+        form == ActivationForm::kBf16Parts ? Bf16PartsWords(job.batch, job.w.cols, TileParts(job))
+                                           : job.batch * Bf16PairStride(job.w.cols));
     if (buffer.size() < words) buffer.resize(words);
     converted[i] = buffer.data();
     for (int64_t b = 0; b < job.batch; b += kConvertRows) conversions.emplace_back(i, b);
@@ -312,7 +349,12 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
       for (int64_t c = begin; c < end; ++c) {
         const auto [i, b] = conversions[c];
         const MatMulJob& job = jobs[i];
-        ConvertToBf16Pairs(job, b, std::min(job.batch, b + kConvertRows), converted[i]);
+        const int64_t end = std::min(job.batch, b + kConvertRows);
+        if (FormFor(job) == ActivationForm::kBf16Parts) {
+          SplitToBf16Parts(job, TileParts(job), b, end, converted[i]);
+        } else {
+          ConvertToBf16Pairs(job, b, end, converted[i]);
+        }
       }
     });
   }

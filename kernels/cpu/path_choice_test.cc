@@ -1,6 +1,7 @@
 #include "kernels/cpu/path_choice.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <vector>
 
 #include "base/float16.h"
@@ -33,6 +34,75 @@ TEST(PathChoiceTest, TimesBothPathsOnARealProduct) {
     EXPECT_GT(t[i].exact_seconds, 0);
     EXPECT_GT(t[i].bf16_seconds, 0);
   }
+}
+
+TEST(PathChoiceTest, TilesRunFromTheBatchWhereTheyWinForGood) {
+  EXPECT_EQ(TileMinBatch({}), kNoTileBatch);
+  // Tiles lose at 1 and 4, win from 16 on: from 16.
+  EXPECT_EQ(TileMinBatch({{1, false, 1.0, 2.0},
+                          {4, false, 1.0, 1.5},
+                          {16, false, 2.0, 1.0},
+                          {64, false, 8.0, 2.0}}),
+            16);
+  // A win at a small batch below a loss does not count; order of the timings does not matter.
+  EXPECT_EQ(TileMinBatch({{64, false, 8.0, 2.0}, {16, false, 1.0, 1.1}, {4, false, 1.0, 0.5}}), 64);
+  // Losing at the largest batch: never.
+  EXPECT_EQ(TileMinBatch({{16, false, 1.0, 0.5}, {64, false, 1.0, 1.5}}), kNoTileBatch);
+}
+
+// Timing on the software model of the tiles (any CPU): both paths run and are timed, and the
+// policy in force before is back afterwards.
+TEST(PathChoiceTest, TimesTilesAndVectorsAndRestoresThePolicy) {
+  const int64_t rows = 96, cols = 128;
+  std::vector<uint16_t> w(rows * cols);
+  for (size_t i = 0; i < w.size(); ++i) {
+    w[i] = base::F32ToBf16(static_cast<float>(static_cast<int64_t>(i % 17) - 8) / 64.0f);
+  }
+  WeightMatrix m{w.data(), base::DType::kBF16, rows, cols, cols};
+  std::vector<uint32_t> panels(Bf16PanelWords(rows, cols));
+  PackBf16Panels(m, panels.data());
+  m.panels = panels.data();
+  const TilePolicy before{.min_batch_exact = 7, .min_batch_rounded = 9, .emulate = true};
+  SetTilePolicy(before);
+  const std::vector<int64_t> batches = {1, 20};
+  const std::vector<TileTiming> t = TimeTileProducts(m, batches, true, nullptr, 1);
+  ASSERT_EQ(t.size(), 2u);
+  for (size_t i = 0; i < t.size(); ++i) {
+    EXPECT_EQ(t[i].batch, batches[i]);
+    EXPECT_TRUE(t[i].bf16_activations);
+    EXPECT_GT(t[i].vector_seconds, 0);
+    EXPECT_GT(t[i].tile_seconds, 0);
+  }
+  const TilePolicy after = GetTilePolicy();
+  EXPECT_EQ(after.min_batch_exact, 7);
+  EXPECT_EQ(after.min_batch_rounded, 9);
+  EXPECT_TRUE(after.emulate);
+  SetTilePolicy(TilePolicy{});
+}
+
+// Without AMX nothing is timed and the tiles stay off; with it, the policy in force is the
+// one chosen.
+TEST(PathChoiceTest, ChoosingTheTilePolicyFollowsTheHardware) {
+  std::vector<uint16_t> w(96 * 64, base::F32ToBf16(0.5f));
+  WeightMatrix m{w.data(), base::DType::kBF16, 96, 64, 64};
+  std::vector<uint32_t> panels(Bf16PanelWords(96, 64));
+  PackBf16Panels(m, panels.data());
+  m.panels = panels.data();
+  const TileChoice choice = ChooseTilePolicy(m, true, nullptr);
+  const TilePolicy now = GetTilePolicy();
+  EXPECT_EQ(now.min_batch_exact, choice.policy.min_batch_exact);
+  EXPECT_EQ(now.min_batch_rounded, choice.policy.min_batch_rounded);
+  if (!AmxTilesAvailable()) {
+    EXPECT_TRUE(choice.timings.empty());
+    EXPECT_EQ(choice.policy.min_batch_exact, kNoTileBatch);
+    EXPECT_EQ(choice.policy.min_batch_rounded, kNoTileBatch);
+  } else {
+    EXPECT_EQ(choice.timings.size(), 18u);  // 9 batches, exact and rounded
+    std::printf("AMX from batch %lld (exact), %lld (bf16 activations)\n",
+                static_cast<long long>(choice.policy.min_batch_exact),
+                static_cast<long long>(choice.policy.min_batch_rounded));
+  }
+  SetTilePolicy(TilePolicy{});
 }
 
 }  // namespace

@@ -11,12 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "kernels/cpu/cpu_description.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/memory_bandwidth.h"
 #include "kernels/cpu/path_choice.h"
+#include "kernels/cpu/tile_products.h"
 #include "services/worker/model/rwkv_model.h"
 #include "services/worker/model/testing/random_rwkv7_archive.h"
 #include "tools/cli/command_registry.h"
@@ -166,6 +168,26 @@ void RunBench(const BenchArgs& args) {
     }
     out["bf16_activation_timings"] = timings;
   }
+  // Products on AMX tiles from the batch sizes where they timed faster (path_choice.h).
+  const bool tiles = kernels::AmxTilesAvailable() && cpu_model != nullptr &&
+                     !cpu_model->tile_choice().timings.empty();
+  out["amx_tiles"] = tiles;
+  if (tiles) {
+    const kernels::TileChoice& choice = cpu_model->tile_choice();
+    auto threshold = [](int64_t b) {
+      return b == kernels::kNoTileBatch ? FloatJson() : FloatJson(b);
+    };
+    out["tile_min_batch_exact"] = threshold(choice.policy.min_batch_exact);
+    out["tile_min_batch_bf16"] = threshold(choice.policy.min_batch_rounded);
+    FloatJson timings = FloatJson::array();
+    for (const kernels::TileTiming& t : choice.timings) {
+      timings.push_back({{"batch", t.batch},
+                         {"bf16_activations", t.bf16_activations},
+                         {"vector_ms", t.vector_seconds * 1e3},
+                         {"tile_ms", t.tile_seconds * 1e3}});
+    }
+    out["tile_timings"] = timings;
+  }
   out["int8_activations"] = args.engine.int8_activations;
   out["device"] = e->options().device.ToString();
   out["threads"] = e->pool()->num_threads();
@@ -216,6 +238,19 @@ void RunBench(const BenchArgs& args) {
                                              : "",
               e->pool()->num_threads(),
               std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel())).c_str());
+  if (tiles) {
+    auto from = [](const FloatJson& b) {
+      return b.is_null() ? std::string("never (slower at the largest batch)")
+                         : absl::StrCat("from batch ", b.get<int64_t>());
+    };
+    std::printf("AMX tiles (timed at load): exact products %s; bf16-activation products %s\n",
+                from(out["tile_min_batch_exact"]).c_str(),
+                from(out["tile_min_batch_bf16"]).c_str());
+  } else if (on_cpu) {
+    std::printf("AMX tiles: %s\n", kernels::DetectCpuFeatures().amx_bf16
+                                       ? "not used (no packed bf16 weights, or no permission)"
+                                       : "none on this CPU");
+  }
   std::printf("read bandwidth: %.1f GB/s; weights read per step: %.1f MB; roofline %.2f ms/step\n",
               bandwidth / 1e9, bytes_per_step / 1e6, roofline_step * 1e3);
   if (!on_cpu)

@@ -1,14 +1,23 @@
 // `skein inspect --model PATH`: what a checkpoint is (RWKV version, shapes, dtype, parameter
 // count, recurrent state size), or why this engine cannot run it. `skein inspect --cpu`: the
 // processor, the features the kernels look at and the paths they take on it.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/float16.h"
 #include "kernels/cpu/cpu_description.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/path_choice.h"
+#include "kernels/cpu/thread_pool.h"
+#include "kernels/cpu/tile_products.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
 #include "services/worker/model/rwkv_config.h"
 #include "tools/cli/command_registry.h"
@@ -43,6 +52,44 @@ std::string_view Family(RwkvVersion v) {
   }
 }
 
+// Times the product paths a model would choose between at load (path_choice.h), on a bf16
+// matrix of a 0.1B model's FFN shape with every hardware thread, and prints the choice.
+void PrintMeasuredPaths() {
+  const int64_t rows = 3072, cols = 768;
+  std::vector<uint16_t> w(rows * cols);
+  for (size_t i = 0; i < w.size(); ++i) {
+    w[i] =
+        base::F32ToBf16(static_cast<float>(static_cast<int64_t>(i * 40503u % 255) - 127) / 2048.0f);
+  }
+  kernels::WeightMatrix m{w.data(), base::DType::kBF16, rows, cols, cols};
+  std::vector<uint32_t> panels(kernels::Bf16PanelWords(rows, cols));
+  kernels::PackBf16Panels(m, panels.data());
+  m.panels = panels.data();
+  kernels::ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  auto from = [](int64_t b) {
+    return b == kernels::kNoTileBatch ? std::string("never") : absl::StrCat("from batch ", b);
+  };
+  if (kernels::AmxTilesAvailable()) {
+    const kernels::TileChoice choice = kernels::ChooseTilePolicy(m, true, &pool);
+    std::printf("tiles, timed on a %lldx%lld bf16 matrix: exact products %s, bf16 activations %s\n",
+                static_cast<long long>(rows), static_cast<long long>(cols),
+                from(choice.policy.min_batch_exact).c_str(),
+                from(choice.policy.min_batch_rounded).c_str());
+  }
+  const int64_t batches[] = {16, 128};
+  const std::vector<kernels::Bf16ActivationTiming> t =
+      kernels::TimeBf16Activations(m, batches, &pool);
+  std::string detail;
+  for (const kernels::Bf16ActivationTiming& x : t) {
+    absl::StrAppend(&detail, detail.empty() ? "" : ", ", "batch ", x.batch, ": exact ",
+                    absl::StrFormat("%.2f", x.exact_seconds * 1e3), " ms, rounded ",
+                    absl::StrFormat("%.2f", x.bf16_seconds * 1e3), " ms");
+  }
+  std::printf("--bf16-activations: %s here (%s)\n",
+              kernels::Bf16ActivationsPayOff(t) ? "kept, faster" : "off, not faster",
+              detail.c_str());
+}
+
 void InspectCpu() {
   std::printf("cpu: %s\n", kernels::CpuModelName().c_str());
   std::printf("features: %s\n", absl::StrJoin(kernels::CpuFeatureNames(), " ").c_str());
@@ -54,6 +101,13 @@ void InspectCpu() {
       kernels::Bf16PanelsAccelerated()
           ? "packed panels, vdpbf16ps with --bf16-activations"
           : "bf16 weights widened to fp32 in registers (--bf16-activations changes nothing)");
+  const kernels::CpuFeatures& f = kernels::DetectCpuFeatures();
+  std::printf("amx tiles: %s\n",
+              kernels::AmxTilesAvailable() ? "bf16 tile products on packed panels (TDPBF16PS)"
+              : f.amx_bf16 ? "on this CPU but not usable (Linux refused the tile data, or the "
+                             "build lacks the kernel)"
+                           : "none on this CPU");
+  if (kernels::Bf16PanelsAccelerated()) PrintMeasuredPaths();
 }
 
 void Inspect(const std::string& path) {

@@ -19,9 +19,17 @@ RwkvModel::RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::Thread
       pool_(pool),
       options_(options),
       scratch_(std::make_unique<Scratch>()) {
+  const kernels::WeightMatrix& probe = weights_->layer(weights_->first_layer()).ffn_key;
+  // Where the CPU has AMX tiles, which batches run on them is timed once per process on the
+  // first model's matrices (kernels/cpu/path_choice.h), before the rounding choice below so
+  // that it compares the paths products will really take.
+  if (probe.panels != nullptr && kernels::AmxTilesAvailable()) {
+    tile_choice_ = kernels::ChooseTilePolicy(probe, options_.bf16_activations, pool_);
+  } else {
+    tile_choice_.policy = kernels::GetTilePolicy();
+  }
   // Rounding activations to bf16 only changes anything on CPUs with the bf16 instructions;
   // there, keep it only if it measures faster on this model's largest per-layer matrix.
-  const kernels::WeightMatrix& probe = weights_->layer(weights_->first_layer()).ffn_key;
   if (options_.bf16_activations && options_.measure_bf16_activations &&
       kernels::Bf16PanelsAccelerated() && probe.type == DType::kBF16 && probe.rows > 0) {
     const int64_t batches[] = {16, 128};

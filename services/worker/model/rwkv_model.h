@@ -70,6 +70,9 @@ class RwkvModel : public StageModel {
   const std::vector<kernels::Bf16ActivationTiming>& bf16_activation_timings() const {
     return bf16_timings_;
   }
+  // Where the CPU has AMX tiles: the tile policy in force when this model loaded and the
+  // timings behind it (kernels/cpu/path_choice.h); empty timings elsewhere.
+  const kernels::TileChoice& tile_choice() const { return tile_choice_; }
 
   // StageModel::Step: the CPU kernels over the weights' layer range.
   using StageModel::Step;
@@ -94,6 +97,7 @@ class RwkvModel : public StageModel {
   kernels::ThreadPool* pool_;
   RwkvModelOptions options_;
   std::vector<kernels::Bf16ActivationTiming> bf16_timings_;
+  kernels::TileChoice tile_choice_;
   mutable absl::Mutex mutex_;  // one step at a time uses the scratch memory (and the pool)
   std::unique_ptr<Scratch> scratch_ ABSL_GUARDED_BY(mutex_) ABSL_PT_GUARDED_BY(mutex_);
 };
