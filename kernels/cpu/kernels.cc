@@ -46,34 +46,39 @@ bool UseBf16Dot(const MatMulJob& job) {
          PanelsAccelerated();
 }
 
-// Whether `job` runs on the tile unit (tile_products.h): packed panels, a batch the policy
-// gives to the tiles, and AMX here (or the software model, in tests).
-bool UsesTiles(const MatMulJob& job) {
-  if (job.w.panels == nullptr || job.w.cols <= 0 || job.batch <= 0) return false;
-  const TilePolicy policy = GetTilePolicy();
-  if (job.batch < (job.bf16_activations ? policy.min_batch_rounded : policy.min_batch_exact)) {
-    return false;
+// Which kernel runs a product with panels, and how its activations are prepared once per
+// call before its pieces use them. Decided once per call (from one reading of the tile
+// policy) and handed to every piece, so the buffer, its conversion and the kernel agree.
+enum class PanelPath : uint8_t {
+  kVector,       // the vector kernel (or the portable loop) on fp32 activations
+  kVectorPairs,  // the AVX512_BF16 kernel on activations rounded to bf16 pairs
+  kTiles,        // the tile unit on activations split into bf16 parts
+};
+
+struct ProductPlan {
+  PanelPath path = PanelPath::kVector;
+  bool emulate_tiles = false;  // kTiles on the software model (tests)
+};
+
+ProductPlan PlanFor(const MatMulJob& job, const TilePolicy& policy) {
+  ProductPlan plan;
+  if (job.w.panels == nullptr || job.w.cols <= 0 || job.batch <= 0) return plan;
+  const int64_t min_batch =
+      job.bf16_activations ? policy.min_batch_rounded : policy.min_batch_exact;
+  const bool wanted = job.tiles == MatMulJob::Tiles::kUse ||
+                      (job.tiles == MatMulJob::Tiles::kPolicy && job.batch >= min_batch);
+  if (wanted &&
+      (policy.emulate || (AmxTilesAvailable() && ActiveIsaLevel() == IsaLevel::kAvx512))) {
+    plan.path = PanelPath::kTiles;
+    plan.emulate_tiles = policy.emulate;
+  } else if (job.bf16_activations && PanelsAccelerated()) {
+    plan.path = PanelPath::kVectorPairs;
   }
-  return policy.emulate || (AmxTilesAvailable() && ActiveIsaLevel() == IsaLevel::kAvx512);
+  return plan;
 }
 
 // bf16 parts per activation in a tile product (tile_products.h).
 int TileParts(const MatMulJob& job) { return job.bf16_activations ? 1 : kExactBf16Parts; }
-
-// How a product's activations are prepared once per call, before its pieces use them.
-enum class ActivationForm {
-  kAsIs,       // read as fp32 by every piece
-  kBf16Pairs,  // rounded to bf16 pairs (ConvertToBf16Pairs) for the vector bf16 kernel
-  kBf16Parts,  // split into bf16 parts (SplitToBf16Parts) for the tiles
-};
-
-ActivationForm FormFor(const MatMulJob& job) {
-  if (UsesTiles(job)) return ActivationForm::kBf16Parts;
-  if (job.w.panels != nullptr && job.bf16_activations && job.w.cols > 0 && PanelsAccelerated()) {
-    return ActivationForm::kBf16Pairs;
-  }
-  return ActivationForm::kAsIs;
-}
 
 // Whether `job` runs on int8 activations (needs a quantised copy of its x).
 bool UsesInt8Activations(const MatMulJob& job) {
@@ -81,18 +86,18 @@ bool UsesInt8Activations(const MatMulJob& job) {
 }
 
 // `converted`: the batch's activations as bf16 pairs (ConvertToBf16Pairs) or bf16 parts
-// (SplitToBf16Parts) as FormFor(job) says, or null (the kernel converts them itself). `xq`:
+// (SplitToBf16Parts) as `plan` says, or null (the kernel converts them itself). `xq`:
 // the batch's activations quantised to int8 (UsesInt8Activations), or null.
-void RunRows(const KernelTable& table, const MatMulJob& job, const uint32_t* converted,
-             const Int8ActivationRows* xq, int64_t begin, int64_t end) {
+void RunRows(const KernelTable& table, const MatMulJob& job, const ProductPlan& plan,
+             const uint32_t* converted, const Int8ActivationRows* xq, int64_t begin, int64_t end) {
   if (xq != nullptr) {
     ActiveInt8Dot().matmul(job, *xq, 0, job.batch, begin, end);
     return;
   }
   if (job.w.panels != nullptr) {
-    if (UsesTiles(job)) {
+    if (plan.path == PanelPath::kTiles) {
       const auto tile_kernel =
-          GetTilePolicy().emulate ? &MatMulBf16PanelsTileModel : &MatMulBf16PanelsAmx;
+          plan.emulate_tiles ? &MatMulBf16PanelsTileModel : &MatMulBf16PanelsAmx;
       tile_kernel(job, converted, TileParts(job), begin, end);
     } else if (PanelsAccelerated()) {
       MatMulBf16PanelsAvx512(job, converted, begin, end);
@@ -120,6 +125,7 @@ void CheckInt8Job(const MatMulJob& job) {
 
 struct Piece {
   const MatMulJob* job;
+  const ProductPlan* plan;
   const uint32_t* converted;
   const Int8ActivationRows* xq;
   int64_t begin, end;
@@ -306,9 +312,13 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
   static thread_local Int8ActivationSet int8_activations;
   int8_activations.Reset();
   std::vector<const Int8ActivationRows*> quantized(jobs.size(), nullptr);
+  // One reading of the tile policy for the whole call (it may change between calls).
+  const TilePolicy policy = GetTilePolicy();
+  std::vector<ProductPlan> plans(jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i) {
     const MatMulJob& job = jobs[i];
     CheckInt8Job(job);
+    plans[i] = PlanFor(job, policy);
     total_cost += RowCost(job) * job.w.rows;
     total_macs += job.batch * job.w.rows * job.w.cols;
     if (UsesInt8Activations(job)) quantized[i] = int8_activations.For(job);
@@ -319,7 +329,7 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
     for (size_t i = 0; i < jobs.size(); ++i) {
       const MatMulJob& job = jobs[i];
       if (job.batch > 0 && job.w.rows > 0) {
-        RunRows(table, job, nullptr, quantized[i], 0, job.w.rows);
+        RunRows(table, job, plans[i], nullptr, quantized[i], 0, job.w.rows);
       }
     }
     return;
@@ -334,12 +344,12 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
   std::vector<std::pair<size_t, int64_t>> conversions;  // (job, first row)
   for (size_t i = 0; i < jobs.size(); ++i) {
     const MatMulJob& job = jobs[i];
-    const ActivationForm form = FormFor(job);
-    if (job.batch < 2 || job.w.rows <= 0 || form == ActivationForm::kAsIs) continue;
+    const PanelPath path = plans[i].path;
+    if (job.batch < 2 || job.w.rows <= 0 || path == PanelPath::kVector) continue;
     std::vector<uint32_t>& buffer = converted_buffers[i];
     const size_t words = static_cast<size_t>(
-        form == ActivationForm::kBf16Parts ? Bf16PartsWords(job.batch, job.w.cols, TileParts(job))
-                                           : job.batch * Bf16PairStride(job.w.cols));
+        path == PanelPath::kTiles ? Bf16PartsWords(job.batch, job.w.cols, TileParts(job))
+                                  : job.batch * Bf16PairStride(job.w.cols));
     if (buffer.size() < words) buffer.resize(words);
     converted[i] = buffer.data();
     for (int64_t b = 0; b < job.batch; b += kConvertRows) conversions.emplace_back(i, b);
@@ -350,7 +360,7 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
         const auto [i, b] = conversions[c];
         const MatMulJob& job = jobs[i];
         const int64_t end = std::min(job.batch, b + kConvertRows);
-        if (FormFor(job) == ActivationForm::kBf16Parts) {
+        if (plans[i].path == PanelPath::kTiles) {
           SplitToBf16Parts(job, TileParts(job), b, end, converted[i]);
         } else {
           ConvertToBf16Pairs(job, b, end, converted[i]);
@@ -368,13 +378,13 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
         kRowAlign, (piece_cost / std::max<int64_t>(1, RowCost(job))) / kRowAlign * kRowAlign);
     for (int64_t begin = 0; begin < job.w.rows; begin += rows) {
       pieces.push_back(
-          {&job, converted[i], quantized[i], begin, std::min(job.w.rows, begin + rows)});
+          {&job, &plans[i], converted[i], quantized[i], begin, std::min(job.w.rows, begin + rows)});
     }
   }
   pool->ParallelFor(static_cast<int64_t>(pieces.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const Piece& p = pieces[i];
-      RunRows(table, *p.job, p.converted, p.xq, p.begin, p.end);
+      RunRows(table, *p.job, *p.plan, p.converted, p.xq, p.begin, p.end);
     }
   });
 }

@@ -95,6 +95,12 @@ struct MatMulJob {
   // Approximate: the activations carry a relative rounding error of up to 1/254 of their
   // block's largest magnitude.
   bool int8_activations = false;
+  // Packed bf16 panels only: whether the product runs on the tile unit (tile_products.h).
+  // kPolicy: when its batch reaches the process's TilePolicy threshold; kUse / kAvoid: for
+  // this product alone, whatever the policy says (timing, tests). The tiles run only where
+  // they are available (AMX, or the policy's software model) whatever this says.
+  enum class Tiles : uint8_t { kPolicy, kUse, kAvoid };
+  Tiles tiles = Tiles::kPolicy;
 };
 
 // ---- int8 activations (MatMulJob::int8_activations) ----

@@ -64,29 +64,24 @@ bool Bf16ActivationsPayOff(absl::Span<const Bf16ActivationTiming> timings) {
 
 std::vector<TileTiming> TimeTileProducts(const WeightMatrix& w, absl::Span<const int64_t> batches,
                                          bool bf16_activations, ThreadPool* pool, int repeats) {
-  const TilePolicy saved = GetTilePolicy();
-  TilePolicy tiles = saved, vectors = saved;
-  tiles.min_batch_exact = tiles.min_batch_rounded = 1;
-  vectors.min_batch_exact = vectors.min_batch_rounded = kNoTileBatch;
   std::vector<TileTiming> out;
   for (int64_t batch : batches) {
     const std::vector<float> x = ProbeActivations(batch, w.cols);
     std::vector<float> y(static_cast<size_t>(batch * w.rows));
-    const MatMulJob job{x.data(), w.cols, w, y.data(), w.rows, batch, false, bf16_activations};
-    auto time = [&](const TilePolicy& policy) {
-      SetTilePolicy(policy);
+    MatMulJob job{x.data(), w.cols, w, y.data(), w.rows, batch, false, bf16_activations};
+    auto time = [&](MatMulJob::Tiles tiles) {
+      job.tiles = tiles;
       return BestTime(job, pool, repeats);
     };
     TileTiming t;
     t.batch = batch;
     t.bf16_activations = bf16_activations;
     // Interleaved, so a change in the machine's load hits both alike.
-    t.vector_seconds = time(vectors);
-    t.tile_seconds = time(tiles);
-    t.vector_seconds = std::min(t.vector_seconds, time(vectors));
+    t.vector_seconds = time(MatMulJob::Tiles::kAvoid);
+    t.tile_seconds = time(MatMulJob::Tiles::kUse);
+    t.vector_seconds = std::min(t.vector_seconds, time(MatMulJob::Tiles::kAvoid));
     out.push_back(t);
   }
-  SetTilePolicy(saved);
   return out;
 }
 

@@ -49,10 +49,11 @@ struct TileTiming {
   double tile_seconds = 0;
 };
 
-// Times `w` (bf16 weights packed in panels) at each batch size on the tile unit the current
-// policy names (AMX, or the software model when the policy emulates) and on the vector
-// kernels, best of `repeats` after a warm-up, interleaved. Changes the process's tile policy
-// while it runs (products elsewhere stay correct, on either path) and restores it.
+// Times `w` (bf16 weights packed in panels) at each batch size on the tile unit (AMX, or the
+// software model when the policy emulates it) and on the vector kernels, best of `repeats`
+// after a warm-up, interleaved. Each timed product says which path it takes
+// (MatMulJob::tiles): the process's policy, and the products others run meanwhile, are left
+// alone.
 std::vector<TileTiming> TimeTileProducts(const WeightMatrix& w, absl::Span<const int64_t> batches,
                                          bool bf16_activations, ThreadPool* pool, int repeats = 3);
 

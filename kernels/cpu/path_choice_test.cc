@@ -51,8 +51,8 @@ TEST(PathChoiceTest, TilesRunFromTheBatchWhereTheyWinForGood) {
 }
 
 // Timing on the software model of the tiles (any CPU): both paths run and are timed, and the
-// policy in force before is back afterwards.
-TEST(PathChoiceTest, TimesTilesAndVectorsAndRestoresThePolicy) {
+// policy in force is left as it was.
+TEST(PathChoiceTest, TimesTilesAndVectorsAndLeavesThePolicyAlone) {
   const int64_t rows = 96, cols = 128;
   std::vector<uint16_t> w(rows * cols);
   for (size_t i = 0; i < w.size(); ++i) {

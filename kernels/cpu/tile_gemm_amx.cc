@@ -29,11 +29,15 @@ class AmxTiles {
     _tile_zero(2);
   }
   void LoadWeights(const void* b0, const void* b1, const void* b2, int64_t stride) {
+    // GCC 12's tile loads do not tell the compiler that they read memory: make sure the
+    // stores before them (the copied last step of k) are done.
+    asm volatile("" ::: "memory");
     _tile_loadd(4, b0, stride);
     _tile_loadd(5, b1, stride);
     _tile_loadd(6, b2, stride);
   }
   void MultiplyActivations(const void* a, int64_t stride) {
+    asm volatile("" ::: "memory");  // as in LoadWeights
     _tile_loadd(3, a, stride);
     _tile_dpbf16ps(0, 3, 4);
     _tile_dpbf16ps(1, 3, 5);

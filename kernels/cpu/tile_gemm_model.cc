@@ -2,12 +2,15 @@
 // kernel's indexing (panels read as tiles, partial steps of k, batch and panel edges) and the
 // code that feeds it are tested on CPUs without AMX. Portable and slow: tests only.
 //
-// The model follows the architectural definition of the instructions it stands for:
-// LDTILECFG (zeroes every tile), TILELOADD (rows past the configured ones, and bytes past
-// a row's configured width, read as zero), TILESTORED, TILEZERO and TDPBF16PS, which for
-// every accumulator row m, pair k and column n adds a[m][2k]·b[k][2n] and then
-// a[m][2k+1]·b[k][2n+1] to c[m][n] in fp32, rounding to nearest even after each addition,
-// with subnormal inputs read as zero and subnormal results flushed to zero.
+// The model follows the architectural definition of the instructions it stands for in what
+// the kernel relies on: LDTILECFG (zeroes every tile), TILELOADD (rows past the configured
+// ones, and bytes past a row's configured width, read as zero), TILESTORED, TILEZERO and
+// TDPBF16PS, whose products of bf16 pairs are summed into fp32 accumulators with subnormal
+// inputs read as zero and subnormal results flushed to zero. The order of the fp32 additions
+// within one TDPBF16PS is not something the kernel relies on, and hardware generations
+// describe it differently: the model adds a[m][2k]·b[k][2n], then a[m][2k+1]·b[k][2n+1], to
+// c[m][n] for k in order. So tests hold the model and the hardware to the bounds of exact
+// sums, never to each other's bits.
 #include <cmath>
 #include <cstring>
 

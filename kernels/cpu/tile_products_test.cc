@@ -203,10 +203,13 @@ TEST_F(TilePolicyTest, ThresholdsChooseTheKernel) {
   const int64_t batch = 20;
   std::vector<float> x = RandomValues(rng, batch * 200);
   for (float& v : x) v *= 1e-39f;
-  auto run = [&](bool rounded, const TilePolicy& policy) {
+  auto run = [&](bool rounded, const TilePolicy& policy,
+                 MatMulJob::Tiles tiles = MatMulJob::Tiles::kPolicy) {
     SetTilePolicy(policy);
     std::vector<float> y(batch * 96, 1.0f);
-    MatMul({x.data(), 200, w.matrix, y.data(), 96, batch, false, rounded}, nullptr);
+    MatMulJob job{x.data(), 200, w.matrix, y.data(), 96, batch, false, rounded};
+    job.tiles = tiles;
+    MatMul(job, nullptr);
     int64_t zeros = 0;
     for (float v : y) zeros += v == 0.0f;
     return zeros;
@@ -221,6 +224,11 @@ TEST_F(TilePolicyTest, ThresholdsChooseTheKernel) {
         rounded ? TilePolicy{.min_batch_exact = 1, .min_batch_rounded = above, .emulate = true}
                 : TilePolicy{.min_batch_exact = above, .min_batch_rounded = 1, .emulate = true};
     EXPECT_LT(run(rounded, off), all / 10);
+    // A product's own choice overrides the policy both ways.
+    EXPECT_EQ(run(rounded, off, MatMulJob::Tiles::kUse), all);
+    EXPECT_LT(run(rounded, {.min_batch_exact = 1, .min_batch_rounded = 1, .emulate = true},
+                  MatMulJob::Tiles::kAvoid),
+              all / 10);
     EXPECT_LT(
         run(rounded,
             {.min_batch_exact = kNoTileBatch, .min_batch_rounded = kNoTileBatch, .emulate = true}),
@@ -244,18 +252,6 @@ TEST_F(TilePolicyTest, AmxMatchesExactSums) {
       CheckAgainstExactSums(rng, batch, rows, cols, rounded, false,
                             [&](const MatMulJob& j) { MatMul(j, nullptr); });
     }
-  }
-  // The hardware and the model of it compute the same sums in the same order.
-  PackedWeights w = MakePacked(rng, 100, 300);
-  const std::vector<float> x = RandomValues(rng, 21 * 300);
-  std::vector<float> hw(21 * 100), model(21 * 100);
-  for (bool rounded : {false, true}) {
-    const int parts = rounded ? 1 : kExactBf16Parts;
-    MatMulJob job{x.data(), 300, w.matrix, hw.data(), 100, 21, false, rounded};
-    MatMulBf16PanelsAmx(job, nullptr, parts, 0, 100);
-    job.y = model.data();
-    MatMulBf16PanelsTileModel(job, nullptr, parts, 0, 100);
-    EXPECT_EQ(hw, model) << "rounded " << rounded;
   }
 }
 
