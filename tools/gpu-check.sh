@@ -8,7 +8,8 @@
 #
 # With build/gpu-golden/ from tools/gpu-prepare.sh (made where Bazel is, carried to the GPU
 # machine), it also runs a real checkpoint's official logits on the GPU engine
-# (rwkv7_golden_check).
+# (rwkv7_golden_check), and the CPU kernels' tests (statically linked there) on this machine's
+# host CPU: the AMX tile products where it has AMX, with their timings.
 #
 # Environment: JOBS (default: nproc), BUILD_DIR (default build/gpu-check), CUDA_ARCHS (default:
 # the project's list, 80-real;89-real;90), SKIP_SANITIZER=1, SKIP_BENCH=1, GOLDEN_DIR (default
@@ -41,13 +42,32 @@ run() {
 
 status_build=FAIL status_ref=FAIL status_gpu=FAIL status_memcheck=SKIP status_racecheck=SKIP
 status_bench=SKIP status_nccl=SKIP status_golden="SKIP (no build/gpu-golden: tools/gpu-prepare.sh)"
-gpu_detail="" ref_detail="" nccl_detail="" golden_detail=""
+status_host="SKIP (no build/gpu-golden/cpu: tools/gpu-prepare.sh)"
+gpu_detail="" ref_detail="" nccl_detail="" golden_detail="" host_detail=""
 golden_dir="${GOLDEN_DIR:-$root/build/gpu-golden}"
 
 say "== gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ) at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv 2>&1 |
     tee -a "$log"
+fi
+
+# ---- the host CPU's kernels (prepared elsewhere, statically linked) ----
+if [[ -d "$golden_dir/cpu" ]]; then
+  say "== host CPU kernels [$(elapsed)]"
+  say "host cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+  amx=no
+  if grep -m1 '^flags' /proc/cpuinfo | grep -qw amx_bf16; then amx=yes; fi
+  status_host=PASS
+  host_detail="AMX: $amx"
+  for t in tile_products_test path_choice_test kernels_test cpu_features_test; do
+    [[ -x "$golden_dir/cpu/$t" ]] || continue
+    out=$(run 180 "$golden_dir/cpu/$t")
+    rc=$?
+    echo "$out" | grep -E '^TILES|^amx_tile|SKIPPED \]|FAILED \]' | head -30
+    host_detail+="; $t: $(echo "$out" | grep -E '^\[  (PASSED|FAILED)' | tr '\n' ' ')"
+    if [[ $rc -ne 0 ]]; then status_host="FAIL"; fi
+  done
 fi
 
 # ---- build ----
@@ -186,6 +206,8 @@ bw=$(echo "$results" | sed -n 's/.*kind=bandwidth.*copy_gbs=\([0-9.]*\).*/\1/p' 
   echo "GPU correctness:   $status_gpu ${gpu_detail:+($gpu_detail)}"
   grep -E '^FAIL ' "$log" | head -15 | sed 's/^/    /'
   echo "golden checkpoint: $status_golden ${golden_detail:+($golden_detail)}"
+  echo "host CPU kernels:  $status_host ${host_detail:+($host_detail)}"
+  grep -E '^TILES chosen' "$log" | head -1 | sed 's/^/    /'
   echo "NCCL link:         $status_nccl ${nccl_detail:+($nccl_detail)}"
   echo "memcheck (quick):  $status_memcheck"
   echo "racecheck (quick): $status_racecheck"
@@ -218,7 +240,7 @@ bw=$(echo "$results" | sed -n 's/.*kind=bandwidth.*copy_gbs=\([0-9.]*\).*/\1/p' 
 } | tee -a "$log"
 
 overall=PASS
-for s in "$status_build" "$status_ref" "$status_gpu" "$status_golden" "$status_nccl" \
+for s in "$status_build" "$status_ref" "$status_gpu" "$status_golden" "$status_host" "$status_nccl" \
   "$status_memcheck" "$status_racecheck" "$status_bench"; do
   if [[ $s == FAIL* ]]; then overall=FAIL; fi
 done

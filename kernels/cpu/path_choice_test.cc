@@ -6,6 +6,7 @@
 
 #include "base/float16.h"
 #include "gtest/gtest.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace skein::kernels {
 namespace {
@@ -81,14 +82,21 @@ TEST(PathChoiceTest, TimesTilesAndVectorsAndLeavesThePolicyAlone) {
 }
 
 // Without AMX nothing is timed and the tiles stay off; with it, the policy in force is the
-// one chosen.
+// one chosen, and the timings (on a 0.1B model's FFN shape) are printed: on an AMX machine
+// this test is also the tiles' benchmark (tools/gpu-check.sh runs it on the GPU host).
 TEST(PathChoiceTest, ChoosingTheTilePolicyFollowsTheHardware) {
-  std::vector<uint16_t> w(96 * 64, base::F32ToBf16(0.5f));
-  WeightMatrix m{w.data(), base::DType::kBF16, 96, 64, 64};
-  std::vector<uint32_t> panels(Bf16PanelWords(96, 64));
+  const int64_t rows = 3072, cols = 768;
+  std::vector<uint16_t> w(rows * cols);
+  for (size_t i = 0; i < w.size(); ++i) {
+    w[i] =
+        base::F32ToBf16(static_cast<float>(static_cast<int64_t>(i * 40503u % 255) - 127) / 2048.0f);
+  }
+  WeightMatrix m{w.data(), base::DType::kBF16, rows, cols, cols};
+  std::vector<uint32_t> panels(Bf16PanelWords(rows, cols));
   PackBf16Panels(m, panels.data());
   m.panels = panels.data();
-  const TileChoice choice = ChooseTilePolicy(m, true, nullptr);
+  ThreadPool pool(2);
+  const TileChoice choice = ChooseTilePolicy(m, true, &pool);
   const TilePolicy now = GetTilePolicy();
   EXPECT_EQ(now.min_batch_exact, choice.policy.min_batch_exact);
   EXPECT_EQ(now.min_batch_rounded, choice.policy.min_batch_rounded);
@@ -98,7 +106,12 @@ TEST(PathChoiceTest, ChoosingTheTilePolicyFollowsTheHardware) {
     EXPECT_EQ(choice.policy.min_batch_rounded, kNoTileBatch);
   } else {
     EXPECT_EQ(choice.timings.size(), 18u);  // 9 batches, exact and rounded
-    std::printf("AMX from batch %lld (exact), %lld (bf16 activations)\n",
+    for (const TileTiming& t : choice.timings) {
+      std::printf("TILES %s batch %4lld: vector %8.3f ms, tiles %8.3f ms (%.2fx)\n",
+                  t.bf16_activations ? "bf16 " : "exact", static_cast<long long>(t.batch),
+                  t.vector_seconds * 1e3, t.tile_seconds * 1e3, t.vector_seconds / t.tile_seconds);
+    }
+    std::printf("TILES chosen: exact from batch %lld, bf16 activations from batch %lld\n",
                 static_cast<long long>(choice.policy.min_batch_exact),
                 static_cast<long long>(choice.policy.min_batch_rounded));
   }
