@@ -37,6 +37,9 @@ struct BenchArgs {
   int decode_steps = 16;
   int repeats = 3;
   int bandwidth_mib = 1024;
+  // AMX tile products: as timed at load (auto), never (off) or from batch 1 (on), to measure
+  // one path against the other in the same run.
+  std::string tiles = "auto";
   bool json = false;
 };
 
@@ -105,6 +108,9 @@ void RunBench(const BenchArgs& args) {
   if (args.decode_steps <= 0 || args.repeats <= 0 || args.bandwidth_mib <= 0) {
     throw CommandError(2, "--decode-steps, --repeats and --bandwidth-mib must be positive");
   }
+  if (args.tiles == "on" && !kernels::AmxTilesAvailable()) {
+    throw CommandError(1, "--tiles on: no AMX tiles on this CPU (or Linux refused them)");
+  }
   const std::vector<int64_t> batches = ParsePositiveList(args.batches, "--batch");
   const std::vector<int64_t> prompts = ParsePositiveList(args.prompts, "--prompt");
   // On a device every session of the largest batch needs a state slot.
@@ -137,6 +143,12 @@ void RunBench(const BenchArgs& args) {
     model_name = "random " + args.version + " " + args.shape;
   } else {
     e = LoadEngine(engine_flags);
+  }
+  if (args.tiles != "auto") {
+    kernels::TilePolicy policy = kernels::GetTilePolicy();
+    const int64_t from = args.tiles == "on" ? 1 : kernels::kNoTileBatch;
+    policy.min_batch_exact = policy.min_batch_rounded = from;
+    kernels::SetTilePolicy(policy);
   }
   // The roofline below is the CPU's memory bandwidth; a GPU's is measured by
   // tools/gpu-check.sh (kernels/cuda/cuda_benchmark), so a device run reports none.
@@ -172,6 +184,7 @@ void RunBench(const BenchArgs& args) {
   const bool tiles = kernels::AmxTilesAvailable() && cpu_model != nullptr &&
                      !cpu_model->tile_choice().timings.empty();
   out["amx_tiles"] = tiles;
+  out["tiles"] = args.tiles;
   if (tiles) {
     const kernels::TileChoice& choice = cpu_model->tile_choice();
     auto threshold = [](int64_t b) {
@@ -243,9 +256,15 @@ void RunBench(const BenchArgs& args) {
       return b.is_null() ? std::string("never (slower at the largest batch)")
                          : absl::StrCat("from batch ", b.get<int64_t>());
     };
-    std::printf("AMX tiles (timed at load): exact products %s; bf16-activation products %s\n",
-                from(out["tile_min_batch_exact"]).c_str(),
-                from(out["tile_min_batch_bf16"]).c_str());
+    if (args.tiles == "auto") {
+      std::printf("AMX tiles (timed at load): exact products %s; bf16-activation products %s\n",
+                  from(out["tile_min_batch_exact"]).c_str(),
+                  from(out["tile_min_batch_bf16"]).c_str());
+    } else {
+      std::printf("AMX tiles: %s (--tiles %s)\n",
+                  args.tiles == "on" ? "every product over panels" : "not used",
+                  args.tiles.c_str());
+    }
   } else if (on_cpu) {
     std::printf("AMX tiles: %s\n", kernels::DetectCpuFeatures().amx_bf16
                                        ? "not used (no packed bf16 weights, or no permission)"
@@ -289,6 +308,9 @@ SKEIN_REGISTER_COMMAND(bench, [](CLI::App& app) {
   cmd->add_option("--repeats", a->repeats, "Repetitions; the best is reported (default 3)");
   cmd->add_option("--bandwidth-mib", a->bandwidth_mib,
                   "Buffer for the bandwidth measurement (default 1024)");
+  cmd->add_option("--tiles", a->tiles,
+                  "AMX tile products: auto (as timed at load), off, or on (every batch)")
+      ->check(CLI::IsMember({"auto", "off", "on"}));
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->callback([a] { skein::cli::RunBench(*a); });
 });

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/tile_products.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/test_data.h"
 
@@ -147,6 +148,28 @@ TEST(DeviceCommandsTest, ReferenceDeviceGeneratesTheGoldenAndBenchSaysWhere) {
   ASSERT_EQ(out["decode"].size(), 1u);
   EXPECT_GT(out["decode"][0]["tokens_per_s"].get<double>(), 0);
   EXPECT_FALSE(out["decode"][0].contains("roofline_fraction"));
+}
+
+// --tiles picks the AMX path for a comparison in one run: off works everywhere, on only where
+// the CPU has the tiles, and either is reported.
+TEST(EngineCommandsTest, BenchTilesSwitch) {
+  SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/tiny-l2-c128-v256.pth");
+  const std::string base = "bench --json --dtype bf16 --model " + model +
+                           " --batch 2 --prompt 8 --decode-steps 1 --repeats 1 --bandwidth-mib 8";
+  RunResult off = RunSkein(base + " --tiles off");
+  ASSERT_EQ(off.exit_code, 0) << off.err;
+  EXPECT_EQ(nlohmann::json::parse(off.out)["tiles"], "off");
+  RunResult on = RunSkein(base + " --tiles on");
+  if (skein::kernels::AmxTilesAvailable()) {
+    ASSERT_EQ(on.exit_code, 0) << on.err;
+    EXPECT_EQ(nlohmann::json::parse(on.out)["tiles"], "on");
+  } else {
+    EXPECT_NE(on.exit_code, 0);
+    EXPECT_NE(on.err.find("no AMX tiles"), std::string::npos) << on.err;
+  }
+  RunResult bad = RunSkein(base + " --tiles maybe");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("maybe"), std::string::npos) << bad.err;
 }
 
 // Bad input: a non-zero exit and one line on stderr that says what is wrong.
