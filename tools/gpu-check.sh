@@ -12,8 +12,8 @@
 # host CPU: the AMX tile products where it has AMX, with their timings.
 #
 # Environment: JOBS (default: nproc), BUILD_DIR (default build/gpu-check), CUDA_ARCHS (default:
-# the project's list, 80-real;89-real;90), SKIP_SANITIZER=1, SKIP_BENCH=1, GOLDEN_DIR (default
-# build/gpu-golden).
+# the project's list, 80-real;89-real;90), SKIP_SANITIZER=1, SKIP_BENCH=1, SKIP_HOST_BENCH=1,
+# GOLDEN_DIR (default build/gpu-golden).
 # Exit status: 0 when the build and every correctness check pass (or there is no GPU, in which
 # case only the build and the CPU reference checks run); 1 otherwise. The speed targets are
 # reported, not enforced.
@@ -68,6 +68,17 @@ if [[ -d "$golden_dir/cpu" ]]; then
     host_detail+="; $t: $(echo "$out" | grep -E '^\[  (PASSED|FAILED)' | tr '\n' ' ')"
     if [[ $rc -ne 0 ]]; then status_host="FAIL"; fi
   done
+  # The engine on this host CPU, 2 threads (the shape of the issue tracker's CPU figures): AMX
+  # as chosen at load, then the vector kernels alone. SKIP_HOST_BENCH=1 leaves it out.
+  if [[ -x "$golden_dir/cpu/skein-cpu" && ${SKIP_HOST_BENCH:-0} != 1 ]]; then
+    run 30 "$golden_dir/cpu/skein-cpu" inspect --cpu
+    for tiles in auto off; do
+      say "== host CPU engine, 0.1B bf16, 2 threads, --tiles $tiles [$(elapsed)]"
+      run 120 "$golden_dir/cpu/skein-cpu" bench --shape 0.1b --dtype bf16 --threads 2 \
+        --batch 1,8,32 --prompt 128 --repeats 2 --bandwidth-mib 512 --tiles "$tiles" |
+        sed -n '/^read bandwidth/,$p'
+    done
+  fi
 fi
 
 # ---- build ----

@@ -3,13 +3,14 @@
 # checkpoint on a GPU machine that has neither: the small golden RWKV-7 model packed in the GPU
 # engine's layout in fp32, bf16 and fp16, its official run, and the bound each must meet.
 #
-#   tools/gpu-prepare.sh        (writes build/gpu-golden/, about 45 MB; carry it to the GPU)
+#   tools/gpu-prepare.sh        (writes build/gpu-golden/, about 60 MB; carry it to the GPU)
 #
 # It also links the CPU kernels' tests statically into build/gpu-golden/cpu/ (the GPU machine
 # has no Abseil or GoogleTest), so that gpu-check.sh runs them on the GPU machine's host CPU
 # too: often an Intel Xeon with AMX, which the machines with Bazel have lacked. There
 # tile_products_test checks the AMX tile products against exact sums and path_choice_test
-# prints their timings against the vector kernels.
+# prints their timings against the vector kernels; skein-cpu (bench, inspect) measures the
+# engine there.
 #
 # Bounds, in σ of each step's logits, against the official fp32 run (itself up to 1.9e-4σ off
 # the float64 answer). With exact activations (the engines' default: product inputs stay
@@ -64,4 +65,10 @@ for t in "${cpu_tests[@]}"; do
     -e 'in function' >&2 || true
   [[ -x "$out/cpu/$t" ]] || { echo "gpu-prepare: linking $t failed" >&2; exit 1; }
 done
+# The engine's CPU commands (bench, inspect --cpu), optimised and statically linked, so that
+# gpu-check.sh measures the host CPU as `skein bench` would (AMX against the vector kernels).
+bazel build -c opt //tools:skein-cpu-static >/dev/null 2>&1 ||
+  { echo "gpu-prepare: building //tools:skein-cpu-static failed" >&2; exit 1; }
+cp -f "$(bazel info -c opt bazel-bin 2>/dev/null)/tools/skein-cpu-static" "$out/cpu/skein-cpu"
+chmod u+w "$out/cpu/skein-cpu"
 echo "gpu-prepare: $out ready; carry it to the GPU machine (build/gpu-golden)"
