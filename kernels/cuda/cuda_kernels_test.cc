@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/dtype.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/gemm.h"
@@ -43,16 +44,8 @@ using testing::Checks;
 using testing::Compare;
 using testing::Diff;
 
-const char* Name(DType t) {
-  switch (t) {
-    case DType::kBF16:
-      return "bf16";
-    case DType::kF16:
-      return "fp16";
-    default:
-      return "fp32";
-  }
-}
+// The project's dtype names, as a C string for the check labels.
+const char* Name(DType t) { return base::DTypeName(t).data(); }
 
 // One rounding of `t`, relative: what an output may differ by when the GPU and the reference
 // land on either side of a rounding boundary.

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/dtype.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/hash_uniform.h"
 #include "kernels/cuda/reference/host_step.h"
@@ -119,16 +120,8 @@ std::vector<int32_t> Tokens(int64_t n, uint64_t seed, int64_t vocab) {
   return t;
 }
 
-const char* Name(DType t) {
-  switch (t) {
-    case DType::kBF16:
-      return "bf16";
-    case DType::kF16:
-      return "fp16";
-    default:
-      return "fp32";
-  }
-}
+// The project's dtype names, as a C string for the check labels.
+const char* Name(DType t) { return base::DTypeName(t).data(); }
 
 // The step with weights in `dt` against the per-token forward. Rounded activations: the
 // forward rounding at the same points, within the GPU test's bounds (1e-4·σ fp32, 1e-3·σ
