@@ -101,14 +101,15 @@ void RunMatMul(benchmark::State& state, bool streamed) {
   const int64_t rows = state.range(0), cols = state.range(1), batch = state.range(2);
   // type 0-2 = fp32, bf16, fp16 weights; 3 = bf16 weights with bf16-rounded activations
   // (vdpbf16ps where available); 4 = the same on pre-packed panels; 5 = int8 weights;
-  // 6 = int8 weights with int8 activations (quantised per call, inside the timing).
+  // 6 = int8 weights with int8 activations (quantised per call, inside the timing);
+  // 7 = bf16 weights on pre-packed panels with fp32 activations (exact: the engine's default).
   const bool int8_activations = state.range(3) == 6;
   const bool int8 = state.range(3) == 5 || int8_activations;
-  const bool packed = state.range(3) == 4;
-  const bool bf16_activations = state.range(3) == 3 || packed;
-  const auto type = int8               ? DType::kI8
-                    : bf16_activations ? DType::kBF16
-                                       : static_cast<DType>(state.range(3));
+  const bool packed = state.range(3) == 4 || state.range(3) == 7;
+  const bool bf16_activations = state.range(3) == 3 || state.range(3) == 4;
+  const auto type = int8                         ? DType::kI8
+                    : bf16_activations || packed ? DType::kBF16
+                                                 : static_cast<DType>(state.range(3));
   if (packed && !Bf16PanelsAccelerated()) {
     state.SkipWithError("no AVX512_BF16 on this CPU or build");
     return;
@@ -137,7 +138,9 @@ void RunMatMul(benchmark::State& state, bool streamed) {
                          benchmark::Counter::kIsRate);
   state.counters["GFLOPS"] =
       benchmark::Counter(calls * 2.0 * batch * rows * cols / 1e9, benchmark::Counter::kIsRate);
-  state.SetLabel(std::string(IsaLevelName(isa)) + (packed ? " bf16 panels (bf16 activations)"
+  state.SetLabel(std::string(IsaLevelName(isa)) + (packed && bf16_activations
+                                                       ? " bf16 panels (bf16 activations)"
+                                                   : packed           ? " bf16 panels"
                                                    : bf16_activations ? " bf16 (bf16 activations)"
                                                    : type == DType::kF32  ? " f32"
                                                    : type == DType::kBF16 ? " bf16"
@@ -157,7 +160,7 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
       {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}, {65536, 768}};
   for (int threads : {1, 2}) {
     for (int isa : {1, 2}) {
-      for (int type : {0, 1, 2, 3, 4, 5, 6}) {
+      for (int type : {0, 1, 2, 3, 4, 5, 6, 7}) {
         for (auto [rows, cols] : shapes) {
           for (int64_t batch : {1, 8, 32, 128, 512}) {
             if (rows == 65536 && batch > 32) continue;  // the head runs on last tokens only
