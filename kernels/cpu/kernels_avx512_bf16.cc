@@ -130,22 +130,25 @@ void ConvertRows(const float* x, int64_t ldx, int64_t rows, int64_t kc, uint32_t
   }
 }
 
+// NV: the panel's vectors of 16 output rows that hold rows of W (a matrix's last panel may hold
+// only 16 or 32 of its 48 rows; the rest is zero padding, neither read nor multiplied).
 // kAhead: also fetch, into L2, the words that follow this block in memory (the next K block of
 // the panel, or the next panel), one block ahead, so that the next block's first tile does
 // not wait for DRAM (the head's panels are read from memory once per product).
-template <int MR, bool kAhead = false>
+template <int MR, int NV, bool kAhead = false>
 void Tile(const uint32_t* xb, int64_t ldb, const uint32_t* panel, int64_t pairs, float* y,
           int64_t ldy, int cols, bool add) {
-  __m512 acc[MR][kPanelVectors];
+  static_assert(NV >= 1 && NV <= kPanelVectors);
+  __m512 acc[MR][NV];
   SKEIN_UNROLL
   for (int m = 0; m < MR; ++m) {
     SKEIN_UNROLL
-    for (int q = 0; q < kPanelVectors; ++q) acc[m][q] = _mm512_setzero_ps();
+    for (int q = 0; q < NV; ++q) acc[m][q] = _mm512_setzero_ps();
   }
   for (int64_t j = 0; j < pairs; ++j) {
-    __m512bh wv[kPanelVectors];
+    __m512bh wv[NV];
     SKEIN_UNROLL
-    for (int q = 0; q < kPanelVectors; ++q) {
+    for (int q = 0; q < NV; ++q) {
       if constexpr (kAhead) {
         _mm_prefetch(reinterpret_cast<const char*>(panel + (pairs + j) * kPanel + q * kLanes),
                      _MM_HINT_T1);
@@ -156,14 +159,14 @@ void Tile(const uint32_t* xb, int64_t ldb, const uint32_t* panel, int64_t pairs,
     for (int m = 0; m < MR; ++m) {
       const __m512bh xv = (__m512bh)_mm512_set1_epi32(static_cast<int>(xb[m * ldb + j]));
       SKEIN_UNROLL
-      for (int q = 0; q < kPanelVectors; ++q) acc[m][q] = _mm512_dpbf16_ps(acc[m][q], xv, wv[q]);
+      for (int q = 0; q < NV; ++q) acc[m][q] = _mm512_dpbf16_ps(acc[m][q], xv, wv[q]);
     }
   }
   SKEIN_UNROLL
   for (int m = 0; m < MR; ++m) {
     float* out = y + m * ldy;
     SKEIN_UNROLL
-    for (int q = 0; q < kPanelVectors; ++q) {
+    for (int q = 0; q < NV; ++q) {
       const int left = cols - q * kLanes;
       if (left <= 0) continue;
       const __mmask16 mask =
@@ -177,11 +180,21 @@ void Tile(const uint32_t* xb, int64_t ldb, const uint32_t* panel, int64_t pairs,
 
 using TileFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, float*, int64_t, int,
                         bool);
-constexpr TileFn kTiles[kRows] = {&Tile<1>, &Tile<2>, &Tile<3>, &Tile<4>,
-                                  &Tile<5>, &Tile<6>, &Tile<7>, &Tile<8>};
-constexpr TileFn kTilesAhead[kRows] = {&Tile<1, true>, &Tile<2, true>, &Tile<3, true>,
-                                       &Tile<4, true>, &Tile<5, true>, &Tile<6, true>,
-                                       &Tile<7, true>, &Tile<8, true>};
+// table.fn[nv - 1][mr - 1] = Tile<mr, nv, kAhead>.
+template <bool kAhead, int... I>
+constexpr auto MakeTiles(std::integer_sequence<int, I...>) {
+  struct Table {
+    TileFn fn[kPanelVectors][kRows];
+  } table{};
+  ((table.fn[I / kRows][I % kRows] = &Tile<I % kRows + 1, I / kRows + 1, kAhead>), ...);
+  return table;
+}
+constexpr auto kTiles = MakeTiles<false>(std::make_integer_sequence<int, kPanelVectors * kRows>{});
+constexpr auto kTilesAhead =
+    MakeTiles<true>(std::make_integer_sequence<int, kPanelVectors * kRows>{});
+
+// The vectors of a panel that hold any of its `cols` output rows.
+int PanelVectors(int cols) { return (cols + kLanes - 1) / kLanes; }
 
 // ---- Mid-size batches: dot-product tiles on W in place (no packing). ----
 // An MR×NR tile of y as MR·NR vector accumulators over k, summed across lanes at the end;
@@ -285,18 +298,20 @@ static_assert(kPanel == kBf16PanelRows, "packed panels are the GEMM's panels");
 // (or masking the high half) gives each as an fp32 lane, multiplied by the fp32 activation.
 constexpr int kWideRows = 6;
 
-template <int MR>
+// NV as for Tile.
+template <int MR, int NV>
 void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, float* y, int64_t ldy,
               int cols, bool add) {
   // Few rows (decode): the odd k go to accumulators of their own, so each pair's two
   // multiply-adds do not wait on each other; the two sets are summed at the end.
   constexpr bool kSplit = MR <= 2;
-  __m512 acc[MR][kPanelVectors];
-  __m512 acc_odd[MR][kPanelVectors];
+  static_assert(NV >= 1 && NV <= kPanelVectors);
+  __m512 acc[MR][NV];
+  __m512 acc_odd[MR][NV];
   SKEIN_UNROLL
   for (int m = 0; m < MR; ++m) {
     SKEIN_UNROLL
-    for (int q = 0; q < kPanelVectors; ++q) {
+    for (int q = 0; q < NV; ++q) {
       acc[m][q] = _mm512_setzero_ps();
       acc_odd[m][q] = _mm512_setzero_ps();
     }
@@ -304,9 +319,9 @@ void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, fl
   const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
   const int64_t full_pairs = kc / 2;
   for (int64_t j = 0; j < full_pairs; ++j) {
-    __m512 even[kPanelVectors], odd[kPanelVectors];
+    __m512 even[NV], odd[NV];
     SKEIN_UNROLL
-    for (int q = 0; q < kPanelVectors; ++q) {
+    for (int q = 0; q < NV; ++q) {
       const __m512i words = _mm512_loadu_si512(panel + j * kPanel + q * kLanes);
       even[q] = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
       odd[q] = _mm512_castsi512_ps(_mm512_and_si512(words, high_half));
@@ -316,7 +331,7 @@ void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, fl
       const __m512 x0 = _mm512_set1_ps(x[m * ldx + 2 * j]);
       const __m512 x1 = _mm512_set1_ps(x[m * ldx + 2 * j + 1]);
       SKEIN_UNROLL
-      for (int q = 0; q < kPanelVectors; ++q) {
+      for (int q = 0; q < NV; ++q) {
         acc[m][q] = _mm512_fmadd_ps(even[q], x0, acc[m][q]);
         if constexpr (kSplit) {
           acc_odd[m][q] = _mm512_fmadd_ps(odd[q], x1, acc_odd[m][q]);
@@ -329,7 +344,7 @@ void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, fl
   if (kc % 2 != 0) {  // the last k has no partner (its high half is zero padding)
     const int64_t j = full_pairs;
     SKEIN_UNROLL
-    for (int q = 0; q < kPanelVectors; ++q) {
+    for (int q = 0; q < NV; ++q) {
       const __m512 even = _mm512_castsi512_ps(
           _mm512_slli_epi32(_mm512_loadu_si512(panel + j * kPanel + q * kLanes), 16));
       SKEIN_UNROLL
@@ -342,7 +357,7 @@ void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, fl
   for (int m = 0; m < MR; ++m) {
     float* out = y + m * ldy;
     SKEIN_UNROLL
-    for (int q = 0; q < kPanelVectors; ++q) {
+    for (int q = 0; q < NV; ++q) {
       const int left = cols - q * kLanes;
       if (left <= 0) continue;
       const __mmask16 mask =
@@ -357,8 +372,17 @@ void WideTile(const float* x, int64_t ldx, const uint32_t* panel, int64_t kc, fl
 
 using WideTileFn = void (*)(const float*, int64_t, const uint32_t*, int64_t, float*, int64_t, int,
                             bool);
-constexpr WideTileFn kWideTiles[kWideRows] = {&WideTile<1>, &WideTile<2>, &WideTile<3>,
-                                              &WideTile<4>, &WideTile<5>, &WideTile<6>};
+// table.fn[nv - 1][mr - 1] = WideTile<mr, nv>.
+template <int... I>
+constexpr auto MakeWideTiles(std::integer_sequence<int, I...>) {
+  struct Table {
+    WideTileFn fn[kPanelVectors][kWideRows];
+  } table{};
+  ((table.fn[I / kWideRows][I % kWideRows] = &WideTile<I % kWideRows + 1, I / kWideRows + 1>), ...);
+  return table;
+}
+constexpr auto kWideTiles =
+    MakeWideTiles(std::make_integer_sequence<int, kPanelVectors * kWideRows>{});
 
 // The bf16 pairs of up to kBatchBlock rows of x, all of K, reused by every panel; per thread.
 uint32_t* ActivationPairs(int64_t stride) {
@@ -398,8 +422,9 @@ void MatMulBf16PanelsAvx512(const MatMulJob& job, const uint32_t* converted, int
       const uint32_t* panel = job.w.panels + (o / kPanel) * panel_words;
       for (int64_t b = 0; b < job.batch; b += kWideRows) {
         const int mr = job.batch - b < kWideRows ? static_cast<int>(job.batch - b) : kWideRows;
-        kWideTiles[mr - 1](job.x + b * job.ldx, job.ldx, panel, kdim, job.y + b * job.ldy + o,
-                           job.ldy, cols, job.accumulate);
+        kWideTiles.fn[PanelVectors(cols) - 1][mr - 1](job.x + b * job.ldx, job.ldx, panel, kdim,
+                                                      job.y + b * job.ldy + o, job.ldy, cols,
+                                                      job.accumulate);
       }
     }
     return;
@@ -424,7 +449,9 @@ void MatMulBf16PanelsAvx512(const MatMulJob& job, const uint32_t* converted, int
         for (int64_t b = b0; b < b1; b += kRows) {
           const int mr = b1 - b < kRows ? static_cast<int>(b1 - b) : kRows;
           // The first tile of rows fetches the next block while later tiles reuse this one.
-          const TileFn tile = b == b0 && b1 - b0 > kRows ? kTilesAhead[mr - 1] : kTiles[mr - 1];
+          const int nv = PanelVectors(cols);
+          const TileFn tile = b == b0 && b1 - b0 > kRows ? kTilesAhead.fn[nv - 1][mr - 1]
+                                                         : kTiles.fn[nv - 1][mr - 1];
           tile(xb + (b - b0) * stride + j0, stride, panel + j0 * kPanel, count,
                job.y + b * job.ldy + o, job.ldy, cols, add);
         }
@@ -485,8 +512,9 @@ void MatMulBf16Dot(const MatMulJob& job, int64_t b_begin, int64_t b_end, int64_t
         PackPanel(w + o * job.w.stride + k0, job.w.stride, cols, kc, panel);
         for (int64_t b = b0; b < b1; b += kRows) {
           const int mr = b1 - b < kRows ? static_cast<int>(b1 - b) : kRows;
-          kTiles[mr - 1](xb + (b - b0) * kXStride + k0 / 2, kXStride, panel, pairs,
-                         job.y + b * job.ldy + o, job.ldy, cols, add);
+          kTiles.fn[PanelVectors(cols) - 1][mr - 1](xb + (b - b0) * kXStride + k0 / 2, kXStride,
+                                                    panel, pairs, job.y + b * job.ldy + o, job.ldy,
+                                                    cols, add);
         }
       }
     }

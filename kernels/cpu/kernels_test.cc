@@ -528,7 +528,10 @@ TEST(MatMulTest, Bf16ActivationsRoundXAndAccumulateExactly) {
                                    {16, 48, 256},
                                    {33, 50, 77},
                                    {20, 97, 600},
-                                   {64, 16, 31}}) {
+                                   {64, 16, 31},
+                                   // Last panels of 32 and of 40 rows (two and three vectors).
+                                   {66, 80, 200},
+                                   {65, 40, 130}}) {
     TestWeights w = MakeWeights(rng, DType::kBF16, rows, cols, cols + 1);
     std::vector<float> x = RandomVector(rng, batch * cols);
     std::vector<float> y(batch * rows, 1.0f);
@@ -573,7 +576,14 @@ void CheckPackedPanels(IsaLevel level) {
                                      {9, 50, 300},
                                      {17, 144, 513},
                                      {33, 50, 77},
-                                     {130, 61, 129}}) {
+                                     {130, 61, 129},
+                                     // Last panels of 32, 40 and 29 rows: each number of
+                                     // 16-row vectors a partial panel can hold.
+                                     {1, 80, 70},
+                                     {2, 88, 65},
+                                     {12, 40, 100},
+                                     {9, 29, 65},
+                                     {130, 88, 129}}) {
       for (bool bf16_activations : {false, true}) {
         for (bool accumulate : {false, true}) {
           const int64_t stride = cols + 3;
