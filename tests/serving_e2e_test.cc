@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "skein/v1/router.grpc.pb.h"
+#include "skein/v1/worker.grpc.pb.h"
 #include "tests/support/child_process.h"
 #include "tests/support/prerequisite.h"
 #include "tests/support/serving_cluster.h"
@@ -113,11 +114,33 @@ TEST_F(ServingTest, EveryVersionThroughTwoStagesEqualsTheEngine) {
     ASSERT_EQ(models.models_size(), 1);
     EXPECT_EQ(models.models(0).architecture(), architecture);
     EXPECT_EQ(models.models(0).num_layers(), 3u);
+    int workers = 0;
     for (const auto& p : c.Processes()) {
-      if (p["role"] == "worker") {
-        EXPECT_GT(c.Metric(p["name"], "skein_worker_tokens_total"), 0) << p["name"];
+      if (p["role"] != "worker") continue;
+      ++workers;
+      const std::string name = p["name"];
+      EXPECT_GT(c.Metric(name, "skein_worker_tokens_total"), 0) << name;
+      // Each stage says where its activations go and how: stage 0 over a gRPC relay stream
+      // (the CPU link) to stage 1, which is last and sends none.
+      auto worker = v1::WorkerService::NewStub(
+          grpc::CreateChannel(p["address"].get<std::string>(), grpc::InsecureChannelCredentials()));
+      grpc::ClientContext info_ctx;
+      v1::StageInfo info;
+      ASSERT_TRUE(worker->GetStageInfo(&info_ctx, v1::GetStageInfoRequest(), &info).ok()) << name;
+      EXPECT_EQ(info.stage_count(), 2u) << name;
+      EXPECT_EQ(info.device(), "cpu") << name;
+      if (info.stage_index() == 0) {
+        EXPECT_EQ(info.link(), "grpc") << name;
+        EXPECT_FALSE(info.next_stage().empty()) << name;
+        EXPECT_EQ(info.link_dtype(), v1::ACTIVATION_DTYPE_FP32) << name;
+      } else {
+        EXPECT_EQ(info.stage_index(), 1u) << name;
+        EXPECT_EQ(info.link(), "") << name;
+        EXPECT_EQ(info.next_stage(), "") << name;
+        EXPECT_EQ(info.link_dtype(), v1::ACTIVATION_DTYPE_UNSPECIFIED) << name;
       }
     }
+    EXPECT_EQ(workers, 2);
   }
 }
 

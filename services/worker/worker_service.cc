@@ -267,6 +267,7 @@ grpc::Status WorkerService::GetStageInfo(grpc::ServerContext*, const v1::GetStag
   if (next_ != nullptr) {
     response->set_next_stage(next_->peer());
     response->set_link_dtype(config_.link_dtype);
+    response->set_link(next_->kind());
   }
   const engine::SessionTableStats s = sessions_->stats();
   response->set_sessions_resident(static_cast<uint32_t>(s.resident));

@@ -32,6 +32,7 @@ class GrpcRelayLink : public StageLink {
   void Send(const v1::StepRequest& step, const model::StageActivations& activations,
             Done done) override;
   std::string peer() const override { return target_; }
+  std::string kind() const override { return "grpc"; }
   LinkStats stats() const override;
 
  private:

@@ -148,6 +148,7 @@ class NcclStageLink final : public StageLink {
   }
 
   std::string peer() const override { return options_.target; }
+  std::string kind() const override { return "nccl"; }
 
   LinkStats stats() const override {
     absl::MutexLock lock(&mutex_);

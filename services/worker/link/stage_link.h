@@ -39,6 +39,9 @@ class StageLink {
 
   // The next stage's address, for logs and StageInfo.
   virtual std::string peer() const = 0;
+  // How activations travel to the next stage: "grpc" (a relay stream) or "nccl" (GPU to GPU),
+  // for StageInfo.link.
+  virtual std::string kind() const = 0;
   virtual LinkStats stats() const = 0;
 };
 
