@@ -2,7 +2,10 @@
 // each --batch size: ms per step, aggregate tokens/s, and the fraction of the memory-read
 // roofline (every weight is read once per step, so a step cannot beat weight bytes ÷ read
 // bandwidth, measured in the same run). Prefill of one sequence at each --prompt length:
-// tokens/s. The model is a checkpoint (--model) or a random model of an official shape
+// tokens/s. Both also as GFLOP/s of matrix products and their fraction of the arithmetic peak
+// of the instruction the large products run on (compute_peak.h, measured in the same run):
+// the roofline of prefill and large batches, which are bound by multiply-adds. The model is a
+// checkpoint (--model) or a random model of an official shape
 // (--shape 0.1b|0.4b) built in memory. Human-readable, or one JSON object with --json.
 #include <algorithm>
 #include <chrono>
@@ -14,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "kernels/cpu/compute_peak.h"
 #include "kernels/cpu/cpu_description.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/memory_bandwidth.h"
@@ -159,6 +163,11 @@ void RunBench(const BenchArgs& args) {
       kernels::MeasureReadBandwidth(e->pool(), static_cast<size_t>(args.bandwidth_mib) << 20, 5);
   const double bytes_per_step = static_cast<double>(e->weights().bytes_read_per_token());
   const double roofline_step = bytes_per_step / bandwidth;
+  const kernels::ComputePeak peaks =
+      on_cpu ? kernels::MeasureComputePeak(e->pool()) : kernels::ComputePeak{};
+  const double layer_flops =
+      2.0 * static_cast<double>(e->weights().layer_multiply_adds_per_token());
+  const double head_flops = 2.0 * static_cast<double>(e->weights().head_multiply_adds_per_row());
 
   FloatJson out;
   out["model"] = model_name;
@@ -211,6 +220,20 @@ void RunBench(const BenchArgs& args) {
   const bool packed = e->weights().layer(e->weights().first_layer()).key.panels != nullptr;
   out["bf16_panels"] = packed;
   out["read_bandwidth_gb_per_s"] = bandwidth / 1e9;
+  // The peak the large products run against: vdpbf16ps when they round activations to bf16,
+  // fp32 multiply-adds otherwise; none measured for int8 activations (integer dot products).
+  const double peak = args.engine.int8_activations ? 0
+                      : bf16_used                  ? peaks.bf16_dot
+                                                   : peaks.fp32_fma;
+  if (on_cpu) {
+    out["peak_fp32_fma_gflop_per_s"] = peaks.fp32_fma / 1e9;
+    if (peaks.bf16_dot > 0) out["peak_bf16_dot_gflop_per_s"] = peaks.bf16_dot / 1e9;
+  }
+  // GFLOP/s of products for `flops` in `seconds`, and their fraction of `peak` where known.
+  auto add_compute = [&](FloatJson& row, double flops, double seconds) {
+    row["gflop_per_s"] = flops / seconds / 1e9;
+    if (on_cpu && peak > 0) row["peak_fraction"] = flops / seconds / peak;
+  };
   out["weight_bytes_per_step"] = static_cast<int64_t>(bytes_per_step);
   out["roofline_ms_per_step"] = roofline_step * 1e3;
   FloatJson decode = FloatJson::array();
@@ -221,6 +244,7 @@ void RunBench(const BenchArgs& args) {
     row["ms_per_step"] = step * 1e3;
     row["tokens_per_s"] = batch / step;
     if (on_cpu) row["roofline_fraction"] = roofline_step / step;
+    add_compute(row, static_cast<double>(batch) * (layer_flops + head_flops), step);
     decode.push_back(row);
   }
   out["decode"] = decode;
@@ -231,6 +255,8 @@ void RunBench(const BenchArgs& args) {
     row["tokens"] = length;
     row["seconds"] = seconds;
     row["tokens_per_s"] = length / seconds;
+    // Logits for the last token only.
+    add_compute(row, static_cast<double>(length) * layer_flops + head_flops, seconds);
     prefill.push_back(row);
   }
   out["prefill"] = prefill;
@@ -272,23 +298,41 @@ void RunBench(const BenchArgs& args) {
   }
   std::printf("read bandwidth: %.1f GB/s; weights read per step: %.1f MB; roofline %.2f ms/step\n",
               bandwidth / 1e9, bytes_per_step / 1e6, roofline_step * 1e3);
+  if (on_cpu) {
+    std::printf(
+        "arithmetic peak: fp32 FMA %.0f GFLOP/s%s; the peak column is of %s\n",
+        peaks.fp32_fma / 1e9,
+        peaks.bf16_dot > 0
+            ? absl::StrFormat(", bf16 dot (vdpbf16ps) %.0f GFLOP/s", peaks.bf16_dot / 1e9).c_str()
+            : "",
+        args.engine.int8_activations ? "neither (int8 activations: n/a)"
+        : bf16_used                  ? "the bf16 dot"
+                                     : "fp32 FMA");
+  }
   if (!on_cpu)
     std::printf("device: %s (the roofline column is the CPU's: n/a)\n",
                 e->options().device.ToString().c_str());
-  std::printf("decode  batch  ms/step  tokens/s  roofline\n");
+  auto peak_column = [](const FloatJson& row) {
+    return row.contains("peak_fraction")
+               ? absl::StrFormat("%4.0f%%", 100 * row["peak_fraction"].get<float>())
+               : std::string("  n/a");
+  };
+  std::printf("decode  batch  ms/step  tokens/s  roofline  GFLOP/s  peak\n");
   for (const FloatJson& row : out["decode"]) {
     const std::string roofline =
         on_cpu ? absl::StrFormat("%7.0f%%", 100 * row["roofline_fraction"].get<float>())
                : "    n/a";
-    std::printf(
-        "        %5lld  %7.2f  %8.1f  %s\n", static_cast<long long>(row["batch"].get<int64_t>()),
-        row["ms_per_step"].get<float>(), row["tokens_per_s"].get<float>(), roofline.c_str());
+    std::printf("        %5lld  %7.2f  %8.1f  %s  %7.1f  %s\n",
+                static_cast<long long>(row["batch"].get<int64_t>()),
+                row["ms_per_step"].get<float>(), row["tokens_per_s"].get<float>(), roofline.c_str(),
+                row["gflop_per_s"].get<float>(), peak_column(row).c_str());
   }
-  std::printf("prefill tokens  seconds  tokens/s\n");
+  std::printf("prefill tokens  seconds  tokens/s  GFLOP/s  peak\n");
   for (const FloatJson& row : out["prefill"]) {
-    std::printf("        %6lld  %7.3f  %8.1f\n",
+    std::printf("        %6lld  %7.3f  %8.1f  %7.1f  %s\n",
                 static_cast<long long>(row["tokens"].get<int64_t>()), row["seconds"].get<float>(),
-                row["tokens_per_s"].get<float>());
+                row["tokens_per_s"].get<float>(), row["gflop_per_s"].get<float>(),
+                peak_column(row).c_str());
   }
 }
 

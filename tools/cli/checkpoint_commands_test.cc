@@ -78,6 +78,7 @@ TEST(Inspect, DescribesThisCpu) {
   EXPECT_THAT(r.out, HasSubstr("\nfeatures: "));
   EXPECT_THAT(r.out, HasSubstr("\nisa: "));
   EXPECT_THAT(r.out, HasSubstr("\nbf16 products: "));
+  EXPECT_THAT(r.out, HasSubstr("\narithmetic peak, "));
   ExpectOneLineError(Skein("inspect"), "give --model PATH or --cpu");
 }
 

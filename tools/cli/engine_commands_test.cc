@@ -148,6 +148,8 @@ TEST(DeviceCommandsTest, ReferenceDeviceGeneratesTheGoldenAndBenchSaysWhere) {
   ASSERT_EQ(out["decode"].size(), 1u);
   EXPECT_GT(out["decode"][0]["tokens_per_s"].get<double>(), 0);
   EXPECT_FALSE(out["decode"][0].contains("roofline_fraction"));
+  EXPECT_FALSE(out["decode"][0].contains("peak_fraction"));
+  EXPECT_FALSE(out.contains("peak_fp32_fma_gflop_per_s"));
 }
 
 // --tiles picks the AMX path for a comparison in one run: off works everywhere, on only where
@@ -170,6 +172,39 @@ TEST(EngineCommandsTest, BenchTilesSwitch) {
   RunResult bad = RunSkein(base + " --tiles maybe");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("maybe"), std::string::npos) << bad.err;
+}
+
+// The compute columns: FLOPs counted from the model's matrices (the head once per decode row,
+// once per prompt), divided by the same times as tokens/s, and the fraction of the fp32 FMA
+// peak measured in the same run.
+TEST(EngineCommandsTest, BenchCountsProductFlopsAgainstTheMeasuredPeak) {
+  SKEIN_REQUIRE_TEST_DATA(model, "golden/rwkv7/tiny-l2-c128-v256.pth");
+  RunResult r = RunSkein("bench --json --dtype fp32 --model " + model +
+                         " --batch 1,3 --prompt 9 --decode-steps 2 --repeats 1 --bandwidth-mib 8");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json out = nlohmann::json::parse(r.out);
+  const double peak = out["peak_fp32_fma_gflop_per_s"].get<double>();
+  ASSERT_GT(peak, 0);
+  // FLOPs of one step, from the reported rate and time.
+  auto step_flops = [](const nlohmann::json& row, const char* seconds_key, double scale) {
+    return row["gflop_per_s"].get<double>() * 1e9 * row[seconds_key].get<double>() * scale;
+  };
+  ASSERT_EQ(out["decode"].size(), 2u);
+  const double one = step_flops(out["decode"][0], "ms_per_step", 1e-3);
+  const double three = step_flops(out["decode"][1], "ms_per_step", 1e-3);
+  EXPECT_NEAR(three, 3 * one, 1e-3 * three);  // every session of a step costs the same
+  const double prompt = step_flops(out["prefill"][0], "seconds", 1.0);
+  // Prefill: 9 tokens through the layers, the head on the last one only.
+  const double layer = (prompt - one) / 8, head = one - layer;
+  EXPECT_NEAR(head, 2.0 * 256 * 128, 1e-2 * head);  // the head: vocab 256 × C 128
+  // The layers: at least the projections and FFN (4C² + 2·C·4C per layer, two layers), plus
+  // the LoRAs.
+  EXPECT_GT(layer, 2.0 * 2 * (4 * 128 * 128 + 2 * 128 * 512));
+  EXPECT_LT(layer, 2.0 * 2 * (4 * 128 * 128 + 2 * 128 * 512 + 8 * 128 * 128));
+  for (const nlohmann::json* row : {&out["decode"][0], &out["decode"][1], &out["prefill"][0]}) {
+    EXPECT_NEAR((*row)["peak_fraction"].get<double>(), (*row)["gflop_per_s"].get<double>() / peak,
+                1e-3 * (*row)["peak_fraction"].get<double>());
+  }
 }
 
 // Bad input: a non-zero exit and one line on stderr that says what is wrong.

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/float16.h"
+#include "kernels/cpu/compute_peak.h"
 #include "kernels/cpu/cpu_description.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/kernels.h"
@@ -107,6 +108,17 @@ void InspectCpu() {
               : f.amx_bf16 ? "on this CPU but not usable (Linux refused the tile data, or the "
                              "build lacks the kernel)"
                            : "none on this CPU");
+  {
+    // The compute roofline of prefill and batches (skein bench gives each figure against it).
+    const int threads = kernels::HardwareCores();
+    kernels::ThreadPool pool(threads);
+    const kernels::ComputePeak peak = kernels::MeasureComputePeak(&pool);
+    std::printf(
+        "arithmetic peak, %d threads: fp32 FMA %.0f GFLOP/s%s\n", threads, peak.fp32_fma / 1e9,
+        peak.bf16_dot > 0
+            ? absl::StrFormat(", bf16 dot (vdpbf16ps) %.0f GFLOP/s", peak.bf16_dot / 1e9).c_str()
+            : "");
+  }
   if (kernels::Bf16PanelsAccelerated()) PrintMeasuredPaths();
 }
 

@@ -364,16 +364,36 @@ void RwkvWeights::Embed(int64_t token, float* out) const {
   kernels::LayerNorm(out, ln0_w_, ln0_b_, C, kLayerNormEps, out);
 }
 
+namespace {
+
+// Every matrix a layer multiplies by (those a version lacks are empty).
+std::vector<const WeightMatrix*> LayerMatrices(const RwkvLayerWeights& l) {
+  return {&l.receptance, &l.key,       &l.value,     &l.output,    &l.ffn_key,
+          &l.ffn_value,  &l.w1,        &l.w2,        &l.a1,        &l.a2,
+          &l.g1,         &l.g2,        &l.v1,        &l.v2,        &l.ffn_receptance,
+          &l.gate,       &l.maa_w1,    &l.maa_w2[0], &l.maa_w2[1], &l.maa_w2[2],
+          &l.maa_w2[3],  &l.maa_w2[4], &l.decay_w1,  &l.decay_w2};
+}
+
+}  // namespace
+
+int64_t RwkvWeights::layer_multiply_adds_per_token() const {
+  int64_t macs = 0;
+  for (const RwkvLayerWeights& l : layers_) {
+    for (const WeightMatrix* m : LayerMatrices(l)) macs += m->rows * m->cols;
+  }
+  return macs;
+}
+
+int64_t RwkvWeights::head_multiply_adds_per_row() const {
+  return has_head() ? head_.rows * head_.cols : 0;
+}
+
 int64_t RwkvWeights::bytes_read_per_token() const {
   const int64_t C = config_.n_embd;
   int64_t bytes = 0;
   for (const RwkvLayerWeights& l : layers_) {
-    for (const WeightMatrix* m :
-         {&l.receptance, &l.key,       &l.value,     &l.output,    &l.ffn_key,
-          &l.ffn_value,  &l.w1,        &l.w2,        &l.a1,        &l.a2,
-          &l.g1,         &l.g2,        &l.v1,        &l.v2,        &l.ffn_receptance,
-          &l.gate,       &l.maa_w1,    &l.maa_w2[0], &l.maa_w2[1], &l.maa_w2[2],
-          &l.maa_w2[3],  &l.maa_w2[4], &l.decay_w1,  &l.decay_w2}) {
+    for (const WeightMatrix* m : LayerMatrices(l)) {
       bytes += static_cast<int64_t>(m->rows * m->cols * DTypeSize(m->type));
     }
     bytes += 20 * C * static_cast<int64_t>(sizeof(float));  // vectors and norms

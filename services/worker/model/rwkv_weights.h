@@ -142,6 +142,12 @@ class RwkvWeights {
   // vectors; one embedding row), the numerator of the decode roofline.
   int64_t bytes_read_per_token() const;
 
+  // Multiply-adds of one token's matrix products in this stage's layers (projections, FFN,
+  // LoRAs), and of the head for one row of logits (0 without a head): the numerators of the
+  // compute roofline of prefill and batched decode (kernels/cpu/compute_peak.h).
+  int64_t layer_multiply_adds_per_token() const;
+  int64_t head_multiply_adds_per_row() const;
+
  private:
   RwkvWeights() = default;
 
