@@ -125,6 +125,7 @@ TEST_F(ServingTest, EveryVersionThroughTwoStagesEqualsTheEngine) {
       auto worker = v1::WorkerService::NewStub(
           grpc::CreateChannel(p["address"].get<std::string>(), grpc::InsecureChannelCredentials()));
       grpc::ClientContext info_ctx;
+      info_ctx.set_deadline(std::chrono::system_clock::now() + 10s);
       v1::StageInfo info;
       ASSERT_TRUE(worker->GetStageInfo(&info_ctx, v1::GetStageInfoRequest(), &info).ok()) << name;
       EXPECT_EQ(info.stage_count(), 2u) << name;

@@ -12,7 +12,8 @@ namespace skein::kernels {
 
 struct ComputePeak {
   // FLOP/s (2 per multiply-add lane) of fp32 fused multiply-adds at the active ISA level
-  // (ActiveIsaLevel: zmm, ymm, or scalar), what products with fp32 activations run on.
+  // (ActiveIsaLevel: zmm or ymm), what products with fp32 activations run on; at the scalar
+  // level, of a multiply and an add as the portable build compiles them (possibly SSE).
   double fp32_fma = 0;
   // FLOP/s of vdpbf16ps (2 per bf16 product), what products with bf16-rounded activations run
   // on; 0 where the active level has no AVX512-BF16.

@@ -16,7 +16,11 @@ float Avx2FmaLoop(int64_t iterations) {
   }
   __m256 sum = acc[0];
   for (int c = 1; c < kPeakChains; ++c) sum = _mm256_add_ps(sum, acc[c]);
-  return _mm256_cvtss_f32(sum);
+  // Every lane, so that none of the work is dead.
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
 }
 
 }  // namespace skein::kernels::peak

@@ -35,7 +35,7 @@ TEST(ComputePeakTest, ScalarLoopRunsEveryRound) {
 TEST(ComputePeakTest, Avx2LoopRunsEveryRound) {
   if (SupportedIsaLevel() < IsaLevel::kAvx2) GTEST_SKIP() << "no AVX2 on this CPU";
   for (int64_t rounds : {0, 1, 10, 1000}) {
-    EXPECT_NEAR(peak::Avx2FmaLoop(rounds), FmaChains(rounds), 1e-4) << rounds;  // lane 0
+    EXPECT_NEAR(peak::Avx2FmaLoop(rounds), 8 * FmaChains(rounds), 1e-3) << rounds;
   }
 }
 

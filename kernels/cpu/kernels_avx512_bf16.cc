@@ -442,6 +442,7 @@ void MatMulBf16PanelsAvx512(const MatMulJob& job, const uint32_t* converted, int
     const int64_t block = b1 - b0 <= kRows ? pairs : kPairsPerBlock;
     for (int64_t o = o_begin; o < o_end; o += kPanel) {
       const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+      const int nv = PanelVectors(cols);
       const uint32_t* panel = job.w.panels + (o / kPanel) * panel_words;
       for (int64_t j0 = 0; j0 < pairs; j0 += block) {
         const int64_t count = pairs - j0 < block ? pairs - j0 : block;
@@ -449,7 +450,6 @@ void MatMulBf16PanelsAvx512(const MatMulJob& job, const uint32_t* converted, int
         for (int64_t b = b0; b < b1; b += kRows) {
           const int mr = b1 - b < kRows ? static_cast<int>(b1 - b) : kRows;
           // The first tile of rows fetches the next block while later tiles reuse this one.
-          const int nv = PanelVectors(cols);
           const TileFn tile = b == b0 && b1 - b0 > kRows ? kTilesAhead.fn[nv - 1][mr - 1]
                                                          : kTiles.fn[nv - 1][mr - 1];
           tile(xb + (b - b0) * stride + j0, stride, panel + j0 * kPanel, count,

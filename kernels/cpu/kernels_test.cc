@@ -529,7 +529,9 @@ TEST(MatMulTest, Bf16ActivationsRoundXAndAccumulateExactly) {
                                    {33, 50, 77},
                                    {20, 97, 600},
                                    {64, 16, 31},
-                                   // Last panels of 32 and of 40 rows (two and three vectors).
+                                   // Last panels of 16, 32 and 40 rows (one, two and three
+                                   // vectors).
+                                   {66, 64, 200},
                                    {66, 80, 200},
                                    {65, 40, 130}}) {
     TestWeights w = MakeWeights(rng, DType::kBF16, rows, cols, cols + 1);
@@ -577,8 +579,10 @@ void CheckPackedPanels(IsaLevel level) {
                                      {17, 144, 513},
                                      {33, 50, 77},
                                      {130, 61, 129},
-                                     // Last panels of 32, 40 and 29 rows: each number of
-                                     // 16-row vectors a partial panel can hold.
+                                     // Last panels of 16 (C = 1024, 4096, the head), 32, 40
+                                     // and 29 rows: one, two and three 16-row vectors used.
+                                     {2, 64, 70},
+                                     {130, 112, 129},
                                      {1, 80, 70},
                                      {2, 88, 65},
                                      {12, 40, 100},

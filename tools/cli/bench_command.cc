@@ -220,11 +220,13 @@ void RunBench(const BenchArgs& args) {
   const bool packed = e->weights().layer(e->weights().first_layer()).key.panels != nullptr;
   out["bf16_panels"] = packed;
   out["read_bandwidth_gb_per_s"] = bandwidth / 1e9;
-  // The peak the large products run against: vdpbf16ps when they round activations to bf16,
-  // fp32 multiply-adds otherwise; none measured for int8 activations (integer dot products).
-  const double peak = args.engine.int8_activations ? 0
-                      : bf16_used                  ? peaks.bf16_dot
-                                                   : peaks.fp32_fma;
+  // The peak of the instruction the large products run on: vdpbf16ps when they round
+  // activations to bf16 over bf16 panels, fp32 multiply-adds otherwise. None for int8
+  // activations (integer dot products) or where AMX tiles take some batches (their peak is
+  // not measured).
+  const bool int8_dots = args.engine.int8_activations && args.engine.dtype == "int8";
+  const bool bf16_dots = bf16_used && packed;
+  const double peak = int8_dots || tiles ? 0 : bf16_dots ? peaks.bf16_dot : peaks.fp32_fma;
   if (on_cpu) {
     out["peak_fp32_fma_gflop_per_s"] = peaks.fp32_fma / 1e9;
     if (peaks.bf16_dot > 0) out["peak_bf16_dot_gflop_per_s"] = peaks.bf16_dot / 1e9;
@@ -305,9 +307,10 @@ void RunBench(const BenchArgs& args) {
         peaks.bf16_dot > 0
             ? absl::StrFormat(", bf16 dot (vdpbf16ps) %.0f GFLOP/s", peaks.bf16_dot / 1e9).c_str()
             : "",
-        args.engine.int8_activations ? "neither (int8 activations: n/a)"
-        : bf16_used                  ? "the bf16 dot"
-                                     : "fp32 FMA");
+        int8_dots   ? "neither (int8 activations: n/a)"
+        : tiles     ? "neither (AMX tiles: n/a)"
+        : bf16_dots ? "the bf16 dot"
+                    : "fp32 FMA");
   }
   if (!on_cpu)
     std::printf("device: %s (the roofline column is the CPU's: n/a)\n",
