@@ -35,15 +35,9 @@ int64_t RowCost(const MatMulJob& job) {
 // Batches from which the bf16 dot-product kernel pays off (it packs both operands).
 constexpr int64_t kMinBf16DotBatch = 4;
 
-// Whether the AVX512_BF16 kernels may run now (the CPU has them and no lower ISA level is
-// forced).
-bool PanelsAccelerated() {
-  return Bf16PanelsAccelerated() && ActiveIsaLevel() == IsaLevel::kAvx512;
-}
-
 bool UseBf16Dot(const MatMulJob& job) {
   return job.bf16_activations && job.w.type == DType::kBF16 && job.batch >= kMinBf16DotBatch &&
-         PanelsAccelerated();
+         Bf16PanelsAccelerated();
 }
 
 // Which kernel runs a product with panels, and how its activations are prepared once per
@@ -71,7 +65,7 @@ ProductPlan PlanFor(const MatMulJob& job, const TilePolicy& policy) {
       (policy.emulate || (AmxTilesAvailable() && ActiveIsaLevel() == IsaLevel::kAvx512))) {
     plan.path = PanelPath::kTiles;
     plan.emulate_tiles = policy.emulate;
-  } else if (job.bf16_activations && PanelsAccelerated()) {
+  } else if (job.bf16_activations && Bf16PanelsAccelerated()) {
     plan.path = PanelPath::kVectorPairs;
   }
   return plan;
@@ -99,7 +93,7 @@ void RunRows(const KernelTable& table, const MatMulJob& job, const ProductPlan& 
       const auto tile_kernel =
           plan.emulate_tiles ? &MatMulBf16PanelsTileModel : &MatMulBf16PanelsAmx;
       tile_kernel(job, converted, TileParts(job), begin, end);
-    } else if (PanelsAccelerated()) {
+    } else if (Bf16PanelsAccelerated()) {
       MatMulBf16PanelsAvx512(job, converted, begin, end);
     } else {
       MatMulBf16PanelsPortable(job, begin, end);
@@ -218,7 +212,7 @@ class Int8ActivationSet {
 bool Bf16PanelsAccelerated() {
   static const bool available =
       HaveBf16DotKernels() && DetectCpuFeatures().avx512_bf16 && KernelsFor(IsaLevel::kAvx512);
-  return available;
+  return available && ActiveIsaLevel() == IsaLevel::kAvx512;
 }
 
 const KernelTable* KernelsFor(IsaLevel level) {

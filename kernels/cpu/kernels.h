@@ -151,8 +151,10 @@ int64_t Bf16PanelWords(int64_t rows, int64_t cols);
 // aligned for speed), on `pool`'s threads when given.
 void PackBf16Panels(const WeightMatrix& w, uint32_t* out, ThreadPool* pool = nullptr);
 
-// Whether products over packed panels have a fast kernel here (a CPU with AVX512_BF16 and a
-// build that has it). Without one they still run, on a slow portable loop.
+// Whether products over packed panels have a fast kernel here and now: a CPU with AVX512_BF16,
+// a build that has it, and the avx512 level active (SKEIN_CPU_ISA or ForceIsaLevel may lower
+// it). Without one they still run, on a slow portable loop, so the engine packs bf16 weights
+// only where this holds when it loads them.
 bool Bf16PanelsAccelerated();
 
 // Runs one product, reading each weight once per call for the whole batch (weights are

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/checkpoint/archive_impl.h"
 #include "services/worker/model/rwkv7_reference.h"
@@ -316,6 +317,34 @@ TEST_P(GoldenTest, Bf16ActivationsStayClose) {
   std::printf("\n");
   EXPECT_LE(sorted[sorted.size() / 2], 5e-2f);
   EXPECT_LE(sorted.back(), 1.5e-1f);
+}
+
+// bf16 weights are packed into panels only where the panel kernels will run them: with
+// AVX512-BF16 at the avx512 level, not when a lower level is forced (SKEIN_CPU_ISA=avx2 on such
+// a CPU used to pack them anyway and send every product to the portable loop).
+TEST_P(GoldenTest, Bf16WeightsArePackedOnlyWhereThePanelKernelsRun) {
+  const bool accelerated = kernels::Bf16PanelsAccelerated();
+  EXPECT_EQ(Weights(DType::kBF16)->layer(0).key.panels != nullptr, accelerated);
+  if (kernels::SupportedIsaLevel() < kernels::IsaLevel::kAvx2) GTEST_SKIP() << "no AVX2 here";
+  ASSERT_TRUE(kernels::ForceIsaLevel(kernels::IsaLevel::kAvx2).ok());
+  EXPECT_FALSE(kernels::Bf16PanelsAccelerated());
+  std::shared_ptr<const RwkvWeights> weights = Weights(DType::kBF16);
+  ASSERT_NE(weights, nullptr);
+  EXPECT_EQ(weights->layer(0).key.panels, nullptr);
+  {
+    // And the row-major bf16 weights still give the golden logits at that level.
+    RwkvModel model(weights, &Pool());
+    RwkvState state = model.NewState();
+    absl::StatusOr<StepResult> r = StepOne(model, state, golden_.tokens, /*all_logits=*/true);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const size_t V = golden_.logits[0].size();
+    for (size_t t = 0; t < golden_.tokens.size(); ++t) {
+      ExpectLogits(absl::MakeConstSpan(r->logits).subspan(t * V, V), t, "bf16 at avx2",
+                   kLogitTolerance);
+    }
+  }
+  ASSERT_TRUE(kernels::ForceIsaLevel(kernels::SupportedIsaLevel()).ok());
+  EXPECT_EQ(kernels::Bf16PanelsAccelerated(), accelerated);
 }
 
 TEST_P(GoldenTest, EveryTwoStageSplitEqualsWholeModel) {
