@@ -273,8 +273,12 @@ void RunBench(const BenchArgs& args) {
               model_name.c_str(), static_cast<long long>(c.n_layer),
               static_cast<long long>(c.n_embd), static_cast<long long>(c.vocab),
               args.engine.dtype.c_str(), packed ? " in packed panels" : "",
-              bf16_used                      ? " (bf16 activations)"
-              : args.engine.bf16_activations ? " (bf16 activations asked for, slower here: off)"
+              bf16_used ? " (bf16 activations)"
+              : args.engine.bf16_activations && cpu_model != nullptr &&
+                      !cpu_model->bf16_activation_timings().empty()
+                  ? " (bf16 activations asked for, slower here: off)"
+              : args.engine.bf16_activations
+                  ? " (bf16 activations asked for: no effect with these weights on this CPU)"
               : args.engine.int8_activations ? " (int8 activations)"
                                              : "",
               e->pool()->num_threads(),

@@ -205,6 +205,19 @@ TEST(EngineCommandsTest, BenchCountsProductFlopsAgainstTheMeasuredPeak) {
     EXPECT_NEAR((*row)["peak_fraction"].get<double>(), (*row)["gflop_per_s"].get<double>() / peak,
                 1e-3 * (*row)["peak_fraction"].get<double>());
   }
+  // Rounding activations to bf16 does nothing for fp32 weights: not reported as used, and the
+  // products are still held to the fp32 peak.
+  RunResult rounded = RunSkein("bench --json --dtype fp32 --bf16-activations --model " + model +
+                               " --batch 1 --prompt 9 --decode-steps 1 --repeats 1 "
+                               "--bandwidth-mib 8");
+  ASSERT_EQ(rounded.exit_code, 0) << rounded.err;
+  const nlohmann::json bf16 = nlohmann::json::parse(rounded.out);
+  EXPECT_TRUE(bf16["bf16_activations"].get<bool>());
+  EXPECT_FALSE(bf16["bf16_activations_used"].get<bool>());
+  const nlohmann::json& row = bf16["prefill"][0];
+  EXPECT_NEAR(row["peak_fraction"].get<double>(),
+              row["gflop_per_s"].get<double>() / bf16["peak_fp32_fma_gflop_per_s"].get<double>(),
+              1e-3 * row["peak_fraction"].get<double>());
 }
 
 // Bad input: a non-zero exit and one line on stderr that says what is wrong.

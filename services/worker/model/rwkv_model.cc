@@ -28,10 +28,13 @@ RwkvModel::RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::Thread
   } else {
     tile_choice_.policy = kernels::GetTilePolicy();
   }
-  // Rounding activations to bf16 only changes anything on CPUs with the bf16 instructions;
-  // there, keep it only if it measures faster on this model's largest per-layer matrix.
-  if (options_.bf16_activations && options_.measure_bf16_activations &&
-      kernels::Bf16PanelsAccelerated() && probe.type == DType::kBF16 && probe.rows > 0) {
+  // Rounding activations to bf16 only changes anything for bf16 weights on CPUs with the bf16
+  // instructions (elsewhere no product rounds: say so, rather than report it in use); there,
+  // keep it only if it measures faster on this model's largest per-layer matrix.
+  if (!kernels::Bf16PanelsAccelerated() || probe.type != DType::kBF16) {
+    options_.bf16_activations = false;
+  }
+  if (options_.bf16_activations && options_.measure_bf16_activations && probe.rows > 0) {
     const int64_t batches[] = {16, 128};
     bf16_timings_ = kernels::TimeBf16Activations(probe, batches, pool_);
     options_.bf16_activations = kernels::Bf16ActivationsPayOff(bf16_timings_);
