@@ -221,12 +221,11 @@ void RunBench(const BenchArgs& args) {
   out["bf16_panels"] = packed;
   out["read_bandwidth_gb_per_s"] = bandwidth / 1e9;
   // The peak of the instruction the large products run on: vdpbf16ps when they round
-  // activations to bf16 over bf16 panels, fp32 multiply-adds otherwise. None for int8
-  // activations (integer dot products) or where AMX tiles take some batches (their peak is
-  // not measured).
+  // activations to bf16 (bf16_used: only where that runs on vdpbf16ps), fp32 multiply-adds
+  // otherwise. None for int8 activations (integer dot products) or where AMX tiles take some
+  // batches (their peak is not measured).
   const bool int8_dots = args.engine.int8_activations && args.engine.dtype == "int8";
-  const bool bf16_dots = bf16_used && packed;
-  const double peak = int8_dots || tiles ? 0 : bf16_dots ? peaks.bf16_dot : peaks.fp32_fma;
+  const double peak = int8_dots || tiles ? 0 : bf16_used ? peaks.bf16_dot : peaks.fp32_fma;
   if (on_cpu) {
     out["peak_fp32_fma_gflop_per_s"] = peaks.fp32_fma / 1e9;
     if (peaks.bf16_dot > 0) out["peak_bf16_dot_gflop_per_s"] = peaks.bf16_dot / 1e9;
@@ -313,7 +312,7 @@ void RunBench(const BenchArgs& args) {
             : "",
         int8_dots   ? "neither (int8 activations: n/a)"
         : tiles     ? "neither (AMX tiles: n/a)"
-        : bf16_dots ? "the bf16 dot"
+        : bf16_used ? "the bf16 dot"
                     : "fp32 FMA");
   }
   if (!on_cpu)

@@ -1,11 +1,9 @@
 // `skein inspect --model PATH`: what a checkpoint is (RWKV version, shapes, dtype, parameter
 // count, recurrent state size), or why this engine cannot run it. `skein inspect --cpu`: the
 // processor, the features the kernels look at and the paths they take on it.
-#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -54,8 +52,8 @@ std::string_view Family(RwkvVersion v) {
 }
 
 // Times the product paths a model would choose between at load (path_choice.h), on a bf16
-// matrix of a 0.1B model's FFN shape with every hardware thread, and prints the choice.
-void PrintMeasuredPaths() {
+// matrix of a 0.1B model's FFN shape on `pool`, and prints the choice.
+void PrintMeasuredPaths(kernels::ThreadPool& pool) {
   const int64_t rows = 3072, cols = 768;
   std::vector<uint16_t> w(rows * cols);
   for (size_t i = 0; i < w.size(); ++i) {
@@ -66,7 +64,6 @@ void PrintMeasuredPaths() {
   std::vector<uint32_t> panels(kernels::Bf16PanelWords(rows, cols));
   kernels::PackBf16Panels(m, panels.data());
   m.panels = panels.data();
-  kernels::ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   auto from = [](int64_t b) {
     return b == kernels::kNoTileBatch ? std::string("never") : absl::StrCat("from batch ", b);
   };
@@ -108,18 +105,17 @@ void InspectCpu() {
               : f.amx_bf16 ? "on this CPU but not usable (Linux refused the tile data, or the "
                              "build lacks the kernel)"
                            : "none on this CPU");
-  {
-    // The compute roofline of prefill and batches (skein bench gives each figure against it).
-    const int threads = kernels::HardwareCores();
-    kernels::ThreadPool pool(threads);
-    const kernels::ComputePeak peak = kernels::MeasureComputePeak(&pool);
-    std::printf(
-        "arithmetic peak, %d threads: fp32 FMA %.0f GFLOP/s%s\n", threads, peak.fp32_fma / 1e9,
-        peak.bf16_dot > 0
-            ? absl::StrFormat(", bf16 dot (vdpbf16ps) %.0f GFLOP/s", peak.bf16_dot / 1e9).c_str()
-            : "");
-  }
-  if (kernels::Bf16PanelsAccelerated()) PrintMeasuredPaths();
+  // Every core, as the engine uses them.
+  kernels::ThreadPool pool(kernels::HardwareCores());
+  // The compute roofline of prefill and batches (skein bench gives each figure against it).
+  const kernels::ComputePeak peak = kernels::MeasureComputePeak(&pool);
+  std::printf(
+      "arithmetic peak, %d threads: fp32 FMA %.0f GFLOP/s%s\n", pool.num_threads(),
+      peak.fp32_fma / 1e9,
+      peak.bf16_dot > 0
+          ? absl::StrFormat(", bf16 dot (vdpbf16ps) %.0f GFLOP/s", peak.bf16_dot / 1e9).c_str()
+          : "");
+  if (kernels::Bf16PanelsAccelerated()) PrintMeasuredPaths(pool);
 }
 
 void Inspect(const std::string& path) {

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -367,7 +368,7 @@ void RwkvWeights::Embed(int64_t token, float* out) const {
 namespace {
 
 // Every matrix a layer multiplies by (those a version lacks are empty).
-std::vector<const WeightMatrix*> LayerMatrices(const RwkvLayerWeights& l) {
+std::array<const WeightMatrix*, 24> LayerMatrices(const RwkvLayerWeights& l) {
   return {&l.receptance, &l.key,       &l.value,     &l.output,    &l.ffn_key,
           &l.ffn_value,  &l.w1,        &l.w2,        &l.a1,        &l.a2,
           &l.g1,         &l.g2,        &l.v1,        &l.v2,        &l.ffn_receptance,
