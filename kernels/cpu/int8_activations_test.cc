@@ -1,7 +1,7 @@
 // Products with int8 activations (MatMulJob::int8_activations): the activation quantiser
 // against its definition, every dot-product variant this CPU runs against the exact formula
-// (in double) and the scalar reference, the public entry points (sharing, threads), and the
-// accuracy against the fp32-activation int8 product.
+// (in double) and the scalar reference, the public entry points (sharing, threads), the
+// accuracy against the fp32-activation int8 product, and products over packed int8 panels.
 #include <algorithm>
 #include <cfenv>
 #include <cmath>
@@ -15,6 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/int8_panels_internal.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/thread_pool.h"
@@ -531,6 +532,277 @@ TEST(Int8ActivationsMatMulTest, AccuracyAgainstFp32Activations) {
       // blocks round the other 31 values on the outlier's coarser grid).
       EXPECT_LT(relative, kind == 0 ? 6e-3 : 2e-2) << "K=" << cols << " kind " << kind;
       EXPECT_GT(relative, 0.0);
+    }
+  }
+}
+
+// ---- Packed int8 panels ----
+
+// Int8Weights packed into panels (the row-major copy kept for the references).
+struct PackedInt8 {
+  std::vector<uint32_t> words;
+  WeightMatrix matrix;  // panels set, data null
+};
+
+PackedInt8 Pack(const Int8Weights& w) {
+  PackedInt8 p;
+  // Not a word PackInt8Panels writes for a q of 0 (0x80808080): all must be written.
+  p.words.assign(Int8PanelWords(w.matrix.rows, w.matrix.cols), 0x5a5a5a5au);
+  PackInt8Panels(w.matrix, p.words.data());
+  p.matrix = w.matrix;
+  p.matrix.data = nullptr;
+  p.matrix.stride = w.matrix.cols;
+  p.matrix.panels = p.words.data();
+  return p;
+}
+
+// Every byte of every panel: q + 128, and 128 (q = 0) past the matrix's rows and columns;
+// packing on a pool gives the same words.
+TEST(Int8PanelsTest, PackingLayout) {
+  std::mt19937 rng(40);
+  ThreadPool pool(3);
+  for (int64_t rows : {1, 47, 48, 49, 100, 1000}) {
+    for (int64_t cols : {1, 3, 4, 5, 33}) {
+      const Int8Weights w = RandomWeights(rng, rows, cols, cols + 2);
+      const PackedInt8 p = Pack(w);
+      const int64_t groups = (cols + 3) / 4;
+      ASSERT_EQ(p.words.size(), static_cast<size_t>((rows + 47) / 48 * 48 * groups));
+      for (int64_t o = 0; o < (rows + 47) / 48 * 48; ++o) {
+        for (int64_t k = 0; k < groups * 4; ++k) {
+          const uint32_t word = p.words[(o / 48) * groups * 48 + (k / 4) * 48 + o % 48];
+          const int byte = static_cast<int>((word >> (8 * (k % 4))) & 0xff);
+          const int q = o < rows && k < cols ? w.q[o * (cols + 2) + k] : 0;
+          ASSERT_EQ(byte, q + 128)
+              << "rows " << rows << " cols " << cols << " o=" << o << " k=" << k;
+        }
+      }
+      std::vector<uint32_t> threaded(p.words.size(), 0);
+      PackInt8Panels(w.matrix, threaded.data(), &pool);
+      EXPECT_EQ(threaded, p.words) << "rows " << rows << " cols " << cols;
+    }
+  }
+}
+
+// The corrections are −128 times each block's sum of qx, padding blocks included (0).
+TEST(Int8PanelsTest, CorrectionsAreTheBlockSums) {
+  std::mt19937 rng(41);
+  const int64_t batch = 3, cols = 100;
+  std::vector<float> x = RandomVector(rng, batch * cols);
+  const Quantized xq = Quantize(x, cols, batch, cols);
+  const int64_t blocks = xq.rows.ldq / kBlock;
+  std::vector<int32_t> c(batch * blocks, 7);
+  Int8PanelCorrections(xq.rows.q, xq.rows.ldq, batch, c.data());
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t j = 0; j < blocks; ++j) {
+      int32_t sum = 0;
+      for (int64_t i = 0; i < kBlock; ++i) sum += xq.q[b * xq.rows.ldq + j * kBlock + i];
+      EXPECT_EQ(c[b * blocks + j], -128 * sum) << "b=" << b << " j=" << j;
+    }
+  }
+}
+
+// The panel kernels this machine runs (the VNNI kernel where accelerated, the portable loop
+// always), over output ranges that start on a panel and may end inside one, against the
+// exact formula and the row-major scalar reference; nothing outside the range is written.
+void CheckPanelProduct(bool vnni, int64_t batch, int64_t rows, int64_t cols, int64_t o_begin,
+                       int64_t o_end, bool accumulate, std::mt19937& rng) {
+  const int64_t ldx = cols + 2, ldy = rows + 3;
+  const Int8Weights w = RandomWeights(rng, rows, cols, cols);
+  const PackedInt8 packed = Pack(w);
+  std::vector<float> x = RandomVector(rng, batch * ldx);
+  for (int64_t b = 0; b < batch; ++b) {
+    const float size = b % 4 == 1 ? 0.0f : std::ldexp(1.0f, static_cast<int>(b % 7) * 3 - 9);
+    for (int64_t i = 0; i < cols; ++i) x[b * ldx + i] *= size;
+  }
+  const std::vector<float> y_init = RandomVector(rng, batch * ldy);
+  std::vector<float> got = y_init, want = y_init;
+  Quantized xq = Quantize(x, ldx, batch, cols);
+  std::vector<int32_t> corrections(batch * xq.rows.ldq / kBlock);
+  Int8PanelCorrections(xq.rows.q, xq.rows.ldq, batch, corrections.data());
+  xq.rows.corrections = corrections.data();
+  MatMulJob job{x.data(), ldx, packed.matrix, got.data(), ldy, batch, accumulate};
+  job.int8_activations = true;
+  if (vnni) {
+    MatMulInt8PanelsAvx512Vnni(job, xq.rows, o_begin, o_end);
+  } else {
+    MatMulInt8PanelsPortable(job, &xq.rows, o_begin, o_end);
+  }
+  MatMulJob reference = job;
+  reference.w = w.matrix;
+  reference.y = want.data();
+  ScalarInt8Dot()->matmul(reference, xq.rows, 0, batch, o_begin, o_end);
+  const char* name = vnni ? "avx512_vnni panels" : "portable panels";
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t o = 0; o < ldy; ++o) {
+      const int64_t at = b * ldy + o;
+      if (o < o_begin || o >= o_end) {
+        ASSERT_EQ(got[at], y_init[at]) << name << " wrote outside the output at o=" << o;
+        continue;
+      }
+      const Exact exact = ExactProduct(xq, b, w, o);
+      const double y0 = accumulate ? y_init[at] : 0.0;
+      const double bound = Bound(cols, exact.magnitude, y0);
+      ASSERT_NEAR(got[at], y0 + exact.value, bound)
+          << name << " batch " << batch << " rows " << rows << " cols " << cols << " at b=" << b
+          << " o=" << o;
+      ASSERT_NEAR(got[at], want[at], 2.0 * bound)
+          << name << " against the scalar reference, batch " << batch << " rows " << rows
+          << " cols " << cols << " at b=" << b << " o=" << o;
+    }
+  }
+}
+
+std::vector<bool> PanelKernelsHere() {
+  std::vector<bool> kernels = {false};
+  if (Int8PanelsAccelerated()) {
+    kernels.push_back(true);
+  } else {
+    std::printf("no AVX512-VNNI panel kernel here (CPU or level): only the portable loop runs\n");
+  }
+  return kernels;
+}
+
+// Batches of decode and of every register-tile edge (4 rows), several passes of K (8 blocks
+// each) for batches above a tile; last panels of 1, 16, 17, 32 and 47 rows; K that ends
+// mid-group, mid-block and on a block; ranges that start on a later panel.
+TEST(Int8PanelsTest, MatchesExactFormulaAndReference) {
+  std::mt19937 rng(42);
+  for (bool vnni : PanelKernelsHere()) {
+    for (int64_t batch : {1, 2, 3, 4, 5, 9}) {
+      for (int64_t rows : {1, 16, 17, 32, 47, 48, 95}) {
+        for (int64_t cols : {1, 3, 31, 32, 33, 95, 300}) {
+          CheckPanelProduct(vnni, batch, rows, cols, 0, rows, (batch + rows) % 2 == 0, rng);
+        }
+      }
+    }
+    CheckPanelProduct(vnni, 6, 150, 600, 48, 130, true, rng);
+    CheckPanelProduct(vnni, 70, 100, 1000, 0, 100, false, rng);
+    CheckPanelProduct(vnni, 2, 64, 3072, 48, 64, true, rng);
+  }
+}
+
+// Weights and activations at ±127 everywhere (the largest sums the offset form reaches:
+// 255·127 per product): integer-valued x with block scale 1 and power-of-two weight scales
+// make every step exact, so the result must be the integer product times the scale exactly.
+TEST(Int8PanelsTest, ExtremesAreExact) {
+  const int64_t cols = 96, rows = 6, batch = 3;
+  Int8Weights w;
+  w.q.resize(rows * cols);
+  w.scales.resize(rows);
+  for (int64_t o = 0; o < rows; ++o) {
+    w.scales[o] = std::ldexp(1.0f, static_cast<int>(o) - 3);
+    for (int64_t i = 0; i < cols; ++i) {
+      const bool negative = o == 1 || (o >= 2 && (i % (o + 1)) == 0);
+      w.q[o * cols + i] = negative ? -127 : 127;
+    }
+  }
+  w.matrix = {w.q.data(), DType::kI8, rows, cols, cols};
+  w.matrix.scales = w.scales.data();
+  const PackedInt8 packed = Pack(w);
+  std::vector<float> x(batch * cols);
+  for (int64_t i = 0; i < cols; ++i) {
+    x[i] = 127.0f;
+    x[cols + i] = -127.0f;
+    x[2 * cols + i] = i % 3 == 0 ? -127.0f : 127.0f;
+  }
+  std::vector<float> y(batch * rows, 0.5f);
+  MatMulJob job{x.data(), cols, packed.matrix, y.data(), rows, batch, true};
+  job.int8_activations = true;
+  MatMul(job, nullptr);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t o = 0; o < rows; ++o) {
+      int64_t dot = 0;
+      for (int64_t i = 0; i < cols; ++i)
+        dot += static_cast<int64_t>(x[b * cols + i]) * w.q[o * cols + i];
+      EXPECT_EQ(y[b * rows + o], 0.5f + static_cast<float>(dot) * w.scales[o])
+          << "b=" << b << " o=" << o;
+    }
+  }
+}
+
+// Through MatMul / MatMulMany: packed panels give the row-major int8 product (within the
+// bound of each), on one thread and several alike bit for bit; a non-finite activation makes
+// its row NaN and a NaN scale its output; fp32 activations over panels give the row-major
+// fp32-activation product; and at a forced avx2 level the portable loop gives the same.
+TEST(Int8PanelsTest, PublicEntryPoints) {
+  std::mt19937 rng(43);
+  ThreadPool pool(3);
+  const int64_t rows = 300, cols = 520;
+  Int8Weights w = RandomWeights(rng, rows, cols, cols);
+  w.scales[7] = kNaN;
+  const PackedInt8 packed = Pack(w);
+  for (int64_t batch : {1, 5, 40}) {
+    std::vector<float> x = RandomVector(rng, batch * cols);
+    if (batch > 1) x[cols + 3] = kInf;
+    std::vector<float> row_major(batch * rows), single(batch * rows), threaded(batch * rows);
+    MatMulJob job{x.data(), cols, w.matrix, row_major.data(), rows, batch, false};
+    job.int8_activations = true;
+    MatMul(job, nullptr);
+    job.w = packed.matrix;
+    job.y = single.data();
+    MatMul(job, nullptr);
+    job.y = threaded.data();
+    MatMulMany({&job, 1}, &pool);
+    EXPECT_EQ(std::memcmp(single.data(), threaded.data(), single.size() * sizeof(float)), 0)
+        << "batch " << batch;
+    const Quantized xq = Quantize(x, cols, batch, cols);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t o = 0; o < rows; ++o) {
+        const float got = single[b * rows + o];
+        if (o == 7 || b == 1) {
+          EXPECT_TRUE(std::isnan(got)) << "batch " << batch << " b=" << b << " o=" << o;
+          continue;
+        }
+        const Exact exact = ExactProduct(xq, b, w, o);
+        const double bound = Bound(cols, exact.magnitude, 0.0);
+        ASSERT_NEAR(got, exact.value, bound) << "batch " << batch << " b=" << b << " o=" << o;
+        ASSERT_NEAR(got, row_major[b * rows + o], 2.0 * bound) << "b=" << b << " o=" << o;
+      }
+    }
+    // fp32 activations over the panels (the portable loop) and over the rows.
+    std::vector<float> fp32_rows(batch * rows), fp32_panels(batch * rows);
+    job.int8_activations = false;
+    job.y = fp32_panels.data();
+    MatMul(job, &pool);
+    job.w = w.matrix;
+    job.y = fp32_rows.data();
+    MatMul(job, &pool);
+    for (size_t i = 0; i < fp32_rows.size(); ++i) {
+      if (std::isnan(fp32_rows[i])) {
+        EXPECT_TRUE(std::isnan(fp32_panels[i])) << i;
+      } else if (std::isinf(fp32_rows[i])) {
+        EXPECT_EQ(fp32_panels[i], fp32_rows[i]) << i;
+      } else {
+        // Two fp32 sums of the same terms in different orders: within K roundings each of the
+        // magnitude of the terms.
+        const int64_t b = static_cast<int64_t>(i) / rows, o = static_cast<int64_t>(i) % rows;
+        double magnitude = 0.0;
+        for (int64_t k = 0; k < cols; ++k) {
+          magnitude += std::fabs(static_cast<double>(x[b * cols + k]) * w.q[o * cols + k]);
+        }
+        magnitude *= std::fabs(w.scales[o]);
+        EXPECT_NEAR(fp32_panels[i], fp32_rows[i], 2.0 * cols * std::ldexp(magnitude, -24)) << i;
+      }
+    }
+    // A forced avx2 level: no panel kernel, the same product from the portable loop.
+    if (SupportedIsaLevel() >= IsaLevel::kAvx2) {
+      ASSERT_TRUE(ForceIsaLevel(IsaLevel::kAvx2).ok());
+      EXPECT_FALSE(Int8PanelsAccelerated());
+      std::vector<float> portable(batch * rows);
+      job.w = packed.matrix;
+      job.int8_activations = true;
+      job.y = portable.data();
+      MatMul(job, &pool);
+      ASSERT_TRUE(ForceIsaLevel(SupportedIsaLevel()).ok());
+      for (size_t i = 0; i < portable.size(); ++i) {
+        if (std::isnan(single[i])) {
+          EXPECT_TRUE(std::isnan(portable[i])) << i;
+        } else {
+          const Exact exact =
+              ExactProduct(xq, static_cast<int64_t>(i) / rows, w, static_cast<int64_t>(i) % rows);
+          EXPECT_NEAR(portable[i], single[i], 2.0 * Bound(cols, exact.magnitude, 0.0)) << i;
+        }
+      }
     }
   }
 }

@@ -55,10 +55,13 @@ enum class Int8DotIsa {
 
 // Activations quantised by QuantizeActivationsInt8: row b's qx at q + b·ldq, its block scales
 // at scales + b·(ldq / kInt8ActivationBlock); ldq = Int8ActivationRowBytes(cols).
+// For products over packed int8 panels, `corrections` also holds row b's
+// Int8PanelCorrections at corrections + b·(ldq / kInt8ActivationBlock) (null otherwise).
 struct Int8ActivationRows {
   const int8_t* q = nullptr;
   const float* scales = nullptr;
   int64_t ldq = 0;
+  const int32_t* corrections = nullptr;
 };
 
 struct Int8DotTable {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu/bf16_panels_internal.h"
+#include "kernels/cpu/int8_panels_internal.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/kernels_bf16.h"
 #include "kernels/cpu/tile_products.h"
@@ -56,7 +57,9 @@ struct ProductPlan {
 
 ProductPlan PlanFor(const MatMulJob& job, const TilePolicy& policy) {
   ProductPlan plan;
-  if (job.w.panels == nullptr || job.w.cols <= 0 || job.batch <= 0) return plan;
+  if (job.w.panels == nullptr || job.w.type != DType::kBF16 || job.w.cols <= 0 || job.batch <= 0) {
+    return plan;
+  }
   const int64_t min_batch =
       job.bf16_activations ? policy.min_batch_rounded : policy.min_batch_exact;
   const bool wanted = job.tiles == MatMulJob::Tiles::kUse ||
@@ -81,9 +84,18 @@ bool UsesInt8Activations(const MatMulJob& job) {
 
 // `converted`: the batch's activations as bf16 pairs (ConvertToBf16Pairs) or bf16 parts
 // (SplitToBf16Parts) as `plan` says, or null (the kernel converts them itself). `xq`:
-// the batch's activations quantised to int8 (UsesInt8Activations), or null.
+// the batch's activations quantised to int8 (UsesInt8Activations), or null; with int8
+// panels, its corrections are set where the VNNI panel kernel runs.
 void RunRows(const KernelTable& table, const MatMulJob& job, const ProductPlan& plan,
              const uint32_t* converted, const Int8ActivationRows* xq, int64_t begin, int64_t end) {
+  if (job.w.type == DType::kI8 && job.w.panels != nullptr) {
+    if (xq != nullptr && xq->corrections != nullptr) {
+      MatMulInt8PanelsAvx512Vnni(job, *xq, begin, end);
+    } else {
+      MatMulInt8PanelsPortable(job, xq, begin, end);
+    }
+    return;
+  }
   if (xq != nullptr) {
     ActiveInt8Dot().matmul(job, *xq, 0, job.batch, begin, end);
     return;
@@ -107,12 +119,12 @@ void RunRows(const KernelTable& table, const MatMulJob& job, const ProductPlan& 
   }
 }
 
-// int8 jobs without their scales, or with bf16 panels (which hold bf16 only), are caller
-// bugs that would otherwise read garbage: stop with a message instead.
+// int8 jobs without their scales are caller bugs that would otherwise read garbage: stop
+// with a message instead.
 void CheckInt8Job(const MatMulJob& job) {
   if (job.w.type != DType::kI8 || job.batch <= 0 || job.w.rows <= 0) return;
-  if (job.w.scales == nullptr || job.w.panels != nullptr) {
-    std::fprintf(stderr, "MatMul: an int8 weight matrix needs scales and cannot have panels\n");
+  if (job.w.scales == nullptr) {
+    std::fprintf(stderr, "MatMul: an int8 weight matrix needs scales\n");
     std::abort();
   }
 }
@@ -135,11 +147,12 @@ static_assert(kConvertRows % kTileRows == 0);
 class Int8ActivationSet {
  public:
   // Finds or adds the quantised copy of `job`'s x (the pointer stays valid until Reset);
-  // QuantizeAll fills it.
-  const Int8ActivationRows* For(const MatMulJob& job) {
+  // QuantizeAll fills it, with the block corrections of int8 panels when `corrections`.
+  const Int8ActivationRows* For(const MatMulJob& job, bool corrections) {
     for (size_t i = 0; i < used_; ++i) {
-      const Entry& e = entries_[i];
+      Entry& e = entries_[i];
       if (e.x == job.x && e.ldx == job.ldx && e.batch == job.batch && e.cols == job.w.cols) {
+        if (corrections) AddCorrections(e);
         return &e.rows;
       }
     }
@@ -154,7 +167,8 @@ class Int8ActivationSet {
     if (e.q.size() < static_cast<size_t>(e.batch * ldq)) e.q.resize(e.batch * ldq);
     const size_t scales = static_cast<size_t>(e.batch * (ldq / kInt8ActivationBlock));
     if (e.scales.size() < scales) e.scales.resize(scales);
-    e.rows = {e.q.data(), e.scales.data(), ldq};
+    e.rows = {e.q.data(), e.scales.data(), ldq, nullptr};
+    if (corrections) AddCorrections(e);
     return &e.rows;
   }
 
@@ -176,8 +190,13 @@ class Int8ActivationSet {
         const auto [i, b] = pieces[p];
         Entry& e = entries_[i];
         const int64_t rows = std::min(RowsPerPiece(e), e.batch - b);
+        const int64_t ldb = e.rows.ldq / kInt8ActivationBlock;
         quantize(e.x + b * e.ldx, e.ldx, rows, e.cols, e.q.data() + b * e.rows.ldq,
-                 e.scales.data() + b * (e.rows.ldq / kInt8ActivationBlock));
+                 e.scales.data() + b * ldb);
+        if (e.rows.corrections != nullptr) {
+          Int8PanelCorrections(e.q.data() + b * e.rows.ldq, e.rows.ldq, rows,
+                               e.corrections.data() + b * ldb);
+        }
       }
     };
     // A few rows cost less to quantise than to wake the workers for.
@@ -197,8 +216,14 @@ class Int8ActivationSet {
     int64_t ldx = 0, batch = 0, cols = 0;
     std::vector<int8_t> q;
     std::vector<float> scales;
+    std::vector<int32_t> corrections;
     Int8ActivationRows rows;
   };
+  static void AddCorrections(Entry& e) {
+    const size_t n = static_cast<size_t>(e.batch * (e.rows.ldq / kInt8ActivationBlock));
+    if (e.corrections.size() < n) e.corrections.resize(n);
+    e.rows.corrections = e.corrections.data();
+  }
   static int64_t RowsPerPiece(const Entry& e) {
     return std::max<int64_t>(1, kQuantizeValues / std::max<int64_t>(1, e.cols));
   }
@@ -208,6 +233,11 @@ class Int8ActivationSet {
 };
 
 }  // namespace
+
+bool Int8PanelsAccelerated() {
+  static const bool available = HaveInt8PanelKernels() && Int8DotRuns(Int8DotIsa::kAvx512Vnni);
+  return available && ActiveIsaLevel() == IsaLevel::kAvx512;
+}
 
 bool Bf16PanelsAccelerated() {
   static const bool available =
@@ -315,7 +345,11 @@ void MatMulMany(absl::Span<const MatMulJob> jobs, ThreadPool* pool) {
     plans[i] = PlanFor(job, policy);
     total_cost += RowCost(job) * job.w.rows;
     total_macs += job.batch * job.w.rows * job.w.cols;
-    if (UsesInt8Activations(job)) quantized[i] = int8_activations.For(job);
+    if (UsesInt8Activations(job)) {
+      // Decided once per call, like the plans: corrections set means the VNNI panel kernel.
+      const bool panel_kernel = job.w.panels != nullptr && Int8PanelsAccelerated();
+      quantized[i] = int8_activations.For(job, panel_kernel);
+    }
   }
   const bool serial = pool == nullptr || pool->num_threads() == 1 || total_macs < kMinParallelWork;
   int8_activations.QuantizeAll(serial ? nullptr : pool);

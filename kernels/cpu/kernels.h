@@ -26,17 +26,16 @@ using base::DTypeSize;
 // int8 (type kI8) is symmetric per-output-row quantisation: `data` holds q[o][i] in
 // [-127, 127] and `scales` holds one fp32 scale per row, and the matrix stands for
 //   w[o][i] = scales[o] · q[o][i]
-// (QuantizeRowsInt8 makes one). `scales` must be set for kI8 and is ignored otherwise; int8
-// matrices cannot have `panels`.
+// (QuantizeRowsInt8 makes one). `scales` must be set for kI8 and is ignored otherwise.
 struct WeightMatrix {
   const void* data = nullptr;
   DType type = DType::kF32;
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t stride = 0;
-  // Optional: the same bf16 matrix pre-packed into row panels (see PackBf16Panels). When set,
-  // products read only this copy (one sequential stream per panel, no packing per call) and
-  // `data` may be null.
+  // Optional: the same matrix pre-packed into row panels (bf16: PackBf16Panels; int8:
+  // PackInt8Panels). When set, products read only this copy (one sequential stream per panel,
+  // no packing per call) and `data` may be null.
   const uint32_t* panels = nullptr;
   // kI8 only: `rows` scales, one per output row (see above).
   const float* scales = nullptr;
@@ -156,6 +155,30 @@ void PackBf16Panels(const WeightMatrix& w, uint32_t* out, ThreadPool* pool = nul
 // it). Without one they still run, on a slow portable loop, so the engine packs bf16 weights
 // only where this holds when it loads them.
 bool Bf16PanelsAccelerated();
+
+// ---- Pre-packed int8 weights ----
+// An int8 matrix (per-row scales as above, which stay in `scales`) stored as panels of
+// kInt8PanelRows output rows for vpdpbusd: panel p, group g, lane i holds the four bytes
+// q[48p + i][4g .. 4g + 3] + 128 (as unsigned bytes, lowest k in the lowest byte) in one
+// 32-bit word; a row or column past the matrix holds q = 0 (byte 128). A panel is its groups
+// front to back. The offset makes the weights the unsigned operand of vpdpbusd, so the signed
+// activations multiply them directly; the products subtract 128·Σ qx per block to undo it.
+// Products over these panels run with int8 activations (MatMulJob::int8_activations) on the
+// AVX512-VNNI kernel; with fp32 activations, or where Int8PanelsAccelerated() is false, they
+// run on a slow portable loop (a matrix is packed only for runs that quantise activations).
+constexpr int64_t kInt8PanelRows = 48;
+
+// 32-bit words that PackInt8Panels writes for a rows × cols matrix.
+int64_t Int8PanelWords(int64_t rows, int64_t cols);
+
+// Packs int8 matrix `w` (type kI8, `data` set) into `out` (Int8PanelWords words, 64-byte
+// aligned for speed), on `pool`'s threads when given. `w.scales` is not read (the packed
+// matrix keeps the same scales).
+void PackInt8Panels(const WeightMatrix& w, uint32_t* out, ThreadPool* pool = nullptr);
+
+// Whether products with int8 activations over packed int8 panels have a fast kernel here and
+// now: a CPU with AVX512-VNNI, a build that has it, and the avx512 level active.
+bool Int8PanelsAccelerated();
 
 // Runs one product, reading each weight once per call for the whole batch (weights are
 // streamed by output-row tiles; the activations stay in cache).

@@ -85,14 +85,27 @@ WeightSet MakeWeights(DType type, int64_t rows, int64_t cols, bool streamed) {
   return set;
 }
 
-// The same matrices pre-packed into bf16 panels (what the engine loads on AVX512_BF16 CPUs).
+// The same matrices pre-packed into panels (what the engine loads on AVX512_BF16 CPUs for
+// bf16, and on AVX512-VNNI CPUs for int8 runs with int8 activations).
 void PackPanels(WeightSet& set) {
   for (WeightMatrix& m : set.matrices) {
-    set.panels.emplace_back(Bf16PanelWords(m.rows, m.cols));
-    PackBf16Panels(m, set.panels.back().data());
-    m.panels = set.panels.back().data();
+    const bool int8 = m.type == DType::kI8;
+    // 64-byte aligned, as the engine allocates them (a vector load then never straddles two
+    // cache lines).
+    constexpr size_t kAlignWords = 64 / sizeof(uint32_t);
+    set.panels.emplace_back(
+        (int8 ? Int8PanelWords(m.rows, m.cols) : Bf16PanelWords(m.rows, m.cols)) + kAlignWords);
+    const auto address = reinterpret_cast<uintptr_t>(set.panels.back().data());
+    uint32_t* out = set.panels.back().data() + (64 - address % 64) % 64 / sizeof(uint32_t);
+    if (int8) {
+      PackInt8Panels(m, out);
+    } else {
+      PackBf16Panels(m, out);
+    }
+    m.panels = out;
   }
   set.half.clear();
+  set.q.clear();
   for (WeightMatrix& m : set.matrices) m.data = nullptr;
 }
 
@@ -102,8 +115,10 @@ void RunMatMul(benchmark::State& state, bool streamed) {
   // type 0-2 = fp32, bf16, fp16 weights; 3 = bf16 weights with bf16-rounded activations
   // (vdpbf16ps where available); 4 = the same on pre-packed panels; 5 = int8 weights;
   // 6 = int8 weights with int8 activations (quantised per call, inside the timing);
-  // 7 = bf16 weights on pre-packed panels with fp32 activations (exact: the engine's default).
-  const bool int8_activations = state.range(3) == 6;
+  // 7 = bf16 weights on pre-packed panels with fp32 activations (exact: the engine's default);
+  // 8 = int8 weights on pre-packed panels with int8 activations (vpdpbusd over panels).
+  const bool int8_packed = state.range(3) == 8;
+  const bool int8_activations = state.range(3) == 6 || int8_packed;
   const bool int8 = state.range(3) == 5 || int8_activations;
   const bool packed = state.range(3) == 4 || state.range(3) == 7;
   const bool bf16_activations = state.range(3) == 3 || state.range(3) == 4;
@@ -114,6 +129,10 @@ void RunMatMul(benchmark::State& state, bool streamed) {
     state.SkipWithError("no AVX512_BF16 on this CPU or build");
     return;
   }
+  if (int8_packed && !Int8PanelsAccelerated()) {
+    state.SkipWithError("no AVX512-VNNI on this CPU or build");
+    return;
+  }
   const auto isa = static_cast<IsaLevel>(state.range(4));
   if (!ForceIsaLevel(isa).ok()) {
     state.SkipWithError("ISA level not supported on this CPU");
@@ -121,7 +140,7 @@ void RunMatMul(benchmark::State& state, bool streamed) {
   }
   ThreadPool pool(static_cast<int>(state.range(5)));
   WeightSet weights = MakeWeights(type, rows, cols, streamed);
-  if (packed) PackPanels(weights);
+  if (packed || int8_packed) PackPanels(weights);
   std::vector<float> x(batch * cols, 0.01f), y(batch * rows);
   size_t i = 0;
   for (auto _ : state) {
@@ -144,6 +163,7 @@ void RunMatMul(benchmark::State& state, bool streamed) {
                                                    : bf16_activations ? " bf16 (bf16 activations)"
                                                    : type == DType::kF32  ? " f32"
                                                    : type == DType::kBF16 ? " bf16"
+                                                   : int8_packed ? " int8 panels (int8 activations)"
                                                    : int8_activations   ? " int8 (int8 activations)"
                                                    : type == DType::kI8 ? " int8"
                                                                         : " f16"));
@@ -160,9 +180,9 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
       {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}, {65536, 768}};
   for (int threads : {1, 2}) {
     for (int isa : {1, 2}) {
-      for (int type : {0, 1, 2, 3, 4, 5, 6, 7}) {
+      for (int type : {0, 1, 2, 3, 4, 5, 6, 7, 8}) {
         // Panels need the avx512 level (below it they run the portable loop: no figure).
-        if ((type == 4 || type == 7) && isa < 2) continue;
+        if ((type == 4 || type == 7 || type == 8) && isa < 2) continue;
         for (auto [rows, cols] : shapes) {
           for (int64_t batch : {1, 8, 32, 128, 512}) {
             if (rows == 65536 && batch > 32) continue;  // the head runs on last tokens only
@@ -192,10 +212,10 @@ void Int8VsFloatArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_MatMulInt8VsFloat)->Apply(Int8VsFloatArgs);
 
-// int8 weights with int8 activations (type 6) against fp32 activations (type 5) and bf16
-// weights (type 1) on the best ISA level: the model's projection shapes and the head (65536 ×
-// 768), decode (batch 1) and a few sequences (batch 8), both with the weights streamed from
-// memory, on 1 and 2 threads.
+// int8 weights with int8 activations (type 6; type 8 on packed panels) against fp32
+// activations (type 5) and bf16 weights (type 1) on the best ISA level: the model's projection
+// shapes and the head (65536 × 768), decode (batch 1) and a few sequences (batch 8), both with the
+// weights streamed from memory, on 1 and 2 threads.
 void BM_MatMulInt8Activations(benchmark::State& state) { RunMatMul(state, /*streamed=*/true); }
 void Int8ActivationsArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "batch", "type", "isa", "threads"});
@@ -205,7 +225,7 @@ void Int8ActivationsArgs(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2}) {
     for (auto [rows, cols] : shapes) {
       for (int64_t batch : {1, 8}) {
-        for (int type : {1, 5, 6}) b->Args({rows, cols, batch, type, isa, threads});
+        for (int type : {1, 5, 6, 8}) b->Args({rows, cols, batch, type, isa, threads});
       }
     }
   }
@@ -224,8 +244,8 @@ void Int8ActivationsInCacheArgs(benchmark::internal::Benchmark* b) {
   const std::vector<std::pair<int64_t, int64_t>> shapes = {
       {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}};
   for (auto [rows, cols] : shapes) {
-    for (int64_t batch : {1, 8}) {
-      for (int type : {1, 5, 6}) b->Args({rows, cols, batch, type, isa, 1});
+    for (int64_t batch : {1, 8, 32, 128}) {
+      for (int type : {1, 4, 5, 6, 8}) b->Args({rows, cols, batch, type, isa, 1});
     }
   }
   b->UseRealTime();

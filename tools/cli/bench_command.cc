@@ -216,9 +216,12 @@ void RunBench(const BenchArgs& args) {
   out["cpu"] = kernels::CpuModelName();
   out["cpu_features"] = kernels::CpuFeatureNames();
   out["isa"] = std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel()));
-  // Whether the big matrices run from pre-packed bf16 panels (AVX512-BF16 CPUs).
-  const bool packed = e->weights().layer(e->weights().first_layer()).key.panels != nullptr;
-  out["bf16_panels"] = packed;
+  // Whether the big matrices run from pre-packed panels: bf16 (AVX512-BF16 CPUs) or int8
+  // (int8 activations on AVX512-VNNI CPUs).
+  const kernels::WeightMatrix& probe = e->weights().layer(e->weights().first_layer()).key;
+  const bool packed = probe.panels != nullptr;
+  out["bf16_panels"] = packed && probe.type == model::DType::kBF16;
+  out["int8_panels"] = packed && probe.type == model::DType::kI8;
   out["read_bandwidth_gb_per_s"] = bandwidth / 1e9;
   // The peak of the instruction the large products run on: vdpbf16ps when they round
   // activations to bf16 (bf16_used: only where that runs on vdpbf16ps), fp32 multiply-adds

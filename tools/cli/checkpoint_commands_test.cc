@@ -11,6 +11,7 @@
 
 #include "base/dtype.h"
 #include "base/float16.h"
+#include "kernels/cpu/kernels.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/worker/model/checkpoint/tensor_archive.h"
@@ -78,6 +79,10 @@ TEST(Inspect, DescribesThisCpu) {
   EXPECT_THAT(r.out, HasSubstr("\nfeatures: "));
   EXPECT_THAT(r.out, HasSubstr("\nisa: "));
   EXPECT_THAT(r.out, HasSubstr("\nbf16 products: "));
+  // Which kernel runs int8 products with int8 activations: panels exactly where accelerated.
+  EXPECT_THAT(r.out, HasSubstr(kernels::Int8PanelsAccelerated()
+                                   ? "\nint8 products with --int8-activations: packed panels"
+                                   : "\nint8 products with --int8-activations: row-major"));
   EXPECT_THAT(r.out, HasSubstr("\narithmetic peak, "));
   ExpectOneLineError(Skein("inspect"), "give --model PATH or --cpu");
 }

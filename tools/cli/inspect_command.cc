@@ -13,6 +13,7 @@
 #include "kernels/cpu/compute_peak.h"
 #include "kernels/cpu/cpu_description.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/path_choice.h"
 #include "kernels/cpu/thread_pool.h"
@@ -99,6 +100,13 @@ void InspectCpu() {
       kernels::Bf16PanelsAccelerated()
           ? "packed panels, vdpbf16ps with --bf16-activations"
           : "bf16 weights widened to fp32 in registers (--bf16-activations changes nothing)");
+  std::printf(
+      "int8 products with --int8-activations: %s\n",
+      kernels::Int8PanelsAccelerated()
+          ? "packed panels, vpdpbusd (avx512_vnni)"
+          : ("row-major, " + std::string(kernels::Int8DotIsaName(kernels::ActiveInt8Dot().isa)) +
+             " kernels")
+                .c_str());
   const kernels::CpuFeatures& f = kernels::DetectCpuFeatures();
   std::printf("amx tiles: %s\n",
               kernels::AmxTilesAvailable() ? "bf16 tile products on packed panels (TDPBF16PS)"

@@ -76,6 +76,8 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
   // fingerprint, state shape), not for products: no packed panels.
   const bool on_device = options.device.kind != model::DeviceKind::kCpu;
   if (on_device) load.bf16_panels = false;
+  // int8 panels serve only products with int8 activations (RwkvLoadOptions::int8_panels).
+  load.int8_panels = options.int8_activations && !on_device;
   absl::StatusOr<std::unique_ptr<model::RwkvWeights>> weights =
       model::RwkvWeights::Load(archive, load);
   if (!weights.ok()) return weights.status();

@@ -23,7 +23,7 @@ RwkvModel::RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::Thread
   // Where the CPU has AMX tiles, which batches run on them is timed once per process on the
   // first model's matrices (kernels/cpu/path_choice.h), before the rounding choice below so
   // that it compares the paths products will really take.
-  if (probe.panels != nullptr && kernels::AmxTilesAvailable()) {
+  if (probe.panels != nullptr && probe.type == DType::kBF16 && kernels::AmxTilesAvailable()) {
     tile_choice_ = kernels::ChooseTilePolicy(probe, options_.bf16_activations, pool_);
   } else {
     tile_choice_.policy = kernels::GetTilePolicy();

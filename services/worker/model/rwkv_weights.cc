@@ -66,9 +66,15 @@ uint64_t Fingerprint(const TensorArchive& archive, kernels::ThreadPool* pool) {
 // Builds the weights; owns the conversions.
 class RwkvWeightsBuilder {
  public:
-  // `pack_panels`: store bf16 matrices as packed panels (on `pool`'s threads when given).
-  RwkvWeightsBuilder(RwkvWeights* w, bool pack_panels, kernels::ThreadPool* pool)
-      : w_(w), archive_(*w->archive_), pack_panels_(pack_panels), pool_(pool) {}
+  // `pack_panels`: store bf16 matrices as packed panels; `pack_int8_panels`: the same for
+  // int8 matrices (on `pool`'s threads when given).
+  RwkvWeightsBuilder(RwkvWeights* w, bool pack_panels, bool pack_int8_panels,
+                     kernels::ThreadPool* pool)
+      : w_(w),
+        archive_(*w->archive_),
+        pack_panels_(pack_panels),
+        pack_int8_panels_(pack_int8_panels),
+        pool_(pool) {}
 
   // C-value (or n-value) fp32 vector; in place when stored as aligned fp32.
   const float* Vector(const std::string& name) {
@@ -90,11 +96,18 @@ class RwkvWeightsBuilder {
     if (run == DType::kI8) {
       // Per-output-row symmetric int8, quantised from the stored values as they are.
       WeightMatrix stored{t->data, t->dtype, rows, cols, cols};
-      auto* q = static_cast<int8_t*>(Allocate(static_cast<size_t>(rows * cols)));
+      std::vector<int8_t> unpacked;  // the row-major copy, when only panels will keep it
+      auto* q = pack_int8_panels_
+                    ? (unpacked.resize(rows * cols), unpacked.data())
+                    : static_cast<int8_t*>(Allocate(static_cast<size_t>(rows * cols)));
       auto* scales = static_cast<float*>(Allocate(static_cast<size_t>(rows) * sizeof(float)));
       kernels::QuantizeRowsInt8(stored, q, scales, pool_);
       WeightMatrix m{q, DType::kI8, rows, cols, cols};
       m.scales = scales;
+      if (pack_int8_panels_) {
+        m.panels = PackInt8(m);
+        m.data = nullptr;
+      }
       return m;
     }
     WeightMatrix m{nullptr, run, rows, cols, cols};
@@ -165,6 +178,7 @@ class RwkvWeightsBuilder {
     if (run == DType::kI8) {
       WeightMatrix m{t.data, DType::kI8, rows, cols, cols};
       m.scales = scales;
+      if (pack_int8_panels_) m.panels = PackInt8(m);
       return m;
     }
     std::vector<uint16_t> narrow;  // bf16 copy that only panels will keep
@@ -186,6 +200,13 @@ class RwkvWeightsBuilder {
     return panels;
   }
 
+  const uint32_t* PackInt8(const WeightMatrix& m) {
+    auto* panels = static_cast<uint32_t*>(
+        Allocate(kernels::Int8PanelWords(m.rows, m.cols) * sizeof(uint32_t)));
+    kernels::PackInt8Panels(m, panels, pool_);
+    return panels;
+  }
+
   void* Allocate(size_t bytes) {
     // Large buffers on huge pages where the kernel allows them: filling hundreds of MB of
     // fresh 4 KiB pages costs a page fault each, which dominated load time on VMs.
@@ -202,6 +223,7 @@ class RwkvWeightsBuilder {
   RwkvWeights* w_;
   const TensorArchive& archive_;
   const bool pack_panels_;
+  const bool pack_int8_panels_;
   kernels::ThreadPool* const pool_;
 };
 
@@ -333,6 +355,7 @@ absl::StatusOr<std::unique_ptr<RwkvWeights>> RwkvWeights::Load(
   RwkvWeightsBuilder b(
       w.get(),
       options.bf16_panels && options.run_dtype == DType::kBF16 && kernels::Bf16PanelsAccelerated(),
+      options.int8_panels && options.run_dtype == DType::kI8 && kernels::Int8PanelsAccelerated(),
       options.pool);
   if (w->has_embedding()) {
     w->emb_ = w->archive_->Find("emb.weight");
