@@ -6,6 +6,7 @@
 #include "base/float16.h"
 #include "kernels/cpu/bf16_panels_internal.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/panel_packing.h"
 
 namespace skein::kernels {
 
@@ -40,16 +41,8 @@ void PackPanelRange(const WeightMatrix& w, uint32_t* out, int64_t first, int64_t
 }  // namespace
 
 void PackBf16Panels(const WeightMatrix& w, uint32_t* out, ThreadPool* pool) {
-  const int64_t panels = (w.rows + kBf16PanelRows - 1) / kBf16PanelRows;
-  // Loading is bound by packing and by the first touch of the fresh pages, both of which
-  // scale with threads.
-  constexpr int64_t kPanelsPerChunk = 16;
-  if (pool == nullptr) {
-    PackPanelRange(w, out, 0, panels);
-    return;
-  }
-  pool->ParallelFor(panels, kPanelsPerChunk,
-                    [&](int64_t first, int64_t last) { PackPanelRange(w, out, first, last); });
+  PackPanelsInChunks((w.rows + kBf16PanelRows - 1) / kBf16PanelRows, pool,
+                     [&](int64_t first, int64_t last) { PackPanelRange(w, out, first, last); });
 }
 
 int64_t Bf16PairStride(int64_t cols) { return ((cols + 1) / 2 + 15) / 16 * 16; }

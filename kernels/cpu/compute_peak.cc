@@ -62,6 +62,9 @@ ComputePeak MeasureComputePeak(ThreadPool* pool) {
     case IsaLevel::kAvx512:
       out.fp32_fma = Time(pool, &peak::Avx512FmaLoop, 32);
       if (DetectCpuFeatures().avx512_bf16) out.bf16_dot = Time(pool, &peak::Avx512Bf16DotLoop, 64);
+      if (DetectCpuFeatures().avx512_vnni) {
+        out.int8_dot = Time(pool, &peak::Avx512VnniDotLoop, 128);
+      }
       break;
     case IsaLevel::kAvx2:
       out.fp32_fma = Time(pool, &peak::Avx2FmaLoop, 16);

@@ -18,6 +18,10 @@ struct ComputePeak {
   // FLOP/s of vdpbf16ps (2 per bf16 product), what products with bf16-rounded activations run
   // on; 0 where the active level has no AVX512-BF16.
   double bf16_dot = 0;
+  // OP/s of vpdpbusd (2 per int8 product, a multiply and an add), what products with int8
+  // activations run on at the avx512 level; 0 where the CPU has no AVX512-VNNI or the active
+  // level is lower.
+  double int8_dot = 0;
 };
 
 // Takes about 10 ms per kind on a current CPU. `pool` may be null (one thread).

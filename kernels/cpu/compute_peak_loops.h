@@ -17,6 +17,7 @@ float ScalarFmaLoop(int64_t iterations);      // 2 FLOP per chain per round
 float Avx2FmaLoop(int64_t iterations);        // 16 FLOP per chain per round (ymm)
 float Avx512FmaLoop(int64_t iterations);      // 32 FLOP per chain per round (zmm)
 float Avx512Bf16DotLoop(int64_t iterations);  // 64 FLOP per chain per round (zmm vdpbf16ps)
+float Avx512VnniDotLoop(int64_t iterations);  // 128 OP per chain per round (zmm vpdpbusd)
 
 }  // namespace skein::kernels::peak
 

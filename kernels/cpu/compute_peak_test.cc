@@ -54,6 +54,18 @@ TEST(ComputePeakTest, Avx512LoopsRunEveryRound) {
   }
 }
 
+TEST(ComputePeakTest, Avx512VnniLoopRunsEveryRound) {
+  if (SupportedIsaLevel() < IsaLevel::kAvx512 || !DetectCpuFeatures().avx512_vnni) {
+    GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  }
+  // Chain c starts at c + 1 in every lane and gains 8 per round: exact integers.
+  for (int64_t rounds : {0, 1, 10, 1000}) {
+    double expected = 0;
+    for (int c = 0; c < peak::kPeakChains; ++c) expected += 16.0 * (c + 1 + 8.0 * rounds);
+    EXPECT_EQ(peak::Avx512VnniDotLoop(rounds), expected) << rounds;
+  }
+}
+
 TEST(ComputePeakTest, ReportsARateForEachFormOfTheActiveLevel) {
   ThreadPool pool(2);
   for (IsaLevel level : {IsaLevel::kScalar, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
@@ -70,6 +82,12 @@ TEST(ComputePeakTest, ReportsARateForEachFormOfTheActiveLevel) {
       EXPECT_LT(peak.bf16_dot, 2 * 1e13);
     } else {
       EXPECT_EQ(peak.bf16_dot, 0) << IsaLevelName(level);
+    }
+    if (level == IsaLevel::kAvx512 && DetectCpuFeatures().avx512_vnni) {
+      EXPECT_GT(peak.int8_dot, 0);
+      EXPECT_LT(peak.int8_dot, 4 * 1e13);
+    } else {
+      EXPECT_EQ(peak.int8_dot, 0) << IsaLevelName(level);
     }
   }
   ASSERT_TRUE(ForceIsaLevel(SupportedIsaLevel()).ok());

@@ -759,6 +759,22 @@ TEST(Int8PanelsTest, PublicEntryPoints) {
         ASSERT_NEAR(got, row_major[b * rows + o], 2.0 * bound) << "b=" << b << " o=" << o;
       }
     }
+    // One MatMulMany call in which a panel job and a row-major job share x (one quantised
+    // copy, with the panels' corrections): each equals its own call, bit for bit.
+    {
+      std::vector<float> shared_panels(batch * rows), shared_rows(batch * rows);
+      MatMulJob panel_job = job, row_job = job;
+      panel_job.y = shared_panels.data();
+      row_job.w = w.matrix;
+      row_job.y = shared_rows.data();
+      const MatMulJob both[] = {row_job, panel_job};
+      MatMulMany(both, &pool);
+      EXPECT_EQ(std::memcmp(shared_panels.data(), single.data(), single.size() * sizeof(float)), 0)
+          << "batch " << batch;
+      EXPECT_EQ(std::memcmp(shared_rows.data(), row_major.data(), row_major.size() * sizeof(float)),
+                0)
+          << "batch " << batch;
+    }
     // fp32 activations over the panels (the portable loop) and over the rows.
     std::vector<float> fp32_rows(batch * rows), fp32_panels(batch * rows);
     job.int8_activations = false;

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/int8_panels_internal.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/panel_packing.h"
 
 namespace skein::kernels {
 namespace {
@@ -53,15 +54,8 @@ int64_t Int8PanelWords(int64_t rows, int64_t cols) {
 }
 
 void PackInt8Panels(const WeightMatrix& w, uint32_t* out, ThreadPool* pool) {
-  const int64_t panels = (w.rows + kInt8PanelRows - 1) / kInt8PanelRows;
-  // As for bf16 panels: loading is bound by packing and by first touches of fresh pages.
-  constexpr int64_t kPanelsPerChunk = 16;
-  if (pool == nullptr) {
-    PackPanelRange(w, out, 0, panels);
-    return;
-  }
-  pool->ParallelFor(panels, kPanelsPerChunk,
-                    [&](int64_t first, int64_t last) { PackPanelRange(w, out, first, last); });
+  PackPanelsInChunks((w.rows + kInt8PanelRows - 1) / kInt8PanelRows, pool,
+                     [&](int64_t first, int64_t last) { PackPanelRange(w, out, first, last); });
 }
 
 void Int8PanelCorrections(const int8_t* q, int64_t ldq, int64_t batch, int32_t* out) {

@@ -56,7 +56,8 @@ enum class Int8DotIsa {
 // Activations quantised by QuantizeActivationsInt8: row b's qx at q + b·ldq, its block scales
 // at scales + b·(ldq / kInt8ActivationBlock); ldq = Int8ActivationRowBytes(cols).
 // For products over packed int8 panels, `corrections` also holds row b's
-// Int8PanelCorrections at corrections + b·(ldq / kInt8ActivationBlock) (null otherwise).
+// Int8PanelCorrections at corrections + b·(ldq / kInt8ActivationBlock); null when no product
+// of the call over panels needs them (other kernels ignore them).
 struct Int8ActivationRows {
   const int8_t* q = nullptr;
   const float* scales = nullptr;

@@ -20,6 +20,8 @@ namespace {
 // Pieces of a product handed to threads are multiples of this many output rows (a multiple
 // of every register tile and panel width), except at the end of a matrix.
 constexpr int64_t kRowAlign = 48;
+// The panel kernels need pieces that start on a panel.
+static_assert(kRowAlign % kBf16PanelRows == 0 && kRowAlign % kInt8PanelRows == 0);
 // Pieces per thread: enough that threads finishing early (or starting late, on a busy
 // machine) can pick up the slack.
 constexpr int64_t kPiecesPerThread = 4;

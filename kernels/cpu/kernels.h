@@ -117,9 +117,12 @@ struct MatMulJob {
 // with A summed in fp32. The scalar reference adds the blocks' terms in order,
 // A = (…(sx[b][0]·S[b][0][o] + sx[b][1]·S[b][1][o]) + …); the SIMD versions add the same
 // terms split into exact partial sums of 4 products (one per vector lane), fused multiply-add
-// into per-lane fp32 sums that are added together at the end. Any of them is within
+// into per-lane fp32 sums that are added together at the end. The kernel over packed int8
+// panels takes each block's S whole (exact) and multiply-adds the blocks in order; for more
+// than 4 rows of x it adds scales[o]·A to y in pieces of 8 blocks. Any of them is within
 // (2·blocks + 20)·2⁻²⁴ · scales[o] · Σ_j sx[b][j]·Σ_{i in j} |qx[b][i]·q[o][i]| of the exact
-// scales[o]·A (the rounding of an fp32 sum of that many steps), plus 2⁻²⁴·|y| when adding.
+// scales[o]·A (the rounding of an fp32 sum of that many steps), plus 2⁻²⁴·|y| when adding
+// (⌈blocks / 8⌉·2⁻²⁴·|y| for the panel kernel's pieces).
 // Results overflow to ±inf only where x is within 127·32·127 of the fp32 maximum.
 constexpr int64_t kInt8ActivationBlock = 32;
 

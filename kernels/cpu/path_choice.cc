@@ -114,7 +114,9 @@ TileChoice ChooseTilePolicy(const WeightMatrix& w, bool bf16_activations, Thread
   bool& decided = state->decided;
   bool& rounded_timed = state->rounded_timed;
   TileChoice* const choice = &state->choice;
-  const bool can_time = AmxTilesAvailable() && w.panels != nullptr && w.rows > 0 && w.cols > 0;
+  // Tiles run bf16 panels only (int8 panels have kernels of their own).
+  const bool can_time = AmxTilesAvailable() && w.panels != nullptr && w.type == DType::kBF16 &&
+                        w.rows > 0 && w.cols > 0;
   // Up to the largest batches the engine runs whole (prefill chunks, batched decode).
   const int64_t batches[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
   if (!decided) {

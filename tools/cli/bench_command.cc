@@ -20,6 +20,7 @@
 #include "kernels/cpu/compute_peak.h"
 #include "kernels/cpu/cpu_description.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/memory_bandwidth.h"
 #include "kernels/cpu/path_choice.h"
 #include "kernels/cpu/tile_products.h"
@@ -224,14 +225,21 @@ void RunBench(const BenchArgs& args) {
   out["int8_panels"] = packed && probe.type == model::DType::kI8;
   out["read_bandwidth_gb_per_s"] = bandwidth / 1e9;
   // The peak of the instruction the large products run on: vdpbf16ps when they round
-  // activations to bf16 (bf16_used: only where that runs on vdpbf16ps), fp32 multiply-adds
-  // otherwise. None for int8 activations (integer dot products) or where AMX tiles take some
-  // batches (their peak is not measured).
+  // activations to bf16 (bf16_used: only where that runs on vdpbf16ps), vpdpbusd for int8
+  // activations where the AVX512-VNNI kernels run them, fp32 multiply-adds otherwise. None for
+  // int8 activations on other integer forms, or where AMX tiles take some batches (their
+  // peaks are not measured).
   const bool int8_dots = args.engine.int8_activations && args.engine.dtype == "int8";
-  const double peak = int8_dots || tiles ? 0 : bf16_used ? peaks.bf16_dot : peaks.fp32_fma;
+  const bool int8_vnni =
+      int8_dots && kernels::ActiveInt8Dot().isa == kernels::Int8DotIsa::kAvx512Vnni;
+  const double peak = int8_vnni            ? peaks.int8_dot
+                      : int8_dots || tiles ? 0
+                      : bf16_used          ? peaks.bf16_dot
+                                           : peaks.fp32_fma;
   if (on_cpu) {
     out["peak_fp32_fma_gflop_per_s"] = peaks.fp32_fma / 1e9;
     if (peaks.bf16_dot > 0) out["peak_bf16_dot_gflop_per_s"] = peaks.bf16_dot / 1e9;
+    if (peaks.int8_dot > 0) out["peak_int8_dot_gop_per_s"] = peaks.int8_dot / 1e9;
   }
   // GFLOP/s of products for `flops` in `seconds`, and their fraction of `peak` where known.
   auto add_compute = [&](FloatJson& row, double flops, double seconds) {
@@ -308,13 +316,17 @@ void RunBench(const BenchArgs& args) {
               bandwidth / 1e9, bytes_per_step / 1e6, roofline_step * 1e3);
   if (on_cpu) {
     std::printf(
-        "arithmetic peak: fp32 FMA %.0f GFLOP/s%s; the peak column is of %s\n",
+        "arithmetic peak: fp32 FMA %.0f GFLOP/s%s%s; the peak column is of %s\n",
         peaks.fp32_fma / 1e9,
         peaks.bf16_dot > 0
             ? absl::StrFormat(", bf16 dot (vdpbf16ps) %.0f GFLOP/s", peaks.bf16_dot / 1e9).c_str()
             : "",
-        int8_dots   ? "neither (int8 activations: n/a)"
-        : tiles     ? "neither (AMX tiles: n/a)"
+        peaks.int8_dot > 0
+            ? absl::StrFormat(", int8 dot (vpdpbusd) %.0f GOP/s", peaks.int8_dot / 1e9).c_str()
+            : "",
+        int8_vnni   ? "the int8 dot"
+        : int8_dots ? "none (int8 activations without AVX512-VNNI: n/a)"
+        : tiles     ? "none (AMX tiles: n/a)"
         : bf16_used ? "the bf16 dot"
                     : "fp32 FMA");
   }

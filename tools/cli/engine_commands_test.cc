@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/kernels.h"
 #include "kernels/cpu/tile_products.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/test_data.h"
@@ -218,6 +219,24 @@ TEST(EngineCommandsTest, BenchCountsProductFlopsAgainstTheMeasuredPeak) {
   EXPECT_NEAR(row["peak_fraction"].get<double>(),
               row["gflop_per_s"].get<double>() / bf16["peak_fp32_fma_gflop_per_s"].get<double>(),
               1e-3 * row["peak_fraction"].get<double>());
+  // int8 weights with int8 activations: on AVX512-VNNI, panels packed and the products held to
+  // the vpdpbusd peak; elsewhere no panels and no peak column.
+  RunResult int8 = RunSkein("bench --json --dtype int8 --int8-activations --model " + model +
+                            " --batch 1 --prompt 9 --decode-steps 1 --repeats 1 "
+                            "--bandwidth-mib 8");
+  ASSERT_EQ(int8.exit_code, 0) << int8.err;
+  const nlohmann::json i8 = nlohmann::json::parse(int8.out);
+  const nlohmann::json& i8_row = i8["prefill"][0];
+  if (skein::kernels::Int8PanelsAccelerated()) {
+    EXPECT_TRUE(i8["int8_panels"].get<bool>());
+    EXPECT_FALSE(i8["bf16_panels"].get<bool>());
+    EXPECT_NEAR(i8_row["peak_fraction"].get<double>(),
+                i8_row["gflop_per_s"].get<double>() / i8["peak_int8_dot_gop_per_s"].get<double>(),
+                1e-3 * i8_row["peak_fraction"].get<double>());
+  } else {
+    EXPECT_FALSE(i8["int8_panels"].get<bool>());
+    EXPECT_FALSE(i8_row.contains("peak_fraction"));
+  }
 }
 
 // Bad input: a non-zero exit and one line on stderr that says what is wrong.

@@ -118,10 +118,13 @@ void InspectCpu() {
   // The compute roofline of prefill and batches (skein bench gives each figure against it).
   const kernels::ComputePeak peak = kernels::MeasureComputePeak(&pool);
   std::printf(
-      "arithmetic peak, %d threads: fp32 FMA %.0f GFLOP/s%s\n", pool.num_threads(),
+      "arithmetic peak, %d threads: fp32 FMA %.0f GFLOP/s%s%s\n", pool.num_threads(),
       peak.fp32_fma / 1e9,
       peak.bf16_dot > 0
           ? absl::StrFormat(", bf16 dot (vdpbf16ps) %.0f GFLOP/s", peak.bf16_dot / 1e9).c_str()
+          : "",
+      peak.int8_dot > 0
+          ? absl::StrFormat(", int8 dot (vpdpbusd) %.0f GOP/s", peak.int8_dot / 1e9).c_str()
           : "");
   if (kernels::Bf16PanelsAccelerated()) PrintMeasuredPaths(pool);
 }

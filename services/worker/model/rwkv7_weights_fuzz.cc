@@ -34,7 +34,9 @@ void Touch(const void* data, size_t bytes) {
 void CheckMatrix(const kernels::WeightMatrix& m, int64_t rows, int64_t cols) {
   if (m.rows != rows || m.cols != cols || m.stride < cols) std::abort();
   if (m.panels != nullptr) {
-    Touch(m.panels, static_cast<size_t>(kernels::Bf16PanelWords(rows, cols)) * sizeof(uint32_t));
+    const int64_t words = m.type == kernels::DType::kI8 ? kernels::Int8PanelWords(rows, cols)
+                                                        : kernels::Bf16PanelWords(rows, cols);
+    Touch(m.panels, static_cast<size_t>(words) * sizeof(uint32_t));
   }
   if (m.data != nullptr) {
     if (rows > 0) {
@@ -101,12 +103,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<RwkvConfig> config = LoadRwkvConfig(*archive);
   const int layers = config.ok() ? static_cast<int>(config->n_layer) : 2;
 
-  std::vector<RwkvLoadOptions> loads(3);
+  std::vector<RwkvLoadOptions> loads(4);
   loads[0].run_dtype = DType::kF32;
   loads[1].run_dtype = DType::kBF16;
   loads[1].first_layer = layers > 1 ? 1 : 0;
   loads[2].run_dtype = DType::kF16;
   loads[2].last_layer = 1;
+  // int8, packed into int8 panels where the CPU has AVX512-VNNI.
+  loads[3].run_dtype = DType::kI8;
+  loads[3].int8_panels = true;
+  loads[3].last_layer = 1;
   uint64_t fingerprint = 0;
   bool loaded = false;
   for (const RwkvLoadOptions& options : loads) {
