@@ -681,6 +681,63 @@ TEST(Int8PanelsTest, MatchesExactFormulaAndReference) {
   }
 }
 
+// The fp32-activation kernel over panels (where accelerated) against the exact product in
+// double and the row-major scalar kernel: batches of decode and of the 6-row tile's edges,
+// last panels of every width, K ending mid-group (x past K must not be read: the rows end
+// exactly at K), ranges starting on a later panel, y added to and overwritten.
+TEST(Int8PanelsTest, Fp32ActivationsMatchExactProductAndReference) {
+  if (!Int8PanelsAccelerated()) GTEST_SKIP() << "no AVX512-VNNI panel kernels here";
+  std::mt19937 rng(44);
+  auto check = [&](int64_t batch, int64_t rows, int64_t cols, int64_t o_begin, int64_t o_end,
+                   bool accumulate) {
+    const int64_t ldy = rows + 3;
+    const Int8Weights w = RandomWeights(rng, rows, cols, cols);
+    const PackedInt8 packed = Pack(w);
+    // ldx = cols: the last row of x ends exactly at K.
+    std::vector<float> x = RandomVector(rng, batch * cols);
+    const std::vector<float> y_init = RandomVector(rng, batch * ldy);
+    std::vector<float> got = y_init, want = y_init;
+    MatMulJob job{x.data(), cols, packed.matrix, got.data(), ldy, batch, accumulate};
+    MatMulInt8PanelsFp32Avx512(job, o_begin, o_end);
+    MatMulJob reference = job;
+    reference.w = w.matrix;
+    reference.y = want.data();
+    ScalarKernels()->matmul(reference, 0, batch, o_begin, o_end);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t o = 0; o < ldy; ++o) {
+        const int64_t at = b * ldy + o;
+        if (o < o_begin || o >= o_end) {
+          ASSERT_EQ(got[at], y_init[at]) << "wrote outside the output at o=" << o;
+          continue;
+        }
+        double exact = 0, magnitude = 0;
+        for (int64_t k = 0; k < cols; ++k) {
+          const double term = static_cast<double>(x[b * cols + k]) * w.q[o * cols + k];
+          exact += term;
+          magnitude += std::fabs(term);
+        }
+        const double y0 = accumulate ? y_init[at] : 0.0;
+        const double scale = w.scales[o];
+        const double bound =
+            (cols + 4) * std::ldexp(std::fabs(scale) * magnitude + std::fabs(y0), -24) + 1e-37;
+        ASSERT_NEAR(got[at], y0 + scale * exact, bound)
+            << "batch " << batch << " rows " << rows << " cols " << cols << " b=" << b
+            << " o=" << o;
+        ASSERT_NEAR(got[at], want[at], 2 * bound) << "against the scalar kernel, b=" << b;
+      }
+    }
+  };
+  for (int64_t batch : {1, 2, 3, 5, 6, 7, 13}) {
+    for (int64_t rows : {1, 16, 17, 32, 47, 48, 95}) {
+      for (int64_t cols : {1, 2, 3, 4, 5, 33, 130}) {
+        check(batch, rows, cols, 0, rows, (batch + cols) % 2 == 0);
+      }
+    }
+  }
+  check(4, 150, 300, 48, 130, true);
+  check(1, 64, 3072, 0, 64, false);
+}
+
 // Weights and activations at ±127 everywhere (the largest sums the offset form reaches:
 // 255·127 per product): integer-valued x with block scale 1 and power-of-two weight scales
 // make every step exact, so the result must be the integer product times the scale exactly.

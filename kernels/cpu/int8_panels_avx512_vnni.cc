@@ -1,6 +1,7 @@
-// Products with int8 activations over packed int8 panels (kernels.h, "Pre-packed int8
-// weights") on AVX512-VNNI. Compiled with the AVX-512 flags plus -mavx512vnni (in the
-// int8_dot_avx512_vnni library); chosen only on CPUs with AVX512-VNNI.
+// Products over packed int8 panels (kernels.h, "Pre-packed int8 weights") on AVX512-VNNI
+// CPUs: with int8 activations on vpdpbusd, and with fp32 activations (exact) on fp32 FMAs. Compiled
+// with the AVX-512 flags plus -mavx512vnni (in the int8_dot_avx512_vnni library); chosen only on
+// CPUs with AVX512-VNNI.
 //
 // A register tile is up to kRows batch rows × up to 3 vectors of 16 output rows (one panel).
 // For each group of 4 k, one load per vector of weights (16 rows × 4 bytes, unsigned) and one
@@ -147,9 +148,113 @@ constexpr auto MakeTileTable(std::integer_sequence<int, I...>) {
 }
 constexpr auto kTiles = MakeTileTable(std::make_integer_sequence<int, kPanelVectors * kRows>{});
 
+// ---- Exact products over int8 panels: fp32 activations, weights widened to fp32. ----
+// XOR with 0x80 turns each offset byte back into the signed q; a shift left then an
+// arithmetic shift right brings byte t of every lane down as an int32, converted exactly.
+constexpr int kWideRows = 6;
+
+template <int MR, int NV>
+void WideTile(const float* x, int64_t ldx, const uint8_t* panel, int64_t kdim, const float* wscales,
+              float* y, int64_t ldy, int cols, bool add) {
+  // Few rows (decode): k = 4g + 2, 4g + 3 go to accumulators of their own, so a group's four
+  // multiply-adds do not all wait on each other; the two sets are summed at the end.
+  constexpr bool kSplit = MR <= 2;
+  __m512 acc[MR][NV];
+  __m512 acc2[MR][NV];
+  SKEIN_PANEL_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    SKEIN_PANEL_UNROLL
+    for (int v = 0; v < NV; ++v) {
+      acc[m][v] = _mm512_setzero_ps();
+      acc2[m][v] = _mm512_setzero_ps();
+    }
+  }
+  const __m512i sign_flip = _mm512_set1_epi32(static_cast<int>(0x80808080u));
+  const int64_t groups = (kdim + kGroupBytes - 1) / kGroupBytes;
+  for (int64_t g = 0; g < groups; ++g) {
+    // x past K is not read (its row may end there); those weights are 0 anyway.
+    const int taken = kdim - g * kGroupBytes < kGroupBytes
+                          ? static_cast<int>(kdim - g * kGroupBytes)
+                          : kGroupBytes;
+    __m512i q[NV];
+    SKEIN_PANEL_UNROLL
+    for (int v = 0; v < NV; ++v) {
+      q[v] = _mm512_xor_si512(
+          _mm512_loadu_si512(panel + g * kGroupPanelBytes + v * kLanes * kGroupBytes), sign_flip);
+    }
+    SKEIN_PANEL_UNROLL
+    for (int t = 0; t < kGroupBytes; ++t) {
+      if (t >= taken) break;
+      __m512 wt[NV];
+      SKEIN_PANEL_UNROLL
+      for (int v = 0; v < NV; ++v) {
+        const __m512i up = t == 3 ? q[v] : _mm512_slli_epi32(q[v], 24 - 8 * t);
+        wt[v] = _mm512_cvtepi32_ps(_mm512_srai_epi32(up, 24));
+      }
+      SKEIN_PANEL_UNROLL
+      for (int m = 0; m < MR; ++m) {
+        const __m512 xb = _mm512_set1_ps(x[m * ldx + g * kGroupBytes + t]);
+        SKEIN_PANEL_UNROLL
+        for (int v = 0; v < NV; ++v) {
+          if (kSplit && t >= 2) {
+            acc2[m][v] = _mm512_fmadd_ps(wt[v], xb, acc2[m][v]);
+          } else {
+            acc[m][v] = _mm512_fmadd_ps(wt[v], xb, acc[m][v]);
+          }
+        }
+      }
+    }
+  }
+  SKEIN_PANEL_UNROLL
+  for (int v = 0; v < NV; ++v) {
+    const int valid = cols - v * kLanes < kLanes ? cols - v * kLanes : kLanes;
+    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+    const __m512 wscale = _mm512_maskz_loadu_ps(mask, wscales + v * kLanes);
+    SKEIN_PANEL_UNROLL
+    for (int m = 0; m < MR; ++m) {
+      float* out = y + m * ldy + v * kLanes;
+      const __m512 sum = kSplit ? _mm512_add_ps(acc[m][v], acc2[m][v]) : acc[m][v];
+      __m512 r = _mm512_mul_ps(sum, wscale);
+      if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask, out));
+      _mm512_mask_storeu_ps(out, mask, r);
+    }
+  }
+}
+
+using WideTileFn = void (*)(const float*, int64_t, const uint8_t*, int64_t, const float*, float*,
+                            int64_t, int, bool);
+
+// kWideTiles.fn[nv-1][mr-1] = WideTile<mr, nv>.
+template <int... I>
+constexpr auto MakeWideTileTable(std::integer_sequence<int, I...>) {
+  struct Table {
+    WideTileFn fn[kPanelVectors][kWideRows];
+  } table{};
+  ((table.fn[I / kWideRows][I % kWideRows] = &WideTile<I % kWideRows + 1, I / kWideRows + 1>), ...);
+  return table;
+}
+constexpr auto kWideTiles =
+    MakeWideTileTable(std::make_integer_sequence<int, kPanelVectors * kWideRows>{});
+
 }  // namespace
 
 bool HaveInt8PanelKernels() { return true; }
+
+void MatMulInt8PanelsFp32Avx512(const MatMulJob& job, int64_t o_begin, int64_t o_end) {
+  const int64_t kdim = job.w.cols;
+  const int64_t groups = (kdim + kGroupBytes - 1) / kGroupBytes;
+  const auto* panels = reinterpret_cast<const uint8_t*>(job.w.panels);
+  for (int64_t o = o_begin; o < o_end; o += kPanel) {
+    const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+    const int nv = (cols + kLanes - 1) / kLanes;
+    const uint8_t* panel = panels + (o / kPanel) * groups * kGroupPanelBytes;
+    for (int64_t b = 0; b < job.batch; b += kWideRows) {
+      const int mr = job.batch - b < kWideRows ? static_cast<int>(job.batch - b) : kWideRows;
+      kWideTiles.fn[nv - 1][mr - 1](job.x + b * job.ldx, job.ldx, panel, kdim, job.w.scales + o,
+                                    job.y + b * job.ldy + o, job.ldy, cols, job.accumulate);
+    }
+  }
+}
 
 void MatMulInt8PanelsAvx512Vnni(const MatMulJob& job, const Int8ActivationRows& xq, int64_t o_begin,
                                 int64_t o_end) {
@@ -204,6 +309,7 @@ void MatMulInt8PanelsAvx512Vnni(const MatMulJob& job, const Int8ActivationRows& 
 namespace skein::kernels {
 bool HaveInt8PanelKernels() { return false; }
 void MatMulInt8PanelsAvx512Vnni(const MatMulJob&, const Int8ActivationRows&, int64_t, int64_t) {}
+void MatMulInt8PanelsFp32Avx512(const MatMulJob&, int64_t, int64_t) {}
 }  // namespace skein::kernels
 
 #endif

@@ -27,6 +27,12 @@ bool HaveInt8PanelKernels();
 void MatMulInt8PanelsAvx512Vnni(const MatMulJob& job, const Int8ActivationRows& xq, int64_t o_begin,
                                 int64_t o_end);
 
+// Output rows [o_begin, o_end) of `job` (int8 panels, fp32 activations: job.int8_activations
+// false) for every batch row; o_begin a multiple of kInt8PanelRows. Exact like the row-major
+// kernels: each q widened to fp32, y (+)= scales[o]·Σ x·q with the sum in fp32 (in another
+// order). Compiled beside the VNNI kernel and run where it runs (Int8PanelsAccelerated()).
+void MatMulInt8PanelsFp32Avx512(const MatMulJob& job, int64_t o_begin, int64_t o_end);
+
 // The same product on any CPU, one multiply-add at a time: with `xq` (int8 activations) it is
 // the scalar reference's formula; with null it multiplies job.x (fp32) by the widened weights
 // as the row-major scalar kernel does. Corrections are not read.

@@ -93,6 +93,8 @@ void RunRows(const KernelTable& table, const MatMulJob& job, const ProductPlan& 
   if (job.w.type == DType::kI8 && job.w.panels != nullptr) {
     if (xq != nullptr && xq->corrections != nullptr) {
       MatMulInt8PanelsAvx512Vnni(job, *xq, begin, end);
+    } else if (xq == nullptr && Int8PanelsAccelerated()) {
+      MatMulInt8PanelsFp32Avx512(job, begin, end);
     } else {
       MatMulInt8PanelsPortable(job, xq, begin, end);
     }

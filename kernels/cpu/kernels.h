@@ -166,9 +166,9 @@ bool Bf16PanelsAccelerated();
 // 32-bit word; a row or column past the matrix holds q = 0 (byte 128). A panel is its groups
 // front to back. The offset makes the weights the unsigned operand of vpdpbusd, so the signed
 // activations multiply them directly; the products subtract 128·Σ qx per block to undo it.
-// Products over these panels run with int8 activations (MatMulJob::int8_activations) on the
-// AVX512-VNNI kernel; with fp32 activations, or where Int8PanelsAccelerated() is false, they
-// run on a slow portable loop (a matrix is packed only for runs that quantise activations).
+// Products over these panels run with int8 activations (MatMulJob::int8_activations) on
+// vpdpbusd, and with fp32 activations on fp32 FMAs (each q widened exactly), both on
+// AVX512-VNNI CPUs; where Int8PanelsAccelerated() is false, on a slow portable loop.
 constexpr int64_t kInt8PanelRows = 48;
 
 // 32-bit words that PackInt8Panels writes for a rows × cols matrix.
@@ -179,8 +179,9 @@ int64_t Int8PanelWords(int64_t rows, int64_t cols);
 // matrix keeps the same scales).
 void PackInt8Panels(const WeightMatrix& w, uint32_t* out, ThreadPool* pool = nullptr);
 
-// Whether products with int8 activations over packed int8 panels have a fast kernel here and
-// now: a CPU with AVX512-VNNI, a build that has it, and the avx512 level active.
+// Whether products over packed int8 panels have fast kernels here and now: a CPU with
+// AVX512-VNNI, a build that has it, and the avx512 level active. The engine packs int8
+// weights only where this holds when it loads them.
 bool Int8PanelsAccelerated();
 
 // Runs one product, reading each weight once per call for the whole batch (weights are

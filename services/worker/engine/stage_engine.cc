@@ -75,9 +75,10 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::FromArchive(
   // A device stage keeps the CPU weights only for what the worker reports (config,
   // fingerprint, state shape), not for products: no packed panels.
   const bool on_device = options.device.kind != model::DeviceKind::kCpu;
-  if (on_device) load.bf16_panels = false;
-  // int8 panels serve only products with int8 activations (RwkvLoadOptions::int8_panels).
-  load.int8_panels = options.int8_activations && !on_device;
+  if (on_device) {
+    load.bf16_panels = false;
+    load.int8_panels = false;
+  }
   absl::StatusOr<std::unique_ptr<model::RwkvWeights>> weights =
       model::RwkvWeights::Load(archive, load);
   if (!weights.ok()) return weights.status();

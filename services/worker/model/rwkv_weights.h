@@ -46,12 +46,10 @@ struct RwkvLoadOptions {
   // matrices keep only the packed copy; matrices used in place keep their mapping too.
   bool bf16_panels = true;
   // With run_dtype int8, on CPUs with AVX512-VNNI: store the big matrices as packed int8
-  // panels (kernels::PackInt8Panels) for products with int8 activations, which then run on
-  // vpdpbusd without sign fix-ups or horizontal sums. Set it only for models run with
-  // RwkvModelOptions::int8_activations: products with fp32 activations over int8 panels run on
-  // a slow portable loop. Quantised matrices keep only the packed copy; int8 matrices stored
-  // in the checkpoint keep their mapping too.
-  bool int8_panels = false;
+  // panels (kernels::PackInt8Panels), which every product then streams sequentially: on
+  // vpdpbusd with int8 activations, on fp32 FMAs otherwise. Quantised matrices keep only the
+  // packed copy; int8 matrices stored in the checkpoint keep their mapping too.
+  bool int8_panels = true;
   // Threads to pack with (optional; not kept).
   kernels::ThreadPool* pool = nullptr;
 };
