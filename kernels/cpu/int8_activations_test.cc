@@ -683,8 +683,8 @@ TEST(Int8PanelsTest, MatchesExactFormulaAndReference) {
 
 // The fp32-activation kernel over panels (where accelerated) against the exact product in
 // double and the row-major scalar kernel: batches of decode and of the 6-row tile's edges,
-// last panels of every width, K ending mid-group (x past K must not be read: the rows end
-// exactly at K), ranges starting on a later panel, y added to and overwritten.
+// last panels of every width, K of 0 and ending mid-group (x past K must not be read: the
+// rows carry NaN there), ranges starting on a later panel, y added to and overwritten.
 TEST(Int8PanelsTest, Fp32ActivationsMatchExactProductAndReference) {
   if (!Int8PanelsAccelerated()) GTEST_SKIP() << "no AVX512-VNNI panel kernels here";
   std::mt19937 rng(44);
@@ -693,11 +693,15 @@ TEST(Int8PanelsTest, Fp32ActivationsMatchExactProductAndReference) {
     const int64_t ldy = rows + 3;
     const Int8Weights w = RandomWeights(rng, rows, cols, cols);
     const PackedInt8 packed = Pack(w);
-    // ldx = cols: the last row of x ends exactly at K.
-    std::vector<float> x = RandomVector(rng, batch * cols);
+    // Three NaN after each row's K: a read past K would turn its outputs into NaN.
+    const int64_t ldx = cols + 3;
+    std::vector<float> x = RandomVector(rng, batch * ldx);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t k = cols; k < ldx; ++k) x[b * ldx + k] = kNaN;
+    }
     const std::vector<float> y_init = RandomVector(rng, batch * ldy);
     std::vector<float> got = y_init, want = y_init;
-    MatMulJob job{x.data(), cols, packed.matrix, got.data(), ldy, batch, accumulate};
+    MatMulJob job{x.data(), ldx, packed.matrix, got.data(), ldy, batch, accumulate};
     MatMulInt8PanelsFp32Avx512(job, o_begin, o_end);
     MatMulJob reference = job;
     reference.w = w.matrix;
@@ -712,7 +716,7 @@ TEST(Int8PanelsTest, Fp32ActivationsMatchExactProductAndReference) {
         }
         double exact = 0, magnitude = 0;
         for (int64_t k = 0; k < cols; ++k) {
-          const double term = static_cast<double>(x[b * cols + k]) * w.q[o * cols + k];
+          const double term = static_cast<double>(x[b * ldx + k]) * w.q[o * cols + k];
           exact += term;
           magnitude += std::fabs(term);
         }
@@ -729,7 +733,7 @@ TEST(Int8PanelsTest, Fp32ActivationsMatchExactProductAndReference) {
   };
   for (int64_t batch : {1, 2, 3, 5, 6, 7, 13}) {
     for (int64_t rows : {1, 16, 17, 32, 47, 48, 95}) {
-      for (int64_t cols : {1, 2, 3, 4, 5, 33, 130}) {
+      for (int64_t cols : {0, 1, 2, 3, 4, 5, 33, 130}) {
         check(batch, rows, cols, 0, rows, (batch + cols) % 2 == 0);
       }
     }
@@ -832,7 +836,8 @@ TEST(Int8PanelsTest, PublicEntryPoints) {
                 0)
           << "batch " << batch;
     }
-    // fp32 activations over the panels (the portable loop) and over the rows.
+    // fp32 activations over the panels (their own kernel, or the portable loop) and over the
+    // rows.
     std::vector<float> fp32_rows(batch * rows), fp32_panels(batch * rows);
     job.int8_activations = false;
     job.y = fp32_panels.data();

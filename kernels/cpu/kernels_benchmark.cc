@@ -116,10 +116,11 @@ void RunMatMul(benchmark::State& state, bool streamed) {
   // (vdpbf16ps where available); 4 = the same on pre-packed panels; 5 = int8 weights;
   // 6 = int8 weights with int8 activations (quantised per call, inside the timing);
   // 7 = bf16 weights on pre-packed panels with fp32 activations (exact: the engine's default);
-  // 8 = int8 weights on pre-packed panels with int8 activations (vpdpbusd over panels).
-  const bool int8_packed = state.range(3) == 8;
-  const bool int8_activations = state.range(3) == 6 || int8_packed;
-  const bool int8 = state.range(3) == 5 || int8_activations;
+  // 8 = int8 weights on pre-packed panels with int8 activations (vpdpbusd over panels);
+  // 9 = int8 weights on pre-packed panels with fp32 activations (the default int8 run).
+  const bool int8_packed = state.range(3) == 8 || state.range(3) == 9;
+  const bool int8_activations = state.range(3) == 6 || state.range(3) == 8;
+  const bool int8 = state.range(3) == 5 || int8_activations || int8_packed;
   const bool packed = state.range(3) == 4 || state.range(3) == 7;
   const bool bf16_activations = state.range(3) == 3 || state.range(3) == 4;
   const auto type = int8                         ? DType::kI8
@@ -157,16 +158,17 @@ void RunMatMul(benchmark::State& state, bool streamed) {
                          benchmark::Counter::kIsRate);
   state.counters["GFLOPS"] =
       benchmark::Counter(calls * 2.0 * batch * rows * cols / 1e9, benchmark::Counter::kIsRate);
-  state.SetLabel(std::string(IsaLevelName(isa)) + (packed && bf16_activations
-                                                       ? " bf16 panels (bf16 activations)"
-                                                   : packed           ? " bf16 panels"
-                                                   : bf16_activations ? " bf16 (bf16 activations)"
-                                                   : type == DType::kF32  ? " f32"
-                                                   : type == DType::kBF16 ? " bf16"
-                                                   : int8_packed ? " int8 panels (int8 activations)"
-                                                   : int8_activations   ? " int8 (int8 activations)"
-                                                   : type == DType::kI8 ? " int8"
-                                                                        : " f16"));
+  state.SetLabel(std::string(IsaLevelName(isa)) +
+                 (packed && bf16_activations        ? " bf16 panels (bf16 activations)"
+                  : packed                          ? " bf16 panels"
+                  : bf16_activations                ? " bf16 (bf16 activations)"
+                  : type == DType::kF32             ? " f32"
+                  : type == DType::kBF16            ? " bf16"
+                  : int8_packed && int8_activations ? " int8 panels (int8 activations)"
+                  : int8_packed                     ? " int8 panels"
+                  : int8_activations                ? " int8 (int8 activations)"
+                  : type == DType::kI8              ? " int8"
+                                                    : " f16"));
   (void)ForceIsaLevel(SupportedIsaLevel());
 }
 
@@ -180,9 +182,9 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
       {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}, {65536, 768}};
   for (int threads : {1, 2}) {
     for (int isa : {1, 2}) {
-      for (int type : {0, 1, 2, 3, 4, 5, 6, 7, 8}) {
+      for (int type : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
         // Panels need the avx512 level (below it they run the portable loop: no figure).
-        if ((type == 4 || type == 7 || type == 8) && isa < 2) continue;
+        if ((type == 4 || type >= 7) && isa < 2) continue;
         for (auto [rows, cols] : shapes) {
           for (int64_t batch : {1, 8, 32, 128, 512}) {
             if (rows == 65536 && batch > 32) continue;  // the head runs on last tokens only
@@ -225,7 +227,7 @@ void Int8ActivationsArgs(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2}) {
     for (auto [rows, cols] : shapes) {
       for (int64_t batch : {1, 8}) {
-        for (int type : {1, 5, 6, 8}) b->Args({rows, cols, batch, type, isa, threads});
+        for (int type : {1, 5, 6, 8, 9}) b->Args({rows, cols, batch, type, isa, threads});
       }
     }
   }
@@ -245,7 +247,7 @@ void Int8ActivationsInCacheArgs(benchmark::internal::Benchmark* b) {
       {768, 768}, {3072, 768}, {768, 3072}, {1024, 1024}, {4096, 1024}};
   for (auto [rows, cols] : shapes) {
     for (int64_t batch : {1, 8, 32, 128}) {
-      for (int type : {1, 4, 5, 6, 8}) b->Args({rows, cols, batch, type, isa, 1});
+      for (int type : {1, 4, 5, 6, 8, 9}) b->Args({rows, cols, batch, type, isa, 1});
     }
   }
   b->UseRealTime();

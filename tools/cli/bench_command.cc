@@ -218,7 +218,7 @@ void RunBench(const BenchArgs& args) {
   out["cpu_features"] = kernels::CpuFeatureNames();
   out["isa"] = std::string(kernels::IsaLevelName(kernels::ActiveIsaLevel()));
   // Whether the big matrices run from pre-packed panels: bf16 (AVX512-BF16 CPUs) or int8
-  // (int8 activations on AVX512-VNNI CPUs).
+  // (AVX512-VNNI CPUs).
   const kernels::WeightMatrix& probe = e->weights().layer(e->weights().first_layer()).key;
   const bool packed = probe.panels != nullptr;
   out["bf16_panels"] = packed && probe.type == model::DType::kBF16;
