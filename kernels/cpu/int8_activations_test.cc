@@ -263,6 +263,17 @@ TEST_P(Int8DotTest, QuantizerMatchesThePortableOne) {
   }
 }
 
+// Random activations, `batch` rows of `cols` at stride ldx, scaled per row to very different
+// sizes, every fourth row zero.
+std::vector<float> RowsOfMixedSizes(std::mt19937& rng, int64_t batch, int64_t ldx, int64_t cols) {
+  std::vector<float> x = RandomVector(rng, batch * ldx);
+  for (int64_t b = 0; b < batch; ++b) {
+    const float size = b % 4 == 1 ? 0.0f : std::ldexp(1.0f, static_cast<int>(b % 7) * 3 - 9);
+    for (int64_t i = 0; i < cols; ++i) x[b * ldx + i] *= size;
+  }
+  return x;
+}
+
 // Runs `table` over a random product and checks every output against the exact formula and
 // the scalar reference, and that nothing outside the output was written.
 void CheckProduct(const Int8DotTable& table, int64_t batch, int64_t rows, int64_t cols,
@@ -270,12 +281,7 @@ void CheckProduct(const Int8DotTable& table, int64_t batch, int64_t rows, int64_
   const int64_t stride = cols + (cols % 3);  // sometimes padded rows
   const int64_t ldx = cols + 2, ldy = rows + 3;
   Int8Weights w = RandomWeights(rng, rows, cols, stride);
-  std::vector<float> x = RandomVector(rng, batch * ldx);
-  // Rows of very different sizes, and a row of zeros.
-  for (int64_t b = 0; b < batch; ++b) {
-    const float size = b % 4 == 1 ? 0.0f : std::ldexp(1.0f, static_cast<int>(b % 7) * 3 - 9);
-    for (int64_t i = 0; i < cols; ++i) x[b * ldx + i] *= size;
-  }
+  std::vector<float> x = RowsOfMixedSizes(rng, batch, ldx, cols);
   const std::vector<float> y_init = RandomVector(rng, batch * ldy);
   std::vector<float> got = y_init, want = y_init;
   const Quantized xq = Quantize(x, ldx, batch, cols);
@@ -609,11 +615,7 @@ void CheckPanelProduct(bool vnni, int64_t batch, int64_t rows, int64_t cols, int
   const int64_t ldx = cols + 2, ldy = rows + 3;
   const Int8Weights w = RandomWeights(rng, rows, cols, cols);
   const PackedInt8 packed = Pack(w);
-  std::vector<float> x = RandomVector(rng, batch * ldx);
-  for (int64_t b = 0; b < batch; ++b) {
-    const float size = b % 4 == 1 ? 0.0f : std::ldexp(1.0f, static_cast<int>(b % 7) * 3 - 9);
-    for (int64_t i = 0; i < cols; ++i) x[b * ldx + i] *= size;
-  }
+  std::vector<float> x = RowsOfMixedSizes(rng, batch, ldx, cols);
   const std::vector<float> y_init = RandomVector(rng, batch * ldy);
   std::vector<float> got = y_init, want = y_init;
   Quantized xq = Quantize(x, ldx, batch, cols);

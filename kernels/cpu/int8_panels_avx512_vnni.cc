@@ -57,6 +57,33 @@ struct TileArgs {
   bool add;  // y += instead of y =
 };
 
+// Lanes of a panel's vector v that hold outputs, for a panel with `cols` of them: the last
+// panel's rows past the matrix have no scale to read and no output to write.
+inline __mmask16 OutputMask(int cols, int v) {
+  const int valid = cols - v * kLanes < kLanes ? cols - v * kLanes : kLanes;
+  return static_cast<__mmask16>((1u << valid) - 1);
+}
+
+// out (+)= sum · wscale on the lanes of `mask`.
+inline void StoreScaled(float* out, __m512 sum, __m512 wscale, __mmask16 mask, bool add) {
+  __m512 r = _mm512_mul_ps(sum, wscale);
+  if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask, out));
+  _mm512_mask_storeu_ps(out, mask, r);
+}
+
+// The panel holding output row o (a multiple of kPanel) of a matrix with `groups` groups of K,
+// and how many of its rows a product over [o, o_end) writes.
+struct PanelSpan {
+  const uint8_t* panel;
+  int cols;  // 1..48
+  int nv;    // vectors of 16 rows that hold them
+};
+inline PanelSpan SpanAt(const MatMulJob& job, int64_t groups, int64_t o, int64_t o_end) {
+  const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
+  return {reinterpret_cast<const uint8_t*>(job.w.panels) + (o / kPanel) * groups * kGroupPanelBytes,
+          cols, (cols + kLanes - 1) / kLanes};
+}
+
 inline int32_t LoadGroup(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof(v));
@@ -121,16 +148,11 @@ void Tile(const TileArgs& a) {
   }
   SKEIN_PANEL_UNROLL
   for (int v = 0; v < NV; ++v) {
-    const int valid = a.cols - v * kLanes < kLanes ? a.cols - v * kLanes : kLanes;
-    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
-    // Masked: the last panel's rows past the matrix have no scale to read and no output.
+    const __mmask16 mask = OutputMask(a.cols, v);
     const __m512 wscale = _mm512_maskz_loadu_ps(mask, a.wscales + v * kLanes);
     SKEIN_PANEL_UNROLL
     for (int m = 0; m < MR; ++m) {
-      float* out = a.y + m * a.ldy + v * kLanes;
-      __m512 r = _mm512_mul_ps(acc[m][v], wscale);
-      if (a.add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask, out));
-      _mm512_mask_storeu_ps(out, mask, r);
+      StoreScaled(a.y + m * a.ldy + v * kLanes, acc[m][v], wscale, mask, a.add);
     }
   }
 }
@@ -207,16 +229,12 @@ void WideTile(const float* x, int64_t ldx, const uint8_t* panel, int64_t kdim, c
   }
   SKEIN_PANEL_UNROLL
   for (int v = 0; v < NV; ++v) {
-    const int valid = cols - v * kLanes < kLanes ? cols - v * kLanes : kLanes;
-    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+    const __mmask16 mask = OutputMask(cols, v);
     const __m512 wscale = _mm512_maskz_loadu_ps(mask, wscales + v * kLanes);
     SKEIN_PANEL_UNROLL
     for (int m = 0; m < MR; ++m) {
-      float* out = y + m * ldy + v * kLanes;
       const __m512 sum = kSplit ? _mm512_add_ps(acc[m][v], acc2[m][v]) : acc[m][v];
-      __m512 r = _mm512_mul_ps(sum, wscale);
-      if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask, out));
-      _mm512_mask_storeu_ps(out, mask, r);
+      StoreScaled(y + m * ldy + v * kLanes, sum, wscale, mask, add);
     }
   }
 }
@@ -243,15 +261,13 @@ bool HaveInt8PanelKernels() { return true; }
 void MatMulInt8PanelsFp32Avx512(const MatMulJob& job, int64_t o_begin, int64_t o_end) {
   const int64_t kdim = job.w.cols;
   const int64_t groups = (kdim + kGroupBytes - 1) / kGroupBytes;
-  const auto* panels = reinterpret_cast<const uint8_t*>(job.w.panels);
   for (int64_t o = o_begin; o < o_end; o += kPanel) {
-    const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
-    const int nv = (cols + kLanes - 1) / kLanes;
-    const uint8_t* panel = panels + (o / kPanel) * groups * kGroupPanelBytes;
+    const PanelSpan span = SpanAt(job, groups, o, o_end);
     for (int64_t b = 0; b < job.batch; b += kWideRows) {
       const int mr = job.batch - b < kWideRows ? static_cast<int>(job.batch - b) : kWideRows;
-      kWideTiles.fn[nv - 1][mr - 1](job.x + b * job.ldx, job.ldx, panel, kdim, job.w.scales + o,
-                                    job.y + b * job.ldy + o, job.ldy, cols, job.accumulate);
+      kWideTiles.fn[span.nv - 1][mr - 1](job.x + b * job.ldx, job.ldx, span.panel, kdim,
+                                         job.w.scales + o, job.y + b * job.ldy + o, job.ldy,
+                                         span.cols, job.accumulate);
     }
   }
 }
@@ -273,11 +289,8 @@ void MatMulInt8PanelsAvx512Vnni(const MatMulJob& job, const Int8ActivationRows& 
   // One tile of rows streams each panel once, front to back (decode); more rows take the
   // panel in passes of K that stay in L1 while every tile of rows uses them.
   const int64_t pass = job.batch <= kRows ? blocks : kBlocksPerPass;
-  const auto* panels = reinterpret_cast<const uint8_t*>(job.w.panels);
   for (int64_t o = o_begin; o < o_end; o += kPanel) {
-    const int cols = o_end - o < kPanel ? static_cast<int>(o_end - o) : kPanel;
-    const int nv = (cols + kLanes - 1) / kLanes;
-    const uint8_t* panel = panels + (o / kPanel) * groups * kGroupPanelBytes;
+    const PanelSpan span = SpanAt(job, groups, o, o_end);
     for (int64_t j0 = 0; j0 < blocks; j0 += pass) {
       const int64_t j1 = blocks - j0 < pass ? blocks : j0 + pass;
       for (int64_t b = 0; b < job.batch; b += kRows) {
@@ -287,16 +300,16 @@ void MatMulInt8PanelsAvx512Vnni(const MatMulJob& job, const Int8ActivationRows& 
                             xq.scales + b * ldb,
                             xq.corrections + b * ldb,
                             ldb,
-                            panel,
+                            span.panel,
                             groups,
                             j0,
                             j1,
                             job.w.scales + o,
                             job.y + b * job.ldy + o,
                             job.ldy,
-                            cols,
+                            span.cols,
                             job.accumulate || j0 > 0};
-        kTiles.fn[nv - 1][mr - 1](args);
+        kTiles.fn[span.nv - 1][mr - 1](args);
       }
     }
   }

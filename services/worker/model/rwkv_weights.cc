@@ -105,7 +105,7 @@ class RwkvWeightsBuilder {
       WeightMatrix m{q, DType::kI8, rows, cols, cols};
       m.scales = scales;
       if (pack_int8_panels_) {
-        m.panels = PackInt8(m);
+        m.panels = Pack(m);
         m.data = nullptr;
       }
       return m;
@@ -178,7 +178,7 @@ class RwkvWeightsBuilder {
     if (run == DType::kI8) {
       WeightMatrix m{t.data, DType::kI8, rows, cols, cols};
       m.scales = scales;
-      if (pack_int8_panels_) m.panels = PackInt8(m);
+      if (pack_int8_panels_) m.panels = Pack(m);
       return m;
     }
     std::vector<uint16_t> narrow;  // bf16 copy that only panels will keep
@@ -193,17 +193,17 @@ class RwkvWeightsBuilder {
     return m;
   }
 
+  // The panels of bf16 or int8 matrix `m` (by its type).
   const uint32_t* Pack(const WeightMatrix& m) {
-    auto* panels = static_cast<uint32_t*>(
-        Allocate(kernels::Bf16PanelWords(m.rows, m.cols) * sizeof(uint32_t)));
-    kernels::PackBf16Panels(m, panels, pool_);
-    return panels;
-  }
-
-  const uint32_t* PackInt8(const WeightMatrix& m) {
-    auto* panels = static_cast<uint32_t*>(
-        Allocate(kernels::Int8PanelWords(m.rows, m.cols) * sizeof(uint32_t)));
-    kernels::PackInt8Panels(m, panels, pool_);
+    const bool int8 = m.type == DType::kI8;
+    const int64_t words =
+        int8 ? kernels::Int8PanelWords(m.rows, m.cols) : kernels::Bf16PanelWords(m.rows, m.cols);
+    auto* panels = static_cast<uint32_t*>(Allocate(words * sizeof(uint32_t)));
+    if (int8) {
+      kernels::PackInt8Panels(m, panels, pool_);
+    } else {
+      kernels::PackBf16Panels(m, panels, pool_);
+    }
     return panels;
   }
 
