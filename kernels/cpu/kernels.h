@@ -41,8 +41,13 @@ struct WeightMatrix {
   const float* scales = nullptr;
 
   // The bytes a product reads: the elements (padding included) plus, for kI8, the scales.
+  // Over panels that is rows rounded up to 16 (the kernels read only the 16-row vectors of a
+  // last panel that hold rows) by cols rounded up to the pair (bf16) or group of 4 (int8).
   size_t bytes() const {
-    const size_t elements = static_cast<size_t>(rows * stride) * DTypeSize(type);
+    const auto round_up = [](int64_t n, int64_t m) { return (n + m - 1) / m * m; };
+    const int64_t k = panels == nullptr ? stride : round_up(cols, type == DType::kI8 ? 4 : 2);
+    const int64_t r = panels == nullptr ? rows : round_up(rows, 16);
+    const size_t elements = static_cast<size_t>(r * k) * DTypeSize(type);
     return type == DType::kI8 ? elements + static_cast<size_t>(rows) * sizeof(float) : elements;
   }
 };

@@ -808,6 +808,20 @@ TEST(WeightMatrixTest, Int8BytesCountScales) {
   EXPECT_EQ(w.bytes(), 10u * 32u * 2u);
 }
 
+TEST(WeightMatrixTest, PanelBytesCountWhatTheKernelsRead) {
+  const uint32_t panel_words[1] = {0};  // only its presence matters here
+  // 50 rows: a whole panel and 2 rows of the next, read as one vector of 16; 30 columns.
+  WeightMatrix w{nullptr, DType::kBF16, 50, 30, 30};
+  w.panels = panel_words;
+  EXPECT_EQ(w.bytes(), 64u * 30u * 2u);
+  w.cols = w.stride = 31;  // odd K: the last pair is half padding
+  EXPECT_EQ(w.bytes(), 64u * 32u * 2u);
+  w.type = DType::kI8;  // groups of 4, plus the 50 scales
+  EXPECT_EQ(w.bytes(), 64u * 32u + 50u * sizeof(float));
+  w.cols = w.stride = 33;
+  EXPECT_EQ(w.bytes(), 64u * 36u + 50u * sizeof(float));
+}
+
 // ---- QuantizeRowsInt8 ----
 
 // Rows of known values (written as fp32; every one is exact in bf16 and fp16 too, or rounds

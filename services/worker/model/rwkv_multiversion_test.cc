@@ -218,6 +218,18 @@ TEST_P(MultiversionTest, Int8PanelsMatchRowMajorInt8) {
   ASSERT_NE(row_weights, nullptr);
   const kernels::WeightMatrix& probe = packed_weights->layer(packed_weights->first_layer()).output;
   EXPECT_EQ(row_weights->layer(row_weights->first_layer()).output.panels, nullptr);
+  // The LoRAs (x060 and x070) go on bf16 panels beside int8 panels where the CPU has both;
+  // the row-major int8 run keeps them fp32. The checkpoints are bf16: nothing is rounded.
+  const RwkvVersion version = packed_weights->version();
+  if (version == RwkvVersion::kV6 || version == RwkvVersion::kV7) {
+    auto lora = [&](const RwkvWeights& w) -> const kernels::WeightMatrix& {
+      return version == RwkvVersion::kV6 ? w.layer(0).decay_w1 : w.layer(0).w1;
+    };
+    const bool both = kernels::Int8PanelsAccelerated() && kernels::Bf16PanelsAccelerated();
+    EXPECT_EQ(lora(*row_weights).type, DType::kF32);
+    EXPECT_EQ(lora(*packed_weights).type, both ? DType::kBF16 : DType::kF32);
+    EXPECT_EQ(lora(*packed_weights).panels != nullptr, both);
+  }
   if (kernels::Int8PanelsAccelerated()) {
     EXPECT_NE(probe.panels, nullptr) << "int8 panels on an AVX512-VNNI CPU";
   } else {
@@ -242,13 +254,18 @@ TEST_P(MultiversionTest, Int8PanelsMatchRowMajorInt8) {
     std::printf("%s int8 panels vs rows%s: max logit deviation %.2e std\n", GetParam().name,
                 int8_activations ? " (int8 activations)" : "", worst);
     // Only the order of fp32 sums differs; measured 0.5-2.2·10⁻⁶ of a standard deviation.
-    EXPECT_LT(worst, 1e-3f);
+    // With int8 activations a last-bit difference before a quantisation (x060's mixes come
+    // out of a LoRA, bf16 panels in one run and fp32 rows in the other) can move a value
+    // across a rounding boundary, one step of 1/127 of its block's largest magnitude: x060
+    // measured 2.2·10⁻³ from that, against 0.025 for int8 activations themselves.
+    const float bound = int8_activations ? 1e-2f : 1e-3f;
+    EXPECT_LT(worst, bound);
     // Then one decode step of both states, from where the prompt left them.
     const int32_t next = golden_.tokens.back();
     ra = StepOne(rows, a, {&next, 1});
     rb = StepOne(panels, b, {&next, 1});
     ASSERT_TRUE(ra.ok() && rb.ok());
-    EXPECT_LT(MaxAbsDiff(ra->logits, rb->logits) / StdDev(ra->logits), 1e-3f);
+    EXPECT_LT(MaxAbsDiff(ra->logits, rb->logits) / StdDev(ra->logits), bound);
   }
 }
 

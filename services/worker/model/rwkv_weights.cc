@@ -67,13 +67,15 @@ uint64_t Fingerprint(const TensorArchive& archive, kernels::ThreadPool* pool) {
 class RwkvWeightsBuilder {
  public:
   // `pack_panels`: store bf16 matrices as packed panels; `pack_int8_panels`: the same for
-  // int8 matrices (on `pool`'s threads when given).
-  RwkvWeightsBuilder(RwkvWeights* w, bool pack_panels, bool pack_int8_panels,
+  // int8 matrices; `lora_panels`: store the LoRAs as bf16 panels (on `pool`'s threads when
+  // given).
+  RwkvWeightsBuilder(RwkvWeights* w, bool pack_panels, bool pack_int8_panels, bool lora_panels,
                      kernels::ThreadPool* pool)
       : w_(w),
         archive_(*w->archive_),
         pack_panels_(pack_panels),
         pack_int8_panels_(pack_int8_panels),
+        lora_panels_(lora_panels),
         pool_(pool) {}
 
   // C-value (or n-value) fp32 vector; in place when stored as aligned fp32.
@@ -142,7 +144,8 @@ class RwkvWeightsBuilder {
   }
 
   // A LoRA stored [in, out] (or the `slice`-th [in, out] matrix of a stack of them, as
-  // x060's time_maa_w2 [5, in, out]), as an fp32 [out, in] matrix.
+  // x060's time_maa_w2 [5, in, out]), as an [out, in] matrix: bf16 panels with `lora_panels`,
+  // fp32 rows otherwise.
   WeightMatrix Transposed(const std::string& name, int64_t slice = 0) {
     const TensorView* t = archive_.Find(name);
     const size_t rank = t->shape.size();
@@ -151,20 +154,24 @@ class RwkvWeightsBuilder {
     base::ConvertElements(
         t->dtype, static_cast<const uint8_t*>(t->data) + slice * in * out_dim * DTypeSize(t->dtype),
         DType::kF32, stored.data(), stored.size());
-    float* out = static_cast<float*>(Allocate(in * out_dim * sizeof(float)));
+    std::vector<float> transposed(in * out_dim);
     for (int64_t i = 0; i < in; ++i) {
-      for (int64_t o = 0; o < out_dim; ++o) out[o * in + i] = stored[i * out_dim + o];
+      for (int64_t o = 0; o < out_dim; ++o) transposed[o * in + i] = stored[i * out_dim + o];
     }
-    if (pack_panels_) {
-      // Packed runs take the LoRAs in bf16 too, as the reference's bf16 runs do; a bf16
-      // checkpoint loses nothing by it.
+    if (lora_panels_) {
+      // Packed runs take the LoRAs in bf16 too, as the reference's bf16 runs do: a bf16
+      // checkpoint loses nothing by it, and int8 runs round far more in their big matrices.
+      // Only the panels are kept.
       std::vector<uint16_t> narrowed(in * out_dim);
-      base::ConvertElements(DType::kF32, out, DType::kBF16, narrowed.data(), narrowed.size());
+      base::ConvertElements(DType::kF32, transposed.data(), DType::kBF16, narrowed.data(),
+                            narrowed.size());
       WeightMatrix m{narrowed.data(), DType::kBF16, out_dim, in, in};
       m.panels = Pack(m);
       m.data = nullptr;
       return m;
     }
+    float* out = static_cast<float*>(Allocate(in * out_dim * sizeof(float)));
+    std::memcpy(out, transposed.data(), transposed.size() * sizeof(float));
     return WeightMatrix{out, DType::kF32, out_dim, in, in};
   }
 
@@ -224,6 +231,7 @@ class RwkvWeightsBuilder {
   const TensorArchive& archive_;
   const bool pack_panels_;
   const bool pack_int8_panels_;
+  const bool lora_panels_;
   kernels::ThreadPool* const pool_;
 };
 
@@ -352,11 +360,14 @@ absl::StatusOr<std::unique_ptr<RwkvWeights>> RwkvWeights::Load(
   w->run_dtype_ = options.run_dtype;
   w->fingerprint_ = Fingerprint(*w->archive_, options.pool);
 
-  RwkvWeightsBuilder b(
-      w.get(),
-      options.bf16_panels && options.run_dtype == DType::kBF16 && kernels::Bf16PanelsAccelerated(),
-      options.int8_panels && options.run_dtype == DType::kI8 && kernels::Int8PanelsAccelerated(),
-      options.pool);
+  const bool bf16_panels = options.bf16_panels && kernels::Bf16PanelsAccelerated();
+  const bool int8_panels =
+      options.int8_panels && options.run_dtype == DType::kI8 && kernels::Int8PanelsAccelerated();
+  // int8 runs keep fp32 activations in the LoRAs (for the decay), so their products are
+  // exact-activation bf16 ones: half the bytes of fp32 weights at the same arithmetic.
+  RwkvWeightsBuilder b(w.get(), bf16_panels && options.run_dtype == DType::kBF16, int8_panels,
+                       bf16_panels && (options.run_dtype == DType::kBF16 || int8_panels),
+                       options.pool);
   if (w->has_embedding()) {
     w->emb_ = w->archive_->Find("emb.weight");
     w->ln0_w_ = b.Vector("blocks.0.ln0.weight");
@@ -417,14 +428,12 @@ int64_t RwkvWeights::bytes_read_per_token() const {
   const int64_t C = config_.n_embd;
   int64_t bytes = 0;
   for (const RwkvLayerWeights& l : layers_) {
-    for (const WeightMatrix* m : LayerMatrices(l)) {
-      bytes += static_cast<int64_t>(m->rows * m->cols * DTypeSize(m->type));
-    }
+    for (const WeightMatrix* m : LayerMatrices(l)) bytes += static_cast<int64_t>(m->bytes());
     bytes += 20 * C * static_cast<int64_t>(sizeof(float));  // vectors and norms
   }
   if (has_embedding()) bytes += C * static_cast<int64_t>(DTypeSize(emb_->dtype) + 8);
   if (has_head()) {
-    bytes += static_cast<int64_t>(head_.rows * head_.cols * DTypeSize(head_.type));
+    bytes += static_cast<int64_t>(head_.bytes());
     bytes += 2 * C * static_cast<int64_t>(sizeof(float));
   }
   return bytes;

@@ -48,7 +48,8 @@ struct RwkvLoadOptions {
   // With run_dtype int8, on CPUs with AVX512-VNNI: store the big matrices as packed int8
   // panels (kernels::PackInt8Panels), which every product then streams sequentially: on
   // vpdpbusd with int8 activations, on fp32 FMAs otherwise. Quantised matrices keep only the
-  // packed copy; int8 matrices stored in the checkpoint keep their mapping too.
+  // packed copy; int8 matrices stored in the checkpoint keep their mapping too. Where the CPU
+  // has bf16 panels as well (and bf16_panels is set), the LoRAs go on bf16 panels.
   bool int8_panels = true;
   // Threads to pack with (optional; not kept).
   kernels::ThreadPool* pool = nullptr;
@@ -85,7 +86,8 @@ struct RwkvLayerWeights {
   kernels::WeightMatrix ffn_key;                         // [F, C]
   kernels::WeightMatrix ffn_value;                       // [C, F]
   // LoRAs transposed to [out, in]: w1ᵀ [D_w, C], w2ᵀ [C, D_w], …; fp32, or bf16 panels when
-  // the big matrices are packed (RwkvLoadOptions::bf16_panels).
+  // the big matrices are packed (RwkvLoadOptions::bf16_panels, or int8_panels on a CPU with
+  // bf16 panels). Their products keep fp32 activations in every mode.
   kernels::WeightMatrix w1, w2, a1, a2, g1, g2;
   kernels::WeightMatrix v1, v2;  // empty (rows = 0) in layer 0
 
@@ -143,8 +145,9 @@ class RwkvWeights {
   // cache on the 2-vCPU VM: 0.14 s against 0.11 s for `skein generate` of one token).
   uint64_t fingerprint() const { return fingerprint_; }
 
-  // Bytes of weights one token's forward pass reads for this stage (matrices, LoRAs,
-  // vectors; one embedding row), the numerator of the decode roofline.
+  // Bytes of weights one token's forward pass reads for this stage (matrices as
+  // WeightMatrix::bytes() counts them, LoRAs, vectors; one embedding row), the numerator of
+  // the decode roofline.
   int64_t bytes_read_per_token() const;
 
   // Multiply-adds of one token's matrix products in this stage's layers (projections, FFN,
