@@ -16,6 +16,7 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -39,6 +40,10 @@ constexpr int kRows = 4;
 // Blocks of K per pass when several tiles of rows share a panel: 48 rows × 8 blocks × 32 bytes
 // = 12 KiB of weights, which stay in L1 while every tile of rows passes over them.
 constexpr int64_t kBlocksPerPass = 8;
+// Bytes of int8 activations per block of batch rows (long batches): well inside L2 beside
+// the panels' passes, and at least kMinBatchBlock rows so each pass still serves many tiles.
+constexpr int64_t kBatchBlockBytes = int64_t{256} << 10;
+constexpr int64_t kMinBatchBlock = 16;
 
 struct TileArgs {
   const int8_t* xq;      // the tile's first row of activations
@@ -287,29 +292,37 @@ void MatMulInt8PanelsAvx512Vnni(const MatMulJob& job, const Int8ActivationRows& 
   const int64_t blocks = (kdim + kInt8ActivationBlock - 1) / kInt8ActivationBlock;
   const int64_t ldb = xq.ldq / kInt8ActivationBlock;
   // One tile of rows streams each panel once, front to back (decode); more rows take the
-  // panel in passes of K that stay in L1 while every tile of rows uses them.
+  // panel in passes of K that stay in L1 while every tile of rows uses them, and long batches
+  // (prompts) go in blocks of rows whose activations stay in L2 while every panel of the range
+  // passes over them (otherwise each pass would fetch every row's activations from memory
+  // again, in short strided pieces).
   const int64_t pass = job.batch <= kRows ? blocks : kBlocksPerPass;
-  for (int64_t o = o_begin; o < o_end; o += kPanel) {
-    const PanelSpan span = SpanAt(job, groups, o, o_end);
-    for (int64_t j0 = 0; j0 < blocks; j0 += pass) {
-      const int64_t j1 = blocks - j0 < pass ? blocks : j0 + pass;
-      for (int64_t b = 0; b < job.batch; b += kRows) {
-        const int mr = job.batch - b < kRows ? static_cast<int>(job.batch - b) : kRows;
-        const TileArgs args{xq.q + b * xq.ldq,
-                            xq.ldq,
-                            xq.scales + b * ldb,
-                            xq.corrections + b * ldb,
-                            ldb,
-                            span.panel,
-                            groups,
-                            j0,
-                            j1,
-                            job.w.scales + o,
-                            job.y + b * job.ldy + o,
-                            job.ldy,
-                            span.cols,
-                            job.accumulate || j0 > 0};
-        kTiles.fn[span.nv - 1][mr - 1](args);
+  const int64_t batch_block =
+      std::max<int64_t>(kMinBatchBlock, kBatchBlockBytes / xq.ldq / kRows * kRows);
+  for (int64_t b0 = 0; b0 < job.batch; b0 += batch_block) {
+    const int64_t b1 = job.batch - b0 < batch_block ? job.batch : b0 + batch_block;
+    for (int64_t o = o_begin; o < o_end; o += kPanel) {
+      const PanelSpan span = SpanAt(job, groups, o, o_end);
+      for (int64_t j0 = 0; j0 < blocks; j0 += pass) {
+        const int64_t j1 = blocks - j0 < pass ? blocks : j0 + pass;
+        for (int64_t b = b0; b < b1; b += kRows) {
+          const int mr = b1 - b < kRows ? static_cast<int>(b1 - b) : kRows;
+          const TileArgs args{xq.q + b * xq.ldq,
+                              xq.ldq,
+                              xq.scales + b * ldb,
+                              xq.corrections + b * ldb,
+                              ldb,
+                              span.panel,
+                              groups,
+                              j0,
+                              j1,
+                              job.w.scales + o,
+                              job.y + b * job.ldy + o,
+                              job.ldy,
+                              span.cols,
+                              job.accumulate || j0 > 0};
+          kTiles.fn[span.nv - 1][mr - 1](args);
+        }
       }
     }
   }

@@ -501,7 +501,9 @@ TEST(RandomModelTest, MatchesFloat64ReferenceAtOddShapes) {
 TEST(RandomModelTest, ScratchShrinksAfterAnOversizedPrefill) {
   const RandomModelShape d = SmallShape();
   std::shared_ptr<const RwkvWeights> w = LoadRange(RandomArchive(d, 3), 0, d.n_layer);
-  RwkvModel model(w, &Pool());
+  // One pass per step, however long (passes bound the scratch memory by themselves: see
+  // LongStepsRunInPasses).
+  RwkvModel model(w, &Pool(), {.max_rows_per_pass = 0});
   const std::vector<int32_t> tokens = SomeTokens(64, d.vocab, 2);
   RwkvState a = model.NewState();
   ASSERT_TRUE(StepOne(model, a, tokens).ok());
@@ -590,6 +592,82 @@ TEST(RandomModelTest, NoLogitsSkipsTheHeadButAdvancesTheState) {
   ASSERT_TRUE(one.ok());
   EXPECT_EQ(one->logits_rows, (std::vector<int64_t>{1, 0}));
   EXPECT_EQ(one->logits.size(), static_cast<size_t>(d.vocab));
+}
+
+// A step longer than max_rows_per_pass runs as passes over pieces of its sequences: the same
+// logits (rows and counts per sequence, whatever each asked for), states and positions as one
+// pass, whether a sequence is cut between passes or not; a staged model passes its
+// activations on in the same order; and the scratch memory stays at one pass's rows.
+TEST(RandomModelTest, LongStepsRunInPasses) {
+  const RandomModelShape d = SmallShape(4);
+  std::shared_ptr<const TensorArchive> archive = RandomArchive(d, 13);
+  std::shared_ptr<const RwkvWeights> w = LoadRange(archive, 0, d.n_layer);
+  RwkvModel one_pass(w, &Pool(), {.max_rows_per_pass = 0});
+  RwkvModel passes(w, &Pool(), {.max_rows_per_pass = 7});
+  // 20 tokens (three passes' worth), 3, 9 and 1: pieces of 7 cut the first, third and a
+  // pass boundary falls between sequences too.
+  const std::vector<int> history = {0, 4, 2, 5};
+  const std::vector<int> feed = {20, 3, 9, 1};
+  const std::vector<bool> all_logits = {true, false, false, false};
+  const std::vector<bool> no_logits = {false, false, true, false};
+  std::vector<RwkvState> a, b;
+  std::vector<std::vector<int32_t>> feeds;
+  for (size_t s = 0; s < feed.size(); ++s) {
+    a.push_back(one_pass.NewState());
+    if (history[s] > 0) {
+      ASSERT_TRUE(StepOne(one_pass, a.back(), SomeTokens(history[s], d.vocab, s + 20)).ok());
+    }
+    b.push_back(a.back());
+    feeds.push_back(SomeTokens(feed[s], d.vocab, s + 30));
+  }
+  auto steps_of = [&](std::vector<RwkvState>& states) {
+    std::vector<SequenceStep> steps;
+    for (size_t s = 0; s < feed.size(); ++s) {
+      SequenceStep step{&states[s], feeds[s], 0, all_logits[s]};
+      step.no_logits = no_logits[s];
+      steps.push_back(step);
+    }
+    return steps;
+  };
+  absl::StatusOr<StepResult> want = one_pass.Step(steps_of(a));
+  absl::StatusOr<StepResult> got = passes.Step(steps_of(b));
+  ASSERT_TRUE(want.ok() && got.ok()) << got.status();
+  EXPECT_EQ(want->logits_rows, (std::vector<int64_t>{20, 1, 0, 1}));
+  EXPECT_EQ(got->logits_rows, want->logits_rows);
+  ASSERT_EQ(got->logits.size(), want->logits.size());
+  EXPECT_LE(MaxAbsDiff(got->logits, want->logits), kReorderTolerance * StdDev(want->logits));
+  for (size_t s = 0; s < feed.size(); ++s) {
+    EXPECT_EQ(b[s].position(), history[s] + feed[s]) << s;
+    EXPECT_LE(RelativeDiff(b[s].data(), a[s].data()), kReorderTolerance) << s;
+  }
+  RwkvModel small_pass(w, &Pool(), {.max_rows_per_pass = 7});
+  RwkvState c = small_pass.NewState();
+  ASSERT_TRUE(StepOne(small_pass, c, SomeTokens(7, d.vocab, 1), /*all_logits=*/true).ok());
+  EXPECT_EQ(passes.scratch_bytes(), small_pass.scratch_bytes()) << "scratch beyond one pass";
+
+  // Two stages, each in passes of its own size, against the one-pass whole model.
+  RwkvModel s0(LoadRange(archive, 0, 2), &Pool(), {.max_rows_per_pass = 5});
+  RwkvModel s1(LoadRange(archive, 2, 4), &Pool(), {.max_rows_per_pass = 8});
+  const std::vector<int32_t> x = SomeTokens(13, d.vocab, 7), y = SomeTokens(4, d.vocab, 8);
+  RwkvState wx = one_pass.NewState(), wy = one_pass.NewState();
+  std::vector<SequenceStep> whole_steps = {{&wx, x, 0, true}, {&wy, y}};
+  absl::StatusOr<StepResult> whole = one_pass.Step(whole_steps);
+  ASSERT_TRUE(whole.ok());
+  RwkvState x0 = s0.NewState(), y0 = s0.NewState(), x1 = s1.NewState(), y1 = s1.NewState();
+  std::vector<SequenceStep> first = {{&x0, x}, {&y0, y}};
+  absl::StatusOr<StepResult> h = s0.Step(first);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->activations.rows, 17);
+  EXPECT_EQ(h->activations.v_first.size(), 17u * d.n_embd);
+  EXPECT_TRUE(h->logits_rows.empty());
+  std::vector<SequenceStep> last = {{&x1, {}, 13, true}, {&y1, {}, 4}};
+  absl::StatusOr<StepResult> out = s1.Step(last, &h->activations);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->logits_rows, (std::vector<int64_t>{13, 1}));
+  ASSERT_EQ(out->logits.size(), whole->logits.size());
+  EXPECT_LE(MaxAbsDiff(out->logits, whole->logits), kReorderTolerance * StdDev(whole->logits));
+  EXPECT_EQ(x1.position(), 13);
+  EXPECT_LE(RelativeDiff(y1.att_kv(3), wy.att_kv(3)), kReorderTolerance);
 }
 
 // A three-stage pipeline ([0,1), [1,3), [3,4)) with a batch of two sessions equals the whole

@@ -52,6 +52,93 @@ absl::Status RwkvModel::Step(absl::Span<const SequenceStep> sequences,
     return s;
   }
   absl::MutexLock lock(&mutex_);
+  const int64_t limit = options_.max_rows_per_pass;
+  if (limit <= 0 || validated_rows <= limit) return RunPass(sequences, input, out);
+  return RunInPasses(sequences, input, out);
+}
+
+absl::Status RwkvModel::RunInPasses(absl::Span<const SequenceStep> sequences,
+                                    const StageActivations* input, StepResult* out) {
+  const bool first_stage = weights_->has_embedding();
+  const int64_t C = weights_->config().n_embd;
+  const int64_t limit = options_.max_rows_per_pass;
+  out->logits.clear();
+  out->logits_rows.clear();
+  if (weights_->has_head()) out->logits_rows.assign(sequences.size(), 0);
+  StageActivations& acts = out->activations;
+  acts.rows = 0;
+  acts.width = 0;
+  acts.hidden.clear();
+  acts.v_first.clear();
+  std::vector<SequenceStep> pieces;
+  std::vector<size_t> owners;  // the sequence each piece is part of
+  StageActivations piece_input;
+  StepResult piece_out;
+  size_t s = 0;
+  int64_t done = 0;       // tokens of sequences[s] that earlier passes took
+  int64_t input_row = 0;  // first row of the pass in `input`
+  while (s < sequences.size()) {
+    // The next pass: whole sequences while they fit, then the head of the next one; so a
+    // sequence is never twice in one pass, and its pieces run in token order.
+    pieces.clear();
+    owners.clear();
+    int64_t rows = 0;
+    while (s < sequences.size() && rows < limit) {
+      const SequenceStep& seq = sequences[s];
+      const int64_t total = first_stage ? static_cast<int64_t>(seq.tokens.size()) : seq.num_tokens;
+      const int64_t take = std::min(limit - rows, total - done);
+      const bool last = done + take == total;
+      SequenceStep piece = seq;
+      if (first_stage) {
+        piece.tokens = seq.tokens.subspan(done, take);
+      } else {
+        piece.num_tokens = take;
+      }
+      // Logits of a piece: all of its rows with all_logits; with neither flag, only the
+      // sequence's last token.
+      piece.no_logits = seq.no_logits || (!seq.all_logits && !last);
+      pieces.push_back(piece);
+      owners.push_back(s);
+      rows += take;
+      done = last ? 0 : done + take;
+      if (last) ++s;
+    }
+    const StageActivations* pass_input = nullptr;
+    if (input != nullptr) {
+      piece_input.rows = rows;
+      piece_input.width = C;
+      const auto slice = [&](const std::vector<float>& from, std::vector<float>& to) {
+        if (from.empty()) {
+          to.clear();
+        } else {
+          to.assign(from.begin() + input_row * C, from.begin() + (input_row + rows) * C);
+        }
+      };
+      slice(input->hidden, piece_input.hidden);
+      slice(input->v_first, piece_input.v_first);
+      pass_input = &piece_input;
+    }
+    input_row += rows;
+    if (absl::Status status = RunPass(pieces, pass_input, &piece_out); !status.ok()) {
+      return status;
+    }
+    out->logits.insert(out->logits.end(), piece_out.logits.begin(), piece_out.logits.end());
+    for (size_t i = 0; i < piece_out.logits_rows.size(); ++i) {
+      out->logits_rows[owners[i]] += piece_out.logits_rows[i];
+    }
+    const StageActivations& next = piece_out.activations;
+    if (next.rows > 0) {
+      acts.rows += next.rows;
+      acts.width = next.width;
+      acts.hidden.insert(acts.hidden.end(), next.hidden.begin(), next.hidden.end());
+      acts.v_first.insert(acts.v_first.end(), next.v_first.begin(), next.v_first.end());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RwkvModel::RunPass(absl::Span<const SequenceStep> sequences,
+                                const StageActivations* input, StepResult* out) {
   const RwkvWeights& w = *weights_;
   const RwkvConfig& d = w.config();
   const int64_t C = d.n_embd;

@@ -50,6 +50,12 @@ struct RwkvModelOptions {
   // top of the weights' own quantisation (rwkv_multiversion_test measures the logit error).
   // The LoRAs keep fp32 activations. Ignored for other weight dtypes.
   bool int8_activations = false;
+  // Most rows (tokens of all sequences together) one pass through the layers takes. A longer
+  // step runs as consecutive passes over pieces of its sequences, in token order, so a long
+  // prompt's activations stay in the caches between the operations of a layer and its
+  // scratch memory stays at this many rows. The results are the one-pass step's up to the
+  // order of fp32 sums (kernels pick their paths by batch size). 0: no limit.
+  int64_t max_rows_per_pass = 512;
 };
 
 class RwkvModel : public StageModel {
@@ -79,9 +85,9 @@ class RwkvModel : public StageModel {
   absl::Status Step(absl::Span<const SequenceStep> sequences, const StageActivations* input,
                     StepResult* result) override;
 
-  // Steps of up to this many rows (tokens of all sequences together) keep their scratch
-  // memory for the next step; a larger one (an oversized prefill) gives it back when it ends,
-  // so one long prompt does not pin its peak memory for the life of the worker.
+  // Passes of up to this many rows (tokens of all sequences together) keep their scratch
+  // memory for the next step; a larger one (max_rows_per_pass above it, or 0) gives it back
+  // when it ends, so one long prompt does not pin its peak memory for the life of the worker.
   static constexpr int64_t kRetainedScratchRows = 1024;
   // Bytes of scratch memory held between steps. Call only while no Step runs (tests).
   size_t scratch_bytes() const;
@@ -90,6 +96,12 @@ class RwkvModel : public StageModel {
   struct Scratch;
 
  private:
+  // One step in passes of at most max_rows_per_pass rows (Step checked the request).
+  absl::Status RunInPasses(absl::Span<const SequenceStep> sequences, const StageActivations* input,
+                           StepResult* result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // One pass: every row of `sequences` through the layer range at once.
+  absl::Status RunPass(absl::Span<const SequenceStep> sequences, const StageActivations* input,
+                       StepResult* result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void RunLayer(int layer, absl::Span<const SequenceStep> sequences,
                 absl::Span<const int64_t> offsets) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
