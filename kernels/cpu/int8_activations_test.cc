@@ -665,8 +665,9 @@ std::vector<bool> PanelKernelsHere() {
 }
 
 // Batches of decode and of every register-tile edge (4 rows), several passes of K (8 blocks
-// each) for batches above a tile; last panels of 1, 16, 17, 32 and 47 rows; K that ends
-// mid-group, mid-block and on a block; ranges that start on a later panel.
+// each) for batches above a tile, several blocks of rows for long batches; last panels of 1,
+// 16, 17, 32 and 47 rows; K that ends mid-group, mid-block and on a block; ranges that start
+// on a later panel.
 TEST(Int8PanelsTest, MatchesExactFormulaAndReference) {
   std::mt19937 rng(42);
   for (bool vnni : PanelKernelsHere()) {
@@ -680,6 +681,10 @@ TEST(Int8PanelsTest, MatchesExactFormulaAndReference) {
     CheckPanelProduct(vnni, 6, 150, 600, 48, 130, true, rng);
     CheckPanelProduct(vnni, 70, 100, 1000, 0, 100, false, rng);
     CheckPanelProduct(vnni, 2, 64, 3072, 48, 64, true, rng);
+    // Long batches go in blocks of rows (256 KiB of activations): 64-row blocks at K = 4096
+    // and the 16-row minimum with a last block of 5 rows at K = 20000.
+    CheckPanelProduct(vnni, 150, 96, 4096, 0, 96, false, rng);
+    CheckPanelProduct(vnni, 37, 50, 20000, 0, 50, true, rng);
   }
 }
 

@@ -19,12 +19,23 @@ RwkvModel::RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::Thread
       pool_(pool),
       options_(options),
       scratch_(std::make_unique<Scratch>()) {
-  const kernels::WeightMatrix& probe = weights_->layer(weights_->first_layer()).ffn_key;
+  const RwkvLayerWeights& first = weights_->layer(weights_->first_layer());
+  const kernels::WeightMatrix& probe = first.ffn_key;
   // Where the CPU has AMX tiles, which batches run on them is timed once per process on the
   // first model's matrices (kernels/cpu/path_choice.h), before the rounding choice below so
-  // that it compares the paths products will really take.
-  if (probe.panels != nullptr && probe.type == DType::kBF16 && kernels::AmxTilesAvailable()) {
+  // that it compares the paths products will really take. int8 runs have bf16 panels only
+  // in their LoRAs (exact activations): those are timed instead.
+  const auto on_panels = [](const kernels::WeightMatrix& m) {
+    return m.panels != nullptr && m.type == DType::kBF16 && m.rows > 0;
+  };
+  const kernels::WeightMatrix* lora = nullptr;
+  for (const kernels::WeightMatrix* m : {&first.g1, &first.w1, &first.maa_w1, &first.decay_w1}) {
+    if (lora == nullptr && on_panels(*m)) lora = m;
+  }
+  if (on_panels(probe) && kernels::AmxTilesAvailable()) {
     tile_choice_ = kernels::ChooseTilePolicy(probe, options_.bf16_activations, pool_);
+  } else if (lora != nullptr && kernels::AmxTilesAvailable()) {
+    tile_choice_ = kernels::ChooseTilePolicy(*lora, /*bf16_activations=*/false, pool_);
   } else {
     tile_choice_.policy = kernels::GetTilePolicy();
   }
@@ -72,8 +83,8 @@ absl::Status RwkvModel::RunInPasses(absl::Span<const SequenceStep> sequences,
   acts.v_first.clear();
   std::vector<SequenceStep> pieces;
   std::vector<size_t> owners;  // the sequence each piece is part of
-  StageActivations piece_input;
-  StepResult piece_out;
+  StageActivations& piece_input = pass_input_;
+  StepResult& piece_out = pass_result_;
   size_t s = 0;
   int64_t done = 0;       // tokens of sequences[s] that earlier passes took
   int64_t input_row = 0;  // first row of the pass in `input`

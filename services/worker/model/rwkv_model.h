@@ -112,6 +112,9 @@ class RwkvModel : public StageModel {
   kernels::TileChoice tile_choice_;
   mutable absl::Mutex mutex_;  // one step at a time uses the scratch memory (and the pool)
   std::unique_ptr<Scratch> scratch_ ABSL_GUARDED_BY(mutex_) ABSL_PT_GUARDED_BY(mutex_);
+  // A long step's input and result of one pass (RunInPasses), kept for their memory.
+  StageActivations pass_input_ ABSL_GUARDED_BY(mutex_);
+  StepResult pass_result_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace skein::model

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/thread_pool.h"
 #include "services/worker/model/rwkv_config.h"
@@ -140,17 +141,24 @@ TEST_P(MultiversionTest, StepByStepMatchesGolden) {
   EXPECT_LE(RelativeStateDiff(state, golden_), kGoldenStateBound);
 }
 
+// The same in passes of 3 rows (RwkvModelOptions::max_rows_per_pass): each version's token
+// shift and recurrence carry over from one pass to the next.
 TEST_P(MultiversionTest, SequenceModeMatchesGolden) {
-  RwkvModel model(Weights(), &Pool());
-  RwkvState state = model.NewState();
-  absl::StatusOr<StepResult> r = StepOne(model, state, golden_.tokens, /*all_logits=*/true);
-  ASSERT_TRUE(r.ok()) << r.status();
-  const size_t V = golden_.logits[0].size();
-  ASSERT_EQ(r->logits.size(), golden_.tokens.size() * V);
-  for (size_t t = 0; t < golden_.tokens.size(); ++t) {
-    ExpectLogits(absl::MakeConstSpan(r->logits).subspan(t * V, V), t, "sequence mode");
+  std::shared_ptr<const RwkvWeights> weights = Weights();
+  for (int64_t rows_per_pass : {0, 3}) {
+    RwkvModel model(weights, &Pool(), {.max_rows_per_pass = rows_per_pass});
+    RwkvState state = model.NewState();
+    absl::StatusOr<StepResult> r = StepOne(model, state, golden_.tokens, /*all_logits=*/true);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const size_t V = golden_.logits[0].size();
+    ASSERT_EQ(r->logits.size(), golden_.tokens.size() * V);
+    const std::string what = absl::StrCat("sequence mode, passes of ", rows_per_pass);
+    for (size_t t = 0; t < golden_.tokens.size(); ++t) {
+      ExpectLogits(absl::MakeConstSpan(r->logits).subspan(t * V, V), t, what);
+    }
+    EXPECT_LE(RelativeStateDiff(state, golden_), kGoldenStateBound) << what;
+    EXPECT_EQ(state.position(), static_cast<int64_t>(golden_.tokens.size()));
   }
-  EXPECT_LE(RelativeStateDiff(state, golden_), kGoldenStateBound);
 }
 
 // A bf16 checkpoint run with bf16 weights computes what its fp32 run computes: the weights

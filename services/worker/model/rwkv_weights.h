@@ -49,7 +49,9 @@ struct RwkvLoadOptions {
   // panels (kernels::PackInt8Panels), which every product then streams sequentially: on
   // vpdpbusd with int8 activations, on fp32 FMAs otherwise. Quantised matrices keep only the
   // packed copy; int8 matrices stored in the checkpoint keep their mapping too. Where the CPU
-  // has bf16 panels as well (and bf16_panels is set), the LoRAs go on bf16 panels.
+  // has bf16 panels as well (and bf16_panels is set), the LoRAs go on bf16 panels: exact for a
+  // bf16 checkpoint, rounded to bf16 for an fp32 or fp16 one (far less than the int8 matrices
+  // are).
   bool int8_panels = true;
   // Threads to pack with (optional; not kept).
   kernels::ThreadPool* pool = nullptr;
