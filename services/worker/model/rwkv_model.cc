@@ -28,14 +28,13 @@ RwkvModel::RwkvModel(std::shared_ptr<const RwkvWeights> weights, kernels::Thread
   const auto on_panels = [](const kernels::WeightMatrix& m) {
     return m.panels != nullptr && m.type == DType::kBF16 && m.rows > 0;
   };
-  const kernels::WeightMatrix* lora = nullptr;
+  const kernels::WeightMatrix* tile_probe = on_panels(probe) ? &probe : nullptr;
   for (const kernels::WeightMatrix* m : {&first.g1, &first.w1, &first.maa_w1, &first.decay_w1}) {
-    if (lora == nullptr && on_panels(*m)) lora = m;
+    if (tile_probe == nullptr && on_panels(*m)) tile_probe = m;
   }
-  if (on_panels(probe) && kernels::AmxTilesAvailable()) {
-    tile_choice_ = kernels::ChooseTilePolicy(probe, options_.bf16_activations, pool_);
-  } else if (lora != nullptr && kernels::AmxTilesAvailable()) {
-    tile_choice_ = kernels::ChooseTilePolicy(*lora, /*bf16_activations=*/false, pool_);
+  if (tile_probe != nullptr && kernels::AmxTilesAvailable()) {
+    tile_choice_ = kernels::ChooseTilePolicy(
+        *tile_probe, tile_probe == &probe && options_.bf16_activations, pool_);
   } else {
     tile_choice_.policy = kernels::GetTilePolicy();
   }
@@ -64,14 +63,13 @@ absl::Status RwkvModel::Step(absl::Span<const SequenceStep> sequences,
   }
   absl::MutexLock lock(&mutex_);
   const int64_t limit = options_.max_rows_per_pass;
-  if (limit <= 0 || validated_rows <= limit) return RunPass(sequences, input, out);
+  if (limit <= 0 || validated_rows <= limit) return RunPass(sequences, input, 0, out);
   return RunInPasses(sequences, input, out);
 }
 
 absl::Status RwkvModel::RunInPasses(absl::Span<const SequenceStep> sequences,
                                     const StageActivations* input, StepResult* out) {
   const bool first_stage = weights_->has_embedding();
-  const int64_t C = weights_->config().n_embd;
   const int64_t limit = options_.max_rows_per_pass;
   out->logits.clear();
   out->logits_rows.clear();
@@ -83,7 +81,6 @@ absl::Status RwkvModel::RunInPasses(absl::Span<const SequenceStep> sequences,
   acts.v_first.clear();
   std::vector<SequenceStep> pieces;
   std::vector<size_t> owners;  // the sequence each piece is part of
-  StageActivations& piece_input = pass_input_;
   StepResult& piece_out = pass_result_;
   size_t s = 0;
   int64_t done = 0;       // tokens of sequences[s] that earlier passes took
@@ -114,25 +111,10 @@ absl::Status RwkvModel::RunInPasses(absl::Span<const SequenceStep> sequences,
       done = last ? 0 : done + take;
       if (last) ++s;
     }
-    const StageActivations* pass_input = nullptr;
-    if (input != nullptr) {
-      piece_input.rows = rows;
-      piece_input.width = C;
-      const auto slice = [&](const std::vector<float>& from, std::vector<float>& to) {
-        if (from.empty()) {
-          to.clear();
-        } else {
-          to.assign(from.begin() + input_row * C, from.begin() + (input_row + rows) * C);
-        }
-      };
-      slice(input->hidden, piece_input.hidden);
-      slice(input->v_first, piece_input.v_first);
-      pass_input = &piece_input;
-    }
-    input_row += rows;
-    if (absl::Status status = RunPass(pieces, pass_input, &piece_out); !status.ok()) {
+    if (absl::Status status = RunPass(pieces, input, input_row, &piece_out); !status.ok()) {
       return status;
     }
+    input_row += rows;
     out->logits.insert(out->logits.end(), piece_out.logits.begin(), piece_out.logits.end());
     for (size_t i = 0; i < piece_out.logits_rows.size(); ++i) {
       out->logits_rows[owners[i]] += piece_out.logits_rows[i];
@@ -149,7 +131,7 @@ absl::Status RwkvModel::RunInPasses(absl::Span<const SequenceStep> sequences,
 }
 
 absl::Status RwkvModel::RunPass(absl::Span<const SequenceStep> sequences,
-                                const StageActivations* input, StepResult* out) {
+                                const StageActivations* input, int64_t input_row, StepResult* out) {
   const RwkvWeights& w = *weights_;
   const RwkvConfig& d = w.config();
   const int64_t C = d.n_embd;
@@ -199,9 +181,10 @@ absl::Status RwkvModel::RunPass(absl::Span<const SequenceStep> sequences,
       embed(0, rows);
     }
   } else {
-    std::memcpy(sc.x.ptr(), input->hidden.data(), rows * C * sizeof(float));
+    std::memcpy(sc.x.ptr(), input->hidden.data() + input_row * C, rows * C * sizeof(float));
     if (d.has_value_residual()) {
-      std::memcpy(sc.v_first.ptr(), input->v_first.data(), rows * C * sizeof(float));
+      std::memcpy(sc.v_first.ptr(), input->v_first.data() + input_row * C,
+                  rows * C * sizeof(float));
     }
   }
 

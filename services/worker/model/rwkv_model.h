@@ -99,9 +99,10 @@ class RwkvModel : public StageModel {
   // One step in passes of at most max_rows_per_pass rows (Step checked the request).
   absl::Status RunInPasses(absl::Span<const SequenceStep> sequences, const StageActivations* input,
                            StepResult* result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  // One pass: every row of `sequences` through the layer range at once.
+  // One pass: every row of `sequences` through the layer range at once; a later stage's rows
+  // start at row `input_row` of `input`.
   absl::Status RunPass(absl::Span<const SequenceStep> sequences, const StageActivations* input,
-                       StepResult* result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+                       int64_t input_row, StepResult* result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void RunLayer(int layer, absl::Span<const SequenceStep> sequences,
                 absl::Span<const int64_t> offsets) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
@@ -112,8 +113,7 @@ class RwkvModel : public StageModel {
   kernels::TileChoice tile_choice_;
   mutable absl::Mutex mutex_;  // one step at a time uses the scratch memory (and the pool)
   std::unique_ptr<Scratch> scratch_ ABSL_GUARDED_BY(mutex_) ABSL_PT_GUARDED_BY(mutex_);
-  // A long step's input and result of one pass (RunInPasses), kept for their memory.
-  StageActivations pass_input_ ABSL_GUARDED_BY(mutex_);
+  // A long step's result of one pass (RunInPasses), kept for its memory.
   StepResult pass_result_ ABSL_GUARDED_BY(mutex_);
 };
 

@@ -154,24 +154,23 @@ class RwkvWeightsBuilder {
     base::ConvertElements(
         t->dtype, static_cast<const uint8_t*>(t->data) + slice * in * out_dim * DTypeSize(t->dtype),
         DType::kF32, stored.data(), stored.size());
-    std::vector<float> transposed(in * out_dim);
+    std::vector<float> unpacked;  // the fp32 rows, when only panels will keep them
+    float* out = lora_panels_ ? (unpacked.resize(in * out_dim), unpacked.data())
+                              : static_cast<float*>(Allocate(in * out_dim * sizeof(float)));
     for (int64_t i = 0; i < in; ++i) {
-      for (int64_t o = 0; o < out_dim; ++o) transposed[o * in + i] = stored[i * out_dim + o];
+      for (int64_t o = 0; o < out_dim; ++o) out[o * in + i] = stored[i * out_dim + o];
     }
     if (lora_panels_) {
       // Packed runs take the LoRAs in bf16 too, as the reference's bf16 runs do: a bf16
       // checkpoint loses nothing by it, and int8 runs round far more in their big matrices.
       // Only the panels are kept.
       std::vector<uint16_t> narrowed(in * out_dim);
-      base::ConvertElements(DType::kF32, transposed.data(), DType::kBF16, narrowed.data(),
-                            narrowed.size());
+      base::ConvertElements(DType::kF32, out, DType::kBF16, narrowed.data(), narrowed.size());
       WeightMatrix m{narrowed.data(), DType::kBF16, out_dim, in, in};
       m.panels = Pack(m);
       m.data = nullptr;
       return m;
     }
-    float* out = static_cast<float*>(Allocate(in * out_dim * sizeof(float)));
-    std::memcpy(out, transposed.data(), transposed.size() * sizeof(float));
     return WeightMatrix{out, DType::kF32, out_dim, in, in};
   }
 

@@ -83,7 +83,7 @@ absl::Status ReadGreedyGolden(const std::string& json_path, std::vector<int32_t>
 
 absl::StatusOr<std::shared_ptr<const RwkvWeights>> LoadWeights(const std::string& path, DType dtype,
                                                                int first_layer, int last_layer,
-                                                               bool int8_panels) {
+                                                               bool int8_panels, bool bf16_panels) {
   absl::StatusOr<std::unique_ptr<TensorArchive>> archive = OpenCheckpoint(path);
   if (!archive.ok()) return archive.status();
   RwkvLoadOptions options;
@@ -91,6 +91,7 @@ absl::StatusOr<std::shared_ptr<const RwkvWeights>> LoadWeights(const std::string
   options.first_layer = first_layer;
   options.last_layer = last_layer;
   options.int8_panels = int8_panels;
+  options.bf16_panels = bf16_panels;
   absl::StatusOr<std::unique_ptr<RwkvWeights>> w =
       RwkvWeights::Load(std::shared_ptr<const TensorArchive>(*std::move(archive)), options);
   if (!w.ok()) return w.status();

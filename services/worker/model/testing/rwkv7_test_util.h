@@ -36,12 +36,11 @@ absl::StatusOr<Golden> ReadMultiversionGolden(const std::string& json_path,
 absl::Status ReadGreedyGolden(const std::string& json_path, std::vector<int32_t>* prompt,
                               std::vector<int32_t>* greedy);
 
-// `int8_panels`: RwkvLoadOptions::int8_panels (with dtype int8; packed where accelerated).
-absl::StatusOr<std::shared_ptr<const RwkvWeights>> LoadWeights(const std::string& path,
-                                                               DType dtype = DType::kF32,
-                                                               int first_layer = 0,
-                                                               int last_layer = -1,
-                                                               bool int8_panels = true);
+// `int8_panels`, `bf16_panels`: the RwkvLoadOptions of those names (packed where
+// accelerated).
+absl::StatusOr<std::shared_ptr<const RwkvWeights>> LoadWeights(
+    const std::string& path, DType dtype = DType::kF32, int first_layer = 0, int last_layer = -1,
+    bool int8_panels = true, bool bf16_panels = true);
 
 float StdDev(absl::Span<const float> v);
 float MaxAbsDiff(absl::Span<const float> a, absl::Span<const float> b);
